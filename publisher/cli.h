@@ -1,0 +1,80 @@
+/*
+ * cli: the command line (SPEC §5) parsed into a struct cli.
+ *
+ *   publisher serve  [--listen HOST:PORT] [--db FILE] [--web DIR] [--feed SPEC]
+ *                    [--log-level LEVEL] [limits…]
+ *   publisher replay FILE [--speed X|max] [--loop] [serve options]
+ *   publisher export --db FILE [--symbol S]… [--from T] [--to T]
+ *                    [--format csv|jsonl] [-o FILE]
+ *   publisher --help | --version
+ *
+ * Parsing allocates nothing: strings point into argv, except feed_spec for
+ * `replay`, which is built into feed_spec_buf.
+ */
+#ifndef PUBLISHER_CLI_H
+#define PUBLISHER_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CLI_MAX_EXPORT_SYMBOLS 64
+
+enum cli_command {
+	CLI_SERVE,
+	CLI_REPLAY, /* serve with a replay feed built from FILE/--speed/--loop */
+	CLI_EXPORT,
+	CLI_HELP,
+	CLI_VERSION,
+};
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+struct serve_options {
+	char listen_host[64];	/* default "127.0.0.1" */
+	int listen_port;	/* default 8080; 0 = any free port */
+	const char *db;		/* default "data/ticks.db" */
+	const char *web;	/* default "web" */
+	const char *feed_spec;	/* default "synthetic" */
+	enum log_level log_level; /* default info */
+	const char *port_file;	/* if set, the bound port is written there */
+	unsigned heartbeat_ms;	/* default 5000 */
+	unsigned ping_secs;	/* idle seconds before a ws ping, default 20 */
+	size_t max_message_bytes; /* default 65536 */
+	size_t max_symbols;	/* per connection, default 10000 */
+	double ops_per_sec;	/* inbound rate limit, default 100 */
+	double ops_burst;	/* default 200 */
+};
+
+struct export_options {
+	const char *db;
+	const char *symbols[CLI_MAX_EXPORT_SYMBOLS];
+	size_t symbol_count;
+	int64_t from, to; /* µs; 0 / INT64_MAX when absent */
+	bool jsonl;	  /* false: csv (the default) */
+	const char *output; /* NULL = stdout */
+};
+
+struct cli {
+	enum cli_command command;
+	struct serve_options serve;
+	struct export_options export;
+	char feed_spec_buf[4096];
+};
+
+/*
+ * Parse argv. Returns 0, or -1 with a one-line message in err that names the
+ * bad option or value (the caller prints it with the usage hint and exits 2).
+ */
+int
+cli_parse(int argc, char **argv, struct cli *out, char *err, size_t errlen);
+
+/* Print the full help text. */
+void
+cli_print_help(FILE *to);
+
+/* "publisher X.Y.Z" */
+extern const char cli_version_string[];
+
+#endif

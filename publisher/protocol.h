@@ -1,0 +1,148 @@
+/*
+ * protocol: the WebSocket protocol, version 1 (SPEC §3), as data.
+ *
+ * protocol_parse() turns one inbound text message into a struct request or a
+ * struct protocol_error with the code and a message a person can act on.
+ * The protocol_write_*() functions append one outbound message to a jsonbuf.
+ * Neither side touches sockets or the engine.
+ */
+#ifndef PUBLISHER_PROTOCOL_H
+#define PUBLISHER_PROTOCOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jsonbuf.h"
+#include "tick.h"
+
+#define PROTOCOL_VERSION 1
+#define PROTOCOL_ID_MAX 128	/* longest encoded request id echoed back */
+#define PROTOCOL_EPOCH_MAX 64
+
+enum request_op {
+	OP_SUBSCRIBE,
+	OP_UNSUBSCRIBE,
+	OP_SYMBOLS,
+	OP_HISTORY,
+	OP_PING,
+	OP_REPLAY,
+};
+
+enum replay_action {
+	REPLAY_PAUSE,
+	REPLAY_RESUME,
+	REPLAY_SPEED,
+	REPLAY_SEEK,
+};
+
+struct resume_entry {
+	char symbol[TICK_SYMBOL_MAX + 1];
+	uint64_t seq;
+};
+
+/* A parsed request. Arrays are owned by the request: request_free(). */
+struct request {
+	enum request_op op;
+	/* The request's "id" re-encoded as compact JSON (any JSON scalar),
+	 * or "" when the request had none. Echo it verbatim. */
+	char id[PROTOCOL_ID_MAX + 1];
+
+	/* subscribe, unsubscribe; history uses symbols[0] */
+	char (*symbols)[TICK_SYMBOL_MAX + 1];
+	size_t symbol_count;
+
+	/* subscribe */
+	bool has_resume;
+	char resume_epoch[PROTOCOL_EPOCH_MAX + 1];
+	struct resume_entry *resume; /* sorted by symbol (strcmp) */
+	size_t resume_count;
+	bool has_max_hz;
+	double max_hz; /* >= 0 */
+
+	/* history: from/to in µs (0 when absent), limit (0 when absent),
+	 * interval in µs (0 = ticks, not bars) */
+	int64_t from, to;
+	uint32_t limit;
+	int64_t interval_us;
+	char interval[4]; /* "1s", "1m", "5m", "1h", "1d" or "" */
+
+	/* replay */
+	enum replay_action action;
+	double speed; /* > 0; 0 = max */
+	int64_t seek_ts;
+};
+
+struct protocol_limits {
+	size_t max_symbols; /* per request and per connection (SPEC: 10,000) */
+	uint32_t max_history_limit;
+};
+
+struct protocol_error {
+	const char *code; /* static string: "bad_json", "bad_request", ... */
+	char message[256];
+	char id[PROTOCOL_ID_MAX + 1]; /* the id, when it could be read */
+};
+
+/*
+ * Parse one text message. Returns 0 and fills *req (release it with
+ * request_free), or -1 and fills *err (nothing to free).
+ * Error codes: bad_json (not JSON or not an object), unknown_op, bad_request
+ * (missing or ill-typed member, invalid symbol, bad time, bad interval),
+ * too_many_symbols (over limits->max_symbols).
+ */
+int
+protocol_parse(const char *text, size_t len,
+	       const struct protocol_limits *limits, struct request *req,
+	       struct protocol_error *err);
+
+/* Free what a successful protocol_parse() allocated. NULL is a no-op. */
+void
+request_free(struct request *req);
+
+/* Look a symbol up in req->resume. Returns true and sets *seq when found. */
+bool
+request_resume_seq(const struct request *req, const char *symbol,
+		   uint64_t *seq);
+
+/*
+ * Parse a time as used in queries and on the command line: integer
+ * microseconds since the epoch, or ISO 8601 UTC ("2024-03-01T14:30:00Z",
+ * optional fraction up to 6 digits, "Z" or "+HH:MM"/"-HH:MM" offset).
+ * Returns 0 and sets *us, or -1.
+ */
+int
+protocol_parse_time(const char *s, size_t len, int64_t *us);
+
+/* ---------------------------------------------------------- server → client */
+
+void
+protocol_write_hello(struct jsonbuf *b, const char *epoch,
+		     const char *server_version, unsigned heartbeat_ms);
+/* symbols: what was subscribed (or unsubscribed) by the request. */
+void
+protocol_write_subscribed(struct jsonbuf *b, const char *id,
+			  const char (*symbols)[TICK_SYMBOL_MAX + 1],
+			  size_t count);
+void
+protocol_write_unsubscribed(struct jsonbuf *b, const char *id,
+			    const char (*symbols)[TICK_SYMBOL_MAX + 1],
+			    size_t count);
+/* Starts {"type":"symbols","id":…,"symbols":[ ; add entries, then end. */
+void
+protocol_write_symbols_begin(struct jsonbuf *b, const char *id);
+void
+protocol_write_symbols_entry(struct jsonbuf *b, bool first,
+			     const char *symbol, uint64_t seq);
+void
+protocol_write_symbols_end(struct jsonbuf *b);
+void
+protocol_write_pong(struct jsonbuf *b, const char *id, int64_t now_us);
+void
+protocol_write_heartbeat(struct jsonbuf *b, int64_t now_us);
+/* id may be "" (no id). message is plain text; it is escaped here. */
+void
+protocol_write_error(struct jsonbuf *b, const char *id, const char *code,
+		     const char *message);
+
+#endif
