@@ -10,8 +10,8 @@
 
 CC ?= cc
 SANITIZER ?=
-BUILD := build$(if $(SANITIZER),-$(subst $(comma),-,$(SANITIZER)))
 comma := ,
+BUILD := build$(if $(SANITIZER),-$(subst $(comma),-,$(SANITIZER)))
 
 PKGS := libwebsockets jansson sqlite3
 TEST_PKGS := cmocka
@@ -34,12 +34,12 @@ TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 # Modules. ENGINE_SRC has no lws and no SQL: units and benches link it alone.
 ENGINE_SRC := publisher/decimal.c publisher/tick.c publisher/jsonbuf.c publisher/engine.c
 PROTOCOL_SRC := publisher/protocol.c
-FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c
+FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/tick_parse.c feeds/feed_stdin.c
 SERVER_SRC := publisher/cli.c publisher/log.c publisher/server.c
 MAIN_SRC := publisher/main.c
 ALL_SRC := $(ENGINE_SRC) $(PROTOCOL_SRC) $(FEED_SRC) $(SERVER_SRC) $(MAIN_SRC)
 
-obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 BIN := $(BUILD)/publisher
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -55,7 +55,7 @@ all: deps $(BIN)
 $(BIN): $(call obj,$(ALL_SRC))
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -pthread -lm
 
-$(BUILD)/%.o: %.c
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -c -o $@ $<
 
@@ -70,7 +70,8 @@ $(BUILD)/tests/test_engine: $(BUILD)/tests/test_engine.o $(call obj,$(ENGINE_SRC
 $(BUILD)/tests/test_protocol: $(BUILD)/tests/test_protocol.o $(call obj,$(ENGINE_SRC) $(PROTOCOL_SRC))
 $(BUILD)/tests/test_cli: $(BUILD)/tests/test_cli.o $(call obj,publisher/cli.c publisher/decimal.c publisher/tick.c $(PROTOCOL_SRC) publisher/jsonbuf.c)
 $(BUILD)/tests/test_tick_queue: $(BUILD)/tests/test_tick_queue.o $(call obj,publisher/tick_queue.c publisher/tick.c publisher/decimal.c)
-$(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c)
+$(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(PROTOCOL_SRC) publisher/jsonbuf.c)
+$(BUILD)/tests/test_tick_parse: $(BUILD)/tests/test_tick_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c publisher/protocol.c publisher/jsonbuf.c)
 $(UNIT_TESTS):
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) -pthread -lm
 
@@ -78,6 +79,7 @@ $(BUILD)/bench/%.o: tests/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -c -o $@ $<
 $(BUILD)/bench/bench_engine: $(BUILD)/bench/bench_engine.o $(call obj,$(ENGINE_SRC))
+$(BUILD)/bench/bench_parse: $(BUILD)/bench/bench_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c publisher/protocol.c publisher/jsonbuf.c)
 $(BENCHES):
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -pthread -lm
 

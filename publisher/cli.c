@@ -1,0 +1,742 @@
+/*
+ * cli: the command line (SPEC §5) parsed into a struct cli.
+ *
+ * One table lists every option with the commands it applies to, so that
+ * parsing, "does not apply to" errors and spelling suggestions all agree.
+ * Messages name the option and the value as typed, and say what would be
+ * accepted: the caller prints them as they are and exits 2.
+ */
+#include "cli.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol.h"
+#include "tick.h"
+
+const char cli_version_string[] = "publisher 0.1.0";
+
+/* Defaults, shared by cli_parse() and the help text. */
+#define DEFAULT_HOST              "127.0.0.1"
+#define DEFAULT_PORT              8080
+#define DEFAULT_DB                "data/ticks.db"
+#define DEFAULT_WEB               "web"
+#define DEFAULT_FEED              "synthetic"
+#define DEFAULT_HEARTBEAT_MS      5000
+#define DEFAULT_PING_SECS         20
+#define DEFAULT_MAX_MESSAGE_BYTES 65536
+#define DEFAULT_MAX_SYMBOLS       10000
+#define DEFAULT_OPS_PER_SEC       100
+#define DEFAULT_OPS_BURST         200
+
+/* Upper bounds keep later arithmetic (timers, buffer sizes) far from
+ * overflow; each is stated in the message that enforces it. */
+#define MAX_HEARTBEAT_MS  3600000u     /* 1 hour */
+#define MAX_PING_SECS     3600u        /* 1 hour */
+#define MAX_MESSAGE_BYTES (1ull << 30) /* 1 GiB */
+#define MAX_SYMBOLS       1000000u
+
+/* How much of a bad value is quoted back. */
+#define QUOTE "'%.80s'"
+
+enum opt_id {
+	OPT_LISTEN,
+	OPT_DB,
+	OPT_WEB,
+	OPT_FEED,
+	OPT_LOG_LEVEL,
+	OPT_PORT_FILE,
+	OPT_HEARTBEAT_MS,
+	OPT_PING_SECS,
+	OPT_MAX_MESSAGE_BYTES,
+	OPT_MAX_SYMBOLS,
+	OPT_RATE_LIMIT,
+	OPT_RATE_BURST,
+	OPT_SPEED,
+	OPT_LOOP,
+	OPT_SYMBOL,
+	OPT_FROM,
+	OPT_TO,
+	OPT_FORMAT,
+	OPT_OUTPUT,
+};
+
+/* Which commands an option applies to. */
+#define FOR_SERVE   (1u << CLI_SERVE)
+#define FOR_REPLAY  (1u << CLI_REPLAY)
+#define FOR_EXPORT  (1u << CLI_EXPORT)
+#define FOR_SERVING (FOR_SERVE | FOR_REPLAY)
+
+static const struct option_def {
+	const char *name;
+	enum opt_id id;
+	bool takes_value;
+	unsigned commands;
+} option_defs[] = {
+        {"--listen", OPT_LISTEN, true, FOR_SERVING},
+        {"--db", OPT_DB, true, FOR_SERVING | FOR_EXPORT},
+        {"--web", OPT_WEB, true, FOR_SERVING},
+        {"--feed", OPT_FEED, true, FOR_SERVE},
+        {"--log-level", OPT_LOG_LEVEL, true, FOR_SERVING | FOR_EXPORT},
+        {"--port-file", OPT_PORT_FILE, true, FOR_SERVING},
+        {"--heartbeat-ms", OPT_HEARTBEAT_MS, true, FOR_SERVING},
+        {"--ping-secs", OPT_PING_SECS, true, FOR_SERVING},
+        {"--max-message-bytes", OPT_MAX_MESSAGE_BYTES, true, FOR_SERVING},
+        {"--max-symbols", OPT_MAX_SYMBOLS, true, FOR_SERVING},
+        {"--rate-limit", OPT_RATE_LIMIT, true, FOR_SERVING},
+        {"--rate-burst", OPT_RATE_BURST, true, FOR_SERVING},
+        {"--speed", OPT_SPEED, true, FOR_REPLAY},
+        {"--loop", OPT_LOOP, false, FOR_REPLAY},
+        {"--symbol", OPT_SYMBOL, true, FOR_EXPORT},
+        {"--from", OPT_FROM, true, FOR_EXPORT},
+        {"--to", OPT_TO, true, FOR_EXPORT},
+        {"--format", OPT_FORMAT, true, FOR_EXPORT},
+        {"--output", OPT_OUTPUT, true, FOR_EXPORT},
+        {"-o", OPT_OUTPUT, true, FOR_EXPORT},
+};
+#define N_OPTIONS (sizeof option_defs / sizeof option_defs[0])
+
+/* What parsing collects besides struct cli itself. */
+struct parse_state {
+	struct cli *out;
+	const char *command_name;
+	const char *replay_file;
+	const char *speed; /* as typed, for the feed spec */
+	bool loop;
+	bool from_set, to_set;
+	char *err;
+	size_t errlen;
+};
+
+static int fail(struct parse_state *st, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static int
+fail(struct parse_state *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (st->err && st->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(st->err, st->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* ---------------------------------------------------------------- values */
+
+/* A whole decimal number in [min, max]; no sign, no spaces, no suffix. */
+static int
+parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/*
+ * A plain decimal number (digits with at most one '.'), finite and > 0.
+ * The shape is checked before strtod() so that "inf", "0x10" or "1e999"
+ * are refused instead of silently accepted.
+ */
+static int
+parse_positive(const char *s, double *out)
+{
+	const char *p;
+	char *end;
+	int dots = 0, digits = 0;
+	double v;
+
+	for (p = s; *p; p++) {
+		if (*p == '.')
+			dots++;
+		else if (*p >= '0' && *p <= '9')
+			digits++;
+		else
+			return -1;
+	}
+	if (!digits || dots > 1)
+		return -1;
+	v = strtod(s, &end);
+	if (*end || !isfinite(v) || v <= 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* HOST:PORT where HOST is an IPv4 address, "localhost" or "[IPv6]".
+ * The brackets are dropped: listen_host holds an address lws can bind. */
+static int
+parse_listen(struct parse_state *st, const char *v)
+{
+	struct serve_options *o = &st->out->serve;
+	unsigned char addr[16];
+	const char *colon, *host = v;
+	size_t hostlen;
+	uint64_t port;
+
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+
+		if (!close || close[1] != ':')
+			return fail(st,
+			            "--listen " QUOTE ": expected [IPv6]:PORT, "
+			            "e.g. [::1]:8080",
+			            v);
+		host = v + 1;
+		hostlen = (size_t)(close - host);
+		colon = close + 1;
+	} else {
+		colon = strrchr(v, ':');
+		if (!colon)
+			return fail(st,
+			            "--listen " QUOTE ": expected HOST:PORT, "
+			            "e.g. 127.0.0.1:8080",
+			            v);
+		hostlen = (size_t)(colon - v);
+	}
+	if (hostlen == 0 || hostlen >= sizeof o->listen_host)
+		return fail(st,
+		            "--listen " QUOTE ": host must be an IPv4 address, "
+		            "localhost or [IPv6]",
+		            v);
+	memcpy(o->listen_host, host, hostlen);
+	o->listen_host[hostlen] = '\0';
+	if (v[0] == '[' ? inet_pton(AF_INET6, o->listen_host, addr) != 1
+	                : strcmp(o->listen_host, "localhost") != 0 &&
+	                          inet_pton(AF_INET, o->listen_host, addr) != 1)
+		return fail(st,
+		            "--listen " QUOTE ": host must be an IPv4 address, "
+		            "localhost or [IPv6]",
+		            v);
+	if (parse_uint(colon + 1, 0, 65535, &port))
+		return fail(st, "--listen " QUOTE ": port must be 0-65535", v);
+	o->listen_port = (int)port;
+	return 0;
+}
+
+static int
+parse_time_option(struct parse_state *st, const char *name, const char *v,
+                  int64_t *us)
+{
+	if (protocol_parse_time(v, strlen(v), us))
+		return fail(st,
+		            "%s " QUOTE ": expected microseconds since the "
+		            "epoch or ISO 8601 like 2024-03-01T14:30:00Z",
+		            name, v);
+	return 0;
+}
+
+/* Apply one option with its value (NULL for flags). */
+static int
+apply(struct parse_state *st, const struct option_def *def, const char *v)
+{
+	struct serve_options *o = &st->out->serve;
+	struct export_options *x = &st->out->export;
+	uint64_t n;
+	double d;
+
+	switch (def->id) {
+	case OPT_LISTEN:
+		return parse_listen(st, v);
+	case OPT_DB:
+		if (st->out->command == CLI_EXPORT)
+			x->db = v;
+		else
+			o->db = v;
+		return 0;
+	case OPT_WEB:
+		o->web = v;
+		return 0;
+	case OPT_FEED:
+		o->feed_spec = v;
+		return 0;
+	case OPT_LOG_LEVEL:
+		if (strcmp(v, "error") == 0)
+			o->log_level = LOG_ERROR;
+		else if (strcmp(v, "warn") == 0)
+			o->log_level = LOG_WARN;
+		else if (strcmp(v, "info") == 0)
+			o->log_level = LOG_INFO;
+		else if (strcmp(v, "debug") == 0)
+			o->log_level = LOG_DEBUG;
+		else
+			return fail(st,
+			            "--log-level " QUOTE ": expected error, "
+			            "warn, info or debug",
+			            v);
+		return 0;
+	case OPT_PORT_FILE:
+		o->port_file = v;
+		return 0;
+	case OPT_HEARTBEAT_MS:
+		if (parse_uint(v, 100, MAX_HEARTBEAT_MS, &n))
+			return fail(st,
+			            "--heartbeat-ms " QUOTE ": must be a whole "
+			            "number of milliseconds from 100 to %u",
+			            v, MAX_HEARTBEAT_MS);
+		o->heartbeat_ms = (unsigned)n;
+		return 0;
+	case OPT_PING_SECS:
+		if (parse_uint(v, 1, MAX_PING_SECS, &n))
+			return fail(st,
+			            "--ping-secs " QUOTE ": must be a whole "
+			            "number of seconds from 1 to %u",
+			            v, MAX_PING_SECS);
+		o->ping_secs = (unsigned)n;
+		return 0;
+	case OPT_MAX_MESSAGE_BYTES:
+		if (parse_uint(v, 1024, MAX_MESSAGE_BYTES, &n))
+			return fail(st,
+			            "--max-message-bytes " QUOTE ": must be a "
+			            "whole number of bytes from 1024 to %llu",
+			            v, MAX_MESSAGE_BYTES);
+		o->max_message_bytes = (size_t)n;
+		return 0;
+	case OPT_MAX_SYMBOLS:
+		if (parse_uint(v, 1, MAX_SYMBOLS, &n))
+			return fail(st,
+			            "--max-symbols " QUOTE ": must be a whole "
+			            "number from 1 to %u",
+			            v, MAX_SYMBOLS);
+		o->max_symbols = (size_t)n;
+		return 0;
+	case OPT_RATE_LIMIT:
+		if (parse_positive(v, &d))
+			return fail(st,
+			            "--rate-limit " QUOTE ": must be a number "
+			            "of ops per second > 0, e.g. 100 or 2.5",
+			            v);
+		o->ops_per_sec = d;
+		return 0;
+	case OPT_RATE_BURST:
+		if (parse_positive(v, &d) || d < 1)
+			return fail(st,
+			            "--rate-burst " QUOTE ": must be a number "
+			            ">= 1",
+			            v);
+		o->ops_burst = d;
+		return 0;
+	case OPT_SPEED:
+		if (strcmp(v, "max") != 0 && parse_positive(v, &d))
+			return fail(st,
+			            "--speed " QUOTE ": must be a number > 0 "
+			            "(1 = as recorded) or max",
+			            v);
+		st->speed = v;
+		return 0;
+	case OPT_LOOP:
+		st->loop = true;
+		return 0;
+	case OPT_SYMBOL:
+		if (!tick_symbol_valid(v, strlen(v)))
+			return fail(st,
+			            "--symbol " QUOTE ": not a valid symbol "
+			            "(1-32 of A-Z a-z 0-9 . _ : / -)",
+			            v);
+		if (x->symbol_count == CLI_MAX_EXPORT_SYMBOLS)
+			return fail(st,
+			            "--symbol given more than %d times; leave "
+			            "it out to export every symbol",
+			            CLI_MAX_EXPORT_SYMBOLS);
+		x->symbols[x->symbol_count++] = v;
+		return 0;
+	case OPT_FROM:
+		st->from_set = true;
+		return parse_time_option(st, "--from", v, &x->from);
+	case OPT_TO:
+		st->to_set = true;
+		return parse_time_option(st, "--to", v, &x->to);
+	case OPT_FORMAT:
+		if (strcmp(v, "csv") == 0)
+			x->jsonl = false;
+		else if (strcmp(v, "jsonl") == 0)
+			x->jsonl = true;
+		else
+			return fail(st,
+			            "--format " QUOTE ": expected csv or jsonl",
+			            v);
+		return 0;
+	case OPT_OUTPUT:
+		/* "-" is the usual spelling of standard output. */
+		x->output = strcmp(v, "-") == 0 ? NULL : v;
+		return 0;
+	}
+	return fail(st, "internal error: option %s has no handler", def->name);
+}
+
+/* ------------------------------------------------------------ option names */
+
+/* Edit distance of two short strings, capped: enough to spot a typo. */
+static size_t
+edit_distance(const char *a, const char *b)
+{
+	size_t row[32], la = strlen(a), lb = strlen(b), i, j;
+
+	if (la >= sizeof row / sizeof row[0] ||
+	    lb >= sizeof row / sizeof row[0])
+		return (size_t)-1;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* Explain an option that is not valid for this command. */
+static int
+unknown_option(struct parse_state *st, const char *arg, size_t namelen)
+{
+	unsigned mask = 1u << st->out->command;
+	const struct option_def *guess = NULL;
+	char name[40];
+	size_t i, best = 3; /* suggest only at distance 1 or 2 */
+
+	if (namelen >= sizeof name)
+		namelen = sizeof name - 1;
+	memcpy(name, arg, namelen);
+	name[namelen] = '\0';
+
+	for (i = 0; i < N_OPTIONS; i++) {
+		if (strcmp(option_defs[i].name, name) == 0) {
+			if (option_defs[i].id == OPT_FEED &&
+			    st->out->command == CLI_REPLAY)
+				return fail(
+				        st,
+				        "--feed does not apply to 'replay': "
+				        "the feed is the replay FILE");
+			return fail(st, "%s does not apply to '%s'", name,
+			            st->command_name);
+		}
+	}
+	for (i = 0; i < N_OPTIONS; i++) {
+		size_t dist;
+
+		if (!(option_defs[i].commands & mask))
+			continue;
+		dist = edit_distance(name, option_defs[i].name);
+		if (dist < best) {
+			best = dist;
+			guess = &option_defs[i];
+		}
+	}
+	if (guess)
+		return fail(st,
+		            "unknown option '%s' for '%s' (did you mean %s?)",
+		            name, st->command_name, guess->name);
+	return fail(st, "unknown option '%s' for '%s'", name, st->command_name);
+}
+
+/* Find the definition of the option arg names (before any '='). */
+static const struct option_def *
+find_option(const char *arg, size_t namelen, unsigned mask)
+{
+	size_t i;
+
+	for (i = 0; i < N_OPTIONS; i++)
+		if ((option_defs[i].commands & mask) &&
+		    strlen(option_defs[i].name) == namelen &&
+		    strncmp(option_defs[i].name, arg, namelen) == 0)
+			return &option_defs[i];
+	return NULL;
+}
+
+/* -------------------------------------------------------------- commands */
+
+static void
+set_defaults(struct cli *out)
+{
+	struct serve_options *o = &out->serve;
+
+	memset(out, 0, sizeof *out);
+	memcpy(o->listen_host, DEFAULT_HOST, sizeof DEFAULT_HOST);
+	o->listen_port = DEFAULT_PORT;
+	o->db = DEFAULT_DB;
+	o->web = DEFAULT_WEB;
+	o->feed_spec = DEFAULT_FEED;
+	o->log_level = LOG_INFO;
+	o->port_file = NULL;
+	o->heartbeat_ms = DEFAULT_HEARTBEAT_MS;
+	o->ping_secs = DEFAULT_PING_SECS;
+	o->max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES;
+	o->max_symbols = DEFAULT_MAX_SYMBOLS;
+	o->ops_per_sec = DEFAULT_OPS_PER_SEC;
+	o->ops_burst = DEFAULT_OPS_BURST;
+
+	out->export.db = NULL;
+	out->export.from = 0;
+	out->export.to = INT64_MAX;
+	out->export.jsonl = false;
+	out->export.output = NULL;
+}
+
+/* replay FILE [--speed X|max] [--loop] → "replay:FILE[,speed=X][,loop]" */
+static int
+build_replay_spec(struct parse_state *st)
+{
+	struct cli *out = st->out;
+	int n;
+
+	if (!st->replay_file)
+		return fail(st, "replay needs a FILE (a JSONL or CSV tick "
+		                "file, as export writes)");
+	/* The feed spec separates its parts with ','; a FILE holding one
+	 * would be read as a broken option rather than as its name. */
+	if (strchr(st->replay_file, ','))
+		return fail(st,
+		            "replay FILE " QUOTE
+		            " contains ',', which the feed "
+		            "spec uses as a separator; rename or link the file",
+		            st->replay_file);
+	n = snprintf(out->feed_spec_buf, sizeof out->feed_spec_buf,
+	             "replay:%s%s%s%s", st->replay_file,
+	             st->speed ? ",speed=" : "", st->speed ? st->speed : "",
+	             st->loop ? ",loop" : "");
+	if (n < 0 || (size_t)n >= sizeof out->feed_spec_buf)
+		return fail(st, "replay FILE path is too long (%zu bytes)",
+		            strlen(st->replay_file));
+	out->serve.feed_spec = out->feed_spec_buf;
+	return 0;
+}
+
+int
+cli_parse(int argc, char **argv, struct cli *out, char *err, size_t errlen)
+{
+	struct parse_state st = {.out = out, .err = err, .errlen = errlen};
+	const char *cmd;
+	int i;
+
+	set_defaults(out);
+	if (err && errlen)
+		err[0] = '\0';
+
+	/* --help wins wherever it is, so that "publisher serve --lisen x
+	 * --help" shows the help instead of complaining. */
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0) {
+			out->command = CLI_HELP;
+			return 0;
+		}
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--version") == 0) {
+			out->command = CLI_VERSION;
+			return 0;
+		}
+
+	if (argc < 2 || argv[1][0] == '-')
+		return fail(&st, "missing command (serve, replay or export)");
+	cmd = argv[1];
+	if (strcmp(cmd, "serve") == 0) {
+		out->command = CLI_SERVE;
+	} else if (strcmp(cmd, "replay") == 0) {
+		out->command = CLI_REPLAY;
+	} else if (strcmp(cmd, "export") == 0) {
+		out->command = CLI_EXPORT;
+	} else if (strcmp(cmd, "help") == 0) {
+		out->command = CLI_HELP;
+		return 0;
+	} else {
+		return fail(&st,
+		            "unknown command " QUOTE
+		            " (expected serve, replay or export)",
+		            cmd);
+	}
+	st.command_name = cmd;
+
+	for (i = 2; i < argc; i++) {
+		const char *arg = argv[i], *value = NULL, *eq;
+		const struct option_def *def;
+		size_t namelen;
+
+		/* Positional: replay's FILE ("-" alone is a name, too). */
+		if (arg[0] != '-' || arg[1] == '\0') {
+			if (out->command == CLI_REPLAY && !st.replay_file) {
+				st.replay_file = arg;
+				continue;
+			}
+			return fail(&st,
+			            "unexpected argument " QUOTE " for '%s'",
+			            arg, cmd);
+		}
+
+		/* --name=value or --name value */
+		eq = arg[1] == '-' ? strchr(arg, '=') : NULL;
+		namelen = eq ? (size_t)(eq - arg) : strlen(arg);
+		def = find_option(arg, namelen, 1u << out->command);
+		if (!def)
+			return unknown_option(&st, arg, namelen);
+		if (!def->takes_value) {
+			if (eq)
+				return fail(&st, "%s takes no value",
+				            def->name);
+			if (apply(&st, def, NULL))
+				return -1;
+			continue;
+		}
+		if (eq) {
+			value = eq + 1;
+		} else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+			/* A following "--opt" is taken for a forgotten value
+			 * rather than swallowed as one. */
+			value = argv[++i];
+		}
+		if (!value || !*value)
+			return fail(&st, "%s needs a value", def->name);
+		if (apply(&st, def, value))
+			return -1;
+	}
+
+	switch (out->command) {
+	case CLI_REPLAY:
+		return build_replay_spec(&st);
+	case CLI_EXPORT:
+		if (!out->export.db)
+			return fail(&st, "export needs --db FILE");
+		if (st.from_set && st.to_set &&
+		    out->export.from > out->export.to)
+			return fail(&st, "--from is after --to");
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+void
+cli_print_help(FILE *to)
+{
+	fprintf(to,
+	        "%s - live market data over WebSocket\n"
+	        "\n"
+	        "Usage:\n"
+	        "  publisher serve  [options]\n"
+	        "  publisher replay FILE [--speed X|max] [--loop] [options]\n"
+	        "  publisher export --db FILE [--symbol S]... [--from T] "
+	        "[--to T]\n"
+	        "                   [--format csv|jsonl] [-o FILE]\n"
+	        "  publisher --help | --version\n"
+	        "\n"
+	        "serve takes ticks from a feed, keeps the latest state of "
+	        "every symbol, stores\n"
+	        "ticks and state in SQLite and streams updates to WebSocket "
+	        "clients at /ws;\n"
+	        "it serves the dashboard at /. replay does the same with a "
+	        "recorded tick file\n"
+	        "as the feed. export writes stored ticks in the format replay "
+	        "reads.\n"
+	        "\n",
+	        cli_version_string);
+	fprintf(to,
+	        "Options for serve and replay:\n"
+	        "  --listen HOST:PORT      address to listen on (default "
+	        "%s:%d);\n"
+	        "                          HOST: an IPv4 address, localhost or "
+	        "[IPv6];\n"
+	        "                          PORT 0 picks any free port\n"
+	        "  --db FILE               SQLite database, created if "
+	        "missing\n"
+	        "                          (default %s)\n"
+	        "  --web DIR               dashboard files (default %s)\n"
+	        "  --feed SPEC             where ticks come from, serve only "
+	        "(default %s)\n"
+	        "  --log-level LEVEL       error, warn, info or debug (default "
+	        "info)\n"
+	        "  --port-file FILE        write the port actually bound to "
+	        "FILE\n"
+	        "  --heartbeat-ms N        heartbeat an idle client every N "
+	        "ms, "
+	        ">= 100\n"
+	        "                          (default %d)\n"
+	        "  --ping-secs N           WebSocket ping after N idle "
+	        "seconds, "
+	        ">= 1\n"
+	        "                          (default %d)\n"
+	        "  --max-message-bytes N   largest inbound message, >= 1024 "
+	        "(default %d)\n"
+	        "  --max-symbols N         subscriptions per connection "
+	        "(default %d)\n"
+	        "  --rate-limit OPS        inbound ops per second per "
+	        "connection (default %d)\n"
+	        "  --rate-burst N          inbound ops allowed in a burst "
+	        "(default %d)\n"
+	        "\n",
+	        DEFAULT_HOST, DEFAULT_PORT, DEFAULT_DB, DEFAULT_WEB,
+	        DEFAULT_FEED, DEFAULT_HEARTBEAT_MS, DEFAULT_PING_SECS,
+	        DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_SYMBOLS,
+	        DEFAULT_OPS_PER_SEC, DEFAULT_OPS_BURST);
+	fprintf(to,
+	        "Options for replay:\n"
+	        "  FILE                    tick file, JSONL or CSV (what "
+	        "export "
+	        "writes)\n"
+	        "  --speed X|max           X times as fast as recorded, or max "
+	        "= as fast as\n"
+	        "                          possible (default 1)\n"
+	        "  --loop                  at the end start over, timestamps "
+	        "shifted forward\n"
+	        "\n"
+	        "Options for export:\n"
+	        "  --db FILE               SQLite database to read (required)\n"
+	        "  --symbol S              only symbol S; repeat for more, up "
+	        "to %d\n"
+	        "                          (default: every symbol)\n"
+	        "  --from T, --to T        only ticks in this time range "
+	        "(default: all)\n"
+	        "  --format csv|jsonl      output format (default csv)\n"
+	        "  -o, --output FILE       write to FILE (default: standard "
+	        "output)\n"
+	        "  --log-level LEVEL       error, warn, info or debug (default "
+	        "info)\n"
+	        "\n",
+	        CLI_MAX_EXPORT_SYMBOLS);
+	fprintf(to,
+	        "Feed SPEC:\n"
+	        "  synthetic[:symbols=N,rate=R,seed=S]  seeded random walk "
+	        "(the default)\n"
+	        "  replay:FILE[,speed=X|max][,loop]     a recorded tick file\n"
+	        "  tcp:HOST:PORT                        line ticks from "
+	        "producers\n"
+	        "  stdin                                line ticks from "
+	        "standard input\n"
+	        "  none                                 no feed: serve what "
+	        "the "
+	        "database holds\n"
+	        "\n"
+	        "Times T: integer microseconds since the Unix epoch, or ISO "
+	        "8601 such as\n"
+	        "2024-03-01T14:30:00Z, 2024-03-01T14:30:00.250+01:00 or "
+	        "2024-03-01 (UTC).\n"
+	        "\n"
+	        "Options take their value as --opt VALUE or --opt=VALUE.\n"
+	        "Exit status: 0 success, 2 usage error, 1 runtime failure.\n");
+}

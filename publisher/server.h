@@ -1,0 +1,63 @@
+/*
+ * server: the libwebsockets glue. Serves web/ over HTTP and the protocol of
+ * SPEC §3 on /ws, drains the tick_queue into the engine on the service
+ * thread, and writes each client's conflated frames when its socket is
+ * writable.
+ *
+ *   struct server *s = server_create(&opts, engine, queue, epoch, err, sizeof err);
+ *   server_run(s);          // until server_stop() or SIGINT/SIGTERM
+ *   server_destroy(s);
+ *
+ * Everything here runs on the one lws service thread, except server_stop()
+ * and server_wake(), which any thread (or a signal handler) may call.
+ */
+#ifndef PUBLISHER_SERVER_H
+#define PUBLISHER_SERVER_H
+
+#include <stddef.h>
+
+#include "cli.h"
+#include "engine.h"
+#include "tick_queue.h"
+
+struct server;
+
+/*
+ * Create the lws context and listen. The engine, queue and options are
+ * borrowed and must outlive the server. The engine must have been created
+ * with server_engine_config(). Returns NULL with the cause in err (e.g.
+ * "cannot listen on 127.0.0.1:8080: address in use?").
+ */
+struct server *
+server_create(const struct serve_options *opt, struct engine *engine,
+	      struct tick_queue *queue, const char *epoch, char *err,
+	      size_t errlen);
+
+/* The engine config whose client_ready callback reaches the server that
+ * will be created with that engine. */
+struct engine_config
+server_engine_config(void);
+
+/* The port actually bound (useful with --listen HOST:0). */
+int
+server_port(const struct server *s);
+
+/* Run the service loop until stopped. On stop, every WebSocket client gets a
+ * close frame with 1001 (going away). Returns 0, or -1 on a loop failure. */
+int
+server_run(struct server *s);
+
+/* Ask the loop to stop. Async-signal-safe. */
+void
+server_stop(struct server *s);
+
+/* Wake the loop to drain the tick queue (the queue's wake callback).
+ * Thread-safe; ctx is the struct server. */
+void
+server_wake(void *ctx);
+
+/* NULL is a no-op. Clients still attached are closed. */
+void
+server_destroy(struct server *s);
+
+#endif

@@ -1,0 +1,309 @@
+/*
+ * bench_engine: how fast the engine applies ticks and serves subscribers.
+ *
+ * A program, not a test: it prints figures and never fails on a timing.
+ * Three runs, each on one core:
+ *
+ *  1. apply: random quote and trade ticks on 1,000 symbols, precomputed so
+ *     that only engine_apply_tick is timed; no subscribers.
+ *  2. fan-out: 1,000 symbols x 1,000 clients, every client subscribed to
+ *     every symbol and in step with the others. A round is one tick per
+ *     symbol, one engine_flush, and every client writing until nothing is
+ *     due. The deltas are shared: one encoding per symbol per round.
+ *  3. encode: the same rounds with a single client, so that every update is
+ *     a fresh encoding (the cost of the encoder itself).
+ *
+ * Usage: bench_engine [seconds per run, default 2]
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "decimal.h"
+#include "engine.h"
+#include "tick.h"
+
+#define NSYMBOLS  1000
+#define NCLIENTS  1000
+#define NTICKS    (1u << 20)
+#define FRAME_CAP (64 * 1024)
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint32_t
+rng_next(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)(rng_state >> 16);
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Resident memory in MiB, from /proc (0 where there is none). */
+static double
+rss_mib(void)
+{
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+	double kib = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			kib = strtod(line + 6, NULL);
+	fclose(f);
+	return kib / 1024.0;
+}
+
+static void
+symbol_name(char *out, size_t n, unsigned i)
+{
+	snprintf(out, n, "SYM%04u.X", i);
+}
+
+/* A quote (bid/ask and sizes) or, one time in three, a trade. */
+static void
+tick_random(struct tick *t, unsigned sym, int64_t ts)
+{
+	struct decimal d;
+
+	memset(t, 0, sizeof *t);
+	symbol_name(t->symbol, sizeof t->symbol, sym);
+	t->ts = ts;
+	if (rng_next() % 3 == 0) {
+		d.mantissa = 10000 + rng_next() % 500;
+		d.scale = 2;
+		tick_set(t, FIELD_LAST, d);
+		d.mantissa = 1 + rng_next() % 1000;
+		d.scale = 0;
+		tick_set(t, FIELD_LAST_SIZE, d);
+	} else {
+		d.mantissa = 10000 + rng_next() % 500;
+		d.scale = 2;
+		tick_set(t, FIELD_BID, d);
+		d.mantissa += 1 + rng_next() % 5;
+		tick_set(t, FIELD_ASK, d);
+		d.mantissa = 100 * (1 + rng_next() % 10);
+		d.scale = 0;
+		tick_set(t, FIELD_BID_SIZE, d);
+		d.mantissa = 100 * (1 + rng_next() % 10);
+		tick_set(t, FIELD_ASK_SIZE, d);
+	}
+}
+
+static void
+on_ready(void *user, void *ctx)
+{
+	(void)user;
+	(*(uint64_t *)ctx)++;
+}
+
+static struct engine *
+engine_new(uint64_t *ready_calls)
+{
+	struct engine_config cfg = {.client_ready = on_ready,
+	                            .ctx = ready_calls};
+	struct engine *e = engine_create(&cfg);
+
+	if (!e) {
+		fprintf(stderr, "bench_engine: engine_create failed (out of "
+		                "memory?)\n");
+		exit(1);
+	}
+	return e;
+}
+
+/* Write everything due for c; returns the bytes written. */
+static size_t
+drain(struct engine_client *c, int64_t now, char *buf)
+{
+	size_t n, total = 0;
+
+	while ((n = engine_client_write(c, now, buf, FRAME_CAP, NULL)) > 0)
+		total += n;
+	return total;
+}
+
+static void
+bench_apply(double seconds)
+{
+	struct tick *ticks = malloc(NTICKS * sizeof *ticks);
+	struct engine_stats st;
+	uint64_t ready = 0, applied = 0;
+	struct engine *e;
+	double t0, t1;
+	unsigned i;
+
+	if (!ticks) {
+		fprintf(stderr, "bench_engine: out of memory\n");
+		exit(1);
+	}
+	for (i = 0; i < NTICKS; i++)
+		tick_random(&ticks[i], rng_next() % NSYMBOLS, (int64_t)i);
+	e = engine_new(&ready);
+	/* One pass to create the symbols, untimed. */
+	for (i = 0; i < NSYMBOLS; i++)
+		engine_apply_tick(e, &ticks[i]);
+
+	t0 = now_s();
+	do {
+		for (i = 0; i < NTICKS; i++)
+			applied += engine_apply_tick(e, &ticks[i]) != 0;
+		t1 = now_s();
+	} while (t1 - t0 < seconds);
+
+	engine_get_stats(e, &st);
+	printf("apply      %u symbols, %u precomputed quote/trade ticks, no "
+	       "subscribers\n",
+	       NSYMBOLS, NTICKS);
+	printf("           %.0f ticks/s applied (%.1f ns/tick, %llu ticks, "
+	       "%llu refused)\n",
+	       (double)applied / (t1 - t0), (t1 - t0) * 1e9 / (double)applied,
+	       (unsigned long long)applied,
+	       (unsigned long long)st.ticks_rejected);
+	engine_destroy(e);
+	free(ticks);
+}
+
+/*
+ * Rounds of one tick per symbol, a flush, and every client writing all that
+ * is due. Prints the rates; the flush and write phases are what grow with
+ * the number of subscribers.
+ */
+static void
+bench_rounds(const char *label, unsigned nclients, double seconds)
+{
+	static struct tick ticks[NSYMBOLS];
+	struct engine_client **c = calloc(nclients, sizeof *c);
+	char *buf = malloc(FRAME_CAP);
+	struct engine_stats before, after;
+	double t_tick = 0, t_flush = 0, t_write = 0, t0, t1, t2, t3, start;
+	double rss0, rss1, t_subscribe;
+	uint64_t ready = 0, bytes = 0, rounds = 0, updates;
+	struct engine *e;
+	unsigned i, k;
+
+	if (!c || !buf) {
+		fprintf(stderr, "bench_engine: out of memory\n");
+		exit(1);
+	}
+	e = engine_new(&ready);
+	rss0 = rss_mib();
+	t0 = now_s();
+	for (k = 0; k < nclients; k++) {
+		c[k] = engine_client_create(e, NULL);
+		if (!c[k]) {
+			fprintf(stderr, "bench_engine: out of memory\n");
+			exit(1);
+		}
+		for (i = 0; i < NSYMBOLS; i++) {
+			char name[TICK_SYMBOL_MAX + 1];
+
+			symbol_name(name, sizeof name, i);
+			if (engine_client_subscribe(c[k], name, false, 0) !=
+			    0) {
+				fprintf(stderr, "bench_engine: subscribe "
+				                "failed (out of memory?)\n");
+				exit(1);
+			}
+		}
+	}
+	t_subscribe = now_s() - t0;
+	/* The first round brings everyone a snapshot; untimed. */
+	for (i = 0; i < NSYMBOLS; i++) {
+		tick_random(&ticks[i], i, 0);
+		engine_apply_tick(e, &ticks[i]);
+	}
+	engine_flush(e);
+	for (k = 0; k < nclients; k++)
+		drain(c[k], 0, buf);
+	rss1 = rss_mib();
+	engine_get_stats(e, &before);
+
+	start = now_s();
+	do {
+		/* New ticks each round, made outside the timed phases. */
+		for (i = 0; i < NSYMBOLS; i++)
+			tick_random(&ticks[i], i, (int64_t)rounds + 1);
+		t0 = now_s();
+		for (i = 0; i < NSYMBOLS; i++)
+			engine_apply_tick(e, &ticks[i]);
+		t1 = now_s();
+		engine_flush(e);
+		t2 = now_s();
+		for (k = 0; k < nclients; k++)
+			bytes += drain(c[k], (int64_t)rounds + 1, buf);
+		t3 = now_s();
+		t_tick += t1 - t0;
+		t_flush += t2 - t1;
+		t_write += t3 - t2;
+		rounds++;
+	} while (t3 - start < seconds);
+	engine_get_stats(e, &after);
+
+	updates = after.updates_sent - before.updates_sent;
+	printf("%-10s %u symbols x %u clients in step (%zu subscriptions, "
+	       "subscribed in %.2f s, %.0f MiB)\n",
+	       label, NSYMBOLS, nclients, after.subscriptions, t_subscribe,
+	       rss1 - rss0);
+	printf("           %llu rounds of %u ticks + flush + every client "
+	       "writing; %.0f bytes/update\n",
+	       (unsigned long long)rounds, NSYMBOLS,
+	       (double)bytes / (double)updates);
+	printf("           %.0f delta updates/s written (flush + write: "
+	       "%.1f ns each)\n",
+	       (double)updates / (t_flush + t_write),
+	       (t_flush + t_write) * 1e9 / (double)updates);
+	printf("           %.0f updates/s end to end (ticks + flush + "
+	       "write); %.0f fresh encodings per round\n",
+	       (double)updates / (t_tick + t_flush + t_write),
+	       (double)(after.encodings - before.encodings) / (double)rounds);
+	printf("           %.1f%% of updates served from the encoding cache; "
+	       "time split ticks %.0f%% flush %.0f%% write %.0f%%\n",
+	       100.0 *
+	               (double)(after.encodings_shared -
+	                        before.encodings_shared) /
+	               (double)updates,
+	       100 * t_tick / (t_tick + t_flush + t_write),
+	       100 * t_flush / (t_tick + t_flush + t_write),
+	       100 * t_write / (t_tick + t_flush + t_write));
+	for (k = 0; k < nclients; k++)
+		engine_client_destroy(c[k]);
+	engine_destroy(e);
+	free(c);
+	free(buf);
+}
+
+int
+main(int argc, char **argv)
+{
+	double seconds = 2;
+
+	if (argc > 1) {
+		seconds = strtod(argv[1], NULL);
+		if (!(seconds > 0)) {
+			fprintf(stderr, "usage: %s [seconds per run, > 0]\n",
+			        argv[0]);
+			return 2;
+		}
+	}
+	printf("$ %s %.1f   (engine alone, one thread, figures only: no "
+	       "pass/fail)\n",
+	       argv[0], seconds);
+	bench_apply(seconds);
+	bench_rounds("fan-out", NCLIENTS, 2 * seconds);
+	bench_rounds("encode", 1, seconds);
+	return 0;
+}

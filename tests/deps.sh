@@ -1,0 +1,40 @@
+#!/bin/sh
+# Install what the build and the tests need on Debian 12, only when missing.
+# Uses apt-get, through sudo when not root. Prints nothing when all is there.
+set -e
+
+missing=""
+need_pkg() { # need_pkg CHECK-COMMAND DEBIAN-PACKAGE
+	if ! sh -c "$1" >/dev/null 2>&1; then
+		missing="$missing $2"
+	fi
+}
+
+need_pkg "command -v cc" gcc
+need_pkg "command -v make" make
+need_pkg "command -v pkg-config" pkg-config
+need_pkg "pkg-config --exists libwebsockets" libwebsockets-dev
+need_pkg "pkg-config --exists jansson" libjansson-dev
+need_pkg "pkg-config --exists sqlite3" libsqlite3-dev
+need_pkg "pkg-config --exists cmocka" libcmocka-dev
+need_pkg "pkg-config --exists openssl" libssl-dev
+need_pkg "pkg-config --exists libuv" libuv1-dev
+need_pkg "command -v sqlite3" sqlite3
+need_pkg "test -x /usr/bin/python3" python3
+need_pkg "/usr/bin/python3 -c 'import websockets'" python3-websockets
+
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing$missing"
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO="sudo"
+else
+	echo "deps: need root or sudo to install:$missing" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

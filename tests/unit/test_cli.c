@@ -1,0 +1,513 @@
+/*
+ * Unit tests for publisher/cli.c: the defaults, every option in both its
+ * "--opt value" and "--opt=value" forms, every bad value refused with a
+ * message that names the option, the replay feed spec and export options.
+ */
+#define _GNU_SOURCE /* open_memstream */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cli.h"
+
+static struct cli cli; /* large (feed_spec_buf): not on the test stack */
+static char err[512];
+
+/* Parse "publisher" followed by the NULL-terminated arguments. */
+static int
+parse(const char *first, ...)
+{
+	char *argv[64];
+	int argc = 0;
+	va_list ap;
+	const char *a;
+
+	argv[argc++] = (char *)"publisher";
+	va_start(ap, first);
+	for (a = first; a; a = va_arg(ap, const char *)) {
+		assert_true(argc < 63);
+		argv[argc++] = (char *)a;
+	}
+	va_end(ap);
+	argv[argc] = NULL;
+	memset(err, 0, sizeof err);
+	return cli_parse(argc, argv, &cli, err, sizeof err);
+}
+
+#define PARSE(...) parse(__VA_ARGS__, (const char *)NULL)
+
+/* The parse must succeed. */
+#define OK(...)                                                                \
+	do {                                                                   \
+		if (PARSE(__VA_ARGS__) != 0)                                   \
+			fail_msg("refused: %s", err);                          \
+	} while (0)
+
+/* The parse must fail with a message containing each needle. */
+#define BAD(needle, ...)                                                       \
+	do {                                                                   \
+		if (PARSE(__VA_ARGS__) != -1)                                  \
+			fail_msg("accepted, wanted an error with '%s'",        \
+			         needle);                                      \
+		if (!strstr(err, needle))                                      \
+			fail_msg("message '%s' lacks '%s'", err, needle);      \
+	} while (0)
+
+/* The parse must fail with exactly this message. */
+#define BAD_EXACT(message, ...)                                                \
+	do {                                                                   \
+		assert_int_equal(PARSE(__VA_ARGS__), -1);                      \
+		assert_string_equal(err, message);                             \
+	} while (0)
+
+static void
+assert_serve_defaults(const struct serve_options *o)
+{
+	assert_string_equal(o->listen_host, "127.0.0.1");
+	assert_int_equal(o->listen_port, 8080);
+	assert_string_equal(o->db, "data/ticks.db");
+	assert_string_equal(o->web, "web");
+	assert_string_equal(o->feed_spec, "synthetic");
+	assert_int_equal(o->log_level, LOG_INFO);
+	assert_null(o->port_file);
+	assert_int_equal(o->heartbeat_ms, 5000);
+	assert_int_equal(o->ping_secs, 20);
+	assert_int_equal(o->max_message_bytes, 65536);
+	assert_int_equal(o->max_symbols, 10000);
+	assert_true(o->ops_per_sec == 100);
+	assert_true(o->ops_burst == 200);
+}
+
+static void
+test_serve_defaults(void **state)
+{
+	OK("serve");
+	assert_int_equal(cli.command, CLI_SERVE);
+	assert_serve_defaults(&cli.serve);
+}
+
+static void
+test_serve_every_option(void **state)
+{
+	OK("serve", "--listen", "0.0.0.0:9001", "--db", "/tmp/x.db", "--web",
+	   "/srv/web", "--feed", "tcp:127.0.0.1:7000", "--log-level", "debug",
+	   "--port-file", "/tmp/port", "--heartbeat-ms", "250", "--ping-secs",
+	   "5", "--max-message-bytes", "4096", "--max-symbols", "50",
+	   "--rate-limit", "2.5", "--rate-burst", "10");
+	assert_int_equal(cli.command, CLI_SERVE);
+	assert_string_equal(cli.serve.listen_host, "0.0.0.0");
+	assert_int_equal(cli.serve.listen_port, 9001);
+	assert_string_equal(cli.serve.db, "/tmp/x.db");
+	assert_string_equal(cli.serve.web, "/srv/web");
+	assert_string_equal(cli.serve.feed_spec, "tcp:127.0.0.1:7000");
+	assert_int_equal(cli.serve.log_level, LOG_DEBUG);
+	assert_string_equal(cli.serve.port_file, "/tmp/port");
+	assert_int_equal(cli.serve.heartbeat_ms, 250);
+	assert_int_equal(cli.serve.ping_secs, 5);
+	assert_int_equal(cli.serve.max_message_bytes, 4096);
+	assert_int_equal(cli.serve.max_symbols, 50);
+	assert_true(cli.serve.ops_per_sec == 2.5);
+	assert_true(cli.serve.ops_burst == 10);
+}
+
+static void
+test_serve_equals_form(void **state)
+{
+	OK("serve", "--listen=localhost:0", "--db=a.db", "--web=w",
+	   "--feed=synthetic:symbols=5,rate=10,seed=1", "--log-level=warn",
+	   "--port-file=p", "--heartbeat-ms=100", "--ping-secs=1",
+	   "--max-message-bytes=1024", "--max-symbols=1", "--rate-limit=7",
+	   "--rate-burst=1");
+	assert_string_equal(cli.serve.listen_host, "localhost");
+	assert_int_equal(cli.serve.listen_port, 0);
+	assert_string_equal(cli.serve.db, "a.db");
+	assert_string_equal(cli.serve.web, "w");
+	/* '=' inside the value is part of the value */
+	assert_string_equal(cli.serve.feed_spec,
+	                    "synthetic:symbols=5,rate=10,seed=1");
+	assert_int_equal(cli.serve.log_level, LOG_WARN);
+	assert_string_equal(cli.serve.port_file, "p");
+	assert_int_equal(cli.serve.heartbeat_ms, 100);
+	assert_int_equal(cli.serve.ping_secs, 1);
+	assert_int_equal(cli.serve.max_message_bytes, 1024);
+	assert_int_equal(cli.serve.max_symbols, 1);
+	assert_true(cli.serve.ops_per_sec == 7);
+	assert_true(cli.serve.ops_burst == 1);
+
+	/* The last of a repeated option wins. */
+	OK("serve", "--db", "a.db", "--db", "b.db");
+	assert_string_equal(cli.serve.db, "b.db");
+}
+
+static void
+test_log_levels(void **state)
+{
+	OK("serve", "--log-level", "error");
+	assert_int_equal(cli.serve.log_level, LOG_ERROR);
+	OK("serve", "--log-level", "warn");
+	assert_int_equal(cli.serve.log_level, LOG_WARN);
+	OK("serve", "--log-level", "info");
+	assert_int_equal(cli.serve.log_level, LOG_INFO);
+	OK("serve", "--log-level", "debug");
+	assert_int_equal(cli.serve.log_level, LOG_DEBUG);
+	BAD_EXACT("--log-level 'verbose': expected error, warn, info or debug",
+	          "serve", "--log-level", "verbose");
+	BAD("--log-level", "serve", "--log-level", "INFO");
+}
+
+static void
+test_listen(void **state)
+{
+	OK("serve", "--listen", "127.0.0.1:65535");
+	assert_int_equal(cli.serve.listen_port, 65535);
+	OK("serve", "--listen", "[::1]:8081");
+	assert_string_equal(cli.serve.listen_host, "::1");
+	assert_int_equal(cli.serve.listen_port, 8081);
+	OK("serve", "--listen", "[::]:0");
+	assert_string_equal(cli.serve.listen_host, "::");
+
+	BAD_EXACT("--listen '127.0.0.1:99999': port must be 0-65535", "serve",
+	          "--listen", "127.0.0.1:99999");
+	BAD_EXACT("--listen '127.0.0.1:65536': port must be 0-65535", "serve",
+	          "--listen", "127.0.0.1:65536");
+	BAD("port must be 0-65535", "serve", "--listen", "127.0.0.1:");
+	BAD("port must be 0-65535", "serve", "--listen", "127.0.0.1:-1");
+	BAD("port must be 0-65535", "serve", "--listen", "127.0.0.1:80x");
+	BAD("port must be 0-65535", "serve", "--listen",
+	    "127.0.0.1:99999999999999999999999");
+	BAD_EXACT("--listen '8080': expected HOST:PORT, e.g. 127.0.0.1:8080",
+	          "serve", "--listen", "8080");
+	BAD_EXACT("--listen 'example.com:80': host must be an IPv4 address, "
+	          "localhost or [IPv6]",
+	          "serve", "--listen", "example.com:80");
+	BAD("--listen ':8080': host must be", "serve", "--listen", ":8080");
+	BAD("--listen '1.2.3:80': host must be", "serve", "--listen",
+	    "1.2.3:80");
+	BAD("--listen '::1:80': host must be", "serve", "--listen", "::1:80");
+	BAD("--listen '[zz]:80': host must be", "serve", "--listen", "[zz]:80");
+	BAD("--listen '[::1]8080': expected [IPv6]:PORT", "serve", "--listen",
+	    "[::1]8080");
+	BAD("--listen '[::1': expected [IPv6]:PORT", "serve", "--listen",
+	    "[::1");
+}
+
+static void
+test_numeric_limits(void **state)
+{
+	BAD_EXACT("--heartbeat-ms '99': must be a whole number of milliseconds "
+	          "from 100 to 3600000",
+	          "serve", "--heartbeat-ms", "99");
+	BAD("--heartbeat-ms 'abc'", "serve", "--heartbeat-ms", "abc");
+	BAD("--heartbeat-ms '1e3'", "serve", "--heartbeat-ms", "1e3");
+	BAD("--heartbeat-ms", "serve", "--heartbeat-ms", "3600001");
+	BAD("--ping-secs '0'", "serve", "--ping-secs", "0");
+	BAD("--ping-secs '-1'", "serve", "--ping-secs", "-1");
+	BAD("--max-message-bytes '1023'", "serve", "--max-message-bytes",
+	    "1023");
+	BAD("--max-message-bytes '64k'", "serve", "--max-message-bytes", "64k");
+	BAD("--max-symbols '0'", "serve", "--max-symbols", "0");
+	BAD("--rate-limit '0'", "serve", "--rate-limit", "0");
+	BAD("--rate-limit '-5'", "serve", "--rate-limit", "-5");
+	BAD("--rate-limit 'inf'", "serve", "--rate-limit", "inf");
+	BAD("--rate-limit 'nan'", "serve", "--rate-limit", "nan");
+	BAD("--rate-limit '1.2.3'", "serve", "--rate-limit", "1.2.3");
+	BAD("--rate-limit '.'", "serve", "--rate-limit", ".");
+	BAD("--rate-burst '0.5'", "serve", "--rate-burst", "0.5");
+	BAD("--rate-burst 'lots'", "serve", "--rate-burst", "lots");
+	OK("serve", "--rate-limit", ".5");
+	assert_true(cli.serve.ops_per_sec == 0.5);
+}
+
+static void
+test_missing_values(void **state)
+{
+	BAD_EXACT("--db needs a value", "serve", "--db");
+	BAD_EXACT("--db needs a value", "serve", "--db=");
+	/* A following option is not swallowed as the value. */
+	BAD_EXACT("--db needs a value", "serve", "--db", "--web", "w");
+	BAD_EXACT("--speed needs a value", "replay", "f.jsonl", "--speed");
+	BAD_EXACT("--listen needs a value", "serve", "--listen");
+	BAD_EXACT("-o needs a value", "export", "--db", "x.db", "-o");
+	/* but "--opt=--x" is explicit */
+	OK("serve", "--web=--odd-dir-name");
+	assert_string_equal(cli.serve.web, "--odd-dir-name");
+}
+
+static void
+test_unknown_options(void **state)
+{
+	BAD_EXACT("unknown option '--lisen' for 'serve' (did you mean "
+	          "--listen?)",
+	          "serve", "--lisen", "127.0.0.1:1");
+	BAD_EXACT("unknown option '--lisen' for 'serve' (did you mean "
+	          "--listen?)",
+	          "serve", "--lisen=127.0.0.1:1");
+	BAD_EXACT("unknown option '--frobnicate' for 'serve'", "serve",
+	          "--frobnicate");
+	BAD_EXACT("unknown option '-x' for 'serve'", "serve", "-x");
+	BAD_EXACT("--speed does not apply to 'serve'", "serve", "--speed", "2");
+	BAD_EXACT("--listen does not apply to 'export'", "export", "--db",
+	          "x.db", "--listen", "127.0.0.1:1");
+	BAD_EXACT("--symbol does not apply to 'replay'", "replay", "f",
+	          "--symbol", "AAPL");
+	BAD("--feed does not apply to 'replay'", "replay", "f", "--feed",
+	    "synthetic");
+	BAD_EXACT("--loop takes no value", "replay", "f", "--loop=yes");
+	BAD_EXACT("unexpected argument 'extra' for 'serve'", "serve", "extra");
+	BAD_EXACT("unexpected argument 'x.db' for 'export'", "export", "--db",
+	          "a.db", "x.db");
+}
+
+static void
+test_commands(void **state)
+{
+	BAD_EXACT("missing command (serve, replay or export)", NULL);
+	BAD_EXACT("missing command (serve, replay or export)", "--listen",
+	          "127.0.0.1:1");
+	BAD_EXACT("unknown command 'srve' (expected serve, replay or export)",
+	          "srve");
+
+	OK("--help");
+	assert_int_equal(cli.command, CLI_HELP);
+	OK("-h");
+	assert_int_equal(cli.command, CLI_HELP);
+	OK("help");
+	assert_int_equal(cli.command, CLI_HELP);
+	/* anywhere, even after a mistake */
+	OK("serve", "--lisen", "x", "--help");
+	assert_int_equal(cli.command, CLI_HELP);
+	OK("export", "-h");
+	assert_int_equal(cli.command, CLI_HELP);
+
+	OK("--version");
+	assert_int_equal(cli.command, CLI_VERSION);
+	OK("serve", "--version");
+	assert_int_equal(cli.command, CLI_VERSION);
+	/* --help wins over --version */
+	OK("--version", "--help");
+	assert_int_equal(cli.command, CLI_HELP);
+
+	assert_string_equal(cli_version_string, "publisher 0.1.0");
+}
+
+static void
+test_replay(void **state)
+{
+	OK("replay", "ticks.jsonl");
+	assert_int_equal(cli.command, CLI_REPLAY);
+	assert_string_equal(cli.serve.feed_spec, "replay:ticks.jsonl");
+	assert_ptr_equal(cli.serve.feed_spec, cli.feed_spec_buf);
+	/* the serve options keep their defaults */
+	assert_string_equal(cli.serve.listen_host, "127.0.0.1");
+	assert_int_equal(cli.serve.listen_port, 8080);
+	assert_string_equal(cli.serve.db, "data/ticks.db");
+
+	OK("replay", "t.csv", "--speed", "10", "--loop");
+	assert_string_equal(cli.serve.feed_spec, "replay:t.csv,speed=10,loop");
+
+	OK("replay", "--loop", "--speed=max", "data/t.csv", "--listen",
+	   "127.0.0.1:0", "--db", "r.db", "--port-file", "pf");
+	assert_string_equal(cli.serve.feed_spec,
+	                    "replay:data/t.csv,speed=max,loop");
+	assert_int_equal(cli.serve.listen_port, 0);
+	assert_string_equal(cli.serve.db, "r.db");
+	assert_string_equal(cli.serve.port_file, "pf");
+
+	OK("replay", "t.csv", "--speed", "0.25");
+	assert_string_equal(cli.serve.feed_spec, "replay:t.csv,speed=0.25");
+
+	BAD_EXACT("replay needs a FILE (a JSONL or CSV tick file, as export "
+	          "writes)",
+	          "replay");
+	BAD("replay needs a FILE", "replay", "--loop");
+	BAD_EXACT("--speed '0': must be a number > 0 (1 = as recorded) or max",
+	          "replay", "t.csv", "--speed", "0");
+	BAD("--speed '-2'", "replay", "t.csv", "--speed", "-2");
+	BAD("--speed 'fast'", "replay", "t.csv", "--speed", "fast");
+	BAD("--speed 'MAX'", "replay", "t.csv", "--speed", "MAX");
+	BAD_EXACT("unexpected argument 'b.csv' for 'replay'", "replay", "a.csv",
+	          "b.csv");
+	BAD("replay FILE 'a,b.csv' contains ','", "replay", "a,b.csv");
+}
+
+static void
+test_replay_long_file(void **state)
+{
+	static char path[5000];
+
+	memset(path, 'p', sizeof path - 1);
+	BAD("replay FILE path is too long", "replay", path);
+}
+
+static void
+test_export(void **state)
+{
+	OK("export", "--db", "x.db");
+	assert_int_equal(cli.command, CLI_EXPORT);
+	assert_string_equal(cli.export.db, "x.db");
+	assert_int_equal(cli.export.symbol_count, 0);
+	assert_int_equal(cli.export.from, 0);
+	assert_int_equal(cli.export.to, INT64_MAX);
+	assert_false(cli.export.jsonl);
+	assert_null(cli.export.output);
+
+	OK("export", "--db=x.db", "--symbol", "AAPL", "--symbol=MSFT",
+	   "--symbol", "BRK.B", "--from", "2024-03-01T14:30:00Z", "--to",
+	   "1709303460000000", "--format", "jsonl", "-o", "out.jsonl");
+	assert_int_equal(cli.export.symbol_count, 3);
+	assert_string_equal(cli.export.symbols[0], "AAPL");
+	assert_string_equal(cli.export.symbols[1], "MSFT");
+	assert_string_equal(cli.export.symbols[2], "BRK.B");
+	assert_int_equal(cli.export.from, 1709303400000000LL);
+	assert_int_equal(cli.export.to, 1709303460000000LL);
+	assert_true(cli.export.jsonl);
+	assert_string_equal(cli.export.output, "out.jsonl");
+
+	OK("export", "--db", "x.db", "--format=csv", "--output=o.csv",
+	   "--from=2024-03-01T15:30:00+01:00", "--log-level", "warn");
+	assert_false(cli.export.jsonl);
+	assert_string_equal(cli.export.output, "o.csv");
+	assert_int_equal(cli.export.from, 1709303400000000LL);
+	assert_int_equal(cli.serve.log_level, LOG_WARN);
+
+	OK("export", "--db", "x.db", "-o", "-");
+	assert_null(cli.export.output);
+
+	/* a negative time is a value, not an option */
+	OK("export", "--db", "x.db", "--from", "-5");
+	assert_int_equal(cli.export.from, -5);
+}
+
+static void
+test_export_errors(void **state)
+{
+	char names[CLI_MAX_EXPORT_SYMBOLS + 1][8];
+	char *argv[4 + 2 * (CLI_MAX_EXPORT_SYMBOLS + 1)];
+	int argc = 0, i;
+
+	BAD_EXACT("export needs --db FILE", "export");
+	BAD_EXACT("export needs --db FILE", "export", "--symbol", "AAPL");
+	BAD_EXACT("--format 'xml': expected csv or jsonl", "export", "--db",
+	          "x.db", "--format", "xml");
+	BAD_EXACT("--from 'yesterday': expected microseconds since the epoch "
+	          "or ISO 8601 like 2024-03-01T14:30:00Z",
+	          "export", "--db", "x.db", "--from", "yesterday");
+	BAD("--to '2024-02-30T00:00:00Z'", "export", "--db", "x.db", "--to",
+	    "2024-02-30T00:00:00Z");
+	BAD_EXACT("--from is after --to", "export", "--db", "x.db", "--from",
+	          "200", "--to", "100");
+	BAD_EXACT("--symbol 'AA PL': not a valid symbol (1-32 of A-Z a-z 0-9 "
+	          ". _ : / -)",
+	          "export", "--db", "x.db", "--symbol", "AA PL");
+	BAD("--symbol needs a value", "export", "--db", "x.db", "--symbol");
+
+	/* CLI_MAX_EXPORT_SYMBOLS is fine, one more is not. */
+	argv[argc++] = (char *)"publisher";
+	argv[argc++] = (char *)"export";
+	argv[argc++] = (char *)"--db";
+	argv[argc++] = (char *)"x.db";
+	for (i = 0; i <= CLI_MAX_EXPORT_SYMBOLS; i++) {
+		snprintf(names[i], sizeof names[i], "S%d", i);
+		argv[argc++] = (char *)"--symbol";
+		argv[argc++] = names[i];
+	}
+	assert_int_equal(cli_parse(argc - 2, argv, &cli, err, sizeof err), 0);
+	assert_int_equal(cli.export.symbol_count, CLI_MAX_EXPORT_SYMBOLS);
+	assert_int_equal(cli_parse(argc, argv, &cli, err, sizeof err), -1);
+	assert_string_equal(err, "--symbol given more than 64 times; leave it "
+	                         "out to export every symbol");
+}
+
+static void
+test_help_text(void **state)
+{
+	static const char *const must[] = {
+	        "publisher serve",
+	        "publisher replay FILE",
+	        "publisher export",
+	        "--help",
+	        "--version",
+	        "--listen HOST:PORT",
+	        "127.0.0.1:8080",
+	        "--db FILE",
+	        "data/ticks.db",
+	        "--web DIR",
+	        "--feed SPEC",
+	        "--log-level LEVEL",
+	        "--port-file FILE",
+	        "--heartbeat-ms N",
+	        "5000",
+	        "--ping-secs N",
+	        "--max-message-bytes N",
+	        "65536",
+	        "--max-symbols N",
+	        "10000",
+	        "--rate-limit",
+	        "--rate-burst",
+	        "--speed X|max",
+	        "--loop",
+	        "--symbol S",
+	        "--from T",
+	        "--to T",
+	        "--format csv|jsonl",
+	        "-o, --output FILE",
+	        "synthetic[:symbols=N,rate=R,seed=S]",
+	        "replay:FILE[,speed=X|max][,loop]",
+	        "tcp:HOST:PORT",
+	        "stdin",
+	        "none",
+	        "2024-03-01T14:30:00Z",
+	        "Exit status",
+	};
+	char *text = NULL, *line;
+	size_t len = 0, i;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	cli_print_help(f);
+	fclose(f);
+	for (i = 0; i < sizeof must / sizeof must[0]; i++)
+		if (!strstr(text, must[i]))
+			fail_msg("help lacks '%s'", must[i]);
+	/* fits an 80-column terminal, no tabs, ends with a newline */
+	for (line = text; *line;) {
+		char *nl = strchr(line, '\n');
+
+		assert_non_null(nl);
+		if (nl - line > 79)
+			fail_msg("help line too long: %.*s", (int)(nl - line),
+			         line);
+		line = nl + 1;
+	}
+	assert_null(strchr(text, '\t'));
+	free(text);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_serve_defaults),
+	        cmocka_unit_test(test_serve_every_option),
+	        cmocka_unit_test(test_serve_equals_form),
+	        cmocka_unit_test(test_log_levels),
+	        cmocka_unit_test(test_listen),
+	        cmocka_unit_test(test_numeric_limits),
+	        cmocka_unit_test(test_missing_values),
+	        cmocka_unit_test(test_unknown_options),
+	        cmocka_unit_test(test_commands),
+	        cmocka_unit_test(test_replay),
+	        cmocka_unit_test(test_replay_long_file),
+	        cmocka_unit_test(test_export),
+	        cmocka_unit_test(test_export_errors),
+	        cmocka_unit_test(test_help_text),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

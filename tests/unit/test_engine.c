@@ -1,0 +1,1441 @@
+/*
+ * Unit tests for publisher/engine.c: symbol state and derived fields, exact
+ * decimals, snapshots and deltas (checked by parsing what a client receives
+ * and applying it as a client would), conflation, max_hz, wildcards, resume,
+ * batching and frame limits, restore, and refused ticks.
+ *
+ * Frames are parsed with jansson for their structure, but field values are
+ * read from the raw text with decimal_parse: jansson would turn 189.30 into
+ * a double, and the point is that the text is exact.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "decimal.h"
+#include "engine.h"
+#include "tick.h"
+
+#define FRAME_CAP   (64 * 1024)
+#define MAX_UPDATES 4096
+
+/* ------------------------------------------------------------- helpers */
+
+/* A small deterministic generator, so a failure can be replayed. */
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+
+static void
+rng_seed(uint64_t seed)
+{
+	rng_state = seed ? seed : 1;
+}
+
+static uint32_t
+rng_next(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return (uint32_t)(rng_state >> 16);
+}
+
+static uint32_t
+rng_below(uint32_t n)
+{
+	return rng_next() % n;
+}
+
+static struct decimal
+dec(const char *s)
+{
+	struct decimal d;
+
+	assert_int_equal(decimal_parse(s, strlen(s), &d), 0);
+	return d;
+}
+
+static struct decimal
+dec_raw(int64_t mantissa, uint8_t scale)
+{
+	struct decimal d = {mantissa, scale};
+
+	return d;
+}
+
+static void
+assert_decimal_exact(struct decimal got, struct decimal want)
+{
+	assert_int_equal(got.mantissa, want.mantissa);
+	assert_int_equal(got.scale, want.scale);
+}
+
+static void
+assert_decimal_text(struct decimal d, const char *want)
+{
+	char buf[DECIMAL_MAX_TEXT + 1];
+	size_t n = decimal_format(d, buf);
+
+	buf[n] = '\0';
+	assert_string_equal(buf, want);
+}
+
+static struct tick
+tick_make(const char *symbol, int64_t ts)
+{
+	struct tick t;
+
+	memset(&t, 0, sizeof t);
+	snprintf(t.symbol, sizeof t.symbol, "%s", symbol);
+	t.ts = ts;
+	return t;
+}
+
+static uint64_t
+apply_quote(struct engine *e, const char *symbol, int64_t ts, const char *bid,
+            const char *ask)
+{
+	struct tick t = tick_make(symbol, ts);
+
+	tick_set(&t, FIELD_BID, dec(bid));
+	tick_set(&t, FIELD_ASK, dec(ask));
+	return engine_apply_tick(e, &t);
+}
+
+static uint64_t
+apply_trade(struct engine *e, const char *symbol, int64_t ts, const char *last,
+            const char *size)
+{
+	struct tick t = tick_make(symbol, ts);
+
+	tick_set(&t, FIELD_LAST, dec(last));
+	tick_set(&t, FIELD_LAST_SIZE, dec(size));
+	return engine_apply_tick(e, &t);
+}
+
+/* A random quote or trade on prices that often repeat, so that "equal value,
+ * no change" happens as well as real changes. */
+static struct tick
+tick_random(const char *symbol, int64_t ts, bool with_volume)
+{
+	struct tick t = tick_make(symbol, ts);
+
+	if (rng_below(2) == 0) {
+		if (rng_below(4) != 0)
+			tick_set(&t, FIELD_BID,
+			         dec_raw(18900 + rng_below(20), 2));
+		if (rng_below(4) != 0)
+			tick_set(&t, FIELD_ASK,
+			         dec_raw(18920 + rng_below(20), 2));
+		if (rng_below(2) == 0)
+			tick_set(&t, FIELD_BID_SIZE,
+			         dec_raw(100 * (1 + rng_below(5)), 0));
+		if (rng_below(2) == 0)
+			tick_set(&t, FIELD_ASK_SIZE,
+			         dec_raw(100 * (1 + rng_below(5)), 0));
+	} else {
+		tick_set(&t, FIELD_LAST, dec_raw(189100 + rng_below(300), 3));
+		tick_set(&t, FIELD_LAST_SIZE, dec_raw(1 + rng_below(500), 0));
+		if (with_volume)
+			tick_set(&t, FIELD_VOLUME,
+			         dec_raw(1000000 + rng_below(1000000), 0));
+	}
+	return t;
+}
+
+/* client_ready counts calls per client: `user` is an int counter. */
+static void
+on_ready(void *user, void *ctx)
+{
+	int *calls = user;
+	int *total = ctx;
+
+	(*calls)++;
+	if (total)
+		(*total)++;
+}
+
+static struct engine *
+engine_new(int *total_ready)
+{
+	struct engine_config cfg = {.client_ready = on_ready,
+	                            .ctx = total_ready};
+	struct engine *e = engine_create(&cfg);
+
+	assert_non_null(e);
+	return e;
+}
+
+/* What a client holds for one symbol, and how it applies what it receives. */
+struct model {
+	uint64_t seq;
+	int64_t ts;
+	uint16_t present;
+	struct decimal value[STATE_FIELD_COUNT];
+};
+
+struct update {
+	bool is_delta;
+	char symbol[TICK_SYMBOL_MAX + 1];
+	uint64_t from;
+	uint64_t seq;
+	int64_t ts;
+	uint16_t present;
+	struct decimal value[STATE_FIELD_COUNT];
+};
+
+static int
+state_field_by_name(const char *name)
+{
+	int f;
+
+	for (f = 0; f < STATE_FIELD_COUNT; f++)
+		if (strcmp(tick_field_name((enum tick_field)f), name) == 0)
+			return f;
+	return -1;
+}
+
+/* The raw text of the value of "key" in the flat object obj[0..len). */
+static struct decimal
+raw_decimal(const char *obj, size_t len, const char *key)
+{
+	char pat[64];
+	const char *p, *end = obj + len, *v;
+	struct decimal d;
+	size_t plen;
+
+	plen = (size_t)snprintf(pat, sizeof pat, "\"%s\":", key);
+	for (p = obj; p + plen <= end; p++)
+		if (memcmp(p, pat, plen) == 0)
+			break;
+	assert_true(p + plen <= end);
+	v = p + plen;
+	for (p = v; p < end && *p != ',' && *p != '}'; p++)
+		;
+	assert_int_equal(decimal_parse(v, (size_t)(p - v), &d), 0);
+	return d;
+}
+
+/* Parse one update object obj[0..len), checking its keys and types. */
+static void
+parse_update(const char *obj, size_t len, struct update *u)
+{
+	json_error_t err;
+	json_t *o = json_loadb(obj, len, 0, &err);
+	const char *key, *type;
+	json_t *v;
+
+	if (!o)
+		fail_msg("update is not JSON (%s): %.*s", err.text, (int)len,
+		         obj);
+	assert_true(json_is_object(o));
+	memset(u, 0, sizeof *u);
+	type = json_string_value(json_object_get(o, "type"));
+	assert_non_null(type);
+	assert_true(strcmp(type, "snapshot") == 0 ||
+	            strcmp(type, "delta") == 0);
+	u->is_delta = strcmp(type, "delta") == 0;
+	json_object_foreach(o, key, v)
+	{
+		int f;
+
+		if (strcmp(key, "type") == 0)
+			continue;
+		if (strcmp(key, "symbol") == 0) {
+			assert_true(json_is_string(v));
+			snprintf(u->symbol, sizeof u->symbol, "%s",
+			         json_string_value(v));
+			continue;
+		}
+		if (strcmp(key, "from") == 0 || strcmp(key, "seq") == 0 ||
+		    strcmp(key, "ts") == 0) {
+			assert_true(json_is_integer(v));
+			if (key[0] == 'f')
+				u->from = (uint64_t)json_integer_value(v);
+			else if (key[0] == 's')
+				u->seq = (uint64_t)json_integer_value(v);
+			else
+				u->ts = json_integer_value(v);
+			continue;
+		}
+		f = state_field_by_name(key);
+		if (f < 0)
+			fail_msg("unknown key \"%s\" in %.*s", key, (int)len,
+			         obj);
+		assert_true(json_is_number(v));
+		if (f == FIELD_TRADES)
+			assert_true(json_is_integer(v));
+		u->value[f] = raw_decimal(obj, len, key);
+		u->present |= (uint16_t)(1u << f);
+	}
+	assert_true(u->seq > 0);
+	assert_true(json_object_get(o, "ts") != NULL);
+	if (u->is_delta) {
+		assert_non_null(json_object_get(o, "from"));
+		assert_true(u->from > 0 && u->from < u->seq);
+	} else {
+		assert_null(json_object_get(o, "from"));
+	}
+	json_decref(o);
+}
+
+/*
+ * Split a frame into its updates. The frame must be one JSON object or an
+ * array of two or more; the objects are flat and symbol names hold no
+ * braces, so each object runs from a '{' to the next '}'.
+ */
+static size_t
+parse_frame(const char *buf, size_t n, struct update *out, size_t max)
+{
+	json_error_t err;
+	json_t *whole = json_loadb(buf, n, 0, &err);
+	size_t count = 0, i = 0;
+
+	if (!whole)
+		fail_msg("frame is not JSON (%s): %.*s", err.text, (int)n, buf);
+	while (i < n) {
+		size_t start, end;
+
+		while (i < n && buf[i] != '{')
+			i++;
+		if (i == n)
+			break;
+		start = i;
+		while (i < n && buf[i] != '}')
+			i++;
+		assert_true(i < n);
+		end = ++i;
+		assert_true(count < max);
+		parse_update(buf + start, end - start, &out[count++]);
+	}
+	if (count == 1) {
+		assert_true(json_is_object(whole));
+	} else {
+		assert_true(json_is_array(whole));
+		assert_int_equal(json_array_size(whole), count);
+	}
+	json_decref(whole);
+	return count;
+}
+
+static size_t
+write_updates(struct engine_client *c, int64_t now, struct update *out,
+              size_t max)
+{
+	static char buf[FRAME_CAP];
+	size_t n = engine_client_write(c, now, buf, sizeof buf, NULL);
+
+	if (n == 0)
+		return 0;
+	assert_true(n <= sizeof buf);
+	return parse_frame(buf, n, out, max);
+}
+
+/* Write everything due into out (several frames if needed). */
+static size_t
+drain(struct engine_client *c, int64_t now, struct update *out, size_t max)
+{
+	size_t total = 0, n;
+
+	while ((n = write_updates(c, now, out + total, max - total)) > 0)
+		total += n;
+	return total;
+}
+
+static void
+model_from_state(struct model *m, const struct symbol_state *s)
+{
+	memset(m, 0, sizeof *m);
+	m->seq = s->seq;
+	m->ts = s->ts;
+	m->present = s->present;
+	memcpy(m->value, s->value, sizeof m->value);
+}
+
+/* Apply an update as a client must: a delta only on the seq it was made
+ * from, never going back in seq. */
+static void
+model_apply(struct model *m, const struct update *u)
+{
+	int f;
+
+	assert_true(u->seq > m->seq || !u->is_delta);
+	if (u->is_delta) {
+		assert_int_equal(u->from, m->seq);
+	} else {
+		assert_true(u->seq >= m->seq);
+		m->present = 0;
+	}
+	for (f = 0; f < STATE_FIELD_COUNT; f++) {
+		if (!((u->present >> f) & 1u))
+			continue;
+		m->value[f] = u->value[f];
+		m->present |= (uint16_t)(1u << f);
+	}
+	m->seq = u->seq;
+	m->ts = u->ts;
+}
+
+static void
+assert_model_equals_state(const struct model *m, const struct symbol_state *s)
+{
+	int f;
+
+	assert_int_equal(m->seq, s->seq);
+	assert_int_equal(m->ts, s->ts);
+	assert_int_equal(m->present, s->present);
+	for (f = 0; f < STATE_FIELD_COUNT; f++)
+		if ((s->present >> f) & 1u)
+			assert_decimal_exact(m->value[f], s->value[f]);
+}
+
+static void
+assert_engine_state(struct engine *e, const struct model *m, const char *symbol)
+{
+	struct symbol_state s;
+
+	assert_int_equal(engine_get_state(e, symbol, &s), 0);
+	assert_model_equals_state(m, &s);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void
+test_final_state_equals_last_value_of_every_field(void **state)
+{
+	static const char *const names[] = {"AAPL", "MSFT", "BRK.B", "EUR/USD",
+	                                    "ES:H25"};
+	struct expect {
+		uint64_t seq;
+		int64_t ts;
+		uint16_t present;
+		struct decimal value[STATE_FIELD_COUNT];
+	} want[5];
+	struct engine *e = engine_new(NULL);
+	struct engine_stats st;
+	int i, f;
+
+	rng_seed(1);
+	memset(want, 0, sizeof want);
+	for (i = 0; i < 20000; i++) {
+		int k = (int)rng_below(5);
+		struct tick t = tick_random(names[k], 1000 + i, false);
+		struct expect *w = &want[k];
+
+		assert_int_equal(engine_apply_tick(e, &t), w->seq + 1);
+		w->seq++;
+		w->ts = t.ts;
+		for (f = 0; f < TICK_FIELD_COUNT; f++) {
+			if (!tick_has(&t, (enum tick_field)f))
+				continue;
+			w->value[f] = t.value[f];
+			w->present |= (uint16_t)(1u << f);
+		}
+		if (tick_has(&t, FIELD_LAST)) {
+			struct decimal last = t.value[FIELD_LAST];
+			struct decimal one = {1, 0}, v;
+
+			if (!(w->present & (1u << FIELD_OPEN)))
+				w->value[FIELD_OPEN] = last;
+			if (!(w->present & (1u << FIELD_HIGH)) ||
+			    decimal_cmp(last, w->value[FIELD_HIGH]) > 0)
+				w->value[FIELD_HIGH] = last;
+			if (!(w->present & (1u << FIELD_LOW)) ||
+			    decimal_cmp(last, w->value[FIELD_LOW]) < 0)
+				w->value[FIELD_LOW] = last;
+			if (!(w->present & (1u << FIELD_TRADES)))
+				w->value[FIELD_TRADES] = one;
+			else {
+				assert_int_equal(
+				        decimal_add(w->value[FIELD_TRADES], one,
+				                    &v),
+				        0);
+				w->value[FIELD_TRADES] = v;
+			}
+			if (!(w->present & (1u << FIELD_VOLUME)))
+				w->value[FIELD_VOLUME] =
+				        t.value[FIELD_LAST_SIZE];
+			else {
+				assert_int_equal(
+				        decimal_add(w->value[FIELD_VOLUME],
+				                    t.value[FIELD_LAST_SIZE],
+				                    &v),
+				        0);
+				w->value[FIELD_VOLUME] = v;
+			}
+			w->present |= (1u << FIELD_OPEN) | (1u << FIELD_HIGH) |
+			              (1u << FIELD_LOW) | (1u << FIELD_TRADES) |
+			              (1u << FIELD_VOLUME);
+		}
+	}
+	for (i = 0; i < 5; i++) {
+		struct symbol_state s;
+
+		assert_int_equal(engine_get_state(e, names[i], &s), 0);
+		assert_string_equal(s.symbol, names[i]);
+		assert_int_equal(s.seq, want[i].seq);
+		assert_int_equal(s.ts, want[i].ts);
+		assert_int_equal(s.present, want[i].present);
+		for (f = 0; f < STATE_FIELD_COUNT; f++)
+			if ((want[i].present >> f) & 1u)
+				assert_int_equal(decimal_cmp(s.value[f],
+				                             want[i].value[f]),
+				                 0);
+	}
+	engine_get_stats(e, &st);
+	assert_int_equal(st.ticks_applied, 20000);
+	assert_int_equal(st.ticks_rejected, 0);
+	assert_int_equal(st.symbols, 5);
+	engine_destroy(e);
+}
+
+static uint16_t
+changed_after(const struct symbol_state *s, uint64_t k)
+{
+	uint16_t mask = 0;
+	int f;
+
+	for (f = 0; f < STATE_FIELD_COUNT; f++)
+		if (((s->present >> f) & 1u) && s->changed_seq[f] > k)
+			mask |= (uint16_t)(1u << f);
+	return mask;
+}
+
+/*
+ * The heart of conflation: the delta from any earlier seq, applied to the
+ * state at that seq, gives the current state exactly. Each earlier seq is
+ * asked for by re-subscribing with it as the resume seq.
+ */
+static void
+test_delta_from_any_earlier_seq_rebuilds_current_state(void **state)
+{
+	enum { N = 400 };
+	static struct symbol_state history[N + 1];
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c;
+	struct update u[4];
+	struct model m;
+	int ready = 0;
+	uint64_t k;
+
+	rng_seed(2);
+	memset(&history[0], 0, sizeof history[0]);
+	for (k = 1; k <= N; k++) {
+		/* From halfway on the feed sends volume itself. */
+		struct tick t =
+		        tick_random("AAPL", (int64_t)(5000 + k), k > N / 2);
+
+		assert_int_equal(engine_apply_tick(e, &t), k);
+		assert_int_equal(engine_get_state(e, "AAPL", &history[k]), 0);
+	}
+	engine_flush(e);
+	c = engine_client_create(e, &ready);
+	assert_non_null(c);
+
+	for (k = 1; k < N; k++) {
+		assert_int_equal(engine_client_subscribe(c, "AAPL", true, k),
+		                 0);
+		engine_flush(e);
+		assert_int_equal(drain(c, 0, u, 4), 1);
+		assert_true(u[0].is_delta);
+		assert_string_equal(u[0].symbol, "AAPL");
+		assert_int_equal(u[0].from, k);
+		assert_int_equal(u[0].seq, N);
+		/* Exactly the fields that changed after k, no more. */
+		assert_int_equal(u[0].present, changed_after(&history[N], k));
+		model_from_state(&m, &history[k]);
+		model_apply(&m, &u[0]);
+		assert_model_equals_state(&m, &history[N]);
+	}
+
+	/* And a snapshot rebuilds it from nothing. */
+	assert_int_equal(engine_client_subscribe(c, "AAPL", false, 0), 0);
+	assert_int_equal(drain(c, 0, u, 4), 1);
+	assert_false(u[0].is_delta);
+	memset(&m, 0, sizeof m);
+	model_apply(&m, &u[0]);
+	assert_model_equals_state(&m, &history[N]);
+	engine_destroy(e);
+}
+
+/*
+ * Clients that write at random moments receive merged deltas; applying them
+ * as a client would keeps each one equal to the server, and no update ever
+ * goes back in seq.
+ */
+static void
+test_random_conflation_keeps_clients_equal_to_server(void **state)
+{
+	static const char *const names[] = {"AAA", "BBB", "CCC", "DDD"};
+	enum { NC = 3, NS = 4 };
+	static struct update u[MAX_UPDATES];
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c[NC];
+	struct model m[NC][NS];
+	int ready[NC] = {0}, i, j, k;
+	size_t n, x;
+
+	rng_seed(3);
+	memset(m, 0, sizeof m);
+	for (i = 0; i < NC; i++) {
+		c[i] = engine_client_create(e, &ready[i]);
+		for (j = 0; j < NS; j++)
+			assert_int_equal(engine_client_subscribe(c[i], names[j],
+			                                         false, 0),
+			                 0);
+	}
+	for (k = 0; k < 5000; k++) {
+		int s = (int)rng_below(NS);
+		struct tick t = tick_random(names[s], k, k > 4000);
+
+		assert_true(engine_apply_tick(e, &t) > 0);
+		if (rng_below(3) == 0)
+			engine_flush(e);
+		for (i = 0; i < NC; i++) {
+			/* Client i writes about once in 1, 10 and 100
+			 * ticks. */
+			static const uint32_t every[NC] = {1, 10, 100};
+
+			if (rng_below(every[i]) != 0)
+				continue;
+			n = drain(c[i], k, u, MAX_UPDATES);
+			for (x = 0; x < n; x++) {
+				for (j = 0; j < NS; j++)
+					if (strcmp(u[x].symbol, names[j]) == 0)
+						break;
+				assert_true(j < NS);
+				model_apply(&m[i][j], &u[x]);
+			}
+		}
+	}
+	engine_flush(e);
+	for (i = 0; i < NC; i++) {
+		n = drain(c[i], 0, u, MAX_UPDATES);
+		for (x = 0; x < n; x++) {
+			for (j = 0; j < NS; j++)
+				if (strcmp(u[x].symbol, names[j]) == 0)
+					break;
+			assert_true(j < NS);
+			model_apply(&m[i][j], &u[x]);
+		}
+		assert_false(engine_client_has_pending(c[i]));
+		for (j = 0; j < NS; j++)
+			assert_engine_state(e, &m[i][j], names[j]);
+	}
+	engine_destroy(e);
+}
+
+static void
+test_derived_open_high_low_trades_volume(void **state)
+{
+	struct engine *e = engine_new(NULL);
+	struct symbol_state s;
+	struct tick t;
+	uint64_t seq;
+
+	assert_int_equal(apply_trade(e, "X", 1, "10.5", "100"), 1);
+	assert_int_equal(apply_trade(e, "X", 2, "11.25", "50"), 2);
+	assert_int_equal(apply_quote(e, "X", 3, "11.20", "11.30"), 3);
+	assert_int_equal(apply_trade(e, "X", 4, "9.75", "25"), 4);
+	assert_int_equal(engine_get_state(e, "X", &s), 0);
+	assert_decimal_text(s.value[FIELD_OPEN], "10.5");
+	assert_decimal_text(s.value[FIELD_HIGH], "11.25");
+	assert_decimal_text(s.value[FIELD_LOW], "9.75");
+	assert_decimal_text(s.value[FIELD_LAST], "9.75");
+	assert_decimal_text(s.value[FIELD_TRADES], "3");
+	assert_int_equal(s.value[FIELD_TRADES].scale, 0);
+	assert_decimal_text(s.value[FIELD_VOLUME], "175");
+	assert_false(s.feed_sends_volume);
+	/* The open is the first trade and never moves; a quote does not
+	 * count as a trade. */
+	assert_int_equal(s.changed_seq[FIELD_OPEN], 1);
+	assert_int_equal(s.changed_seq[FIELD_HIGH], 2);
+	assert_int_equal(s.changed_seq[FIELD_TRADES], 4);
+
+	/* Once the feed sends volume, its value is taken as is and
+	 * last_size no longer adds to it. */
+	t = tick_make("X", 5);
+	tick_set(&t, FIELD_LAST, dec("10"));
+	tick_set(&t, FIELD_LAST_SIZE, dec("10"));
+	tick_set(&t, FIELD_VOLUME, dec("1000"));
+	assert_int_equal(engine_apply_tick(e, &t), 5);
+	assert_int_equal(apply_trade(e, "X", 6, "12", "7"), 6);
+	assert_int_equal(engine_get_state(e, "X", &s), 0);
+	assert_true(s.feed_sends_volume);
+	assert_decimal_text(s.value[FIELD_VOLUME], "1000");
+	assert_int_equal(s.changed_seq[FIELD_VOLUME], 5);
+	assert_decimal_text(s.value[FIELD_TRADES], "5");
+	assert_decimal_text(s.value[FIELD_HIGH], "12");
+	t = tick_make("X", 7);
+	tick_set(&t, FIELD_VOLUME, dec("1005"));
+	assert_int_equal(engine_apply_tick(e, &t), 7);
+	assert_int_equal(engine_get_state(e, "X", &s), 0);
+	assert_decimal_text(s.value[FIELD_VOLUME], "1005");
+	assert_decimal_text(s.value[FIELD_TRADES], "5");
+
+	/* Summing last_size past the int64 range refuses the tick and leaves
+	 * the state as it was. */
+	t = tick_make("Y", 1);
+	tick_set(&t, FIELD_LAST, dec("1"));
+	tick_set(&t, FIELD_LAST_SIZE, dec_raw(INT64_MAX - 5, 0));
+	assert_int_equal(engine_apply_tick(e, &t), 1);
+	t.ts = 2;
+	tick_set(&t, FIELD_LAST_SIZE, dec("10"));
+	seq = engine_apply_tick(e, &t);
+	assert_int_equal(seq, 0);
+	assert_int_equal(engine_get_state(e, "Y", &s), 0);
+	assert_int_equal(s.seq, 1);
+	assert_int_equal(s.ts, 1);
+	assert_decimal_text(s.value[FIELD_TRADES], "1");
+	engine_destroy(e);
+}
+
+static void
+test_decimals_round_trip_exactly(void **state)
+{
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c;
+	struct symbol_state s;
+	struct update u[2];
+	char buf[FRAME_CAP];
+	int ready = 0;
+	size_t n;
+
+	c = engine_client_create(e, &ready);
+	assert_int_equal(engine_client_subscribe(c, "AAPL", false, 0), 0);
+	assert_int_equal(
+	        apply_quote(e, "AAPL", 1709303400123456LL, "189.35", "189.30"),
+	        1);
+	assert_int_equal(apply_trade(e, "AAPL", 1709303400123457LL, "0.1", "3"),
+	                 2);
+	engine_flush(e);
+	n = engine_client_write(c, 0, buf, sizeof buf - 1, NULL);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "\"bid\":189.35,"));
+	assert_non_null(strstr(buf, "\"ask\":189.30,"));
+	assert_non_null(strstr(buf, "\"last\":0.1,"));
+	assert_non_null(strstr(buf, "\"trades\":1"));
+	assert_non_null(strstr(buf, "\"ts\":1709303400123457,"));
+	assert_null(strstr(buf, "189.34999"));
+	assert_int_equal(parse_frame(buf, n, u, 2), 1);
+	assert_decimal_exact(u[0].value[FIELD_BID], dec_raw(18935, 2));
+	assert_decimal_exact(u[0].value[FIELD_ASK], dec_raw(18930, 2));
+
+	/* 189.3 equals the stored 189.30: no change, and the stored text
+	 * keeps its scale. */
+	assert_int_equal(
+	        apply_quote(e, "AAPL", 1709303400123458LL, "189.36", "189.3"),
+	        3);
+	assert_int_equal(engine_get_state(e, "AAPL", &s), 0);
+	assert_decimal_exact(s.value[FIELD_ASK], dec_raw(18930, 2));
+	assert_int_equal(s.changed_seq[FIELD_ASK], 1);
+	engine_flush(e);
+	n = engine_client_write(c, 0, buf, sizeof buf - 1, NULL);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "\"bid\":189.36"));
+	assert_null(strstr(buf, "\"ask\""));
+	engine_destroy(e);
+}
+
+static void
+test_max_hz_holds_back_then_releases_one_conflated_update(void **state)
+{
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c;
+	struct engine_stats st;
+	struct update u[4];
+	char buf[ENGINE_MIN_FRAME];
+	int64_t due = -1;
+	int ready = 0, i;
+	struct model m;
+
+	memset(&m, 0, sizeof m);
+	c = engine_client_create(e, &ready);
+	engine_client_set_max_hz(c, 10); /* at most one per 100 ms */
+	assert_int_equal(engine_client_subscribe(c, "AAPL", false, 0), 0);
+	assert_int_equal(apply_quote(e, "AAPL", 1, "1.00", "1.01"), 1);
+	engine_flush(e);
+	assert_int_equal(write_updates(c, 1000000, u, 4), 1);
+	model_apply(&m, &u[0]);
+
+	for (i = 2; i <= 6; i++)
+		assert_int_equal(apply_quote(e, "AAPL", i,
+		                             i % 2 ? "1.02" : "1.03", "1.04"),
+		                 (uint64_t)i);
+	engine_flush(e);
+	/* 50 ms later: held back, still pending, due at 100 ms. */
+	assert_int_equal(engine_client_write(c, 1050000, buf, sizeof buf, &due),
+	                 0);
+	assert_int_equal(due, 1100000);
+	assert_true(engine_client_has_pending(c));
+	/* A tick while held back merges into the same update. */
+	assert_int_equal(apply_quote(e, "AAPL", 7, "1.05", "1.04"), 7);
+	engine_flush(e);
+	assert_int_equal(engine_client_write(c, 1099999, buf, sizeof buf, &due),
+	                 0);
+	assert_int_equal(due, 1100000);
+
+	assert_int_equal(write_updates(c, 1100000, u, 4), 1);
+	assert_true(u[0].is_delta);
+	assert_int_equal(u[0].from, 1);
+	assert_int_equal(u[0].seq, 7);
+	model_apply(&m, &u[0]);
+	assert_engine_state(e, &m, "AAPL");
+	assert_false(engine_client_has_pending(c));
+	assert_int_equal(engine_client_write(c, 1200000, buf, sizeof buf, &due),
+	                 0);
+	assert_int_equal(due, 0);
+	engine_get_stats(e, &st);
+	assert_int_equal(st.ticks_conflated, 5);
+	engine_destroy(e);
+}
+
+static bool
+deny_x(const char *symbol, void *ctx)
+{
+	int *asked = ctx;
+
+	(*asked)++;
+	return symbol[0] != 'X';
+}
+
+static bool
+resume_aapl_at_1(const char *symbol, uint64_t *seq, void *ctx)
+{
+	if (strcmp(symbol, "AAPL") != 0)
+		return false;
+	*seq = 1;
+	return true;
+}
+
+static void
+test_wildcard_picks_up_later_symbols_and_respects_filter(void **state)
+{
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c, *late;
+	struct update u[8];
+	int ready = 0, ready_late = 0, asked = 0;
+
+	c = engine_client_create(e, &ready);
+	engine_client_set_filter(c, deny_x, &asked);
+	assert_int_equal(engine_client_subscribe_all(c, NULL, NULL), 0);
+	assert_true(engine_client_is_subscribed(c, "*"));
+	assert_int_equal(engine_client_subscription_count(c), 1);
+
+	/* Symbols that appear after the wildcard are picked up, unless the
+	 * filter refuses them. */
+	assert_int_equal(apply_quote(e, "AAPL", 1, "1", "2"), 1);
+	assert_int_equal(apply_quote(e, "XBAD", 1, "1", "2"), 1);
+	engine_flush(e);
+	assert_true(asked >= 2);
+	assert_int_equal(drain(c, 0, u, 8), 1);
+	assert_string_equal(u[0].symbol, "AAPL");
+	assert_false(u[0].is_delta);
+	assert_true(engine_client_is_subscribed(c, "AAPL"));
+	assert_false(engine_client_is_subscribed(c, "XBAD"));
+	assert_int_equal(engine_client_subscription_count(c), 1);
+
+	/* A symbol subscribed to by someone but without data appears with
+	 * its first tick, for the wildcard as well. */
+	late = engine_client_create(e, &ready_late);
+	assert_int_equal(engine_client_subscribe(late, "MSFT", false, 0), 0);
+	engine_flush(e);
+	assert_int_equal(drain(c, 0, u, 8), 0);
+	assert_int_equal(apply_quote(e, "MSFT", 1, "3", "4"), 1);
+	engine_flush(e);
+	assert_int_equal(drain(c, 0, u, 8), 1);
+	assert_string_equal(u[0].symbol, "MSFT");
+
+	/* A wildcard taken when symbols exist applies the resume rules to
+	 * each: AAPL is held at seq 1 (current), so only MSFT and XBAD. */
+	assert_int_equal(
+	        engine_client_subscribe_all(late, resume_aapl_at_1, NULL), 0);
+	engine_flush(e);
+	assert_int_equal(drain(late, 0, u, 8), 2);
+	assert_true(strcmp(u[0].symbol, "AAPL") != 0);
+	assert_true(strcmp(u[1].symbol, "AAPL") != 0);
+
+	/* Unsubscribing "*" drops what it alone brought in; MSFT, named by
+	 * the late client, stays. */
+	engine_client_unsubscribe(late, "*");
+	assert_false(engine_client_is_subscribed(late, "*"));
+	assert_false(engine_client_is_subscribed(late, "AAPL"));
+	assert_true(engine_client_is_subscribed(late, "MSFT"));
+	assert_int_equal(engine_client_subscription_count(late), 1);
+	assert_int_equal(apply_quote(e, "AAPL", 2, "1.5", "2"), 2);
+	assert_int_equal(apply_quote(e, "MSFT", 2, "3.5", "4"), 2);
+	assert_int_equal(apply_quote(e, "NEW", 2, "3.5", "4"), 1);
+	engine_flush(e);
+	assert_int_equal(drain(late, 0, u, 8), 1);
+	assert_string_equal(u[0].symbol, "MSFT");
+	assert_int_equal(drain(c, 0, u, 8), 3);
+	engine_destroy(e);
+}
+
+static void
+test_resume_same_seq_sends_nothing(void **state)
+{
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c;
+	struct update u[2];
+	int ready = 0, i;
+
+	for (i = 1; i <= 5; i++)
+		apply_quote(e, "AAPL", i, i % 2 ? "1" : "2", "3");
+	engine_flush(e);
+	c = engine_client_create(e, &ready);
+	assert_int_equal(engine_client_subscribe(c, "AAPL", true, 5), 0);
+	engine_flush(e);
+	assert_false(engine_client_has_pending(c));
+	assert_int_equal(drain(c, 0, u, 2), 0);
+	assert_int_equal(ready, 0);
+	assert_true(engine_client_is_subscribed(c, "AAPL"));
+	/* The next tick comes as a delta from the resumed seq. */
+	apply_quote(e, "AAPL", 6, "9", "3");
+	engine_flush(e);
+	assert_int_equal(drain(c, 0, u, 2), 1);
+	assert_true(u[0].is_delta);
+	assert_int_equal(u[0].from, 5);
+	assert_int_equal(u[0].seq, 6);
+	engine_destroy(e);
+}
+
+static void
+test_resume_older_seq_sends_one_delta_from_it(void **state)
+{
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c;
+	struct update u[2];
+	int ready = 0, i;
+
+	for (i = 1; i <= 9; i++)
+		apply_quote(e, "AAPL", i, i % 2 ? "1" : "2", "3");
+	c = engine_client_create(e, &ready);
+	assert_int_equal(engine_client_subscribe(c, "AAPL", true, 4), 0);
+	engine_flush(e);
+	assert_int_equal(ready, 1);
+	assert_int_equal(drain(c, 0, u, 2), 1);
+	assert_true(u[0].is_delta);
+	assert_int_equal(u[0].from, 4);
+	assert_int_equal(u[0].seq, 9);
+	/* bid changed after 4, ask did not. */
+	assert_true(u[0].present & (1u << FIELD_BID));
+	assert_false(u[0].present & (1u << FIELD_ASK));
+	engine_destroy(e);
+}
+
+static void
+test_resume_none_or_newer_seq_sends_snapshot(void **state)
+{
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c;
+	struct update u[2];
+	int ready = 0;
+
+	apply_quote(e, "AAPL", 1, "1", "2");
+	apply_quote(e, "AAPL", 2, "1.5", "2");
+	c = engine_client_create(e, &ready);
+	assert_int_equal(engine_client_subscribe(c, "AAPL", false, 0), 0);
+	assert_int_equal(drain(c, 0, u, 2), 1);
+	assert_false(u[0].is_delta);
+	assert_int_equal(u[0].seq, 2);
+	assert_true(u[0].present & (1u << FIELD_ASK));
+
+	/* A seq the server has not reached (another epoch, say): snapshot. */
+	assert_int_equal(engine_client_subscribe(c, "AAPL", true, 99), 0);
+	assert_int_equal(drain(c, 0, u, 2), 1);
+	assert_false(u[0].is_delta);
+	assert_int_equal(u[0].seq, 2);
+
+	/* Seq 0 holds nothing: snapshot. */
+	assert_int_equal(engine_client_subscribe(c, "AAPL", true, 0), 0);
+	assert_int_equal(drain(c, 0, u, 2), 1);
+	assert_false(u[0].is_delta);
+	assert_int_equal(engine_client_subscription_count(c), 1);
+	engine_destroy(e);
+}
+
+static void
+collect_symbol(const struct symbol_state *s, void *ctx)
+{
+	int *count = ctx;
+
+	(void)s;
+	(*count)++;
+}
+
+static void
+test_subscribe_before_data_gets_snapshot_with_first_tick(void **state)
+{
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c;
+	struct symbol_state s;
+	struct engine_stats st;
+	struct update u[2];
+	int ready = 0, listed = 0;
+
+	c = engine_client_create(e, &ready);
+	assert_int_equal(engine_client_subscribe(c, "IPO", true, 7), 0);
+	assert_true(engine_client_is_subscribed(c, "IPO"));
+	engine_flush(e);
+	assert_false(engine_client_has_pending(c));
+	assert_int_equal(drain(c, 0, u, 2), 0);
+	/* The placeholder is not a symbol with data. */
+	assert_int_equal(engine_get_state(e, "IPO", &s), -1);
+	engine_foreach_symbol(e, collect_symbol, &listed);
+	assert_int_equal(listed, 0);
+	engine_get_stats(e, &st);
+	assert_int_equal(st.symbols, 0);
+
+	apply_trade(e, "IPO", 10, "42.00", "100");
+	engine_flush(e);
+	assert_int_equal(ready, 1);
+	assert_int_equal(drain(c, 0, u, 2), 1);
+	assert_false(u[0].is_delta);
+	assert_int_equal(u[0].seq, 1);
+	assert_decimal_exact(u[0].value[FIELD_LAST], dec_raw(4200, 2));
+	engine_foreach_symbol(e, collect_symbol, &listed);
+	assert_int_equal(listed, 1);
+	engine_destroy(e);
+}
+
+static void
+test_unsubscribe_sends_nothing_more(void **state)
+{
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c;
+	struct engine_stats st;
+	struct update u[2];
+	int ready = 0;
+
+	c = engine_client_create(e, &ready);
+	assert_int_equal(engine_client_subscribe(c, "AAPL", false, 0), 0);
+	assert_int_equal(engine_client_subscribe(c, "GHOST", false, 0), 0);
+	apply_quote(e, "AAPL", 1, "1", "2");
+	engine_flush(e);
+	assert_true(engine_client_has_pending(c));
+	/* Pending updates are dropped with the subscription. */
+	engine_client_unsubscribe(c, "AAPL");
+	engine_client_unsubscribe(c, "GHOST");
+	engine_client_unsubscribe(c, "NEVER-HEARD-OF");
+	assert_false(engine_client_is_subscribed(c, "AAPL"));
+	assert_false(engine_client_has_pending(c));
+	assert_int_equal(drain(c, 0, u, 2), 0);
+	apply_quote(e, "AAPL", 2, "1.5", "2");
+	apply_quote(e, "GHOST", 2, "1.5", "2");
+	engine_flush(e);
+	assert_int_equal(drain(c, 0, u, 2), 0);
+	assert_int_equal(engine_client_subscription_count(c), 0);
+	engine_get_stats(e, &st);
+	assert_int_equal(st.subscriptions, 0);
+	engine_destroy(e);
+}
+
+static void
+test_slow_client_gets_one_merged_delta(void **state)
+{
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c;
+	struct engine_stats st;
+	struct update u[2];
+	struct model m;
+	int ready = 0, i;
+
+	memset(&m, 0, sizeof m);
+	c = engine_client_create(e, &ready);
+	assert_int_equal(engine_client_subscribe(c, "AAPL", false, 0), 0);
+	apply_quote(e, "AAPL", 0, "100.00", "100.01");
+	engine_flush(e);
+	assert_int_equal(drain(c, 0, u, 2), 1);
+	model_apply(&m, &u[0]);
+	ready = 0;
+
+	/* 10,000 ticks, each followed by a flush as in the service loop,
+	 * and the client never writes. */
+	for (i = 1; i <= 10000; i++) {
+		struct tick t = tick_make("AAPL", i);
+
+		tick_set(&t, i % 2 ? FIELD_BID : FIELD_ASK,
+		         dec_raw(10000 + i, 2));
+		assert_int_equal(engine_apply_tick(e, &t), (uint64_t)i + 1);
+		engine_flush(e);
+	}
+	assert_int_equal(ready, 1);
+	assert_int_equal(drain(c, 0, u, 2), 1);
+	assert_true(u[0].is_delta);
+	assert_int_equal(u[0].from, 1);
+	assert_int_equal(u[0].seq, 10001);
+	assert_int_equal(u[0].seq - u[0].from - 1, 9999);
+	model_apply(&m, &u[0]);
+	assert_engine_state(e, &m, "AAPL");
+	engine_get_stats(e, &st);
+	assert_int_equal(st.ticks_conflated, 9999);
+	assert_int_equal(st.updates_sent, 2);
+	engine_destroy(e);
+}
+
+static void
+test_client_ready_called_once_per_transition(void **state)
+{
+	struct engine *e;
+	struct engine_client *a, *b;
+	struct update u[4];
+	int ra = 0, rb = 0, total = 0;
+
+	e = engine_new(&total);
+	a = engine_client_create(e, &ra);
+	b = engine_client_create(e, &rb);
+	engine_client_subscribe(a, "AAPL", false, 0);
+	engine_client_subscribe(a, "MSFT", false, 0);
+	engine_client_subscribe(b, "MSFT", false, 0);
+
+	/* Two symbols due for a: still one call. */
+	apply_quote(e, "AAPL", 1, "1", "2");
+	apply_quote(e, "MSFT", 1, "1", "2");
+	engine_flush(e);
+	assert_int_equal(ra, 1);
+	assert_int_equal(rb, 1);
+	assert_int_equal(total, 2);
+
+	/* Still pending: more ticks and flushes call nothing. */
+	apply_quote(e, "AAPL", 2, "1.5", "2");
+	engine_flush(e);
+	engine_flush(e);
+	assert_int_equal(ra, 1);
+
+	/* Once a has written everything, the next update wakes it again;
+	 * b, still pending, is not woken twice. */
+	assert_int_equal(drain(a, 0, u, 4), 2);
+	apply_quote(e, "MSFT", 2, "1.5", "2");
+	engine_flush(e);
+	assert_int_equal(ra, 2);
+	assert_int_equal(rb, 1);
+
+	/* A subscription to a symbol with data wakes at the next flush. */
+	assert_int_equal(drain(a, 0, u, 4), 1);
+	engine_client_subscribe(a, "AAPL", false, 0);
+	engine_flush(e);
+	assert_int_equal(ra, 3);
+	/* Written before the flush: nothing left, no wake-up. */
+	engine_client_subscribe(a, "AAPL", false, 0);
+	assert_int_equal(drain(a, 0, u, 4), 1);
+	engine_flush(e);
+	assert_int_equal(ra, 3);
+	assert_int_equal(total, 4);
+	engine_destroy(e);
+}
+
+static void
+test_batch_frame_is_array_when_several_updates_due(void **state)
+{
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c;
+	struct update u[4];
+	char buf[FRAME_CAP];
+	int ready = 0;
+	size_t n;
+
+	c = engine_client_create(e, &ready);
+	engine_client_subscribe(c, "CCC", false, 0);
+	engine_client_subscribe(c, "AAA", false, 0);
+	engine_client_subscribe(c, "BBB", false, 0);
+	apply_quote(e, "BBB", 1, "1", "2");
+	engine_flush(e);
+	apply_quote(e, "AAA", 1, "1", "2");
+	apply_quote(e, "CCC", 1, "1", "2");
+	engine_flush(e);
+	n = engine_client_write(c, 0, buf, sizeof buf, NULL);
+	assert_true(n > 0);
+	assert_int_equal(buf[0], '[');
+	assert_int_equal(buf[n - 1], ']');
+	assert_int_equal(parse_frame(buf, n, u, 4), 3);
+	/* Oldest pending first. */
+	assert_string_equal(u[0].symbol, "BBB");
+
+	/* One update alone is a bare object. */
+	apply_quote(e, "AAA", 2, "1.5", "2");
+	engine_flush(e);
+	n = engine_client_write(c, 0, buf, sizeof buf, NULL);
+	assert_true(n > 0);
+	assert_int_equal(buf[0], '{');
+	assert_int_equal(parse_frame(buf, n, u, 4), 1);
+	engine_destroy(e);
+}
+
+static void
+test_frame_never_exceeds_cap(void **state)
+{
+	enum { NSYM = 300, SLACK = 700 };
+	static char buf[ENGINE_MIN_FRAME + SLACK + 64];
+	static struct update u[NSYM];
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c;
+	struct engine_stats st;
+	size_t total = 0, frames = 0, n, i, cap;
+	int ready = 0, k;
+
+	c = engine_client_create(e, &ready);
+	assert_int_equal(engine_client_subscribe_all(c, NULL, NULL), 0);
+	for (k = 0; k < NSYM; k++) {
+		/* Long names and long values make big updates. */
+		char name[TICK_SYMBOL_MAX + 1];
+		struct tick t;
+		int f;
+
+		snprintf(name, sizeof name, "SYMBOL-%025d", k);
+		t = tick_make(name, INT64_MIN);
+		for (f = 0; f < TICK_FIELD_COUNT; f++)
+			tick_set(&t, (enum tick_field)f,
+			         dec_raw(INT64_MIN + f, 18));
+		tick_set(&t, FIELD_LAST_SIZE, dec_raw(-1, 18));
+		assert_int_equal(engine_apply_tick(e, &t), 1);
+	}
+	engine_flush(e);
+	/* Every cap from the minimum up by more than an update's length, so
+	 * that some frame ends exactly at the limit. */
+	for (cap = ENGINE_MIN_FRAME; cap < ENGINE_MIN_FRAME + SLACK; cap++) {
+		total = 0;
+		frames = 0;
+		for (;;) {
+			memset(buf, '#', sizeof buf);
+			n = engine_client_write(c, 0, buf, cap, NULL);
+			if (n == 0)
+				break;
+			assert_true(n <= cap);
+			for (i = cap; i < sizeof buf && buf[i] == '#'; i++)
+				;
+			assert_int_equal(i, sizeof buf);
+			frames++;
+			if (cap % 50 != 0) {
+				/* Parsing every frame at every cap is slow;
+				 * counting objects is enough in between. */
+				for (i = 0; i < n; i++)
+					total += buf[i] == '{';
+				continue;
+			}
+			n = parse_frame(buf, n, u + total, NSYM - total);
+			for (i = total; i < total + n; i++)
+				assert_int_equal(u[i].present,
+				                 (1u << STATE_FIELD_COUNT) - 1);
+			total += n;
+		}
+		assert_int_equal(total, NSYM);
+		assert_true(frames > 1);
+		assert_false(engine_client_has_pending(c));
+		/* Ask for every snapshot again for the next cap. */
+		engine_client_unsubscribe(c, "*");
+		assert_int_equal(engine_client_subscribe_all(c, NULL, NULL), 0);
+	}
+	engine_get_stats(e, &st);
+	assert_int_equal(st.updates_sent, NSYM * SLACK);
+	/* Each snapshot is encoded once and shared by the later rounds. An
+	 * update that did not fit is cached for the next frame and still
+	 * counts as one encoding, so the two counts add up to the updates. */
+	assert_int_equal(st.encodings, NSYM);
+	assert_int_equal(st.encodings_shared, NSYM * (SLACK - 1));
+	engine_destroy(e);
+}
+
+static void
+test_restore_symbol_then_delta_and_snapshot_are_correct(void **state)
+{
+	enum { N = 60 };
+	static struct symbol_state history[N + 1];
+	struct engine *a = engine_new(NULL), *b = engine_new(NULL);
+	struct engine_client *old, *c;
+	struct update u[4];
+	struct model m;
+	int ready = 0, ready_old = 0;
+	uint64_t k;
+
+	rng_seed(4);
+	for (k = 1; k <= N; k++) {
+		struct tick t = tick_random("EUR/USD", (int64_t)k, false);
+
+		assert_int_equal(engine_apply_tick(a, &t), k);
+		engine_get_state(a, "EUR/USD", &history[k]);
+	}
+
+	/* b already had a subscriber, with other data up to the same seq,
+	 * before the state is put back: it gets a snapshot of the restored
+	 * state, not the one b had encoded for that seq. */
+	old = engine_client_create(b, &ready_old);
+	engine_client_subscribe(old, "EUR/USD", false, 0);
+	for (k = 1; k <= N; k++)
+		apply_quote(b, "EUR/USD", (int64_t)k, "7", "8");
+	engine_flush(b);
+	assert_int_equal(drain(old, 0, u, 4), 1);
+	assert_int_equal(u[0].seq, N);
+	assert_int_equal(engine_restore_symbol(b, &history[N]), 0);
+	engine_flush(b);
+	assert_int_equal(drain(old, 0, u, 4), 1);
+	assert_false(u[0].is_delta);
+	memset(&m, 0, sizeof m);
+	model_apply(&m, &u[0]);
+	assert_model_equals_state(&m, &history[N]);
+
+	/* A client that held seq 30 before the restart gets one delta. */
+	c = engine_client_create(b, &ready);
+	engine_client_subscribe(c, "EUR/USD", true, 30);
+	assert_int_equal(drain(c, 0, u, 4), 1);
+	assert_true(u[0].is_delta);
+	assert_int_equal(u[0].from, 30);
+	model_from_state(&m, &history[30]);
+	model_apply(&m, &u[0]);
+	assert_model_equals_state(&m, &history[N]);
+
+	/* Without resume, a snapshot. */
+	engine_client_subscribe(c, "EUR/USD", false, 0);
+	assert_int_equal(drain(c, 0, u, 4), 1);
+	assert_false(u[0].is_delta);
+	memset(&m, 0, sizeof m);
+	model_apply(&m, &u[0]);
+	assert_model_equals_state(&m, &history[N]);
+
+	/* Ticks go on from the restored seq, with deltas. */
+	assert_int_equal(apply_quote(b, "EUR/USD", N + 1, "1.2345", "1.2346"),
+	                 N + 1);
+	engine_flush(b);
+	assert_int_equal(drain(c, 0, u, 4), 1);
+	assert_true(u[0].is_delta);
+	assert_int_equal(u[0].from, N);
+	model_apply(&m, &u[0]);
+	assert_engine_state(b, &m, "EUR/USD");
+
+	/* Invalid names are refused. */
+	memset(&history[0], 0, sizeof history[0]);
+	strcpy(history[0].symbol, "BAD NAME");
+	assert_int_equal(engine_restore_symbol(b, &history[0]), -1);
+	engine_destroy(a);
+	engine_destroy(b);
+}
+
+static void
+test_stale_seq_and_invalid_symbol_rejected(void **state)
+{
+	struct engine *e = engine_new(NULL);
+	struct engine_stats st;
+	struct symbol_state s;
+	struct tick t;
+
+	t = tick_make("AAPL", 1);
+	tick_set(&t, FIELD_BID, dec("1.00"));
+	t.seq = 5;
+	assert_int_equal(engine_apply_tick(e, &t), 5);
+	t.ts = 2;
+	tick_set(&t, FIELD_BID, dec("2.00"));
+	assert_int_equal(engine_apply_tick(e, &t), 0); /* same seq */
+	t.seq = 3;
+	assert_int_equal(engine_apply_tick(e, &t), 0); /* older */
+	assert_int_equal(engine_get_state(e, "AAPL", &s), 0);
+	assert_int_equal(s.seq, 5);
+	assert_int_equal(s.ts, 1);
+	assert_decimal_text(s.value[FIELD_BID], "1.00");
+	t.seq = 0;
+	assert_int_equal(engine_apply_tick(e, &t), 6);
+	t.seq = 100;
+	assert_int_equal(engine_apply_tick(e, &t), 100);
+
+	t = tick_make("BAD SYM", 1);
+	assert_int_equal(engine_apply_tick(e, &t), 0);
+	t = tick_make("", 1);
+	assert_int_equal(engine_apply_tick(e, &t), 0);
+	t = tick_make("A", 1);
+	memset(t.symbol, 'A', sizeof t.symbol); /* no terminator */
+	assert_int_equal(engine_apply_tick(e, &t), 0);
+	assert_int_equal(engine_get_state(e, "BAD SYM", &s), -1);
+
+	engine_get_stats(e, &st);
+	assert_int_equal(st.ticks_applied, 3);
+	assert_int_equal(st.ticks_rejected, 5);
+	assert_int_equal(st.symbols, 1);
+	engine_destroy(e);
+}
+
+static void
+test_clients_in_step_share_one_encoding(void **state)
+{
+	enum { NC = 5 };
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c[NC];
+	struct engine_stats st;
+	struct update u[2];
+	int ready[NC] = {0}, i;
+
+	for (i = 0; i < NC; i++) {
+		c[i] = engine_client_create(e, &ready[i]);
+		engine_client_subscribe(c[i], "AAPL", false, 0);
+	}
+	apply_quote(e, "AAPL", 1, "1", "2");
+	engine_flush(e);
+	for (i = 0; i < NC; i++)
+		assert_int_equal(drain(c[i], 0, u, 2), 1);
+	apply_quote(e, "AAPL", 2, "1.5", "2");
+	engine_flush(e);
+	for (i = 0; i < NC; i++)
+		assert_int_equal(drain(c[i], 0, u, 2), 1);
+	engine_get_stats(e, &st);
+	/* One snapshot and one delta encoded, the rest copied. */
+	assert_int_equal(st.encodings, 2);
+	assert_int_equal(st.encodings_shared, 2 * (NC - 1));
+	assert_int_equal(st.updates_sent, 2 * NC);
+	assert_int_equal(st.encodings + st.encodings_shared, st.updates_sent);
+	assert_int_equal(st.clients, NC);
+	assert_int_equal(st.subscriptions, NC);
+
+	/* Destroying clients, pending or not, detaches them. */
+	apply_quote(e, "AAPL", 3, "1.6", "2");
+	engine_flush(e);
+	engine_client_destroy(c[0]);
+	engine_client_destroy(NULL);
+	engine_get_stats(e, &st);
+	assert_int_equal(st.clients, NC - 1);
+	assert_int_equal(st.subscriptions, NC - 1);
+	engine_destroy(e);
+	engine_destroy(NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(
+	                test_final_state_equals_last_value_of_every_field),
+	        cmocka_unit_test(
+	                test_delta_from_any_earlier_seq_rebuilds_current_state),
+	        cmocka_unit_test(
+	                test_random_conflation_keeps_clients_equal_to_server),
+	        cmocka_unit_test(test_derived_open_high_low_trades_volume),
+	        cmocka_unit_test(test_decimals_round_trip_exactly),
+	        cmocka_unit_test(
+	                test_max_hz_holds_back_then_releases_one_conflated_update),
+	        cmocka_unit_test(
+	                test_wildcard_picks_up_later_symbols_and_respects_filter),
+	        cmocka_unit_test(test_resume_same_seq_sends_nothing),
+	        cmocka_unit_test(test_resume_older_seq_sends_one_delta_from_it),
+	        cmocka_unit_test(test_resume_none_or_newer_seq_sends_snapshot),
+	        cmocka_unit_test(
+	                test_subscribe_before_data_gets_snapshot_with_first_tick),
+	        cmocka_unit_test(test_unsubscribe_sends_nothing_more),
+	        cmocka_unit_test(test_slow_client_gets_one_merged_delta),
+	        cmocka_unit_test(test_client_ready_called_once_per_transition),
+	        cmocka_unit_test(
+	                test_batch_frame_is_array_when_several_updates_due),
+	        cmocka_unit_test(test_frame_never_exceeds_cap),
+	        cmocka_unit_test(
+	                test_restore_symbol_then_delta_and_snapshot_are_correct),
+	        cmocka_unit_test(test_stale_seq_and_invalid_symbol_rejected),
+	        cmocka_unit_test(test_clients_in_step_share_one_encoding),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
