@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -251,14 +252,18 @@ handle_subscribe(struct per_session_data__md *pss, struct request *req)
 		uint64_t seq = 0;
 		int rc;
 
-		if (!strcmp(sym, "*"))
+		bool have_seq;
+
+		if (!strcmp(sym, "*")) {
 			rc = engine_client_subscribe_all(
 				pss->client, resume ? resume_lookup : NULL, req);
-		else
-			rc = engine_client_subscribe(
-				pss->client, sym,
-				resume && request_resume_seq(req, sym, &seq),
-				seq);
+		} else {
+			/* Look the seq up first: argument evaluation order is
+			 * unspecified, so it cannot happen in the call. */
+			have_seq = resume && request_resume_seq(req, sym, &seq);
+			rc = engine_client_subscribe(pss->client, sym, have_seq,
+						     seq);
+		}
 		if (rc == -2) {
 			send_error(pss, req->id, "internal",
 				   "out of memory while subscribing");
@@ -414,7 +419,14 @@ handle_message(struct per_session_data__md *pss, const char *text, size_t len)
 			 "more than %g messages per second (burst %g); this "
 			 "message was dropped, slow down",
 			 s->opt->ops_per_sec, s->opt->ops_burst);
-		send_error(pss, "", "rate_limited", msg);
+		/* Parsed only to echo its id: the reply must name the
+		 * request it refuses. */
+		if (protocol_parse(text, len, &s->limits, &req, &err)) {
+			send_error(pss, err.id, "rate_limited", msg);
+		} else {
+			send_error(pss, req.id, "rate_limited", msg);
+			request_free(&req);
+		}
 		return;
 	}
 	pss->refused_in_row = 0;
@@ -487,6 +499,38 @@ write_text(struct lws *wsi, char *data, size_t len)
 	return 0;
 }
 
+/*
+ * Closing a TCP socket that still has unread input makes the kernel send a
+ * reset instead of a FIN, and a reset can overtake our close frame: the
+ * client would see 1006 instead of the code we chose. So before a close the
+ * server reads and drops what the peer already sent (bounded, non-blocking).
+ */
+static void
+discard_pending_input(struct lws *wsi)
+{
+	lws_sockfd_type fd = lws_get_socket_fd(wsi);
+	char scratch[4096];
+	size_t total = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	while (total < 4 * 1024 * 1024) {
+		n = recv(fd, scratch, sizeof scratch, MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		total += (size_t)n;
+	}
+}
+
+static int
+close_now(struct lws *wsi, int status, const char *reason)
+{
+	lws_close_reason(wsi, status, (unsigned char *)reason, strlen(reason));
+	discard_pending_input(wsi);
+	return -1;
+}
+
 static int
 on_writeable(struct per_session_data__md *pss)
 {
@@ -494,12 +538,8 @@ on_writeable(struct per_session_data__md *pss)
 	int64_t now = now_us(), next_due = 0;
 	size_t n;
 
-	if (pss->close_status) {
-		lws_close_reason(pss->wsi, pss->close_status,
-				 (unsigned char *)pss->close_reason,
-				 strlen(pss->close_reason));
-		return -1;
-	}
+	if (pss->close_status)
+		return close_now(pss->wsi, pss->close_status, pss->close_reason);
 	if (pss->ctl_head) {
 		struct jsonbuf *b = &pss->ctl_head->buf;
 
@@ -567,9 +607,8 @@ on_receive(struct per_session_data__md *pss, const char *in, size_t len)
 			 "message larger than the %zu byte limit", max);
 		log_info("conn %llu: %s, closing with 1009",
 			 (unsigned long long)pss->id, reason);
-		lws_close_reason(pss->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-				 (unsigned char *)reason, strlen(reason));
-		return -1;
+		return close_now(pss->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+				 reason);
 	}
 	if (pss->rx_len + len > pss->rx_cap) {
 		size_t cap = pss->rx_cap ? pss->rx_cap : 1024;

@@ -174,9 +174,9 @@ class Server:
 			"--db", self.db]
 		if self.web:
 			argv += ["--web", self.web]
-		level = os.environ.get("PUBLISHER_LOG_LEVEL")
-		if level:
-			argv += ["--log-level", level]
+		# debug by default: the stderr tail printed for a failed test then
+		# shows the connection's story (PUBLISHER_LOG_LEVEL overrides).
+		argv += ["--log-level", os.environ.get("PUBLISHER_LOG_LEVEL", "debug")]
 		return argv + self.args
 
 	async def start(self, timeout=10.0):

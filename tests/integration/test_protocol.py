@@ -196,6 +196,30 @@ async def test_resume_same_epoch_older_seq_sends_one_delta():
 		      "resumed state")
 
 
+async def test_resume_wildcard_applies_resume_rules_per_symbol():
+	srv = await start_server()
+	t1, t2, t3 = await _three_ticks(srv)  # AAPL at seq 3, MSFT at seq 1
+	await srv.send_ticks([tick("IBM", last="150.5", last_size=1)])
+	a = await Client.connect(srv, name="first")
+	await a.subscribe(["AAPL", "MSFT", "IBM"])
+	await a.wait_seq("AAPL", 3)
+	await a.wait_seq("MSFT", 1)
+	await a.wait_seq("IBM", 1)
+	b = await Client.connect(srv, name="resumer")
+	b.state["AAPL"] = {"seq": 1, "ts": t1["ts"], "fields": tick_fields(t1)}
+	b.state["MSFT"] = {"seq": 1, "ts": None, "fields": dict(a.state["MSFT"]["fields"])}
+	# AAPL held at an older seq: one delta; MSFT current: nothing; IBM not held: snapshot.
+	await b.subscribe(["*"], resume={"epoch": a.epoch, "seq": {"AAPL": 1, "MSFT": 1}})
+	await b.expect("snapshot", pred=lambda m: m.get("symbol") == "IBM", what="IBM snapshot")
+	await b.wait_seq("AAPL", 3)
+	await b.collect(0.5)
+	got = [(m["type"], m["symbol"], m.get("from"), m["seq"]) for _, m in b.updates]
+	check(sorted(got) == sorted([("delta", "AAPL", 1, 3), ("snapshot", "IBM", None, 1)]),
+	      "resume with * (AAPL held at 1 of 3, MSFT at its current 1, IBM not held) sent %s; "
+	      "want one AAPL delta from 1 and one IBM snapshot" % got)
+	b.assert_clean()
+
+
 async def test_resume_other_epoch_sends_snapshot():
 	srv = await start_server()
 	t1, t2, t3 = await _three_ticks(srv)
