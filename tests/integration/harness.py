@@ -119,14 +119,46 @@ def _reset_registry():
 	del _clients[:]
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+		   "ThreadSanitizer", "Segmentation fault")
+
+
+def server_problems():
+	"""What went wrong with the current test's servers that the test itself
+	did not look at: an exit nobody asked for, a sanitizer report."""
+	out = []
+	for s in _servers:
+		if s.proc is None:
+			continue
+		if s.proc.returncode is not None and not s.exit_expected:
+			out.append("%s exited unexpectedly with code %s" % (s.name, s.proc.returncode))
+		text = s.stderr_text()
+		for mark in SANITIZER_MARKS:
+			if mark in text:
+				out.append("%s stderr reports %r" % (s.name, mark))
+	return out
+
+
+def kill_all_now():
+	"""Synchronous last resort (e.g. on Ctrl-C): SIGKILL every server of
+	the current test that may still run."""
+	for s in _servers:
+		if s.proc is not None and s.proc.returncode is None:
+			try:
+				os.kill(s.proc.pid, signal.SIGKILL)
+			except ProcessLookupError:
+				pass
+
+
 async def cleanup():
 	"""Drop every client and kill every server of the current test.
 	Returns [(server name, stderr tail)] for the report."""
 	for c in list(_clients):
-		try:
-			c.ws.transport.abort()
-		except Exception:
-			pass
+		if c.ws is not None:
+			try:
+				c.ws.transport.abort()
+			except Exception:
+				pass
 		if getattr(c, "sock", None) is not None:
 			try:
 				c.sock.close()
@@ -162,6 +194,7 @@ class Server:
 		self.proc = None
 		self.port = None
 		self.returncode = None
+		self.exit_expected = False  # set when the test stops or awaits the exit
 		_servers.append(self)
 
 	@property
@@ -218,6 +251,7 @@ class Server:
 
 	async def wait_exit(self, timeout):
 		"""The exit code, or None if still running after timeout seconds."""
+		self.exit_expected = True
 		try:
 			self.returncode = await asyncio.wait_for(self.proc.wait(), timeout)
 		except asyncio.TimeoutError:
@@ -227,6 +261,7 @@ class Server:
 	async def stop(self, sig=signal.SIGTERM, timeout=5.0):
 		"""Send sig and wait; returns the exit code (None if it hung, then
 		the process is killed)."""
+		self.exit_expected = True
 		if self.proc.returncode is not None:
 			return self.proc.returncode
 		self.proc.send_signal(sig)
@@ -308,11 +343,12 @@ def _summary(m, limit=160):
 
 
 class Closed(AssertionError):
-	"""The connection closed while a message was awaited."""
+	"""The connection closed while a message was awaited (or sent)."""
 
 	def __init__(self, who, code, reason):
 		AssertionError.__init__(self, "%s: connection closed (code %s %r)" % (who, code, reason))
 		self.code = code
+		self.during_send = False
 
 
 class Client:
@@ -498,6 +534,22 @@ class Client:
 					"received meanwhile: %s" % (self.name, symbol, seq, timeout,
 						held and held["seq"], self.gaps[-3:], seen or "nothing"))
 
+	async def drain_until_closed(self, timeout=5.0):
+		"""Read everything still queued until the connection closes.
+		Returns (messages, close code or None if still open)."""
+		out = []
+		deadline = time.monotonic() + timeout
+		while True:
+			left = deadline - time.monotonic()
+			if left <= 0:
+				return out, None
+			try:
+				out.append(await self.recv_json(left))
+			except Closed as e:
+				return out, e.code
+			except asyncio.TimeoutError:
+				return out, None
+
 	async def wait_closed(self, timeout=5.0):
 		"""Read (discarding) until the connection closes; returns the close
 		code, or None if it stayed open."""
@@ -516,11 +568,17 @@ class Client:
 	# ------------------------------------------------------------- send
 
 	async def send(self, obj):
+		"""Send one message. When the connection is gone this raises
+		Closed with during_send set: its code is what the library knew at
+		that moment (often 1006, because the peer's close frame may still
+		be unread); read on with drain_until_closed() for the real one."""
 		text = obj if isinstance(obj, (str, bytes)) else json.dumps(obj)
 		try:
 			await self.ws.send(text)
 		except websockets.ConnectionClosed as e:
-			raise Closed(self.name, e.code, e.reason)
+			err = Closed(self.name, e.code, e.reason)
+			err.during_send = True
+			raise err
 
 	def new_id(self):
 		i = self._next_id
@@ -615,6 +673,14 @@ def check(cond, msg):
 
 # --------------------------------------------------------- raw sockets
 
+class _RawSocket:
+	"""A raw socket registered for cleanup() (which closes c.sock)."""
+
+	def __init__(self, sock):
+		self.sock = sock
+		self.ws = None
+
+
 def raw_ws_connect(port, path="/ws", rcvbuf=None, timeout=5.0):
 	"""A WebSocket handshake by hand on a blocking socket. Returns the socket
 	after the 101 response headers (any bytes after them are left unread)."""
@@ -639,6 +705,7 @@ def raw_ws_connect(port, path="/ws", rcvbuf=None, timeout=5.0):
 	accept = base64.b64encode(hashlib.sha1(
 		(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
 	check(accept in head, "raw client: wrong Sec-WebSocket-Accept in %r" % head)
+	_clients.append(_RawSocket(s))
 	return s
 
 

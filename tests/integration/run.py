@@ -60,6 +60,14 @@ async def run_one(fn):
 	except Exception as e:  # a crash in the test itself: show where
 		msg = "%s: %s\n%s" % (type(e).__name__, e, "".join(
 			traceback.format_exception(type(e), e, e.__traceback__)[-3:]))
+	# A crash or sanitizer report after the test's last assertion still
+	# fails it.
+	await asyncio.sleep(0.05)
+	problems = harness.server_problems()
+	if problems and ok:
+		ok, msg = False, "; ".join(problems)
+	elif problems:
+		msg += " [also: %s]" % "; ".join(problems)
 	tails = await harness.cleanup()
 	return ok, msg, tails
 
@@ -81,7 +89,12 @@ def main():
 	t0 = time.monotonic()
 	for full, fn in tests:
 		start = time.monotonic()
-		ok, msg, tails = asyncio.run(run_one(fn))
+		try:
+			ok, msg, tails = asyncio.run(run_one(fn))
+		except KeyboardInterrupt:
+			harness.kill_all_now()
+			print("interrupted during %s" % full)
+			return 130
 		dt = time.monotonic() - start
 		if ok:
 			passed += 1

@@ -7,7 +7,7 @@ import signal
 import socket
 import time
 
-from harness import Client, Server, check, run_cli, start_server, tick
+from harness import Client, Server, check, http_request, run_cli, start_server, tick
 
 
 async def _shutdown(sig):
@@ -113,7 +113,6 @@ async def test_http_root_serves_dashboard_with_security_headers():
 
 
 async def _get(port, path, headers=None):
-	from harness import http_request
 	return await http_request(port, path, headers=headers)
 
 

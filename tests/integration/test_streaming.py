@@ -6,16 +6,8 @@ import asyncio
 import statistics
 import time
 
-from harness import Client, Decimal, _clients, assert_fields, check, now_us, \
+from harness import Client, Decimal, assert_fields, check, now_us, \
 	raw_ws_connect, start_server, tick, ws_frame
-
-
-class _RawHolder:
-	"""Registers a raw socket so cleanup() closes it."""
-
-	def __init__(self, sock):
-		self.sock = sock
-		self.ws = None
 
 
 async def test_heartbeat_on_idle_connection():
@@ -70,7 +62,6 @@ async def test_stalled_client_does_not_delay_others_and_memory_stays_bounded():
 	srv = await start_server(feed="synthetic:symbols=200,rate=20000,seed=3")
 	# The stalled client: handshake by hand, subscribe to everything, never read.
 	stalled = raw_ws_connect(srv.port, rcvbuf=2048)
-	_clients.append(_RawHolder(stalled))
 	stalled.sendall(ws_frame('{"op":"subscribe","symbols":["*"],"id":1}'))
 	reader = await Client.connect(srv, name="reader")
 	await reader.subscribe(["*"])
