@@ -34,10 +34,14 @@ TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 # Modules. ENGINE_SRC has no lws and no SQL: units and benches link it alone.
 ENGINE_SRC := publisher/decimal.c publisher/tick.c publisher/jsonbuf.c publisher/engine.c
 PROTOCOL_SRC := publisher/protocol.c
-FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/tick_parse.c feeds/feed_stdin.c
-SERVER_SRC := publisher/cli.c publisher/log.c publisher/server.c
+FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/tick_parse.c feeds/feed_stdin.c \
+	feeds/feed_replay.c feeds/feed_tcp.c
+SERVER_SRC := publisher/cli.c publisher/log.c publisher/query.c publisher/server.c
 MAIN_SRC := publisher/main.c
-ALL_SRC := $(ENGINE_SRC) $(PROTOCOL_SRC) $(FEED_SRC) $(SERVER_SRC) $(MAIN_SRC)
+# The SQLite store and export. The SQL of schema/NNN_name.sql is compiled in:
+# schema/embed.sh turns it into $(SCHEMA_OBJ), linked wherever STORE_SRC is.
+STORE_SRC := publisher/store.c publisher/export.c
+ALL_SRC := $(ENGINE_SRC) $(PROTOCOL_SRC) $(FEED_SRC) $(SERVER_SRC) $(MAIN_SRC) $(STORE_SRC)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -54,6 +58,18 @@ all: deps $(BIN)
 
 $(BIN): $(call obj,$(ALL_SRC))
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -pthread -lm
+
+# The migrations, in number order, as a C array (schema/schema_sql.h). The
+# object is kept out of ALL_SRC (which `format` runs over) and added to the
+# links that need it.
+SCHEMA_SQL := $(sort $(wildcard schema/[0-9][0-9][0-9]_*.sql))
+SCHEMA_OBJ := $(BUILD)/obj/schema_sql.o
+$(BUILD)/obj/schema_sql.c: schema/embed.sh $(SCHEMA_SQL)
+	@mkdir -p $(dir $@)
+	sh schema/embed.sh $(SCHEMA_SQL) > $@.tmp && mv $@.tmp $@
+$(SCHEMA_OBJ): $(BUILD)/obj/schema_sql.c
+	$(CC) $(CFLAGS_ALL) -Ischema -c -o $@ $<
+$(BIN): $(SCHEMA_OBJ)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -72,6 +88,10 @@ $(BUILD)/tests/test_cli: $(BUILD)/tests/test_cli.o $(call obj,publisher/cli.c pu
 $(BUILD)/tests/test_tick_queue: $(BUILD)/tests/test_tick_queue.o $(call obj,publisher/tick_queue.c publisher/tick.c publisher/decimal.c)
 $(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(PROTOCOL_SRC) publisher/jsonbuf.c)
 $(BUILD)/tests/test_tick_parse: $(BUILD)/tests/test_tick_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c publisher/protocol.c publisher/jsonbuf.c)
+$(BUILD)/tests/test_feed_replay: $(BUILD)/tests/test_feed_replay.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(PROTOCOL_SRC) publisher/jsonbuf.c)
+$(BUILD)/tests/test_feed_tcp: $(BUILD)/tests/test_feed_tcp.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(PROTOCOL_SRC) publisher/jsonbuf.c)
+$(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(call obj,publisher/store.c $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
+$(BUILD)/tests/test_export: $(BUILD)/tests/test_export.o $(call obj,$(STORE_SRC) $(ENGINE_SRC) publisher/log.c feeds/tick_parse.c $(PROTOCOL_SRC)) $(SCHEMA_OBJ)
 $(UNIT_TESTS):
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) -pthread -lm
 
@@ -80,6 +100,8 @@ $(BUILD)/bench/%.o: tests/bench/%.c
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -c -o $@ $<
 $(BUILD)/bench/bench_engine: $(BUILD)/bench/bench_engine.o $(call obj,$(ENGINE_SRC))
 $(BUILD)/bench/bench_parse: $(BUILD)/bench/bench_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c publisher/protocol.c publisher/jsonbuf.c)
+$(BUILD)/bench/bench_replay: $(BUILD)/bench/bench_replay.o $(call obj,$(ENGINE_SRC) $(PROTOCOL_SRC) $(FEED_SRC) publisher/log.c)
+$(BUILD)/bench/bench_store: $(BUILD)/bench/bench_store.o $(call obj,publisher/store.c $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
 $(BENCHES):
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -pthread -lm
 
@@ -108,5 +130,44 @@ format:
 
 clean:
 	rm -rf build build-*
+
+# The dashboard's chart library, vendored so the page runs with no build
+# step and no network: the standalone production build of TradingView
+# Lightweight Charts (Apache-2.0) with its LICENSE, VERSION and NOTICE.
+# `make vendor` refreshes it from npm (newest 5.x unless LWC_VERSION says).
+LWC_VERSION ?= 5
+LWC_DIR := web/vendor/lightweight-charts
+.PHONY: vendor
+vendor:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	cd "$$tmp" && npm pack --silent lightweight-charts@$(LWC_VERSION) >/dev/null && \
+	tar -xzf lightweight-charts-*.tgz && cd - >/dev/null && \
+	ver=$$(node -p "require('$$tmp/package/package.json').version") && \
+	mkdir -p $(LWC_DIR) && \
+	cp "$$tmp/package/dist/lightweight-charts.standalone.production.js" "$$tmp/package/LICENSE" $(LWC_DIR)/ && \
+	echo "$$ver" > $(LWC_DIR)/VERSION && \
+	{ echo "TradingView Lightweight Charts(TM) $$ver"; \
+	  echo "Copyright (c) TradingView, Inc. - https://www.tradingview.com/"; \
+	  echo "Licensed under the Apache License, Version 2.0 (see LICENSE in this folder)."; \
+	  echo ""; \
+	  echo "File: lightweight-charts.standalone.production.js, unmodified, from the npm"; \
+	  echo "package lightweight-charts@$$ver (it bundles fancy-canvas, MIT, and parts of"; \
+	  echo "tslib, 0BSD). Refreshed by 'make vendor'."; \
+	  echo ""; \
+	  echo "Attribution: the dashboard links https://www.tradingview.com/ in its status"; \
+	  echo "bar (\"Charts: TradingView Lightweight Charts\"), as the licence asks; the"; \
+	  echo "chart's own logo is off because it injects an inline <style> the CSP forbids."; \
+	  echo "sha256 $$(sha256sum $(LWC_DIR)/lightweight-charts.standalone.production.js | cut -d' ' -f1)"; \
+	} > $(LWC_DIR)/NOTICE && \
+	echo "vendored lightweight-charts $$ver into $(LWC_DIR)"
+
+# The dashboard in real headless Chromium (Debian's /usr/bin/chromium; npm
+# playwright-core, which never downloads a browser). npm ci runs only when
+# node_modules is missing or older than the lockfile.
+.PHONY: browser
+browser: all
+	@cd tests/browser && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || \
+		npm ci --silent --no-audit --no-fund; }
+	@cd tests/browser && PUBLISHER_BIN=$(CURDIR)/$(BIN) node run.mjs
 
 -include $(shell find build* -name '*.d' 2>/dev/null)

@@ -238,6 +238,189 @@ create_synthetic(const char *spec, const char *opts, struct tick_queue *queue,
 	return f;
 }
 
+/* Far beyond any useful replay speed (a year of ticks in 30 ms); past it
+ * the pacing maths stops meaning anything, and "max" says it better. */
+#define REPLAY_MAX_SPEED 1e9
+
+/*
+ * replay:FILE[,speed=X|max][,loop]. FILE runs up to the first ',' (the
+ * `replay` command refuses file names holding one). The file itself is only
+ * opened by feed_start(), so a missing file is a runtime failure (exit 1)
+ * rather than a usage error.
+ */
+static struct feed *
+create_replay(const char *spec, const char *rest, struct tick_queue *queue,
+              char *err, size_t errlen)
+{
+	struct feed_replay_options o = {.speed = 1, .loop = false};
+	bool seen_speed = false;
+	const char *comma = rest ? strchr(rest, ',') : NULL;
+	const char *p = comma ? comma + 1 : NULL;
+	size_t path_len = 0;
+	char *path;
+	struct feed *f;
+
+	if (rest)
+		path_len = comma ? (size_t)(comma - rest) : strlen(rest);
+	if (path_len == 0) {
+		set_err(err, errlen,
+		        "feed '%s': replay needs a FILE "
+		        "(replay:FILE[,speed=X|max][,loop])",
+		        spec);
+		return NULL;
+	}
+	while (p) {
+		const char *next = strchr(p, ',');
+		size_t item_len = next ? (size_t)(next - p) : strlen(p);
+		const char *eq = memchr(p, '=', item_len);
+		size_t key_len = eq ? (size_t)(eq - p) : item_len;
+
+		if (item_len == 0) {
+			set_err(err, errlen,
+			        "feed '%s': empty option (expected speed=X, "
+			        "speed=max or loop, separated by commas)",
+			        spec);
+			return NULL;
+		}
+		if (key_len == 5 && memcmp(p, "speed", 5) == 0) {
+			const char *val = eq ? eq + 1 : NULL;
+			size_t val_len = eq ? item_len - key_len - 1 : 0;
+			double v;
+
+			if (seen_speed) {
+				set_err(err, errlen,
+				        "feed '%s': option 'speed' is given "
+				        "twice",
+				        spec);
+				return NULL;
+			}
+			seen_speed = true;
+			if (val_len == 3 && memcmp(val, "max", 3) == 0) {
+				o.speed = 0;
+			} else if (!val || parse_double(val, val_len, &v) < 0 ||
+			           !(v > 0)) {
+				set_err(err, errlen,
+				        "feed '%s': speed must be > 0 or max",
+				        spec);
+				return NULL;
+			} else if (v > REPLAY_MAX_SPEED) {
+				set_err(err, errlen,
+				        "feed '%s': speed must be at most %.0f "
+				        "(or max, for as fast as possible)",
+				        spec, REPLAY_MAX_SPEED);
+				return NULL;
+			} else {
+				o.speed = v;
+			}
+		} else if (key_len == 4 && memcmp(p, "loop", 4) == 0) {
+			if (eq) {
+				set_err(err, errlen,
+				        "feed '%s': option 'loop' takes no "
+				        "value",
+				        spec);
+				return NULL;
+			}
+			if (o.loop) {
+				set_err(err, errlen,
+				        "feed '%s': option 'loop' is given "
+				        "twice",
+				        spec);
+				return NULL;
+			}
+			o.loop = true;
+		} else {
+			set_err(err, errlen,
+			        "feed '%s': unknown option '%.*s' (expected "
+			        "speed=X, speed=max or loop)",
+			        spec, (int)key_len, p);
+			return NULL;
+		}
+		p = next ? next + 1 : NULL;
+	}
+
+	path = strndup(rest, path_len);
+	if (!path) {
+		set_err(err, errlen, "feed '%s': out of memory", spec);
+		return NULL;
+	}
+	o.path = path;
+	f = feed_replay_create(&o, queue);
+	free(path);
+	if (!f)
+		set_err(err, errlen, "feed '%s': out of memory", spec);
+	return f;
+}
+
+/*
+ * tcp:HOST:PORT, with an IPv6 address in brackets (tcp:[::1]:9000). The
+ * address is only resolved and bound by feed_start(): a port in use is a
+ * runtime failure, a malformed spec a usage error.
+ */
+static struct feed *
+create_tcp(const char *spec, const char *rest, struct tick_queue *queue,
+           char *err, size_t errlen)
+{
+	struct feed_tcp_options o;
+	const char *host, *colon;
+	size_t host_len;
+	uint64_t port;
+	char *h;
+	struct feed *f;
+
+	if (!rest || !*rest)
+		goto usage;
+	if (rest[0] == '[') {
+		const char *close = strchr(rest, ']');
+
+		if (!close || close[1] != ':')
+			goto usage;
+		host = rest + 1;
+		host_len = (size_t)(close - host);
+		colon = close + 1;
+	} else {
+		colon = strrchr(rest, ':');
+		if (!colon)
+			goto usage;
+		host = rest;
+		host_len = (size_t)(colon - rest);
+		if (memchr(host, ':', host_len)) {
+			set_err(err, errlen,
+			        "feed '%s': put an IPv6 address in brackets "
+			        "(tcp:[::1]:9000)",
+			        spec);
+			return NULL;
+		}
+	}
+	if (host_len == 0 || host_len > 255)
+		goto usage;
+	if (parse_u64(colon + 1, strlen(colon + 1), &port) < 0 ||
+	    port > 65535) {
+		set_err(err, errlen,
+		        "feed '%s': port must be a whole number from 0 to "
+		        "65535 (0 = any free port)",
+		        spec);
+		return NULL;
+	}
+	h = strndup(host, host_len);
+	if (!h) {
+		set_err(err, errlen, "feed '%s': out of memory", spec);
+		return NULL;
+	}
+	o.host = h;
+	o.port = (unsigned)port;
+	f = feed_tcp_create(&o, queue);
+	free(h);
+	if (!f)
+		set_err(err, errlen, "feed '%s': out of memory", spec);
+	return f;
+
+usage:
+	set_err(err, errlen,
+	        "feed '%s': expected tcp:HOST:PORT (e.g. tcp:127.0.0.1:9000)",
+	        spec);
+	return NULL;
+}
+
 struct feed *
 feed_create(const char *spec, struct tick_queue *queue, char *err,
             size_t errlen)
@@ -283,11 +466,12 @@ feed_create(const char *spec, struct tick_queue *queue, char *err,
 			set_err(err, errlen, "feed '%s': out of memory", spec);
 		return f;
 	}
-	if (KIND_IS("replay") || KIND_IS("tcp")) {
-		set_err(err, errlen,
-		        "feed '%s' is not available in this build yet", spec);
-		return NULL;
-	}
+	if (KIND_IS("replay"))
+		return create_replay(spec, colon ? colon + 1 : NULL, queue, err,
+		                     errlen);
+	if (KIND_IS("tcp"))
+		return create_tcp(spec, colon ? colon + 1 : NULL, queue, err,
+		                  errlen);
 #undef KIND_IS
 
 	set_err(err, errlen,
@@ -322,10 +506,47 @@ feed_destroy(struct feed *f)
 void
 feed_get_status(struct feed *f, struct feed_status *out)
 {
+	memset(out, 0, sizeof *out);
 	out->kind = f->kind;
 	out->running = __atomic_load_n(&f->running, __ATOMIC_ACQUIRE) != 0;
 	out->finished = __atomic_load_n(&f->finished, __ATOMIC_ACQUIRE) != 0;
 	out->ticks = __atomic_load_n(&f->ticks, __ATOMIC_RELAXED);
 	out->bad_lines = __atomic_load_n(&f->bad_lines, __ATOMIC_RELAXED);
 	out->last_tick_us = __atomic_load_n(&f->last_tick_us, __ATOMIC_RELAXED);
+	if (f->ops->status)
+		f->ops->status(f, out);
+}
+
+int
+feed_control(struct feed *f, const struct feed_command *cmd, char *err,
+             size_t errlen)
+{
+	if (!f->ops->control) {
+		set_err(err, errlen,
+		        "replay control needs a replay feed; this server runs "
+		        "'%s'",
+		        f->kind);
+		return -1;
+	}
+	switch (cmd->kind) {
+	case FEED_CMD_PAUSE:
+	case FEED_CMD_RESUME:
+	case FEED_CMD_SEEK:
+		break;
+	case FEED_CMD_SPEED:
+		if (!isfinite(cmd->speed) || cmd->speed < 0 ||
+		    cmd->speed > REPLAY_MAX_SPEED) {
+			set_err(err, errlen,
+			        "replay speed must be > 0 and at most %.0f, or "
+			        "max",
+			        REPLAY_MAX_SPEED);
+			return -1;
+		}
+		break;
+	default:
+		set_err(err, errlen, "unknown replay command %d",
+		        (int)cmd->kind);
+		return -1;
+	}
+	return f->ops->control(f, cmd, err, errlen);
 }

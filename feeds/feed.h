@@ -29,6 +29,26 @@ struct feed_status {
 	uint64_t ticks;		  /* ticks pushed so far */
 	uint64_t bad_lines;	  /* input lines skipped (line feeds) */
 	int64_t last_tick_us;	  /* wall clock of the last push, 0 = never */
+
+	/*
+	 * Replay only; zero (and replay_state NULL) for the other feeds.
+	 * Times are the file's own timestamps in µs, before any loop shift,
+	 * so they are what a seek takes; 0 means "not known yet".
+	 */
+	const char *replay_state; /* "playing", "paused", "seeking", "finished" */
+	bool paused;		  /* asked to pause (also while seeking) */
+	double speed;		  /* current speed; 0 = max */
+	int64_t position_ts;	  /* where the replay stands: the latest file
+				   * ts pushed (running max), or a seek's
+				   * target once reached */
+	int64_t seek_ts;	  /* target while replay_state is "seeking" */
+	int64_t first_ts;	  /* the file's first tick */
+	int64_t last_ts;	  /* the file's last tick (probed at start) */
+	uint64_t passes;	  /* passes completed (loop) */
+
+	/* tcp only; zero for the other feeds. */
+	int listen_port;	  /* port bound by feed_start(), 0 before */
+	unsigned connections;	  /* producers connected now */
 };
 
 /*
@@ -58,6 +78,50 @@ feed_destroy(struct feed *f);
 void
 feed_get_status(struct feed *f, struct feed_status *out);
 
+/* ----------------------------------------------------------- replay control */
+
+enum feed_command_kind {
+	FEED_CMD_PAUSE,	 /* hold the replay where it is */
+	FEED_CMD_RESUME, /* carry on from where it was held */
+	FEED_CMD_SPEED,	 /* change speed; the file's clock is not reset */
+	FEED_CMD_SEEK,	 /* jump to a file timestamp */
+};
+
+struct feed_command {
+	enum feed_command_kind kind;
+	double speed; /* FEED_CMD_SPEED: > 0, or 0 for max */
+	int64_t ts;   /* FEED_CMD_SEEK: a file timestamp in µs (before any
+		       * loop shift, as feed_status reports positions) */
+};
+
+/*
+ * Steer a running replay (the WebSocket op "replay"). Thread-safe and
+ * non-blocking: the command is recorded and the feed's thread applies it
+ * within one tick (or one blocked push, when the queue is full). Pause and
+ * speed show in feed_get_status() at once; a seek shows as replay_state
+ * "seeking" until the target is reached.
+ *
+ * A seek keeps the state honest: every symbol must end up as it was at the
+ * target time, so no tick before the target is dropped.
+ *  - Forward (ts at or after the position): the ticks up to ts are pushed
+ *    at max speed, then pacing resumes from ts.
+ *  - Backward: the file is read again from the top and fast-forwarded the
+ *    same way. Without loop the ticks carry their file timestamps again
+ *    (time goes back, as asked); with loop they are shifted forward like a
+ *    new pass, so the stream stays monotonic.
+ *  - A paused replay seeks and stays paused at ts.
+ *  - Past the end of the file: to the end (then finished, or the next pass).
+ *  - A finished replay starts again on a seek before its end.
+ *
+ * Returns 0, or -1 with the reason in err: the feed is not a replay ("replay
+ * control needs a replay feed; this server runs 'synthetic'"), a speed that
+ * is not > 0 (or 0 for max), a backward seek in a file that is not a regular
+ * file (a pipe cannot be read twice).
+ */
+int
+feed_control(struct feed *f, const struct feed_command *cmd, char *err,
+	     size_t errlen);
+
 /* ---------------------------------------------------- adapter constructors */
 /* Used by feed_create(); each adapter lives in feeds/feed_<kind>.c. */
 
@@ -65,6 +129,13 @@ struct feed_ops {
 	int (*start)(struct feed *f, char *err, size_t errlen);
 	void (*stop)(struct feed *f);
 	void (*destroy)(struct feed *f); /* free adapter state */
+	/* Optional: NULL when the feed cannot be steered (not a replay). The
+	 * command is already validated by feed_control(). */
+	int (*control)(struct feed *f, const struct feed_command *cmd,
+		       char *err, size_t errlen);
+	/* Optional: fill the adapter's own part of *out (the common part is
+	 * already filled). */
+	void (*status)(struct feed *f, struct feed_status *out);
 };
 
 /* Common part every adapter embeds first. */
@@ -94,5 +165,38 @@ feed_synthetic_create(const struct feed_synthetic_options *opt,
  * end of file; bad lines are logged with their number and skipped. */
 struct feed *
 feed_stdin_create(struct tick_queue *queue);
+
+/*
+ * Replay of a tick file (JSONL or CSV, detected from the content; see
+ * feeds/feed_replay.c for pacing, loop and seek). The file is opened by
+ * feed_start(), which fails with "cannot open 'x.csv': No such file or
+ * directory" and the like. At the end of a file without loop the feed is
+ * finished: nothing more is pushed, and the server keeps serving.
+ */
+struct feed_replay_options {
+	const char *path; /* copied */
+	double speed;	  /* > 0, or 0 for max; spec default 1 (real time) */
+	bool loop;	  /* start over at the end, timestamps shifted forward */
+};
+
+struct feed *
+feed_replay_create(const struct feed_replay_options *opt,
+		   struct tick_queue *queue);
+
+/*
+ * Line ticks from TCP producers: listens on host:port (port 0 = any free
+ * port; the bound port is logged as "tcp feed listening on HOST:PORT" and
+ * shown in feed_status.listen_port). Each connection sends JSONL or CSV (a
+ * CSV producer sends its header first); a bad line is answered with
+ * "ERR <line> <reason>\n" on that connection and skipped. feed_start() fails
+ * when the address cannot be bound.
+ */
+struct feed_tcp_options {
+	const char *host; /* copied: an address or a name; IPv6 without [] */
+	unsigned port;	  /* 0..65535 */
+};
+
+struct feed *
+feed_tcp_create(const struct feed_tcp_options *opt, struct tick_queue *queue);
 
 #endif

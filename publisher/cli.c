@@ -38,6 +38,9 @@ const char cli_version_string[] = "publisher 0.1.0";
 #define MAX_PING_SECS     3600u        /* 1 hour */
 #define MAX_MESSAGE_BYTES (1ull << 30) /* 1 GiB */
 #define MAX_SYMBOLS       1000000u
+/* Retention: an age of up to 100 years, a row count up to 10^15. */
+#define MAX_RETAIN_DAYS 36500u
+#define MAX_RETAIN_ROWS 1000000000000000ull
 
 /* How much of a bad value is quoted back. */
 #define QUOTE "'%.80s'"
@@ -55,6 +58,8 @@ enum opt_id {
 	OPT_MAX_SYMBOLS,
 	OPT_RATE_LIMIT,
 	OPT_RATE_BURST,
+	OPT_RETAIN_AGE,
+	OPT_RETAIN_ROWS,
 	OPT_SPEED,
 	OPT_LOOP,
 	OPT_SYMBOL,
@@ -88,6 +93,8 @@ static const struct option_def {
         {"--max-symbols", OPT_MAX_SYMBOLS, true, FOR_SERVING},
         {"--rate-limit", OPT_RATE_LIMIT, true, FOR_SERVING},
         {"--rate-burst", OPT_RATE_BURST, true, FOR_SERVING},
+        {"--retain-age", OPT_RETAIN_AGE, true, FOR_SERVING},
+        {"--retain-rows", OPT_RETAIN_ROWS, true, FOR_SERVING},
         {"--speed", OPT_SPEED, true, FOR_REPLAY},
         {"--loop", OPT_LOOP, false, FOR_REPLAY},
         {"--symbol", OPT_SYMBOL, true, FOR_EXPORT},
@@ -231,6 +238,45 @@ parse_listen(struct parse_state *st, const char *v)
 	return 0;
 }
 
+/*
+ * An age such as 90s, 30m, 12h or 7d into µs. The unit is required: a bare
+ * "7" could mean seconds or days, and a retention that silently keeps a
+ * thousandth of what was meant deletes data.
+ */
+static int
+parse_age(const char *s, int64_t *us)
+{
+	static const struct {
+		char unit;
+		uint64_t us;
+	} units[] = {
+	        {'s', 1000000ull},
+	        {'m', 60ull * 1000000},
+	        {'h', 3600ull * 1000000},
+	        {'d', 86400ull * 1000000},
+	};
+	const uint64_t max_us = MAX_RETAIN_DAYS * 86400ull * 1000000;
+	char digits[24];
+	size_t len = strlen(s), i;
+	uint64_t n;
+
+	if (len < 2 || len - 1 >= sizeof digits)
+		return -1;
+	memcpy(digits, s, len - 1);
+	digits[len - 1] = '\0';
+	if (parse_uint(digits, 1, max_us, &n))
+		return -1;
+	for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (s[len - 1] != units[i].unit)
+			continue;
+		if (n > max_us / units[i].us)
+			return -1;
+		*us = (int64_t)(n * units[i].us);
+		return 0;
+	}
+	return -1;
+}
+
 static int
 parse_time_option(struct parse_state *st, const char *name, const char *v,
                   int64_t *us)
@@ -332,6 +378,23 @@ apply(struct parse_state *st, const struct option_def *def, const char *v)
 			            ">= 1",
 			            v);
 		o->ops_burst = d;
+		return 0;
+	case OPT_RETAIN_AGE:
+		if (parse_age(v, &o->retain_age_us))
+			return fail(st,
+			            "--retain-age " QUOTE ": expected a whole "
+			            "number with a unit s, m, h or d (e.g. 7d "
+			            "or 12h), up to %ud",
+			            v, MAX_RETAIN_DAYS);
+		return 0;
+	case OPT_RETAIN_ROWS:
+		if (parse_uint(v, 1, MAX_RETAIN_ROWS, &n))
+			return fail(st,
+			            "--retain-rows " QUOTE ": must be a whole "
+			            "number of ticks from 1 to %llu (leave it "
+			            "out to keep every tick)",
+			            v, MAX_RETAIN_ROWS);
+		o->retain_rows = n;
 		return 0;
 	case OPT_SPEED:
 		if (strcmp(v, "max") != 0 && parse_positive(v, &d))
@@ -492,6 +555,8 @@ set_defaults(struct cli *out)
 	o->max_symbols = DEFAULT_MAX_SYMBOLS;
 	o->ops_per_sec = DEFAULT_OPS_PER_SEC;
 	o->ops_burst = DEFAULT_OPS_BURST;
+	o->retain_age_us = 0;
+	o->retain_rows = 0;
 
 	out->export.db = NULL;
 	out->export.from = 0;
@@ -689,6 +754,14 @@ cli_print_help(FILE *to)
 	        "connection (default %d)\n"
 	        "  --rate-burst N          inbound ops allowed in a burst "
 	        "(default %d)\n"
+	        "  --retain-age AGE        delete ticks older than AGE: a "
+	        "number and s, m,\n"
+	        "                          h or d, e.g. 7d (default: keep "
+	        "all)\n"
+	        "  --retain-rows N         keep at most the newest N ticks "
+	        "(default: all);\n"
+	        "                          with both, a tick goes when either "
+	        "says so\n"
 	        "\n",
 	        DEFAULT_HOST, DEFAULT_PORT, DEFAULT_DB, DEFAULT_WEB,
 	        DEFAULT_FEED, DEFAULT_HEARTBEAT_MS, DEFAULT_PING_SECS,

@@ -2,7 +2,8 @@
  * cli: the command line (SPEC §5) parsed into a struct cli.
  *
  *   publisher serve  [--listen HOST:PORT] [--db FILE] [--web DIR] [--feed SPEC]
- *                    [--log-level LEVEL] [limits…]
+ *                    [--log-level LEVEL] [--retain-age AGE] [--retain-rows N]
+ *                    [limits…]
  *   publisher replay FILE [--speed X|max] [--loop] [serve options]
  *   publisher export --db FILE [--symbol S]… [--from T] [--to T]
  *                    [--format csv|jsonl] [-o FILE]
@@ -45,6 +46,9 @@ struct serve_options {
 	size_t max_symbols;	/* per connection, default 10000 */
 	double ops_per_sec;	/* inbound rate limit, default 100 */
 	double ops_burst;	/* default 200 */
+	/* Retention (both may be set; a tick goes when either says so). */
+	int64_t retain_age_us;	/* --retain-age 7d: µs; 0 = keep all (default) */
+	uint64_t retain_rows;	/* --retain-rows N: ticks; 0 = keep all (default) */
 };
 
 struct export_options {

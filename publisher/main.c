@@ -15,14 +15,21 @@
 
 #include "cli.h"
 #include "engine.h"
+#include "export.h"
 #include "feed.h"
 #include "log.h"
+#include "query.h"
 #include "server.h"
+#include "store.h"
 #include "tick_queue.h"
 
 #define EXIT_USAGE 2
 /* Ticks the queue holds before feeds are slowed down. */
 #define QUEUE_CAPACITY (256 * 1024)
+/* Ticks buffered toward the store writer before the drain pauses. */
+#define STORE_QUEUE_CAPACITY (1024 * 1024)
+/* Threads answering history and export requests. */
+#define QUERY_THREADS 2
 
 /* The one server the signal handler may stop. Set once, before signals are
  * installed, and read only by the handler. */
@@ -46,8 +53,8 @@ wake_server(void *ctx)
 		server_wake(*slot);
 }
 
-/* A new epoch names a new life of the data. Until the store keeps one on
- * disk, every start is a new life. */
+/* A new epoch names a new life of the data. Without a store (--db none)
+ * every start is a new life; with one, the store keeps the epoch. */
 static void
 make_epoch(char *out, size_t len)
 {
@@ -86,14 +93,72 @@ write_port_file(const char *path, int port)
 	return 0;
 }
 
+static void
+restore_symbol(const struct symbol_state *st, void *ctx)
+{
+	if (engine_restore_symbol(ctx, st))
+		log_warn("store: could not restore symbol '%s'", st->symbol);
+}
+
+/* Open the store, put its state back into the engine, start its writer and
+ * the query threads. Returns 0, or 1 with the cause printed. */
+static int
+open_store(const struct serve_options *opt, struct engine *engine,
+	   struct server **server_slot, struct store **store_out,
+	   struct query_worker **queries_out)
+{
+	struct store_options so;
+	struct engine_stats es;
+	char err[512];
+
+	memset(&so, 0, sizeof so);
+	so.path = opt->db;
+	so.retain_age_us = opt->retain_age_us;
+	so.retain_rows = opt->retain_rows;
+	so.commit_ms = 50;
+	so.queue_capacity = STORE_QUEUE_CAPACITY;
+	so.wake = wake_server;
+	so.wake_ctx = server_slot;
+	*store_out = store_open(&so, err, sizeof err);
+	if (!*store_out) {
+		fprintf(stderr, "publisher: %s\n", err);
+		return 1;
+	}
+	if (store_load_state(*store_out, restore_symbol, engine)) {
+		fprintf(stderr, "publisher: db '%s': cannot read the stored "
+				"state\n",
+			opt->db);
+		return 1;
+	}
+	engine_get_stats(engine, &es);
+	if (es.symbols)
+		log_info("store: restored %zu symbols from '%s'", es.symbols,
+			 opt->db);
+	if (store_start(*store_out, err, sizeof err)) {
+		fprintf(stderr, "publisher: db '%s': %s\n", opt->db, err);
+		return 1;
+	}
+	*queries_out = query_worker_create(opt->db, QUERY_THREADS, wake_server,
+					   server_slot, err, sizeof err);
+	if (!*queries_out) {
+		fprintf(stderr, "publisher: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
 static int
 serve(const struct serve_options *opt)
 {
 	struct server *server = NULL;
 	struct engine_config ec = server_engine_config();
+	struct server_parts parts;
 	struct engine *engine;
-	struct tick_queue *queue;
-	struct feed *feed;
+	struct tick_queue *queue = NULL;
+	struct feed *feed = NULL;
+	struct store *store = NULL;
+	struct query_worker *queries = NULL;
+	struct feed_status fs;
 	struct sigaction sa;
 	char err[512], epoch[17] = {0};
 	int rc = 1;
@@ -113,7 +178,20 @@ serve(const struct serve_options *opt)
 		rc = EXIT_USAGE;
 		goto out_queue;
 	}
-	server = server_create(opt, engine, queue, epoch, err, sizeof err);
+	if (strcmp(opt->db, "none") &&
+	    open_store(opt, engine, &server, &store, &queries))
+		goto out_feed;
+
+	memset(&parts, 0, sizeof parts);
+	parts.engine = engine;
+	parts.queue = queue;
+	parts.store = store;
+	parts.queries = queries;
+	parts.feed = feed;
+	feed_get_status(feed, &fs);
+	parts.feed_kind = fs.kind;
+	parts.epoch = store ? store_epoch(store) : epoch;
+	server = server_create(opt, &parts, err, sizeof err);
 	if (!server) {
 		fprintf(stderr, "publisher: %s\n", err);
 		goto out_feed;
@@ -139,7 +217,7 @@ serve(const struct serve_options *opt)
 		 "ws://%s:%d/ws, feed %s, epoch %s",
 		 cli_version_string + strlen("publisher "), opt->listen_host,
 		 server_port(server), opt->listen_host, server_port(server),
-		 opt->feed_spec, epoch);
+		 opt->feed_spec, parts.epoch);
 
 	rc = server_run(server) ? 1 : 0;
 	log_info("stopped");
@@ -150,9 +228,13 @@ serve(const struct serve_options *opt)
 	feed_stop(feed);
 out_server:
 	signal_target = NULL;
+	/* The server goes first: it releases its query jobs. */
 	server_destroy(server);
 out_feed:
 	feed_destroy(feed);
+	query_worker_destroy(queries);
+	/* Writes everything still queued before closing. */
+	store_close(store);
 out_queue:
 	tick_queue_destroy(queue);
 out:
@@ -178,9 +260,12 @@ main(int argc, char **argv)
 		printf("%s\n", cli_version_string);
 		return 0;
 	case CLI_EXPORT:
-		fprintf(stderr, "publisher: export needs the SQLite store, which "
-				"this build does not have yet\n");
-		return 1;
+		log_set_level(cli.serve.log_level);
+		if (export_run(&cli.export, err, sizeof err)) {
+			fprintf(stderr, "publisher: export: %s\n", err);
+			return 1;
+		}
+		return 0;
 	case CLI_SERVE:
 	case CLI_REPLAY:
 		return serve(&cli.serve);

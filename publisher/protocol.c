@@ -13,6 +13,7 @@
 #include "protocol.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -604,6 +605,17 @@ static const struct {
 };
 static const size_t n_intervals = sizeof intervals / sizeof intervals[0];
 
+int64_t
+protocol_interval_us(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n_intervals; i++)
+		if (strcmp(name, intervals[i].name) == 0)
+			return intervals[i].us;
+	return 0;
+}
+
 static int
 parse_history(const json_t *msg, const struct protocol_limits *limits,
               struct request *req, struct protocol_error *err)
@@ -692,14 +704,16 @@ parse_replay(const json_t *msg, struct request *req, struct protocol_error *err)
 
 	if (!action) {
 		set_error(err, "bad_request",
-		          "replay needs \"action\": pause, resume, speed or "
-		          "seek");
+		          "replay needs \"action\": pause, resume, speed, "
+		          "seek or status");
 		return -1;
 	}
 	if (strcmp(action, "pause") == 0) {
 		req->action = REPLAY_PAUSE;
 	} else if (strcmp(action, "resume") == 0) {
 		req->action = REPLAY_RESUME;
+	} else if (strcmp(action, "status") == 0) {
+		req->action = REPLAY_STATUS;
 	} else if (strcmp(action, "speed") == 0) {
 		req->action = REPLAY_SPEED;
 		v = json_object_get(msg, "speed");
@@ -724,7 +738,7 @@ parse_replay(const json_t *msg, struct request *req, struct protocol_error *err)
 	} else {
 		set_error(err, "bad_request",
 		          "replay action '%s' is not one of pause, resume, "
-		          "speed or seek",
+		          "speed, seek or status",
 		          excerpt(ex, action, json_string_length(v)));
 		return -1;
 	}
@@ -958,7 +972,8 @@ write_symbol_array(struct jsonbuf *b,
 
 void
 protocol_write_hello(struct jsonbuf *b, const char *epoch,
-                     const char *server_version, unsigned heartbeat_ms)
+                     const char *server_version, unsigned heartbeat_ms,
+                     const char *feed)
 {
 	write_head(b, "hello", NULL);
 	jsonbuf_append_str(b, ",\"protocol\":");
@@ -972,6 +987,9 @@ protocol_write_hello(struct jsonbuf *b, const char *epoch,
 	jsonbuf_append_char(b, ',');
 	jsonbuf_append_key(b, "heartbeat_ms");
 	jsonbuf_append_u64(b, heartbeat_ms);
+	jsonbuf_append_char(b, ',');
+	jsonbuf_append_key(b, "feed");
+	jsonbuf_append_quoted(b, feed, strlen(feed));
 	jsonbuf_append_char(b, '}');
 }
 
@@ -1048,5 +1066,54 @@ protocol_write_error(struct jsonbuf *b, const char *id, const char *code,
 	jsonbuf_append_char(b, ',');
 	jsonbuf_append_key(b, "message");
 	jsonbuf_append_quoted(b, message, strlen(message));
+	jsonbuf_append_char(b, '}');
+}
+
+void
+protocol_write_replay_state(struct jsonbuf *b, const char *id,
+                            const struct replay_state *s)
+{
+	write_head(b, "replay", id);
+	jsonbuf_append_char(b, ',');
+	jsonbuf_append_key(b, "state");
+	jsonbuf_append_quoted(b, s->state, strlen(s->state));
+	jsonbuf_append_char(b, ',');
+	jsonbuf_append_key(b, "speed");
+	if (s->speed == 0) {
+		jsonbuf_append_str(b, "\"max\"");
+	} else if (!isfinite(s->speed) || s->speed < 0) {
+		jsonbuf_append_str(b, "null");
+	} else {
+		/* A speed is a user's choice, not a price: %.15g gives back
+		 * 0.1 as 0.1 and 10 as 10. */
+		char num[32];
+
+		snprintf(num, sizeof num, "%.15g", s->speed);
+		jsonbuf_append_str(b, num);
+	}
+	jsonbuf_append_char(b, ',');
+	jsonbuf_append_key(b, "position");
+	if (s->position)
+		jsonbuf_append_i64(b, s->position);
+	else
+		jsonbuf_append_str(b, "null");
+	if (s->start) {
+		jsonbuf_append_char(b, ',');
+		jsonbuf_append_key(b, "start");
+		jsonbuf_append_i64(b, s->start);
+	}
+	if (s->end) {
+		jsonbuf_append_char(b, ',');
+		jsonbuf_append_key(b, "end");
+		jsonbuf_append_i64(b, s->end);
+	}
+	if (strcmp(s->state, "seeking") == 0) {
+		jsonbuf_append_char(b, ',');
+		jsonbuf_append_key(b, "seek_to");
+		jsonbuf_append_i64(b, s->seek_to);
+	}
+	jsonbuf_append_char(b, ',');
+	jsonbuf_append_key(b, "passes");
+	jsonbuf_append_u64(b, s->passes);
 	jsonbuf_append_char(b, '}');
 }

@@ -34,6 +34,7 @@ enum replay_action {
 	REPLAY_RESUME,
 	REPLAY_SPEED,
 	REPLAY_SEEK,
+	REPLAY_STATUS, /* just report where the replay stands */
 };
 
 struct resume_entry {
@@ -114,11 +115,19 @@ request_resume_seq(const struct request *req, const char *symbol,
 int
 protocol_parse_time(const char *s, size_t len, int64_t *us);
 
+/* The length in µs of a bar interval named "1s", "1m", "5m", "1h" or "1d";
+ * 0 for any other name. */
+int64_t
+protocol_interval_us(const char *name);
+
 /* ---------------------------------------------------------- server → client */
 
+/* feed: the feed's kind ("synthetic", "replay", …) so a dashboard knows
+ * whether to offer replay controls. */
 void
 protocol_write_hello(struct jsonbuf *b, const char *epoch,
-		     const char *server_version, unsigned heartbeat_ms);
+		     const char *server_version, unsigned heartbeat_ms,
+		     const char *feed);
 /* symbols: what was subscribed (or unsubscribed) by the request. */
 void
 protocol_write_subscribed(struct jsonbuf *b, const char *id,
@@ -144,5 +153,27 @@ protocol_write_heartbeat(struct jsonbuf *b, int64_t now_us);
 void
 protocol_write_error(struct jsonbuf *b, const char *id, const char *code,
 		     const char *message);
+
+/* Where a replay feed stands, for the reply to {"op":"replay",…}. The
+ * server fills it from feed_get_status(); times are the file's own
+ * timestamps in µs (what a seek takes), 0 = not known. */
+struct replay_state {
+	const char *state;  /* "playing", "paused", "seeking", "finished" */
+	double speed;	    /* > 0, or 0 for max */
+	int64_t position;   /* latest file ts sent; 0 = none yet */
+	int64_t start, end; /* the file's first and last ts */
+	int64_t seek_to;    /* the target while "seeking" */
+	uint64_t passes;    /* passes completed (loop) */
+};
+
+/*
+ * {"type":"replay","id":…,"state":"paused","speed":10,"position":…,
+ *  "start":…,"end":…,"passes":0} with "speed":"max" for 0, "position":null
+ * before the first tick, "start"/"end" left out while unknown and
+ * "seek_to" only while seeking. id may be "" (a broadcast of a change).
+ */
+void
+protocol_write_replay_state(struct jsonbuf *b, const char *id,
+			    const struct replay_state *s);
 
 #endif

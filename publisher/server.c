@@ -13,9 +13,11 @@
  * built in one buffer owned by the server; lws copies whatever the kernel
  * does not take at once, so a stalled client holds at most one frame.
  */
+#define _GNU_SOURCE /* vasprintf, open_memstream */
 #include "server.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,9 +31,12 @@
 #include <libwebsockets.h>
 
 #include "cli.h"
+#include "feed.h"
 #include "jsonbuf.h"
 #include "log.h"
 #include "protocol.h"
+#include "query.h"
+#include "store.h"
 
 /* Largest batch frame. Big enough for a full refresh of hundreds of symbols
  * in one write; small enough that a stalled client's leftover is cheap. */
@@ -44,6 +49,12 @@
 #define HOUSEKEEPING_US (100 * LWS_US_PER_MS)
 /* How long shutdown waits for close frames to go out. */
 #define SHUTDOWN_GRACE_US (1000 * LWS_US_PER_MS)
+/* History requests a connection may have in flight; replies keep order. */
+#define HISTORY_IN_FLIGHT 4
+/* When the store has no room, look again after this long. */
+#define STORE_RETRY_US (10 * LWS_US_PER_MS)
+/* Ticks a history request returns when it names neither a range nor a limit. */
+#define HISTORY_DEFAULT_LIMIT 1000
 
 /* One queued control message (hello, replies, errors, heartbeat). */
 struct control_msg {
@@ -73,16 +84,34 @@ struct per_session_data__md {
 	int64_t tokens_at_us;
 	unsigned refused_in_row;
 
+	/* history jobs in request order; the head may be half sent, and
+	 * then nothing else may go out until its last fragment has */
+	struct query_job *jobs[HISTORY_IN_FLIGHT];
+	char job_ids[HISTORY_IN_FLIGHT][PROTOCOL_ID_MAX + 1];
+	unsigned job_count;
+	bool job_started;
+
 	int64_t last_write_us;
 	int64_t timer_due_us; /* max_hz timer armed for this time, 0 = none */
 	int close_status;     /* nonzero: close with this status on next write */
 	const char *close_reason;
 };
 
+/* Per HTTP request on the API mounts (/api/…, /metrics, /healthz). */
+struct per_session_data__http {
+	struct per_session_data__http *next; /* server's list of exports */
+	struct lws *wsi;
+	struct query_job *job;
+	char *body; /* a small answer built at once (metrics, healthz) */
+	size_t body_len, body_sent;
+	bool listed;
+};
+
 struct server {
 	struct lws_context *context;
 	struct lws_vhost *vhost;
 	const struct serve_options *opt;
+	struct server_parts parts;
 	struct engine *engine;
 	struct tick_queue *queue;
 	char epoch[PROTOCOL_EPOCH_MAX + 1];
@@ -90,7 +119,9 @@ struct server {
 	int port;
 
 	struct lws_protocols protocols[3];
-	struct lws_http_mount mount;
+	struct lws_http_mount mount, mount_api, mount_metrics, mount_health;
+	lws_sorted_usec_list_t store_retry;
+	struct per_session_data__http *http_sessions;
 	lws_retry_bo_t retry;
 	lws_sorted_usec_list_t housekeeping;
 
@@ -351,6 +382,145 @@ handle_symbols(struct per_session_data__md *pss, struct request *req)
 }
 
 static void
+write_replay_state(struct server *s, struct jsonbuf *b, const char *id)
+{
+	struct feed_status fs;
+	struct replay_state rs;
+
+	feed_get_status(s->parts.feed, &fs);
+	memset(&rs, 0, sizeof rs);
+	rs.state = fs.replay_state ? fs.replay_state : "finished";
+	rs.speed = fs.speed;
+	rs.position = fs.position_ts;
+	rs.start = fs.first_ts;
+	rs.end = fs.last_ts;
+	rs.seek_to = fs.seek_ts;
+	rs.passes = fs.passes;
+	protocol_write_replay_state(b, id, &rs);
+}
+
+/*
+ * Steer the replay feed. The one who asked gets the new state as the reply;
+ * every other dashboard gets it too (without an id), so all their controls
+ * show the same thing.
+ */
+static void
+handle_replay(struct per_session_data__md *pss, struct request *req)
+{
+	static const enum feed_command_kind kinds[] = {
+		[REPLAY_PAUSE] = FEED_CMD_PAUSE,
+		[REPLAY_RESUME] = FEED_CMD_RESUME,
+		[REPLAY_SPEED] = FEED_CMD_SPEED,
+		[REPLAY_SEEK] = FEED_CMD_SEEK,
+	};
+	struct server *s = pss->server;
+	struct per_session_data__md *other;
+	struct feed_command cmd;
+	struct jsonbuf *b;
+	char err[200];
+
+	if (!s->parts.feed || !s->parts.feed_kind ||
+	    strcmp(s->parts.feed_kind, "replay")) {
+		snprintf(err, sizeof err,
+			 "replay control needs a replay feed; this server "
+			 "runs '%s'",
+			 s->parts.feed_kind ? s->parts.feed_kind : "none");
+		send_error(pss, req->id, "bad_request", err);
+		return;
+	}
+	if (req->action != REPLAY_STATUS) {
+		memset(&cmd, 0, sizeof cmd);
+		cmd.kind = kinds[req->action];
+		cmd.speed = req->speed;
+		cmd.ts = req->seek_ts;
+		if (feed_control(s->parts.feed, &cmd, err, sizeof err)) {
+			send_error(pss, req->id, "bad_request", err);
+			return;
+		}
+	}
+	b = reply_begin(pss);
+	if (b)
+		write_replay_state(s, b, req->id);
+	if (req->action == REPLAY_STATUS)
+		return;
+	for (other = s->sessions; other; other = other->next) {
+		if (other == pss || other->ctl_count >= CONTROL_QUEUE_MAX)
+			continue;
+		b = reply_begin(other);
+		if (b)
+			write_replay_state(s, b, "");
+	}
+}
+
+/* Copy the request's query into a job spec. */
+static void
+history_spec(const struct request *req, struct query_spec *q)
+{
+	memset(q, 0, sizeof *q);
+	q->kind = QUERY_HISTORY;
+	memcpy(q->id, req->id, sizeof q->id);
+	memcpy(q->symbols[0], req->symbols[0], sizeof q->symbols[0]);
+	q->symbol_count = 1;
+	q->from = req->from;
+	q->to = req->to ? req->to : INT64_MAX;
+	q->limit = req->limit;
+	if (!req->from && !req->to && !req->limit)
+		q->limit = HISTORY_DEFAULT_LIMIT;
+	q->interval_us = req->interval_us;
+	memcpy(q->interval, req->interval, sizeof q->interval);
+}
+
+static void
+handle_history(struct per_session_data__md *pss, struct request *req)
+{
+	struct server *s = pss->server;
+	struct query_spec q;
+	struct query_job *j;
+	char msg[200];
+
+	if (!s->parts.queries) {
+		send_error(pss, req->id, "unavailable",
+			   "history is served from the SQLite store, and this "
+			   "server runs without one (--db none)");
+		return;
+	}
+	if (pss->job_count == HISTORY_IN_FLIGHT) {
+		snprintf(msg, sizeof msg,
+			 "%d history requests are already in flight on this "
+			 "connection; wait for a reply before asking again",
+			 HISTORY_IN_FLIGHT);
+		send_error(pss, req->id, "rate_limited", msg);
+		return;
+	}
+	if (req->to && req->from > req->to) {
+		send_error(pss, req->id, "bad_request",
+			   "history \"from\" is after \"to\"");
+		return;
+	}
+	history_spec(req, &q);
+	j = query_submit(s->parts.queries, &q);
+	if (!j) {
+		send_error(pss, req->id, "internal",
+			   "out of memory while queueing history");
+		return;
+	}
+	memcpy(pss->job_ids[pss->job_count], req->id, sizeof pss->job_ids[0]);
+	pss->jobs[pss->job_count++] = j;
+}
+
+static void
+history_pop(struct per_session_data__md *pss)
+{
+	query_job_release(pss->jobs[0]);
+	memmove(pss->jobs, pss->jobs + 1,
+		(pss->job_count - 1) * sizeof pss->jobs[0]);
+	memmove(pss->job_ids, pss->job_ids + 1,
+		(pss->job_count - 1) * sizeof pss->job_ids[0]);
+	pss->job_count--;
+	pss->job_started = false;
+}
+
+static void
 handle_request(struct per_session_data__md *pss, struct request *req)
 {
 	struct jsonbuf *b;
@@ -371,14 +541,10 @@ handle_request(struct per_session_data__md *pss, struct request *req)
 			protocol_write_pong(b, req->id, now_us());
 		break;
 	case OP_HISTORY:
-		send_error(pss, req->id, "unavailable",
-			   "history is served from the SQLite store, which "
-			   "this build does not have yet");
+		handle_history(pss, req);
 		break;
 	case OP_REPLAY:
-		send_error(pss, req->id, "bad_request",
-			   "replay control needs a replay feed; this server "
-			   "does not run one");
+		handle_replay(pss, req);
 		break;
 	}
 }
@@ -442,18 +608,69 @@ handle_message(struct per_session_data__md *pss, const char *text, size_t len)
 /* ------------------------------------------------------------ the drain */
 
 static void
+store_retry(lws_sorted_usec_list_t *sul)
+{
+	struct server *s = lws_container_of(sul, struct server, store_retry);
+
+	lws_cancel_service(s->context);
+}
+
+/*
+ * Move ticks from the feed's queue into the engine, and the applied ones
+ * (with their seqs) on to the store. The store's free space caps the
+ * drain: when the disk falls behind, ticks stay in the feed queue, the
+ * queue fills and the feed slows down. Nothing is dropped, and the service
+ * thread never waits on the disk.
+ */
+static void
 drain_queue(struct server *s)
 {
-	size_t n, i;
+	size_t budget = DRAIN_BUDGET, n, i, applied = 0;
 
-	n = tick_queue_drain(s->queue, s->drain, DRAIN_BUDGET);
-	for (i = 0; i < n; i++)
-		engine_apply_tick(s->engine, &s->drain[i]);
+	if (s->parts.store) {
+		size_t space = store_append_space(s->parts.store);
+
+		if (space < budget)
+			budget = space;
+		if (!budget) {
+			lws_sul_schedule(s->context, 0, &s->store_retry,
+					 store_retry, STORE_RETRY_US);
+			return;
+		}
+	}
+	n = tick_queue_drain(s->queue, s->drain, budget);
+	for (i = 0; i < n; i++) {
+		uint64_t seq = engine_apply_tick(s->engine, &s->drain[i]);
+
+		if (!seq)
+			continue;
+		if (applied != i)
+			s->drain[applied] = s->drain[i];
+		s->drain[applied++].seq = seq;
+	}
+	if (s->parts.store && applied &&
+	    store_append(s->parts.store, s->drain, applied))
+		log_error("store refused %zu ticks it had room for", applied);
 	engine_flush(s->engine);
 	/* Still more waiting: come back after this turn's writes rather than
 	 * starving the clients. */
-	if (n == DRAIN_BUDGET)
+	if (n == budget)
 		lws_cancel_service(s->context);
+}
+
+/* Query workers wake the loop when output is ready: pass it on to the
+ * connections waiting for it. */
+static void
+poll_jobs(struct server *s)
+{
+	struct per_session_data__md *pss;
+	struct per_session_data__http *h;
+
+	for (pss = s->sessions; pss; pss = pss->next)
+		if (pss->job_count)
+			lws_callback_on_writable(pss->wsi);
+	for (h = s->http_sessions; h; h = h->next)
+		lws_callback_on_writable(h->wsi);
 }
 
 static void
@@ -531,6 +748,49 @@ close_now(struct lws *wsi, int status, const char *reason)
 	return -1;
 }
 
+/*
+ * Send the next fragment of the head history reply. Returns -1 to close, 0
+ * when this writeable was used, 1 when there was nothing to send yet.
+ */
+static int
+write_history(struct per_session_data__md *pss)
+{
+	struct server *s = pss->server;
+	struct query_job *j = pss->jobs[0];
+	const char *failed;
+	bool done;
+	size_t n;
+	int flags;
+
+	n = query_job_read(j, s->frame + LWS_PRE, FRAME_CAP, &done);
+	if (!n && !done)
+		return 1; /* not ready: the query wake brings us back */
+	failed = done ? query_job_error(j) : NULL;
+	if (failed && !pss->job_started) {
+		char msg[256], id[PROTOCOL_ID_MAX + 1];
+		struct jsonbuf *b;
+
+		snprintf(msg, sizeof msg, "history failed: %s", failed);
+		memcpy(id, pss->job_ids[0], sizeof id);
+		history_pop(pss);
+		b = control_begin(pss);
+		if (b)
+			protocol_write_error(b, id, "internal", msg);
+		lws_callback_on_writable(pss->wsi);
+		return 1;
+	}
+	flags = lws_write_ws_flags(LWS_WRITE_TEXT, !pss->job_started, done);
+	if (lws_write(pss->wsi, (unsigned char *)s->frame + LWS_PRE, n,
+		      (enum lws_write_protocol)flags) < (int)n)
+		return -1;
+	pss->job_started = true;
+	pss->last_write_us = now_us();
+	if (done)
+		history_pop(pss);
+	lws_callback_on_writable(pss->wsi);
+	return 0;
+}
+
 static int
 on_writeable(struct per_session_data__md *pss)
 {
@@ -540,6 +800,14 @@ on_writeable(struct per_session_data__md *pss)
 
 	if (pss->close_status)
 		return close_now(pss->wsi, pss->close_status, pss->close_reason);
+	/* A history reply already begun goes out whole before anything else:
+	 * a fragmented message cannot be interleaved with other frames. */
+	if (pss->job_count && (pss->job_started || !pss->ctl_head)) {
+		int rc = write_history(pss);
+
+		if (rc <= 0)
+			return rc;
+	}
 	if (pss->ctl_head) {
 		struct jsonbuf *b = &pss->ctl_head->buf;
 
@@ -682,7 +950,9 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (!b)
 			return -1;
 		protocol_write_hello(b, s->epoch, cli_version_string,
-				     s->opt->heartbeat_ms);
+				     s->opt->heartbeat_ms,
+				     s->parts.feed_kind ? s->parts.feed_kind
+							: "none");
 		lws_callback_on_writable(wsi);
 		log_debug("conn %llu: open", (unsigned long long)pss->id);
 		if (s->stopping)
@@ -700,6 +970,8 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		pss->client = NULL;
 		while (pss->ctl_head)
 			control_pop(pss);
+		while (pss->job_count)
+			history_pop(pss);
 		free(pss->rx);
 		pss->rx = NULL;
 		log_debug("conn %llu: closed", (unsigned long long)pss->id);
@@ -730,6 +1002,7 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (s->stop_requested)
 			begin_shutdown(s);
 		drain_queue(s);
+		poll_jobs(s);
 		break;
 
 	default:
@@ -737,6 +1010,439 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	}
 	/* Anything else (HTTP on the same connection before the upgrade)
 	 * is handled by lws's own HTTP support and the mount. */
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ------------------------------------------------------------ HTTP API */
+
+/* Value of the idx-th "name=value" query argument named `name`, or NULL.
+ * lws has already URL-decoded the arguments. */
+static const char *
+http_arg(struct lws *wsi, const char *name, int idx, char *buf, int len)
+{
+	size_t nl = strlen(name);
+	int i, n, seen = 0;
+
+	for (i = 0;; i++) {
+		n = lws_hdr_copy_fragment(wsi, buf, len, WSI_TOKEN_HTTP_URI_ARGS,
+					  i);
+		if (n < 0)
+			return NULL;
+		if ((size_t)n > nl && !strncmp(buf, name, nl) &&
+		    buf[nl] == '=' && seen++ == idx)
+			return buf + nl + 1;
+	}
+}
+
+/* Start a response whose body is already known; it is written on the
+ * next HTTP_WRITEABLE. */
+static int
+http_respond(struct per_session_data__http *h, unsigned status,
+	     const char *content_type, char *body, size_t len)
+{
+	unsigned char headers[LWS_PRE + 1024], *start = headers + LWS_PRE,
+					       *p = start,
+					       *end = headers + sizeof headers;
+
+	h->body = body;
+	h->body_len = len;
+	h->body_sent = 0;
+	if (lws_add_http_common_headers(h->wsi, status, content_type,
+					(lws_filepos_t)len, &p, end) ||
+	    lws_add_http_header_by_name(h->wsi,
+					(const unsigned char *)"cache-control:",
+					(const unsigned char *)"no-store", 8, &p,
+					end) ||
+	    lws_finalize_write_http_header(h->wsi, start, &p, end))
+		return -1;
+	lws_callback_on_writable(h->wsi);
+	return 0;
+}
+
+static int
+http_respond_text(struct per_session_data__http *h, unsigned status,
+		  const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int
+http_respond_text(struct per_session_data__http *h, unsigned status,
+		  const char *fmt, ...)
+{
+	char *body = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&body, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	return http_respond(h, status, "text/plain; charset=utf-8", body,
+			    (size_t)n);
+}
+
+/* Answer 400 with the reason; returns -1 so callers can stop at once. */
+static int
+http_reject(struct per_session_data__http *h, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int
+http_reject(struct per_session_data__http *h, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	http_respond_text(h, 400, "%s", msg);
+	return -1;
+}
+
+/* Symbols, time range and limit shared by /api/export and /api/bars.
+ * Returns 0, or -1 after answering 400 with the reason. */
+static int
+http_query_args(struct per_session_data__http *h, struct query_spec *q,
+		bool many_symbols)
+{
+	char buf[256];
+	const char *v;
+	int i;
+
+	for (i = 0; (v = http_arg(h->wsi, "symbol", i, buf, sizeof buf)); i++) {
+		if (!tick_symbol_valid(v, strlen(v)))
+			return http_reject(h,
+						 "'%s' is not a valid symbol "
+						 "(1-32 of A-Z a-z 0-9 . _ : / -)\n",
+						 v);
+		if (q->symbol_count == (many_symbols ? QUERY_MAX_SYMBOLS : 1))
+			return http_reject(h,
+						 "too many symbol= arguments "
+						 "(at most %d)\n",
+						 many_symbols ? QUERY_MAX_SYMBOLS
+							      : 1);
+		snprintf(q->symbols[q->symbol_count++], sizeof q->symbols[0],
+			 "%s", v);
+	}
+	q->to = INT64_MAX;
+	if ((v = http_arg(h->wsi, "from", 0, buf, sizeof buf)) &&
+	    protocol_parse_time(v, strlen(v), &q->from))
+		return http_reject(h,
+					 "from='%s' is not a time: use integer "
+					 "microseconds or ISO 8601 like "
+					 "2024-03-01T14:30:00Z\n",
+					 v);
+	if ((v = http_arg(h->wsi, "to", 0, buf, sizeof buf)) &&
+	    protocol_parse_time(v, strlen(v), &q->to))
+		return http_reject(h,
+					 "to='%s' is not a time: use integer "
+					 "microseconds or ISO 8601 like "
+					 "2024-03-01T14:30:00Z\n",
+					 v);
+	if (q->from > q->to)
+		return http_reject(h, "from is after to: nothing can match\n");
+	if ((v = http_arg(h->wsi, "limit", 0, buf, sizeof buf))) {
+		char *endp;
+		unsigned long lim = strtoul(v, &endp, 10);
+
+		if (!*v || *endp || lim == 0 || lim > UINT32_MAX)
+			return http_reject(h,
+						 "limit='%s' must be a positive "
+						 "integer\n",
+						 v);
+		q->limit = (uint32_t)lim;
+	}
+	return 0;
+}
+
+static int
+http_start_job(struct server *s, struct per_session_data__http *h,
+	       const struct query_spec *q, const char *content_type)
+{
+	unsigned char headers[LWS_PRE + 1024], *start = headers + LWS_PRE,
+					       *p = start,
+					       *end = headers + sizeof headers;
+
+	h->job = query_submit(s->parts.queries, q);
+	if (!h->job)
+		return http_respond_text(h, 500, "out of memory\n");
+	h->next = s->http_sessions;
+	s->http_sessions = h;
+	h->listed = true;
+	/* The length is not known before the rows are read: the body ends
+	 * when the connection closes. */
+	if (lws_add_http_common_headers(h->wsi, 200, content_type,
+					LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end) ||
+	    lws_add_http_header_by_name(h->wsi,
+					(const unsigned char *)"cache-control:",
+					(const unsigned char *)"no-store", 8, &p,
+					end) ||
+	    lws_finalize_write_http_header(h->wsi, start, &p, end))
+		return -1;
+	lws_callback_on_writable(h->wsi);
+	return 0;
+}
+
+static int
+http_export(struct server *s, struct per_session_data__http *h)
+{
+	struct query_spec q;
+	char buf[64];
+	const char *fmt;
+
+	memset(&q, 0, sizeof q);
+	q.kind = QUERY_EXPORT;
+	if (http_query_args(h, &q, true))
+		return 0;
+	fmt = http_arg(h->wsi, "format", 0, buf, sizeof buf);
+	if (fmt && strcmp(fmt, "csv") && strcmp(fmt, "jsonl"))
+		return http_respond_text(h, 400,
+					 "format='%s': use csv or jsonl\n", fmt);
+	q.jsonl = fmt && !strcmp(fmt, "jsonl");
+	return http_start_job(s, h, &q,
+			      q.jsonl ? "application/x-ndjson"
+				      : "text/csv; charset=utf-8");
+}
+
+static int
+http_bars(struct server *s, struct per_session_data__http *h)
+{
+	struct query_spec q;
+	char buf[64];
+	const char *iv;
+
+	memset(&q, 0, sizeof q);
+	q.kind = QUERY_BARS;
+	if (http_query_args(h, &q, false))
+		return 0;
+	if (!q.symbol_count)
+		return http_respond_text(h, 400,
+					 "/api/bars needs symbol=SYMBOL\n");
+	iv = http_arg(h->wsi, "interval", 0, buf, sizeof buf);
+	if (!iv)
+		iv = "1m";
+	q.interval_us = protocol_interval_us(iv);
+	snprintf(q.interval, sizeof q.interval, "%s", iv);
+	if (!q.interval_us)
+		return http_respond_text(h, 400,
+					 "interval='%s': use 1s, 1m, 5m, 1h or "
+					 "1d\n",
+					 iv);
+	return http_start_job(s, h, &q, "application/json");
+}
+
+static int
+http_metrics(struct server *s, struct per_session_data__http *h)
+{
+	struct engine_stats es;
+	struct feed_status fs;
+	struct store_stats ss;
+	struct per_session_data__md *pss;
+	size_t conns = 0;
+	char *body = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&body, &len);
+
+	if (!f)
+		return http_respond_text(h, 500, "out of memory\n");
+	for (pss = s->sessions; pss; pss = pss->next)
+		conns++;
+	engine_get_stats(s->engine, &es);
+	memset(&fs, 0, sizeof fs);
+	if (s->parts.feed)
+		feed_get_status(s->parts.feed, &fs);
+#define METRIC(name, type, help, fmt, v)                                       \
+	fprintf(f, "# HELP " name " " help "\n# TYPE " name " " type "\n" name  \
+		   " " fmt "\n",                                               \
+		v)
+	METRIC("publisher_connections", "gauge", "Open WebSocket connections.",
+	       "%zu", conns);
+	METRIC("publisher_symbols", "gauge", "Symbols with data.", "%zu",
+	       es.symbols);
+	METRIC("publisher_subscriptions", "gauge", "Subscriptions held.", "%zu",
+	       es.subscriptions);
+	METRIC("publisher_ticks_applied_total", "counter",
+	       "Ticks applied by the engine.", "%llu",
+	       (unsigned long long)es.ticks_applied);
+	METRIC("publisher_ticks_rejected_total", "counter",
+	       "Ticks the engine refused.", "%llu",
+	       (unsigned long long)es.ticks_rejected);
+	METRIC("publisher_updates_sent_total", "counter",
+	       "Snapshots and deltas written to clients.", "%llu",
+	       (unsigned long long)es.updates_sent);
+	METRIC("publisher_ticks_conflated_total", "counter",
+	       "Ticks merged away by conflation.", "%llu",
+	       (unsigned long long)es.ticks_conflated);
+	METRIC("publisher_feed_ticks_total", "counter",
+	       "Ticks the feed produced.", "%llu",
+	       (unsigned long long)fs.ticks);
+	METRIC("publisher_feed_bad_lines_total", "counter",
+	       "Input lines the feed skipped.", "%llu",
+	       (unsigned long long)fs.bad_lines);
+	METRIC("publisher_tick_queue_depth", "gauge",
+	       "Ticks waiting between feed and engine.", "%zu",
+	       tick_queue_depth(s->queue));
+	if (s->parts.store) {
+		store_get_stats(s->parts.store, &ss);
+		METRIC("publisher_store_ticks_written_total", "counter",
+		       "Ticks committed to SQLite.", "%llu",
+		       (unsigned long long)ss.ticks_written);
+		METRIC("publisher_store_commits_total", "counter",
+		       "Store transactions committed.", "%llu",
+		       (unsigned long long)ss.commits);
+		METRIC("publisher_store_last_batch", "gauge",
+		       "Ticks in the last commit.", "%llu",
+		       (unsigned long long)ss.last_batch);
+		METRIC("publisher_store_queued", "gauge",
+		       "Ticks waiting for the store writer.", "%zu", ss.queued);
+		METRIC("publisher_store_lag_seconds", "gauge",
+		       "Age of the oldest tick waiting for the writer.", "%.6f",
+		       (double)ss.lag_us / 1e6);
+		METRIC("publisher_store_write_errors_total", "counter",
+		       "Failed store commits.", "%llu",
+		       (unsigned long long)ss.write_errors);
+	}
+#undef METRIC
+	if (fclose(f))
+		return http_respond_text(h, 500, "out of memory\n");
+	return http_respond(h, 200, "text/plain; version=0.0.4; charset=utf-8",
+			    body, len);
+}
+
+/* 200 when the feed is alive (or done, or absent by choice) and the store
+ * is writing; 503 with the reason otherwise. */
+static int
+http_healthz(struct server *s, struct per_session_data__http *h)
+{
+	struct feed_status fs;
+	struct store_stats ss;
+
+	if (s->parts.store) {
+		store_get_stats(s->parts.store, &ss);
+		if (ss.failing)
+			return http_respond_text(h, 503,
+						 "store failing: %s\n",
+						 ss.last_error);
+	}
+	if (s->parts.feed) {
+		feed_get_status(s->parts.feed, &fs);
+		if (!fs.running && !fs.finished && strcmp(fs.kind, "none"))
+			return http_respond_text(h, 503,
+						 "feed '%s' is not running\n",
+						 fs.kind);
+	}
+	return http_respond_text(h, 200, "ok\n");
+}
+
+static void
+http_unlist(struct server *s, struct per_session_data__http *h)
+{
+	struct per_session_data__http **pp;
+
+	if (!h->listed)
+		return;
+	for (pp = &s->http_sessions; *pp; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			break;
+		}
+	h->listed = false;
+}
+
+static int
+http_writeable(struct server *s, struct per_session_data__http *h)
+{
+	enum lws_write_protocol wp = LWS_WRITE_HTTP;
+	size_t n;
+	bool done = false;
+
+	if (h->body) {
+		n = h->body_len - h->body_sent;
+		if (n > FRAME_CAP)
+			n = FRAME_CAP;
+		memcpy(s->frame + LWS_PRE, h->body + h->body_sent, n);
+		h->body_sent += n;
+		done = h->body_sent == h->body_len;
+	} else if (h->job) {
+		n = query_job_read(h->job, s->frame + LWS_PRE, FRAME_CAP, &done);
+		if (!n && !done)
+			return 0; /* the query wake brings us back */
+		if (done && query_job_error(h->job))
+			log_warn("http export cut short: %s",
+				 query_job_error(h->job));
+	} else {
+		return 0;
+	}
+	if (done)
+		wp = LWS_WRITE_HTTP_FINAL;
+	if (lws_write(h->wsi, (unsigned char *)s->frame + LWS_PRE, n, wp) <
+	    (int)n)
+		return -1;
+	if (!done) {
+		lws_callback_on_writable(h->wsi);
+		return 0;
+	}
+	http_unlist(s, h);
+	if (h->job) {
+		query_job_release(h->job);
+		h->job = NULL;
+	}
+	free(h->body);
+	h->body = NULL;
+	return lws_http_transaction_completed(h->wsi) ? -1 : 0;
+}
+
+static int
+callback_http_api(struct lws *wsi, enum lws_callback_reasons reason,
+		  void *user, void *in, size_t len)
+{
+	struct per_session_data__http *h = user;
+	struct server *s = lws_context_user(lws_get_context(wsi));
+	char path[128];
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		memset(h, 0, sizeof *h);
+		h->wsi = wsi;
+		/* `in` is the path below the mount point; the mount point
+		 * itself tells which endpoint was asked for. */
+		lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI);
+		if (!strcmp(path, "/metrics"))
+			return http_metrics(s, h);
+		if (!strcmp(path, "/healthz"))
+			return http_healthz(s, h);
+		if (!s->parts.queries &&
+		    (!strcmp(path, "/api/export") || !strcmp(path, "/api/bars")))
+			return http_respond_text(h, 503,
+						 "history needs the SQLite "
+						 "store; this server runs "
+						 "without one (--db none)\n");
+		if (!strcmp(path, "/api/export"))
+			return http_export(s, h);
+		if (!strcmp(path, "/api/bars"))
+			return http_bars(s, h);
+		return http_respond_text(h, 404,
+					 "no such endpoint '%s' (try "
+					 "/api/export, /api/bars, /metrics, "
+					 "/healthz)\n",
+					 path);
+
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return http_writeable(s, h);
+
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (h && h->wsi) {
+			http_unlist(s, h);
+			query_job_release(h->job);
+			h->job = NULL;
+			free(h->body);
+			h->body = NULL;
+			h->wsi = NULL;
+		}
+		break;
+
+	default:
+		break;
+	}
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
@@ -764,9 +1470,8 @@ is_ipv4_literal(const char *h)
 }
 
 struct server *
-server_create(const struct serve_options *opt, struct engine *engine,
-	      struct tick_queue *queue, const char *epoch, char *err,
-	      size_t errlen)
+server_create(const struct serve_options *opt, const struct server_parts *parts,
+	      char *err, size_t errlen)
 {
 	struct lws_context_creation_info info;
 	struct server *s;
@@ -780,9 +1485,10 @@ server_create(const struct serve_options *opt, struct engine *engine,
 		return NULL;
 	}
 	s->opt = opt;
-	s->engine = engine;
-	s->queue = queue;
-	snprintf(s->epoch, sizeof s->epoch, "%s", epoch);
+	s->parts = *parts;
+	s->engine = parts->engine;
+	s->queue = parts->queue;
+	snprintf(s->epoch, sizeof s->epoch, "%s", parts->epoch);
 	s->limits.max_symbols = opt->max_symbols;
 	s->limits.max_history_limit = 100000;
 
@@ -815,14 +1521,35 @@ server_create(const struct serve_options *opt, struct engine *engine,
 	s->protocols[0].per_session_data_size =
 		sizeof(struct per_session_data__md);
 	s->protocols[0].rx_buffer_size = 16384;
-	s->protocols[1].name = "http";
-	s->protocols[1].callback = lws_callback_http_dummy;
+	s->protocols[1].name = "publisher-http";
+	s->protocols[1].callback = callback_http_api;
+	s->protocols[1].per_session_data_size =
+		sizeof(struct per_session_data__http);
 
 	s->mount.mountpoint = "/";
 	s->mount.mountpoint_len = 1;
 	s->mount.origin = s->web_dir;
 	s->mount.def = "index.html";
 	s->mount.origin_protocol = LWSMPRO_FILE;
+	/* Dynamic endpoints are mounts handled by callback_http_api. */
+	s->mount_api.mountpoint = "/api";
+	s->mount_metrics.mountpoint = "/metrics";
+	s->mount_health.mountpoint = "/healthz";
+	s->mount.mount_next = &s->mount_api;
+	s->mount_api.mount_next = &s->mount_metrics;
+	s->mount_metrics.mount_next = &s->mount_health;
+	{
+		struct lws_http_mount *m[] = {&s->mount_api, &s->mount_metrics,
+					      &s->mount_health};
+		size_t i;
+
+		for (i = 0; i < 3; i++) {
+			m[i]->mountpoint_len =
+				(unsigned char)strlen(m[i]->mountpoint);
+			m[i]->origin = "publisher-http";
+			m[i]->origin_protocol = LWSMPRO_CALLBACK;
+		}
+	}
 
 	/* Ping an idle peer after ping_secs, hang up if nothing came back. */
 	s->retry.secs_since_valid_ping = (uint16_t)opt->ping_secs;
@@ -924,6 +1651,7 @@ server_destroy(struct server *s)
 		return;
 	if (s->context) {
 		lws_sul_cancel(&s->housekeeping);
+		lws_sul_cancel(&s->store_retry);
 		lws_context_destroy(s->context);
 	}
 	free(s->drain);

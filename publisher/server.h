@@ -4,7 +4,7 @@
  * thread, and writes each client's conflated frames when its socket is
  * writable.
  *
- *   struct server *s = server_create(&opts, engine, queue, epoch, err, sizeof err);
+ *   struct server *s = server_create(&opts, &parts, err, sizeof err);
  *   server_run(s);          // until server_stop() or SIGINT/SIGTERM
  *   server_destroy(s);
  *
@@ -22,16 +22,28 @@
 
 struct server;
 
+struct store;
+struct query_worker;
+struct feed;
+
+/* What the server works with; all borrowed, all must outlive the server. */
+struct server_parts {
+	struct engine *engine;	/* created with server_engine_config() */
+	struct tick_queue *queue; /* the feed's ticks */
+	struct store *store;	/* NULL: nothing is persisted */
+	struct query_worker *queries; /* NULL: history and export refused */
+	struct feed *feed;	/* for status and replay control */
+	const char *feed_kind;	/* "synthetic", "replay", … */
+	const char *epoch;
+};
+
 /*
- * Create the lws context and listen. The engine, queue and options are
- * borrowed and must outlive the server. The engine must have been created
- * with server_engine_config(). Returns NULL with the cause in err (e.g.
- * "cannot listen on 127.0.0.1:8080: address in use?").
+ * Create the lws context and listen. Returns NULL with the cause in err
+ * (e.g. "cannot listen on 127.0.0.1:8080: address in use?").
  */
 struct server *
-server_create(const struct serve_options *opt, struct engine *engine,
-	      struct tick_queue *queue, const char *epoch, char *err,
-	      size_t errlen);
+server_create(const struct serve_options *opt, const struct server_parts *parts,
+	      char *err, size_t errlen);
 
 /* The engine config whose client_ready callback reaches the server that
  * will be created with that engine. */

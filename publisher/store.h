@@ -59,6 +59,9 @@ struct store_stats {
 	size_t queued;		 /* waiting for the writer */
 	int64_t lag_us;		 /* age of the oldest queued tick, 0 if none */
 	uint64_t write_errors;
+	uint64_t ticks_refused;	 /* not stored: the store's engine refused
+				  * them (invalid symbol, seq not after the
+				  * stored one); logged once a minute */
 	bool failing;		 /* last commit attempt failed */
 	char last_error[160];
 };

@@ -82,6 +82,9 @@ assert_serve_defaults(const struct serve_options *o)
 	assert_int_equal(o->max_symbols, 10000);
 	assert_true(o->ops_per_sec == 100);
 	assert_true(o->ops_burst == 200);
+	/* retention: keep everything unless told */
+	assert_int_equal(o->retain_age_us, 0);
+	assert_int_equal(o->retain_rows, 0);
 }
 
 static void
@@ -425,6 +428,58 @@ test_export_errors(void **state)
 }
 
 static void
+test_retain(void **state)
+{
+	const int64_t s = 1000000;
+
+	OK("serve", "--retain-age", "7d");
+	assert_int_equal(cli.serve.retain_age_us, 7 * (86400 * s));
+	assert_int_equal(cli.serve.retain_rows, 0);
+	OK("serve", "--retain-age=90s");
+	assert_int_equal(cli.serve.retain_age_us, 90 * s);
+	OK("serve", "--retain-age", "30m");
+	assert_int_equal(cli.serve.retain_age_us, 30 * 60 * s);
+	OK("serve", "--retain-age", "12h", "--retain-rows", "5000000");
+	assert_int_equal(cli.serve.retain_age_us, 12 * 3600 * s);
+	assert_int_equal(cli.serve.retain_rows, 5000000);
+	OK("serve", "--retain-rows=1");
+	assert_int_equal(cli.serve.retain_rows, 1);
+	assert_int_equal(cli.serve.retain_age_us, 0);
+	/* the largest of each */
+	OK("serve", "--retain-age", "36500d", "--retain-rows",
+	   "1000000000000000");
+	assert_int_equal(cli.serve.retain_age_us, 36500 * (86400 * s));
+	assert_int_equal(cli.serve.retain_rows, 1000000000000000ull);
+	/* replay takes them too: a long replay can fill a disk */
+	OK("replay", "t.csv", "--retain-rows", "10");
+	assert_int_equal(cli.serve.retain_rows, 10);
+
+	BAD_EXACT("--retain-age '7': expected a whole number with a unit s, "
+	          "m, h or d (e.g. 7d or 12h), up to 36500d",
+	          "serve", "--retain-age", "7");
+	BAD("--retain-age '7w'", "serve", "--retain-age", "7w");
+	BAD("--retain-age '0d'", "serve", "--retain-age", "0d");
+	BAD("--retain-age '-1d'", "serve", "--retain-age", "-1d");
+	BAD("--retain-age '1.5h'", "serve", "--retain-age", "1.5h");
+	BAD("--retain-age 'd'", "serve", "--retain-age", "d");
+	BAD("--retain-age '7D'", "serve", "--retain-age", "7D");
+	BAD("--retain-age '36501d'", "serve", "--retain-age", "36501d");
+	BAD("--retain-age '99999999999999999999s'", "serve", "--retain-age",
+	    "99999999999999999999s");
+	BAD_EXACT("--retain-rows '0': must be a whole number of ticks from 1 "
+	          "to 1000000000000000 (leave it out to keep every tick)",
+	          "serve", "--retain-rows", "0");
+	BAD("--retain-rows '1e6'", "serve", "--retain-rows", "1e6");
+	BAD("--retain-rows '10M'", "serve", "--retain-rows", "10M");
+	BAD("--retain-rows '1000000000000001'", "serve", "--retain-rows",
+	    "1000000000000001");
+	BAD_EXACT("--retain-age needs a value", "serve", "--retain-age");
+	BAD_EXACT("--retain-rows does not apply to 'export'", "export", "--db",
+	          "x.db", "--retain-rows", "5");
+	BAD("did you mean --retain-age?", "serve", "--retain-ages", "7d");
+}
+
+static void
 test_help_text(void **state)
 {
 	static const char *const must[] = {
@@ -450,6 +505,8 @@ test_help_text(void **state)
 	        "10000",
 	        "--rate-limit",
 	        "--rate-burst",
+	        "--retain-age AGE",
+	        "--retain-rows N",
 	        "--speed X|max",
 	        "--loop",
 	        "--symbol S",
@@ -506,6 +563,7 @@ main(void)
 	        cmocka_unit_test(test_replay_long_file),
 	        cmocka_unit_test(test_export),
 	        cmocka_unit_test(test_export_errors),
+	        cmocka_unit_test(test_retain),
 	        cmocka_unit_test(test_help_text),
 	};
 

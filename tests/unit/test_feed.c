@@ -1,11 +1,13 @@
 /*
  * Unit tests for feeds/feed.c and feeds/feed_synthetic.c: spec parsing and
- * its messages, the idle `none` feed, and the synthetic feed's determinism,
- * tick validity and stopping.
+ * its messages (replay and tcp too; their adapters have their own tests),
+ * the idle `none` feed, the synthetic feed's determinism, tick validity and
+ * stopping, and feed_control() refusing feeds that are not a replay.
  *
  * No test asserts on timing: the synthetic feed runs at a very high rate and
  * the tests count ticks, never seconds.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,6 +43,15 @@ test_good_specs_create_feeds(void **state)
 	        {"synthetic:rate=1e6,symbols=100000", "synthetic"},
 	        {"synthetic:seed=18446744073709551615", "synthetic"},
 	        {"none", "none"},
+	        /* Files and ports are only opened and bound by feed_start. */
+	        {"replay:ticks.jsonl", "replay"},
+	        {"replay:x.csv,speed=max,loop", "replay"},
+	        {"replay:x.csv,loop,speed=0.5", "replay"},
+	        {"replay:dir/x y.csv,speed=1e6", "replay"},
+	        {"tcp:127.0.0.1:9000", "tcp"},
+	        {"tcp:127.0.0.1:0", "tcp"},
+	        {"tcp:localhost:65535", "tcp"},
+	        {"tcp:[::1]:9000", "tcp"},
 	};
 	struct tick_queue *q = tick_queue_create(16, NULL, NULL);
 	size_t i;
@@ -108,15 +119,39 @@ test_bad_specs_name_the_problem(void **state)
 	        {"Synthetic", {"unknown feed kind 'Synthetic'", "expected"}},
 	        {"", {"empty feed spec", "expected synthetic"}},
 	        {"none:x", {"feed 'none:x'", "none takes no options"}},
-	        {"replay:ticks.jsonl",
-	         {"feed 'replay:ticks.jsonl' is not available in this build "
-	          "yet",
-	          "not available"}},
-	        {"replay:x.csv,speed=max,loop",
-	         {"'replay:x.csv,speed=max,loop'",
-	          "not available in this build"}},
-	        {"tcp:127.0.0.1:9000",
-	         {"feed 'tcp:127.0.0.1:9000'", "not avail"}},
+	        {"replay:x.csv,speed=0",
+	         {"feed 'replay:x.csv,speed=0': speed must be > 0 or max",
+	          "speed must be"}},
+	        {"replay:x.csv,speed=-1", {"speed=-1'", "must be > 0 or max"}},
+	        {"replay:x.csv,speed=fast",
+	         {"speed=fast'", "must be > 0 or max"}},
+	        {"replay:x.csv,speed=", {"speed='", "must be > 0 or max"}},
+	        {"replay:x.csv,speed", {"speed'", "must be > 0 or max"}},
+	        {"replay:x.csv,speed=nan", {"nan'", "must be > 0 or max"}},
+	        {"replay:x.csv,speed=MAX", {"MAX'", "must be > 0 or max"}},
+	        {"replay:x.csv,speed=1e10", {"1e10'", "at most"}},
+	        {"replay:x.csv,speed=2,speed=3",
+	         {"speed=3'", "'speed' is given twice"}},
+	        {"replay:x.csv,loop,loop", {"loop'", "'loop' is given twice"}},
+	        {"replay:x.csv,loop=1", {"loop=1'", "'loop' takes no value"}},
+	        {"replay:x.csv,fast",
+	         {"replay:x.csv,fast'", "unknown option 'fast'"}},
+	        {"replay:x.csv,", {"replay:x.csv,'", "empty option"}},
+	        {"replay:", {"feed 'replay:'", "replay needs a FILE"}},
+	        {"replay", {"feed 'replay'", "replay needs a FILE"}},
+	        {"replay:,speed=2", {"speed=2'", "replay needs a FILE"}},
+	        {"tcp", {"feed 'tcp'", "expected tcp:HOST:PORT"}},
+	        {"tcp:", {"feed 'tcp:'", "expected tcp:HOST:PORT"}},
+	        {"tcp:9000", {"'tcp:9000'", "expected tcp:HOST:PORT"}},
+	        {"tcp::9000", {"'tcp::9000'", "expected tcp:HOST:PORT"}},
+	        {"tcp:127.0.0.1:", {"127.0.0.1:'", "port must be"}},
+	        {"tcp:127.0.0.1:65536", {"65536'", "from 0 to 65535"}},
+	        {"tcp:127.0.0.1:-1", {"-1'", "port must be"}},
+	        {"tcp:127.0.0.1:90x", {"90x'", "port must be"}},
+	        {"tcp:::1:9000",
+	         {"'tcp:::1:9000'", "IPv6 address in brackets"}},
+	        {"tcp:[::1]9000", {"'tcp:[::1]9000'", "expected tcp:HOST"}},
+	        {"tcp:[]:9000", {"'tcp:[]:9000'", "expected tcp:HOST"}},
 	        {"stdin:x", {"feed 'stdin:x'", "stdin takes no options"}},
 	};
 	struct tick_queue *q = tick_queue_create(16, NULL, NULL);
@@ -392,6 +427,66 @@ test_destroy_stops_a_running_feed(void **state)
 	tick_queue_destroy(q);
 }
 
+/* Steering is for replays only; every other feed says so, naming itself. */
+static void
+test_control_needs_a_replay(void **state)
+{
+	static const char *const specs[] = {"synthetic", "none", "stdin",
+	                                    "tcp:127.0.0.1:0"};
+	struct tick_queue *q = tick_queue_create(16, NULL, NULL);
+	struct feed_command pause = {.kind = FEED_CMD_PAUSE};
+	size_t i;
+
+	for (i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+		char err[256] = "", want[128];
+		struct feed *f = feed_create(specs[i], q, err, sizeof err);
+		struct feed_status st;
+
+		assert_non_null(f);
+		assert_int_equal(feed_control(f, &pause, err, sizeof err), -1);
+		snprintf(want, sizeof want,
+		         "replay control needs a replay feed; this server "
+		         "runs '%s'",
+		         f->kind);
+		assert_string_equal(err, want);
+		feed_get_status(f, &st);
+		assert_null(st.replay_state);
+		assert_int_equal(st.position_ts, 0);
+		feed_destroy(f);
+	}
+	tick_queue_destroy(q);
+}
+
+static void
+test_control_checks_the_speed(void **state)
+{
+	struct tick_queue *q = tick_queue_create(16, NULL, NULL);
+	struct feed_command cmd = {.kind = FEED_CMD_SPEED};
+	struct feed_status st;
+	char err[256] = "";
+	struct feed *f;
+
+	f = feed_create("replay:never-opened.csv,speed=2", q, err, sizeof err);
+	assert_non_null(f);
+	feed_get_status(f, &st);
+	assert_string_equal(st.replay_state, "playing");
+	assert_true(st.speed == 2);
+	cmd.speed = -1;
+	assert_int_equal(feed_control(f, &cmd, err, sizeof err), -1);
+	assert_non_null(strstr(err, "replay speed must be > 0"));
+	cmd.speed = NAN;
+	assert_int_equal(feed_control(f, &cmd, err, sizeof err), -1);
+	cmd.speed = 1e12;
+	assert_int_equal(feed_control(f, &cmd, err, sizeof err), -1);
+	/* Accepted before start: the thread picks it up when it runs. */
+	cmd.speed = 0;
+	assert_int_equal(feed_control(f, &cmd, err, sizeof err), 0);
+	feed_get_status(f, &st);
+	assert_true(st.speed == 0);
+	feed_destroy(f);
+	tick_queue_destroy(q);
+}
+
 /* tick.c has no test binary of its own; the feed tests link it and lean on
  * tick_symbol_valid(), so its rules are pinned down here. */
 static void
@@ -444,6 +539,8 @@ main(void)
 	        cmocka_unit_test(test_synthetic_ticks_are_valid),
 	        cmocka_unit_test(test_stop_joins_a_sleeping_feed),
 	        cmocka_unit_test(test_destroy_stops_a_running_feed),
+	        cmocka_unit_test(test_control_needs_a_replay),
+	        cmocka_unit_test(test_control_checks_the_speed),
 	        cmocka_unit_test(test_tick_names_and_symbol_rules),
 	};
 

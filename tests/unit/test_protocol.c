@@ -282,6 +282,10 @@ test_replay(void **state)
 	assert_int_equal(req.action, REPLAY_PAUSE);
 	request_free(&req);
 
+	parse_ok("{\"op\":\"replay\",\"action\":\"status\"}", &req);
+	assert_int_equal(req.action, REPLAY_STATUS);
+	request_free(&req);
+
 	parse_ok("{\"op\":\"replay\",\"action\":\"resume\"}", &req);
 	assert_int_equal(req.action, REPLAY_RESUME);
 	request_free(&req);
@@ -743,12 +747,12 @@ static void
 test_bad_replay(void **state)
 {
 	expect_error("{\"op\":\"replay\"}", "bad_request",
-	             "replay needs \"action\": pause, resume, speed or seek");
+	             "replay needs \"action\": pause, resume, speed, seek or status");
 	expect_error("{\"op\":\"replay\",\"action\":1}", "bad_request",
-	             "replay needs \"action\": pause, resume, speed or seek");
+	             "replay needs \"action\": pause, resume, speed, seek or status");
 	expect_error("{\"op\":\"replay\",\"action\":\"stop\"}", "bad_request",
-	             "replay action 'stop' is not one of pause, resume, speed "
-	             "or seek");
+	             "replay action 'stop' is not one of pause, resume, speed, "
+	             "seek or status");
 	expect_error("{\"op\":\"replay\",\"action\":\"speed\"}", "bad_request",
 	             "replay speed needs \"speed\": a number > 0 or \"max\"");
 	expect_error("{\"op\":\"replay\",\"action\":\"speed\",\"speed\":0}",
@@ -967,10 +971,11 @@ test_write_hello_heartbeat_pong(void **state)
 	struct jsonbuf b;
 
 	jsonbuf_init(&b, 16);
-	protocol_write_hello(&b, "e-2024", "publisher 0.1.0", 5000);
+	protocol_write_hello(&b, "e-2024", "publisher 0.1.0", 5000, "replay");
 	assert_data(&b,
 	            "{\"type\":\"hello\",\"protocol\":1,\"epoch\":\"e-2024\","
-	            "\"server\":\"publisher 0.1.0\",\"heartbeat_ms\":5000}");
+	            "\"server\":\"publisher 0.1.0\",\"heartbeat_ms\":5000,"
+	            "\"feed\":\"replay\"}");
 
 	protocol_write_heartbeat(&b, 1709303400123456LL);
 	assert_data(&b, "{\"type\":\"heartbeat\",\"ts\":1709303400123456}");
@@ -982,6 +987,16 @@ test_write_hello_heartbeat_pong(void **state)
 	protocol_write_pong(&b, "\"p\"", 7);
 	assert_data(&b, "{\"type\":\"pong\",\"id\":\"p\",\"ts\":7}");
 	jsonbuf_free(&b);
+}
+
+static void
+test_interval_names(void **state)
+{
+	assert_int_equal(protocol_interval_us("1s"), 1000000LL);
+	assert_int_equal(protocol_interval_us("5m"), 300000000LL);
+	assert_int_equal(protocol_interval_us("1d"), 86400000000LL);
+	assert_int_equal(protocol_interval_us("2m"), 0);
+	assert_int_equal(protocol_interval_us(""), 0);
 }
 
 static void
@@ -1101,6 +1116,58 @@ test_error_reply_round_trip(void **state)
 	jsonbuf_free(&b);
 }
 
+static void
+test_write_replay_state(void **state)
+{
+	struct replay_state s = {
+	        .state = "paused",
+	        .speed = 10,
+	        .position = 865193460000000LL,
+	        .start = 865193280000000LL,
+	        .end = 867714240000000LL,
+	        .passes = 2,
+	};
+	struct jsonbuf b;
+
+	jsonbuf_init(&b, 0);
+	protocol_write_replay_state(&b, "7", &s);
+	assert_data(&b, "{\"type\":\"replay\",\"id\":7,\"state\":\"paused\","
+	                "\"speed\":10,\"position\":865193460000000,"
+	                "\"start\":865193280000000,\"end\":867714240000000,"
+	                "\"passes\":2}");
+
+	/* Max speed is a word; fractions stay short; a broadcast has no id;
+	 * unknown times: position null, start and end left out. */
+	s.state = "playing";
+	s.speed = 0;
+	s.position = 0;
+	s.start = s.end = 0;
+	s.passes = 0;
+	protocol_write_replay_state(&b, "", &s);
+	assert_data(&b, "{\"type\":\"replay\",\"state\":\"playing\","
+	                "\"speed\":\"max\",\"position\":null,\"passes\":0}");
+	s.speed = 0.1;
+	protocol_write_replay_state(&b, "\"r\"", &s);
+	assert_data(&b, "{\"type\":\"replay\",\"id\":\"r\",\"state\":"
+	                "\"playing\",\"speed\":0.1,\"position\":null,"
+	                "\"passes\":0}");
+
+	/* The target shows only while seeking. */
+	s.state = "seeking";
+	s.speed = 2.5;
+	s.position = 100;
+	s.seek_to = 5000;
+	protocol_write_replay_state(&b, "", &s);
+	assert_data(&b, "{\"type\":\"replay\",\"state\":\"seeking\","
+	                "\"speed\":2.5,\"position\":100,\"seek_to\":5000,"
+	                "\"passes\":0}");
+	s.state = "finished";
+	protocol_write_replay_state(&b, "", &s);
+	assert_data(&b, "{\"type\":\"replay\",\"state\":\"finished\","
+	                "\"speed\":2.5,\"position\":100,\"passes\":0}");
+	jsonbuf_free(&b);
+}
+
 int
 main(void)
 {
@@ -1132,10 +1199,12 @@ main(void)
 	        cmocka_unit_test(test_time_invalid_dates),
 	        cmocka_unit_test(test_time_matches_timegm),
 	        cmocka_unit_test(test_write_hello_heartbeat_pong),
+	        cmocka_unit_test(test_interval_names),
 	        cmocka_unit_test(test_write_subscribed_unsubscribed),
 	        cmocka_unit_test(test_write_symbols),
 	        cmocka_unit_test(test_write_error),
 	        cmocka_unit_test(test_error_reply_round_trip),
+	        cmocka_unit_test(test_write_replay_state),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,218 @@
+/*
+ * export: ticks as tick-file lines, and the `publisher export` command.
+ *
+ * The column order of the CSV is the field order of enum tick_field, so a
+ * row is written by one walk over the fields. The command reads through a
+ * store_reader, which calls back once per tick; each tick is appended to a
+ * buffer that is written out whenever it passes FLUSH_BYTES, so memory stays
+ * flat however many ticks are exported.
+ */
+#include "export.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store.h"
+
+/* Output is written in pieces of about this size. */
+#define FLUSH_BYTES (256 * 1024)
+
+void
+export_write_csv_header(struct jsonbuf *b)
+{
+	int f;
+
+	jsonbuf_append_str(b, "ts,symbol");
+	for (f = 0; f < TICK_FIELD_COUNT; f++) {
+		jsonbuf_append_char(b, ',');
+		jsonbuf_append_str(b, tick_field_name((enum tick_field)f));
+	}
+	jsonbuf_append_char(b, '\n');
+}
+
+void
+export_write_tick(struct jsonbuf *b, bool jsonl, const struct tick *t)
+{
+	size_t symlen = strnlen(t->symbol, sizeof t->symbol);
+	int f;
+
+	if (jsonl) {
+		jsonbuf_append_str(b, "{\"ts\":");
+		jsonbuf_append_i64(b, t->ts);
+		jsonbuf_append_str(b, ",\"symbol\":");
+		jsonbuf_append_quoted(b, t->symbol, symlen);
+		for (f = 0; f < TICK_FIELD_COUNT; f++) {
+			if (!tick_has(t, (enum tick_field)f))
+				continue;
+			jsonbuf_append_char(b, ',');
+			jsonbuf_append_key(b,
+			                   tick_field_name((enum tick_field)f));
+			jsonbuf_append_decimal(b, t->value[f]);
+		}
+		jsonbuf_append_str(b, "}\n");
+		return;
+	}
+	/* A valid symbol has no comma, quote or newline, so it needs no CSV
+	 * quoting. */
+	jsonbuf_append_i64(b, t->ts);
+	jsonbuf_append_char(b, ',');
+	jsonbuf_append(b, t->symbol, symlen);
+	for (f = 0; f < TICK_FIELD_COUNT; f++) {
+		jsonbuf_append_char(b, ',');
+		if (tick_has(t, (enum tick_field)f))
+			jsonbuf_append_decimal(b, t->value[f]);
+	}
+	jsonbuf_append_char(b, '\n');
+}
+
+/* ------------------------------------------------------------- command */
+
+struct export_sink {
+	FILE *out;
+	const char *name; /* for messages: the file, or "standard output" */
+	bool jsonl;
+	struct jsonbuf buf;
+	uint64_t ticks;
+	int write_errno; /* set when a write failed */
+	bool out_of_memory;
+};
+
+static int
+sink_flush(struct export_sink *k)
+{
+	if (jsonbuf_failed(&k->buf)) {
+		k->out_of_memory = true;
+		return -1;
+	}
+	if (k->buf.len &&
+	    fwrite(jsonbuf_data(&k->buf), 1, k->buf.len, k->out) !=
+	            k->buf.len) {
+		k->write_errno = errno ? errno : EIO;
+		return -1;
+	}
+	jsonbuf_reset(&k->buf);
+	return 0;
+}
+
+static int
+sink_row(const struct tick *t, void *ctx)
+{
+	struct export_sink *k = ctx;
+
+	export_write_tick(&k->buf, k->jsonl, t);
+	k->ticks++;
+	if (k->buf.len >= FLUSH_BYTES || jsonbuf_failed(&k->buf))
+		return sink_flush(k) ? 1 : 0;
+	return 0;
+}
+
+static int
+fail(char *err, size_t errlen, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static int
+fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Write into a temporary file beside a regular (or not yet existing)
+ * output file; anything else (a FIFO, /dev/stdout) is written in place. */
+static bool
+use_temporary(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) != 0 || S_ISREG(st.st_mode);
+}
+
+int
+export_run(const struct export_options *opt, char *err, size_t errlen)
+{
+	struct export_sink k = {.jsonl = opt->jsonl};
+	struct store_reader *r;
+	char tmp[4096] = "", rerr[512] = "";
+	int rc;
+
+	r = store_reader_open(opt->db, err, errlen);
+	if (!r)
+		return -1;
+
+	if (!opt->output) {
+		k.out = stdout;
+		k.name = "standard output";
+	} else {
+		k.name = opt->output;
+		if (use_temporary(opt->output)) {
+			int n = snprintf(tmp, sizeof tmp, "%s.partial",
+			                 opt->output);
+
+			if (n < 0 || (size_t)n >= sizeof tmp) {
+				store_reader_close(r);
+				return fail(err, errlen,
+				            "output path '%.200s' is too long",
+				            opt->output);
+			}
+		}
+		k.out = fopen(tmp[0] ? tmp : opt->output, "w");
+		if (!k.out) {
+			rc = errno;
+			store_reader_close(r);
+			return fail(err, errlen, "cannot write '%s': %s",
+			            tmp[0] ? tmp : opt->output, strerror(rc));
+		}
+	}
+
+	jsonbuf_init(&k.buf, 0);
+	if (!opt->jsonl)
+		export_write_csv_header(&k.buf);
+	rc = store_read_ticks(r, opt->symbol_count ? opt->symbols : NULL,
+	                      opt->symbol_count, opt->from, opt->to, 0,
+	                      sink_row, &k, rerr, sizeof rerr);
+	/* A row callback that failed stopped the read early, which the
+	 * reader reports as success. */
+	if (rc == 0 && (k.write_errno || k.out_of_memory))
+		rc = -1;
+	if (rc == 0)
+		rc = sink_flush(&k);
+	if (rc == 0 && fflush(k.out) != 0) {
+		k.write_errno = errno ? errno : EIO;
+		rc = -1;
+	}
+	if (k.out != stdout && fclose(k.out) != 0 && rc == 0) {
+		k.write_errno = errno ? errno : EIO;
+		rc = -1;
+	}
+	store_reader_close(r);
+	jsonbuf_free(&k.buf);
+
+	if (rc == 0 && tmp[0] && rename(tmp, opt->output) != 0) {
+		k.write_errno = errno;
+		rc = -1;
+	}
+	if (rc != 0) {
+		if (tmp[0])
+			unlink(tmp);
+		if (k.write_errno)
+			return fail(err, errlen, "cannot write '%s': %s",
+			            k.name, strerror(k.write_errno));
+		if (k.out_of_memory)
+			return fail(err, errlen, "out of memory");
+		return fail(err, errlen, "%s", rerr[0] ? rerr : "read failed");
+	}
+	log_info("export: %llu ticks from '%s' to %s%s%s",
+	         (unsigned long long)k.ticks, opt->db, opt->output ? "'" : "",
+	         k.name, opt->output ? "'" : "");
+	return 0;
+}

@@ -1,0 +1,92 @@
+/*
+ * query: history and export answered from SQLite off the service thread.
+ *
+ * A query worker owns a small pool of threads, each with its own read-only
+ * store_reader, so a long export never stalls the live stream or another
+ * client's history request. A job's output is produced on a worker thread as
+ * ready-to-send bytes (a JSON reply, or CSV/JSONL export chunks) into the
+ * job's bounded buffer; the service thread reads it out when its socket is
+ * writable. When the buffer is full the worker waits, so an export to a slow
+ * HTTP client holds at most QUERY_BUFFER_MAX bytes, never the whole result.
+ *
+ * `wake` is called (from a worker thread) whenever a job has new output or
+ * has finished; the server then asks lws for writable callbacks.
+ *
+ * Threading: query_submit, query_job_read and query_job_release are called
+ * from one thread (the service thread); the rest happens inside.
+ */
+#ifndef PUBLISHER_QUERY_H
+#define PUBLISHER_QUERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol.h"
+
+#define QUERY_BUFFER_MAX (256 * 1024)
+#define QUERY_MAX_SYMBOLS 64
+/* Most ticks or bars one history reply carries; a reply cut at this many
+ * says "more":true and the client asks again from the last ts. */
+#define QUERY_HISTORY_MAX 10000
+
+struct query_worker;
+struct query_job;
+
+enum query_kind {
+	QUERY_HISTORY,	/* ws reply {"type":"history",…} with ticks or bars */
+	QUERY_BARS,	/* GET /api/bars: {"symbol":…,"interval":…,"bars":[…]} */
+	QUERY_EXPORT,	/* GET /api/export: CSV or JSONL, streamed */
+};
+
+struct query_spec {
+	enum query_kind kind;
+	char id[PROTOCOL_ID_MAX + 1]; /* QUERY_HISTORY: request id, or "" */
+	char symbols[QUERY_MAX_SYMBOLS][TICK_SYMBOL_MAX + 1];
+	size_t symbol_count; /* 0 = all symbols (export only) */
+	int64_t from, to;    /* µs; to = INT64_MAX when open-ended */
+	uint32_t limit;	     /* last N; 0 = none */
+	int64_t interval_us; /* bars; 0 = ticks */
+	char interval[4];    /* the interval's name as asked ("1m") */
+	bool jsonl;	     /* export format; false = csv */
+};
+
+/* threads: worker threads (>= 1). NULL with the cause in err. */
+struct query_worker *
+query_worker_create(const char *db_path, unsigned threads,
+		    void (*wake)(void *ctx), void *ctx, char *err,
+		    size_t errlen);
+
+/* Release every job first; then this stops and joins the threads. NULL is
+ * a no-op. */
+void
+query_worker_destroy(struct query_worker *w);
+
+/* Queue a job. The caller holds it until query_job_release(). NULL on
+ * allocation failure. */
+struct query_job *
+query_submit(struct query_worker *w, const struct query_spec *spec);
+
+/*
+ * Move up to cap bytes of output into buf without blocking. Returns the
+ * number moved. *done becomes true once the job has finished and all its
+ * output has been read; then query_job_error() tells whether it failed (a
+ * history or bars job then has no output: send an error instead; an export
+ * has been cut short).
+ */
+size_t
+query_job_read(struct query_job *j, char *buf, size_t cap, bool *done);
+
+/* Output waiting now (0 when none yet). */
+size_t
+query_job_pending(struct query_job *j);
+
+/* After done: NULL when the job succeeded, else what went wrong. */
+const char *
+query_job_error(struct query_job *j);
+
+/* Stop the job if it is running and free it once the worker lets go. */
+void
+query_job_release(struct query_job *j);
+
+#endif

@@ -1,0 +1,700 @@
+// Browser tests for the dashboard (SPEC §8, issue 5): the real publisher
+// binary with the synthetic feed, driven in real headless Chromium.
+//
+//   PUBLISHER_BIN=build/publisher node tests/browser/run.mjs
+//
+// Uses Debian's /usr/bin/chromium (CHROMIUM overrides) through npm
+// playwright-core, which never downloads a browser. Prints one line per
+// check and ends with "N passed, N failed"; exits 1 when anything failed.
+// Screenshots go to tests/artifacts/ (git-ignored).
+
+import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const BIN = path.resolve(ROOT, process.env.PUBLISHER_BIN || 'build/publisher');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = path.join(ROOT, 'tests/artifacts');
+const FEED = 'synthetic:symbols=60,rate=600,seed=7';
+const LOAD_FEED = 'synthetic:symbols=500,rate=5000,seed=11';
+const VIEWPORT = { width: 1366, height: 768 };
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/* ---- checks ------------------------------------------------------------- */
+
+let passed = 0;
+let failed = 0;
+
+async function check(name, fn) {
+	try {
+		const info = await fn();
+		console.log('ok   ' + name + (info ? ' (' + info + ')' : ''));
+		passed++;
+	} catch (e) {
+		console.log('FAIL ' + name + ': ' + (e && e.message ? e.message : e));
+		failed++;
+	}
+}
+
+function assert(cond, msg) {
+	if (!cond) throw new Error(msg);
+}
+
+/** Poll fn() until it returns a truthy value; throw `what` after timeoutMs. */
+async function waitFor(fn, timeoutMs, what) {
+	const end = Date.now() + timeoutMs;
+	let last;
+	for (;;) {
+		try {
+			last = await fn();
+			if (last) return last;
+		} catch (e) {
+			last = e;
+		}
+		if (Date.now() > end) throw new Error(what + ' (waited ' + timeoutMs / 1000 + ' s)');
+		await sleep(100);
+	}
+}
+
+/* ---- the server --------------------------------------------------------- */
+
+class Server {
+	constructor(dir, feed) {
+		this.dir = dir;
+		this.feed = feed;
+		this.port = 0;
+		this.proc = null;
+		this.log = path.join(ARTIFACTS, 'publisher-' + path.basename(dir) + '.log');
+	}
+
+	/** Start on `port` (0: any free port); resolves once it listens. */
+	async start(port = 0) {
+		const portFile = path.join(this.dir, 'port');
+		fs.rmSync(portFile, { force: true });
+		const out = fs.openSync(this.log, 'a');
+		this.proc = spawn(BIN, [
+			'serve', '--listen', '127.0.0.1:' + port, '--port-file', portFile,
+			'--feed', this.feed, '--db', path.join(this.dir, 'ticks.db'),
+			'--web', path.join(ROOT, 'web'), '--log-level', 'warn',
+		], { cwd: ROOT, stdio: ['ignore', out, out] });
+		fs.closeSync(out);
+		const exited = once(this.proc, 'exit').then(([code]) => {
+			throw new Error('publisher exited with status ' + code + ' (log: ' + this.log + ')');
+		});
+		exited.catch(() => {});
+		const ready = waitFor(() => {
+			const t = fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').trim();
+			return t && Number(t) > 0 ? Number(t) : 0;
+		}, 10000, 'publisher wrote no port file');
+		this.port = await Promise.race([ready, exited]);
+		return this.port;
+	}
+
+	async stop() {
+		const p = this.proc;
+		if (!p || p.exitCode !== null || p.signalCode !== null) return;
+		const done = once(p, 'exit');
+		p.kill('SIGTERM');
+		const t = setTimeout(() => p.kill('SIGKILL'), 5000);
+		await done;
+		clearTimeout(t);
+	}
+
+	get url() {
+		return 'http://127.0.0.1:' + this.port + '/';
+	}
+}
+
+/* ---- a TCP proxy for network faults ------------------------------------- */
+
+/** Bytes of the WebSocket frame at buf[off], or 0 if its header is incomplete. */
+function frameLength(buf, off) {
+	if (buf.length - off < 2) return 0;
+	const b1 = buf[off + 1];
+	let len = b1 & 0x7f, head = 2;
+	if (len === 126) {
+		if (buf.length - off < 4) return 0;
+		len = buf.readUInt16BE(off + 2);
+		head = 4;
+	} else if (len === 127) {
+		if (buf.length - off < 10) return 0;
+		len = Number(buf.readBigUInt64BE(off + 2));
+		head = 10;
+	}
+	return head + (b1 & 0x80 ? 4 : 0) + len;
+}
+
+function textFrame(text) {
+	const p = Buffer.from(text);
+	const head = p.length < 126 ? Buffer.from([0x81, p.length])
+		: Buffer.from([0x81, 126, p.length >> 8, p.length & 0xff]);
+	return Buffer.concat([head, p]);
+}
+
+/*
+ * Sits between the browser and the server. dropAll() cuts every connection
+ * (a network blip: the same server and epoch are there on reconnect);
+ * inject(text) slips a text frame into each server-to-browser WebSocket
+ * stream between two whole messages.
+ */
+class FaultProxy {
+	constructor(targetPort) {
+		this.targetPort = targetPort;
+		this.pairs = new Set();
+	}
+
+	async start() {
+		this.server = net.createServer((c) => this.accept(c));
+		this.server.listen(0, '127.0.0.1');
+		await once(this.server, 'listening');
+		this.port = this.server.address().port;
+	}
+
+	get url() {
+		return 'http://127.0.0.1:' + this.port + '/';
+	}
+
+	accept(client) {
+		const up = net.connect(this.targetPort(), '127.0.0.1');
+		const pair = { client, up, head: true, ws: false, buf: Buffer.alloc(0), inMessage: false, queue: [] };
+		this.pairs.add(pair);
+		const end = () => {
+			client.destroy();
+			up.destroy();
+			this.pairs.delete(pair);
+		};
+		client.on('data', (d) => up.write(d));
+		up.on('data', (d) => this.down(pair, d));
+		for (const s of [client, up]) {
+			s.on('error', end);
+			s.on('close', end);
+		}
+	}
+
+	down(pair, d) {
+		if (pair.head) {
+			pair.buf = Buffer.concat([pair.buf, d]);
+			const i = pair.buf.indexOf('\r\n\r\n');
+			if (i < 0) return;
+			pair.head = false;
+			pair.ws = / 101 /.test(pair.buf.subarray(0, pair.buf.indexOf('\r\n')).toString('latin1'));
+			pair.client.write(pair.buf.subarray(0, i + 4));
+			d = pair.buf.subarray(i + 4);
+			pair.buf = Buffer.alloc(0);
+		}
+		if (!pair.ws) {
+			if (d.length) pair.client.write(d);
+			return;
+		}
+		// Forward whole frames only, so an injected frame lands between two.
+		pair.buf = Buffer.concat([pair.buf, d]);
+		let off = 0;
+		for (;;) {
+			const n = frameLength(pair.buf, off);
+			if (!n || off + n > pair.buf.length) break;
+			const op = pair.buf[off] & 0x0f, fin = pair.buf[off] & 0x80;
+			if (op < 8) pair.inMessage = !fin; // data frames; control frames may interleave
+			pair.client.write(pair.buf.subarray(off, off + n));
+			off += n;
+			if (!pair.inMessage) this.flush(pair);
+		}
+		pair.buf = pair.buf.subarray(off);
+	}
+
+	flush(pair) {
+		while (pair.queue.length) pair.client.write(textFrame(pair.queue.shift()));
+	}
+
+	/** Returns how many WebSocket streams the frame was queued on. */
+	inject(text) {
+		let n = 0;
+		for (const pair of this.pairs) {
+			if (!pair.ws) continue;
+			pair.queue.push(text);
+			n++;
+			if (!pair.inMessage && !pair.buf.length) this.flush(pair);
+		}
+		return n;
+	}
+
+	dropAll() {
+		for (const pair of this.pairs) {
+			pair.client.destroy();
+			pair.up.destroy();
+		}
+		this.pairs.clear();
+	}
+
+	close() {
+		this.dropAll();
+		if (this.server) this.server.close();
+	}
+}
+
+/* ---- page helpers ------------------------------------------------------- */
+
+function rows(page) {
+	return page.$$eval('#watchlist .wl-row', (trs) => trs.map((tr) => ({
+		sym: tr.children[0].textContent,
+		bid: tr.children[1].textContent,
+		ask: tr.children[2].textContent,
+		last: tr.children[3].textContent,
+		chg: tr.children[4].textContent,
+		pct: tr.children[5].textContent,
+		volume: tr.children[6].textContent,
+		selected: tr.getAttribute('aria-selected') === 'true',
+	})));
+}
+
+const PRICE = /^\d+\.\d+$/;
+const priced = (rs) => rs.filter((r) => PRICE.test(r.last) && PRICE.test(r.bid) && PRICE.test(r.ask));
+
+async function connState(page) {
+	return page.$eval('#st-conn', (el) => el.dataset.state);
+}
+
+/** Distinct colours in the chart's canvases: a blank chart has one or two. */
+function chartColours(page) {
+	return page.$$eval('#chart canvas', (canvases) => {
+		const seen = new Set();
+		let area = 0;
+		for (const c of canvases) {
+			if (!c.width || !c.height) continue;
+			area += c.width * c.height;
+			const ctx = c.getContext('2d');
+			if (!ctx) continue;
+			const d = ctx.getImageData(0, 0, c.width, c.height).data;
+			for (let i = 0; i < d.length; i += 4 * 7) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+		}
+		return { canvases: canvases.length, area, colours: seen.size };
+	});
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+async function main() {
+	fs.mkdirSync(ARTIFACTS, { recursive: true });
+	assert(fs.existsSync(BIN), 'no publisher binary at ' + BIN + ' (make all, or set PUBLISHER_BIN)');
+	assert(fs.existsSync(CHROMIUM), 'no Chromium at ' + CHROMIUM + ' (apt-get install chromium)');
+
+	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'publisher-browser-'));
+	const serverDir = path.join(tmp, 'server');
+	const loadDir = path.join(tmp, 'load');
+	fs.mkdirSync(serverDir);
+	fs.mkdirSync(loadDir);
+	const server = new Server(serverDir, FEED);
+	const loadServer = new Server(loadDir, LOAD_FEED);
+	const proxy = new FaultProxy(() => server.port);
+	let context;
+
+	const problems = []; // console errors, page errors, CSP violations, failed requests
+	let outage = false; // while the server is down on purpose
+
+	try {
+		await server.start(0);
+		context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
+			executablePath: CHROMIUM,
+			headless: true,
+			viewport: VIEWPORT,
+			colorScheme: 'dark',
+			args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+				'--disable-background-networking', '--disable-component-update', '--disable-sync'],
+		});
+		// Runs before the page's own scripts (CDP bypasses the page's CSP).
+		await context.addInitScript(() => {
+			document.addEventListener('securitypolicyviolation', (e) => {
+				console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') +
+					' at ' + e.sourceFile + ':' + e.lineNumber);
+			});
+		});
+		const page = context.pages()[0] || await context.newPage();
+		page.on('console', (m) => {
+			if (m.type() !== 'error') return;
+			const text = m.text();
+			// Chromium logs each refused WebSocket attempt; expected while down.
+			if (outage && /WebSocket connection to .* failed/.test(text)) return;
+			problems.push('console: ' + text);
+		});
+		page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+		page.on('requestfailed', (r) => {
+			if (!(outage && r.url().startsWith('ws'))) problems.push('request failed: ' + r.url() + ' ' + (r.failure() || {}).errorText);
+		});
+		page.on('response', (r) => {
+			if (r.status() >= 400) problems.push('HTTP ' + r.status() + ' for ' + r.url());
+		});
+
+		let cspHeader = '';
+		await check('the page loads under the server\'s strict CSP with no console errors or CSP violations', async () => {
+			const resp = await page.goto(server.url, { waitUntil: 'load' });
+			assert(resp && resp.ok(), 'GET / answered ' + (resp && resp.status()));
+			cspHeader = resp.headers()['content-security-policy'] || '';
+			assert(/script-src 'self'/.test(cspHeader) && /style-src 'self'/.test(cspHeader),
+				'no strict CSP on / (got "' + cspHeader + '"): the check would prove nothing');
+			await waitFor(() => connState(page).then((s) => s === 'open'), 10000, 'never connected');
+			await sleep(1500);
+			assert(problems.length === 0, problems.join(' | '));
+			return 'CSP: ' + cspHeader.split(';').slice(0, 4).join(';');
+		});
+
+		let first = [];
+		await check('a first visit lists the server\'s symbols (up to 50) with live prices', async () => {
+			first = await waitFor(async () => {
+				const rs = await rows(page);
+				return rs.length === 50 && priced(rs).length >= 45 ? rs : null;
+			}, 15000, 'expected 50 rows with prices');
+			return first.length + ' rows, ' + priced(first).length + ' priced';
+		});
+
+		await check('prices are shown with their exact decimal text (trailing zeros kept)', async () => {
+			const rs = priced(await rows(page));
+			const prices = rs.flatMap((r) => [r.bid, r.ask, r.last]);
+			assert(prices.every((p) => /^\d+\.\d{2,}$/.test(p)), 'a price without its decimals: ' + prices.find((p) => !/^\d+\.\d{2,}$/.test(p)));
+			assert(prices.some((p) => /\.\d*0$/.test(p)), 'no price ends in 0 among ' + prices.length + ': decimals were re-formatted as doubles');
+			return prices.length + ' prices';
+		});
+
+		await check('values change, and changed cells flash', async () => {
+			const before = new Map((await rows(page)).map((r) => [r.sym, r.last + '|' + r.bid]));
+			let flashes = 0;
+			const after = await waitFor(async () => {
+				flashes = Math.max(flashes, await page.$$eval('#watchlist .wl-row > [class*="fu"], #watchlist .wl-row > [class*="fd"]', (t) => t.length));
+				const rs = await rows(page);
+				const changed = rs.filter((r) => before.get(r.sym) !== r.last + '|' + r.bid).length;
+				return changed >= 10 ? changed : 0;
+			}, 10000, 'fewer than 10 rows changed');
+			assert(flashes > 0, 'no cell carried a flash class');
+			return after + ' rows changed, ' + flashes + ' cells flashing';
+		});
+
+		await check('the status bar shows live state, round-trip latency, updates/s and the epoch', async () => {
+			const st = await waitFor(async () => {
+				const s = await page.evaluate(() => ({
+					conn: document.getElementById('st-conn-text').textContent,
+					state: document.getElementById('st-conn').dataset.state,
+					rtt: document.getElementById('st-rtt').textContent,
+					rate: document.getElementById('st-rate').textContent,
+					epoch: document.getElementById('st-epoch').textContent,
+					banner: document.getElementById('banner').hidden,
+				}));
+				return s.state === 'open' && /ms$/.test(s.rtt) && Number(s.rate.replace(/,/g, '')) > 0 && /^[0-9a-zA-Z-]{4,}$/.test(s.epoch) ? s : null;
+			}, 8000, 'status bar incomplete');
+			assert(st.banner, 'the disconnected banner is visible while live');
+			return `${st.conn}, RTT ${st.rtt}, ${st.rate} updates/s, epoch ${st.epoch}`;
+		});
+
+		await check('the chart of the selected symbol renders', async () => {
+			const sym = await page.$eval('#q-symbol', (e) => e.textContent);
+			assert(sym === first[0].sym, 'selected ' + sym + ', expected the first row ' + first[0].sym);
+			const c = await waitFor(async () => {
+				const r = await chartColours(page);
+				return r.area > 10000 && r.colours > 8 ? r : null;
+			}, 10000, 'the chart canvas stayed blank');
+			return `${c.canvases} canvases, ${c.colours} colours`;
+		});
+
+		await check('sorting by clicking a column header (asc, desc, off)', async () => {
+			const syms = async () => (await rows(page)).map((r) => r.sym);
+			const original = await syms();
+			await page.click('[data-key="symbol"] button');
+			let s = await syms();
+			assert(s.join() === [...original].sort().join(), 'not ascending by symbol');
+			assert(await page.$eval('[data-key="symbol"]', (e) => e.getAttribute('aria-sort')) === 'ascending', 'aria-sort not ascending');
+			await page.click('[data-key="symbol"] button');
+			s = await syms();
+			assert(s.join() === [...original].sort().reverse().join(), 'not descending by symbol');
+			await page.click('[data-key="symbol"] button');
+			assert((await syms()).join() === original.join(), 'third click did not restore the watchlist order');
+			// Live sort by last price, descending (two clicks).
+			await page.click('[data-key="last"] button');
+			await page.click('[data-key="last"] button');
+			const rs = await rows(page);
+			const lasts = rs.map((r) => Number(r.last)).filter((n) => !Number.isNaN(n));
+			let inversions = 0;
+			for (let i = 1; i < lasts.length; i++) if (lasts[i] > lasts[i - 1]) inversions++;
+			assert(inversions <= 2, inversions + ' rows out of descending order by Last');
+			await page.click('[data-key="last"] button');
+			assert((await syms()).join() === original.join(), 'sort off did not restore the order');
+			return 'symbol asc/desc, last desc with ' + inversions + ' live inversions';
+		});
+
+		// Remove the third row with its × button; it stays removed after a reload.
+		const victim = first[2].sym;
+		await check('removing a symbol with its × button, and it stays removed after reload', async () => {
+			await page.hover(`#watchlist .wl-row:nth-child(3)`);
+			await page.click(`#watchlist .wl-row:nth-child(3) button.x`);
+			let syms = (await rows(page)).map((r) => r.sym);
+			assert(!syms.includes(victim) && syms.length === 49, victim + ' still listed');
+			await page.reload({ waitUntil: 'load' });
+			await waitFor(async () => priced(await rows(page)).length >= 45, 10000, 'rows did not come back after reload');
+			syms = (await rows(page)).map((r) => r.sym);
+			assert(syms.length === 49 && !syms.includes(victim), 'after reload: ' + syms.length + ' rows, ' + victim + (syms.includes(victim) ? ' back' : ' gone'));
+			return victim;
+		});
+
+		let extra = '';
+		await check('adding symbols with Enter (suggestions from the symbols op), kept after reload', async () => {
+			const options = await waitFor(() => page.$$eval('#symbol-list option', (o) => o.map((x) => x.value)), 8000, 'no suggestions in the datalist');
+			assert(options.includes(victim), 'the removed ' + victim + ' is not suggested');
+			extra = options.find((s) => !first.some((r) => r.sym === s));
+			assert(extra, 'no suggestion beyond the first 50 (the feed has 60 symbols)');
+			for (const s of [victim.toLowerCase(), extra]) {
+				await page.fill('#add-input', s);
+				await page.press('#add-input', 'Enter');
+			}
+			await waitFor(async () => {
+				const rs = await rows(page);
+				const got = rs.filter((r) => (r.sym === victim || r.sym === extra) && PRICE.test(r.last));
+				return rs.length === 51 && got.length === 2;
+			}, 10000, 'the added rows did not fill in');
+			const sel = await page.$eval('#q-symbol', (e) => e.textContent);
+			assert(sel === extra, 'the added symbol is not selected (' + sel + ')');
+			await page.reload({ waitUntil: 'load' });
+			await waitFor(async () => priced(await rows(page)).length >= 48, 10000, 'rows did not come back after reload');
+			const syms = (await rows(page)).map((r) => r.sym);
+			assert(syms.includes(victim) && syms.includes(extra) && syms.length === 51, 'after reload: ' + syms.length + ' rows');
+			return victim + ' (typed in lower case) and ' + extra;
+		});
+
+		await check('keyboard: arrow keys move the selection, Delete removes the selected row', async () => {
+			await page.focus('#watchlist');
+			await page.keyboard.press('Home');
+			await page.keyboard.press('ArrowDown');
+			await page.keyboard.press('ArrowDown');
+			let rs = await rows(page);
+			const i = rs.findIndex((r) => r.selected);
+			assert(i === 2, 'selected row ' + i + ', expected 2');
+			const gone = rs[2].sym;
+			assert(await page.$eval('#q-symbol', (e) => e.textContent) === gone, 'the chart does not follow the selection');
+			await page.keyboard.press('ArrowUp');
+			await page.keyboard.press('ArrowDown');
+			await page.keyboard.press('Delete');
+			rs = await rows(page);
+			assert(!rs.some((r) => r.sym === gone), gone + ' not removed');
+			assert(rs.findIndex((r) => r.selected) === 2, 'the selection did not move to the next row');
+			await page.fill('#add-input', gone);
+			await page.press('#add-input', 'Enter');
+			await waitFor(async () => (await rows(page)).some((r) => r.sym === gone), 3000, gone + ' not added back');
+			return 'removed and re-added ' + gone;
+		});
+
+		await check('a screenshot of the dark theme at 1366×768', async () => {
+			await page.click('[data-key="symbol"] button'); // blur, and leave no sort:
+			await page.click('[data-key="symbol"] button');
+			await page.click('[data-key="symbol"] button');
+			await page.mouse.move(0, 0);
+			await page.click('#intervals button[data-interval="1s"]');
+			await page.click('#watchlist .wl-row:nth-child(1) .c-sym');
+			await sleep(10000); // some seconds of bars
+			const file = path.join(ARTIFACTS, 'dashboard.png');
+			await page.screenshot({ path: file });
+			const size = fs.statSync(file).size;
+			assert(size > 30000, 'screenshot suspiciously small: ' + size + ' bytes');
+			return path.relative(ROOT, file);
+		});
+
+		await check('theme toggle switches to light and is remembered across a reload', async () => {
+			await page.click('#theme-toggle');
+			assert(await page.getAttribute('html', 'data-theme') === 'light', 'not light after the toggle');
+			await page.reload({ waitUntil: 'load' });
+			assert(await page.getAttribute('html', 'data-theme') === 'light', 'not light after reload');
+			await waitFor(async () => priced(await rows(page)).length >= 45, 10000, 'rows did not come back');
+			await sleep(2500);
+			await page.mouse.move(0, 0);
+			await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-light.png') });
+			await page.click('#theme-toggle');
+			assert(await page.getAttribute('html', 'data-theme') === 'dark', 'not dark after the second toggle');
+			return 'tests/artifacts/dashboard-light.png';
+		});
+
+		// Stop the server: the page shows the outage but keeps its values.
+		let heldRows = [];
+		await check('server stopped: a disconnected banner, and the rows keep their values', async () => {
+			heldRows = priced(await rows(page));
+			outage = true;
+			await server.stop();
+			await waitFor(async () => (await connState(page)) !== 'open' && !(await page.$eval('#banner', (b) => b.hidden)), 10000, 'no banner after the server stopped');
+			await sleep(1500); // a few reconnect attempts against a closed port
+			const rs = priced(await rows(page));
+			assert(rs.length >= heldRows.length, 'rows lost their values while disconnected: ' + rs.length + ' of ' + heldRows.length);
+			const text = await page.$eval('#banner-text', (e) => e.textContent);
+			await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-disconnected.png') });
+			return '"' + text + '"';
+		});
+
+		await check('server restarted on the same port: the page reconnects and is live again', async () => {
+			await server.start(server.port);
+			await waitFor(async () => (await connState(page)) === 'open', 30000, 'did not reconnect');
+			outage = false;
+			await waitFor(async () => await page.$eval('#banner', (b) => b.hidden), 3000, 'the banner stayed');
+			const toast = await waitFor(() => page.$eval('#toast', (e) => e.textContent), 5000, 'no reconnect notice');
+			assert(/resumed|new epoch/.test(toast), 'unexpected notice: ' + toast);
+			const before = new Map((await waitFor(async () => {
+				const rs = await rows(page);
+				return priced(rs).length >= heldRows.length - 2 ? rs : null;
+			}, 10000, 'rows did not fill in again')).map((r) => [r.sym, r.last + '|' + r.bid]));
+			await waitFor(async () => {
+				const rs = await rows(page);
+				return rs.filter((r) => before.get(r.sym) !== r.last + '|' + r.bid).length >= 10;
+			}, 10000, 'values do not change after reconnecting');
+			const c = await chartColours(page);
+			assert(c.colours > 8, 'the chart is blank after reconnecting');
+			return toast;
+		});
+
+		// Through the fault proxy: the same server and epoch after a blip.
+		const sent = [];
+		const subscribes = () => sent.map((t) => { try { return JSON.parse(t); } catch (e) { return {}; } }).filter((m) => m.op === 'subscribe');
+		let pp;
+		await check('a dropped connection (same server) resumes with the epoch and held seqs; no value is cleared', async () => {
+			await proxy.start();
+			pp = await context.newPage();
+			pp.on('console', (m) => { if (m.type() === 'error') problems.push('console (proxy page): ' + m.text()); });
+			pp.on('pageerror', (e) => problems.push('page error (proxy page): ' + e.message));
+			pp.on('websocket', (ws) => {
+				ws.on('framesent', (f) => sent.push(String(f.payload)));
+				ws.on('framereceived', (f) => { if (String(f.payload).includes('"from":1000000000000,')) sent.push('[received the gap]'); });
+			});
+			await pp.goto(proxy.url, { waitUntil: 'load' });
+			await waitFor(async () => priced(await rows(pp)).length >= 45, 15000, 'rows did not fill in through the proxy');
+			const epoch = await pp.$eval('#st-epoch', (e) => e.textContent);
+			// Watch for any price that was shown going blank from here on.
+			await pp.evaluate(() => {
+				const cells = () => [...document.querySelectorAll('#watchlist .wl-row')].map((r) => [r.children[0].textContent, r.children[3].textContent]);
+				const shown = new Set(cells().filter(([, v]) => v !== '\u2014').map(([s]) => s));
+				window.blanked = [];
+				setInterval(() => {
+					for (const [s, v] of cells()) if (v === '\u2014' && shown.has(s) && !window.blanked.includes(s)) window.blanked.push(s);
+				}, 10);
+			});
+			sent.length = 0;
+			proxy.dropAll();
+			await waitFor(async () => /resumed/.test(await pp.$eval('#toast', (e) => e.textContent)), 15000, 'no "resumed" notice after the blip');
+			const sub = subscribes().find((m) => m.resume);
+			assert(sub, 'no subscribe with resume was sent: ' + sent.slice(0, 3).join(' '));
+			assert(sub.resume.epoch === epoch, 'resume names epoch ' + sub.resume.epoch + ', the page showed ' + epoch);
+			const held = Object.keys(sub.resume.seq);
+			assert(held.length >= 45 && held.every((k) => /^\d+$/.test(String(sub.resume.seq[k]))), 'resume holds ' + held.length + ' seqs');
+			const toast = await pp.$eval('#toast', (e) => e.textContent);
+			await sleep(500);
+			const blanked = await pp.evaluate(() => window.blanked);
+			assert(blanked.length === 0, 'prices went blank for ' + blanked.join(', ') + ': redrawn from scratch');
+			const before = new Map((await rows(pp)).map((r) => [r.sym, r.last + '|' + r.bid]));
+			await waitFor(async () => (await rows(pp)).filter((r) => before.get(r.sym) !== r.last + '|' + r.bid).length >= 10, 10000, 'not live after resuming');
+			return toast + ' ' + held.length + ' seqs sent';
+		});
+
+		await check('a delta whose "from" is not the held seq makes the page resubscribe that symbol with resume', async () => {
+			const r0 = (await rows(pp))[0];
+			sent.length = 0;
+			// Ticks 1e12-1 and earlier "missing": `from` is ahead of any held seq.
+			const streams = proxy.inject(JSON.stringify({ type: 'delta', symbol: r0.sym, from: 1e12, seq: 1e12 + 1, ts: Date.now() * 1000, last: 0.01, bid: 0.01 }));
+			assert(streams === 1, 'the proxy carries ' + streams + ' WebSocket streams, expected 1');
+			const sub = await waitFor(() => subscribes().find((m) => m.symbols && m.symbols.includes(r0.sym) && m.resume), 5000,
+				'no resubscribe after the gap (sent: ' + sent.slice(0, 5).join(' ') + ')').catch(async (e) => {
+				throw new Error(e.message + ' sent after: ' + sent.slice(0, 5).join(' ') + ' row: ' + JSON.stringify((await rows(pp))[0]));
+			});
+			assert(sub.symbols.length === 1, 'resubscribed ' + sub.symbols.length + ' symbols, expected only ' + r0.sym);
+			assert(/^\d+$/.test(String(sub.resume.seq[r0.sym])), 'resume has no seq for ' + r0.sym);
+			const now = (await rows(pp))[0];
+			assert(now.last !== '0.01' && now.bid !== '0.01', 'the gapped delta was applied');
+			const before = now.last + '|' + now.bid;
+			await waitFor(async () => { const r = (await rows(pp))[0]; return r.last + '|' + r.bid !== before; }, 10000, r0.sym + ' stopped updating after the resubscribe');
+			await pp.close();
+			return r0.sym + ' resubscribed from seq ' + sub.resume.seq[r0.sym];
+		});
+
+		await check('no console errors, page errors or CSP violations during the whole run', async () => {
+			assert(problems.length === 0, problems.slice(0, 5).join(' | '));
+		});
+
+		// 500 symbols at thousands of ticks per second.
+		await check('under load (500 symbols, 5,000 ticks/s) the page stays responsive', async () => {
+			await loadServer.start(0);
+			// One page at a time: two busy renderers would measure each other.
+			for (const p of context.pages()) await p.close();
+			const lp = await context.newPage();
+			lp.on('pageerror', (e) => problems.push('page error (load): ' + e.message));
+			await lp.goto(loadServer.url, { waitUntil: 'load' });
+			await waitFor(async () => (await rows(lp)).length === 50, 10000, 'no first-visit rows');
+			// Watch every symbol the server has, as a user who added them all.
+			await lp.evaluate(() => new Promise((resolve, reject) => {
+				const ws = new WebSocket('ws://' + location.host + '/ws');
+				ws.onopen = () => ws.send('{"op":"symbols","id":1}');
+				ws.onmessage = (e) => {
+					const m = JSON.parse(e.data);
+					if (m.type !== 'symbols') return;
+					localStorage.setItem('publisher.watchlist', JSON.stringify(m.symbols.map((s) => s.symbol)));
+					ws.close();
+					resolve();
+				};
+				ws.onerror = reject;
+			}));
+			await lp.reload({ waitUntil: 'load' });
+			await waitFor(async () => priced(await rows(lp)).length >= 490, 20000, 'fewer than 490 of 500 rows priced');
+			const m = await lp.evaluate(() => new Promise((resolve) => {
+				let frames = 0, longest = 0, longTasks = 0;
+				const po = new PerformanceObserver((l) => {
+					for (const e of l.getEntries()) { longTasks++; longest = Math.max(longest, e.duration); }
+				});
+				po.observe({ type: 'longtask' });
+				const t0 = performance.now();
+				const tick = () => {
+					frames++;
+					if (performance.now() - t0 < 3000) requestAnimationFrame(tick);
+					else {
+						po.disconnect();
+						resolve({
+							fps: frames / ((performance.now() - t0) / 1000),
+							longest, longTasks,
+							rate: Number(document.getElementById('st-rate').textContent.replace(/,/g, '')),
+						});
+					}
+				};
+				requestAnimationFrame(tick);
+			}));
+			// A click during the load is answered promptly: the Event Timing
+			// API measures from the input to the next paint after its handler.
+			await lp.evaluate(() => {
+				window.inputs = [];
+				new PerformanceObserver((l) => { for (const e of l.getEntries()) window.inputs.push(e.duration); })
+					.observe({ type: 'event', durationThreshold: 16, buffered: true });
+			});
+			const box = await lp.locator('[data-key="last"] button').boundingBox();
+			await lp.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+			await waitFor(() => lp.$eval('[data-key="last"]', (e) => e.getAttribute('aria-sort') === 'ascending'), 5000, 'the sort click had no effect');
+			await sleep(500);
+			const inputMs = await lp.evaluate(() => Math.max(0, ...window.inputs));
+			await lp.screenshot({ path: path.join(ARTIFACTS, 'dashboard-load.png') });
+			await lp.close();
+			assert(m.rate >= 1000, 'only ' + m.rate + ' updates/s reached the page');
+			// Generous floors: this is about a page that is not frozen, not a
+			// benchmark (figures depend on the machine; headless Chromium here
+			// rasterises in software).
+			assert(m.fps >= 5, 'only ' + m.fps.toFixed(1) + ' frames/s');
+			assert(inputMs < 1000, 'a click took ' + Math.round(inputMs) + ' ms to paint');
+			return `${m.rate} updates/s, ${m.fps.toFixed(0)} frames/s, ${m.longTasks} long tasks (longest ${Math.round(m.longest)} ms), click to paint ${Math.round(inputMs)} ms`;
+		});
+	} finally {
+		if (context) await context.close().catch(() => {});
+		proxy.close();
+		await server.stop().catch(() => {});
+		await loadServer.stop().catch(() => {});
+		fs.rmSync(tmp, { recursive: true, force: true });
+	}
+}
+
+try {
+	await main();
+} catch (e) {
+	console.log('FAIL setup: ' + (e && e.message ? e.message : e));
+	failed++;
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
