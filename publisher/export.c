@@ -90,9 +90,8 @@ sink_flush(struct export_sink *k)
 		k->out_of_memory = true;
 		return -1;
 	}
-	if (k->buf.len &&
-	    fwrite(jsonbuf_data(&k->buf), 1, k->buf.len, k->out) !=
-	            k->buf.len) {
+	if (k->buf.len && fwrite(jsonbuf_data(&k->buf), 1, k->buf.len,
+	                         k->out) != k->buf.len) {
 		k->write_errno = errno ? errno : EIO;
 		return -1;
 	}
@@ -112,8 +111,7 @@ sink_row(const struct tick *t, void *ctx)
 	return 0;
 }
 
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
+static int fail(char *err, size_t errlen, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
 static int

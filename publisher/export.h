@@ -26,13 +26,11 @@
 #include "tick.h"
 
 /* The CSV header row, with its newline. */
-void
-export_write_csv_header(struct jsonbuf *b);
+void export_write_csv_header(struct jsonbuf *b);
 
 /* One tick as one line (with its newline): JSONL when jsonl, else a CSV row
  * that goes under export_write_csv_header(). */
-void
-export_write_tick(struct jsonbuf *b, bool jsonl, const struct tick *t);
+void export_write_tick(struct jsonbuf *b, bool jsonl, const struct tick *t);
 
 /*
  * `publisher export`: stream the ticks opt selects from opt->db to
@@ -43,7 +41,6 @@ export_write_tick(struct jsonbuf *b, bool jsonl, const struct tick *t);
  * Returns 0, or -1 with the cause in err (a missing database, a newer
  * schema, a write error), naming the path.
  */
-int
-export_run(const struct export_options *opt, char *err, size_t errlen);
+int export_run(const struct export_options *opt, char *err, size_t errlen);
 
 #endif

@@ -26,8 +26,6 @@
 #define EXIT_USAGE 2
 /* Ticks the queue holds before feeds are slowed down. */
 #define QUEUE_CAPACITY (256 * 1024)
-/* Ticks buffered toward the store writer before the drain pauses. */
-#define STORE_QUEUE_CAPACITY (1024 * 1024)
 /* Threads answering history and export requests. */
 #define QUERY_THREADS 2
 
@@ -116,7 +114,7 @@ open_store(const struct serve_options *opt, struct engine *engine,
 	so.retain_age_us = opt->retain_age_us;
 	so.retain_rows = opt->retain_rows;
 	so.commit_ms = 50;
-	so.queue_capacity = STORE_QUEUE_CAPACITY;
+	so.queue_capacity = 0; /* the store's default: ~0.1 s of ticks */
 	so.wake = wake_server;
 	so.wake_ctx = server_slot;
 	*store_out = store_open(&so, err, sizeof err);

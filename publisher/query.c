@@ -72,6 +72,12 @@ struct producer {
 	uint32_t max_rows;
 	bool more;	      /* stopped at max_rows with rows left */
 	int64_t last_ts;
+	int64_t next_from;    /* with `more`: where the next page starts */
+	/* History pages end between two timestamps, never inside a run of
+	 * equal ones, so "from = next_from" loses nothing: the bytes and rows
+	 * where the current run of equal timestamps began. */
+	size_t run_start_len;
+	uint32_t run_start_rows;
 };
 
 /* Hand the gathered chunk to the reader. Returns -1 when cancelled. */
@@ -156,7 +162,24 @@ history_tick_row(const struct tick *t, void *ctx)
 
 	if (p->rows == p->max_rows) {
 		p->more = true;
+		if (t->ts != p->last_ts) {
+			p->next_from = t->ts;
+		} else if (p->run_start_rows) {
+			/* Drop the run of equal timestamps the page would
+			 * cut: the next page starts with all of it. */
+			p->chunk.len = p->run_start_len;
+			p->rows = p->run_start_rows;
+			p->next_from = p->last_ts;
+		} else {
+			/* The whole page is one timestamp: more ticks share
+			 * it than a page holds. Go on past it. */
+			p->next_from = p->last_ts + 1;
+		}
 		return 1;
+	}
+	if (!p->rows || t->ts != p->last_ts) {
+		p->run_start_len = p->chunk.len;
+		p->run_start_rows = p->rows;
 	}
 	if (p->rows++)
 		jsonbuf_append_char(&p->chunk, ',');
@@ -195,6 +218,7 @@ bar_row(const struct bar *bar, void *ctx)
 
 	if (p->max_rows && p->rows == p->max_rows) {
 		p->more = true;
+		p->next_from = bar->t; /* bars have distinct start times */
 		return 1;
 	}
 	if (p->rows++)
@@ -256,13 +280,14 @@ run_job(struct store_reader *r, struct query_job *j, char *err, size_t errlen)
 					     q->interval_us, q->limit, bar_row,
 					     &p, err, errlen);
 		else
-			rc = store_read_ticks(r, syms, 1, q->from, q->to,
-					      q->limit, history_tick_row, &p,
-					      err, errlen);
+			rc = store_read_history(r, q->symbols[0], q->from,
+						q->to, q->limit,
+						history_tick_row, &p, err,
+						errlen);
 		jsonbuf_append_str(&p.chunk, "]");
 		if (p.more) {
 			jsonbuf_append_str(&p.chunk, ",\"more\":true,\"next_from\":");
-			jsonbuf_append_i64(&p.chunk, p.last_ts + 1);
+			jsonbuf_append_i64(&p.chunk, p.next_from);
 		}
 		jsonbuf_append_str(&p.chunk, "}");
 		break;

@@ -51,6 +51,8 @@
 #define SHUTDOWN_GRACE_US (1000 * LWS_US_PER_MS)
 /* History requests a connection may have in flight; replies keep order. */
 #define HISTORY_IN_FLIGHT 4
+/* An HTTP client that takes nothing for this long is dropped. */
+#define HTTP_STALL_SECS 60
 /* When the store has no room, look again after this long. */
 #define STORE_RETRY_US (10 * LWS_US_PER_MS)
 /* Ticks a history request returns when it names neither a range nor a limit. */
@@ -130,6 +132,7 @@ struct server {
 	struct protocol_limits limits;
 
 	struct tick *drain; /* DRAIN_BUDGET ticks */
+	uint64_t ticks_not_stored; /* served while the store was failing */
 	char *frame;	    /* LWS_PRE + FRAME_CAP */
 
 	volatile sig_atomic_t stop_requested;
@@ -621,21 +624,34 @@ store_retry(lws_sorted_usec_list_t *sul)
  * drain: when the disk falls behind, ticks stay in the feed queue, the
  * queue fills and the feed slows down. Nothing is dropped, and the service
  * thread never waits on the disk.
+ *
+ * A store that is failing (disk full, read-only file) is different: it may
+ * not recover for hours, and the live stream must go on meanwhile. Its
+ * queue is full; ticks then go to clients without being stored, and are
+ * counted. The store logs the cause and resumes by itself.
  */
 static void
 drain_queue(struct server *s)
 {
 	size_t budget = DRAIN_BUDGET, n, i, applied = 0;
+	bool persist = s->parts.store != NULL;
 
-	if (s->parts.store) {
+	if (persist) {
 		size_t space = store_append_space(s->parts.store);
+		struct store_stats ss;
 
 		if (space < budget)
 			budget = space;
 		if (!budget) {
-			lws_sul_schedule(s->context, 0, &s->store_retry,
-					 store_retry, STORE_RETRY_US);
-			return;
+			store_get_stats(s->parts.store, &ss);
+			if (ss.failing) {
+				persist = false;
+				budget = DRAIN_BUDGET;
+			} else {
+				lws_sul_schedule(s->context, 0, &s->store_retry,
+						 store_retry, STORE_RETRY_US);
+				return;
+			}
 		}
 	}
 	n = tick_queue_drain(s->queue, s->drain, budget);
@@ -648,9 +664,10 @@ drain_queue(struct server *s)
 			s->drain[applied] = s->drain[i];
 		s->drain[applied++].seq = seq;
 	}
-	if (s->parts.store && applied &&
-	    store_append(s->parts.store, s->drain, applied))
+	if (persist && applied && store_append(s->parts.store, s->drain, applied))
 		log_error("store refused %zu ticks it had room for", applied);
+	if (!persist && s->parts.store)
+		s->ticks_not_stored += applied;
 	engine_flush(s->engine);
 	/* Still more waiting: come back after this turn's writes rather than
 	 * starving the clients. */
@@ -1300,6 +1317,9 @@ http_metrics(struct server *s, struct per_session_data__http *h)
 		METRIC("publisher_store_write_errors_total", "counter",
 		       "Failed store commits.", "%llu",
 		       (unsigned long long)ss.write_errors);
+		METRIC("publisher_store_ticks_not_stored_total", "counter",
+		       "Ticks served while the store was failing, not stored.",
+		       "%llu", (unsigned long long)s->ticks_not_stored);
 	}
 #undef METRIC
 	if (fclose(f))
@@ -1377,6 +1397,10 @@ http_writeable(struct server *s, struct per_session_data__http *h)
 	if (lws_write(h->wsi, (unsigned char *)s->frame + LWS_PRE, n, wp) <
 	    (int)n)
 		return -1;
+	/* An export holds a read snapshot open, which keeps the WAL from
+	 * being checkpointed: a client that stops reading is dropped. */
+	lws_set_timeout(h->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+			HTTP_STALL_SECS);
 	if (!done) {
 		lws_callback_on_writable(h->wsi);
 		return 0;

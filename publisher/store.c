@@ -55,41 +55,43 @@
 #define BATCH_MAX 32768
 /* Rows per multi-row INSERT: one statement step appends them all, with the
  * table cursor kept open between rows. */
-#define INSERT_ROWS 64
+#define INSERT_ROWS  64
 #define TICK_COLUMNS 12
-#define STATE_COLUMNS 29
-#define SCALE_BITS 5
-#define SCALE_MASK 31
+#define SCALE_BITS   5
+#define SCALE_MASK   31
 
 /* Failures: the cause is logged at most this often; retries back off
  * between these bounds; store_close() stops retrying after CLOSE_GIVE_UP. */
 #define FAIL_LOG_INTERVAL_US (60 * 1000000ll)
-#define RETRY_MIN_US (50 * 1000ll)
-#define RETRY_MAX_US (2 * 1000000ll)
-#define CLOSE_GIVE_UP_US (10 * 1000000ll)
+#define RETRY_MIN_US         (50 * 1000ll)
+#define RETRY_MAX_US         (2 * 1000000ll)
+#define CLOSE_GIVE_UP_US     (10 * 1000000ll)
 
 /* Retention: checked this often; each step deletes at most this many ticks
  * in its own transaction, so a writer with a large backlog of deletes
  * still commits new ticks between steps. Runs of deleted ticks are swept
  * every SWEEP_INTERVAL, this many symbols per transaction. */
 #define RETAIN_INTERVAL_US (1000000ll)
-#define RETAIN_STEP_ROWS 20000
-#define SWEEP_INTERVAL_US (10 * 1000000ll)
+#define RETAIN_STEP_ROWS   20000
+#define SWEEP_INTERVAL_US  (10 * 1000000ll)
 #define SWEEP_STEP_SYMBOLS 256
+
+/* A queued tick older than this is logged as the store falling behind. */
+#define LAG_WARN_US (250 * 1000ll)
 
 /* The writer sleeps at most this long when idle. */
 #define IDLE_WAKE_US (1000000ll)
 
-#define WRITER_CACHE_KIB 65536
-#define READER_CACHE_KIB 16384
+#define WRITER_CACHE_KIB  65536
+#define READER_CACHE_KIB  16384
 #define READER_MMAP_BYTES (256ll << 20)
 /* Pages the WAL may hold before a commit checkpoints it. Larger than
  * SQLite's 1000 so that the pages every commit rewrites (state rows, the
  * newest run of each symbol) reach the database file once per checkpoint,
  * not once per commit. */
 #define WAL_CHECKPOINT_PAGES 8192
-#define WAL_SIZE_LIMIT (64ll << 20)
-#define BUSY_TIMEOUT_MS 5000
+#define WAL_SIZE_LIMIT       (64ll << 20)
+#define BUSY_TIMEOUT_MS      5000
 
 /* The oldest schema whose tables a reader understands. */
 #define READER_MIN_VERSION 1
@@ -184,7 +186,10 @@ error_hint(int rc)
 	case SQLITE_READONLY:
 	case SQLITE_PERM:
 	case SQLITE_CANTOPEN:
-		return "make the file and its directory writable";
+		/* SQLite creates -wal and -shm with the permissions of the
+		 * database, so a read-only database leaves them read-only. */
+		return "make the file, its -wal and -shm files and its "
+		       "directory writable";
 	case SQLITE_IOERR:
 		return "check the disk and the file system";
 	case SQLITE_CORRUPT:
@@ -331,11 +336,11 @@ dir_of(const char *path, char *out, size_t len)
 /* The writer's view of one symbol. */
 struct sym {
 	int64_t id;
-	int64_t max_ts;	 /* running max ts of its stored ticks; INT64_MIN */
+	int64_t max_ts;  /* running max ts of its stored ticks; INT64_MIN */
 	int64_t max_lag; /* greatest max_ts - ts_min of its runs */
-	uint32_t mark;	 /* serial of the batch that last grouped it */
-	uint32_t group;	 /* its group in that batch */
-	bool stored;	 /* its symbols row is committed */
+	uint32_t mark;   /* serial of the batch that last grouped it */
+	uint32_t group;  /* its group in that batch */
+	bool stored;     /* its symbols row is committed */
 	uint64_t hash;
 	char name[TICK_SYMBOL_MAX + 1];
 };
@@ -362,8 +367,7 @@ name_hash(const char *s, size_t len)
 }
 
 static struct sym *
-sym_find(const struct sym_table *t, const char *name, size_t len,
-         uint64_t hash)
+sym_find(const struct sym_table *t, const char *name, size_t len, uint64_t hash)
 {
 	size_t i;
 
@@ -456,9 +460,9 @@ sym_table_free(struct sym_table *t)
 
 /* One tick of the batch being written. */
 struct item {
-	uint32_t slot;	/* in the ring */
+	uint32_t slot;  /* in the ring */
 	uint32_t group; /* in batch.groups */
-	uint64_t seq;	/* as applied by the writer's engine */
+	uint64_t seq;   /* as applied by the writer's engine */
 };
 
 /* One symbol's ticks in the batch: one run. */
@@ -466,17 +470,17 @@ struct group {
 	struct sym *sym;
 	uint32_t first, count; /* in batch.order */
 	int64_t ts_min;
-	int64_t max_ts;	 /* of the run: the symbol's running max */
+	int64_t max_ts;  /* of the run: the symbol's running max */
 	int64_t max_lag; /* the symbol's bound after this batch */
 	bool insert_symbol;
 	struct symbol_state st;
 };
 
 struct batch {
-	struct item *items;  /* accepted ticks, in arrival order */
-	uint32_t *order;     /* items grouped by symbol, each in seq order */
+	struct item *items; /* accepted ticks, in arrival order */
+	uint32_t *order;    /* items grouped by symbol, each in seq order */
 	size_t nitems;
-	size_t taken;	     /* ring slots consumed, refused ticks included */
+	size_t taken; /* ring slots consumed, refused ticks included */
 	struct group *groups;
 	size_t ngroups, groups_cap;
 	uint32_t serial;
@@ -522,10 +526,10 @@ struct store {
 	struct engine *engine;
 	struct sym_table syms;
 	struct batch batch;
-	int64_t next_id;   /* ticks.id of the next tick */
-	int64_t max_ts;    /* running max of every stored ts */
-	int64_t max_lag;   /* meta.max_lag */
-	int64_t next_retain_us;	 /* mono; INT64_MAX = no retention */
+	int64_t next_id;        /* ticks.id of the next tick */
+	int64_t max_ts;         /* running max of every stored ts */
+	int64_t max_lag;        /* meta.max_lag */
+	int64_t next_retain_us; /* mono; INT64_MAX = no retention */
 	int64_t next_sweep_us;
 	bool sweep_pending;
 	size_t sweep_cursor;
@@ -535,6 +539,7 @@ struct store {
 	int64_t failing_since_us;
 	int64_t last_retain_log_us;
 	int64_t last_refused_log_us;
+	int64_t last_lag_log_us;
 	char errmsg[160]; /* of the last failed write, taken before rollback */
 
 	/* Shared, under mu. */
@@ -721,10 +726,11 @@ writer_connect(struct store *s, bool create, char *err, size_t errlen)
 	if (stat(s->path, &st) != 0 && errno == ENOENT) {
 		dir_of(s->path, dir, sizeof dir);
 		if (stat(dir, &st) != 0)
-			return errf(err, errlen,
-			            "cannot create db '%s': directory '%s' does "
-			            "not exist (create it, or pick another --db)",
-			            s->path, dir);
+			return errf(
+			        err, errlen,
+			        "cannot create db '%s': directory '%s' does "
+			        "not exist (create it, or pick another --db)",
+			        s->path, dir);
 	}
 	rc = sqlite3_open_v2(s->path, &s->db,
 	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
@@ -902,8 +908,8 @@ load(struct store *s, char *err, size_t errlen)
 		const char *name = (const char *)sqlite3_column_text(q, 0);
 		size_t len = strlen(name);
 		struct symbol_state st;
-		struct sym *y = sym_find(&s->syms, name, len,
-		                         name_hash(name, len));
+		struct sym *y =
+		        sym_find(&s->syms, name, len, name_hash(name, len));
 
 		memset(&st, 0, sizeof st);
 		snprintf(st.symbol, sizeof st.symbol, "%s", name);
@@ -978,9 +984,9 @@ store_open(const struct store_options *opt, char *err, size_t errlen)
 	}
 	s->lock_fd = -1;
 	s->path = strdup(opt->path);
-	s->commit_us = (int64_t)(opt->commit_ms ? opt->commit_ms
-	                                        : DEFAULT_COMMIT_MS) *
-	               1000;
+	s->commit_us =
+	        (int64_t)(opt->commit_ms ? opt->commit_ms : DEFAULT_COMMIT_MS) *
+	        1000;
 	s->retain_age_us = opt->retain_age_us > 0 ? opt->retain_age_us : 0;
 	s->retain_rows = opt->retain_rows;
 	s->wake = opt->wake;
@@ -1003,8 +1009,7 @@ store_open(const struct store_options *opt, char *err, size_t errlen)
 	s->batch.order = malloc(BATCH_MAX * sizeof *s->batch.order);
 	if (!s->path || !s->ring || !s->enq_us || !s->batch.items ||
 	    !s->batch.order) {
-		errf(err, errlen, "out of memory (queue of %zu ticks)",
-		     s->cap);
+		errf(err, errlen, "out of memory (queue of %zu ticks)", s->cap);
 		goto fail;
 	}
 
@@ -1205,8 +1210,8 @@ batch_prepare(struct store *s, size_t n)
 			if (b->ngroups == b->groups_cap) {
 				size_t cap = b->groups_cap ? b->groups_cap * 2
 				                           : 1024;
-				struct group *gr = realloc(
-				        b->groups, cap * sizeof *gr);
+				struct group *gr =
+				        realloc(b->groups, cap * sizeof *gr);
 
 				if (!gr) {
 					log_error("store: out of memory: tick "
@@ -1219,8 +1224,7 @@ batch_prepare(struct store *s, size_t n)
 			}
 			y->mark = b->serial;
 			y->group = (uint32_t)b->ngroups;
-			memset(&b->groups[b->ngroups], 0,
-			       sizeof b->groups[0]);
+			memset(&b->groups[b->ngroups], 0, sizeof b->groups[0]);
 			b->groups[b->ngroups].sym = y;
 			b->groups[b->ngroups].ts_min = INT64_MAX;
 			b->groups[b->ngroups].max_ts = y->max_ts;
@@ -1323,9 +1327,9 @@ bind_state(sqlite3_stmt *q, const struct group *gr)
 			sqlite3_bind_null(q, 6 + STATE_FIELD_COUNT + f);
 		}
 	}
-	sqlite3_bind_int64(q, 5 + STATE_FIELD_COUNT,
-	                   scales_pack(st->value, st->present,
-	                               STATE_FIELD_COUNT));
+	sqlite3_bind_int64(
+	        q, 5 + STATE_FIELD_COUNT,
+	        scales_pack(st->value, st->present, STATE_FIELD_COUNT));
 	sqlite3_bind_int64(q, 6 + 2 * STATE_FIELD_COUNT, gr->max_ts);
 	sqlite3_bind_int64(q, 7 + 2 * STATE_FIELD_COUNT, gr->max_lag);
 }
@@ -1400,8 +1404,13 @@ batch_write(struct store *s)
 	if (rc == SQLITE_OK)
 		rc = step_done(w[W_COMMIT]);
 	if (rc != SQLITE_OK) {
-		snprintf(s->errmsg, sizeof s->errmsg, "%s",
-		         sqlite3_errmsg(s->db));
+		int sys = sqlite3_system_errno(s->db);
+
+		/* The system's word for it ("No space left on device", "File
+		 * too large") says more than SQLite's "disk I/O error". */
+		snprintf(s->errmsg, sizeof s->errmsg, "%s%s%s",
+		         sqlite3_errmsg(s->db), sys ? ": " : "",
+		         sys ? strerror(sys) : "");
 		if (!sqlite3_get_autocommit(s->db))
 			step_done(w[W_ROLLBACK]);
 	}
@@ -1445,8 +1454,7 @@ note_failure(struct store *s, int rc, const char *what)
 	size_t queued;
 
 	snprintf(msg, sizeof msg, "%s: %s (%s)", what,
-	         s->errmsg[0] ? s->errmsg : sqlite3_errstr(rc),
-	         error_hint(rc));
+	         s->errmsg[0] ? s->errmsg : sqlite3_errstr(rc), error_hint(rc));
 	s->errmsg[0] = '\0';
 	pthread_mutex_lock(&s->mu);
 	s->stats.write_errors++;
@@ -1459,8 +1467,8 @@ note_failure(struct store *s, int rc, const char *what)
 	if (!s->failing_since_us)
 		s->failing_since_us = now;
 	/* Once a minute, so a full disk does not also fill the log. */
-	if (s->last_fail_log_us && now - s->last_fail_log_us <
-	                                   FAIL_LOG_INTERVAL_US) {
+	if (s->last_fail_log_us &&
+	    now - s->last_fail_log_us < FAIL_LOG_INTERVAL_US) {
 		s->fails_since_log++;
 		return;
 	}
@@ -1478,11 +1486,16 @@ note_failure(struct store *s, int rc, const char *what)
 static void
 release_slots(struct store *s, size_t n, const struct batch *b)
 {
+	int64_t now = mono_us(), lag = 0;
+	size_t queued;
 	bool wake;
 
 	pthread_mutex_lock(&s->mu);
 	s->head = (s->head + n) % s->cap;
 	s->count -= n;
+	queued = s->count;
+	if (queued)
+		lag = now - s->enq_us[s->head];
 	if (b && b->nitems) {
 		s->stats.ticks_written += b->nitems;
 		s->stats.commits++;
@@ -1495,6 +1508,17 @@ release_slots(struct store *s, size_t n, const struct batch *b)
 	pthread_mutex_unlock(&s->mu);
 	if (wake && s->wake)
 		s->wake(s->wake_ctx);
+	/* Behind: a tick that waits this long is past the kill -9 promise
+	 * (SPEC §7). Said once a minute; the stats carry it all the time. */
+	if (b && lag > LAG_WARN_US &&
+	    (!s->last_lag_log_us ||
+	     now - s->last_lag_log_us >= FAIL_LOG_INTERVAL_US)) {
+		s->last_lag_log_us = now;
+		log_warn("store: db '%s' is behind the feed: %zu ticks "
+		         "queued, the oldest for %lld ms; the feed is slowed "
+		         "to what the disk takes",
+		         s->path, queued, (long long)(lag / 1000));
+	}
 }
 
 /* Sleep up to us, or until store_close() asks the writer to stop. */
@@ -1550,8 +1574,8 @@ writer_batch(struct store *s, size_t n)
 			return;
 		}
 		writer_sleep(s, backoff);
-		backoff = backoff * 2 > RETRY_MAX_US ? RETRY_MAX_US
-		                                      : backoff * 2;
+		backoff =
+		        backoff * 2 > RETRY_MAX_US ? RETRY_MAX_US : backoff * 2;
 		if ((rc & 0xff) == SQLITE_READONLY ||
 		    (rc & 0xff) == SQLITE_CANTOPEN || !s->db)
 			writer_reopen(s);
@@ -1559,8 +1583,7 @@ writer_batch(struct store *s, size_t n)
 	for (size_t g = 0; g < s->batch.ngroups; g++)
 		s->batch.groups[g].sym->stored = true;
 	if (s->failing_since_us) {
-		log_info("store: db '%s': writing again after %.1f s",
-		         s->path,
+		log_info("store: db '%s': writing again after %.1f s", s->path,
 		         (double)(mono_us() - s->failing_since_us) / 1e6);
 		s->failing_since_us = 0;
 		s->last_fail_log_us = 0;
@@ -1607,8 +1630,8 @@ sweep_step(struct store *s)
 		sqlite3_reset(w[W_RET_MIN_ID]);
 		rc = sqlite3_step(w[W_RET_OLDEST_COMMIT]);
 		if (rc == SQLITE_ROW)
-			oldest = sqlite3_column_int64(w[W_RET_OLDEST_COMMIT],
-			                              0);
+			oldest =
+			        sqlite3_column_int64(w[W_RET_OLDEST_COMMIT], 0);
 		sqlite3_reset(w[W_RET_OLDEST_COMMIT]);
 		s->sweep_below_id = min_id;
 		s->sweep_max_ts = oldest;
@@ -1731,8 +1754,7 @@ writer_wait(struct store *s)
 
 			if (s->stopping || s->count >= BATCH_MAX ||
 			    now >= due) {
-				n = s->count < BATCH_MAX ? s->count
-				                         : BATCH_MAX;
+				n = s->count < BATCH_MAX ? s->count : BATCH_MAX;
 				break;
 			}
 			deadline = due;
@@ -2077,7 +2099,7 @@ struct source {
 	/* the head */
 	struct tick cur;
 	int64_t cur_run_max_ts; /* one symbol: the max_ts of cur's run */
-	int64_t lag;		/* one symbol: its state.max_lag */
+	int64_t lag;            /* one symbol: its state.max_lag */
 	bool has;
 };
 
@@ -2119,8 +2141,8 @@ reader_symbol(struct store_reader *r, const char *name, int64_t *id,
 /* A one-symbol source. Returns 1, 0 when the symbol has no ticks, or -1. */
 static int
 source_symbol(struct store_reader *r, struct source *src, const char *name,
-              bool own_stmt, bool reverse, int64_t from, int64_t to,
-              char *err, size_t errlen)
+              bool own_stmt, bool reverse, int64_t from, int64_t to, char *err,
+              size_t errlen)
 {
 	int64_t id = 0, lag = 0;
 	int rc;
@@ -2134,10 +2156,9 @@ source_symbol(struct store_reader *r, struct source *src, const char *name,
 		return rc;
 	src->lag = lag;
 	if (own_stmt) {
-		rc = sqlite3_prepare_v2(r->db,
-		                        reader_sql[reverse ? R_RUNS_REV
-		                                           : R_RUNS_FWD],
-		                        -1, &src->stmt, NULL);
+		rc = sqlite3_prepare_v2(
+		        r->db, reader_sql[reverse ? R_RUNS_REV : R_RUNS_FWD],
+		        -1, &src->stmt, NULL);
 		if (rc != SQLITE_OK)
 			return read_error(r, err, errlen, rc);
 		src->owned = true;
@@ -2453,9 +2474,9 @@ tick_buf_push(struct tick_buf *b, const struct tick *t)
 
 int
 store_read_ticks(struct store_reader *r, const char *const *symbols,
-                 size_t symbol_count, int64_t from, int64_t to,
-                 uint32_t last_n, int (*row)(const struct tick *t, void *ctx),
-                 void *ctx, char *err, size_t errlen)
+                 size_t symbol_count, int64_t from, int64_t to, uint32_t last_n,
+                 int (*row)(const struct tick *t, void *ctx), void *ctx,
+                 char *err, size_t errlen)
 {
 	bool reverse = last_n > 0;
 	struct source *src = NULL;
@@ -2495,7 +2516,8 @@ store_read_ticks(struct store_reader *r, const char *const *symbols,
 			bool dup = false;
 
 			for (j = 0; j < i; j++)
-				dup = dup || strcmp(symbols[i], symbols[j]) == 0;
+				dup = dup ||
+				      strcmp(symbols[i], symbols[j]) == 0;
 			if (dup)
 				continue;
 			rc = source_symbol(r, &src[nsrc], symbols[i],
@@ -2567,6 +2589,165 @@ out:
 	return rc;
 }
 
+/* ------------------------------------------------------ ts-ordered history */
+
+/* Ticks held back until no later-read tick can come before them. */
+#define HISTORY_WINDOW_MAX 262144
+
+struct tick_heap {
+	struct tick *v;
+	size_t n, cap;
+	bool max; /* greatest (ts, seq) on top, for reading backwards */
+};
+
+static bool
+tick_before(const struct tick_heap *h, const struct tick *a,
+            const struct tick *b)
+{
+	bool less = a->ts != b->ts ? a->ts < b->ts : a->seq < b->seq;
+
+	return h->max ? !less && (a->ts != b->ts || a->seq != b->seq) : less;
+}
+
+static int
+tick_heap_push(struct tick_heap *h, const struct tick *t)
+{
+	size_t i;
+
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 256;
+		struct tick *v = realloc(h->v, cap * sizeof *v);
+
+		if (!v)
+			return -1;
+		h->v = v;
+		h->cap = cap;
+	}
+	for (i = h->n++; i > 0; i = (i - 1) / 2) {
+		if (!tick_before(h, t, &h->v[(i - 1) / 2]))
+			break;
+		h->v[i] = h->v[(i - 1) / 2];
+	}
+	h->v[i] = *t;
+	return 0;
+}
+
+static void
+tick_heap_pop(struct tick_heap *h, struct tick *out)
+{
+	struct tick last;
+	size_t i = 0;
+
+	*out = h->v[0];
+	last = h->v[--h->n];
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && tick_before(h, &h->v[c + 1], &h->v[c]))
+			c++;
+		if (!tick_before(h, &h->v[c], &last))
+			break;
+		h->v[i] = h->v[c];
+		i = c;
+	}
+	if (h->n)
+		h->v[i] = last;
+}
+
+/* Whether the held tick on top can be given out (see below); past the
+ * window's size it goes anyway. */
+static bool
+history_ready(const struct tick_heap *h, int64_t bound)
+{
+	if (h->max)
+		return h->v[0].ts >= bound;
+	return h->v[0].ts <= bound || h->n >= HISTORY_WINDOW_MAX;
+}
+
+/*
+ * The symbol's ticks arrive in seq order, and the runs bound how far that
+ * is from ts order (see schema/001_init.sql): reading forward, every tick
+ * not read yet has ts >= the current run's max_ts - lag (and a greater
+ * seq); reading backward, every tick not read yet has ts <= the current
+ * run's max_ts (and a smaller seq). A held tick on the right side of that
+ * bound can be given out.
+ */
+int
+store_read_history(struct store_reader *r, const char *symbol, int64_t from,
+                   int64_t to, uint32_t last_n,
+                   int (*row)(const struct tick *t, void *ctx), void *ctx,
+                   char *err, size_t errlen)
+{
+	bool reverse = last_n > 0, stop = false;
+	struct tick_heap h = {.max = reverse};
+	struct tick_buf keep = {0};
+	struct source src;
+	struct tick t;
+	size_t i;
+	int rc;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!symbol)
+		return errf(err, errlen, "history needs a symbol");
+	if (from >= to)
+		return 0;
+	if (read_begin(r, err, errlen))
+		return -1;
+	rc = source_symbol(r, &src, symbol, false, reverse, from, to, err,
+	                   errlen);
+	if (rc <= 0)
+		goto out_nosrc;
+	while (!stop && (rc = source_next(&src, err, errlen)) == 1) {
+		int64_t bound = reverse ? src.cur_run_max_ts
+		                        : sat_add(src.cur_run_max_ts, -src.lag);
+
+		while (h.n && !stop && history_ready(&h, bound)) {
+			tick_heap_pop(&h, &t);
+			if (reverse) {
+				if (tick_buf_push(&keep, &t)) {
+					rc = errf(err, errlen, "out of memory");
+					goto out;
+				}
+				stop = keep.n == last_n;
+			} else {
+				stop = row(&t, ctx) != 0;
+			}
+		}
+		if (!stop && tick_heap_push(&h, &src.cur)) {
+			rc = errf(err, errlen, "out of memory");
+			goto out;
+		}
+	}
+	if (rc < 0)
+		goto out;
+	while (h.n && !stop) {
+		tick_heap_pop(&h, &t);
+		if (reverse) {
+			if (tick_buf_push(&keep, &t)) {
+				rc = errf(err, errlen, "out of memory");
+				goto out;
+			}
+			stop = keep.n == last_n;
+		} else {
+			stop = row(&t, ctx) != 0;
+		}
+	}
+	for (i = keep.n; i-- > 0;)
+		if (row(&keep.v[i], ctx))
+			break;
+	rc = 0;
+out:
+	source_free(&src);
+out_nosrc:
+	free(h.v);
+	free(keep.v);
+	read_end(r);
+	return rc < 0 ? -1 : 0;
+}
+
 /* --------------------------------------------------------------- bars */
 
 /* A bar being built: which ticks gave its open and close. */
@@ -2587,6 +2768,21 @@ floor_div(int64_t a, int64_t b)
 	int64_t q = a / b;
 
 	return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/* The smallest multiple of iv (> 0) at or above v, or INT64_MAX when it is
+ * beyond. */
+static int64_t
+align_up(int64_t v, int64_t iv)
+{
+	__int128 q = (__int128)v / iv, t;
+
+	/* Division truncates toward zero: q * iv is already >= v for a
+	 * negative v, and <= v for a positive one. */
+	if (q * iv < v)
+		q++;
+	t = q * iv;
+	return t > INT64_MAX ? INT64_MAX : (int64_t)t;
 }
 
 /* The bar starting at t: found (mostly the newest), or inserted in order. */
@@ -2656,8 +2852,8 @@ bar_add(struct bar_acc *a, const struct tick *t)
 	}
 	a->b.ticks++;
 	if (tick_has(t, FIELD_LAST_SIZE) &&
-	    decimal_add(a->b.volume, t->value[FIELD_LAST_SIZE],
-	                &a->b.volume) != 0)
+	    decimal_add(a->b.volume, t->value[FIELD_LAST_SIZE], &a->b.volume) !=
+	            0)
 		return -1;
 	return 0;
 }
@@ -2683,12 +2879,8 @@ store_read_bars(struct store_reader *r, const char *symbol, int64_t from,
 		return errf(err, errlen, "bars need a symbol");
 	/* Bars starting in [from, to), each with all the ticks of its
 	 * interval: the ticks in [from rounded up, to rounded up). */
-	lo = floor_div(from, interval_us) * interval_us;
-	if (lo < from)
-		lo = sat_add(lo, interval_us);
-	hi = floor_div(to, interval_us) * interval_us;
-	if (hi < to)
-		hi = sat_add(hi, interval_us);
+	lo = align_up(from, interval_us);
+	hi = align_up(to, interval_us);
 	if (lo >= hi)
 		return 0;
 	if (read_begin(r, err, errlen))
@@ -2732,6 +2924,7 @@ store_read_bars(struct store_reader *r, const char *symbol, int64_t from,
 		}
 		if (!tick_has(t, FIELD_LAST))
 			continue;
+		/* ts >= lo, a multiple of the interval: no overflow. */
 		a = bar_at(&bars, floor_div(t->ts, interval_us) * interval_us);
 		if (!a) {
 			rc = errf(err, errlen, "out of memory");

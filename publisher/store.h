@@ -19,8 +19,23 @@
  * cause at most once a minute, retries, and resumes when the cause clears.
  * Meanwhile the caller sees no space and slows the feed.
  *
+ * Durability. A commit is durable against a crash of the process (WAL,
+ * synchronous=NORMAL), so after kill -9 the database holds every tick that
+ * waited in the queue longer than commit_ms plus one batch's write time
+ * (tens of ms). Under a sustained overload the queue is full and a tick
+ * waits queue_capacity / (ticks written per second) before its commit:
+ * keep queue_capacity near a tenth of a second of the rate the store
+ * sustains (the default, 65536, is ~0.1 s at 600k ticks/s).
+ *
  * Reading. A store_reader is a separate read-only connection (WAL lets it
- * read while the writer writes). Use one per thread.
+ * read while the writer writes). Use one per thread. Each call reads one
+ * snapshot of the database, held until the call returns: the WAL cannot be
+ * checkpointed past it meanwhile, so a row callback that blocks for long
+ * (an export to a stalled client) lets the -wal file grow with the ingest.
+ * Stop such a read (return nonzero) rather than wait without limit.
+ *
+ * Files: beside the database SQLite keeps "-wal" and "-shm"; the writer
+ * adds "-lock" (an flock that keeps a second publisher off the database).
  *
  * Versions. schema/NNN_*.sql files are compiled in; PRAGMA user_version says
  * which have run. An older database is migrated on open; a newer one, a file
@@ -45,7 +60,8 @@ struct store_options {
 	int64_t retain_age_us;	/* drop ticks older than this; 0 = keep all */
 	uint64_t retain_rows;	/* keep at most this many ticks; 0 = all */
 	unsigned commit_ms;	/* longest time between commits; default 50 */
-	size_t queue_capacity;	/* ticks buffered toward the writer */
+	size_t queue_capacity;	/* ticks buffered toward the writer; default
+				 * 65536 (see Durability) */
 	/* Called from the writer thread when space frees after the queue
 	 * was full. Optional. */
 	void (*wake)(void *ctx);
@@ -78,7 +94,8 @@ store_open(const struct store_options *opt, char *err, size_t errlen);
 const char *
 store_epoch(const struct store *s);
 
-/* Call fn for every stored symbol state (to restore the serving engine). */
+/* Call fn for every stored symbol state (to restore the serving engine).
+ * Call before store_start(); returns -1 after it. */
 int
 store_load_state(struct store *s,
 		 void (*fn)(const struct symbol_state *st, void *ctx),
@@ -92,8 +109,12 @@ store_start(struct store *s, char *err, size_t errlen);
 size_t
 store_append_space(struct store *s);
 
-/* Queue applied ticks (seq set). Never blocks. Returns 0, or -1 when there is
- * not room for all n (then none are queued). */
+/* Queue applied ticks (seq set; 0 lets the store's engine assign the next
+ * one). Copies them. Never blocks. Thread-safe. Returns 0, or -1 when there
+ * is not room for all n (then none are queued, and `wake` will be called
+ * once room frees). A tick the store's own engine refuses (a seq not after
+ * the symbol's stored seq, an invalid symbol) is counted in
+ * stats.ticks_refused and not stored. */
 int
 store_append(struct store *s, const struct tick *ticks, size_t n);
 
@@ -101,7 +122,9 @@ store_append(struct store *s, const struct tick *ticks, size_t n);
 void
 store_get_stats(struct store *s, struct store_stats *out);
 
-/* Write everything queued, stop the writer, close. NULL is a no-op. */
+/* Write everything queued, stop the writer, close. While writes fail it
+ * keeps trying for up to 10 s, then logs how many ticks it could not
+ * write. Works without store_start() too. NULL is a no-op. */
 void
 store_close(struct store *s);
 
@@ -110,11 +133,11 @@ store_close(struct store *s);
 struct bar {
 	int64_t t; /* start of the interval, µs */
 	struct decimal open, high, low, close, volume;
-	uint64_t ticks;
+	uint64_t ticks; /* trades (ticks with `last`) in the bar */
 };
 
 /* A read-only connection. NULL with err when the file is missing, not a
- * publisher database, or of a newer schema. */
+ * publisher database, or of a newer schema. Never writes to the file. */
 struct store_reader *
 store_reader_open(const char *path, char *err, size_t errlen);
 
@@ -123,10 +146,18 @@ store_reader_close(struct store_reader *r);
 
 /*
  * Ticks with from <= ts < to (to = INT64_MAX for open-ended), oldest first.
- * symbols: NULL/0 for all symbols (ordered by ts across them), else those.
+ * symbols: NULL/0 for all symbols, else those (unknown ones have no ticks;
+ * a name given twice counts once).
+ *
+ * Order: a symbol's ticks come in the order they were received (seq
+ * order), which is ts order unless the feed sent a timestamp that went
+ * back; they are never reordered, so an export replays to the same seqs and
+ * state. Across symbols ticks are merged by ts (ties: the order the symbols
+ * were named in; for all symbols, the order they were written in).
+ *
  * last_n > 0: only the last N ticks of that range (still oldest first).
- * row() gets each tick with its seq set; returning nonzero stops early.
- * Returns 0, or -1 with err.
+ * row() gets each tick with its symbol and seq set; returning nonzero stops
+ * early (and the call returns 0). Returns 0, or -1 with err.
  */
 int
 store_read_ticks(struct store_reader *r, const char *const *symbols,
@@ -135,8 +166,28 @@ store_read_ticks(struct store_reader *r, const char *const *symbols,
 		 char *err, size_t errlen);
 
 /*
- * OHLCV bars of `last` (volume = sum of last_size) for one symbol, interval
- * aligned to the epoch (UTC), oldest first, from <= t < to; last_n as above.
+ * One symbol's ticks with from <= ts < to in (ts, seq) order: what a chart,
+ * or a client paging through time with "from = the last ts seen + 1",
+ * wants. Unlike store_read_ticks(), a tick that arrived late comes at its
+ * time. The reordering is done in memory with a window as wide as the
+ * symbol's worst lateness so far (at most 262,144 ticks; a tick later
+ * than that comes where it arrived). last_n, row() and the result as for
+ * store_read_ticks().
+ */
+int
+store_read_history(struct store_reader *r, const char *symbol, int64_t from,
+		   int64_t to, uint32_t last_n,
+		   int (*row)(const struct tick *t, void *ctx), void *ctx,
+		   char *err, size_t errlen);
+
+/*
+ * OHLCV bars of one symbol's trades (ticks with `last`): open and close are
+ * the `last` of its earliest and latest trade by ts (then seq), high and
+ * low the extremes, volume the exact sum of their last_size. Intervals are
+ * aligned to the Unix epoch (UTC); a bar is given for each interval with a
+ * trade, oldest first. Only bars that start in [from, to) are given, each
+ * with every trade of its interval. last_n > 0: only the last N bars.
+ * bar() returning nonzero stops early. Returns 0, or -1 with err.
  */
 int
 store_read_bars(struct store_reader *r, const char *symbol, int64_t from,

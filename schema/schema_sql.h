@@ -10,7 +10,7 @@
 #define SCHEMA_SCHEMA_SQL_H
 
 struct schema_migration {
-	int version;	  /* NNN of the file name */
+	int version;      /* NNN of the file name */
 	const char *name; /* the rest of it, without ".sql" */
 	const char *sql;  /* the file's text */
 };

@@ -29,7 +29,6 @@ let gapSymbols = new Set();
 let gapTimer = 0;
 let frameQueued = false;
 let helloCount = 0;
-let replayPaused = false;
 let toastTimer = 0;
 
 function validList(v) {
@@ -41,7 +40,7 @@ function validList(v) {
 /* ---- views -------------------------------------------------------------- */
 
 const view = new Watchlist({
-	table: $('watchlist'),
+	grid: $('watchlist'),
 	scroll: $('watch-scroll'),
 	empty: $('watch-empty'),
 	count: $('watch-count'),
@@ -54,7 +53,7 @@ view.setSort(load('sort', null));
 
 const chart = new ChartView(
 	{ chart: $('chart'), legend: $('legend'), note: $('chart-note'), empty: $('chart-empty') },
-	(symbol, interval) => conn.request({ op: 'history', symbol, interval, limit: 500 }),
+	(msg) => conn.request({ op: 'history', ...msg }),
 );
 chart.onIntervalChange = (iv) => {
 	for (const b of $('intervals').querySelectorAll('button'))
@@ -160,7 +159,7 @@ function hello(h) {
 	$('st-epoch').textContent = h.epoch || DASH;
 	$('st-epoch').title = 'Server epoch ' + h.epoch;
 	$('st-server').textContent = h.server || '';
-	$('replay').hidden = h.feed !== 'replay';
+	replayStart(h.feed === 'replay');
 
 	if (watch === null) {
 		firstVisit();
@@ -256,20 +255,23 @@ function connectionState(state, info) {
 	view.setLive(live || !info.everOpen);
 	$('st-conn-text').textContent = live ? 'Live' : state === 'connecting' ? 'Connecting' : 'Disconnected';
 	$('st-rtt').textContent = DASH; // until the next pong
-	$('banner').hidden = live || !info.everOpen;
+	// A banner once a live connection is lost, or once the very first
+	// attempt has failed (the page loaded, but its WebSocket cannot connect).
+	$('banner').hidden = live || (!info.everOpen && state === 'connecting' && info.attempt === 0);
 	drawBanner();
 }
 
 function drawBanner() {
 	if ($('banner').hidden) return;
-	let text;
+	const everOpen = conn.everOpen;
+	let text = everOpen ? 'Connection to the server lost.' : 'Cannot connect to the server.';
 	if (conn.state === 'connecting') {
-		text = 'Connection to the server lost. Reconnecting…';
+		text += ' Reconnecting…';
 	} else {
 		const s = Math.max(0, Math.ceil((conn.retryAt - performance.now()) / 1000));
-		text = 'Connection to the server lost. Next attempt in ' + s + ' s (attempt ' + conn.attempt + ').';
+		text += ' Next attempt in ' + s + ' s (attempt ' + conn.attempt + ').';
 	}
-	text += ' Prices shown are the last received.';
+	if (everOpen) text += ' Prices shown are the last received.';
 	if ($('banner-text').textContent !== text) $('banner-text').textContent = text;
 }
 $('retry-now').addEventListener('click', () => conn.retryNow());
@@ -379,7 +381,8 @@ function drawQuote() {
 	const px = (s) => (s === undefined ? DASH : s);
 	setText($('q-symbol'), selected ?? DASH);
 	const last = $('q-last');
-	setText(last, px(f.last));
+	// A symbol with quotes and no trades shows its bid and ask instead.
+	setText(last, f.last === undefined && f.bid !== undefined ? px(f.bid) + ' / ' + px(f.ask) : px(f.last));
 	setClass(last, 'q-last' + (q && q.tick > 0 ? ' up' : q && q.tick < 0 ? ' down' : ''));
 	const chg = sub(f.last, f.open);
 	const chgEl = $('q-chg');
@@ -396,9 +399,17 @@ function drawQuote() {
 		last_size: f.last_size === undefined ? DASH : group(f.last_size),
 		trades: f.trades === undefined ? DASH : group(f.trades),
 		seq: q && q.seq !== null ? q.seq : DASH,
-		ts: q && q.ts !== null ? clockText(Number(q.ts) / 1000, true) : DASH,
+		ts: q && q.ts !== null ? stampText(Number(q.ts) / 1000) : DASH,
 	};
 	for (const dd of detail) setText(dd, values[dd.dataset.f]);
+}
+
+/* Time of day for today's updates; a replayed or old one shows its date. */
+function stampText(ms) {
+	const d = new Date(ms);
+	if (d.toDateString() === new Date().toDateString()) return clockText(ms, true);
+	const p = (n) => String(n).padStart(2, '0');
+	return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + clockText(ms, false);
 }
 
 function clockText(ms, millis) {
@@ -450,47 +461,92 @@ window.matchMedia('(prefers-color-scheme: light)').addEventListener('change', (e
 
 /* ---- replay controls (shown when the hello says "feed":"replay") -------- */
 
-function replayStatus(m) {
-	if (typeof m.paused === 'boolean') replayPaused = m.paused;
-	if (m.speed !== undefined) {
-		const v = String(m.speed) === '0' ? 'max' : String(m.speed);
-		const sel = $('replay-speed');
-		if ([...sel.options].some((o) => o.value === v)) sel.value = v;
+// The server answers every replay op, and tells every other dashboard, with
+// {"type":"replay","state":"playing"|"paused"|"seeking"|"finished",
+//  "speed":N|"max","position":µs,"start":µs,"end":µs,...}.
+const REPLAY_POLL_MS = 1000;
+let replay = null; // the last state, or null when the feed is not a replay
+let replayTimer = 0;
+let seeking = false; // the user is dragging the position slider
+
+function replayStart(isReplay) {
+	$('replay').hidden = !isReplay;
+	clearInterval(replayTimer);
+	replayTimer = 0;
+	if (!isReplay) {
+		replay = null;
+		return;
 	}
-	drawReplay();
+	const poll = () => {
+		if (conn.open) replayOp({ action: 'status' }).catch(() => {});
+	};
+	poll();
+	replayTimer = setInterval(poll, REPLAY_POLL_MS);
 }
 
-function drawReplay() {
+function replayOp(msg) {
+	return conn.request({ op: 'replay', ...msg }).then((r) => {
+		replayStatus(r);
+		return r;
+	});
+}
+
+function utcText(us) {
+	const n = Number(us);
+	if (!n) return DASH;
+	return new Date(n / 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+}
+
+function replayStatus(m) {
+	replay = m;
+	const paused = m.state === 'paused';
 	const b = $('replay-toggle');
-	const label = replayPaused ? 'Resume replay' : 'Pause replay';
+	const label = paused ? 'Resume replay' : 'Pause replay';
 	b.setAttribute('aria-label', label);
 	b.title = label;
-	b.classList.toggle('paused', replayPaused);
-}
-
-function replay(msg) {
-	return conn.request({ op: 'replay', ...msg }).then((r) => { replayStatus(r); return r; });
+	b.classList.toggle('paused', paused);
+	b.disabled = m.state === 'finished';
+	const speed = m.speed === 'max' ? 'max' : String(m.speed);
+	const sel = $('replay-speed');
+	if (document.activeElement !== sel && [...sel.options].some((o) => o.value === speed)) sel.value = speed;
+	const state = $('replay-state');
+	setText(state, m.state || '');
+	state.dataset.state = m.state || '';
+	setText($('replay-pos'), utcText(m.state === 'seeking' ? m.seek_to : m.position));
+	const start = Number(m.start), end = Number(m.end), pos = Number(m.position);
+	const slider = $('replay-slider');
+	slider.disabled = !(end > start);
+	if (!seeking && end > start && pos) slider.value = String(Math.round(((pos - start) / (end - start)) * 1000));
 }
 
 $('replay-toggle').addEventListener('click', () => {
-	const action = replayPaused ? 'resume' : 'pause';
-	replay({ action }).then((r) => {
-		if (typeof r.paused !== 'boolean') {
-			replayPaused = action === 'pause';
-			drawReplay();
-		}
-	}, requestFailed);
+	const action = replay && replay.state === 'paused' ? 'resume' : 'pause';
+	replayOp({ action }).catch(requestFailed);
 });
 $('replay-speed').addEventListener('change', (e) => {
 	const v = e.target.value;
-	replay({ action: 'speed', speed: v === 'max' ? 'max' : Number(v) }).catch(requestFailed);
+	replayOp({ action: 'speed', speed: v === 'max' ? 'max' : Number(v) }).catch(requestFailed);
+});
+$('replay-slider').addEventListener('input', () => {
+	seeking = true;
+	if (replay && Number(replay.end) > Number(replay.start)) {
+		const start = Number(replay.start), end = Number(replay.end);
+		setText($('replay-pos'), utcText(start + ($('replay-slider').value / 1000) * (end - start)));
+	}
+});
+$('replay-slider').addEventListener('change', () => {
+	seeking = false;
+	if (!replay) return;
+	const start = Number(replay.start), end = Number(replay.end);
+	const ts = Math.round(start + ($('replay-slider').value / 1000) * (end - start));
+	replayOp({ action: 'seek', ts }).catch(requestFailed);
 });
 $('replay-seek').addEventListener('submit', (e) => {
 	e.preventDefault();
 	const v = $('replay-ts').value.trim();
 	if (!v) return;
-	replay({ action: 'seek', ts: /^\d+$/.test(v) ? Number(v) : v })
-		.then(() => toast('Replay moved to ' + v + '.', 'info'), requestFailed);
+	replayOp({ action: 'seek', ts: /^\d+$/.test(v) ? Number(v) : v })
+		.then(() => { $('replay-ts').value = ''; }, requestFailed);
 });
 
 /* ---- start -------------------------------------------------------------- */

@@ -248,9 +248,13 @@ main(int argc, char **argv)
 	printf("  commits: %llu before close, last batch %llu ticks\n",
 	       (unsigned long long)ss.commits,
 	       (unsigned long long)ss.last_batch);
+	/* CPU per tick does not depend on what else the machine runs. */
 	printf("  cpu: main thread %.2f s, store (writer + sqlite) %.2f s "
-	       "of %.2f s wall\n",
-	       main_cpu, proc_cpu - main_cpu, t_closed - t0);
+	       "of %.2f s wall: %.2f µs of store cpu per tick (%.0f ticks/s "
+	       "per core)\n",
+	       main_cpu, proc_cpu - main_cpu, t_closed - t0,
+	       (proc_cpu - main_cpu) * 1e6 / (double)total,
+	       (double)total / (proc_cpu - main_cpu));
 	printf("  db %.1f MB (%.1f bytes/tick), wal left %.1f MB\n",
 	       (double)file_size(path) / 1e6,
 	       (double)file_size(path) / (double)total,
@@ -291,9 +295,10 @@ main(int argc, char **argv)
 		rows = 0;
 		t = now_s();
 		one[0] = g.names[1];
-		store_read_ticks(r, one, 1, 1700000000000000ll + (int64_t)total / 2,
-		                 1700000000000000ll + (int64_t)total / 2 + 100000,
-		                 0, count_row, &rows, err, sizeof err);
+		store_read_ticks(
+		        r, one, 1, 1700000000000000ll + (int64_t)total / 2,
+		        1700000000000000ll + (int64_t)total / 2 + 100000, 0,
+		        count_row, &rows, err, sizeof err);
 		t = now_s() - t;
 		printf("read: one symbol, a 0.1 s range mid-history: %llu "
 		       "ticks in %.2f ms\n",
@@ -311,8 +316,8 @@ main(int argc, char **argv)
 
 		one[0] = g.names[2];
 		t = now_s();
-		store_read_bars(r, g.names[2], 0, INT64_MAX, 1000,
-		                0, count_bar, &bars, err, sizeof err);
+		store_read_bars(r, g.names[2], 0, INT64_MAX, 1000, 0, count_bar,
+		                &bars, err, sizeof err);
 		t = now_s() - t;
 		printf("read: 1 ms bars of one symbol's history: %llu bars in "
 		       "%.1f ms\n",
@@ -321,11 +326,22 @@ main(int argc, char **argv)
 		t = now_s();
 		for (q = 0; q < 1000; q++)
 			store_read_bars(r, g.names[(size_t)q % symbols], 0,
-			                INT64_MAX, 1000000, 60, count_bar,
-			                &bars, err, sizeof err);
+			                INT64_MAX, 1000, 60, count_bar, &bars,
+			                err, sizeof err);
 		t = now_s() - t;
-		printf("read: last 60 1s bars of a symbol: %.0f queries/s "
+		printf("read: last 60 1 ms bars of a symbol: %.0f queries/s "
 		       "(%.0f µs each)\n",
+		       1000 / t, t * 1e3);
+
+		rows = 0;
+		t = now_s();
+		for (q = 0; q < 1000; q++)
+			store_read_history(r, g.names[(size_t)q % symbols], 0,
+			                   INT64_MAX, 100, count_row, &rows,
+			                   err, sizeof err);
+		t = now_s() - t;
+		printf("read: last 100 ticks of a symbol in ts order "
+		       "(history): %.0f queries/s (%.0f µs each)\n",
 		       1000 / t, t * 1e3);
 	}
 	store_reader_close(r);

@@ -23,6 +23,8 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = path.join(ROOT, 'tests/artifacts');
 const FEED = 'synthetic:symbols=60,rate=600,seed=7';
 const LOAD_FEED = 'synthetic:symbols=500,rate=5000,seed=11';
+// Real USD/THB quotes from June 1997 (tests/data): a month in about two minutes.
+const REPLAY_FEED = 'replay:' + path.join(ROOT, 'tests/data/usdthb-1997.csv') + ',speed=20000,loop';
 const VIEWPORT = { width: 1366, height: 768 };
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -78,7 +80,8 @@ class Server {
 	async start(port = 0) {
 		const portFile = path.join(this.dir, 'port');
 		fs.rmSync(portFile, { force: true });
-		const out = fs.openSync(this.log, 'a');
+		// One log per run; a restart appends to it.
+		const out = fs.openSync(this.log, this.proc ? 'a' : 'w');
 		this.proc = spawn(BIN, [
 			'serve', '--listen', '127.0.0.1:' + port, '--port-file', portFile,
 			'--feed', this.feed, '--db', path.join(this.dir, 'ticks.db'),
@@ -287,10 +290,11 @@ async function main() {
 	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'publisher-browser-'));
 	const serverDir = path.join(tmp, 'server');
 	const loadDir = path.join(tmp, 'load');
-	fs.mkdirSync(serverDir);
-	fs.mkdirSync(loadDir);
+	const replayDir = path.join(tmp, 'replay');
+	for (const d of [serverDir, loadDir, replayDir]) fs.mkdirSync(d);
 	const server = new Server(serverDir, FEED);
 	const loadServer = new Server(loadDir, LOAD_FEED);
+	const replayServer = new Server(replayDir, REPLAY_FEED);
 	const proxy = new FaultProxy(() => server.port);
 	let context;
 
@@ -352,6 +356,49 @@ async function main() {
 			return first.length + ' rows, ' + priced(first).length + ' priced';
 		});
 
+		await check('client rules in the page: exact numbers, decimal arithmetic, delta and gap handling', async () => {
+			const results = await page.evaluate(async () => {
+				const { parseFrame } = await import('./js/json.js');
+				const { Model } = await import('./js/model.js');
+				const { sub, percent, signed, group } = await import('./js/decimal.js');
+				const r = {};
+				const f = parseFrame('[{"type":"delta","symbol":"X","from":9007199254740993,"seq":9007199254740995,' +
+					'"bid":470.90,"volume":120,"message":"said \\"bid\\":1.50","heartbeat_ms":5000}]')[0];
+				r['a price keeps its text'] = f.bid === '470.90';
+				r['a seq past 2^53 stays exact'] = f.seq === '9007199254740995' && f.from === '9007199254740993';
+				r['text inside a string is untouched'] = f.message === 'said "bid":1.50';
+				r['other numbers stay numbers'] = f.heartbeat_ms === 5000;
+				r['0.3 - 0.1 = 0.2 exactly'] = sub('0.3', '0.1') === '0.2';
+				r['scales mix'] = sub('189.35', '189.4') === '-0.05' && signed(sub('189.35', '189.4')) === '\u22120.05';
+				r['percent'] = percent('1.00', '200.00') === '+0.50%';
+				r['grouping'] = group('1234567.5') === '1,234,567.5';
+				const m = new Model();
+				let gaps = 0;
+				m.onGap = () => gaps++;
+				const q = m.watch('X');
+				const apply = (t) => m.apply(parseFrame(t));
+				apply('{"type":"snapshot","symbol":"X","seq":10,"bid":1.10,"ask":1.20}');
+				apply('{"type":"delta","symbol":"X","from":10,"seq":11,"bid":1.11}');
+				r['from = held applies'] = q.seq === '11' && q.f.bid === '1.11';
+				apply('{"type":"delta","symbol":"X","from":10,"seq":11,"bid":1.05}');
+				r['seq <= held is ignored'] = q.seq === '11' && q.f.bid === '1.11' && gaps === 0;
+				apply('{"type":"delta","symbol":"X","from":10,"seq":13,"ask":1.25}');
+				r['from < held < seq applies (a superset)'] = q.seq === '13' && q.f.ask === '1.25' && gaps === 0;
+				apply('{"type":"delta","symbol":"X","from":20,"seq":21,"bid":9}');
+				r['from > held is a gap, not applied'] = gaps === 1 && q.seq === '13' && q.f.bid === '1.11';
+				apply('{"type":"delta","symbol":"X","from":22,"seq":23,"bid":9}');
+				r['one resubscribe per gap burst'] = gaps === 1;
+				apply('{"type":"snapshot","symbol":"X","seq":30,"bid":2.00}');
+				r['a snapshot replaces everything'] = q.seq === '30' && q.f.bid === '2.00' && q.f.ask === undefined;
+				apply('{"type":"delta","symbol":"Y","from":1,"seq":2,"bid":1}');
+				r['updates for unwatched symbols are dropped'] = !m.quotes.has('Y');
+				return r;
+			});
+			const bad = Object.entries(results).filter(([, ok]) => !ok).map(([k]) => k);
+			assert(bad.length === 0, 'failed: ' + bad.join('; '));
+			return Object.keys(results).length + ' rules';
+		});
+
 		await check('prices are shown with their exact decimal text (trailing zeros kept)', async () => {
 			const rs = priced(await rows(page));
 			const prices = rs.flatMap((r) => [r.bid, r.ask, r.last]);
@@ -386,6 +433,7 @@ async function main() {
 				return s.state === 'open' && /ms$/.test(s.rtt) && Number(s.rate.replace(/,/g, '')) > 0 && /^[0-9a-zA-Z-]{4,}$/.test(s.epoch) ? s : null;
 			}, 8000, 'status bar incomplete');
 			assert(st.banner, 'the disconnected banner is visible while live');
+			assert(await page.$eval('#replay', (e) => e.hidden), 'replay controls shown for a synthetic feed');
 			return `${st.conn}, RTT ${st.rtt}, ${st.rate} updates/s, epoch ${st.epoch}`;
 		});
 
@@ -610,8 +658,52 @@ async function main() {
 			return r0.sym + ' resubscribed from seq ' + sub.resume.seq[r0.sym];
 		});
 
-		await check('no console errors, page errors or CSP violations during the whole run', async () => {
-			assert(problems.length === 0, problems.slice(0, 5).join(' | '));
+
+
+		await check('a replay feed shows replay controls: pause, resume, speed and seek work', async () => {
+			await replayServer.start(0);
+			const rp = await context.newPage();
+			rp.on('console', (m) => { if (m.type() === 'error') problems.push('console (replay page): ' + m.text()); });
+			rp.on('pageerror', (e) => problems.push('page error (replay page): ' + e.message));
+			const states = [];
+			rp.on('websocket', (ws) => ws.on('framereceived', (f) => {
+				const t = String(f.payload);
+				if (t.includes('"type":"replay"')) states.push(JSON.parse(t));
+			}));
+			await rp.goto(replayServer.url, { waitUntil: 'load' });
+			await waitFor(() => rp.$eval('#replay', (e) => !e.hidden), 10000, 'replay controls stay hidden');
+			const quote = async () => (await rows(rp)).find((r) => r.sym === 'USDTHB');
+			await waitFor(async () => { const r = await quote(); return r && PRICE.test(r.bid) && PRICE.test(r.ask); }, 10000, 'no USDTHB quote');
+			const text = (sel) => rp.$eval(sel, (e) => e.textContent);
+			await waitFor(async () => (await text('#replay-state')) === 'playing', 5000, 'not shown as playing');
+
+			await rp.click('#replay-toggle');
+			await waitFor(async () => (await text('#replay-state')) === 'paused', 5000, 'pause not shown');
+			await sleep(300);
+			const held = [(await quote()).bid, await text('#replay-pos')];
+			await sleep(1500);
+			const still = [(await quote()).bid, await text('#replay-pos')];
+			assert(held.join() === still.join(), 'the replay moved while paused: ' + held + ' -> ' + still);
+
+			await rp.click('#replay-toggle');
+			await waitFor(async () => (await text('#replay-state')) === 'playing', 5000, 'resume not shown');
+			await waitFor(async () => (await text('#replay-pos')) !== held[1], 5000, 'the position does not move after resume');
+
+			await rp.fill('#replay-ts', '1997-06-20T00:00:00Z');
+			await rp.press('#replay-ts', 'Enter');
+			await waitFor(async () => (await text('#replay-pos')) >= '1997-06-20', 5000, 'seek to 1997-06-20 not reached (at ' + await text('#replay-pos') + ')');
+
+			await rp.selectOption('#replay-speed', '600');
+			await waitFor(() => states.some((m) => String(m.speed) === '600'), 5000, 'the server did not confirm speed 600');
+			assert(await rp.$eval('#replay-speed', (e) => e.value) === '600', 'the speed control did not keep 600');
+
+			await waitFor(async () => (await chartColours(rp)).colours > 8, 10000, 'no mid-price chart for a quote-only symbol');
+			const note = await text('#chart-note');
+			assert(/mid price/i.test(note), 'no mid-price note: ' + note);
+			await rp.screenshot({ path: path.join(ARTIFACTS, 'dashboard-replay.png') });
+			await rp.close();
+			await replayServer.stop();
+			return 'USDTHB 1997, at ' + still[1] + ' when paused';
 		});
 
 		// 500 symbols at thousands of ticks per second.
@@ -620,7 +712,8 @@ async function main() {
 			// One page at a time: two busy renderers would measure each other.
 			for (const p of context.pages()) await p.close();
 			const lp = await context.newPage();
-			lp.on('pageerror', (e) => problems.push('page error (load): ' + e.message));
+			lp.on('console', (m) => { if (m.type() === 'error') problems.push('console (load page): ' + m.text()); });
+			lp.on('pageerror', (e) => problems.push('page error (load page): ' + e.message));
 			await lp.goto(loadServer.url, { waitUntil: 'load' });
 			await waitFor(async () => (await rows(lp)).length === 50, 10000, 'no first-visit rows');
 			// Watch every symbol the server has, as a user who added them all.
@@ -681,11 +774,16 @@ async function main() {
 			assert(inputMs < 1000, 'a click took ' + Math.round(inputMs) + ' ms to paint');
 			return `${m.rate} updates/s, ${m.fps.toFixed(0)} frames/s, ${m.longTasks} long tasks (longest ${Math.round(m.longest)} ms), click to paint ${Math.round(inputMs)} ms`;
 		});
+
+		await check('no console errors, page errors or CSP violations during the whole run', async () => {
+			assert(problems.length === 0, problems.slice(0, 5).join(' | '));
+		});
 	} finally {
 		if (context) await context.close().catch(() => {});
 		proxy.close();
 		await server.stop().catch(() => {});
 		await loadServer.stop().catch(() => {});
+		await replayServer.stop().catch(() => {});
 		fs.rmSync(tmp, { recursive: true, force: true });
 	}
 }

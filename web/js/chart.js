@@ -6,41 +6,96 @@
 // history answers an error the chart builds its bars from live updates alone,
 // starting from the one-second ring every watched symbol keeps (model.js).
 //
-// Times: the protocol speaks UTC microseconds; the chart's axis shows the
-// viewer's local time, so bar times are shifted by the local UTC offset.
+// Times: the protocol speaks UTC microseconds; the chart gets UTC seconds and
+// formats its labels in the viewer's local time (shifting the data instead
+// would make time run backwards at a daylight-saving change, which the
+// library refuses).
 
 import { load, save } from './storage.js';
 import { group } from './decimal.js';
+import { midPrice } from './model.js';
 
 export const INTERVALS = { '1s': 1, '1m': 60, '5m': 300, '1h': 3600, '1d': 86400 };
-const HISTORY_LIMIT = 500;
+const HISTORY_LIMIT = 500; // bars
+const TICKS_LIMIT = 2000; // ticks, for symbols with quotes and no trades
+/* Without a choice of the user's, the chart shows 1m bars, or 1s bars while
+ * the server has fewer 1m bars than this (a fresh store) or no history. */
+const SPARSE_BARS = 20;
 const MAX_BARS = 5000; // trimmed back to TRIM_TO when exceeded
 const TRIM_TO = 4000;
 /* Live bars reach the chart at most ten times a second: each update repaints
  * the whole canvas, and a candle that moves faster than that is not read. */
 const UPDATE_MS = 100;
 
-function localTime(sec) {
-	return sec - new Date(sec * 1000).getTimezoneOffset() * 60;
+const pad2 = (n) => String(n).padStart(2, '0');
+
+/* Axis labels, in local time. Types are the library's TickMarkType. */
+function tickMark(time, type) {
+	const d = new Date(time * 1000);
+	switch (type) {
+	case 0: return String(d.getFullYear());
+	case 1: return d.toLocaleString(undefined, { month: 'short' });
+	case 2: return String(d.getDate());
+	case 4: return pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds());
+	default: return pad2(d.getHours()) + ':' + pad2(d.getMinutes());
+	}
+}
+
+/* The crosshair's time label, in local time. */
+function crosshairTime(time) {
+	const d = new Date(time * 1000);
+	return d.getFullYear() + '-' + pad2(d.getMonth() + 1) + '-' + pad2(d.getDate()) + ' ' +
+		pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds());
+}
+
+/** A symbol that has quotes and has never traded. */
+function quoteOnly(q) {
+	return q.f.last === undefined && q.f.bid !== undefined && q.f.ask !== undefined;
 }
 
 function cssVar(name) {
 	return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
 
+/* Mid-price bars from history ticks (oldest first), carrying each side
+ * forward when a tick has only one; shaped like the server's bars (t in µs). */
+function midBars(ticks, iv) {
+	const out = [];
+	let bid, ask, bar = null;
+	for (const t of ticks) {
+		if (t.bid !== undefined) bid = t.bid;
+		if (t.ask !== undefined) ask = t.ask;
+		if (bid === undefined || ask === undefined) continue;
+		const p = midPrice(bid, ask);
+		const sec = Math.floor(Number(t.ts) / 1e6 / iv) * iv;
+		if (bar && bar.sec === sec) {
+			bar.high = Math.max(bar.high, p);
+			bar.low = Math.min(bar.low, p);
+			bar.close = p;
+		} else if (!bar || sec > bar.sec) {
+			bar = { sec, t: sec * 1e6, open: p, high: p, low: p, close: p, volume: 0 };
+			out.push(bar);
+		}
+	}
+	return out;
+}
+
 export class ChartView {
 	/**
-	 * els: chart, legend, note, empty. history(symbol, interval) returns a
-	 * promise of the server's history reply.
+	 * els: chart, legend, note, empty. history(msg) sends a history op
+	 * ({symbol, interval, limit} or {symbol, limit}) and returns a promise of
+	 * the server's reply.
 	 */
 	constructor(els, history) {
 		this.els = els;
 		this.history = history;
+		this.mid = false; // bars of the mid price: the symbol has no trades
 		this.lib = window.LightweightCharts;
 		this.symbol = null;
 		this.quote = null;
 		this.userInterval = INTERVALS[load('interval', null)] ? load('interval', null) : null;
 		this.historyOk = null; // null unknown, true served, false unavailable
+		this.sparse = false; // the store holds little yet: default to 1s
 		this.historyError = '';
 		this.bars = []; // {t (UTC s), open, high, low, close, volume}
 		this.pendingBars = []; // bars to push to the series on the next frame
@@ -59,7 +114,7 @@ export class ChartView {
 
 	get interval() {
 		if (this.userInterval) return this.userInterval;
-		return this.historyOk === false ? '1s' : '1m';
+		return this.historyOk === false || this.sparse ? '1s' : '1m';
 	}
 
 	create() {
@@ -73,8 +128,12 @@ export class ChartView {
 			},
 			crosshair: { mode: L.CrosshairMode.Normal },
 			rightPriceScale: { scaleMargins: { top: 0.08, bottom: 0.24 } },
-			timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 6, barSpacing: 7, minBarSpacing: 1.5 },
-			localization: { priceFormatter: (p) => this.fmtPrice(p) },
+			timeScale: {
+				timeVisible: true, secondsVisible: false, rightOffset: 6, barSpacing: 7, minBarSpacing: 1.5,
+				maxBarSpacing: 16,
+				tickMarkFormatter: tickMark,
+			},
+			localization: { priceFormatter: (p) => this.fmtPrice(p), timeFormatter: crosshairTime },
 		});
 		this.candles = this.chart.addSeries(L.CandlestickSeries, {
 			borderVisible: false,
@@ -87,10 +146,14 @@ export class ChartView {
 			priceLineVisible: false,
 		});
 		this.chart.priceScale('volume').applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+		// Quotes without trades (FX, say) are drawn as a line of the mid price.
+		this.line = this.chart.addSeries(L.AreaSeries, {
+			visible: false,
+			lineWidth: 2,
+			priceLineStyle: L.LineStyle.Dotted,
+		});
 		this.chart.subscribeCrosshairMove((p) => {
-			const c = p && p.time !== undefined ? p.seriesData.get(this.candles) : null;
-			const v = c ? p.seriesData.get(this.volume) : null;
-			this.hover = c ? { ...c, volume: v ? v.value : 0 } : null;
+			this.hover = p && p.time !== undefined ? this.barAt(p.time) : null;
 			this.drawLegend();
 		});
 		this.applyTheme();
@@ -116,7 +179,46 @@ export class ChartView {
 		this.candles.applyOptions({
 			upColor: this.up, downColor: this.down, wickUpColor: this.up, wickDownColor: this.down,
 		});
+		const accent = cssVar('--accent');
+		this.line.applyOptions({
+			lineColor: accent, topColor: cssVar('--area-top'), bottomColor: cssVar('--area-bottom'),
+			crosshairMarkerBackgroundColor: accent,
+		});
 		this.redraw();
+	}
+
+	/* Show the latest bars: all of them spread over the pane while they are
+	 * few (a fresh store), else the most recent at the default spacing. */
+	frameView() {
+		const ts = this.chart.timeScale();
+		if (this.bars.length && this.bars.length * 7 < ts.width()) ts.fitContent();
+		else {
+			ts.applyOptions({ barSpacing: 7 });
+			ts.scrollToRealTime();
+		}
+	}
+
+	/** The bar shown at chart time `time`, or null (bars are sorted by time). */
+	barAt(time) {
+		const bars = this.bars;
+		let lo = 0, hi = bars.length - 1;
+		while (lo <= hi) {
+			const mid = (lo + hi) >> 1;
+			const t = bars[mid].t;
+			if (t === time) return bars[mid];
+			if (t < time) lo = mid + 1;
+			else hi = mid - 1;
+		}
+		return null;
+	}
+
+	/* Candles and volume for a symbol with trades; a line of the mid price
+	 * for one that only has quotes. */
+	setMode(mid) {
+		this.mid = mid;
+		this.candles.applyOptions({ visible: !mid });
+		this.volume.applyOptions({ visible: !mid });
+		this.line.applyOptions({ visible: mid });
 	}
 
 	fmtPrice(p) {
@@ -140,6 +242,7 @@ export class ChartView {
 	/** A new connection: the server may have gained (or lost) its store. */
 	serverChanged() {
 		this.historyOk = null;
+		this.sparse = false;
 		this.reload();
 	}
 
@@ -155,17 +258,34 @@ export class ChartView {
 		if (!this.chart) return;
 		this.chart.applyOptions({ timeScale: { secondsVisible: INTERVALS[iv] < 60 } });
 		const q = this.quote;
+		this.setMode(Boolean(q && quoteOnly(q)));
 		if (q && q.bars) this.bars = q.bars.aggregate(INTERVALS[iv]);
 		this.redraw();
-		this.chart.timeScale().scrollToRealTime();
+		this.frameView();
 		this.note();
 		if (!q || this.historyOk === false) return;
-		this.history(q.symbol, iv).then((reply) => {
-			if (gen !== this.generation) return;
+		this.history({ symbol: q.symbol, interval: iv, limit: HISTORY_LIMIT }).then((reply) => {
+			if (gen !== this.generation) return null;
 			this.historyOk = true;
-			this.seed(reply.bars || []);
-			this.note();
-		}, (err) => {
+			const bars = reply.bars || [];
+			if (!this.userInterval && iv === '1m' && bars.length < SPARSE_BARS) {
+				this.sparse = true;
+				this.reload();
+				return null;
+			}
+			// Server bars are of trades. A symbol that only has quotes gets
+			// bars of its mid price, built here from its recent ticks.
+			if (bars.length || q.f.last !== undefined) {
+				this.seed(bars);
+				this.note();
+				return null;
+			}
+			return this.history({ symbol: q.symbol, limit: TICKS_LIMIT }).then((t) => {
+				if (gen !== this.generation) return;
+				this.seed(midBars(t.ticks || [], INTERVALS[iv]));
+				this.note();
+			});
+		}).catch((err) => {
 			if (gen !== this.generation) return;
 			if (err && err.code) {
 				// The server answered: it has no history for us. Build from
@@ -204,7 +324,7 @@ export class ChartView {
 		this.bars = hist;
 		this.updatePrecision();
 		this.redraw();
-		this.chart.timeScale().scrollToRealTime();
+		this.frameView();
 	}
 
 	/** A trade of the selected symbol (time in UTC seconds). */
@@ -222,8 +342,14 @@ export class ChartView {
 		} else if (!last || t > last.t) {
 			last = { t, open: price, high: price, low: price, close: price, volume: vol };
 			bars.push(last);
+		} else if (t < last.t - 2 * iv) {
+			// Time went back: a replay was sought backwards. Start over there.
+			this.bars = bars.filter((b) => b.t < t);
+			this.bars.push({ t, open: price, high: price, low: price, close: price, volume: vol });
+			this.redraw();
+			return;
 		} else {
-			return; // older than the bar we show: conflation or clock skew
+			return; // a little older than the bar we show: ignore it
 		}
 		if (this.pendingBars[this.pendingBars.length - 1] !== last) this.pendingBars.push(last);
 	}
@@ -233,7 +359,9 @@ export class ChartView {
 		const scale = q ? Math.min(q.scale, 10) : 2;
 		if (scale === this.scale || !this.chart) return;
 		this.scale = scale;
-		this.candles.applyOptions({ priceFormat: { type: 'price', precision: scale, minMove: 10 ** -scale } });
+		const priceFormat = { type: 'price', precision: scale, minMove: 10 ** -scale };
+		this.candles.applyOptions({ priceFormat });
+		this.line.applyOptions({ priceFormat });
 	}
 
 	/** True while live bars wait for the next chart update. */
@@ -244,7 +372,13 @@ export class ChartView {
 	/** Once per animation frame. */
 	frame(now) {
 		if (!this.chart) return;
-		if (this.quote && this.quote.scale !== this.scale) this.updatePrecision();
+		const q = this.quote;
+		if (q && q.scale !== this.scale) this.updatePrecision();
+		if (q && quoteOnly(q) !== this.mid) {
+			this.setMode(!this.mid);
+			this.redraw();
+			this.note();
+		}
 		if (this.bars.length > MAX_BARS) {
 			this.bars = this.bars.slice(-TRIM_TO);
 			this.pendingBars = [];
@@ -253,9 +387,20 @@ export class ChartView {
 		}
 		if (!this.pendingBars.length || now - this.lastUpdate < UPDATE_MS) return;
 		this.lastUpdate = now;
-		for (const b of this.pendingBars) {
-			this.candles.update(this.candle(b));
-			this.volume.update(this.vol(b));
+		try {
+			for (const b of this.pendingBars) {
+				if (this.mid) {
+					this.line.update(this.point(b));
+				} else {
+					this.candles.update(this.candle(b));
+					this.volume.update(this.vol(b));
+				}
+			}
+		} catch (e) {
+			// The library refuses a bar older than its last one; bars are
+			// kept in order, so this is a bug, but a full redraw recovers.
+			console.warn('publisher: chart update refused, redrawing', e);
+			this.redraw();
 		}
 		this.pendingBars = [];
 		this.els.empty.hidden = true;
@@ -263,19 +408,26 @@ export class ChartView {
 	}
 
 	candle(b) {
-		return { time: localTime(b.t), open: b.open, high: b.high, low: b.low, close: b.close };
+		return { time: b.t, open: b.open, high: b.high, low: b.low, close: b.close };
+	}
+
+	point(b) {
+		return { time: b.t, value: b.close };
 	}
 
 	vol(b) {
-		return { time: localTime(b.t), value: b.volume, color: b.close >= b.open ? this.upVol : this.downVol };
+		return { time: b.t, value: b.volume, color: b.close >= b.open ? this.upVol : this.downVol };
 	}
 
 	redraw() {
 		if (!this.chart) return;
-		this.candles.setData(this.bars.map((b) => this.candle(b)));
-		this.volume.setData(this.bars.map((b) => this.vol(b)));
+		this.pendingBars = []; // all of this.bars goes in below
+		const none = [];
+		this.candles.setData(this.mid ? none : this.bars.map((b) => this.candle(b)));
+		this.volume.setData(this.mid ? none : this.bars.map((b) => this.vol(b)));
+		this.line.setData(this.mid ? this.bars.map((b) => this.point(b)) : none);
 		this.els.empty.hidden = this.bars.length > 0 || !this.symbol;
-		this.els.empty.textContent = 'Waiting for the first trade of ' + (this.symbol || '') + '…';
+		this.els.empty.textContent = 'Waiting for the first ' + (this.mid ? 'quote' : 'trade') + ' of ' + (this.symbol || '') + '…';
 		this.drawLegend();
 	}
 
@@ -300,6 +452,7 @@ export class ChartView {
 		const cls = 'lg-v ' + (b.close >= b.open ? 'pos' : 'neg');
 		const text = [b.open, b.high, b.low, b.close].map((p) => this.fmtPrice(p));
 		text.push(group(String(Math.round(b.volume ?? 0))));
+		el.classList.toggle('no-volume', this.mid);
 		this.legend.forEach((v, i) => {
 			if (v.textContent !== text[i]) v.textContent = text[i];
 			const c = i < 4 ? cls : 'lg-v';
@@ -309,7 +462,10 @@ export class ChartView {
 
 	note() {
 		let text = '', title = '';
-		if (this.historyOk === false) {
+		const q = this.quote;
+		if (q && quoteOnly(q)) {
+			text = 'Mid price: ' + q.symbol + ' has quotes but no trades.';
+		} else if (this.historyOk === false) {
 			text = 'No history from the server: bars are built from live updates since this page opened.';
 			title = 'Server: ' + this.historyError;
 		} else if (this.historyOk === null && this.symbol) {

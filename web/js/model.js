@@ -32,6 +32,11 @@ const RING_SECONDS = 600;
  * Recent trades as one-second OHLCV bars in a fixed ring of typed arrays, so a
  * page left open all day holds the same memory as after ten minutes.
  */
+/** The mid of a bid and an ask (for the chart: a double is fine there). */
+export function midPrice(bid, ask) {
+	return (Number(bid) + Number(ask)) / 2;
+}
+
 /** A seq's text as a BigInt (exact past 2^53), or null. */
 function seqValue(text) {
 	return typeof text === 'string' && /^\d+$/.test(text) ? BigInt(text) : null;
@@ -59,7 +64,11 @@ export class SecondBars {
 			this.v[last] += vol;
 			return;
 		}
-		if (this.n && sec < this.t[last]) return; // older than what we hold
+		if (this.n && sec < this.t[last]) {
+			if (sec > this.t[last] - 60) return; // a little late: ignore it
+			this.n = 0; // time went back (a replay sought backwards): start over
+			this.end = 0;
+		}
 		const i = this.end;
 		this.t[i] = sec;
 		this.o[i] = this.h[i] = this.l[i] = this.c[i] = price;
@@ -98,7 +107,7 @@ export class Quote {
 		this.flash = null; // field -> -1 | 0 | 1 changed since the last render
 		this.scale = 0; // most decimals seen in a price (the chart's precision)
 		this.tick = 0; // direction of the last change of `last`
-		this.resyncAt = 0;
+		this.resyncAt = null; // when we last resubscribed after a gap
 		this.bars = null; // SecondBars, from the first trade on
 	}
 }
@@ -142,7 +151,7 @@ export class Model {
 			q.f = Object.create(null);
 			q.flash = null;
 			q.tick = 0;
-			q.resyncAt = 0;
+			q.resyncAt = null;
 			q.bars = null;
 			this.dirty.add(q);
 		}
@@ -159,7 +168,7 @@ export class Model {
 			if (held !== null && seq !== null && seq <= held) return; // old news
 			if (held === null || from === null || from > held) {
 				const now = performance.now();
-				if (now - q.resyncAt < RESYNC_MS) return;
+				if (q.resyncAt !== null && now - q.resyncAt < RESYNC_MS) return;
 				q.resyncAt = now;
 				this.gaps++;
 				this.onGap(q);
@@ -168,7 +177,7 @@ export class Model {
 			// from < held < seq: a superset of what we miss; apply it.
 		}
 		this.updates++;
-		q.resyncAt = 0;
+		q.resyncAt = null;
 		const f = q.f;
 		const prevVolume = f.volume;
 		let flash = q.flash;
@@ -200,14 +209,21 @@ export class Model {
 		if (this.dirty.size === 0) this.onDirty();
 		this.dirty.add(q);
 
-		if (f.last !== undefined && ('last' in m || 'volume' in m || 'trades' in m)) {
-			let dv = 0;
-			if (!snapshot) {
-				dv = Number(f.volume) - Number(prevVolume);
-				if (!(dv >= 0)) dv = Number(m.last_size) || 0;
+		// Bars follow trades; a symbol that only ever had quotes (FX, say)
+		// gets bars of its mid price instead.
+		const us = Number(q.ts);
+		const sec = Number.isFinite(us) ? us / 1e6 : Date.now() / 1000;
+		if (f.last !== undefined) {
+			if ('last' in m || 'volume' in m || 'trades' in m) {
+				let dv = 0;
+				if (!snapshot) {
+					dv = Number(f.volume) - Number(prevVolume);
+					if (!(dv >= 0)) dv = Number(m.last_size) || 0;
+				}
+				this.onTrade(q, sec, Number(f.last), dv);
 			}
-			const us = Number(q.ts);
-			this.onTrade(q, Number.isFinite(us) ? us / 1e6 : Date.now() / 1000, Number(f.last), dv);
+		} else if (f.bid !== undefined && f.ask !== undefined && ('bid' in m || 'ask' in m)) {
+			this.onTrade(q, sec, midPrice(f.bid, f.ask), 0);
 		}
 	}
 

@@ -1,4 +1,4 @@
-// The watchlist table. It never writes to the DOM when a message arrives:
+// The watchlist grid. It never writes to the DOM when a message arrives:
 // frame() runs once per animation frame and renders only the rows whose
 // quotes changed and only the cells whose text changed. Rows scrolled out of
 // view are brought up to date at most once a second (and at once when they
@@ -10,6 +10,7 @@ const COLS = ['bid', 'ask', 'last', 'chg', 'pct', 'volume'];
 const DASH = '\u2014';
 const RESORT_MS = 1000; // a live sort reorders at most once a second
 const OFFSCREEN_MS = 1000; // rows out of view are refreshed this often
+const ROW_PX = 24; // .wl-row height in style.css
 
 function sortValue(q, key) {
 	if (key === 'symbol') return q.symbol;
@@ -24,15 +25,15 @@ function sortValue(q, key) {
 
 export class Watchlist {
 	/**
-	 * opts: table, scroll, empty, count (elements), model, and callbacks
+	 * opts: grid, scroll, empty, count (elements), model, and callbacks
 	 * onSelect(symbol), onRemove(symbol), onSort({key, dir}).
 	 */
 	constructor(opts) {
 		Object.assign(this, opts);
-		this.head = this.table.querySelector('.wl-head');
-		this.body = this.table.querySelector('.wl-body');
+		this.head = this.grid.querySelector('.wl-head');
+		this.body = this.grid.querySelector('.wl-body');
 		this.rows = new Map(); // symbol -> row
-		this.byTr = new WeakMap();
+		this.byEl = new WeakMap();
 		this.order = []; // the user's order
 		this.shown = []; // the order on screen
 		this.selected = null;
@@ -51,27 +52,27 @@ export class Watchlist {
 
 	bind() {
 		this.head.addEventListener('click', (e) => {
-			const th = e.target.closest('[data-key]');
-			if (th) this.cycleSort(th.dataset.key);
+			const col = e.target.closest('[data-key]');
+			if (col) this.cycleSort(col.dataset.key);
 		});
 		this.body.addEventListener('click', (e) => {
-			const tr = e.target.closest('.wl-row');
-			const r = tr && this.byTr.get(tr);
+			const el = e.target.closest('.wl-row');
+			const r = el && this.byEl.get(el);
 			if (!r) return;
 			if (e.target.closest('button.x')) {
 				this.onRemove(r.symbol);
 				return;
 			}
 			this.select(r.symbol);
-			this.table.focus({ preventScroll: true });
+			this.grid.focus({ preventScroll: true });
 		});
-		this.table.addEventListener('keydown', (e) => this.key(e));
+		this.grid.addEventListener('keydown', (e) => this.key(e));
 	}
 
 	key(e) {
-		if (e.target !== this.table || e.altKey || e.ctrlKey || e.metaKey) return;
+		if (e.target !== this.grid || e.altKey || e.ctrlKey || e.metaKey) return;
 		const i = this.selected === null ? -1 : this.shown.indexOf(this.selected);
-		const page = Math.max(1, Math.floor(this.scroll.clientHeight / 22) - 2);
+		const page = Math.max(1, Math.floor(this.scroll.clientHeight / ROW_PX) - 2);
 		switch (e.key) {
 		case 'ArrowDown': this.moveTo(i < 0 ? 0 : i + 1); break;
 		case 'ArrowUp': this.moveTo(i < 0 ? 0 : i - 1); break;
@@ -101,7 +102,7 @@ export class Watchlist {
 		this.order = [];
 		this.shown = [];
 		const frag = document.createDocumentFragment();
-		for (const s of symbols) frag.appendChild(this.makeRow(s).tr);
+		for (const s of symbols) frag.appendChild(this.makeRow(s).el);
 		this.body.appendChild(frag);
 		this.resort(true);
 		this.updateCount();
@@ -109,7 +110,7 @@ export class Watchlist {
 
 	addRow(symbol) {
 		if (this.rows.has(symbol)) return;
-		this.body.appendChild(this.makeRow(symbol).tr);
+		this.body.appendChild(this.makeRow(symbol).el);
 		this.resort(true);
 		this.updateCount();
 	}
@@ -127,27 +128,27 @@ export class Watchlist {
 	dropRow(symbol) {
 		const r = this.rows.get(symbol);
 		if (!r) return;
-		this.io.unobserve(r.tr);
+		this.io.unobserve(r.el);
 		this.offscreen.delete(r);
-		r.tr.remove();
+		r.el.remove();
 		this.rows.delete(symbol);
 		this.order = this.order.filter((s) => s !== symbol);
 		this.shown = this.shown.filter((s) => s !== symbol);
 	}
 
 	makeRow(symbol) {
-		const tr = document.createElement('div');
-		tr.className = 'wl-row';
-		tr.setAttribute('role', 'row');
-		tr.id = 'wl-row-' + this.nextId++;
-		tr.setAttribute('aria-selected', 'false');
-		tr.dataset.symbol = symbol;
+		const el = document.createElement('div');
+		el.className = 'wl-row';
+		el.setAttribute('role', 'row');
+		el.id = 'wl-row-' + this.nextId++;
+		el.setAttribute('aria-selected', 'false');
+		el.dataset.symbol = symbol;
 		const sym = document.createElement('div');
 		sym.setAttribute('role', 'rowheader');
 		sym.className = 'c-sym';
 		sym.textContent = symbol;
 		sym.title = symbol;
-		tr.appendChild(sym);
+		el.appendChild(sym);
 		const cells = [];
 		for (let i = 0; i < COLS.length; i++) {
 			const td = document.createElement('div');
@@ -155,7 +156,7 @@ export class Watchlist {
 			td.className = 'num';
 			td.textContent = DASH;
 			cells.push(td);
-			tr.appendChild(td);
+			el.appendChild(td);
 		}
 		const xtd = document.createElement('div');
 		xtd.setAttribute('role', 'gridcell');
@@ -168,10 +169,10 @@ export class Watchlist {
 		x.title = 'Remove ' + symbol + ' (Delete)';
 		x.textContent = '\u00d7';
 		xtd.appendChild(x);
-		tr.appendChild(xtd);
+		el.appendChild(xtd);
 
 		const r = {
-			symbol, tr, cells, x,
+			symbol, el, cells, x,
 			text: COLS.map(() => DASH),
 			cls: COLS.map(() => 'num'),
 			flash: COLS.map(() => ''),
@@ -179,9 +180,9 @@ export class Watchlist {
 			visible: true,
 		};
 		this.rows.set(symbol, r);
-		this.byTr.set(tr, r);
+		this.byEl.set(el, r);
 		this.order.push(symbol);
-		this.io.observe(tr);
+		this.io.observe(el);
 		const q = this.model.quotes.get(symbol);
 		if (q) this.render(r, q, false);
 		return r;
@@ -189,7 +190,7 @@ export class Watchlist {
 
 	visibility(entries) {
 		for (const e of entries) {
-			const r = this.byTr.get(e.target);
+			const r = this.byEl.get(e.target);
 			if (!r) continue;
 			r.visible = e.isIntersecting;
 			if (r.visible && this.offscreen.delete(r)) {
@@ -203,7 +204,7 @@ export class Watchlist {
 		const n = this.rows.size;
 		this.count.textContent = n === 1 ? '1 symbol' : n + ' symbols';
 		this.empty.hidden = n > 0;
-		this.table.classList.toggle('is-empty', n === 0);
+		this.grid.classList.toggle('is-empty', n === 0);
 	}
 
 	/** Draw what changed since the last frame. */
@@ -293,9 +294,9 @@ export class Watchlist {
 	setSort(sort) {
 		const valid = sort && (sort.key === null || sort.key === 'symbol' || COLS.includes(sort.key));
 		this.sort = valid ? { key: sort.key, dir: sort.dir === -1 ? -1 : 1 } : { key: null, dir: 1 };
-		for (const th of this.head.querySelectorAll('[data-key]')) {
-			const on = th.dataset.key === this.sort.key;
-			th.setAttribute('aria-sort', on ? (this.sort.dir > 0 ? 'ascending' : 'descending') : 'none');
+		for (const col of this.head.querySelectorAll('[data-key]')) {
+			const on = col.dataset.key === this.sort.key;
+			col.setAttribute('aria-sort', on ? (this.sort.dir > 0 ? 'ascending' : 'descending') : 'none');
 		}
 		this.resort(true);
 	}
@@ -327,8 +328,8 @@ export class Watchlist {
 		const kids = this.body.children;
 		const hadFocus = this.body.contains(document.activeElement) ? document.activeElement : null;
 		for (let i = 0; i < want.length; i++) {
-			const tr = this.rows.get(want[i]).tr;
-			if (kids[i] !== tr) this.body.insertBefore(tr, kids[i] || null);
+			const el = this.rows.get(want[i]).el;
+			if (kids[i] !== el) this.body.insertBefore(el, kids[i] || null);
 		}
 		this.shown = want;
 		if (hadFocus && document.activeElement !== hadFocus) hadFocus.focus({ preventScroll: true });
@@ -340,25 +341,25 @@ export class Watchlist {
 		if (this.selected !== symbol) {
 			const old = this.rows.get(this.selected);
 			if (old) {
-				old.tr.classList.remove('sel');
-				old.tr.setAttribute('aria-selected', 'false');
+				old.el.classList.remove('sel');
+				old.el.setAttribute('aria-selected', 'false');
 				old.x.tabIndex = -1;
 			}
-			r.tr.classList.add('sel');
-			r.tr.setAttribute('aria-selected', 'true');
+			r.el.classList.add('sel');
+			r.el.setAttribute('aria-selected', 'true');
 			r.x.tabIndex = 0;
-			this.table.setAttribute('aria-activedescendant', r.tr.id);
+			this.grid.setAttribute('aria-activedescendant', r.el.id);
 			this.selected = symbol;
 			if (!opts.silent) this.onSelect(symbol);
 		}
-		if (opts.scroll !== false) this.scrollIntoView(r.tr);
+		if (opts.scroll !== false) this.scrollIntoView(r.el);
 	}
 
 	/* Keep the row below the sticky header, without smooth scrolling (which
 	 * lags behind held-down arrow keys). */
-	scrollIntoView(tr) {
+	scrollIntoView(el) {
 		const head = this.head.offsetHeight;
-		const top = tr.offsetTop, bottom = top + tr.offsetHeight;
+		const top = el.offsetTop, bottom = top + el.offsetHeight;
 		const view = this.scroll;
 		if (top - head < view.scrollTop) view.scrollTop = top - head;
 		else if (bottom > view.scrollTop + view.clientHeight) view.scrollTop = bottom - view.clientHeight;
@@ -366,6 +367,6 @@ export class Watchlist {
 
 	/** Dim the values while the connection is down: they are no longer live. */
 	setLive(live) {
-		this.table.classList.toggle('stale', !live);
+		this.grid.classList.toggle('stale', !live);
 	}
 }

@@ -1,0 +1,1390 @@
+/*
+ * Unit tests for publisher/store.c, against real SQLite files in a fresh
+ * temporary directory per test: the epoch, exact state and decimals across
+ * restarts, what is refused and left untouched (newer schema, not a
+ * database, a foreign database, a missing directory, a second writer),
+ * migration from an older schema, reads (time ranges, last-N, every symbol,
+ * several symbols, out-of-order timestamps), bars, retention by rows and by
+ * age, back-pressure, and recovery from a write failure.
+ */
+#define _GNU_SOURCE /* mkdtemp */
+#include <dirent.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "../schema/schema_sql.h"
+#include "engine.h"
+#include "log.h"
+#include "store.h"
+
+struct fixture {
+	char dir[256];
+	char path[512];
+};
+
+static char err[512];
+
+/* ------------------------------------------------------------ helpers */
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof f->path, "%s/ticks.db", f->dir);
+	log_set_level(LOG_ERROR); /* the failure tests log warnings */
+	*state = f;
+	return 0;
+}
+
+static void
+remove_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	char sub[600];
+
+	if (!d) {
+		unlink(path);
+		return;
+	}
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+		chmod(sub, 0700);
+		remove_tree(sub);
+	}
+	closedir(d);
+	rmdir(path);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	remove_tree(f->dir);
+	free(f);
+	return 0;
+}
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+static struct decimal
+dec(int64_t mantissa, uint8_t scale)
+{
+	return (struct decimal){mantissa, scale};
+}
+
+static struct tick
+quote(const char *symbol, int64_t ts, struct decimal bid, struct decimal ask)
+{
+	struct tick t;
+
+	memset(&t, 0, sizeof t);
+	snprintf(t.symbol, sizeof t.symbol, "%s", symbol);
+	t.ts = ts;
+	tick_set(&t, FIELD_BID, bid);
+	tick_set(&t, FIELD_ASK, ask);
+	return t;
+}
+
+static struct tick
+trade(const char *symbol, int64_t ts, struct decimal last, struct decimal size)
+{
+	struct tick t;
+
+	memset(&t, 0, sizeof t);
+	snprintf(t.symbol, sizeof t.symbol, "%s", symbol);
+	t.ts = ts;
+	tick_set(&t, FIELD_LAST, last);
+	tick_set(&t, FIELD_LAST_SIZE, size);
+	return t;
+}
+
+static struct store *
+open_store(const struct fixture *f, const struct store_options *extra)
+{
+	struct store_options o;
+	struct store *s;
+
+	if (extra)
+		o = *extra;
+	else
+		memset(&o, 0, sizeof o);
+	o.path = f->path;
+	if (!o.commit_ms)
+		o.commit_ms = 10;
+	s = store_open(&o, err, sizeof err);
+	if (!s)
+		fail_msg("store_open: %s", err);
+	if (store_start(s, err, sizeof err))
+		fail_msg("store_start: %s", err);
+	return s;
+}
+
+static void
+noop_ready(void *user, void *ctx)
+{
+}
+
+static struct engine *
+new_engine(void)
+{
+	struct engine_config ec = {.client_ready = noop_ready};
+	struct engine *e = engine_create(&ec);
+
+	assert_non_null(e);
+	return e;
+}
+
+/* As the server does: apply to its engine (which assigns the seq), then
+ * hand the tick to the store. */
+static void
+feed(struct engine *e, struct store *s, struct tick *t, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		t[i].seq = engine_apply_tick(e, &t[i]);
+		assert_true(t[i].seq > 0);
+	}
+	while (store_append_space(s) < n)
+		sleep_ms(1);
+	assert_int_equal(store_append(s, t, n), 0);
+}
+
+/* Wait until the store has committed everything queued. */
+static void
+wait_written(struct store *s, uint64_t ticks)
+{
+	struct store_stats st;
+	int i;
+
+	for (i = 0; i < 5000; i++) {
+		store_get_stats(s, &st);
+		if (st.ticks_written >= ticks && st.queued == 0)
+			return;
+		sleep_ms(2);
+	}
+	fail_msg("store wrote %llu of %llu ticks (last error: %s)",
+	         (unsigned long long)st.ticks_written,
+	         (unsigned long long)ticks, st.last_error);
+}
+
+static void
+assert_decimal_equal(struct decimal a, struct decimal b)
+{
+	if (a.mantissa != b.mantissa || a.scale != b.scale)
+		fail_msg("decimal %lld/10^%d != %lld/10^%d",
+		         (long long)a.mantissa, a.scale, (long long)b.mantissa,
+		         b.scale);
+}
+
+static void
+assert_tick_equal(const struct tick *a, const struct tick *b)
+{
+	int f;
+
+	assert_string_equal(a->symbol, b->symbol);
+	assert_int_equal(a->ts, b->ts);
+	assert_int_equal(a->seq, b->seq);
+	assert_int_equal(a->present, b->present);
+	for (f = 0; f < TICK_FIELD_COUNT; f++)
+		if (tick_has(a, (enum tick_field)f))
+			assert_decimal_equal(a->value[f], b->value[f]);
+}
+
+/* Every field the engine keeps, exactly: what a restart must restore. */
+static void
+assert_state_equal(const struct symbol_state *a, const struct symbol_state *b)
+{
+	int f;
+
+	assert_string_equal(a->symbol, b->symbol);
+	assert_int_equal(a->seq, b->seq);
+	assert_int_equal(a->ts, b->ts);
+	assert_int_equal(a->present, b->present);
+	assert_int_equal(a->feed_sends_volume, b->feed_sends_volume);
+	for (f = 0; f < STATE_FIELD_COUNT; f++) {
+		if (!((a->present >> f) & 1u))
+			continue;
+		assert_decimal_equal(a->value[f], b->value[f]);
+		assert_int_equal(a->changed_seq[f], b->changed_seq[f]);
+	}
+}
+
+struct collected {
+	struct tick *v;
+	size_t n, cap;
+	size_t stop_after; /* 0 = never */
+};
+
+static int
+collect(const struct tick *t, void *ctx)
+{
+	struct collected *c = ctx;
+
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		c->v = realloc(c->v, c->cap * sizeof *c->v);
+		assert_non_null(c->v);
+	}
+	c->v[c->n++] = *t;
+	return c->stop_after && c->n >= c->stop_after;
+}
+
+static struct collected
+read_ticks(struct store_reader *r, const char *const *symbols, size_t n,
+           int64_t from, int64_t to, uint32_t last_n)
+{
+	struct collected c = {0};
+
+	if (store_read_ticks(r, symbols, n, from, to, last_n, collect, &c, err,
+	                     sizeof err))
+		fail_msg("store_read_ticks: %s", err);
+	return c;
+}
+
+static struct store_reader *
+open_reader(const struct fixture *f)
+{
+	struct store_reader *r = store_reader_open(f->path, err, sizeof err);
+
+	if (!r)
+		fail_msg("store_reader_open: %s", err);
+	return r;
+}
+
+/* The bytes of a file, to show it was not touched. */
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	assert_non_null(fp);
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
+	fclose(fp);
+	*len = (size_t)n;
+	return buf;
+}
+
+static bool
+exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+static void
+sql(const char *path, const char *text)
+{
+	sqlite3 *db;
+	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, text, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", text, msg);
+	sqlite3_close(db);
+}
+
+static int64_t
+sql_int(const char *path, const char *text)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, text, -1, &st, NULL),
+	                 SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static const char *
+sql_text(const char *path, const char *text)
+{
+	static char out[256];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	out[0] = '\0';
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, text, -1, &st, NULL),
+	                 SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(out, sizeof out, "%s",
+		         (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return out;
+}
+
+/* ------------------------------------------------------------- tests */
+
+static void
+test_epoch_kept(void **state)
+{
+	struct fixture *f = *state;
+	char epoch[64];
+	struct store *s;
+	size_t i;
+
+	s = open_store(f, NULL);
+	snprintf(epoch, sizeof epoch, "%s", store_epoch(s));
+	assert_int_equal(strlen(epoch), 16);
+	for (i = 0; i < 16; i++)
+		assert_non_null(strchr("0123456789abcdef", epoch[i]));
+	store_close(s);
+
+	s = open_store(f, NULL);
+	assert_string_equal(store_epoch(s), epoch);
+	store_close(s);
+
+	/* A new database is a new life. */
+	snprintf(f->path, sizeof f->path, "%s/other.db", f->dir);
+	s = open_store(f, NULL);
+	assert_string_not_equal(store_epoch(s), epoch);
+	store_close(s);
+}
+
+/* A mix of quotes and trades over a few symbols, with decimals of every
+ * kind, one symbol whose feed sends volume itself. */
+static size_t
+make_ticks(struct tick *t, size_t n, int64_t ts0)
+{
+	static const char *const syms[] = {"AAPL", "MSFT", "BRK.B", "ES:H4",
+	                                   "X/Y-Z_1"};
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const char *sym = syms[i % 5];
+		int64_t p = 18930 + (int64_t)((i * 7919) % 200) - 100;
+
+		if (i % 3 == 0) {
+			t[i] = trade(sym, ts0 + (int64_t)i * 1000, dec(p, 2),
+			             dec((int64_t)(i % 17) * 100 + 5, 0));
+			if (i % 5 == 4) /* X/Y-Z_1: the feed sends volume */
+				tick_set(&t[i], FIELD_VOLUME,
+				         dec((int64_t)i * 1000 + 1, 3));
+		} else {
+			t[i] = quote(sym, ts0 + (int64_t)i * 1000,
+			             dec(p - 1, 2), dec(p * 10 + 1, 3));
+			tick_set(&t[i], FIELD_BID_SIZE,
+			         dec((int64_t)(i % 9) * 100, 0));
+			if (i % 7 == 0)
+				tick_set(&t[i], FIELD_ASK_SIZE,
+				         dec(123456789012345678ll, 18));
+		}
+	}
+	return n;
+}
+
+struct state_check {
+	struct engine *ref;
+	size_t seen;
+};
+
+static void
+check_state(const struct symbol_state *st, void *ctx)
+{
+	struct state_check *c = ctx;
+	struct symbol_state want;
+
+	assert_int_equal(engine_get_state(c->ref, st->symbol, &want), 0);
+	assert_state_equal(st, &want);
+	c->seen++;
+}
+
+static void
+test_ticks_and_state_survive_restart(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 5000 };
+	static struct tick t[N];
+	struct engine *ref = new_engine();
+	struct state_check c = {ref, 0};
+	struct store_reader *r;
+	struct collected all;
+	struct store *s;
+	size_t i;
+
+	make_ticks(t, N, 1700000000000000ll);
+	s = open_store(f, NULL);
+	for (i = 0; i < N; i += 250)
+		feed(ref, s, t + i, 250);
+	store_close(s); /* flushes */
+
+	/* Restored state equals the state of an engine that applied the same
+	 * ticks: seqs, values, change seqs, the volume flag. */
+	{
+		struct store_options o = {.path = f->path};
+
+		s = store_open(&o, err, sizeof err);
+		assert_non_null(s);
+		assert_int_equal(store_load_state(s, check_state, &c), 0);
+		assert_int_equal(c.seen, 5);
+		store_close(s);
+	}
+
+	/* Every tick is there, with its seq, in order. */
+	r = open_reader(f);
+	all = read_ticks(r, NULL, 0, INT64_MIN, INT64_MAX, 0);
+	assert_int_equal(all.n, N);
+	for (i = 0; i < N; i++)
+		assert_tick_equal(&all.v[i], &t[i]);
+	free(all.v);
+	store_reader_close(r);
+
+	/* Seqs continue after a restart, and the stored state follows. */
+	s = open_store(f, NULL);
+	make_ticks(t, 500, 1700000100000000ll);
+	feed(ref, s, t, 500);
+	store_close(s);
+	{
+		struct store_options o = {.path = f->path};
+
+		c.seen = 0;
+		s = store_open(&o, err, sizeof err);
+		assert_non_null(s);
+		assert_int_equal(store_load_state(s, check_state, &c), 0);
+		assert_int_equal(c.seen, 5);
+		store_close(s);
+	}
+	r = open_reader(f);
+	{
+		const char *one[] = {"AAPL"};
+
+		all = read_ticks(r, one, 1, INT64_MIN, INT64_MAX, 1);
+		assert_int_equal(all.n, 1);
+		assert_int_equal(all.v[0].seq, (N + 500) / 5);
+		free(all.v);
+	}
+	store_reader_close(r);
+	engine_destroy(ref);
+}
+
+static void
+test_decimals_exact(void **state)
+{
+	struct fixture *f = *state;
+	struct engine *e = new_engine();
+	struct store_reader *r;
+	struct collected got;
+	struct tick t[3];
+	struct store *s;
+
+	/* Trailing zeros, 18 digits after the point, the int64 extremes,
+	 * negative prices. */
+	t[0] = quote("DEC", 1, dec(18930, 2), dec(-1, 18));
+	tick_set(&t[0], FIELD_BID_SIZE, dec(INT64_MAX, 0));
+	tick_set(&t[0], FIELD_ASK_SIZE, dec(100000, 5));
+	t[1] = trade("DEC", 2, dec(INT64_MIN, 18), dec(0, 3));
+	tick_set(&t[1], FIELD_VOLUME, dec(999999999999999999ll, 9));
+	t[2] = quote("DEC", 3, dec(-5, 1), dec(0, 0));
+
+	s = open_store(f, NULL);
+	feed(e, s, t, 3);
+	store_close(s);
+
+	r = open_reader(f);
+	got = read_ticks(r, NULL, 0, INT64_MIN, INT64_MAX, 0);
+	assert_int_equal(got.n, 3);
+	assert_tick_equal(&got.v[0], &t[0]);
+	assert_tick_equal(&got.v[1], &t[1]);
+	assert_tick_equal(&got.v[2], &t[2]);
+	free(got.v);
+	store_reader_close(r);
+
+	/* The view a person reads shows the digits as they came. */
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM tick_view "
+	                                  "WHERE bid = '189.30' AND ask = "
+	                                  "'-0.000000000000000001' AND "
+	                                  "ask_size = '1.00000'"),
+	                 1);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM state_view "
+	                                  "WHERE bid = '-0.5' AND volume = "
+	                                  "'999999999.999999999' AND trades "
+	                                  "= '1'"),
+	                 1);
+	engine_destroy(e);
+}
+
+static void
+assert_refused_untouched(const char *path, const char *needle)
+{
+	struct store_options o = {.path = path};
+	char wal[400];
+	size_t before_len, after_len;
+	char *before = slurp(path, &before_len), *after;
+	struct store_reader *r;
+
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	assert_null(store_open(&o, err, sizeof err));
+	if (!strstr(err, needle))
+		fail_msg("message '%s' lacks '%s'", err, needle);
+	assert_non_null(strstr(err, path));
+	r = store_reader_open(path, err, sizeof err);
+	assert_null(r);
+	if (!strstr(err, needle))
+		fail_msg("reader message '%s' lacks '%s'", err, needle);
+	after = slurp(path, &after_len);
+	assert_int_equal(before_len, after_len);
+	assert_memory_equal(before, after, before_len);
+	free(before);
+	free(after);
+}
+
+static void
+test_newer_schema_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct engine *e = new_engine();
+	struct tick t = quote("A", 1, dec(1, 0), dec(2, 0));
+	struct store *s = open_store(f, NULL);
+	char want[128];
+
+	feed(e, s, &t, 1);
+	store_close(s);
+	sql(f->path, "PRAGMA user_version = 7");
+	snprintf(want, sizeof want,
+	         "has schema version 7; this build knows up to %d",
+	         schema_migration_count);
+	assert_refused_untouched(f->path, want);
+	engine_destroy(e);
+}
+
+static void
+test_not_a_database_refused(void **state)
+{
+	struct fixture *f = *state;
+	FILE *fp = fopen(f->path, "w");
+	int i;
+
+	assert_non_null(fp);
+	for (i = 0; i < 300; i++)
+		fprintf(fp, "ts,symbol,bid\n1,AAPL,%d.5\n", i);
+	fclose(fp);
+	assert_refused_untouched(f->path, "is not an SQLite database");
+
+	/* Someone else's SQLite database: left alone too. */
+	snprintf(f->path, sizeof f->path, "%s/other.db", f->dir);
+	sql(f->path, "CREATE TABLE accounts (id INTEGER, owner TEXT); "
+	             "INSERT INTO accounts VALUES (1, 'x')");
+	assert_refused_untouched(f->path, "not a publisher one");
+}
+
+static void
+test_missing_directory(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {0};
+	char dir[400];
+
+	snprintf(dir, sizeof dir, "%s/no/such", f->dir);
+	snprintf(f->path, sizeof f->path, "%s/ticks.db", dir);
+	o.path = f->path;
+	assert_null(store_open(&o, err, sizeof err));
+	assert_non_null(strstr(err, f->path));
+	assert_non_null(strstr(err, "does not exist"));
+	assert_false(exists(dir));
+
+	assert_null(store_reader_open(f->path, err, sizeof err));
+	assert_non_null(strstr(err, "no database at"));
+	assert_non_null(strstr(err, f->path));
+}
+
+static void
+test_one_writer_per_database(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.path = f->path};
+	struct store *a = open_store(f, NULL), *b;
+
+	b = store_open(&o, err, sizeof err);
+	assert_null(b);
+	assert_non_null(strstr(err, "in use by another publisher"));
+	store_close(a);
+	b = store_open(&o, err, sizeof err);
+	assert_non_null(b);
+	store_close(b);
+}
+
+static void
+test_migrates_older_schema(void **state)
+{
+	struct fixture *f = *state;
+	struct engine *e = new_engine();
+	struct tick t[2] = {quote("OLD", 10, dec(1005, 1), dec(1010, 1)),
+	                    trade("OLD", 20, dec(1007, 1), dec(3, 0))};
+	struct store_reader *r;
+	struct collected got;
+	struct store *s;
+	char epoch[64];
+
+	/* A database as a build that knew only migration 1 left it. */
+	assert_true(schema_migration_count >= 2);
+	s = open_store(f, NULL);
+	feed(e, s, t, 2);
+	snprintf(epoch, sizeof epoch, "%s", store_epoch(s));
+	store_close(s);
+	sql(f->path, "DROP VIEW tick_view; DROP VIEW state_view; "
+	             "PRAGMA user_version = 1");
+
+	/* A reader takes it as it is (the tables are those of version 1). */
+	r = open_reader(f);
+	got = read_ticks(r, NULL, 0, INT64_MIN, INT64_MAX, 0);
+	assert_int_equal(got.n, 2);
+	free(got.v);
+	store_reader_close(r);
+
+	s = open_store(f, NULL);
+	assert_string_equal(store_epoch(s), epoch);
+	store_close(s);
+	assert_int_equal(sql_int(f->path, "PRAGMA user_version"),
+	                 schema_migration_count);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM tick_view "
+	                                  "WHERE symbol = 'OLD'"),
+	                 2);
+	engine_destroy(e);
+}
+
+/* Three symbols at known times, one with a timestamp that goes back. */
+static void
+fill_known(struct fixture *f, struct engine *e)
+{
+	struct tick t[] = {
+	        quote("A", 1000, dec(10, 0), dec(11, 0)),
+	        quote("B", 1500, dec(20, 0), dec(21, 0)),
+	        trade("A", 2000, dec(105, 1), dec(1, 0)),
+	        quote("C", 2500, dec(30, 0), dec(31, 0)),
+	        trade("A", 3000, dec(106, 1), dec(2, 0)),
+	        quote("B", 3000, dec(22, 0), dec(23, 0)),
+	        trade("A", 2200, dec(99, 1), dec(4, 0)), /* back in time */
+	        quote("C", 4000, dec(32, 0), dec(33, 0)),
+	        trade("A", 5000, dec(107, 1), dec(8, 0)),
+	};
+	struct store *s = open_store(f, NULL);
+	size_t i;
+
+	/* Several commits, so reads cross runs and commits. */
+	for (i = 0; i < sizeof t / sizeof t[0]; i += 3) {
+		feed(e, s, t + i, 3);
+		wait_written(s, i + 3);
+	}
+	store_close(s);
+}
+
+static void
+assert_ts(const struct collected *c, const int64_t *ts, size_t n)
+{
+	size_t i;
+
+	if (c->n != n) {
+		for (i = 0; i < c->n; i++)
+			print_message("  got %s %lld seq %llu\n",
+			              c->v[i].symbol, (long long)c->v[i].ts,
+			              (unsigned long long)c->v[i].seq);
+		fail_msg("got %zu ticks, want %zu", c->n, n);
+	}
+	for (i = 0; i < n; i++)
+		assert_int_equal(c->v[i].ts, ts[i]);
+}
+
+static void
+test_read_ticks(void **state)
+{
+	struct fixture *f = *state;
+	struct engine *e = new_engine();
+	const char *a[] = {"A"}, *ab[] = {"B", "A"}, *none[] = {"NOPE"};
+	struct store_reader *r;
+	struct collected c;
+
+	fill_known(f, e);
+	r = open_reader(f);
+
+	/* One symbol: in the order received (seq), filtered by ts. */
+	c = read_ticks(r, a, 1, INT64_MIN, INT64_MAX, 0);
+	assert_ts(&c, (int64_t[]){1000, 2000, 3000, 2200, 5000}, 5);
+	assert_int_equal(c.v[3].seq, 4);
+	assert_decimal_equal(c.v[3].value[FIELD_LAST], dec(99, 1));
+	free(c.v);
+	c = read_ticks(r, a, 1, 2000, 3000, 0); /* [from, to) */
+	assert_ts(&c, (int64_t[]){2000, 2200}, 2);
+	free(c.v);
+	c = read_ticks(r, a, 1, 2100, 2300, 0); /* only the late tick */
+	assert_ts(&c, (int64_t[]){2200}, 1);
+	free(c.v);
+
+	/* last N, still oldest first; with a range. */
+	c = read_ticks(r, a, 1, INT64_MIN, INT64_MAX, 2);
+	assert_ts(&c, (int64_t[]){2200, 5000}, 2);
+	free(c.v);
+	c = read_ticks(r, a, 1, 0, 3001, 2);
+	assert_ts(&c, (int64_t[]){3000, 2200}, 2);
+	free(c.v);
+	c = read_ticks(r, a, 1, INT64_MIN, INT64_MAX, 100);
+	assert_int_equal(c.n, 5);
+	free(c.v);
+
+	/* Several symbols: merged by ts, each symbol in its own order. */
+	c = read_ticks(r, ab, 2, INT64_MIN, INT64_MAX, 0);
+	assert_ts(&c, (int64_t[]){1000, 1500, 2000, 3000, 3000, 2200, 5000}, 7);
+	assert_string_equal(c.v[3].symbol, "B"); /* ties: order named */
+	free(c.v);
+	c = read_ticks(r, ab, 2, INT64_MIN, INT64_MAX, 3);
+	assert_int_equal(c.n, 3);
+	assert_int_equal(c.v[2].ts, 5000);
+	free(c.v);
+
+	/* Every symbol: ts order, a symbol's own order kept. */
+	c = read_ticks(r, NULL, 0, INT64_MIN, INT64_MAX, 0);
+	assert_int_equal(c.n, 9);
+	assert_int_equal(c.v[0].ts, 1000);
+	assert_int_equal(c.v[8].ts, 5000);
+	free(c.v);
+	c = read_ticks(r, NULL, 0, 2500, 4001, 0);
+	assert_ts(&c, (int64_t[]){2500, 3000, 3000, 4000}, 4);
+	free(c.v);
+	c = read_ticks(r, NULL, 0, INT64_MIN, INT64_MAX, 2);
+	assert_ts(&c, (int64_t[]){4000, 5000}, 2);
+	free(c.v);
+
+	/* Nothing: an unknown symbol, an empty range. */
+	c = read_ticks(r, none, 1, INT64_MIN, INT64_MAX, 0);
+	assert_int_equal(c.n, 0);
+	c = read_ticks(r, NULL, 0, 3000, 3000, 0);
+	assert_int_equal(c.n, 0);
+	c = read_ticks(r, NULL, 0, 6000, INT64_MAX, 0);
+	assert_int_equal(c.n, 0);
+
+	/* The callback stops the read. */
+	memset(&c, 0, sizeof c);
+	c.stop_after = 2;
+	assert_int_equal(store_read_ticks(r, NULL, 0, INT64_MIN, INT64_MAX, 0,
+	                                  collect, &c, err, sizeof err),
+	                 0);
+	assert_int_equal(c.n, 2);
+	free(c.v);
+
+	store_reader_close(r);
+	engine_destroy(e);
+}
+
+static struct collected
+read_history(struct store_reader *r, const char *symbol, int64_t from,
+             int64_t to, uint32_t last_n)
+{
+	struct collected c = {0};
+
+	if (store_read_history(r, symbol, from, to, last_n, collect, &c, err,
+	                       sizeof err))
+		fail_msg("store_read_history: %s", err);
+	return c;
+}
+
+static void
+test_read_history_in_ts_order(void **state)
+{
+	struct fixture *f = *state;
+	struct engine *e = new_engine();
+	struct store_reader *r;
+	struct collected c;
+
+	fill_known(f, e);
+	r = open_reader(f);
+	/* The late tick (seq 4, ts 2200) comes at its time. */
+	c = read_history(r, "A", INT64_MIN, INT64_MAX, 0);
+	assert_ts(&c, (int64_t[]){1000, 2000, 2200, 3000, 5000}, 5);
+	assert_int_equal(c.v[2].seq, 4);
+	free(c.v);
+	c = read_history(r, "A", 2000, 3001, 0);
+	assert_ts(&c, (int64_t[]){2000, 2200, 3000}, 3);
+	free(c.v);
+	c = read_history(r, "A", INT64_MIN, INT64_MAX, 2);
+	assert_ts(&c, (int64_t[]){3000, 5000}, 2);
+	free(c.v);
+	c = read_history(r, "A", 0, 3001, 3);
+	assert_ts(&c, (int64_t[]){2000, 2200, 3000}, 3);
+	free(c.v);
+	c = read_history(r, "A", 0, 3001, 50);
+	assert_ts(&c, (int64_t[]){1000, 2000, 2200, 3000}, 4);
+	free(c.v);
+	c = read_history(r, "NOPE", INT64_MIN, INT64_MAX, 0);
+	assert_int_equal(c.n, 0);
+	memset(&c, 0, sizeof c);
+	c.stop_after = 1;
+	assert_int_equal(store_read_history(r, "A", INT64_MIN, INT64_MAX, 0,
+	                                    collect, &c, err, sizeof err),
+	                 0);
+	assert_int_equal(c.n, 1);
+	free(c.v);
+	store_reader_close(r);
+	engine_destroy(e);
+}
+
+/* Paging by "from = last ts + 1" over many commits loses nothing, even a
+ * tick that arrived thousands of ticks late; equal timestamps keep seq
+ * order. */
+static void
+test_read_history_pages(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 6000, PAGE = 1000 };
+	static struct tick t[N + 1];
+	struct engine *e = new_engine();
+	struct store_reader *r;
+	struct store *s;
+	uint64_t seen[N + 2] = {0};
+	int64_t from = 0;
+	size_t i, total = 0;
+
+	for (i = 0; i < N; i++)
+		t[i] = quote("P",
+		             1000 + (int64_t)i * 10 - (i % 3 == 1 ? 10 : 0),
+		             dec((int64_t)i, 0), dec(1, 0));
+	t[N] = quote("P", 1000 + 55, dec(-1, 0), dec(1, 0)); /* late */
+	s = open_store(f, NULL);
+	for (i = 0; i <= N; i += 500) {
+		size_t n = N + 1 - i < 500 ? N + 1 - i : 500;
+
+		feed(e, s, t + i, n);
+		wait_written(s, i + n);
+	}
+	store_close(s);
+	r = open_reader(f);
+	for (;;) {
+		struct collected c = read_history(r, "P", from, INT64_MAX, 0);
+		size_t n = c.n < PAGE ? c.n : PAGE;
+
+		for (i = 0; i < n; i++) {
+			if (i && (c.v[i].ts < c.v[i - 1].ts ||
+			          (c.v[i].ts == c.v[i - 1].ts &&
+			           c.v[i].seq < c.v[i - 1].seq)))
+				fail_msg("not in (ts, seq) order at %zu", i);
+			seen[c.v[i].seq]++;
+		}
+		total += n;
+		if (c.n <= PAGE) {
+			free(c.v);
+			break;
+		}
+		/* A page that would end inside a group of equal ts ends
+		 * before it, so "from = last ts + 1" takes the whole group. */
+		while (n > 1 && c.v[n - 1].ts == c.v[n].ts)
+			n--, total--, seen[c.v[n].seq]--;
+		from = c.v[n - 1].ts + 1;
+		free(c.v);
+	}
+	assert_int_equal(total, N + 1);
+	for (i = 1; i <= N + 1; i++)
+		assert_int_equal(seen[i], 1);
+	store_reader_close(r);
+	engine_destroy(e);
+}
+
+struct bars {
+	struct bar v[64];
+	size_t n;
+};
+
+static int
+collect_bar(const struct bar *b, void *ctx)
+{
+	struct bars *l = ctx;
+
+	assert_true(l->n < 64);
+	l->v[l->n++] = *b;
+	return 0;
+}
+
+static void
+assert_bar(const struct bar *b, int64_t t, struct decimal o, struct decimal h,
+           struct decimal l, struct decimal c, struct decimal v, uint64_t n)
+{
+	assert_int_equal(b->t, t);
+	assert_decimal_equal(b->open, o);
+	assert_decimal_equal(b->high, h);
+	assert_decimal_equal(b->low, l);
+	assert_decimal_equal(b->close, c);
+	assert_decimal_equal(b->volume, v);
+	assert_int_equal(b->ticks, n);
+}
+
+static void
+test_bars(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t s = 1000000, m = 60 * s;
+	const int64_t t0 = 1709303400ll * s; /* 2024-03-01T14:30:00Z */
+	struct tick t[] = {
+	        trade("X", t0 + 100, dec(10000, 2), dec(5, 0)),
+	        quote("X", t0 + 200, dec(99, 0), dec(101, 0)), /* no last */
+	        trade("X", t0 + s / 2, dec(10250, 2), dec(10, 0)),
+	        trade("X", t0 + s + 1, dec(1010, 1), dec(1, 0)),
+	        trade("X", t0 + 999999, dec(9950, 2), dec(25, 1)), /* late */
+	        trade("X", t0 + 61 * s, dec(104, 0), dec(7, 0)),
+	        trade("X", t0 + 61 * s + 5, dec(1035, 1), dec(1, 0)),
+	};
+	struct engine *e = new_engine();
+	struct store *st = open_store(f, NULL);
+	struct store_reader *r;
+	struct bars b = {0};
+
+	feed(e, st, t, 3);
+	wait_written(st, 3);
+	feed(e, st, t + 3, 4);
+	store_close(st);
+	r = open_reader(f);
+
+	assert_int_equal(store_read_bars(r, "X", INT64_MIN, INT64_MAX, s, 0,
+	                                 collect_bar, &b, err, sizeof err),
+	                 0);
+	assert_int_equal(b.n, 3);
+	/* The late tick (sent 4th, at t0 + 0.999999) closes the first
+	 * second: open and close go by time. */
+	assert_bar(&b.v[0], t0, dec(10000, 2), dec(10250, 2), dec(9950, 2),
+	           dec(9950, 2), dec(175, 1), 3);
+	assert_bar(&b.v[1], t0 + s, dec(1010, 1), dec(1010, 1), dec(1010, 1),
+	           dec(1010, 1), dec(1, 0), 1);
+	assert_bar(&b.v[2], t0 + 61 * s, dec(104, 0), dec(104, 0), dec(1035, 1),
+	           dec(1035, 1), dec(8, 0), 2);
+
+	b.n = 0;
+	assert_int_equal(store_read_bars(r, "X", INT64_MIN, INT64_MAX, m, 0,
+	                                 collect_bar, &b, err, sizeof err),
+	                 0);
+	assert_int_equal(b.n, 2);
+	assert_bar(&b.v[0], t0, dec(10000, 2), dec(10250, 2), dec(9950, 2),
+	           dec(1010, 1), dec(185, 1), 4);
+	assert_bar(&b.v[1], t0 + m, dec(104, 0), dec(104, 0), dec(1035, 1),
+	           dec(1035, 1), dec(8, 0), 2);
+
+	/* last N bars; a range holds the bars that start in it. */
+	b.n = 0;
+	assert_int_equal(store_read_bars(r, "X", INT64_MIN, INT64_MAX, s, 2,
+	                                 collect_bar, &b, err, sizeof err),
+	                 0);
+	assert_int_equal(b.n, 2);
+	assert_int_equal(b.v[0].t, t0 + s);
+	assert_int_equal(b.v[1].t, t0 + 61 * s);
+	b.n = 0;
+	assert_int_equal(store_read_bars(r, "X", t0 + 1, t0 + 61 * s, s, 0,
+	                                 collect_bar, &b, err, sizeof err),
+	                 0);
+	assert_int_equal(b.n, 1);
+	assert_int_equal(b.v[0].t, t0 + s);
+	b.n = 0;
+	assert_int_equal(store_read_bars(r, "NONE", INT64_MIN, INT64_MAX, s, 0,
+	                                 collect_bar, &b, err, sizeof err),
+	                 0);
+	assert_int_equal(b.n, 0);
+	assert_int_equal(store_read_bars(r, "X", 0, INT64_MAX, 0, 0,
+	                                 collect_bar, &b, err, sizeof err),
+	                 -1);
+	assert_non_null(strstr(err, "interval"));
+
+	store_reader_close(r);
+	engine_destroy(e);
+}
+
+static uint64_t
+count_all(const struct fixture *f)
+{
+	struct store_reader *r = open_reader(f);
+	struct collected c = read_ticks(r, NULL, 0, INT64_MIN, INT64_MAX, 0);
+	uint64_t n = c.n;
+
+	free(c.v);
+	store_reader_close(r);
+	return n;
+}
+
+static void
+test_retention_by_rows(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.retain_rows = 1000};
+	enum { N = 5000 };
+	static struct tick t[N];
+	struct engine *e = new_engine();
+	struct store_reader *r;
+	struct collected c;
+	struct store *s;
+	size_t i;
+	int tries;
+
+	make_ticks(t, N, 1700000000000000ll);
+	s = open_store(f, &o);
+	for (i = 0; i < N; i += 500) {
+		feed(e, s, t + i, 500);
+		wait_written(s, i + 500);
+	}
+	/* Retention runs in the background, about once a second. */
+	for (tries = 0; tries < 100 && count_all(f) > 1000; tries++)
+		sleep_ms(100);
+	store_close(s);
+
+	r = open_reader(f);
+	c = read_ticks(r, NULL, 0, INT64_MIN, INT64_MAX, 0);
+	assert_int_equal(c.n, 1000);
+	for (i = 0; i < 1000; i++)
+		assert_tick_equal(&c.v[i], &t[N - 1000 + i]);
+	free(c.v);
+	{
+		const char *one[] = {"MSFT"};
+
+		c = read_ticks(r, one, 1, INT64_MIN, INT64_MAX, 0);
+		assert_int_equal(c.n, 200);
+		free(c.v);
+	}
+	store_reader_close(r);
+	/* The state is the state after every tick, deleted or not. */
+	assert_int_equal(sql_int(f->path, "SELECT sum(seq) FROM state"), N);
+	engine_destroy(e);
+}
+
+static void
+test_retention_by_age(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.retain_age_us = 3600ll * 1000000};
+	const int64_t now = now_us();
+	struct tick old[200], fresh[100];
+	struct engine *e = new_engine();
+	struct store *s;
+	int tries;
+
+	make_ticks(old, 200, now - 3 * 3600ll * 1000000);
+	make_ticks(fresh, 100, now - 1000000);
+	s = open_store(f, &o);
+	feed(e, s, old, 100);
+	wait_written(s, 100);
+	feed(e, s, old + 100, 100);
+	wait_written(s, 200);
+	feed(e, s, fresh, 100);
+	wait_written(s, 300);
+	for (tries = 0; tries < 100 && count_all(f) > 100; tries++)
+		sleep_ms(100);
+	store_close(s);
+	assert_int_equal(count_all(f), 100);
+	/* Runs and commits of deleted ticks go too (swept in the
+	 * background; at least the commits are gone at once). */
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM commits "
+	                                  "WHERE max_ts < (SELECT min(ts) "
+	                                  "FROM ticks)"),
+	                 0);
+	engine_destroy(e);
+}
+
+static pthread_mutex_t wake_mu = PTHREAD_MUTEX_INITIALIZER;
+static int wakes;
+
+static void
+on_wake(void *ctx)
+{
+	pthread_mutex_lock(&wake_mu);
+	wakes++;
+	pthread_mutex_unlock(&wake_mu);
+}
+
+static void
+test_backpressure(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {
+	        .path = f->path, .queue_capacity = 100, .wake = on_wake};
+	struct tick t[101];
+	struct engine *e = new_engine();
+	struct store *s;
+	size_t i;
+
+	for (i = 0; i < 101; i++) {
+		t[i] = quote("Q", (int64_t)i, dec((int64_t)i, 0), dec(1, 0));
+		t[i].seq = engine_apply_tick(e, &t[i]);
+	}
+	/* Not started: ticks queue up to the capacity, then none. */
+	s = store_open(&o, err, sizeof err);
+	assert_non_null(s);
+	assert_int_equal(store_append_space(s), 100);
+	assert_int_equal(store_append(s, t, 60), 0);
+	assert_int_equal(store_append_space(s), 40);
+	assert_int_equal(store_append(s, t + 60, 41), -1); /* none queued */
+	assert_int_equal(store_append(s, t + 60, 40), 0);
+	assert_int_equal(store_append_space(s), 0);
+	wakes = 0;
+	assert_int_equal(store_start(s, err, sizeof err), 0);
+	wait_written(s, 100);
+	/* The writer freed space after the queue was full: wake. */
+	for (i = 0; i < 500 && !wakes; i++)
+		sleep_ms(2);
+	assert_true(wakes >= 1);
+	assert_int_equal(store_append(s, t + 100, 1), 0);
+	store_close(s);
+	assert_int_equal(count_all(f), 101);
+	engine_destroy(e);
+}
+
+static void
+test_close_flushes(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.path = f->path, .commit_ms = 5000};
+	enum { N = 3000 };
+	static struct tick t[N];
+	struct engine *e = new_engine();
+	struct store *s;
+
+	make_ticks(t, N, 1700000000000000ll);
+	/* A long commit interval: nothing is due when close comes. */
+	s = store_open(&o, err, sizeof err);
+	assert_non_null(s);
+	assert_int_equal(store_start(s, err, sizeof err), 0);
+	feed(e, s, t, N / 2);
+	store_close(s);
+	assert_int_equal(count_all(f), N / 2);
+
+	/* Never started: close writes the queue on its own thread. */
+	s = store_open(&o, err, sizeof err);
+	assert_non_null(s);
+	feed(e, s, t + N / 2, N / 2);
+	store_close(s);
+	assert_int_equal(count_all(f), N);
+	engine_destroy(e);
+}
+
+/*
+ * A write failure that clears: the file size limit (RLIMIT_FSIZE) makes
+ * every write past it fail as a full disk would, whoever runs the test
+ * (root ignores a read-only file). The store holds the ticks, reports
+ * failing, and writes them all once the limit is lifted.
+ */
+static void
+test_failure_then_recovery(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.wake = on_wake, .queue_capacity = 400};
+	struct tick t[600];
+	struct engine *ref = new_engine();
+	struct state_check c = {ref, 0};
+	struct store_stats st;
+	struct rlimit saved, small;
+	struct store *s;
+	size_t i;
+	int tries;
+
+	make_ticks(t, 600, 1700000000000000ll);
+	s = open_store(f, &o);
+	feed(ref, s, t, 100);
+	wait_written(s, 100);
+
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+	small = saved;
+	small.rlim_cur = 4096;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+
+	feed(ref, s, t + 100, 200);
+	for (tries = 0; tries < 500; tries++) {
+		store_get_stats(s, &st);
+		if (st.failing)
+			break;
+		sleep_ms(5);
+	}
+	assert_true(st.failing);
+	assert_true(st.write_errors >= 1);
+	assert_true(st.last_error[0] != '\0');
+	assert_int_equal(st.ticks_written, 100);
+	/* The ticks are held, not dropped: the queue fills up. */
+	feed(ref, s, t + 300, 200);
+	store_get_stats(s, &st);
+	assert_int_equal(st.queued, 400);
+	assert_int_equal(store_append_space(s), 0);
+	wakes = 0;
+
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+	wait_written(s, 500);
+	store_get_stats(s, &st);
+	assert_false(st.failing);
+	for (i = 0; i < 500 && !wakes; i++)
+		sleep_ms(2);
+	assert_true(wakes >= 1);
+	feed(ref, s, t + 500, 100);
+	store_close(s);
+	signal(SIGXFSZ, SIG_DFL);
+
+	assert_int_equal(count_all(f), 600);
+	{
+		struct store_options oo = {.path = f->path};
+
+		s = store_open(&oo, err, sizeof err);
+		assert_non_null(s);
+		assert_int_equal(store_load_state(s, check_state, &c), 0);
+		assert_int_equal(c.seen, 5);
+		store_close(s);
+	}
+	assert_string_equal(sql_text(f->path, "PRAGMA integrity_check"), "ok");
+	engine_destroy(ref);
+}
+
+/* A file that cannot be written when the store opens: it opens, holds
+ * the ticks, and writes them once the file is writable. Root writes
+ * through any permission, so this only runs as another user. */
+static void
+test_read_only_file(void **state)
+{
+	struct fixture *f = *state;
+	struct tick t[10];
+	struct engine *e = new_engine();
+	struct store_stats st;
+	struct store *s;
+	char shm[600];
+	int tries;
+
+	snprintf(shm, sizeof shm, "%s-shm", f->path);
+	if (geteuid() == 0) {
+		engine_destroy(e);
+		skip();
+	}
+	make_ticks(t, 10, 1700000000000000ll);
+	s = open_store(f, NULL);
+	store_close(s);
+	assert_int_equal(chmod(f->path, 0444), 0);
+	s = open_store(f, NULL);
+	feed(e, s, t, 10);
+	for (tries = 0; tries < 500; tries++) {
+		store_get_stats(s, &st);
+		if (st.failing)
+			break;
+		sleep_ms(5);
+	}
+	assert_true(st.failing);
+	assert_non_null(strstr(st.last_error, "-shm"));
+	/* SQLite made the -shm file as read-only as the database. */
+	assert_int_equal(chmod(f->path, 0644), 0);
+	assert_int_equal(chmod(shm, 0644), 0);
+	wait_written(s, 10);
+	store_close(s);
+	assert_int_equal(count_all(f), 10);
+	engine_destroy(e);
+}
+
+static void
+test_refused_tick_not_stored(void **state)
+{
+	struct fixture *f = *state;
+	struct engine *e = new_engine();
+	struct tick t[3] = {quote("R", 1, dec(1, 0), dec(2, 0)),
+	                    quote("R", 2, dec(3, 0), dec(4, 0)),
+	                    quote("R", 3, dec(5, 0), dec(6, 0))};
+	struct store_stats st;
+	struct store *s = open_store(f, NULL);
+
+	feed(e, s, t, 2);
+	/* The same seq again: the store's state would not take it. */
+	t[2].seq = t[1].seq;
+	assert_int_equal(store_append(s, &t[2], 1), 0);
+	wait_written(s, 2);
+	for (int i = 0; i < 500; i++) {
+		store_get_stats(s, &st);
+		if (st.ticks_refused)
+			break;
+		sleep_ms(2);
+	}
+	assert_int_equal(st.ticks_refused, 1);
+	store_close(s);
+	assert_int_equal(count_all(f), 2);
+	assert_int_equal(sql_int(f->path, "SELECT seq FROM state"), 2);
+	engine_destroy(e);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_epoch_kept, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_ticks_and_state_survive_restart, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_decimals_exact, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_newer_schema_refused,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_not_a_database_refused,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_missing_directory, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_one_writer_per_database,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_migrates_older_schema,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_read_ticks, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_read_history_in_ts_order,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_read_history_pages, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_bars, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_retention_by_rows, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_retention_by_age, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_backpressure, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_close_flushes, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_failure_then_recovery,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_read_only_file, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_refused_tick_not_stored,
+	                                        setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
