@@ -13,7 +13,7 @@ SANITIZER ?=
 comma := ,
 BUILD := build$(if $(SANITIZER),-$(subst $(comma),-,$(SANITIZER)))
 
-PKGS := libwebsockets jansson sqlite3
+PKGS := libwebsockets jansson sqlite3 libcrypto
 TEST_PKGS := cmocka
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -36,7 +36,7 @@ ENGINE_SRC := publisher/decimal.c publisher/tick.c publisher/jsonbuf.c publisher
 PROTOCOL_SRC := publisher/protocol.c
 FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/tick_parse.c feeds/feed_stdin.c \
 	feeds/feed_replay.c feeds/feed_tcp.c
-SERVER_SRC := publisher/cli.c publisher/log.c publisher/query.c publisher/server.c
+SERVER_SRC := publisher/cli.c publisher/log.c publisher/query.c publisher/server.c publisher/auth.c
 MAIN_SRC := publisher/main.c
 # The SQLite store and export. The SQL of schema/NNN_name.sql is compiled in:
 # schema/embed.sh turns it into $(SCHEMA_OBJ), linked wherever STORE_SRC is.
@@ -92,6 +92,7 @@ $(BUILD)/tests/test_feed_replay: $(BUILD)/tests/test_feed_replay.o $(call obj,$(
 $(BUILD)/tests/test_feed_tcp: $(BUILD)/tests/test_feed_tcp.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(PROTOCOL_SRC) publisher/jsonbuf.c)
 $(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(call obj,publisher/store.c $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
 $(BUILD)/tests/test_export: $(BUILD)/tests/test_export.o $(call obj,$(STORE_SRC) $(ENGINE_SRC) publisher/log.c feeds/tick_parse.c $(PROTOCOL_SRC)) $(SCHEMA_OBJ)
+$(BUILD)/tests/test_auth: $(BUILD)/tests/test_auth.o $(call obj,publisher/auth.c publisher/log.c publisher/tick.c)
 $(UNIT_TESTS):
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) -pthread -lm
 
@@ -104,6 +105,61 @@ $(BUILD)/bench/bench_replay: $(BUILD)/bench/bench_replay.o $(call obj,$(ENGINE_S
 $(BUILD)/bench/bench_store: $(BUILD)/bench/bench_store.o $(call obj,publisher/store.c $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
 $(BENCHES):
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -pthread -lm
+
+# Fuzzing with libFuzzer (clang): one binary per tests/fuzz/fuzz_*.c, built
+# with ASan+UBSan into build-fuzz/ from the module sources it exercises.
+#   make fuzz                    each target for FUZZ_SECONDS (default 60)
+#   make fuzz FUZZ_MERGE=1       ... and merge new inputs into the seed corpus
+#   make fuzz-check              each target once over its seed corpus
+# A target fuzzes a scratch copy of tests/fuzz/corpus/<target>/, so a run
+# leaves the repository as it was unless FUZZ_MERGE is set. A crash stops the
+# run and leaves its input in build-fuzz/<target>-crash-*.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_MERGE ?=
+FUZZ_BUILD := build-fuzz
+FUZZ_PKGS := jansson libcrypto
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	$(WARN) -Ipublisher -Ifeeds
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+$(FUZZ_BUILD)/fuzz_protocol: $(PROTOCOL_SRC) publisher/jsonbuf.c publisher/tick.c publisher/decimal.c
+$(FUZZ_BUILD)/fuzz_decimal: publisher/decimal.c
+$(FUZZ_BUILD)/fuzz_tick_jsonl $(FUZZ_BUILD)/fuzz_tick_csv: tests/fuzz/tick_fuzz.h feeds/tick_parse.c \
+	publisher/tick.c publisher/decimal.c $(PROTOCOL_SRC) publisher/jsonbuf.c
+$(FUZZ_BUILD)/fuzz_jwt: publisher/auth.c publisher/log.c publisher/tick.c
+$(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $$(pkg-config --cflags $(FUZZ_PKGS)) -o $@ $(filter %.c,$^) \
+		$$(pkg-config --libs $(FUZZ_PKGS)) -lm
+
+.PHONY: fuzz fuzz-build fuzz-check
+fuzz-build: $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		name=$${t##*/}; seeds=tests/fuzz/corpus/$$name; \
+		work=$$(mktemp -d) || exit 1; \
+		cp $$seeds/* $$work/ 2>/dev/null; \
+		dict=; [ -f tests/fuzz/$$name.dict ] && dict=-dict=tests/fuzz/$$name.dict; \
+		echo "== $$name: $(FUZZ_SECONDS) s"; \
+		./$$t $$dict -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_BUILD)/$$name- $$work 2>$(FUZZ_BUILD)/$$name.log; \
+		rc=$$?; tail -n 12 $(FUZZ_BUILD)/$$name.log | grep -E '^(#|stat::|==|SUMMARY)' ; \
+		if [ $$rc -ne 0 ]; then echo "FAILED: $$name (log: $(FUZZ_BUILD)/$$name.log)"; \
+			rm -rf $$work; exit 1; fi; \
+		if [ -n "$(FUZZ_MERGE)" ]; then ./$$t -merge=1 $$seeds $$work 2>>$(FUZZ_BUILD)/$$name.log; fi; \
+		rm -rf $$work; \
+	done
+
+fuzz-check: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		name=$${t##*/}; \
+		./$$t -runs=0 tests/fuzz/corpus/$$name 2>$(FUZZ_BUILD)/$$name.check.log || \
+			{ echo "FAILED: $$name (log: $(FUZZ_BUILD)/$$name.check.log)"; exit 1; }; \
+		echo "$$name: $$(ls tests/fuzz/corpus/$$name | wc -l) seeds ok"; \
+	done
 
 # Install what is missing (Debian 12): apt-get, with sudo when not root.
 deps:
@@ -120,7 +176,7 @@ unit: all $(UNIT_TESTS)
 integration: all
 	@PUBLISHER_BIN=$(CURDIR)/$(BIN) $(PYTHON) tests/integration/run.py
 
-test: unit integration
+test: unit integration browser
 
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; ./$$b || exit 1; done

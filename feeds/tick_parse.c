@@ -406,9 +406,14 @@ json_unescape(const char **pp, const char *end, char *buf, size_t n,
 		case 'u':
 			break;
 		default:
+			/* Printable ASCII only: DEL is a control character
+			 * and a lone byte >= 0x80 is not UTF-8. */
 			return fail(reason, reason_len,
 			            "invalid escape '\\%c' in a string",
-			            (unsigned char)p[-1] >= 0x20 ? p[-1] : '?');
+			            (unsigned char)p[-1] >= 0x20 &&
+			                            (unsigned char)p[-1] < 0x7f
+			                    ? p[-1]
+			                    : '?');
 		}
 		if (hex4(p, end, &cp) != 0)
 			return fail(reason, reason_len,

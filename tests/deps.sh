@@ -18,10 +18,15 @@ need_pkg "pkg-config --exists jansson" libjansson-dev
 need_pkg "pkg-config --exists sqlite3" libsqlite3-dev
 need_pkg "pkg-config --exists cmocka" libcmocka-dev
 need_pkg "pkg-config --exists openssl" libssl-dev
+need_pkg "pkg-config --exists libcrypto" libssl-dev
 need_pkg "pkg-config --exists libuv" libuv1-dev
 need_pkg "command -v sqlite3" sqlite3
 need_pkg "test -x /usr/bin/python3" python3
 need_pkg "/usr/bin/python3 -c 'import websockets'" python3-websockets
+# The dashboard tests: real headless Chromium driven by npm playwright-core.
+need_pkg "command -v node" nodejs
+need_pkg "command -v npm" npm
+need_pkg "test -x /usr/bin/chromium" chromium
 
 [ -z "$missing" ] && exit 0
 

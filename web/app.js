@@ -250,7 +250,6 @@ function fillSuggestions() {
 function connectionState(state, info) {
 	const el = $('st-conn');
 	el.dataset.state = state;
-	document.body.dataset.conn = state;
 	const live = state === 'open';
 	view.setLive(live || !info.everOpen);
 	$('st-conn-text').textContent = live ? 'Live' : state === 'connecting' ? 'Connecting' : 'Disconnected';
@@ -344,7 +343,6 @@ $('add-form').addEventListener('submit', (e) => {
 	e.preventDefault();
 	const input = $('add-input');
 	if (addSymbol(input.value)) input.value = '';
-	input.classList.remove('invalid');
 });
 $('add-input').addEventListener('keydown', (e) => {
 	if (e.key === 'Escape') {

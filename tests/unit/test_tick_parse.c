@@ -662,6 +662,24 @@ test_long_input_is_cut_in_reason(void **state)
 	                    "'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk…'");
 }
 
+/* Found by fuzzing (fuzz_tick_jsonl): an invalid escape whose character was
+ * DEL (0x7f) or a byte >= 0x80 was copied raw into the reason, so a hostile
+ * line could put a control character, or broken UTF-8, into the log. */
+static void
+test_invalid_escape_is_printable_in_reason(void **state)
+{
+	struct tick_parser p = parser(TICK_FORMAT_JSONL);
+
+	parse_bad(&p, "{\"ts\":1,\"symbol\":\"A\\\x7f\",\"bid\":1}",
+	          "invalid escape '\\?' in a string");
+	parse_bad(&p, "{\"ts\":1,\"symbol\":\"A\\\xc3\xa9\",\"bid\":1}",
+	          "invalid escape '\\?' in a string");
+	parse_bad(&p, "{\"ts\":1,\"symbol\":\"A\\\x01\",\"bid\":1}",
+	          "invalid escape '\\?' in a string");
+	parse_bad(&p, "{\"ts\":1,\"symbol\":\"A\\~\",\"bid\":1}",
+	          "invalid escape '\\~' in a string");
+}
+
 int
 main(void)
 {
@@ -688,6 +706,7 @@ main(void)
 	        cmocka_unit_test(test_reads_only_len_bytes),
 	        cmocka_unit_test(test_small_or_missing_reason_buffer),
 	        cmocka_unit_test(test_long_input_is_cut_in_reason),
+	        cmocka_unit_test(test_invalid_escape_is_printable_in_reason),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

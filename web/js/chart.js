@@ -21,6 +21,7 @@ const TICKS_LIMIT = 2000; // ticks, for symbols with quotes and no trades
 /* Without a choice of the user's, the chart shows 1m bars, or 1s bars while
  * the server has fewer 1m bars than this (a fresh store) or no history. */
 const SPARSE_BARS = 20;
+const HISTORY_DELAY_MS = 120;
 const MAX_BARS = 5000; // trimmed back to TRIM_TO when exceeded
 const TRIM_TO = 4000;
 /* Live bars reach the chart at most ten times a second: each update repaints
@@ -100,6 +101,7 @@ export class ChartView {
 		this.bars = []; // {t (UTC s), open, high, low, close, volume}
 		this.pendingBars = []; // bars to push to the series on the next frame
 		this.generation = 0; // bumps on every reload: late replies are ignored
+		this.historyTimer = 0;
 		this.scale = -1;
 		this.hover = null;
 		this.lastUpdate = 0;
@@ -263,7 +265,14 @@ export class ChartView {
 		this.redraw();
 		this.frameView();
 		this.note();
+		clearTimeout(this.historyTimer);
 		if (!q || this.historyOk === false) return;
+		// Arrow keys held down run through many symbols: ask for the history
+		// of the one the selection settles on.
+		this.historyTimer = setTimeout(() => this.fetchHistory(gen, q, iv), HISTORY_DELAY_MS);
+	}
+
+	fetchHistory(gen, q, iv) {
 		this.history({ symbol: q.symbol, interval: iv, limit: HISTORY_LIMIT }).then((reply) => {
 			if (gen !== this.generation) return null;
 			this.historyOk = true;

@@ -204,7 +204,6 @@ export class Watchlist {
 		const n = this.rows.size;
 		this.count.textContent = n === 1 ? '1 symbol' : n + ' symbols';
 		this.empty.hidden = n > 0;
-		this.grid.classList.toggle('is-empty', n === 0);
 	}
 
 	/** Draw what changed since the last frame. */
