@@ -101,7 +101,7 @@ $(BUILD)/bench/%.o: tests/bench/%.c
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -c -o $@ $<
 $(BUILD)/bench/bench_engine: $(BUILD)/bench/bench_engine.o $(call obj,$(ENGINE_SRC))
 $(BUILD)/bench/bench_parse: $(BUILD)/bench/bench_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c publisher/protocol.c publisher/jsonbuf.c)
-$(BUILD)/bench/bench_replay: $(BUILD)/bench/bench_replay.o $(call obj,$(ENGINE_SRC) $(PROTOCOL_SRC) $(FEED_SRC) publisher/log.c)
+$(BUILD)/bench/bench_replay: $(BUILD)/bench/bench_replay.o $(call obj,$(ENGINE_SRC) $(PROTOCOL_SRC) $(FEED_SRC) publisher/log.c publisher/store.c) $(SCHEMA_OBJ)
 $(BUILD)/bench/bench_store: $(BUILD)/bench/bench_store.o $(call obj,publisher/store.c $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
 $(BENCHES):
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -pthread -lm
