@@ -373,9 +373,11 @@ test_pacing_matches_span_over_speed(void **state)
 	              took, want);
 	assert_true(took >= want * 0.95);
 	assert_true(took <= want * 1.05);
-	/* Never early: halfway through, half the time has passed. */
+	/* Never early: halfway through, half the time has passed (within
+	 * the same 5 %: the times are when the test's sink saw each tick,
+	 * and the first may be seen late). */
 	assert_true((double)(s.at_ns[250] - s.at_ns[0]) / 1e9 >=
-	            0.5 * want - 0.002);
+	            0.5 * want * 0.95);
 	finish(f, &s);
 }
 
