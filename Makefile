@@ -106,6 +106,38 @@ $(BUILD)/bench/bench_store: $(BUILD)/bench/bench_store.o $(call obj,publisher/st
 $(BENCHES):
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -pthread -lm
 
+# Scale-out through Redis (issue 8): publisher/redis_link.c and what it needs.
+# hiredis is asked for only here: its cflags put /usr/include/hiredis on the
+# include path, where its async.h, read.h, sds.h and alloc.h would shadow
+# project headers of the same name (we include <hiredis/hiredis.h>). The
+# test and the bench start their own redis-server (tests/deps.sh installs it).
+REDIS_PKGS := hiredis
+REDIS_CFLAGS = $(shell pkg-config --cflags $(REDIS_PKGS) 2>/dev/null)
+REDIS_LIBS = $(shell pkg-config --libs $(REDIS_PKGS) 2>/dev/null)
+REDIS_SRC := publisher/redis_link.c publisher/tick_queue.c publisher/log.c $(ENGINE_SRC)
+$(call obj,publisher/redis_link.c) $(BUILD)/tests/test_redis_link.o $(BUILD)/bench/bench_redis.o: \
+	PKG_CFLAGS += $(REDIS_CFLAGS)
+$(BUILD)/tests/test_redis_link: $(BUILD)/tests/test_redis_link.o $(call obj,$(REDIS_SRC))
+$(BUILD)/tests/test_redis_link: PKG_LIBS = $(REDIS_LIBS)
+$(BUILD)/bench/bench_redis: $(BUILD)/bench/bench_redis.o $(call obj,$(REDIS_SRC))
+$(BUILD)/bench/bench_redis: PKG_LIBS = $(REDIS_LIBS)
+
+# The side-by-side suite (issue 6): a tick generator, a many-connection
+# WebSocket subscriber and a NATS bridge, driven by tests/bench/run-suite.sh
+# against publisher, nats-server, a Node ws broadcaster and Socket.IO.
+#   make bench-suite                 the default matrix, under 10 minutes
+#   make bench-suite BENCH_FULL=1    the whole matrix (30–60 minutes)
+# Results go to tests/bench/results/; see tests/bench/README.md.
+BENCH_TOOLS := $(BUILD)/bench/tickgen $(BUILD)/bench/subload $(BUILD)/bench/nats-bridge
+$(BENCH_TOOLS): $(BUILD)/bench/%: $(BUILD)/bench/%.o
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
+
+.PHONY: bench-suite bench-tools
+bench-tools: $(BENCH_TOOLS)
+
+bench-suite: all $(BENCH_TOOLS)
+	@BENCH_BUILD=$(CURDIR)/$(BUILD) ./tests/bench/run-suite.sh
+
 # Fuzzing with libFuzzer (clang): one binary per tests/fuzz/fuzz_*.c, built
 # with ASan+UBSan into build-fuzz/ from the module sources it exercises.
 #   make fuzz                    each target for FUZZ_SECONDS (default 60)

@@ -50,9 +50,8 @@ typedef char pattern_t[AUTH_PATTERN_MAX + 1];
 
 enum pattern_kind { PATTERN_BAD = -1, PATTERN_EXACT, PATTERN_PREFIX };
 
-static void
-say(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void say(char *buf, size_t len, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 
 static void
 say(char *buf, size_t len, const char *fmt, ...)
@@ -90,7 +89,7 @@ quote(char out[QUOTE_MAX + 4], const char *s, size_t len)
 
 static struct auth *
 auth_from_key(const void *key, size_t keylen, const char *what, char *err,
-	      size_t errlen)
+              size_t errlen)
 {
 	struct auth *a;
 
@@ -169,7 +168,8 @@ auth_create(const char *secret_file, char *err, size_t errlen)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			say(err, errlen, "cannot read auth secret file '%s': %s",
+			say(err, errlen,
+			    "cannot read auth secret file '%s': %s",
 			    secret_file, strerror(errno));
 			goto out;
 		}
@@ -189,8 +189,8 @@ auth_create(const char *secret_file, char *err, size_t errlen)
 	a = auth_from_key(buf, n, what, err, errlen);
 	if (a && (st.st_mode & S_IROTH))
 		log_warn("auth: secret file '%s' can be read by every user "
-			 "(mode %03o); chmod 600 it",
-			 secret_file, (unsigned)(st.st_mode & 0777));
+		         "(mode %03o); chmod 600 it",
+		         secret_file, (unsigned)(st.st_mode & 0777));
 out:
 	OPENSSL_cleanse(buf, sizeof buf);
 	close(fd);
@@ -232,7 +232,7 @@ b64url_value(unsigned char c)
  */
 static int
 b64url_decode(const char *src, size_t len, unsigned char *dst, size_t cap,
-	      size_t *outlen)
+              size_t *outlen)
 {
 	uint32_t acc = 0;
 	unsigned bits = 0;
@@ -297,7 +297,7 @@ check_header(const unsigned char *text, size_t len, char *why, size_t whylen)
 			say(why, whylen,
 			    "alg '%s' is refused; only HS256 is accepted",
 			    quote(q, json_string_value(alg),
-				  json_string_length(alg)));
+			          json_string_length(alg)));
 		else
 			say(why, whylen,
 			    "alg is not a string; only HS256 is accepted");
@@ -311,7 +311,8 @@ check_header(const unsigned char *text, size_t len, char *why, size_t whylen)
 	/* RFC 7515 §4.1.11: a recipient must refuse a token whose "crit"
 	 * names extensions it does not implement, and we implement none. */
 	if (json_object_get(h, "crit")) {
-		say(why, whylen, "header has crit; no extensions are supported");
+		say(why, whylen,
+		    "header has crit; no extensions are supported");
 		goto out;
 	}
 	rc = 0;
@@ -338,7 +339,7 @@ pattern_kind(const char *s, size_t len)
 		if (!is_separator(s[len - 2]))
 			return PATTERN_BAD;
 		return tick_symbol_valid(s, len - 1) ? PATTERN_PREFIX
-						     : PATTERN_BAD;
+		                                     : PATTERN_BAD;
 	}
 	return tick_symbol_valid(s, len) ? PATTERN_EXACT : PATTERN_BAD;
 }
@@ -391,11 +392,13 @@ read_patterns(json_t *symbols, struct auth_claims *c, char *why, size_t whylen)
 	}
 	n = json_array_size(symbols);
 	if (n > AUTH_MAX_PATTERNS) {
-		say(why, whylen, "claim symbols has %zu patterns; the limit is %d",
-		    n, AUTH_MAX_PATTERNS);
+		say(why, whylen,
+		    "claim symbols has %zu patterns; the limit is %d", n,
+		    AUTH_MAX_PATTERNS);
 		return -1;
 	}
-	json_array_foreach (symbols, i, v) {
+	json_array_foreach(symbols, i, v)
+	{
 		const char *s = json_string_value(v);
 		size_t len = json_string_length(v);
 		enum pattern_kind k;
@@ -418,16 +421,20 @@ read_patterns(json_t *symbols, struct auth_claims *c, char *why, size_t whylen)
 		else
 			prefix++;
 	}
-	if (n > 0) {
-		pat = calloc(n, sizeof *pat);
-		if (!pat) {
-			say(why, whylen, "out of memory");
-			return -1;
-		}
+	/* An empty list is valid (a token that sees nothing). Return before
+	 * any pointer arithmetic: pat would be NULL, and even NULL + 0 is
+	 * undefined behaviour in C. */
+	if (n == 0)
+		return 0;
+	pat = calloc(n, sizeof *pat);
+	if (!pat) {
+		say(why, whylen, "out of memory");
+		return -1;
 	}
 	/* Lengths were checked above: every pattern fits in a pattern_t. */
 	p = exact;
-	json_array_foreach (symbols, i, v) {
+	json_array_foreach(symbols, i, v)
+	{
 		const char *s = json_string_value(v);
 		size_t len = json_string_length(v);
 
@@ -510,7 +517,7 @@ read_sub(json_t *sub, struct auth_claims *c, char *why, size_t whylen)
 
 static int
 read_claims(const unsigned char *text, size_t len, int64_t now_us,
-	    struct auth_claims *c, char *why, size_t whylen)
+            struct auth_claims *c, char *why, size_t whylen)
 {
 	json_error_t jerr;
 	json_t *p, *v;
@@ -542,8 +549,9 @@ read_claims(const unsigned char *text, size_t len, int64_t now_us,
 	v = json_object_get(p, "nbf");
 	if (v) {
 		if (numeric_date_us(v, &c->nbf_us) != 0) {
-			say(why, whylen, "claim nbf is not a time in seconds "
-					 "since the epoch");
+			say(why, whylen,
+			    "claim nbf is not a time in seconds "
+			    "since the epoch");
 			goto out;
 		}
 		/* nbf_us >= 0, so the subtraction cannot overflow. */
@@ -568,8 +576,8 @@ out:
 /* ------------------------------------------------------------------ verify */
 
 int
-auth_verify(const struct auth *a, const char *token, size_t len,
-	    int64_t now_us, struct auth_claims *out, char *why, size_t whylen)
+auth_verify(const struct auth *a, const char *token, size_t len, int64_t now_us,
+            struct auth_claims *out, char *why, size_t whylen)
 {
 	/* Decoded parts are 3/4 of their text, so these always suffice. */
 	unsigned char header[AUTH_TOKEN_MAX / 4 * 3];
@@ -599,7 +607,7 @@ auth_verify(const struct auth *a, const char *token, size_t len,
 
 	dot1 = memchr(token, '.', len);
 	dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token))
-		    : NULL;
+	            : NULL;
 	if (!dot2 ||
 	    memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL) {
 		say(why, whylen, "token is not three parts separated by '.'");
@@ -609,7 +617,7 @@ auth_verify(const struct auth *a, const char *token, size_t len,
 	sig_text = dot2 + 1;
 
 	if (b64url_decode(token, (size_t)(dot1 - token), header, sizeof header,
-			  &header_len) != 0) {
+	                  &header_len) != 0) {
 		say(why, whylen, "header is not unpadded base64url");
 		return -1;
 	}
@@ -619,13 +627,13 @@ auth_verify(const struct auth *a, const char *token, size_t len,
 	/* Only a 32-byte signature can be right; anything that does not decode
 	 * to exactly that is refused before any HMAC is computed. */
 	if (b64url_decode(sig_text, len - (size_t)(sig_text - token), sig,
-			  sizeof sig, &sig_len) != 0 ||
+	                  sizeof sig, &sig_len) != 0 ||
 	    sig_len != SHA256_LEN) {
 		say(why, whylen, "bad signature");
 		return -1;
 	}
 	if (!HMAC(EVP_sha256(), a->key, (int)a->keylen,
-		  (const unsigned char *)token, signed_len, mac, &mac_len) ||
+	          (const unsigned char *)token, signed_len, mac, &mac_len) ||
 	    mac_len != SHA256_LEN) {
 		say(why, whylen, "HMAC-SHA256 failed in OpenSSL");
 		return -1;
@@ -636,7 +644,7 @@ auth_verify(const struct auth *a, const char *token, size_t len,
 	}
 
 	if (b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload,
-			  sizeof payload, &payload_len) != 0) {
+	                  sizeof payload, &payload_len) != 0) {
 		say(why, whylen, "payload is not unpadded base64url");
 		return -1;
 	}
@@ -675,9 +683,8 @@ auth_claims_allow(const struct auth_claims *c, const char *symbol)
 		return false;
 	if (c->allow_all)
 		return true;
-	if (c->exact_count > 0 &&
-	    bsearch(symbol, c->patterns, c->exact_count, sizeof *c->patterns,
-		    pattern_cmp))
+	if (c->exact_count > 0 && bsearch(symbol, c->patterns, c->exact_count,
+	                                  sizeof *c->patterns, pattern_cmp))
 		return true;
 	for (i = c->exact_count; i < c->pattern_count; i++) {
 		size_t plen = strlen(c->patterns[i]) - 1; /* less the '*' */

@@ -38,15 +38,15 @@
 
 #include "tick.h"
 
-#define AUTH_TOKEN_MAX	       8192 /* longest token accepted, in bytes */
-#define AUTH_SECRET_MIN	       32   /* HS256 key: at least the hash size */
-#define AUTH_SECRET_MAX	       4096 /* a longer secret file is a mistake */
-#define AUTH_SUB_MAX	       127
-#define AUTH_MAX_PATTERNS      1000
-#define AUTH_LEEWAY_US	       (30 * 1000000LL)
+#define AUTH_TOKEN_MAX    8192 /* longest token accepted, in bytes */
+#define AUTH_SECRET_MIN   32   /* HS256 key: at least the hash size */
+#define AUTH_SECRET_MAX   4096 /* a longer secret file is a mistake */
+#define AUTH_SUB_MAX      127
+#define AUTH_MAX_PATTERNS 1000
+#define AUTH_LEEWAY_US    (30 * 1000000LL)
 /* A pattern is a symbol, or a namespace prefix and '*': one more byte than
  * the longest symbol. */
-#define AUTH_PATTERN_MAX       (TICK_SYMBOL_MAX + 1)
+#define AUTH_PATTERN_MAX (TICK_SYMBOL_MAX + 1)
 
 struct auth;
 

@@ -31,13 +31,18 @@ const char cli_version_string[] = "publisher 0.1.0";
 #define DEFAULT_MAX_SYMBOLS       10000
 #define DEFAULT_OPS_PER_SEC       100
 #define DEFAULT_OPS_BURST         200
+#define DEFAULT_MAX_CONNECTIONS   10000
+#define DEFAULT_MAX_PER_IP        100
+#define DEFAULT_HANDSHAKE_SECS    10
 
 /* Upper bounds keep later arithmetic (timers, buffer sizes) far from
  * overflow; each is stated in the message that enforces it. */
-#define MAX_HEARTBEAT_MS  3600000u     /* 1 hour */
-#define MAX_PING_SECS     3600u        /* 1 hour */
-#define MAX_MESSAGE_BYTES (1ull << 30) /* 1 GiB */
-#define MAX_SYMBOLS       1000000u
+#define MAX_HEARTBEAT_MS   3600000u     /* 1 hour */
+#define MAX_PING_SECS      3600u        /* 1 hour */
+#define MAX_MESSAGE_BYTES  (1ull << 30) /* 1 GiB */
+#define MAX_SYMBOLS        1000000u
+#define MAX_CONNECTIONS    1000000u
+#define MAX_HANDSHAKE_SECS 300u
 /* Retention: an age of up to 100 years, a row count up to 10^15. */
 #define MAX_RETAIN_DAYS 36500u
 #define MAX_RETAIN_ROWS 1000000000000000ull
@@ -60,6 +65,13 @@ enum opt_id {
 	OPT_RATE_BURST,
 	OPT_RETAIN_AGE,
 	OPT_RETAIN_ROWS,
+	OPT_AUTH_SECRET,
+	OPT_ALLOW_ORIGIN,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_MAX_CONNECTIONS,
+	OPT_MAX_PER_IP,
+	OPT_HANDSHAKE_SECS,
 	OPT_SPEED,
 	OPT_LOOP,
 	OPT_SYMBOL,
@@ -95,6 +107,13 @@ static const struct option_def {
         {"--rate-burst", OPT_RATE_BURST, true, FOR_SERVING},
         {"--retain-age", OPT_RETAIN_AGE, true, FOR_SERVING},
         {"--retain-rows", OPT_RETAIN_ROWS, true, FOR_SERVING},
+        {"--auth-secret", OPT_AUTH_SECRET, true, FOR_SERVING},
+        {"--allow-origin", OPT_ALLOW_ORIGIN, true, FOR_SERVING},
+        {"--tls-cert", OPT_TLS_CERT, true, FOR_SERVING},
+        {"--tls-key", OPT_TLS_KEY, true, FOR_SERVING},
+        {"--max-connections", OPT_MAX_CONNECTIONS, true, FOR_SERVING},
+        {"--max-connections-per-ip", OPT_MAX_PER_IP, true, FOR_SERVING},
+        {"--handshake-timeout-secs", OPT_HANDSHAKE_SECS, true, FOR_SERVING},
         {"--speed", OPT_SPEED, true, FOR_REPLAY},
         {"--loop", OPT_LOOP, false, FOR_REPLAY},
         {"--symbol", OPT_SYMBOL, true, FOR_EXPORT},
@@ -277,6 +296,48 @@ parse_age(const char *s, int64_t *us)
 	return -1;
 }
 
+/*
+ * An origin as a browser sends it in the Origin header: "http" or "https",
+ * "://", a host name, IPv4 address or [IPv6] address, an optional port, and
+ * nothing after it. A trailing "/" is the common mistake, and an origin
+ * written with one would never match, so it is refused here.
+ */
+static bool
+valid_origin(const char *v)
+{
+	const char *p, *host;
+	uint64_t port;
+
+	if (!strncmp(v, "https://", 8))
+		host = v + 8;
+	else if (!strncmp(v, "http://", 7))
+		host = v + 7;
+	else
+		return false;
+	p = host;
+	if (*p == '[') {
+		p++;
+		while (*p && *p != ']' &&
+		       strchr("0123456789abcdefABCDEF:.", *p))
+			p++;
+		if (*p != ']' || p == host + 1)
+			return false;
+		p++;
+	} else {
+		while (*p &&
+		       ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		        (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'))
+			p++;
+	}
+	if (p == host)
+		return false;
+	if (!*p)
+		return true;
+	if (*p != ':')
+		return false;
+	return parse_uint(p + 1, 1, 65535, &port) == 0;
+}
+
 static int
 parse_time_option(struct parse_state *st, const char *name, const char *v,
                   int64_t *us)
@@ -395,6 +456,55 @@ apply(struct parse_state *st, const struct option_def *def, const char *v)
 			            "out to keep every tick)",
 			            v, MAX_RETAIN_ROWS);
 		o->retain_rows = n;
+		return 0;
+	case OPT_AUTH_SECRET:
+		o->auth_secret = v;
+		return 0;
+	case OPT_ALLOW_ORIGIN:
+		if (!valid_origin(v))
+			return fail(st,
+			            "--allow-origin " QUOTE ": expected an "
+			            "origin like https://example.com or "
+			            "http://127.0.0.1:8080 (scheme, host, "
+			            "optional port, no path)",
+			            v);
+		if (o->allow_origin_count == CLI_MAX_ORIGINS)
+			return fail(st,
+			            "--allow-origin given more than %d times",
+			            CLI_MAX_ORIGINS);
+		o->allow_origins[o->allow_origin_count++] = v;
+		return 0;
+	case OPT_TLS_CERT:
+		o->tls_cert = v;
+		return 0;
+	case OPT_TLS_KEY:
+		o->tls_key = v;
+		return 0;
+	case OPT_MAX_CONNECTIONS:
+		if (parse_uint(v, 1, MAX_CONNECTIONS, &n))
+			return fail(st,
+			            "--max-connections " QUOTE ": must be a "
+			            "whole number from 1 to %u",
+			            v, MAX_CONNECTIONS);
+		o->max_connections = (unsigned)n;
+		return 0;
+	case OPT_MAX_PER_IP:
+		if (parse_uint(v, 1, MAX_CONNECTIONS, &n))
+			return fail(st,
+			            "--max-connections-per-ip " QUOTE
+			            ": must be "
+			            "a whole number from 1 to %u",
+			            v, MAX_CONNECTIONS);
+		o->max_connections_per_ip = (unsigned)n;
+		return 0;
+	case OPT_HANDSHAKE_SECS:
+		if (parse_uint(v, 1, MAX_HANDSHAKE_SECS, &n))
+			return fail(st,
+			            "--handshake-timeout-secs " QUOTE
+			            ": must be "
+			            "a whole number of seconds from 1 to %u",
+			            v, MAX_HANDSHAKE_SECS);
+		o->handshake_secs = (unsigned)n;
 		return 0;
 	case OPT_SPEED:
 		if (strcmp(v, "max") != 0 && parse_positive(v, &d))
@@ -557,6 +667,9 @@ set_defaults(struct cli *out)
 	o->ops_burst = DEFAULT_OPS_BURST;
 	o->retain_age_us = 0;
 	o->retain_rows = 0;
+	o->max_connections = DEFAULT_MAX_CONNECTIONS;
+	o->max_connections_per_ip = DEFAULT_MAX_PER_IP;
+	o->handshake_secs = DEFAULT_HANDSHAKE_SECS;
 
 	out->export.db = NULL;
 	out->export.from = 0;
@@ -682,6 +795,14 @@ cli_parse(int argc, char **argv, struct cli *out, char *err, size_t errlen)
 			return -1;
 	}
 
+	/* A certificate without its key (or the reverse) is a half-done
+	 * TLS setup: refuse it rather than serve plain HTTP by surprise. */
+	if (!out->serve.tls_cert != !out->serve.tls_key)
+		return fail(&st, "%s needs %s as well",
+		            out->serve.tls_cert ? "--tls-cert" : "--tls-key",
+		            out->serve.tls_cert ? "--tls-key FILE"
+		                                : "--tls-cert FILE");
+
 	switch (out->command) {
 	case CLI_REPLAY:
 		return build_replay_spec(&st);
@@ -767,6 +888,37 @@ cli_print_help(FILE *to)
 	        DEFAULT_FEED, DEFAULT_HEARTBEAT_MS, DEFAULT_PING_SECS,
 	        DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_SYMBOLS,
 	        DEFAULT_OPS_PER_SEC, DEFAULT_OPS_BURST);
+	fprintf(to,
+	        "Security and limits for serve and replay:\n"
+	        "  --auth-secret FILE      require an HS256 JWT "
+	        "(Authorization: "
+	        "Bearer, ?token=\n"
+	        "                          or cookie token=) signed with the "
+	        "key in FILE\n"
+	        "  --allow-origin ORIGIN   a browser origin allowed to "
+	        "connect, "
+	        "e.g.\n"
+	        "                          https://example.com; repeat for "
+	        "more (default:\n"
+	        "                          only pages served by this server)\n"
+	        "  --tls-cert FILE         PEM certificate: serve https and "
+	        "wss\n"
+	        "  --tls-key FILE          PEM private key of --tls-cert\n"
+	        "  --max-connections N     WebSocket clients at once; more get "
+	        "503\n"
+	        "                          (default %d)\n"
+	        "  --max-connections-per-ip N\n"
+	        "                          WebSocket clients from one address; "
+	        "more get 429\n"
+	        "                          (default %d)\n"
+	        "  --handshake-timeout-secs N\n"
+	        "                          a connection must finish TLS and "
+	        "its request\n"
+	        "                          headers within N seconds (default "
+	        "%d)\n"
+	        "\n",
+	        DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_IP,
+	        DEFAULT_HANDSHAKE_SECS);
 	fprintf(to,
 	        "Options for replay:\n"
 	        "  FILE                    tick file, JSONL or CSV (what "

@@ -3,7 +3,8 @@
  *
  *   publisher serve  [--listen HOST:PORT] [--db FILE] [--web DIR] [--feed SPEC]
  *                    [--log-level LEVEL] [--retain-age AGE] [--retain-rows N]
- *                    [limits…]
+ *                    [--auth-secret FILE] [--allow-origin ORIGIN]…
+ *                    [--tls-cert FILE --tls-key FILE] [limits…]
  *   publisher replay FILE [--speed X|max] [--loop] [serve options]
  *   publisher export --db FILE [--symbol S]… [--from T] [--to T]
  *                    [--format csv|jsonl] [-o FILE]
@@ -21,6 +22,7 @@
 #include <stdio.h>
 
 #define CLI_MAX_EXPORT_SYMBOLS 64
+#define CLI_MAX_ORIGINS	       32
 
 enum cli_command {
 	CLI_SERVE,
@@ -49,6 +51,18 @@ struct serve_options {
 	/* Retention (both may be set; a tick goes when either says so). */
 	int64_t retain_age_us;	/* --retain-age 7d: µs; 0 = keep all (default) */
 	uint64_t retain_rows;	/* --retain-rows N: ticks; 0 = keep all (default) */
+
+	/* Exposure (see the README's security section). */
+	const char *auth_secret; /* HS256 key file; NULL = no authentication */
+	/* Origins allowed to open /ws and call /api ("https://host:port",
+	 * exact). None given: only the server's own host (Origin = Host). */
+	const char *allow_origins[CLI_MAX_ORIGINS];
+	size_t allow_origin_count;
+	const char *tls_cert;	/* PEM; set together with tls_key, or neither */
+	const char *tls_key;
+	unsigned max_connections;	 /* WebSocket clients, default 10000 */
+	unsigned max_connections_per_ip; /* default 100 */
+	unsigned handshake_secs; /* TLS + HTTP headers must arrive within, 10 */
 };
 
 struct export_options {

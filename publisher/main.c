@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +29,9 @@
 #define QUEUE_CAPACITY (256 * 1024)
 /* Threads answering history and export requests. */
 #define QUERY_THREADS 2
+/* Descriptors needed besides the WebSocket clients: the database, the
+ * listening socket, HTTP requests in flight, feeds, logs. */
+#define SPARE_FDS 256
 
 /* The one server the signal handler may stop. Set once, before signals are
  * installed, and read only by the handler. */
@@ -145,6 +149,36 @@ open_store(const struct serve_options *opt, struct engine *engine,
 	return 0;
 }
 
+/*
+ * --max-connections means little if the process runs out of descriptors
+ * first (the common soft limit is 1024). Raise the soft limit towards what
+ * the cap needs, as far as the hard limit allows, and say so when that is
+ * not enough. lws sizes its tables from this limit when it starts.
+ */
+static void
+raise_fd_limit(const struct serve_options *opt)
+{
+	rlim_t want = (rlim_t)opt->max_connections + SPARE_FDS;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+			      ? want
+			      : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= want)
+		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	log_warn("open file limit is %llu, too low for --max-connections %u: "
+		 "connections will fail before the cap (raise 'ulimit -n' to "
+		 "at least %llu)",
+		 (unsigned long long)rl.rlim_cur, opt->max_connections,
+		 (unsigned long long)want);
+}
+
 static int
 serve(const struct serve_options *opt)
 {
@@ -163,6 +197,7 @@ serve(const struct serve_options *opt)
 
 	log_set_level(opt->log_level);
 	make_epoch(epoch, sizeof epoch);
+	raise_fd_limit(opt);
 
 	engine = engine_create(&ec);
 	queue = tick_queue_create(QUEUE_CAPACITY, wake_server, &server);
@@ -211,11 +246,13 @@ serve(const struct serve_options *opt)
 		fprintf(stderr, "publisher: feed '%s': %s\n", opt->feed_spec, err);
 		goto out_server;
 	}
-	log_info("publisher %s: dashboard at http://%s:%d/ , WebSocket at "
-		 "ws://%s:%d/ws, feed %s, epoch %s",
-		 cli_version_string + strlen("publisher "), opt->listen_host,
-		 server_port(server), opt->listen_host, server_port(server),
-		 opt->feed_spec, parts.epoch);
+	log_info("publisher %s: dashboard at %s://%s:%d/ , WebSocket at "
+		 "%s://%s:%d/ws, feed %s, epoch %s%s",
+		 cli_version_string + strlen("publisher "),
+		 opt->tls_cert ? "https" : "http", opt->listen_host,
+		 server_port(server), opt->tls_cert ? "wss" : "ws",
+		 opt->listen_host, server_port(server), opt->feed_spec,
+		 parts.epoch, opt->auth_secret ? ", tokens required" : "");
 
 	rc = server_run(server) ? 1 : 0;
 	log_info("stopped");

@@ -12,6 +12,18 @@
  * batch frame of conflated updates from the engine. All batch frames are
  * built in one buffer owned by the server; lws copies whatever the kernel
  * does not take at once, so a stalled client holds at most one frame.
+ *
+ * Admission. Every WebSocket upgrade passes admit_upgrade() at
+ * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, while the connection is still plain
+ * HTTP: there a refusal is a real HTTP status (401, 403, 429, 503) rather
+ * than a reset. The order is origin, token, then the connection caps, so
+ * that a client without a valid token always learns only "401". What
+ * admission decided (the connection id and the token's claims) cannot be
+ * kept in the pss yet: lws frees the HTTP user space when it binds the ws
+ * protocol. It waits in server->admitted, which ESTABLISHED takes over.
+ * lws runs CONFIRM_UPGRADE, the upgrade and ESTABLISHED in one go for one
+ * wsi, so one slot is enough; an ESTABLISHED without a matching admission
+ * is refused.
  */
 #define _GNU_SOURCE /* vasprintf, open_memstream */
 #include "server.h"
@@ -25,12 +37,15 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
 
+#include "auth.h"
 #include "cli.h"
+#include "export.h"
 #include "feed.h"
 #include "jsonbuf.h"
 #include "log.h"
@@ -57,6 +72,87 @@
 #define STORE_RETRY_US (10 * LWS_US_PER_MS)
 /* Ticks a history request returns when it names neither a range nor a limit. */
 #define HISTORY_DEFAULT_LIMIT 1000
+/* Room for a peer address as lws_get_peer_simple() writes it. */
+#define PEER_MAX 64
+/* Forbidden symbols a refusal names; the rest are counted. */
+#define FORBIDDEN_NAMED 5
+/* Close code for a token that ran out while connected (4000-4999 are for
+ * applications). */
+#define CLOSE_TOKEN_EXPIRED 4001
+/* Room for a token with the header or cookie around it. */
+#define TOKEN_HEADER_MAX (AUTH_TOKEN_MAX + 256)
+
+/* Why a WebSocket handshake or an API request was refused, with the HTTP
+ * status the client gets and the label /metrics counts it under. */
+enum refusal {
+	REFUSED_UNAUTHORIZED,
+	REFUSED_ORIGIN,
+	REFUSED_FORBIDDEN, /* API only: a symbol outside the entitlements */
+	REFUSED_SERVER_FULL,
+	REFUSED_PER_IP,
+	REFUSED_SHUTTING_DOWN,
+	REFUSED_COUNT
+};
+
+static const struct {
+	unsigned status;
+	const char *status_line; /* for an upgrade request (see write_refusal) */
+	const char *label;
+	const char *body; /* all the client is told */
+} refusals[REFUSED_COUNT] = {
+	[REFUSED_UNAUTHORIZED] = {401, "HTTP/1.1 401 Unauthorized",
+				  "unauthorized", "unauthorized\n"},
+	[REFUSED_ORIGIN] = {403, "HTTP/1.1 403 Forbidden", "origin",
+			    "origin not allowed\n"},
+	[REFUSED_FORBIDDEN] = {403, "HTTP/1.1 403 Forbidden", "forbidden",
+			       "forbidden\n"},
+	[REFUSED_SERVER_FULL] = {503, "HTTP/1.1 503 Service Unavailable",
+				 "server_full",
+				 "too many connections, try again later\n"},
+	[REFUSED_PER_IP] = {429, "HTTP/1.1 429 Too Many Requests",
+			    "per_ip_limit",
+			    "too many connections from your address\n"},
+	[REFUSED_SHUTTING_DOWN] = {503, "HTTP/1.1 503 Service Unavailable",
+				   "shutting_down", "server shutting down\n"},
+};
+
+/* The error codes /metrics counts by name; any other lands in "other". */
+static const char *const error_codes[] = {
+	"bad_json",	"bad_request", "unknown_op", "too_many_symbols",
+	"rate_limited", "too_large",   "forbidden",  "unavailable",
+	"internal",
+};
+#define N_ERROR_CODES (sizeof error_codes / sizeof error_codes[0])
+
+/* Upper bounds (seconds) of the tick-to-send latency histogram. */
+static const double latency_buckets[] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+	0.025,	0.05,	 0.1,	 0.25,	0.5,	1,     2.5,
+};
+#define N_LATENCY_BUCKETS (sizeof latency_buckets / sizeof latency_buckets[0])
+
+/* What /metrics reports beyond the engine's, store's and feed's own
+ * figures. Touched on the service thread only. */
+struct server_metrics {
+	uint64_t connections_opened;
+	uint64_t ws_frames_sent, ws_bytes_sent, http_bytes_sent;
+	uint64_t refused_ws[REFUSED_COUNT];
+	uint64_t refused_api[REFUSED_COUNT];
+	uint64_t tokens_expired;
+	uint64_t errors[N_ERROR_CODES + 1]; /* the last: "other" */
+	uint64_t latency_le[N_LATENCY_BUCKETS]; /* not cumulative */
+	uint64_t latency_count;
+	double latency_sum;
+	uint64_t drains, drained_ticks;
+};
+
+/* See "Admission" at the top of the file. */
+struct admission {
+	struct lws *wsi; /* NULL: the slot is empty */
+	uint64_t conn_id;
+	char peer[PEER_MAX];
+	struct auth_claims claims; /* owned by the slot until taken */
+};
 
 /* One queued control message (hello, replies, errors, heartbeat). */
 struct control_msg {
@@ -71,6 +167,13 @@ struct per_session_data__md {
 	struct server *server;
 	struct engine_client *client;
 	uint64_t id; /* connection id for logs */
+	char peer[PEER_MAX];
+	/* With --auth-secret: what the token grants, checked on every
+	 * subscribe and history, and its expiry, checked by housekeeping. */
+	struct auth_claims claims;
+	/* When the engine last gave this idle client something to send
+	 * (monotonic µs), for the latency histogram; 0 = nothing measured. */
+	int64_t ready_since_us;
 
 	struct control_msg *ctl_head, *ctl_tail;
 	unsigned ctl_count;
@@ -103,6 +206,7 @@ struct per_session_data__md {
 struct per_session_data__http {
 	struct per_session_data__http *next; /* server's list of exports */
 	struct lws *wsi;
+	char peer[PEER_MAX];
 	struct query_job *job;
 	char *body; /* a small answer built at once (metrics, healthz) */
 	size_t body_len, body_sent;
@@ -128,8 +232,15 @@ struct server {
 	lws_sorted_usec_list_t housekeeping;
 
 	struct per_session_data__md *sessions;
+	size_t session_count;
 	uint64_t next_conn_id;
 	struct protocol_limits limits;
+
+	struct auth *auth; /* NULL: no --auth-secret, everyone sees all */
+	struct admission admitted;
+	struct server_metrics m;
+	int64_t flush_us; /* monotonic time of the engine flush under way */
+	time_t started;
 
 	struct tick *drain; /* DRAIN_BUDGET ticks */
 	uint64_t ticks_not_stored; /* served while the store was failing */
@@ -149,12 +260,53 @@ now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* For durations: the wall clock may step. */
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Called from engine_flush() when a client goes from nothing to send to
+ * something: that moment starts the latency the histogram measures. */
 static void
 engine_client_ready(void *user, void *ctx)
 {
 	struct per_session_data__md *pss = user;
 
+	if (!pss->ready_since_us)
+		pss->ready_since_us =
+			pss->server->flush_us ? pss->server->flush_us : mono_us();
 	lws_callback_on_writable(pss->wsi);
+}
+
+static void
+observe_latency(struct server *s, int64_t us)
+{
+	double secs = (double)us / 1e6;
+	size_t i;
+
+	for (i = 0; i < N_LATENCY_BUCKETS; i++)
+		if (secs <= latency_buckets[i]) {
+			s->m.latency_le[i]++;
+			break;
+		}
+	s->m.latency_count++;
+	s->m.latency_sum += secs;
+}
+
+static void
+count_error(struct server *s, const char *code)
+{
+	size_t i;
+
+	for (i = 0; i < N_ERROR_CODES; i++)
+		if (!strcmp(code, error_codes[i]))
+			break;
+	s->m.errors[i]++;
 }
 
 struct engine_config
@@ -207,6 +359,16 @@ close_with(struct per_session_data__md *pss, int status, const char *reason)
 	lws_callback_on_writable(pss->wsi);
 }
 
+/* A client that does not keep its side of the protocol: 1008, logged. */
+static void
+close_abusive(struct per_session_data__md *pss, const char *reason)
+{
+	if (!pss->close_status)
+		log_limited(LOG_INFO, "conn %llu (%s): %s, closing with 1008",
+			    (unsigned long long)pss->id, pss->peer, reason);
+	close_with(pss, LWS_CLOSE_STATUS_POLICY_VIOLATION, reason);
+}
+
 /* Queue an error reply. A client that lets replies pile up unread is not
  * keeping its side of the protocol: it is closed rather than buffered for. */
 static void
@@ -215,9 +377,14 @@ send_error(struct per_session_data__md *pss, const char *id, const char *code,
 {
 	struct jsonbuf *b;
 
+	count_error(pss->server, code);
+	/* Client mistakes are the client's business, but an operator chasing
+	 * one wants to see it: at debug level, and limited like all lines a
+	 * peer can cause. */
+	log_limited(LOG_DEBUG, "conn %llu (%s): error %s: %s",
+		    (unsigned long long)pss->id, pss->peer, code, message);
 	if (pss->ctl_count >= CONTROL_QUEUE_MAX) {
-		close_with(pss, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-			   "too many unread replies");
+		close_abusive(pss, "too many unread replies");
 		return;
 	}
 	b = control_begin(pss);
@@ -231,8 +398,7 @@ static struct jsonbuf *
 reply_begin(struct per_session_data__md *pss)
 {
 	if (pss->ctl_count >= CONTROL_QUEUE_MAX) {
-		close_with(pss, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-			   "too many unread replies");
+		close_abusive(pss, "too many unread replies");
 		return NULL;
 	}
 	lws_callback_on_writable(pss->wsi);
@@ -247,6 +413,58 @@ resume_lookup(const char *symbol, uint64_t *seq, void *ctx)
 	return request_resume_seq(ctx, symbol, seq);
 }
 
+/* True when this connection may see symbol: always without --auth-secret. */
+static bool
+entitled(const struct per_session_data__md *pss, const char *symbol)
+{
+	return !pss->server->auth || auth_claims_allow(&pss->claims, symbol);
+}
+
+/* The engine's wildcard filter (engine_client_set_filter). */
+static bool
+claims_allow(const char *symbol, void *ctx)
+{
+	return auth_claims_allow(ctx, symbol);
+}
+
+/*
+ * Refuse a request naming symbols outside the entitlements. The refusal is
+ * for the whole request: a subscribe that half happened would leave the
+ * client to work out which half. The message names the first few
+ * forbidden symbols so the user can act on it. Returns true when refused.
+ */
+static bool
+refuse_forbidden(struct per_session_data__md *pss, const struct request *req,
+		 const char (*symbols)[TICK_SYMBOL_MAX + 1], size_t count)
+{
+	char msg[256];
+	size_t i, bad = 0, len;
+
+	len = (size_t)snprintf(msg, sizeof msg, "not entitled to");
+	for (i = 0; i < count; i++) {
+		if (!strcmp(symbols[i], "*") || entitled(pss, symbols[i]))
+			continue;
+		if (bad < FORBIDDEN_NAMED && len < sizeof msg)
+			len += (size_t)snprintf(msg + len, sizeof msg - len,
+						"%s '%s'", bad ? "," : "",
+						symbols[i]);
+		bad++;
+	}
+	if (!bad)
+		return false;
+	if (bad > FORBIDDEN_NAMED && len < sizeof msg)
+		len += (size_t)snprintf(msg + len, sizeof msg - len,
+					" and %zu more", bad - FORBIDDEN_NAMED);
+	if (len < sizeof msg && req->op == OP_SUBSCRIBE)
+		snprintf(msg + len, sizeof msg - len,
+			 "; nothing was subscribed");
+	log_limited(LOG_INFO, "conn %llu (%s, sub '%s'): %s",
+		    (unsigned long long)pss->id, pss->peer, pss->claims.sub,
+		    msg);
+	send_error(pss, req->id, "forbidden", msg);
+	return true;
+}
+
 static void
 handle_subscribe(struct per_session_data__md *pss, struct request *req)
 {
@@ -256,6 +474,10 @@ handle_subscribe(struct per_session_data__md *pss, struct request *req)
 	char msg[160];
 	struct jsonbuf *b;
 
+	if (refuse_forbidden(pss, req,
+			     (const char(*)[TICK_SYMBOL_MAX + 1])req->symbols,
+			     req->symbol_count))
+		return;
 	for (i = 0; i < req->symbol_count; i++)
 		if (!engine_client_is_subscribed(pss->client, req->symbols[i]))
 			adding++;
@@ -329,6 +551,7 @@ struct symbol_list {
 	} *v;
 	size_t n, cap;
 	bool failed;
+	const struct auth_claims *claims; /* NULL: every symbol */
 };
 
 static void
@@ -336,6 +559,10 @@ collect_symbol(const struct symbol_state *st, void *ctx)
 {
 	struct symbol_list *l = ctx;
 
+	/* A symbol the token does not grant is not even named: its name
+	 * and activity are part of what is licensed. */
+	if (l->claims && !auth_claims_allow(l->claims, st->symbol))
+		return;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 256;
 		struct symbol_entry *v = realloc(l->v, cap * sizeof *v);
@@ -365,6 +592,8 @@ handle_symbols(struct per_session_data__md *pss, struct request *req)
 	struct jsonbuf *b;
 	size_t i;
 
+	if (pss->server->auth)
+		l.claims = &pss->claims;
 	engine_foreach_symbol(pss->server->engine, collect_symbol, &l);
 	if (l.failed) {
 		free(l.v);
@@ -429,6 +658,14 @@ handle_replay(struct per_session_data__md *pss, struct request *req)
 			 "runs '%s'",
 			 s->parts.feed_kind ? s->parts.feed_kind : "none");
 		send_error(pss, req->id, "bad_request", err);
+		return;
+	}
+	/* Steering the feed changes what every client sees: with tokens,
+	 * only one that grants every symbol may do it. */
+	if (req->action != REPLAY_STATUS && s->auth && !pss->claims.allow_all) {
+		send_error(pss, req->id, "forbidden",
+			   "replay control needs a token that grants \"*\"; "
+			   "yours may only ask for the status");
 		return;
 	}
 	if (req->action != REPLAY_STATUS) {
@@ -500,6 +737,9 @@ handle_history(struct per_session_data__md *pss, struct request *req)
 			   "history \"from\" is after \"to\"");
 		return;
 	}
+	if (refuse_forbidden(pss, req,
+			     (const char(*)[TICK_SYMBOL_MAX + 1])req->symbols, 1))
+		return;
 	history_spec(req, &q);
 	j = query_submit(s->parts.queries, &q);
 	if (!j) {
@@ -580,8 +820,7 @@ handle_message(struct per_session_data__md *pss, const char *text, size_t len)
 		/* Refusals that keep coming with no pause are abuse: a
 		 * client that backs off after a few errors is not. */
 		if (++pss->refused_in_row > (unsigned)s->opt->ops_burst) {
-			close_with(pss, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-				   "inbound message rate limit exceeded");
+			close_abusive(pss, "inbound message rate limit exceeded");
 			return;
 		}
 		snprintf(msg, sizeof msg,
@@ -668,6 +907,11 @@ drain_queue(struct server *s)
 		log_error("store refused %zu ticks it had room for", applied);
 	if (!persist && s->parts.store)
 		s->ticks_not_stored += applied;
+	if (n) {
+		s->m.drains++;
+		s->m.drained_ticks += n;
+	}
+	s->flush_us = mono_us();
 	engine_flush(s->engine);
 	/* Still more waiting: come back after this turn's writes rather than
 	 * starving the clients. */
@@ -706,8 +950,26 @@ begin_shutdown(struct server *s)
 			   "server shutting down");
 }
 
-/* Periodic: heartbeats on idle connections. One timer for the whole server
- * instead of one per connection keeps the per-write cost flat. */
+/*
+ * A token ran out while its connection was open: close with 4001 so the
+ * client knows to fetch a new one and reconnect, rather than retry as
+ * after a network error.
+ */
+static void
+expire_session(struct per_session_data__md *pss)
+{
+	if (pss->close_status)
+		return;
+	pss->server->m.tokens_expired++;
+	log_limited(LOG_INFO, "conn %llu (%s, sub '%s'): token expired, "
+			      "closing with 4001",
+		    (unsigned long long)pss->id, pss->peer, pss->claims.sub);
+	close_with(pss, CLOSE_TOKEN_EXPIRED, "token expired");
+}
+
+/* Periodic: heartbeats on idle connections, token expiry, log summaries.
+ * One timer for the whole server instead of one per connection keeps the
+ * per-write cost flat. */
 static void
 housekeeping(lws_sorted_usec_list_t *sul)
 {
@@ -715,22 +977,35 @@ housekeeping(lws_sorted_usec_list_t *sul)
 	int64_t now = now_us(), idle = (int64_t)s->opt->heartbeat_ms * 1000;
 	struct per_session_data__md *pss;
 
-	for (pss = s->sessions; pss; pss = pss->next)
-		if (now - pss->last_write_us >= idle)
+	for (pss = s->sessions; pss; pss = pss->next) {
+		if (s->auth && auth_claims_expired(&pss->claims, now))
+			expire_session(pss);
+		else if (now - pss->last_write_us >= idle)
 			lws_callback_on_writable(pss->wsi);
+	}
+	log_flush_suppressed();
 	lws_sul_schedule(s->context, 0, &s->housekeeping, housekeeping,
 			 HOUSEKEEPING_US);
 }
 
 /* ------------------------------------------------------- the ws protocol */
 
+/* Every ws write goes through here, to be counted. */
 static int
-write_text(struct lws *wsi, char *data, size_t len)
+ws_write(struct per_session_data__md *pss, char *data, size_t len,
+	 enum lws_write_protocol wp)
 {
-	if (lws_write(wsi, (unsigned char *)data, len, LWS_WRITE_TEXT) <
-	    (int)len)
+	if (lws_write(pss->wsi, (unsigned char *)data, len, wp) < (int)len)
 		return -1;
+	pss->server->m.ws_frames_sent++;
+	pss->server->m.ws_bytes_sent += len;
 	return 0;
+}
+
+static int
+write_text(struct per_session_data__md *pss, char *data, size_t len)
+{
+	return ws_write(pss, data, len, LWS_WRITE_TEXT);
 }
 
 /*
@@ -790,6 +1065,7 @@ write_history(struct per_session_data__md *pss)
 		snprintf(msg, sizeof msg, "history failed: %s", failed);
 		memcpy(id, pss->job_ids[0], sizeof id);
 		history_pop(pss);
+		count_error(s, "internal");
 		b = control_begin(pss);
 		if (b)
 			protocol_write_error(b, id, "internal", msg);
@@ -797,8 +1073,8 @@ write_history(struct per_session_data__md *pss)
 		return 1;
 	}
 	flags = lws_write_ws_flags(LWS_WRITE_TEXT, !pss->job_started, done);
-	if (lws_write(pss->wsi, (unsigned char *)s->frame + LWS_PRE, n,
-		      (enum lws_write_protocol)flags) < (int)n)
+	if (ws_write(pss, s->frame + LWS_PRE, n,
+		     (enum lws_write_protocol)flags))
 		return -1;
 	pss->job_started = true;
 	pss->last_write_us = now_us();
@@ -813,6 +1089,7 @@ on_writeable(struct per_session_data__md *pss)
 {
 	struct server *s = pss->server;
 	int64_t now = now_us(), next_due = 0;
+	bool more;
 	size_t n;
 
 	if (pss->close_status)
@@ -830,7 +1107,7 @@ on_writeable(struct per_session_data__md *pss)
 
 		if (jsonbuf_failed(b)) {
 			control_pop(pss);
-		} else if (write_text(pss->wsi, jsonbuf_data(b), b->len)) {
+		} else if (write_text(pss, jsonbuf_data(b), b->len)) {
 			return -1;
 		} else {
 			control_pop(pss);
@@ -843,11 +1120,14 @@ on_writeable(struct per_session_data__md *pss)
 
 	n = engine_client_write(pss->client, now, s->frame + LWS_PRE, FRAME_CAP,
 				&next_due);
+	more = engine_client_has_pending(pss->client) && !next_due;
 	if (n) {
-		if (write_text(pss->wsi, s->frame + LWS_PRE, n))
+		if (write_text(pss, s->frame + LWS_PRE, n))
 			return -1;
 		pss->last_write_us = now;
-		if (engine_client_has_pending(pss->client) && !next_due)
+		if (pss->ready_since_us)
+			observe_latency(s, mono_us() - pss->ready_since_us);
+		if (more)
 			lws_callback_on_writable(pss->wsi);
 	} else if (now - pss->last_write_us >=
 		   (int64_t)s->opt->heartbeat_ms * 1000) {
@@ -856,13 +1136,21 @@ on_writeable(struct per_session_data__md *pss)
 		jsonbuf_init(&hb, LWS_PRE);
 		protocol_write_heartbeat(&hb, now);
 		if (!jsonbuf_failed(&hb) &&
-		    write_text(pss->wsi, jsonbuf_data(&hb), hb.len)) {
+		    write_text(pss, jsonbuf_data(&hb), hb.len)) {
 			jsonbuf_free(&hb);
 			return -1;
 		}
 		jsonbuf_free(&hb);
 		pss->last_write_us = now;
 	}
+
+	/*
+	 * Updates that did not fit the frame have waited since ready_since_us
+	 * as well, so it stays for the next frame. Updates held back by
+	 * max_hz are a delay the client asked for: they are not measured.
+	 */
+	if (!more)
+		pss->ready_since_us = 0;
 
 	/* Updates held back by max_hz: wake up when the first is due. */
 	if (next_due && next_due != pss->timer_due_us) {
@@ -890,8 +1178,8 @@ on_receive(struct per_session_data__md *pss, const char *in, size_t len)
 
 		snprintf(reason, sizeof reason,
 			 "message larger than the %zu byte limit", max);
-		log_info("conn %llu: %s, closing with 1009",
-			 (unsigned long long)pss->id, reason);
+		log_limited(LOG_INFO, "conn %llu (%s): %s, closing with 1009",
+			    (unsigned long long)pss->id, pss->peer, reason);
 		return close_now(pss->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 				 reason);
 	}
@@ -941,6 +1229,364 @@ session_remove(struct server *s, struct per_session_data__md *pss)
 		}
 }
 
+/* ------------------------------------------------------------- admission */
+
+/* Make untrusted header text safe to quote in a log line. */
+static void
+sanitize(char *text)
+{
+	for (; *text; text++)
+		if ((unsigned char)*text < 0x20 || (unsigned char)*text >= 0x7f)
+			*text = '?';
+}
+
+static bool
+is_loopback(const char *host)
+{
+	return !strcmp(host, "127.0.0.1") || !strcmp(host, "::1") ||
+	       !strcmp(host, "[::1]") || !strcmp(host, "localhost");
+}
+
+/* The name part of a Host header ("example.com:8080" → "example.com",
+ * "[::1]:8080" → "[::1]"), copied into out. */
+static void
+host_name(const char *host, char *out, size_t len)
+{
+	const char *end = host[0] == '[' ? strchr(host, ']') : strrchr(host, ':');
+	size_t n = end ? (size_t)(end - host) + (host[0] == '[') : strlen(host);
+
+	snprintf(out, len, "%.*s", (int)n, host);
+}
+
+/* Compare an origin's "host[:port]" with a Host header, a missing port
+ * standing for the scheme's default (browsers leave ":443" out of Origin;
+ * some clients put it in Host). */
+static bool
+same_authority(const char *a, const char *host, bool https)
+{
+	const char *dflt = https ? ":443" : ":80";
+	size_t la = strlen(a), lh = strlen(host), ld = strlen(dflt);
+
+	if (la == lh)
+		return !strncasecmp(a, host, la);
+	if (la == lh + ld)
+		return !strncasecmp(a, host, lh) && !strcmp(a + lh, dflt);
+	if (lh == la + ld)
+		return !strncasecmp(a, host, la) && !strcmp(host + la, dflt);
+	return false;
+}
+
+/*
+ * The Origin check keeps other web sites' pages from using a visitor's
+ * browser, and the token cookie it holds, to read the stream. A request
+ * without Origin comes from no web page (a script, a feed handler, curl)
+ * and passes: its token, if one is required, is its check.
+ */
+static bool
+origin_allowed(struct server *s, struct lws *wsi, char *why, size_t whylen)
+{
+	char origin[256], host[256], name[256];
+	const char *authority = NULL;
+	bool https = false;
+	size_t i;
+
+	if (!lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN))
+		return true;
+	if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0) {
+		snprintf(why, whylen, "Origin header over %zu bytes",
+			 sizeof origin - 1);
+		return false;
+	}
+	sanitize(origin);
+	if (s->opt->allow_origin_count) {
+		/* Exact, but host names know no case. */
+		for (i = 0; i < s->opt->allow_origin_count; i++)
+			if (!strcasecmp(origin, s->opt->allow_origins[i]))
+				return true;
+		snprintf(why, whylen, "Origin '%.100s' is not an --allow-origin",
+			 origin);
+		return false;
+	}
+	if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0)
+		host[0] = '\0';
+	sanitize(host);
+	if (!strncasecmp(origin, "https://", 8)) {
+		authority = origin + 8;
+		https = true;
+	} else if (!strncasecmp(origin, "http://", 7)) {
+		authority = origin + 7;
+	}
+	if (!authority || !host[0] || !same_authority(authority, host, https)) {
+		snprintf(why, whylen,
+			 "Origin '%.100s' is not this server (Host '%.60s'); "
+			 "allow it with --allow-origin",
+			 origin, host);
+		return false;
+	}
+	/*
+	 * Origin and Host agree, but on a loopback listener they must also
+	 * name loopback: a page whose own name was made to resolve to
+	 * 127.0.0.1 (DNS rebinding) sends its own name in both.
+	 */
+	host_name(host, name, sizeof name);
+	if (is_loopback(s->opt->listen_host) && !is_loopback(name)) {
+		snprintf(why, whylen,
+			 "Origin and Host '%.60s' name no loopback address on "
+			 "a loopback listener (DNS rebinding?); allow it with "
+			 "--allow-origin",
+			 host);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The token a request carries, from the first place that has one:
+ * "Authorization: Bearer", then ?token= on the URL, then the cookie
+ * "token". A present but malformed first choice is not skipped for the
+ * next: a request means one token. Returns a pointer into buf and its
+ * length, or NULL with the reason in why.
+ */
+static const char *
+request_token(struct lws *wsi, char *buf, size_t buflen, size_t *len,
+	      char *why, size_t whylen)
+{
+	const char *t;
+
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION)) {
+		if (lws_hdr_copy(wsi, buf, (int)buflen,
+				 WSI_TOKEN_HTTP_AUTHORIZATION) < 0) {
+			snprintf(why, whylen,
+				 "Authorization header over %zu bytes",
+				 buflen - 1);
+			return NULL;
+		}
+		t = auth_bearer(buf, len);
+		if (!t)
+			snprintf(why, whylen,
+				 "Authorization header is not \"Bearer "
+				 "<token>\"");
+		return t;
+	}
+	t = lws_get_urlarg_by_name(wsi, "token=", buf, (int)buflen);
+	if (t) {
+		*len = strlen(t);
+		if (!*len) {
+			snprintf(why, whylen, "empty ?token=");
+			return NULL;
+		}
+		return t;
+	}
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COOKIE) &&
+	    lws_hdr_copy(wsi, buf, (int)buflen, WSI_TOKEN_HTTP_COOKIE) > 0 &&
+	    (t = auth_find_cookie(buf, "token", len)))
+		return t;
+	snprintf(why, whylen,
+		 "no token (Authorization: Bearer, ?token= or cookie token=)");
+	return NULL;
+}
+
+/* Verify the request's token into *claims (released by the caller with
+ * auth_claims_free). Returns 0, or -1 with the reason, for the log, in why. */
+static int
+authenticate(struct server *s, struct lws *wsi, struct auth_claims *claims,
+	     char *why, size_t whylen)
+{
+	char buf[TOKEN_HEADER_MAX];
+	const char *token;
+	size_t len = 0;
+
+	token = request_token(wsi, buf, sizeof buf, &len, why, whylen);
+	if (!token)
+		return -1;
+	return auth_verify(s->auth, token, len, now_us(), claims, why, whylen);
+}
+
+/*
+ * The status line and headers of a refusal. At CONFIRM_UPGRADE lws has not
+ * yet noted the request's HTTP version, and lws_add_http_header_status()
+ * would answer "HTTP/1.0", which WebSocket clients reject as unreadable:
+ * an upgrade is always HTTP/1.1, so its status line is written here, with
+ * the two security headers that matter for a plain-text body, and the
+ * connection is closed after it (lws does so for an upgrade it did not
+ * take).
+ */
+static int
+refusal_status(struct lws *wsi, enum refusal r, bool upgrade,
+	       unsigned char **p, unsigned char *end)
+{
+	static const char csp[] = "default-src 'none'";
+
+	if (!upgrade)
+		return lws_add_http_header_status(wsi, refusals[r].status, p,
+						  end);
+	return lws_add_http_header_by_name(
+		       wsi, NULL,
+		       (const unsigned char *)refusals[r].status_line,
+		       (int)strlen(refusals[r].status_line), p, end) ||
+	       lws_add_http_header_by_name(
+		       wsi, (const unsigned char *)"content-security-policy:",
+		       (const unsigned char *)csp, (int)strlen(csp), p, end) ||
+	       lws_add_http_header_by_name(
+		       wsi, (const unsigned char *)"x-content-type-options:",
+		       (const unsigned char *)"nosniff", 7, p, end) ||
+	       lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+					    (const unsigned char *)"close", 5,
+					    p, end);
+}
+
+/*
+ * Answer with a refusal and nothing more: the status, a one-line body that
+ * says no more than the status does, and for 401 the challenge RFC 6750
+ * asks for. One lws_write, as lws_return_http_status() does it. Returns 0,
+ * or -1 when even that failed.
+ */
+static int
+write_refusal(struct lws *wsi, enum refusal r, bool upgrade)
+{
+	unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
+					   *end = buf + sizeof buf;
+	const char *body = refusals[r].body;
+	size_t len = strlen(body);
+	char clen[24];
+	int n;
+
+	n = snprintf(clen, sizeof clen, "%zu", len);
+	if (refusal_status(wsi, r, upgrade, &p, end) ||
+	    lws_add_http_header_by_token(
+		    wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+		    (const unsigned char *)"text/plain; charset=utf-8", 25, &p,
+		    end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+					 (const unsigned char *)clen, n, &p,
+					 end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					 (const unsigned char *)"no-store", 8,
+					 &p, end))
+		return -1;
+	if (r == REFUSED_UNAUTHORIZED &&
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_WWW_AUTHENTICATE,
+					 (const unsigned char *)"Bearer", 6, &p,
+					 end))
+		return -1;
+	if ((r == REFUSED_SERVER_FULL || r == REFUSED_PER_IP) &&
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_RETRY_AFTER,
+					 (const unsigned char *)"5", 1, &p, end))
+		return -1;
+	if (lws_finalize_http_header(wsi, &p, end) || (size_t)(end - p) < len)
+		return -1;
+	memcpy(p, body, len);
+	p += len;
+	n = lws_ptr_diff(p, start);
+	return lws_write(wsi, start, (size_t)n, LWS_WRITE_HTTP) == n ? 0 : -1;
+}
+
+/* One log limiter per kind of refusal, so that a flood of one kind (bad
+ * tokens, say) does not hide the others. */
+static struct log_limit refusal_log[REFUSED_COUNT];
+
+/* who: "conn 12 (10.0.0.7)" or "http (10.0.0.7)"; what was refused. */
+static void
+log_refusal(const char *who, const char *what, enum refusal r,
+	    const char *why)
+{
+	log_msg_limited(&refusal_log[r], LOG_INFO,
+			"%s: %s refused with %u %s: %s", who, what,
+			refusals[r].status, refusals[r].label, why);
+}
+
+static size_t
+sessions_from(const struct server *s, const char *peer)
+{
+	const struct per_session_data__md *pss;
+	size_t n = 0;
+
+	for (pss = s->sessions; pss; pss = pss->next)
+		if (!strcmp(pss->peer, peer))
+			n++;
+	return n;
+}
+
+static void
+peer_of(struct lws *wsi, char *peer, size_t len)
+{
+	if (!lws_get_peer_simple(wsi, peer, len))
+		snprintf(peer, len, "?");
+}
+
+/*
+ * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: admit the WebSocket upgrade or refuse
+ * it with an HTTP status (see "Admission" at the top). Returns 0 to let
+ * the upgrade go on, 1 when a refusal was written (lws then ends the HTTP
+ * transaction), -1 to hang up.
+ */
+static int
+admit_upgrade(struct server *s, struct lws *wsi)
+{
+	struct admission *a = &s->admitted;
+	struct auth_claims claims;
+	char peer[PEER_MAX], why[300], who[PEER_MAX + 32];
+	uint64_t id = ++s->next_conn_id;
+	enum refusal r;
+	size_t n;
+
+	memset(&claims, 0, sizeof claims);
+	peer_of(wsi, peer, sizeof peer);
+	if (s->stopping) {
+		r = REFUSED_SHUTTING_DOWN;
+		snprintf(why, sizeof why, "the server is shutting down");
+	} else if (!origin_allowed(s, wsi, why, sizeof why)) {
+		r = REFUSED_ORIGIN;
+	} else if (s->auth && authenticate(s, wsi, &claims, why, sizeof why)) {
+		r = REFUSED_UNAUTHORIZED;
+	} else if (s->session_count >= s->opt->max_connections) {
+		r = REFUSED_SERVER_FULL;
+		snprintf(why, sizeof why,
+			 "%zu connections open, the --max-connections limit",
+			 s->session_count);
+	} else if ((n = sessions_from(s, peer)) >=
+		   s->opt->max_connections_per_ip) {
+		r = REFUSED_PER_IP;
+		snprintf(why, sizeof why,
+			 "%zu connections open from this address, the "
+			 "--max-connections-per-ip limit",
+			 n);
+	} else {
+		auth_claims_free(&a->claims);
+		a->wsi = wsi;
+		a->conn_id = id;
+		memcpy(a->peer, peer, sizeof a->peer);
+		a->claims = claims;
+		return 0;
+	}
+	auth_claims_free(&claims);
+	s->m.refused_ws[r]++;
+	snprintf(who, sizeof who, "conn %llu (%s)", (unsigned long long)id,
+		 peer);
+	log_refusal(who, "WebSocket upgrade", r, why);
+	return write_refusal(wsi, r, true) ? -1 : 1;
+}
+
+/* ESTABLISHED: move what admission decided into the new session. Returns
+ * -1 when this wsi was not admitted. */
+static int
+take_admission(struct server *s, struct lws *wsi,
+	       struct per_session_data__md *pss)
+{
+	struct admission *a = &s->admitted;
+
+	if (a->wsi != wsi) {
+		log_error("a WebSocket connection arrived without passing "
+			  "admission; refused");
+		return -1;
+	}
+	pss->id = a->conn_id;
+	memcpy(pss->peer, a->peer, sizeof pss->peer);
+	pss->claims = a->claims;
+	memset(a, 0, sizeof *a);
+	return 0;
+}
+
 static int
 callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	    void *in, size_t len)
@@ -950,19 +1596,34 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	struct jsonbuf *b;
 
 	switch (reason) {
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		/* Still plain HTTP: the place to refuse with a status. */
+		if (!s || !in || strcasecmp(in, "websocket"))
+			break;
+		return admit_upgrade(s, wsi);
+
 	case LWS_CALLBACK_ESTABLISHED:
 		memset(pss, 0, sizeof *pss);
+		if (take_admission(s, wsi, pss))
+			return -1;
 		pss->wsi = wsi;
-		pss->server = s;
-		pss->id = ++s->next_conn_id;
 		pss->tokens = s->opt->ops_burst;
 		pss->tokens_at_us = now_us();
 		pss->last_write_us = pss->tokens_at_us;
 		pss->client = engine_client_create(s->engine, pss);
-		if (!pss->client)
+		if (!pss->client) {
+			auth_claims_free(&pss->claims);
 			return -1;
+		}
+		/* A wildcard picks up only the symbols the token grants. */
+		if (s->auth && !pss->claims.allow_all)
+			engine_client_set_filter(pss->client, claims_allow,
+						 &pss->claims);
+		pss->server = s;
 		pss->next = s->sessions;
 		s->sessions = pss;
+		s->session_count++;
+		s->m.connections_opened++;
 		b = control_begin(pss);
 		if (!b)
 			return -1;
@@ -971,7 +1632,13 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 				     s->parts.feed_kind ? s->parts.feed_kind
 							: "none");
 		lws_callback_on_writable(wsi);
-		log_debug("conn %llu: open", (unsigned long long)pss->id);
+		if (s->auth)
+			log_debug("conn %llu (%s): open, sub '%s'",
+				  (unsigned long long)pss->id, pss->peer,
+				  pss->claims.sub);
+		else
+			log_debug("conn %llu (%s): open",
+				  (unsigned long long)pss->id, pss->peer);
 		if (s->stopping)
 			close_with(pss, LWS_CLOSE_STATUS_GOINGAWAY,
 				   "server shutting down");
@@ -980,18 +1647,22 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_CLOSED:
 		/* lws calls this once, after the last callback for the wsi:
 		 * the safe place to free what the session owns. */
-		if (!pss->server)
+		if (!pss || !pss->server)
 			break;
 		session_remove(s, pss);
+		s->session_count--;
+		/* The engine client goes first: its filter reads the claims. */
 		engine_client_destroy(pss->client);
 		pss->client = NULL;
+		auth_claims_free(&pss->claims);
 		while (pss->ctl_head)
 			control_pop(pss);
 		while (pss->job_count)
 			history_pop(pss);
 		free(pss->rx);
 		pss->rx = NULL;
-		log_debug("conn %llu: closed", (unsigned long long)pss->id);
+		log_debug("conn %llu (%s): closed", (unsigned long long)pss->id,
+			  pss->peer);
 		pss->server = NULL;
 		break;
 
@@ -1199,12 +1870,111 @@ http_start_job(struct server *s, struct per_session_data__http *h,
 	return 0;
 }
 
+/*
+ * With a token: refuse (403, naming it) a symbol= the token does not
+ * grant. Returns 0, or -1 after answering.
+ */
 static int
-http_export(struct server *s, struct per_session_data__http *h)
+http_check_entitled(struct server *s, struct per_session_data__http *h,
+		    const struct auth_claims *claims, const struct query_spec *q)
+{
+	size_t i;
+
+	if (!claims)
+		return 0;
+	for (i = 0; i < q->symbol_count; i++) {
+		if (auth_claims_allow(claims, q->symbols[i]))
+			continue;
+		s->m.refused_api[REFUSED_FORBIDDEN]++;
+		log_limited(LOG_INFO, "http (%s, sub '%s'): not entitled to '%s'",
+			    h->peer, claims->sub, q->symbols[i]);
+		http_respond_text(h, 403, "not entitled to '%s'\n",
+				  q->symbols[i]);
+		return -1;
+	}
+	return 0;
+}
+
+struct entitled_symbols {
+	const struct auth_claims *claims;
+	struct query_spec *q;
+	size_t total; /* entitled symbols with data, also beyond the spec's room */
+};
+
+static void
+collect_entitled(const struct symbol_state *st, void *ctx)
+{
+	struct entitled_symbols *e = ctx;
+
+	if (!auth_claims_allow(e->claims, st->symbol))
+		return;
+	if (e->q->symbol_count < QUERY_MAX_SYMBOLS)
+		memcpy(e->q->symbols[e->q->symbol_count++], st->symbol,
+		       sizeof e->q->symbols[0]);
+	e->total++;
+}
+
+static int
+compare_symbol(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * An export without symbol= means "everything": for a token that does not
+ * grant "*", everything it grants. Those are the engine's symbols (every
+ * stored symbol has its state there) that the token allows. Returns 0 with
+ * them in q; else the request has been answered (an empty export when
+ * there are none, 400 when there are more than one export takes) and the
+ * result is 1, or -1 when even the answer failed.
+ */
+static int
+http_export_entitled(struct per_session_data__http *h,
+		     const struct auth_claims *claims, struct query_spec *q)
+{
+	struct server *s = lws_context_user(lws_get_context(h->wsi));
+	struct entitled_symbols e = {.claims = claims, .q = q};
+	struct jsonbuf b;
+	char *body;
+
+	engine_foreach_symbol(s->engine, collect_entitled, &e);
+	if (e.total > QUERY_MAX_SYMBOLS)
+		return http_respond_text(h, 400,
+					 "your token grants %zu symbols with "
+					 "data; an export takes at most %d: "
+					 "name them with symbol=\n",
+					 e.total, QUERY_MAX_SYMBOLS)
+			       ? -1
+			       : 1;
+	if (e.total) {
+		qsort(q->symbols, q->symbol_count, sizeof q->symbols[0],
+		      compare_symbol);
+		return 0;
+	}
+	/* Nothing granted has data: the export is empty, but well formed. */
+	jsonbuf_init(&b, 0);
+	if (!q->jsonl)
+		export_write_csv_header(&b);
+	body = strndup(jsonbuf_data(&b) ? jsonbuf_data(&b) : "", b.len);
+	jsonbuf_free(&b);
+	if (!body)
+		return http_respond_text(h, 500, "out of memory\n") ? -1 : 1;
+	return http_respond(h, 200,
+			    q->jsonl ? "application/x-ndjson"
+				     : "text/csv; charset=utf-8",
+			    body, strlen(body))
+		       ? -1
+		       : 1;
+}
+
+static int
+http_export(struct server *s, struct per_session_data__http *h,
+	    const struct auth_claims *claims)
 {
 	struct query_spec q;
 	char buf[64];
 	const char *fmt;
+	int rc;
 
 	memset(&q, 0, sizeof q);
 	q.kind = QUERY_EXPORT;
@@ -1215,13 +1985,21 @@ http_export(struct server *s, struct per_session_data__http *h)
 		return http_respond_text(h, 400,
 					 "format='%s': use csv or jsonl\n", fmt);
 	q.jsonl = fmt && !strcmp(fmt, "jsonl");
+	if (http_check_entitled(s, h, claims, &q))
+		return 0;
+	if (claims && !claims->allow_all && !q.symbol_count) {
+		rc = http_export_entitled(h, claims, &q);
+		if (rc)
+			return rc < 0 ? -1 : 0;
+	}
 	return http_start_job(s, h, &q,
 			      q.jsonl ? "application/x-ndjson"
 				      : "text/csv; charset=utf-8");
 }
 
 static int
-http_bars(struct server *s, struct per_session_data__http *h)
+http_bars(struct server *s, struct per_session_data__http *h,
+	  const struct auth_claims *claims)
 {
 	struct query_spec q;
 	char buf[64];
@@ -1234,6 +2012,8 @@ http_bars(struct server *s, struct per_session_data__http *h)
 	if (!q.symbol_count)
 		return http_respond_text(h, 400,
 					 "/api/bars needs symbol=SYMBOL\n");
+	if (http_check_entitled(s, h, claims, &q))
+		return 0;
 	iv = http_arg(h->wsi, "interval", 0, buf, sizeof buf);
 	if (!iv)
 		iv = "1m";
@@ -1247,83 +2027,235 @@ http_bars(struct server *s, struct per_session_data__http *h)
 	return http_start_job(s, h, &q, "application/json");
 }
 
+/*
+ * /metrics writers. Each family gets its HELP and TYPE lines once, then its
+ * samples, as the Prometheus text format (version 0.0.4) wants.
+ */
+static void
+metric_family(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void
+metric_u64(FILE *f, const char *name, const char *type, const char *help,
+	   uint64_t v)
+{
+	metric_family(f, name, type, help);
+	fprintf(f, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void
+metric_double(FILE *f, const char *name, const char *type, const char *help,
+	      double v)
+{
+	metric_family(f, name, type, help);
+	fprintf(f, "%s %.6f\n", name, v);
+}
+
+/* A label value with \, " and newline escaped as the format wants. */
+static void
+metric_label_value(FILE *f, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fputc('\\', f);
+		if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+}
+
+static void
+metric_labeled(FILE *f, const char *name, const char *label,
+	       const char *value, uint64_t v)
+{
+	fprintf(f, "%s{%s=\"", name, label);
+	metric_label_value(f, value);
+	fprintf(f, "\"} %llu\n", (unsigned long long)v);
+}
+
+static void
+metrics_connections(struct server *s, FILE *f)
+{
+	size_t i;
+
+	metric_u64(f, "publisher_start_time_seconds", "gauge",
+		   "When the server started, in seconds since the epoch.",
+		   (uint64_t)s->started);
+	metric_u64(f, "publisher_connections", "gauge",
+		   "Open WebSocket connections.", s->session_count);
+	metric_u64(f, "publisher_connections_max", "gauge",
+		   "The --max-connections limit.", s->opt->max_connections);
+	metric_u64(f, "publisher_connections_opened_total", "counter",
+		   "WebSocket connections admitted.", s->m.connections_opened);
+	metric_family(f, "publisher_handshakes_refused_total", "counter",
+		      "WebSocket upgrades refused before the handshake, by "
+		      "reason.");
+	for (i = 0; i < REFUSED_COUNT; i++)
+		if (i != REFUSED_FORBIDDEN)
+			metric_labeled(f, "publisher_handshakes_refused_total",
+				       "reason", refusals[i].label,
+				       s->m.refused_ws[i]);
+	metric_family(f, "publisher_api_refused_total", "counter",
+		      "/api requests refused, by reason.");
+	metric_labeled(f, "publisher_api_refused_total", "reason",
+		       refusals[REFUSED_UNAUTHORIZED].label,
+		       s->m.refused_api[REFUSED_UNAUTHORIZED]);
+	metric_labeled(f, "publisher_api_refused_total", "reason",
+		       refusals[REFUSED_ORIGIN].label,
+		       s->m.refused_api[REFUSED_ORIGIN]);
+	metric_labeled(f, "publisher_api_refused_total", "reason",
+		       refusals[REFUSED_FORBIDDEN].label,
+		       s->m.refused_api[REFUSED_FORBIDDEN]);
+	metric_family(f, "publisher_auth_failures_total", "counter",
+		      "Requests refused for a missing, bad or expired token.");
+	metric_labeled(f, "publisher_auth_failures_total", "endpoint", "ws",
+		       s->m.refused_ws[REFUSED_UNAUTHORIZED]);
+	metric_labeled(f, "publisher_auth_failures_total", "endpoint", "api",
+		       s->m.refused_api[REFUSED_UNAUTHORIZED]);
+	metric_u64(f, "publisher_tokens_expired_total", "counter",
+		   "Connections closed with 4001 because their token expired.",
+		   s->m.tokens_expired);
+}
+
+static void
+metrics_stream(struct server *s, FILE *f)
+{
+	struct engine_stats es;
+	uint64_t cumulative = 0;
+	size_t i;
+
+	engine_get_stats(s->engine, &es);
+	metric_u64(f, "publisher_symbols", "gauge", "Symbols with data.",
+		   es.symbols);
+	metric_u64(f, "publisher_subscriptions", "gauge",
+		   "Subscriptions held.", es.subscriptions);
+	metric_u64(f, "publisher_ticks_applied_total", "counter",
+		   "Ticks applied by the engine.", es.ticks_applied);
+	metric_u64(f, "publisher_ticks_rejected_total", "counter",
+		   "Ticks the engine refused.", es.ticks_rejected);
+	metric_u64(f, "publisher_engine_batches_total", "counter",
+		   "Drains of the tick queue that moved ticks into the "
+		   "engine.",
+		   s->m.drains);
+	metric_u64(f, "publisher_engine_batch_ticks_total", "counter",
+		   "Ticks moved by those drains (divide by the batches for "
+		   "the mean batch).",
+		   s->m.drained_ticks);
+	metric_u64(f, "publisher_updates_sent_total", "counter",
+		   "Snapshots and deltas written to clients.", es.updates_sent);
+	metric_u64(f, "publisher_ticks_conflated_total", "counter",
+		   "Ticks merged away by conflation.", es.ticks_conflated);
+	metric_u64(f, "publisher_encodings_total", "counter",
+		   "Snapshot and delta encodings made.", es.encodings);
+	metric_u64(f, "publisher_encodings_shared_total", "counter",
+		   "Updates served from an encoding made for another client.",
+		   es.encodings_shared);
+	metric_u64(f, "publisher_ws_frames_sent_total", "counter",
+		   "WebSocket frames written (updates, replies, heartbeats).",
+		   s->m.ws_frames_sent);
+	metric_u64(f, "publisher_ws_bytes_sent_total", "counter",
+		   "WebSocket payload bytes written.", s->m.ws_bytes_sent);
+	metric_u64(f, "publisher_http_bytes_sent_total", "counter",
+		   "HTTP body bytes written by /api, /metrics and /healthz.",
+		   s->m.http_bytes_sent);
+	metric_family(f, "publisher_errors_sent_total", "counter",
+		      "Error replies sent to WebSocket clients, by code.");
+	for (i = 0; i <= N_ERROR_CODES; i++)
+		metric_labeled(f, "publisher_errors_sent_total", "code",
+			       i < N_ERROR_CODES ? error_codes[i] : "other",
+			       s->m.errors[i]);
+
+	metric_family(f, "publisher_update_latency_seconds", "histogram",
+		      "From the engine flush that gave an idle client "
+		      "something to send to the write that sent it.");
+	for (i = 0; i < N_LATENCY_BUCKETS; i++) {
+		cumulative += s->m.latency_le[i];
+		fprintf(f, "publisher_update_latency_seconds_bucket{le=\"%g\"} "
+			   "%llu\n",
+			latency_buckets[i], (unsigned long long)cumulative);
+	}
+	fprintf(f,
+		"publisher_update_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
+		"publisher_update_latency_seconds_sum %.6f\n"
+		"publisher_update_latency_seconds_count %llu\n",
+		(unsigned long long)s->m.latency_count, s->m.latency_sum,
+		(unsigned long long)s->m.latency_count);
+}
+
+static void
+metrics_feed_and_store(struct server *s, FILE *f)
+{
+	struct feed_status fs;
+	struct store_stats ss;
+	const char *kind;
+
+	memset(&fs, 0, sizeof fs);
+	if (s->parts.feed)
+		feed_get_status(s->parts.feed, &fs);
+	kind = fs.kind ? fs.kind : "none";
+	metric_family(f, "publisher_feed_running", "gauge",
+		      "1 while the feed's thread is alive and producing.");
+	metric_labeled(f, "publisher_feed_running", "kind", kind, fs.running);
+	metric_family(f, "publisher_feed_finished", "gauge",
+		      "1 once the feed reached its end (a replay without "
+		      "loop).");
+	metric_labeled(f, "publisher_feed_finished", "kind", kind, fs.finished);
+	metric_u64(f, "publisher_feed_ticks_total", "counter",
+		   "Ticks the feed produced.", fs.ticks);
+	metric_u64(f, "publisher_feed_bad_lines_total", "counter",
+		   "Input lines the feed skipped.", fs.bad_lines);
+	metric_u64(f, "publisher_tick_queue_depth", "gauge",
+		   "Ticks waiting between feed and engine.",
+		   tick_queue_depth(s->queue));
+	metric_u64(f, "publisher_log_lines_suppressed_total", "counter",
+		   "Log lines held back by the per-site rate limits.",
+		   log_suppressed_total());
+	if (!s->parts.store)
+		return;
+	store_get_stats(s->parts.store, &ss);
+	metric_u64(f, "publisher_store_ticks_written_total", "counter",
+		   "Ticks committed to SQLite.", ss.ticks_written);
+	metric_u64(f, "publisher_store_commits_total", "counter",
+		   "Store transactions committed.", ss.commits);
+	metric_u64(f, "publisher_store_last_batch", "gauge",
+		   "Ticks in the last commit.", ss.last_batch);
+	metric_u64(f, "publisher_store_queued", "gauge",
+		   "Ticks waiting for the store writer.", ss.queued);
+	metric_double(f, "publisher_store_lag_seconds", "gauge",
+		      "Age of the oldest tick waiting for the writer.",
+		      (double)ss.lag_us / 1e6);
+	metric_u64(f, "publisher_store_write_errors_total", "counter",
+		   "Failed store commits.", ss.write_errors);
+	metric_u64(f, "publisher_store_ticks_refused_total", "counter",
+		   "Ticks the store did not keep (invalid, or seq not after "
+		   "the stored one).",
+		   ss.ticks_refused);
+	metric_u64(f, "publisher_store_failing", "gauge",
+		   "1 while the last commit attempt failed.", ss.failing);
+	metric_u64(f, "publisher_store_ticks_not_stored_total", "counter",
+		   "Ticks served while the store was failing, not stored.",
+		   s->ticks_not_stored);
+}
+
 static int
 http_metrics(struct server *s, struct per_session_data__http *h)
 {
-	struct engine_stats es;
-	struct feed_status fs;
-	struct store_stats ss;
-	struct per_session_data__md *pss;
-	size_t conns = 0;
 	char *body = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&body, &len);
 
 	if (!f)
 		return http_respond_text(h, 500, "out of memory\n");
-	for (pss = s->sessions; pss; pss = pss->next)
-		conns++;
-	engine_get_stats(s->engine, &es);
-	memset(&fs, 0, sizeof fs);
-	if (s->parts.feed)
-		feed_get_status(s->parts.feed, &fs);
-#define METRIC(name, type, help, fmt, v)                                       \
-	fprintf(f, "# HELP " name " " help "\n# TYPE " name " " type "\n" name  \
-		   " " fmt "\n",                                               \
-		v)
-	METRIC("publisher_connections", "gauge", "Open WebSocket connections.",
-	       "%zu", conns);
-	METRIC("publisher_symbols", "gauge", "Symbols with data.", "%zu",
-	       es.symbols);
-	METRIC("publisher_subscriptions", "gauge", "Subscriptions held.", "%zu",
-	       es.subscriptions);
-	METRIC("publisher_ticks_applied_total", "counter",
-	       "Ticks applied by the engine.", "%llu",
-	       (unsigned long long)es.ticks_applied);
-	METRIC("publisher_ticks_rejected_total", "counter",
-	       "Ticks the engine refused.", "%llu",
-	       (unsigned long long)es.ticks_rejected);
-	METRIC("publisher_updates_sent_total", "counter",
-	       "Snapshots and deltas written to clients.", "%llu",
-	       (unsigned long long)es.updates_sent);
-	METRIC("publisher_ticks_conflated_total", "counter",
-	       "Ticks merged away by conflation.", "%llu",
-	       (unsigned long long)es.ticks_conflated);
-	METRIC("publisher_feed_ticks_total", "counter",
-	       "Ticks the feed produced.", "%llu",
-	       (unsigned long long)fs.ticks);
-	METRIC("publisher_feed_bad_lines_total", "counter",
-	       "Input lines the feed skipped.", "%llu",
-	       (unsigned long long)fs.bad_lines);
-	METRIC("publisher_tick_queue_depth", "gauge",
-	       "Ticks waiting between feed and engine.", "%zu",
-	       tick_queue_depth(s->queue));
-	if (s->parts.store) {
-		store_get_stats(s->parts.store, &ss);
-		METRIC("publisher_store_ticks_written_total", "counter",
-		       "Ticks committed to SQLite.", "%llu",
-		       (unsigned long long)ss.ticks_written);
-		METRIC("publisher_store_commits_total", "counter",
-		       "Store transactions committed.", "%llu",
-		       (unsigned long long)ss.commits);
-		METRIC("publisher_store_last_batch", "gauge",
-		       "Ticks in the last commit.", "%llu",
-		       (unsigned long long)ss.last_batch);
-		METRIC("publisher_store_queued", "gauge",
-		       "Ticks waiting for the store writer.", "%zu", ss.queued);
-		METRIC("publisher_store_lag_seconds", "gauge",
-		       "Age of the oldest tick waiting for the writer.", "%.6f",
-		       (double)ss.lag_us / 1e6);
-		METRIC("publisher_store_write_errors_total", "counter",
-		       "Failed store commits.", "%llu",
-		       (unsigned long long)ss.write_errors);
-		METRIC("publisher_store_ticks_not_stored_total", "counter",
-		       "Ticks served while the store was failing, not stored.",
-		       "%llu", (unsigned long long)s->ticks_not_stored);
-	}
-#undef METRIC
-	if (fclose(f))
+	metrics_connections(s, f);
+	metrics_stream(s, f);
+	metrics_feed_and_store(s, f);
+	if (fclose(f)) {
+		free(body);
 		return http_respond_text(h, 500, "out of memory\n");
+	}
 	return http_respond(h, 200, "text/plain; version=0.0.4; charset=utf-8",
 			    body, len);
 }
@@ -1397,6 +2329,7 @@ http_writeable(struct server *s, struct per_session_data__http *h)
 	if (lws_write(h->wsi, (unsigned char *)s->frame + LWS_PRE, n, wp) <
 	    (int)n)
 		return -1;
+	s->m.http_bytes_sent += n;
 	/* An export holds a read snapshot open, which keeps the WAL from
 	 * being checkpointed: a client that stops reading is dropped. */
 	lws_set_timeout(h->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
@@ -1413,6 +2346,58 @@ http_writeable(struct server *s, struct per_session_data__http *h)
 	free(h->body);
 	h->body = NULL;
 	return lws_http_transaction_completed(h->wsi) ? -1 : 0;
+}
+
+/*
+ * /api/…: the WebSocket's origin and token checks, then the endpoint with
+ * the token's claims. /metrics and /healthz do not come here: they stay
+ * open for monitoring (the README says to keep them off public networks).
+ */
+static int
+http_api(struct server *s, struct per_session_data__http *h, const char *path)
+{
+	enum refusal r = REFUSED_COUNT;
+	struct auth_claims claims;
+	const struct auth_claims *granted = NULL;
+	char why[300], who[PEER_MAX + 16], what[160];
+	int rc;
+
+	memset(&claims, 0, sizeof claims);
+	peer_of(h->wsi, h->peer, sizeof h->peer);
+	if (!origin_allowed(s, h->wsi, why, sizeof why))
+		r = REFUSED_ORIGIN;
+	else if (s->auth && authenticate(s, h->wsi, &claims, why, sizeof why))
+		r = REFUSED_UNAUTHORIZED;
+	if (r != REFUSED_COUNT) {
+		s->m.refused_api[r]++;
+		snprintf(who, sizeof who, "http (%s)", h->peer);
+		snprintf(what, sizeof what, "GET %.120s", path);
+		sanitize(what);
+		log_refusal(who, what, r, why);
+		if (write_refusal(h->wsi, r, false))
+			return -1;
+		return lws_http_transaction_completed(h->wsi) ? -1 : 0;
+	}
+	if (s->auth)
+		granted = &claims;
+
+	if (!s->parts.queries &&
+	    (!strcmp(path, "/api/export") || !strcmp(path, "/api/bars")))
+		rc = http_respond_text(h, 503,
+				       "history needs the SQLite store; this "
+				       "server runs without one (--db none)\n");
+	else if (!strcmp(path, "/api/export"))
+		rc = http_export(s, h, granted);
+	else if (!strcmp(path, "/api/bars"))
+		rc = http_bars(s, h, granted);
+	else
+		rc = http_respond_text(h, 404,
+				       "no such endpoint '%s' (try "
+				       "/api/export, /api/bars, /metrics, "
+				       "/healthz)\n",
+				       path);
+	auth_claims_free(&claims);
+	return rc;
 }
 
 static int
@@ -1434,21 +2419,14 @@ callback_http_api(struct lws *wsi, enum lws_callback_reasons reason,
 			return http_metrics(s, h);
 		if (!strcmp(path, "/healthz"))
 			return http_healthz(s, h);
-		if (!s->parts.queries &&
-		    (!strcmp(path, "/api/export") || !strcmp(path, "/api/bars")))
-			return http_respond_text(h, 503,
-						 "history needs the SQLite "
-						 "store; this server runs "
-						 "without one (--db none)\n");
-		if (!strcmp(path, "/api/export"))
-			return http_export(s, h);
-		if (!strcmp(path, "/api/bars"))
-			return http_bars(s, h);
-		return http_respond_text(h, 404,
-					 "no such endpoint '%s' (try "
-					 "/api/export, /api/bars, /metrics, "
-					 "/healthz)\n",
-					 path);
+		return http_api(s, h, path);
+
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		/* An upgrade on a keep-alive connection that last served an
+		 * /api request reaches this protocol: admit it all the same. */
+		if (!s || !in || strcasecmp(in, "websocket"))
+			break;
+		return admit_upgrade(s, wsi);
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return http_writeable(s, h);
@@ -1493,6 +2471,34 @@ is_ipv4_literal(const char *h)
 	return sscanf(h, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4;
 }
 
+/* lws only says that its context failed; a missing or unreadable TLS file
+ * is told apart here, with its name. Returns 0, or -1 with err set. */
+static int
+check_readable(const char *option, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	FILE *f;
+
+	if (stat(path, &st)) {
+		snprintf(err, errlen, "%s '%s': %s", option, path,
+			 strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s '%s': not a regular file", option,
+			 path);
+		return -1;
+	}
+	f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "%s '%s': %s", option, path,
+			 strerror(errno));
+		return -1;
+	}
+	fclose(f);
+	return 0;
+}
+
 struct server *
 server_create(const struct serve_options *opt, const struct server_parts *parts,
 	      char *err, size_t errlen)
@@ -1515,6 +2521,21 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 	snprintf(s->epoch, sizeof s->epoch, "%s", parts->epoch);
 	s->limits.max_symbols = opt->max_symbols;
 	s->limits.max_history_limit = 100000;
+	s->started = time(NULL);
+
+	if (opt->auth_secret) {
+		char why[400];
+
+		s->auth = auth_create(opt->auth_secret, why, sizeof why);
+		if (!s->auth) {
+			snprintf(err, errlen, "--auth-secret: %s", why);
+			goto fail;
+		}
+	}
+	if (opt->tls_cert &&
+	    (check_readable("--tls-cert", opt->tls_cert, err, errlen) ||
+	     check_readable("--tls-key", opt->tls_key, err, errlen)))
+		goto fail;
 
 	if (!realpath(opt->web, s->web_dir)) {
 		snprintf(err, errlen, "web directory '%s': %s", opt->web,
@@ -1600,13 +2621,44 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 		if (is_ipv4_literal(host))
 			info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	}
-	if (strcmp(host, "127.0.0.1") && strcmp(host, "::1") &&
-	    strcmp(host, "[::1]"))
-		log_warn("listening on %s, beyond loopback: anyone who can "
-			 "reach it can read the stream",
+	if (!is_loopback(host) && !s->auth)
+		log_warn("listening on %s, beyond loopback, without "
+			 "--auth-secret: anyone who can reach it can read the "
+			 "stream",
+			 opt->listen_host);
+	else if (!is_loopback(host) && !opt->tls_cert)
+		log_warn("listening on %s, beyond loopback, without "
+			 "--tls-cert: tokens and data cross the network in "
+			 "clear text",
 			 opt->listen_host);
 
+	/*
+	 * Slow senders: a connection must finish its TLS handshake and its
+	 * request headers within handshake_secs (lws's own timeouts), or it
+	 * is dropped. Idle and half-open WebSocket peers are the ping policy's
+	 * (ping_secs).
+	 */
+	info.timeout_secs = opt->handshake_secs;
+	info.timeout_secs_ah_idle = opt->handshake_secs;
+	if (opt->tls_cert) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = opt->tls_cert;
+		info.ssl_private_key_filepath = opt->tls_key;
+		/* HTTP/1.1 only: a WebSocket over HTTP/2 would not pass
+		 * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE, and so not admission. */
+		info.alpn = "http/1.1";
+	}
+
 	s->context = lws_create_context(&info);
+	if (!s->context && opt->tls_cert) {
+		snprintf(err, errlen,
+			 "cannot serve TLS with --tls-cert '%s' and --tls-key "
+			 "'%s' (not PEM, a key that does not match the "
+			 "certificate, or the address %s:%d is in use)",
+			 opt->tls_cert, opt->tls_key, opt->listen_host,
+			 opt->listen_port);
+		goto fail;
+	}
 	if (!s->context) {
 		snprintf(err, errlen,
 			 "cannot listen on %s:%d (address in use, or not an "
@@ -1678,6 +2730,8 @@ server_destroy(struct server *s)
 		lws_sul_cancel(&s->store_retry);
 		lws_context_destroy(s->context);
 	}
+	auth_claims_free(&s->admitted.claims);
+	auth_destroy(s->auth);
 	free(s->drain);
 	free(s->frame);
 	free(s);

@@ -10,6 +10,11 @@
  *
  * Everything here runs on the one lws service thread, except server_stop()
  * and server_wake(), which any thread (or a signal handler) may call.
+ *
+ * Exposure (README "Security"): every WebSocket upgrade and /api request
+ * passes the Origin check and, with --auth-secret, a token check before it
+ * is served; the token's entitlements then bound subscribe, the wildcard,
+ * symbols, history, export and bars. GET /metrics reports what happens.
  */
 #ifndef PUBLISHER_SERVER_H
 #define PUBLISHER_SERVER_H
@@ -38,8 +43,11 @@ struct server_parts {
 };
 
 /*
- * Create the lws context and listen. Returns NULL with the cause in err
- * (e.g. "cannot listen on 127.0.0.1:8080: address in use?").
+ * Create the lws context and listen, with TLS when opt->tls_cert is set
+ * and tokens required when opt->auth_secret is (the secret file is read
+ * here). Returns NULL with the cause in err, naming what failed: "cannot
+ * listen on 127.0.0.1:8080 (address in use…)", "--tls-cert 'x.pem': No such
+ * file or directory", "--auth-secret: …".
  */
 struct server *
 server_create(const struct serve_options *opt, const struct server_parts *parts,

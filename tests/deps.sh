@@ -21,8 +21,14 @@ need_pkg "pkg-config --exists openssl" libssl-dev
 need_pkg "pkg-config --exists libcrypto" libssl-dev
 need_pkg "pkg-config --exists libuv" libuv1-dev
 need_pkg "command -v sqlite3" sqlite3
+# Scale-out through Redis (issue 8): hiredis to build, a real server to test.
+need_pkg "pkg-config --exists hiredis" libhiredis-dev
+need_pkg "command -v redis-server" redis-server
 need_pkg "test -x /usr/bin/python3" python3
 need_pkg "/usr/bin/python3 -c 'import websockets'" python3-websockets
+# The security tests: a certificate made at test time, a run under valgrind.
+need_pkg "command -v openssl" openssl
+need_pkg "command -v valgrind" valgrind
 # The dashboard tests: real headless Chromium driven by npm playwright-core.
 need_pkg "command -v node" nodejs
 need_pkg "command -v npm" npm

@@ -5,6 +5,10 @@
  * header.payload is signed with the secret (when the input has that shape)
  * and verified, which takes the fuzzer past the signature into the claims
  * parser. Accepted claims must be self-consistent.
+ *
+ * The same bytes, as a NUL-terminated header value, also go through
+ * auth_find_cookie() and auth_bearer(): they read request headers, which are
+ * as hostile as the token.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -19,16 +23,15 @@
 #define SECRET "fuzz-secret-0123456789abcdef0123456789"
 #define NOW_US (1700000000LL * 1000000LL)
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct auth *fuzz_auth;
 
 static void
 b64url(const unsigned char *src, size_t len, char *dst)
 {
-	static const char abc[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr"
+	                          "stuvwxyz0123456789-_";
 	size_t i, n = 0;
 	uint32_t v;
 
@@ -137,13 +140,37 @@ verify_signed(const uint8_t *data, size_t size)
 	b64url(mid + 1, pl, t + n);
 	n = strlen(t);
 	if (HMAC(EVP_sha256(), SECRET, (int)strlen(SECRET),
-		 (const unsigned char *)t, n, mac, &mac_len)) {
+	         (const unsigned char *)t, n, mac, &mac_len)) {
 		t[n++] = '.';
 		b64url(mac, mac_len, t + n);
 		n = strlen(t);
 		verify(t, n);
 	}
 	free(t);
+}
+
+/* What comes back must lie inside the header and hold no separator. */
+static void
+header_helpers(const uint8_t *data, size_t size)
+{
+	char *h = malloc(size + 1);
+	const char *v;
+	size_t len = 0, n;
+
+	if (!h)
+		return;
+	memcpy(h, data, size);
+	h[size] = '\0';
+	n = strlen(h);
+	v = auth_find_cookie(h, "token", &len);
+	if (v && (v < h || len == 0 || (size_t)(v - h) + len > n ||
+	          memchr(v, ';', len)))
+		abort();
+	v = auth_bearer(h, &len);
+	if (v && (v < h || len == 0 || (size_t)(v - h) + len > n ||
+	          memchr(v, ' ', len) || memchr(v, '\t', len)))
+		abort();
+	free(h);
 }
 
 int
@@ -153,11 +180,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char err[128];
 
 		fuzz_auth = auth_create_with_key(SECRET, strlen(SECRET), err,
-						 sizeof err);
+		                                 sizeof err);
 		if (!fuzz_auth)
 			abort();
 	}
 	verify((const char *)data, size);
 	verify_signed(data, size);
+	header_helpers(data, size);
 	return 0;
 }

@@ -15,8 +15,7 @@
 
 #include "protocol.h"
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void
 check_request(const struct request *req)
@@ -48,13 +47,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* Small limits reach the "too many" paths with small inputs. */
 	const struct protocol_limits limits = {.max_symbols = 8,
-					       .max_history_limit = 100};
+	                                       .max_history_limit = 100};
 	struct protocol_error err;
 	struct request req;
 	int64_t us;
 
 	memset(&req, 0, sizeof req);
-	if (protocol_parse((const char *)data, size, &limits, &req, &err) == 0) {
+	if (protocol_parse((const char *)data, size, &limits, &req, &err) ==
+	    0) {
 		check_request(&req);
 		request_free(&req);
 	} else if (!err.code || !err.code[0]) {

@@ -10,14 +10,13 @@
 
 #include "tick_fuzz.h"
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char header[] =
-		"ts,symbol,bid,ask,bid_size,ask_size,last,last_size,volume";
+	        "ts,symbol,bid,ask,bid_size,ask_size,last,last_size,volume";
 	struct tick_parser p;
 
 	tick_parser_init(&p, TICK_FORMAT_CSV);

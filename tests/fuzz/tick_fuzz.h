@@ -15,8 +15,8 @@
 
 /* What a parsed tick and a reason must always satisfy. */
 static void
-check_result(enum tick_parse_result r, const struct tick *t,
-	     const char *reason, size_t reason_len)
+check_result(enum tick_parse_result r, const struct tick *t, const char *reason,
+             size_t reason_len)
 {
 	size_t n = strnlen(reason, reason_len), i, f;
 
@@ -30,8 +30,8 @@ check_result(enum tick_parse_result r, const struct tick *t,
 		abort(); /* an error always says why */
 	if (r != TICK_PARSE_OK)
 		return;
-	if (!tick_symbol_valid(t->symbol, strnlen(t->symbol,
-						  TICK_SYMBOL_MAX + 1)))
+	if (!tick_symbol_valid(t->symbol,
+	                       strnlen(t->symbol, TICK_SYMBOL_MAX + 1)))
 		abort();
 	if (t->present == 0 || (t->present >> TICK_FIELD_COUNT) != 0)
 		abort();

@@ -35,9 +35,9 @@
  * --now 1700000000 --exp-in 2402444800 --symbols 'AAPL,MSFT,FX:*'
  * where F holds SECRET and a newline. */
 static const char python_token[] =
-	"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
-	"eyJzdWIiOiJhbGljZSIsImV4cCI6NDEwMjQ0NDgwMCwic3ltYm9scyI6WyJBQVBMIiwi"
-	"TVNGVCIsIkZYOioiXX0.f25lgBgyF0KNGDX-7ZvV8JjhzyPWFAlXF8yIhAmPf40";
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+        "eyJzdWIiOiJhbGljZSIsImV4cCI6NDEwMjQ0NDgwMCwic3ltYm9scyI6WyJBQVBMIiwi"
+        "TVNGVCIsIkZYOioiXX0.f25lgBgyF0KNGDX-7ZvV8JjhzyPWFAlXF8yIhAmPf40";
 
 static const char hs256_header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 
@@ -46,13 +46,14 @@ static const char hs256_header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 static size_t
 b64url_encode(const unsigned char *src, size_t len, char *dst)
 {
-	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-				  "0123456789-_";
+	static const char abc[] =
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	        "0123456789-_";
 	size_t i, n = 0;
 
 	for (i = 0; i + 2 < len; i += 3) {
-		uint32_t v = (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8 |
-			     src[i + 2];
+		uint32_t v = (uint32_t)src[i] << 16 |
+		             (uint32_t)src[i + 1] << 8 | src[i + 2];
 
 		dst[n++] = abc[v >> 18 & 63];
 		dst[n++] = abc[v >> 12 & 63];
@@ -82,7 +83,7 @@ b64url_encode(const unsigned char *src, size_t len, char *dst)
  */
 static char *
 make_token_md(const char *header, const char *payload, const EVP_MD *md,
-	      int flip_bit)
+              int flip_bit)
 {
 	size_t hl = strlen(header), pl = strlen(payload);
 	char *t = malloc((hl + pl) * 2 + 200);
@@ -96,10 +97,11 @@ make_token_md(const char *header, const char *payload, const EVP_MD *md,
 	n += b64url_encode((const unsigned char *)payload, pl, t + n);
 	if (md) {
 		assert_non_null(HMAC(md, SECRET, (int)strlen(SECRET),
-				     (const unsigned char *)t, n, mac,
-				     &mac_len));
+		                     (const unsigned char *)t, n, mac,
+		                     &mac_len));
 		if (flip_bit >= 0)
-			mac[flip_bit / 8] ^= (unsigned char)(1u << flip_bit % 8);
+			mac[flip_bit / 8] ^=
+			        (unsigned char)(1u << flip_bit % 8);
 	}
 	t[n++] = '.';
 	b64url_encode(mac, mac_len, t + n);
@@ -116,8 +118,8 @@ static struct auth *
 test_auth(void)
 {
 	char err[256];
-	struct auth *a = auth_create_with_key(SECRET, strlen(SECRET), err,
-					      sizeof err);
+	struct auth *a =
+	        auth_create_with_key(SECRET, strlen(SECRET), err, sizeof err);
 
 	if (!a)
 		print_error("auth_create_with_key: %s\n", err);
@@ -131,7 +133,8 @@ verify_ok_at(const char *token, int64_t now_us, struct auth_claims *c)
 {
 	struct auth *a = test_auth();
 	char why[WHY];
-	int rc = auth_verify(a, token, strlen(token), now_us, c, why, sizeof why);
+	int rc = auth_verify(a, token, strlen(token), now_us, c, why,
+	                     sizeof why);
 
 	if (rc != 0)
 		print_error("token: %s\nwhy: %s\n", token, why);
@@ -150,7 +153,7 @@ verify_bad(const char *token, size_t len, const char *want)
 
 	if (rc == 0 || !strstr(why, want))
 		print_error("token: %.*s\nwhy: %s\nwanted: %s\n", (int)len,
-			    token, why, want);
+		            token, why, want);
 	assert_int_equal(rc, -1);
 	assert_non_null(strstr(why, want));
 	/* A refused token leaves nothing behind to free. */
@@ -181,7 +184,7 @@ static void
 payload_with(char *buf, size_t len, const char *symbols_json)
 {
 	snprintf(buf, len, "{\"sub\":\"bob\",\"exp\":%lld,\"symbols\":%s}",
-		 NOW_S + 3600, symbols_json);
+	         NOW_S + 3600, symbols_json);
 }
 
 /* Verify a token with these symbols; return the claims. */
@@ -207,9 +210,9 @@ test_valid_token(void **state)
 	char *t;
 
 	snprintf(payload, sizeof payload,
-		 "{\"sub\":\"alice\",\"exp\":%lld,\"iat\":%lld,"
-		 "\"symbols\":[\"MSFT\",\"FX:*\",\"AAPL\",\"AAPL\"]}",
-		 NOW_S + 600, NOW_S);
+	         "{\"sub\":\"alice\",\"exp\":%lld,\"iat\":%lld,"
+	         "\"symbols\":[\"MSFT\",\"FX:*\",\"AAPL\",\"AAPL\"]}",
+	         NOW_S + 600, NOW_S);
 	t = make_token(hs256_header, payload);
 	verify_ok_at(t, NOW_US, &c);
 	assert_string_equal(c.sub, "alice");
@@ -251,8 +254,8 @@ test_no_typ_and_fractional_exp_accepted(void **state)
 	char payload[128];
 	char *t;
 
-	snprintf(payload, sizeof payload,
-		 "{\"exp\":%lld.5,\"symbols\":[]}", NOW_S + 10);
+	snprintf(payload, sizeof payload, "{\"exp\":%lld.5,\"symbols\":[]}",
+	         NOW_S + 10);
 	t = make_token("{\"alg\":\"HS256\"}", payload);
 	verify_ok_at(t, NOW_US, &c);
 	assert_int_equal(c.exp_us, (NOW_S + 10) * 1000000LL + 500000);
@@ -260,6 +263,33 @@ test_no_typ_and_fractional_exp_accepted(void **state)
 	/* An empty list is a token that may connect and see nothing. */
 	assert_int_equal(c.pattern_count, 0);
 	assert_false(auth_claims_allow(&c, "AAPL"));
+	auth_claims_free(&c);
+	free(t);
+}
+
+/* Found by fuzz_jwt under UBSan: an empty "symbols" list left the pattern
+ * array NULL and then computed NULL + 0, undefined behaviour in C (clang's
+ * -fsanitize=undefined reports it; gcc's does not). The claims must come
+ * back valid and empty, with or without other claims around. */
+static void
+test_empty_symbols_list(void **state)
+{
+	struct auth_claims c;
+	char payload[128];
+	char *t;
+
+	snprintf(payload, sizeof payload,
+	         "{\"sub\":\"bob\",\"exp\":%lld,\"nbf\":1690.5,"
+	         "\"symbols\":[]}",
+	         NOW_S + 60);
+	t = make_token(hs256_header, payload);
+	verify_ok_at(t, NOW_US, &c);
+	assert_null(c.patterns);
+	assert_int_equal(c.pattern_count, 0);
+	assert_int_equal(c.exact_count, 0);
+	assert_false(c.allow_all);
+	assert_false(auth_claims_allow(&c, "AAPL"));
+	assert_int_equal(c.nbf_us, 1690500000);
 	auth_claims_free(&c);
 	free(t);
 }
@@ -274,13 +304,13 @@ test_expired(void **state)
 	char *t;
 
 	snprintf(payload, sizeof payload, "{\"exp\":%lld,\"symbols\":[\"*\"]}",
-		 NOW_S - 31);
+	         NOW_S - 31);
 	signed_bad(hs256_header, payload, "expired");
 
 	/* Within the 30 s leeway: still good, but only until the leeway is
 	 * used up, by the same rule auth_claims_expired() applies. */
 	snprintf(payload, sizeof payload, "{\"exp\":%lld,\"symbols\":[\"*\"]}",
-		 NOW_S - 29);
+	         NOW_S - 29);
 	t = make_token(hs256_header, payload);
 	verify_ok_at(t, NOW_US, &c);
 	assert_false(auth_claims_expired(&c, NOW_US));
@@ -298,13 +328,13 @@ test_nbf(void **state)
 	char *t;
 
 	snprintf(payload, sizeof payload,
-		 "{\"exp\":%lld,\"nbf\":%lld,\"symbols\":[\"*\"]}", NOW_S + 3600,
-		 NOW_S + 60);
+	         "{\"exp\":%lld,\"nbf\":%lld,\"symbols\":[\"*\"]}",
+	         NOW_S + 3600, NOW_S + 60);
 	signed_bad(hs256_header, payload, "not valid for another 60 s");
 
 	snprintf(payload, sizeof payload,
-		 "{\"exp\":%lld,\"nbf\":%lld,\"symbols\":[\"*\"]}", NOW_S + 3600,
-		 NOW_S + 20);
+	         "{\"exp\":%lld,\"nbf\":%lld,\"symbols\":[\"*\"]}",
+	         NOW_S + 3600, NOW_S + 20);
 	t = make_token(hs256_header, payload);
 	verify_ok_at(t, NOW_US, &c);
 	assert_int_equal(c.nbf_us, (NOW_S + 20) * 1000000LL);
@@ -312,29 +342,30 @@ test_nbf(void **state)
 	free(t);
 
 	snprintf(payload, sizeof payload,
-		 "{\"exp\":%lld,\"nbf\":\"soon\",\"symbols\":[\"*\"]}",
-		 NOW_S + 3600);
+	         "{\"exp\":%lld,\"nbf\":\"soon\",\"symbols\":[\"*\"]}",
+	         NOW_S + 3600);
 	signed_bad(hs256_header, payload, "claim nbf is not a time");
 }
 
 static void
 test_missing_or_invalid_exp(void **state)
 {
-	signed_bad(hs256_header, "{\"symbols\":[\"*\"]}", "claim exp is missing");
+	signed_bad(hs256_header, "{\"symbols\":[\"*\"]}",
+	           "claim exp is missing");
 	signed_bad(hs256_header, "{\"exp\":\"2100-01-01\",\"symbols\":[\"*\"]}",
-		   "claim exp is not a time");
+	           "claim exp is not a time");
 	signed_bad(hs256_header, "{\"exp\":null,\"symbols\":[\"*\"]}",
-		   "claim exp is not a time");
+	           "claim exp is not a time");
 	signed_bad(hs256_header, "{\"exp\":true,\"symbols\":[\"*\"]}",
-		   "claim exp is not a time");
+	           "claim exp is not a time");
 	signed_bad(hs256_header, "{\"exp\":-1,\"symbols\":[\"*\"]}",
-		   "claim exp is not a time");
+	           "claim exp is not a time");
 	/* Past year 9999 the value in µs would come close to overflowing. */
 	signed_bad(hs256_header,
-		   "{\"exp\":9000000000000000000,\"symbols\":[\"*\"]}",
-		   "claim exp is not a time");
+	           "{\"exp\":9000000000000000000,\"symbols\":[\"*\"]}",
+	           "claim exp is not a time");
 	signed_bad(hs256_header, "{\"exp\":1e300,\"symbols\":[\"*\"]}",
-		   "claim exp is not a time");
+	           "claim exp is not a time");
 }
 
 /* --------------------------------------------------------------- signature */
@@ -346,10 +377,11 @@ test_bad_signature_one_flipped_bit(void **state)
 	int bit;
 
 	snprintf(payload, sizeof payload, "{\"exp\":%lld,\"symbols\":[\"*\"]}",
-		 NOW_S + 3600);
+	         NOW_S + 3600);
 	/* Every single-bit change anywhere in the MAC is caught. */
 	for (bit = 0; bit < 256; bit++) {
-		char *t = make_token_md(hs256_header, payload, EVP_sha256(), bit);
+		char *t =
+		        make_token_md(hs256_header, payload, EVP_sha256(), bit);
 
 		verify_bad_str(t, "bad signature");
 		free(t);
@@ -364,7 +396,7 @@ test_bad_signature_changed_payload(void **state)
 	char *p;
 
 	snprintf(payload, sizeof payload, "{\"exp\":%lld,\"symbols\":[\"A\"]}",
-		 NOW_S + 3600);
+	         NOW_S + 3600);
 	t = make_token(hs256_header, payload);
 	/* Any change to the signed text, here one bit of one character of
 	 * the payload, is caught before the payload is even decoded. */
@@ -380,13 +412,13 @@ test_wrong_key(void **state)
 	static const char other[] = "another-secret-of-at-least-32-bytes!!";
 	struct auth_claims c;
 	char err[128], why[WHY];
-	struct auth *a = auth_create_with_key(other, strlen(other), err,
-					      sizeof err);
+	struct auth *a =
+	        auth_create_with_key(other, strlen(other), err, sizeof err);
 
 	assert_non_null(a);
 	assert_int_equal(auth_verify(a, python_token, strlen(python_token),
-				     NOW_US, &c, why, sizeof why),
-			 -1);
+	                             NOW_US, &c, why, sizeof why),
+	                 -1);
 	assert_string_equal(why, "bad signature");
 	auth_destroy(a);
 }
@@ -400,10 +432,10 @@ test_alg_none(void **state)
 	char *t;
 
 	snprintf(payload, sizeof payload, "{\"exp\":%lld,\"symbols\":[\"*\"]}",
-		 NOW_S + 3600);
+	         NOW_S + 3600);
 	/* The classic forgery: no signature at all. */
 	t = make_token_md("{\"alg\":\"none\",\"typ\":\"JWT\"}", payload, NULL,
-			  -1);
+	                  -1);
 	assert_int_equal(t[strlen(t) - 1], '.');
 	verify_bad_str(t, "alg 'none' is refused");
 	free(t);
@@ -420,10 +452,10 @@ test_alg_other(void **state)
 	char *t;
 
 	snprintf(payload, sizeof payload, "{\"exp\":%lld,\"symbols\":[\"*\"]}",
-		 NOW_S + 3600);
+	         NOW_S + 3600);
 	/* A real HS512 token with our key. */
 	t = make_token_md("{\"alg\":\"HS512\",\"typ\":\"JWT\"}", payload,
-			  EVP_sha512(), -1);
+	                  EVP_sha512(), -1);
 	verify_bad_str(t, "alg 'HS512' is refused");
 	free(t);
 	/* HS256 signature under a header claiming something else. */
@@ -437,11 +469,11 @@ test_alg_other(void **state)
 	signed_bad("{\"alg\":\"x\\nERROR y\"}", payload, "alg 'x?ERROR y'");
 	/* Duplicate names: which one wins differs between parsers. */
 	signed_bad("{\"alg\":\"none\",\"alg\":\"HS256\"}", payload,
-		   "header is not a JSON object");
+	           "header is not a JSON object");
 	signed_bad("{\"alg\":\"HS256\",\"typ\":\"JWS\"}", payload,
-		   "header typ is not \"JWT\"");
+	           "header typ is not \"JWT\"");
 	signed_bad("{\"alg\":\"HS256\",\"crit\":[\"exp\"]}", payload,
-		   "header has crit");
+	           "header has crit");
 }
 
 /* --------------------------------------------------------------- structure */
@@ -460,7 +492,7 @@ test_malformed_structure(void **state)
 	verify_bad_str("..", "header is not a JSON object");
 
 	snprintf(payload, sizeof payload, "{\"exp\":%lld,\"symbols\":[\"*\"]}",
-		 NOW_S + 3600);
+	         NOW_S + 3600);
 	t = make_token(hs256_header, payload);
 	n = strlen(t);
 	u = malloc(n + 3);
@@ -478,27 +510,29 @@ test_malformed_structure(void **state)
 		struct auth *a = test_auth();
 		char why[WHY];
 
-		assert_int_equal(auth_verify(a, u, n, NOW_US, &c, why, sizeof why),
-				 0);
+		assert_int_equal(
+		        auth_verify(a, u, n, NOW_US, &c, why, sizeof why), 0);
 		auth_claims_free(&c);
-		assert_int_equal(auth_verify(a, u, n + 1, NOW_US, &c, why,
-					     sizeof why),
-				 -1);
-		assert_int_equal(auth_verify(a, u, n - 1, NOW_US, &c, why,
-					     sizeof why),
-				 -1);
+		assert_int_equal(
+		        auth_verify(a, u, n + 1, NOW_US, &c, why, sizeof why),
+		        -1);
+		assert_int_equal(
+		        auth_verify(a, u, n - 1, NOW_US, &c, why, sizeof why),
+		        -1);
 		auth_destroy(a);
 	}
 	free(u);
 	free(t);
 
-	signed_bad("[\"alg\",\"HS256\"]", payload, "header is not a JSON object");
-	signed_bad("{\"alg\":\"HS256\"", payload, "header is not a JSON object");
+	signed_bad("[\"alg\",\"HS256\"]", payload,
+	           "header is not a JSON object");
+	signed_bad("{\"alg\":\"HS256\"", payload,
+	           "header is not a JSON object");
 	signed_bad(hs256_header, "[1,2]", "payload is not a JSON object");
 	signed_bad(hs256_header, "exp=1", "payload is not a JSON object");
 	signed_bad(hs256_header,
-		   "{\"exp\":1,\"exp\":99999999999,\"symbols\":[\"*\"]}",
-		   "payload is not a JSON object");
+	           "{\"exp\":1,\"exp\":99999999999,\"symbols\":[\"*\"]}",
+	           "payload is not a JSON object");
 }
 
 static void
@@ -522,7 +556,7 @@ test_base64_strictness(void **state)
 	verify_bad_str("e31.e30.AAAA", "header is not unpadded base64url");
 
 	snprintf(payload, sizeof payload, "{\"exp\":%lld,\"symbols\":[\"*\"]}",
-		 NOW_S + 3600);
+	         NOW_S + 3600);
 	t = make_token(hs256_header, payload);
 	n = strlen(t);
 	sig = strrchr(t, '.') + 1;
@@ -570,7 +604,7 @@ test_oversized_token(void **state)
 	n += (size_t)snprintf(symbols + n, sizeof symbols - n, "[");
 	for (i = 0; i < 500; i++)
 		n += (size_t)snprintf(symbols + n, sizeof symbols - n,
-				      "%s\"S%04d\"", i ? "," : "", i);
+		                      "%s\"S%04d\"", i ? "," : "", i);
 	snprintf(symbols + n, sizeof symbols - n, "]");
 	payload = malloc(sizeof symbols + 64);
 	assert_non_null(payload);
@@ -596,10 +630,10 @@ test_symbols_claim_checked(void **state)
 	snprintf(payload, sizeof payload, "{\"exp\":%lld}", NOW_S + 60);
 	signed_bad(hs256_header, payload, "claim symbols is missing");
 	snprintf(payload, sizeof payload, "{\"exp\":%lld,\"symbols\":\"*\"}",
-		 NOW_S + 60);
+	         NOW_S + 60);
 	signed_bad(hs256_header, payload, "claim symbols is not an array");
-	snprintf(payload, sizeof payload, "{\"exp\":%lld,\"symbols\":[\"A\",1]}",
-		 NOW_S + 60);
+	snprintf(payload, sizeof payload,
+	         "{\"exp\":%lld,\"symbols\":[\"A\",1]}", NOW_S + 60);
 	signed_bad(hs256_header, payload, "symbols[1] is not a string");
 
 #define BAD_PATTERN(json, want)                                                \
@@ -614,7 +648,8 @@ test_symbols_claim_checked(void **state)
 	BAD_PATTERN("[\"*FX\"]", "symbols[0] '*FX'");
 	BAD_PATTERN("[\"\"]", "symbols[0] ''");
 	BAD_PATTERN("[\"A B\"]", "symbols[0] 'A B'");
-	BAD_PATTERN("[\"AAPL\\u00e9\"]", "symbols[0] 'AAPL?" "?'");
+	BAD_PATTERN("[\"AAPL\\u00e9\"]", "symbols[0] 'AAPL?"
+	                                 "?'");
 	/* 33 characters: one more than a symbol may have. */
 	BAD_PATTERN("[\"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456\"]", "symbols[0]");
 #undef BAD_PATTERN
@@ -634,10 +669,10 @@ test_too_many_patterns(void **state)
 
 	assert_non_null(payload);
 	n = (size_t)snprintf(payload, cap, "{\"exp\":%lld,\"symbols\":[",
-			     NOW_S + 60);
+	                     NOW_S + 60);
 	for (i = 0; i < AUTH_MAX_PATTERNS; i++)
 		n += (size_t)snprintf(payload + n, cap - n, "%s\"A\"",
-				      i ? "," : "");
+		                      i ? "," : "");
 	snprintf(payload + n, cap - n, "]}");
 	/* Exactly the limit is fine; duplicates fold into one pattern. */
 	t = make_token(hs256_header, payload);
@@ -677,7 +712,8 @@ test_pattern_matching(void **state)
 	/* A string that is not a symbol is never allowed. */
 	assert_false(auth_claims_allow(&c, ""));
 	assert_false(auth_claims_allow(&c, "FX:EUR USD"));
-	assert_false(auth_claims_allow(&c, "FX:ABCDEFGHIJKLMNOPQRSTUVWXYZ0123"));
+	assert_false(
+	        auth_claims_allow(&c, "FX:ABCDEFGHIJKLMNOPQRSTUVWXYZ0123"));
 	assert_false(auth_claims_allow(&c, NULL));
 	assert_false(auth_claims_allow(NULL, "AAPL"));
 	assert_false(c.allow_all);
@@ -711,7 +747,7 @@ test_many_exact_symbols_binary_search(void **state)
 	n += (size_t)snprintf(symbols, sizeof symbols, "[\"Z:*\"");
 	for (i = 99; i >= 0; i--)
 		n += (size_t)snprintf(symbols + n, sizeof symbols - n,
-				      ",\"S%02d\"", i);
+		                      ",\"S%02d\"", i);
 	snprintf(symbols + n, sizeof symbols - n, ",\"A-*\"]");
 	{
 		char payload[2200];
@@ -744,17 +780,17 @@ test_sub_checked(void **state)
 	char longsub[AUTH_SUB_MAX + 2];
 
 	snprintf(payload, sizeof payload,
-		 "{\"sub\":42,\"exp\":%lld,\"symbols\":[]}", NOW_S + 60);
+	         "{\"sub\":42,\"exp\":%lld,\"symbols\":[]}", NOW_S + 60);
 	signed_bad(hs256_header, payload, "claim sub is not a string");
 	snprintf(payload, sizeof payload,
-		 "{\"sub\":\"eve\\nERROR forged\",\"exp\":%lld,\"symbols\":[]}",
-		 NOW_S + 60);
+	         "{\"sub\":\"eve\\nERROR forged\",\"exp\":%lld,\"symbols\":[]}",
+	         NOW_S + 60);
 	signed_bad(hs256_header, payload, "claim sub has a control character");
 	memset(longsub, 'x', sizeof longsub - 1);
 	longsub[sizeof longsub - 1] = '\0';
 	snprintf(payload, sizeof payload,
-		 "{\"sub\":\"%s\",\"exp\":%lld,\"symbols\":[]}", longsub,
-		 NOW_S + 60);
+	         "{\"sub\":\"%s\",\"exp\":%lld,\"symbols\":[]}", longsub,
+	         NOW_S + 60);
 	signed_bad(hs256_header, payload, "claim sub is 128 bytes");
 }
 
@@ -789,8 +825,8 @@ test_secret_file(void **state)
 	a = auth_create(path, err, sizeof err);
 	assert_non_null(a);
 	assert_int_equal(auth_verify(a, python_token, strlen(python_token),
-				     NOW_US, &c, why, sizeof why),
-			 0);
+	                             NOW_US, &c, why, sizeof why),
+	                 0);
 	auth_claims_free(&c);
 	auth_destroy(a);
 	unlink(path);
@@ -799,8 +835,8 @@ test_secret_file(void **state)
 	a = auth_create(path, err, sizeof err);
 	assert_non_null(a);
 	assert_int_equal(auth_verify(a, python_token, strlen(python_token),
-				     NOW_US, &c, why, sizeof why),
-			 0);
+	                             NOW_US, &c, why, sizeof why),
+	                 0);
 	auth_claims_free(&c);
 	auth_destroy(a);
 	unlink(path);
@@ -810,8 +846,8 @@ test_secret_file(void **state)
 	a = auth_create(path, err, sizeof err);
 	assert_non_null(a);
 	assert_int_equal(auth_verify(a, python_token, strlen(python_token),
-				     NOW_US, &c, why, sizeof why),
-			 -1);
+	                             NOW_US, &c, why, sizeof why),
+	                 -1);
 	assert_string_equal(why, "bad signature");
 	auth_destroy(a);
 	unlink(path);
@@ -870,7 +906,7 @@ test_secret_file_refused(void **state)
 
 	assert_null(auth_create("/nonexistent/secret.key", err, sizeof err));
 	assert_non_null(strstr(err, "cannot open auth secret file "
-				    "'/nonexistent/secret.key'"));
+	                            "'/nonexistent/secret.key'"));
 	assert_null(auth_create("/tmp", err, sizeof err));
 	assert_non_null(strstr(err, "not a regular file"));
 	assert_null(auth_create(NULL, err, sizeof err));
@@ -950,29 +986,30 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_token),
-		cmocka_unit_test(test_python_minted_token),
-		cmocka_unit_test(test_no_typ_and_fractional_exp_accepted),
-		cmocka_unit_test(test_expired),
-		cmocka_unit_test(test_nbf),
-		cmocka_unit_test(test_missing_or_invalid_exp),
-		cmocka_unit_test(test_bad_signature_one_flipped_bit),
-		cmocka_unit_test(test_bad_signature_changed_payload),
-		cmocka_unit_test(test_wrong_key),
-		cmocka_unit_test(test_alg_none),
-		cmocka_unit_test(test_alg_other),
-		cmocka_unit_test(test_malformed_structure),
-		cmocka_unit_test(test_base64_strictness),
-		cmocka_unit_test(test_oversized_token),
-		cmocka_unit_test(test_symbols_claim_checked),
-		cmocka_unit_test(test_too_many_patterns),
-		cmocka_unit_test(test_pattern_matching),
-		cmocka_unit_test(test_many_exact_symbols_binary_search),
-		cmocka_unit_test(test_sub_checked),
-		cmocka_unit_test(test_secret_file),
-		cmocka_unit_test(test_secret_file_refused),
-		cmocka_unit_test(test_find_cookie),
-		cmocka_unit_test(test_bearer),
+	        cmocka_unit_test(test_valid_token),
+	        cmocka_unit_test(test_python_minted_token),
+	        cmocka_unit_test(test_no_typ_and_fractional_exp_accepted),
+	        cmocka_unit_test(test_empty_symbols_list),
+	        cmocka_unit_test(test_expired),
+	        cmocka_unit_test(test_nbf),
+	        cmocka_unit_test(test_missing_or_invalid_exp),
+	        cmocka_unit_test(test_bad_signature_one_flipped_bit),
+	        cmocka_unit_test(test_bad_signature_changed_payload),
+	        cmocka_unit_test(test_wrong_key),
+	        cmocka_unit_test(test_alg_none),
+	        cmocka_unit_test(test_alg_other),
+	        cmocka_unit_test(test_malformed_structure),
+	        cmocka_unit_test(test_base64_strictness),
+	        cmocka_unit_test(test_oversized_token),
+	        cmocka_unit_test(test_symbols_claim_checked),
+	        cmocka_unit_test(test_too_many_patterns),
+	        cmocka_unit_test(test_pattern_matching),
+	        cmocka_unit_test(test_many_exact_symbols_binary_search),
+	        cmocka_unit_test(test_sub_checked),
+	        cmocka_unit_test(test_secret_file),
+	        cmocka_unit_test(test_secret_file_refused),
+	        cmocka_unit_test(test_find_cookie),
+	        cmocka_unit_test(test_bearer),
 	};
 
 	/* The world-readable secret test logs a warning on purpose. */

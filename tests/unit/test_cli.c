@@ -85,6 +85,14 @@ assert_serve_defaults(const struct serve_options *o)
 	/* retention: keep everything unless told */
 	assert_int_equal(o->retain_age_us, 0);
 	assert_int_equal(o->retain_rows, 0);
+	/* exposure: no token, own origin only, no TLS, sane caps */
+	assert_null(o->auth_secret);
+	assert_int_equal(o->allow_origin_count, 0);
+	assert_null(o->tls_cert);
+	assert_null(o->tls_key);
+	assert_int_equal(o->max_connections, 10000);
+	assert_int_equal(o->max_connections_per_ip, 100);
+	assert_int_equal(o->handshake_secs, 10);
 }
 
 static void
@@ -480,6 +488,99 @@ test_retain(void **state)
 }
 
 static void
+test_security_options(void **state)
+{
+	OK("serve", "--auth-secret", "/etc/publisher/jwt.key", "--allow-origin",
+	   "https://app.example", "--allow-origin=http://127.0.0.1:8080",
+	   "--allow-origin", "https://[::1]:8443", "--tls-cert", "c.pem",
+	   "--tls-key=k.pem", "--max-connections", "2",
+	   "--max-connections-per-ip=1", "--handshake-timeout-secs", "3");
+	assert_string_equal(cli.serve.auth_secret, "/etc/publisher/jwt.key");
+	assert_int_equal(cli.serve.allow_origin_count, 3);
+	assert_string_equal(cli.serve.allow_origins[0], "https://app.example");
+	assert_string_equal(cli.serve.allow_origins[1],
+	                    "http://127.0.0.1:8080");
+	assert_string_equal(cli.serve.allow_origins[2], "https://[::1]:8443");
+	assert_string_equal(cli.serve.tls_cert, "c.pem");
+	assert_string_equal(cli.serve.tls_key, "k.pem");
+	assert_int_equal(cli.serve.max_connections, 2);
+	assert_int_equal(cli.serve.max_connections_per_ip, 1);
+	assert_int_equal(cli.serve.handshake_secs, 3);
+	/* replay serves too */
+	OK("replay", "f.jsonl", "--auth-secret", "k", "--tls-cert", "c",
+	   "--tls-key", "k");
+	assert_string_equal(cli.serve.auth_secret, "k");
+
+	/* Origins are what a browser sends: scheme, host, optional port. */
+	BAD_EXACT("--allow-origin 'https://app.example/': expected an origin "
+	          "like https://example.com or http://127.0.0.1:8080 (scheme, "
+	          "host, optional port, no path)",
+	          "serve", "--allow-origin", "https://app.example/");
+	BAD("--allow-origin 'app.example'", "serve", "--allow-origin",
+	    "app.example");
+	BAD("--allow-origin 'ftp://app.example'", "serve", "--allow-origin",
+	    "ftp://app.example");
+	BAD("--allow-origin 'https://'", "serve", "--allow-origin", "https://");
+	BAD("--allow-origin 'https://a.example:0'", "serve", "--allow-origin",
+	    "https://a.example:0");
+	BAD("--allow-origin 'https://a.example:x'", "serve", "--allow-origin",
+	    "https://a.example:x");
+	BAD("--allow-origin 'https://[]'", "serve", "--allow-origin",
+	    "https://[]");
+	BAD("--allow-origin 'https://[::1'", "serve", "--allow-origin",
+	    "https://[::1");
+	BAD("--allow-origin '*'", "serve", "--allow-origin", "*");
+	BAD("--allow-origin 'null'", "serve", "--allow-origin", "null");
+
+	/* Half a TLS setup is refused, not served as plain HTTP. */
+	BAD_EXACT("--tls-cert needs --tls-key FILE as well", "serve",
+	          "--tls-cert", "c.pem");
+	BAD_EXACT("--tls-key needs --tls-cert FILE as well", "serve",
+	          "--tls-key", "k.pem");
+
+	BAD_EXACT("--max-connections '0': must be a whole number from 1 to "
+	          "1000000",
+	          "serve", "--max-connections", "0");
+	BAD("--max-connections '10k'", "serve", "--max-connections", "10k");
+	BAD("--max-connections-per-ip '0'", "serve", "--max-connections-per-ip",
+	    "0");
+	BAD("--max-connections-per-ip '1000001'", "serve",
+	    "--max-connections-per-ip", "1000001");
+	BAD_EXACT("--handshake-timeout-secs '0': must be a whole number of "
+	          "seconds from 1 to 300",
+	          "serve", "--handshake-timeout-secs", "0");
+	BAD("--handshake-timeout-secs '301'", "serve",
+	    "--handshake-timeout-secs", "301");
+	BAD_EXACT("--auth-secret needs a value", "serve", "--auth-secret");
+	BAD_EXACT("--auth-secret does not apply to 'export'", "export", "--db",
+	          "x.db", "--auth-secret", "k");
+	BAD("did you mean --allow-origin?", "serve", "--allow-orgin",
+	    "https://a.example");
+}
+
+/* More than CLI_MAX_ORIGINS origins are refused with the count. */
+static void
+test_too_many_origins(void **state)
+{
+	char *argv[2 + 2 * (CLI_MAX_ORIGINS + 1)];
+	char origins[CLI_MAX_ORIGINS + 1][40];
+	int argc = 0, i;
+
+	argv[argc++] = (char *)"publisher";
+	argv[argc++] = (char *)"serve";
+	for (i = 0; i <= CLI_MAX_ORIGINS; i++) {
+		snprintf(origins[i], sizeof origins[i], "https://h%d.example",
+		         i);
+		argv[argc++] = (char *)"--allow-origin";
+		argv[argc++] = origins[i];
+	}
+	assert_int_equal(cli_parse(argc - 2, argv, &cli, err, sizeof err), 0);
+	assert_int_equal(cli.serve.allow_origin_count, CLI_MAX_ORIGINS);
+	assert_int_equal(cli_parse(argc, argv, &cli, err, sizeof err), -1);
+	assert_string_equal(err, "--allow-origin given more than 32 times");
+}
+
+static void
 test_help_text(void **state)
 {
 	static const char *const must[] = {
@@ -507,6 +608,13 @@ test_help_text(void **state)
 	        "--rate-burst",
 	        "--retain-age AGE",
 	        "--retain-rows N",
+	        "--auth-secret FILE",
+	        "--allow-origin ORIGIN",
+	        "--tls-cert FILE",
+	        "--tls-key FILE",
+	        "--max-connections N",
+	        "--max-connections-per-ip N",
+	        "--handshake-timeout-secs N",
 	        "--speed X|max",
 	        "--loop",
 	        "--symbol S",
@@ -564,6 +672,8 @@ main(void)
 	        cmocka_unit_test(test_export),
 	        cmocka_unit_test(test_export_errors),
 	        cmocka_unit_test(test_retain),
+	        cmocka_unit_test(test_security_options),
+	        cmocka_unit_test(test_too_many_origins),
 	        cmocka_unit_test(test_help_text),
 	};
 

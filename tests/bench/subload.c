@@ -1,0 +1,1644 @@
+/*
+ * subload: many WebSocket subscribers in one process, for the benchmark suite.
+ *
+ *   subload --port P [--host 127.0.0.1] [--path /ws] [--proto publisher]
+ *           [--conns N] [--symbols M] [--per-conn K|all] [--open-rate R]
+ *           [--settle S] [--warmup W] [--duration D] [--server-pid P[,P...]]
+ *           [--rss-limit-mb MB] [--label TEXT] [-- TICKGEN ARGV...]
+ *
+ * One thread, epoll, level-triggered, N non-blocking connections opened at
+ * most R per second. A hand-written RFC 6455 client: the upgrade request,
+ * masked client frames, unmasked server frames with 7/16/64-bit lengths,
+ * fragmented messages (continuation frames) reassembled, pings answered and
+ * closes returned.
+ *
+ * Protocols (--proto):
+ *   publisher  this project's protocol 1: waits for "hello", subscribes with
+ *              {"op":"subscribe","symbols":[...]} (or ["*"]), reads snapshot
+ *              and delta objects, alone or in array batches, and checks each
+ *              delta's "from" against the seq it holds (a mismatch is a gap).
+ *   plain      one JSON tick per message, as the ws broadcaster peer sends
+ *              them; subscribes with the same subscribe op.
+ *   nats       the NATS text protocol over WebSocket: INFO, then CONNECT
+ *              {"verbose":false,"pedantic":false} and SUB tick.SYM sid (or
+ *              tick.>), MSG lines with the tick as payload, PING -> PONG.
+ *   socketio   Engine.IO 4 / Socket.IO 4 over the websocket transport:
+ *              GET /socket.io/?EIO=4&transport=websocket, "0{...}" open, "40"
+ *              connect, 42["join",[...]] to join rooms, 42["tick",{...}]
+ *              events, "2" ping -> "3" pong.
+ *
+ * Symbols are named S0000 ... S<M-1>, as tickgen names them. Connection i
+ * subscribes to the K symbols (i*K + j) mod M, j < K, so together the
+ * connections cover the universe evenly; K = all (or K >= M) subscribes to
+ * everything ("*", "tick.>" or room "*").
+ *
+ * Run order: open every connection, wait --settle seconds, read the server's
+ * RSS (the idle figure), subscribe every connection, start the tick
+ * generator given after "--" (it inherits this process's CPU affinity), warm
+ * up for W seconds, then measure for D seconds: delivered updates,
+ * tick->client latency (receive time minus the update's "ts", both
+ * CLOCK_REALTIME microseconds, taken once per read), gaps, staleness, the
+ * server's CPU time (utime + stime of every --server-pid, from /proc) and
+ * RSS, and this process's and the generator's CPU time.
+ *
+ * Staleness is sampled every 100 ms over up to 4,000 random (connection,
+ * subscribed symbol) pairs: "age" is now minus the ts of the newest value
+ * the connection holds for that symbol (it includes the time since the
+ * symbol last ticked, so cold symbols look old on every server), and "lag"
+ * is how far that value is behind the newest value of the symbol seen by any
+ * connection of this process (zero when every subscriber is in step).
+ *
+ * Output: progress lines on stderr, then one line on stdout:
+ *   RESULT proto=... conns=... upd_per_s=... lat_p50_us=... ...
+ * Latency and staleness come from a log-linear (HDR-style) histogram: one
+ * bucket per microsecond below 128, then 64 buckets per power of two, so a
+ * percentile (reported at its bucket's middle) is within 1 % of the truth.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Bytes read per recv() call. */
+#define READ_CHUNK (256 * 1024)
+/* Largest server message accepted (a fragmented one included). */
+#define MESSAGE_MAX (64 * 1024 * 1024)
+/* Staleness: pairs sampled per round, and the period. */
+#define STALE_SAMPLES   4000
+#define STALE_PERIOD_US 100000
+/* How often the server's RSS is checked against --rss-limit-mb. */
+#define RSS_CHECK_US 500000
+#define MAX_PIDS     8
+
+/* ------------------------------------------------------------ histogram */
+
+/* Log-linear: values below 128 have a bucket each; above, each power of two
+ * is cut into 64 buckets (the top half of a 128-wide mantissa). */
+#define HIST_SUB     64
+#define HIST_BUCKETS (HIST_SUB * 64 + 2 * HIST_SUB)
+
+struct hist {
+	uint64_t count[HIST_BUCKETS];
+	uint64_t total;
+	int64_t max;
+	int64_t min;
+};
+
+static unsigned
+hist_index(uint64_t v)
+{
+	unsigned msb, e;
+
+	if (v < 2 * HIST_SUB)
+		return (unsigned)v;
+	msb = 63u - (unsigned)__builtin_clzll(v);
+	e = msb - 6;
+	return e * HIST_SUB + (unsigned)(v >> e);
+}
+
+/* The middle of the bucket: what a percentile reports. */
+static uint64_t
+hist_value(unsigned idx)
+{
+	unsigned e;
+
+	if (idx < 2 * HIST_SUB)
+		return idx;
+	e = idx / HIST_SUB - 1;
+	return ((uint64_t)(idx - e * HIST_SUB) << e) + ((1ull << e) >> 1);
+}
+
+static void
+hist_add(struct hist *h, int64_t v)
+{
+	if (v < 0)
+		v = 0; /* clocks a microsecond apart */
+	h->count[hist_index((uint64_t)v)]++;
+	if (!h->total || v > h->max)
+		h->max = v;
+	if (!h->total || v < h->min)
+		h->min = v;
+	h->total++;
+}
+
+static int64_t
+hist_pct(const struct hist *h, double pct)
+{
+	uint64_t want, seen = 0;
+	unsigned i;
+
+	if (!h->total)
+		return -1;
+	want = (uint64_t)(pct / 100.0 * (double)h->total);
+	if (want >= h->total)
+		want = h->total - 1;
+	for (i = 0; i < HIST_BUCKETS; i++) {
+		seen += h->count[i];
+		if (seen > want) {
+			int64_t v = (int64_t)hist_value(i);
+
+			return v > h->max ? h->max : v;
+		}
+	}
+	return h->max;
+}
+
+/* ------------------------------------------------------------ state */
+
+enum proto { P_PUBLISHER, P_PLAIN, P_NATS, P_SOCKETIO };
+
+enum cstate {
+	C_CONNECTING,
+	C_HANDSHAKE, /* upgrade sent, waiting for 101 */
+	C_OPEN,      /* WebSocket open, application greeting pending */
+	C_READY,     /* greeted: may subscribe */
+	C_CLOSED,
+};
+
+struct held {
+	uint64_t seq;
+	int64_t ts;
+};
+
+struct conn {
+	int fd;
+	uint32_t idx;
+	uint8_t state;
+	bool subscribed;
+	bool epollout;
+	uint8_t msg_op;    /* opcode of the fragmented message */
+	bool in_fragments; /* continuation frames expected */
+	char *out;         /* bytes not yet taken by the kernel */
+	size_t out_len, out_off, out_cap;
+	char *in; /* an incomplete frame (or upgrade reply) carried over */
+	size_t in_len, in_cap;
+	char *msg; /* a fragmented message being put together */
+	size_t msg_len, msg_cap;
+	char *nbuf; /* nats: protocol bytes not yet a whole line or payload */
+	size_t nbuf_len, nbuf_cap;
+	struct held *held; /* [symbols], from the subscribe on */
+};
+
+struct options {
+	const char *host, *path, *label;
+	int port;
+	enum proto proto;
+	unsigned conns, symbols, per_conn; /* per_conn 0 = all */
+	double open_rate, settle, warmup, duration;
+	pid_t server_pids[MAX_PIDS];
+	unsigned server_pid_count;
+	double rss_limit_mb;
+	char **tickgen_argv;
+};
+
+enum phase { PH_OPENING, PH_SETTLE, PH_WARMUP, PH_MEASURE, PH_DONE };
+
+struct counters {
+	uint64_t updates, snapshots, messages, frames, bytes, gaps, closed,
+	        proto_errors;
+	/* ticks an update brings the client up to date with: seq - from
+	 * for a publisher delta (conflation merged seq - from - 1 of them),
+	 * 1 for a snapshot or a peer's tick message */
+	uint64_t ticks;
+};
+
+static struct options opt = {
+        .host = "127.0.0.1",
+        .path = NULL,
+        .label = "",
+        .port = 0,
+        .proto = P_PUBLISHER,
+        .conns = 100,
+        .symbols = 1000,
+        .per_conn = 10,
+        .open_rate = 2000,
+        .settle = 1.0,
+        .warmup = 2.0,
+        .duration = 5.0,
+};
+
+static struct conn *conns;
+static int epfd;
+static char *scratch;
+static size_t scratch_cap;
+static int64_t recv_now_us; /* CLOCK_REALTIME of the current read */
+static bool measuring;
+static struct counters cnt;       /* while measuring */
+static struct counters cnt_total; /* whole run */
+static struct hist lat, stale_age, stale_lag;
+static int64_t *best_ts; /* [symbols]: newest ts seen by any connection */
+static unsigned ready_count, failed_count, closed_count;
+static char first_error[256];
+static volatile sig_atomic_t stop_flag;
+static uint64_t rng = 0x2545F4914F6CDD1DULL;
+
+static uint64_t
+rng_next(void)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return rng * 2685821657736338717ULL;
+}
+
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t
+real_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void
+note_error(const char *what, const char *a, size_t alen)
+{
+	cnt_total.proto_errors++;
+	if (measuring)
+		cnt.proto_errors++;
+	if (!first_error[0])
+		snprintf(first_error, sizeof first_error, "%s%.*s", what,
+		         (int)alen, a);
+}
+
+/* ------------------------------------------------------------ /proc */
+
+/* utime + stime of a process, in seconds; -1 when it is gone. */
+static double
+proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut, st;
+	FILE *f;
+	size_t n;
+	int i;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the command name may hold spaces */
+	if (!p)
+		return -1;
+	p += 2;
+	/* fields from 3 (state): utime is field 14, stime 15 */
+	for (i = 3; i < 14 && p; i++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	if (!p || sscanf(p, "%lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* VmRSS in kB; -1 when it is gone. */
+static long
+proc_rss_kb(pid_t pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (!strncmp(line, "VmRSS:", 6)) {
+			kb = strtol(line + 6, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return kb;
+}
+
+static double
+servers_cpu_s(void)
+{
+	double sum = 0;
+	unsigned i;
+
+	for (i = 0; i < opt.server_pid_count; i++) {
+		double c = proc_cpu_s(opt.server_pids[i]);
+
+		if (c < 0)
+			return -1;
+		sum += c;
+	}
+	return sum;
+}
+
+static long
+servers_rss_kb(void)
+{
+	long sum = 0;
+	unsigned i;
+
+	for (i = 0; i < opt.server_pid_count; i++) {
+		long r = proc_rss_kb(opt.server_pids[i]);
+
+		if (r < 0)
+			return -1;
+		sum += r;
+	}
+	return sum;
+}
+
+static double
+self_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Busy and total jiffies of CPU n from /proc/stat (everything on that core,
+ * other people's processes included). */
+static void
+core_jiffies(int n, unsigned long long *busy, unsigned long long *total)
+{
+	char line[512], want[16];
+	FILE *f = fopen("/proc/stat", "r");
+	int wl = snprintf(want, sizeof want, "cpu%d ", n);
+
+	*busy = *total = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long long v[10] = {0};
+
+		if (strncmp(line, want, (size_t)wl))
+			continue;
+		sscanf(line + wl, "%llu %llu %llu %llu %llu %llu %llu %llu",
+		       &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+		*total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+		*busy = *total - v[3] - v[4];
+		break;
+	}
+	fclose(f);
+}
+
+/* ------------------------------------------------------------ output */
+
+static void
+buf_reserve(char **buf, size_t *cap, size_t need)
+{
+	size_t c;
+	char *p;
+
+	if (need <= *cap)
+		return;
+	c = *cap ? *cap : 256;
+	while (c < need)
+		c *= 2;
+	p = realloc(*buf, c);
+	if (!p) {
+		fprintf(stderr, "subload: out of memory\n");
+		exit(1);
+	}
+	*buf = p;
+	*cap = c;
+}
+
+static void conn_close(struct conn *c, bool by_server);
+
+static void
+set_epollout(struct conn *c, bool on)
+{
+	struct epoll_event ev;
+
+	if (c->epollout == on)
+		return;
+	ev.events = EPOLLIN | (on ? EPOLLOUT : 0);
+	ev.data.u32 = c->idx;
+	epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	c->epollout = on;
+}
+
+static void
+conn_flush(struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off,
+		                 c->out_len - c->out_off, MSG_NOSIGNAL);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			conn_close(c, true);
+			return;
+		}
+		c->out_off += (size_t)n;
+	}
+	if (c->out_off == c->out_len) {
+		c->out_off = c->out_len = 0;
+		if (c->state != C_CONNECTING)
+			set_epollout(c, false);
+	} else {
+		set_epollout(c, true);
+	}
+}
+
+static void
+conn_send(struct conn *c, const void *data, size_t len)
+{
+	if (c->state == C_CLOSED)
+		return;
+	buf_reserve(&c->out, &c->out_cap, c->out_len + len);
+	memcpy(c->out + c->out_len, data, len);
+	c->out_len += len;
+	if (c->state != C_CONNECTING)
+		conn_flush(c);
+}
+
+/* One masked client frame (RFC 6455 5.3: every client frame is masked). */
+static void
+ws_send(struct conn *c, unsigned opcode, const void *payload, size_t len)
+{
+	unsigned char hdr[14];
+	size_t h = 0, i;
+	uint32_t key = (uint32_t)rng_next();
+	unsigned char *mask, *p;
+
+	hdr[h++] = (unsigned char)(0x80 | opcode);
+	if (len < 126) {
+		hdr[h++] = (unsigned char)(0x80 | len);
+	} else if (len < 65536) {
+		hdr[h++] = 0x80 | 126;
+		hdr[h++] = (unsigned char)(len >> 8);
+		hdr[h++] = (unsigned char)len;
+	} else {
+		hdr[h++] = 0x80 | 127;
+		for (i = 0; i < 8; i++)
+			hdr[h++] =
+			        (unsigned char)((uint64_t)len >> (56 - 8 * i));
+	}
+	memcpy(hdr + h, &key, 4);
+	mask = hdr + h;
+	h += 4;
+	buf_reserve(&c->out, &c->out_cap, c->out_len + h + len);
+	memcpy(c->out + c->out_len, hdr, h);
+	p = (unsigned char *)c->out + c->out_len + h;
+	for (i = 0; i < len; i++)
+		p[i] = ((const unsigned char *)payload)[i] ^ mask[i & 3];
+	c->out_len += h + len;
+	if (c->state != C_CONNECTING)
+		conn_flush(c);
+}
+
+static void
+ws_send_text(struct conn *c, const char *s, size_t len)
+{
+	ws_send(c, 0x1, s, len);
+}
+
+/* ------------------------------------------------------------ parsing */
+
+static uint64_t
+parse_u64(const char *p, const char *end)
+{
+	uint64_t v = 0;
+
+	while (p < end && *p >= '0' && *p <= '9')
+		v = v * 10 + (uint64_t)(*p++ - '0');
+	return v;
+}
+
+/* Value after "key": within [s, e), or NULL. key includes quotes and colon. */
+static const char *
+find_key(const char *s, const char *e, const char *key, size_t klen)
+{
+	const char *p = memmem(s, (size_t)(e - s), key, klen);
+
+	return p ? p + klen : NULL;
+}
+
+#define KEY(k) k, sizeof(k) - 1
+
+/* "S0123" -> 123; -1 when it is not one of ours. */
+static int
+symbol_index(const char *p, const char *e)
+{
+	unsigned v = 0;
+	int digits = 0;
+
+	if (p >= e || *p != 'S')
+		return -1;
+	for (p++; p < e && *p >= '0' && *p <= '9'; p++, digits++)
+		v = v * 10 + (unsigned)(*p - '0');
+	if (!digits || v >= opt.symbols)
+		return -1;
+	return (int)v;
+}
+
+static void
+on_update(struct conn *c, int sym, bool snapshot, uint64_t from, uint64_t seq,
+          int64_t ts)
+{
+	struct held *h = c->held ? &c->held[sym] : NULL;
+
+	uint64_t ticks = !snapshot && seq > from && from ? seq - from : 1;
+
+	cnt_total.updates++;
+	cnt_total.ticks += ticks;
+	if (snapshot)
+		cnt_total.snapshots++;
+	if (measuring) {
+		cnt.updates++;
+		cnt.ticks += ticks;
+		if (snapshot)
+			cnt.snapshots++;
+		else
+			hist_add(&lat, recv_now_us - ts);
+	}
+	if (!h)
+		return;
+	if (!snapshot && seq) {
+		if (h->seq != from) {
+			cnt_total.gaps++;
+			if (measuring)
+				cnt.gaps++;
+		}
+	}
+	if (seq)
+		h->seq = seq;
+	if (ts > h->ts)
+		h->ts = ts;
+	if (ts > best_ts[sym])
+		best_ts[sym] = ts;
+}
+
+/* Expect the literal lit at *p; advance past it. */
+static bool
+expect(const char **p, const char *e, const char *lit, size_t len)
+{
+	if ((size_t)(e - *p) < len || memcmp(*p, lit, len))
+		return false;
+	*p += len;
+	return true;
+}
+
+static uint64_t
+take_u64(const char **p, const char *e)
+{
+	uint64_t v = 0;
+	const char *q = *p;
+
+	while (q < e && *q >= '0' && *q <= '9')
+		v = v * 10 + (uint64_t)(*q++ - '0');
+	*p = q;
+	return v;
+}
+
+/* A tick object as the peers send it: {"ts":..,"symbol":"S0001",...}.
+ * The key order tickgen writes (and JSON.stringify keeps) is read in one
+ * pass; anything else falls back to searching for the keys. */
+static void
+on_tick_object(struct conn *c, const char *s, const char *e)
+{
+	const char *p = s, *ts, *sy;
+	int sym;
+
+	if (expect(&p, e, KEY("{\"ts\":"))) {
+		int64_t t = (int64_t)take_u64(&p, e);
+
+		if (expect(&p, e, KEY(",\"symbol\":\"")) &&
+		    (sym = symbol_index(p, e)) >= 0) {
+			on_update(c, sym, false, 0, 0, t);
+			return;
+		}
+	}
+	ts = find_key(s, e, KEY("\"ts\":"));
+	sy = find_key(s, e, KEY("\"symbol\":\""));
+
+	if (!ts || !sy || (sym = symbol_index(sy, e)) < 0) {
+		note_error("unexpected message: ", s,
+		           (size_t)(e - s) > 120 ? 120 : (size_t)(e - s));
+		return;
+	}
+	on_update(c, sym, false, 0, 0, (int64_t)parse_u64(ts, e));
+}
+
+/* One object of the publisher's protocol. */
+static void
+on_publisher_object(struct conn *c, const char *s, const char *e)
+{
+	const char *type = find_key(s, e, KEY("\"type\":\""));
+	const char *sy, *p;
+	bool snapshot;
+	int sym;
+
+	if (!type) {
+		note_error("object without a type: ", s,
+		           (size_t)(e - s) > 120 ? 120 : (size_t)(e - s));
+		return;
+	}
+	if (!strncmp(type, "delta\"", 6))
+		snapshot = false;
+	else if (!strncmp(type, "snapshot\"", 9))
+		snapshot = true;
+	else {
+		if (!strncmp(type, "hello\"", 6) && c->state == C_OPEN) {
+			c->state = C_READY;
+			ready_count++;
+		} else if (!strncmp(type, "error\"", 6)) {
+			note_error("server error: ", s,
+			           (size_t)(e - s) > 200 ? 200
+			                                 : (size_t)(e - s));
+		}
+		return;
+	}
+	sy = find_key(s, e, KEY("\"symbol\":\""));
+	if (!sy || (sym = symbol_index(sy, e)) < 0)
+		return;
+	p = find_key(s, e, KEY("\"ts\":"));
+	{
+		uint64_t seq, from = 0;
+		int64_t ts = p ? (int64_t)parse_u64(p, e) : 0;
+
+		p = find_key(s, e, KEY("\"seq\":"));
+		seq = p ? parse_u64(p, e) : 0;
+		if (!snapshot) {
+			p = find_key(s, e, KEY("\"from\":"));
+			from = p ? parse_u64(p, e) : 0;
+		}
+		on_update(c, sym, snapshot, from, seq, ts);
+	}
+}
+
+/*
+ * The publisher's own encoding of an update, read in one pass:
+ *   {"type":"delta","symbol":"S0001","from":N,"seq":N,"ts":N,<numbers>}
+ *   {"type":"snapshot","symbol":"S0001","seq":N,"ts":N,<numbers>}
+ * Every field after ts is a number, so the object ends at the next '}'.
+ * Returns the end of the object, or NULL when it is not of this form (the
+ * general scan then takes over).
+ */
+static const char *
+fast_update(struct conn *c, const char *p, const char *e)
+{
+	uint64_t from = 0, seq;
+	const char *end;
+	bool snapshot;
+	int64_t ts;
+	int sym;
+
+	if (expect(&p, e, KEY("{\"type\":\"delta\",\"symbol\":\"")))
+		snapshot = false;
+	else if (expect(&p, e, KEY("{\"type\":\"snapshot\",\"symbol\":\"")))
+		snapshot = true;
+	else
+		return NULL;
+	if ((sym = symbol_index(p, e)) < 0)
+		return NULL;
+	while (p < e && *p != '"')
+		p++;
+	p++;
+	if (!snapshot) {
+		if (!expect(&p, e, KEY(",\"from\":")))
+			return NULL;
+		from = take_u64(&p, e);
+	}
+	if (!expect(&p, e, KEY(",\"seq\":")))
+		return NULL;
+	seq = take_u64(&p, e);
+	if (!expect(&p, e, KEY(",\"ts\":")))
+		return NULL;
+	ts = (int64_t)take_u64(&p, e);
+	end = memchr(p, '}', (size_t)(e - p));
+	if (!end)
+		return NULL;
+	on_update(c, sym, snapshot, from, seq, ts);
+	return end + 1;
+}
+
+/* Split a frame into its top-level objects: one object, or an array. The
+ * updates go through fast_update(); whatever is left goes through a scan
+ * that knows strings (and escapes in them), so braces in text do not count. */
+static void
+on_publisher_message(struct conn *c, const char *s, size_t len)
+{
+	const char *p = s, *e = s + len, *obj = NULL, *q;
+	int depth = 0;
+	bool in_str = false;
+
+	if (p < e && *p == '[')
+		p++;
+	while (p < e && *p == '{' && (q = fast_update(c, p, e))) {
+		p = q;
+		if (p < e && (*p == ',' || *p == ']'))
+			p++;
+	}
+
+	for (; p < e; p++) {
+		char ch = *p;
+
+		if (in_str) {
+			if (ch == '\\')
+				p++;
+			else if (ch == '"')
+				in_str = false;
+			continue;
+		}
+		if (ch == '"') {
+			in_str = true;
+		} else if (ch == '{') {
+			if (depth++ == 0)
+				obj = p;
+		} else if (ch == '}') {
+			if (--depth == 0 && obj) {
+				on_publisher_object(c, obj, p + 1);
+				obj = NULL;
+			}
+		}
+	}
+}
+
+static void
+on_socketio_message(struct conn *c, const char *s, size_t len)
+{
+	static const char tick_ev[] = "42[\"tick\",";
+	static const char pong[] = "3";
+
+	if (len >= sizeof tick_ev - 1 &&
+	    !memcmp(s, tick_ev, sizeof tick_ev - 1)) {
+		on_tick_object(c, s + sizeof tick_ev - 1, s + len);
+		return;
+	}
+	if (len >= 1 && s[0] == '2' && (len == 1 || s[1] != '[')) {
+		ws_send_text(c, pong, 1); /* engine.io ping */
+		return;
+	}
+	if (len >= 1 && s[0] == '0' && c->state == C_OPEN) {
+		ws_send_text(c, "40", 2); /* engine.io open: connect to "/" */
+		return;
+	}
+	if (len >= 2 && s[0] == '4' && s[1] == '0' && c->state == C_OPEN) {
+		c->state = C_READY;
+		ready_count++;
+		return;
+	}
+	if (len >= 2 && s[0] == '4' && (s[1] == '4' || s[1] == '1'))
+		note_error("socket.io: ", s, len > 120 ? 120 : len);
+}
+
+/* NATS text protocol, as a byte stream across WebSocket messages. */
+static void
+on_nats_bytes(struct conn *c, const char *data, size_t len)
+{
+	char *p, *e, *nl;
+
+	buf_reserve(&c->nbuf, &c->nbuf_cap, c->nbuf_len + len);
+	memcpy(c->nbuf + c->nbuf_len, data, len);
+	c->nbuf_len += len;
+	p = c->nbuf;
+	e = c->nbuf + c->nbuf_len;
+	while (p < e) {
+		nl = memchr(p, '\n', (size_t)(e - p));
+		if (!nl)
+			break;
+		if (e - p >= 4 && !memcmp(p, "MSG ", 4)) {
+			/* MSG <subject> <sid> [reply-to]
+			 * <#bytes>\r\n<payload>\r\n */
+			const char *q = nl - 1, *sp;
+			size_t plen;
+
+			while (q > p && (*q == '\r' || *q == ' '))
+				q--;
+			sp = q;
+			while (sp > p && *sp != ' ')
+				sp--;
+			plen = (size_t)parse_u64(sp + 1, q + 1);
+			if ((size_t)(e - (nl + 1)) < plen + 2)
+				break; /* payload not all here yet */
+			on_tick_object(c, nl + 1, nl + 1 + plen);
+			p = nl + 1 + plen + 2;
+			continue;
+		}
+		if (e - p >= 4 && !memcmp(p, "PING", 4)) {
+			ws_send_text(c, "PONG\r\n", 6);
+		} else if (e - p >= 4 && !memcmp(p, "INFO", 4)) {
+			if (c->state == C_OPEN) {
+				static const char connect_msg[] =
+				        "CONNECT "
+				        "{\"verbose\":false,\"pedantic\":"
+				        "false,\"protocol\":1}\r\n";
+
+				ws_send_text(c, connect_msg,
+				             sizeof connect_msg - 1);
+				c->state = C_READY;
+				ready_count++;
+			}
+		} else if (e - p >= 4 && !memcmp(p, "-ERR", 4)) {
+			note_error("nats: ", p, (size_t)(nl - p));
+		}
+		p = nl + 1;
+	}
+	c->nbuf_len = (size_t)(e - p);
+	if (c->nbuf_len && p != c->nbuf)
+		memmove(c->nbuf, p, c->nbuf_len);
+}
+
+static void
+on_message(struct conn *c, unsigned op, const char *s, size_t len)
+{
+	cnt_total.messages++;
+	cnt_total.bytes += len;
+	if (measuring) {
+		cnt.messages++;
+		cnt.bytes += len;
+	}
+	switch (opt.proto) {
+	case P_PUBLISHER:
+		on_publisher_message(c, s, len);
+		break;
+	case P_PLAIN:
+		on_tick_object(c, s, s + len);
+		break;
+	case P_NATS:
+		on_nats_bytes(c, s, len);
+		break;
+	case P_SOCKETIO:
+		on_socketio_message(c, s, len);
+		break;
+	}
+	(void)op;
+}
+
+/* Parse the frames in buf[0..len); returns the bytes used (whole frames). */
+static size_t
+ws_parse(struct conn *c, char *buf, size_t len)
+{
+	size_t pos = 0;
+
+	while (len - pos >= 2 && c->state != C_CLOSED) {
+		unsigned char *h = (unsigned char *)buf + pos;
+		unsigned op = h[0] & 0x0f;
+		bool fin = h[0] & 0x80, masked = h[1] & 0x80;
+		uint64_t plen = h[1] & 0x7f;
+		size_t hl = 2, i;
+		char *payload;
+
+		if (plen == 126) {
+			if (len - pos < 4)
+				break;
+			plen = ((uint64_t)h[2] << 8) | h[3];
+			hl = 4;
+		} else if (plen == 127) {
+			if (len - pos < 10)
+				break;
+			plen = 0;
+			for (i = 0; i < 8; i++)
+				plen = (plen << 8) | h[2 + i];
+			hl = 10;
+		}
+		if (masked)
+			hl += 4; /* servers must not mask; tolerate it anyway */
+		if (plen > MESSAGE_MAX) {
+			note_error("server frame too large", "", 0);
+			conn_close(c, false);
+			return len;
+		}
+		if (len - pos < hl + plen)
+			break;
+		payload = buf + pos + hl;
+		if (masked)
+			for (i = 0; i < plen; i++)
+				payload[i] ^= (char)h[hl - 4 + (i & 3)];
+		cnt_total.frames++;
+		if (measuring)
+			cnt.frames++;
+		switch (op) {
+		case 0x0: /* continuation */
+			if (!c->in_fragments) {
+				note_error("continuation without a start", "",
+				           0);
+				break;
+			}
+			buf_reserve(&c->msg, &c->msg_cap, c->msg_len + plen);
+			memcpy(c->msg + c->msg_len, payload, plen);
+			c->msg_len += plen;
+			if (fin) {
+				c->in_fragments = false;
+				on_message(c, c->msg_op, c->msg, c->msg_len);
+				c->msg_len = 0;
+				if (c->msg_cap > 1024 * 1024) {
+					free(c->msg);
+					c->msg = NULL;
+					c->msg_cap = 0;
+				}
+			}
+			break;
+		case 0x1: /* text */
+		case 0x2: /* binary */
+			if (fin) {
+				on_message(c, op, payload, plen);
+			} else {
+				c->in_fragments = true;
+				c->msg_op = (uint8_t)op;
+				c->msg_len = 0;
+				buf_reserve(&c->msg, &c->msg_cap, plen);
+				memcpy(c->msg, payload, plen);
+				c->msg_len = plen;
+			}
+			break;
+		case 0x8: /* close: answer with the same code, then hang up */
+			ws_send(c, 0x8, payload, plen >= 2 ? 2 : 0);
+			conn_close(c, true);
+			return len;
+		case 0x9: /* ping */
+			ws_send(c, 0xA, payload, plen);
+			break;
+		default: /* pong, reserved */
+			break;
+		}
+		pos += hl + plen;
+	}
+	return pos;
+}
+
+/* ------------------------------------------------------------ connections */
+
+static void
+conn_close(struct conn *c, bool by_server)
+{
+	if (c->state == C_CLOSED)
+		return;
+	if (c->state == C_READY)
+		ready_count--;
+	if (c->state < C_READY)
+		failed_count++;
+	c->state = C_CLOSED;
+	epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+	closed_count++;
+	cnt_total.closed++;
+	if (measuring)
+		cnt.closed++;
+	(void)by_server;
+}
+
+static void
+conn_open(struct conn *c)
+{
+	struct sockaddr_in sa;
+	struct epoll_event ev;
+	int one = 1;
+
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (c->fd < 0) {
+		if (!first_error[0])
+			snprintf(first_error, sizeof first_error,
+			         "socket(): %s (raise ulimit -n)",
+			         strerror(errno));
+		c->state = C_CLOSED;
+		failed_count++;
+		return;
+	}
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)opt.port);
+	inet_pton(AF_INET, opt.host, &sa.sin_addr);
+	c->state = C_CONNECTING;
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) &&
+	    errno != EINPROGRESS) {
+		if (!first_error[0])
+			snprintf(first_error, sizeof first_error,
+			         "connect(): %s", strerror(errno));
+		close(c->fd);
+		c->fd = -1;
+		c->state = C_CLOSED;
+		failed_count++;
+		return;
+	}
+	ev.events = EPOLLIN | EPOLLOUT;
+	ev.data.u32 = c->idx;
+	epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
+	c->epollout = true;
+
+	/* The upgrade request, sent once the connect completes. */
+	{
+		char req[512];
+		int n = snprintf(
+		        req, sizeof req,
+		        "GET %s HTTP/1.1\r\n"
+		        "Host: %s:%d\r\n"
+		        "Upgrade: websocket\r\n"
+		        "Connection: Upgrade\r\n"
+		        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		        "Sec-WebSocket-Version: 13\r\n"
+		        "\r\n",
+		        opt.path, opt.host, opt.port);
+
+		conn_send(c, req, (size_t)n);
+	}
+}
+
+static void
+conn_on_connected(struct conn *c)
+{
+	int err = 0;
+	socklen_t l = sizeof err;
+
+	getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+	if (err) {
+		if (!first_error[0])
+			snprintf(first_error, sizeof first_error,
+			         "connect to %s:%d: %s", opt.host, opt.port,
+			         strerror(err));
+		conn_close(c, false);
+		return;
+	}
+	c->state = C_HANDSHAKE;
+	conn_flush(c);
+}
+
+/* The upgrade reply; returns bytes used, or 0 when it is not all here. */
+static size_t
+handshake_parse(struct conn *c, char *buf, size_t len)
+{
+	char *end = memmem(buf, len, "\r\n\r\n", 4);
+
+	if (!end)
+		return 0;
+	if (len < 12 || memcmp(buf + 9, "101", 3)) {
+		note_error("upgrade refused: ", buf,
+		           (size_t)(end - buf) > 120 ? 120
+		                                     : (size_t)(end - buf));
+		conn_close(c, false);
+		return len;
+	}
+	c->state = C_OPEN;
+	if (opt.proto == P_PLAIN) {
+		c->state = C_READY;
+		ready_count++;
+	}
+	return (size_t)(end + 4 - buf);
+}
+
+static void
+conn_on_readable(struct conn *c)
+{
+	size_t have = c->in_len, used = 0;
+	ssize_t n;
+
+	buf_reserve(&scratch, &scratch_cap, have + READ_CHUNK);
+	if (have)
+		memcpy(scratch, c->in, have);
+	n = recv(c->fd, scratch + have, READ_CHUNK, 0);
+	if (n <= 0) {
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		conn_close(c, true);
+		return;
+	}
+	recv_now_us = real_us();
+	have += (size_t)n;
+	if (c->state == C_HANDSHAKE) {
+		used = handshake_parse(c, scratch, have);
+		if (!used) {
+			buf_reserve(&c->in, &c->in_cap, have);
+			memcpy(c->in, scratch, have);
+			c->in_len = have;
+			return;
+		}
+	}
+	if (c->state != C_CLOSED)
+		used += ws_parse(c, scratch + used, have - used);
+	if (c->state == C_CLOSED)
+		return;
+	c->in_len = have - used;
+	if (c->in_len) {
+		buf_reserve(&c->in, &c->in_cap, c->in_len);
+		memcpy(c->in, scratch + used, c->in_len);
+	} else if (c->in_cap > 65536) {
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
+}
+
+static unsigned
+conn_symbol(const struct conn *c, unsigned j)
+{
+	return (unsigned)(((uint64_t)c->idx * opt.per_conn + j) % opt.symbols);
+}
+
+static void
+conn_subscribe(struct conn *c)
+{
+	bool all = opt.per_conn == 0;
+	char *msg = NULL;
+	size_t cap = 0, len = 0;
+	unsigned j;
+	char item[64];
+
+	if (c->state != C_READY || c->subscribed)
+		return;
+	c->subscribed = true;
+	c->held = calloc(opt.symbols, sizeof *c->held);
+	if (!c->held) {
+		fprintf(stderr, "subload: out of memory\n");
+		exit(1);
+	}
+#define APPEND(s, n)                                                           \
+	do {                                                                   \
+		buf_reserve(&msg, &cap, len + (n) + 1);                        \
+		memcpy(msg + len, (s), (n));                                   \
+		len += (n);                                                    \
+	} while (0)
+	switch (opt.proto) {
+	case P_PUBLISHER:
+	case P_PLAIN:
+	case P_SOCKETIO:
+		if (opt.proto == P_SOCKETIO)
+			APPEND("42[\"join\",[", 11);
+		else
+			APPEND("{\"op\":\"subscribe\",\"id\":1,\"symbols\":[",
+			       36);
+		if (all) {
+			APPEND("\"*\"", 3);
+		} else {
+			for (j = 0; j < opt.per_conn; j++) {
+				int n = snprintf(item, sizeof item,
+				                 "%s\"S%04u\"", j ? "," : "",
+				                 conn_symbol(c, j));
+
+				APPEND(item, (size_t)n);
+			}
+		}
+		if (opt.proto == P_SOCKETIO)
+			APPEND("]]", 2);
+		else
+			APPEND("]}", 2);
+		ws_send_text(c, msg, len);
+		break;
+	case P_NATS:
+		if (all) {
+			APPEND("SUB tick.> 1\r\n", 14);
+		} else {
+			for (j = 0; j < opt.per_conn; j++) {
+				int n = snprintf(item, sizeof item,
+				                 "SUB tick.S%04u %u\r\n",
+				                 conn_symbol(c, j), j + 1);
+
+				APPEND(item, (size_t)n);
+			}
+		}
+		ws_send_text(c, msg, len);
+		break;
+	}
+#undef APPEND
+	free(msg);
+}
+
+/* ------------------------------------------------------------ main */
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	        "usage: subload --port P [--host 127.0.0.1] [--path /ws]\n"
+	        "  [--proto publisher|plain|nats|socketio] [--conns N]\n"
+	        "  [--symbols M] [--per-conn K|all] [--open-rate R]\n"
+	        "  [--settle S] [--warmup W] [--duration D]\n"
+	        "  [--server-pid P[,P...]] [--rss-limit-mb MB] [--label TEXT]\n"
+	        "  [-- TICKGEN ARGV...]\n");
+	exit(2);
+}
+
+static void
+parse_args(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *v;
+
+		if (!strcmp(a, "--")) {
+			if (i + 1 < argc)
+				opt.tickgen_argv = argv + i + 1;
+			break;
+		}
+		v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!v)
+			usage();
+		i++;
+		if (!strcmp(a, "--port"))
+			opt.port = atoi(v);
+		else if (!strcmp(a, "--host"))
+			opt.host = v;
+		else if (!strcmp(a, "--path"))
+			opt.path = v;
+		else if (!strcmp(a, "--label"))
+			opt.label = v;
+		else if (!strcmp(a, "--proto")) {
+			if (!strcmp(v, "publisher"))
+				opt.proto = P_PUBLISHER;
+			else if (!strcmp(v, "plain") || !strcmp(v, "ws"))
+				opt.proto = P_PLAIN;
+			else if (!strcmp(v, "nats"))
+				opt.proto = P_NATS;
+			else if (!strcmp(v, "socketio"))
+				opt.proto = P_SOCKETIO;
+			else
+				usage();
+		} else if (!strcmp(a, "--conns"))
+			opt.conns = (unsigned)strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--symbols"))
+			opt.symbols = (unsigned)strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--per-conn"))
+			opt.per_conn = !strcmp(v, "all") || !strcmp(v, "*")
+			                       ? 0
+			                       : (unsigned)strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--open-rate"))
+			opt.open_rate = strtod(v, NULL);
+		else if (!strcmp(a, "--settle"))
+			opt.settle = strtod(v, NULL);
+		else if (!strcmp(a, "--warmup"))
+			opt.warmup = strtod(v, NULL);
+		else if (!strcmp(a, "--duration"))
+			opt.duration = strtod(v, NULL);
+		else if (!strcmp(a, "--rss-limit-mb"))
+			opt.rss_limit_mb = strtod(v, NULL);
+		else if (!strcmp(a, "--server-pid")) {
+			char *copy = strdup(v), *tok, *save = NULL;
+
+			for (tok = strtok_r(copy, ",", &save);
+			     tok && opt.server_pid_count < MAX_PIDS;
+			     tok = strtok_r(NULL, ",", &save))
+				opt.server_pids[opt.server_pid_count++] =
+				        (pid_t)atoi(tok);
+			free(copy);
+		} else
+			usage();
+	}
+	if (opt.port <= 0 || !opt.conns || !opt.symbols || opt.open_rate <= 0)
+		usage();
+	if (opt.per_conn >= opt.symbols)
+		opt.per_conn = 0;
+	if (!opt.path)
+		opt.path = opt.proto == P_SOCKETIO
+		                   ? "/socket.io/?EIO=4&transport=websocket"
+		           : opt.proto == P_NATS ? "/"
+		                                 : "/ws";
+}
+
+static pid_t
+start_tickgen(void)
+{
+	pid_t pid;
+
+	if (!opt.tickgen_argv)
+		return 0;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		execv(opt.tickgen_argv[0], opt.tickgen_argv);
+		fprintf(stderr, "subload: cannot run %s: %s\n",
+		        opt.tickgen_argv[0], strerror(errno));
+		_exit(127);
+	}
+	if (pid < 0)
+		fprintf(stderr, "subload: fork: %s\n", strerror(errno));
+	return pid < 0 ? 0 : pid;
+}
+
+static const char *
+proto_name(void)
+{
+	static const char *const names[] = {"publisher", "plain", "nats",
+	                                    "socketio"};
+
+	return names[opt.proto];
+}
+
+int
+main(int argc, char **argv)
+{
+	struct epoll_event *events;
+	struct rlimit rl;
+	struct sigaction sa;
+	unsigned opened = 0, i;
+	enum phase phase = PH_OPENING;
+	int64_t t_start, t_phase, next_stale = 0, next_rss = 0, open_deadline;
+	long rss_base = -1, rss_idle = -1, rss_loaded = -1, rss_peak = -1;
+	double srv_cpu0 = 0, srv_cpu1 = 0, self_cpu0 = 0, self_cpu1 = 0,
+	       gen_cpu0 = 0, gen_cpu1 = 0, win_secs = 0, open_secs = 0;
+	unsigned long long c0b0 = 0, c0t0 = 0, c1b0 = 0, c1t0 = 0, c0b1, c0t1,
+	                   c1b1, c1t1;
+	unsigned ready_at_subscribe = 0, ready_at_end = 0;
+	const char *aborted = "";
+	pid_t gen = 0;
+	int gen_status = 0;
+	bool gen_done = false;
+
+	parse_args(argc, argv);
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	rng ^= (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL;
+
+	conns = calloc(opt.conns, sizeof *conns);
+	best_ts = calloc(opt.symbols, sizeof *best_ts);
+	events = calloc(1024, sizeof *events);
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (!conns || !best_ts || !events || epfd < 0) {
+		fprintf(stderr, "subload: out of memory\n");
+		return 1;
+	}
+	for (i = 0; i < opt.conns; i++) {
+		conns[i].idx = i;
+		conns[i].fd = -1;
+		conns[i].state = C_CLOSED;
+	}
+	rss_base = servers_rss_kb();
+	t_start = t_phase = mono_us();
+	open_deadline =
+	        t_start + (int64_t)((opt.conns / opt.open_rate + 20) * 1e6);
+	fprintf(stderr, "subload: %s, opening %u connections at %.0f/s\n",
+	        proto_name(), opt.conns, opt.open_rate);
+
+	while (phase != PH_DONE) {
+		int64_t now;
+		int n, k, timeout = 5;
+
+		n = epoll_wait(epfd, events, 1024, timeout);
+		for (k = 0; k < n; k++) {
+			struct conn *c = &conns[events[k].data.u32];
+
+			if (c->state == C_CLOSED)
+				continue;
+			if (c->state == C_CONNECTING &&
+			    (events[k].events &
+			     (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+				conn_on_connected(c);
+				continue;
+			}
+			if (events[k].events & EPOLLOUT)
+				conn_flush(c);
+			if (c->state != C_CLOSED &&
+			    (events[k].events &
+			     (EPOLLIN | EPOLLERR | EPOLLHUP)))
+				conn_on_readable(c);
+		}
+		now = mono_us();
+		if (stop_flag) {
+			aborted = "signal";
+			break;
+		}
+
+		switch (phase) {
+		case PH_OPENING: {
+			uint64_t due = (uint64_t)((double)(now - t_start) *
+			                          opt.open_rate / 1e6) +
+			               1;
+
+			while (opened < opt.conns && opened < due)
+				conn_open(&conns[opened++]);
+			if (opened == opt.conns &&
+			    (ready_count + failed_count >= opt.conns ||
+			     now > open_deadline)) {
+				open_secs = (double)(now - t_start) / 1e6;
+				fprintf(stderr,
+				        "subload: %u ready, %u failed in %.1f "
+				        "s\n",
+				        ready_count, failed_count, open_secs);
+				phase = PH_SETTLE;
+				t_phase = now;
+			}
+			break;
+		}
+		case PH_SETTLE:
+			if (now - t_phase < (int64_t)(opt.settle * 1e6))
+				break;
+			rss_idle = servers_rss_kb();
+			ready_at_subscribe = ready_count;
+			for (i = 0; i < opt.conns; i++)
+				conn_subscribe(&conns[i]);
+			gen = start_tickgen();
+			phase = PH_WARMUP;
+			t_phase = now;
+			break;
+		case PH_WARMUP:
+			if (now - t_phase < (int64_t)(opt.warmup * 1e6))
+				break;
+			memset(&cnt, 0, sizeof cnt);
+			srv_cpu0 = servers_cpu_s();
+			self_cpu0 = self_cpu_s();
+			gen_cpu0 = gen ? proc_cpu_s(gen) : 0;
+			core_jiffies(0, &c0b0, &c0t0);
+			core_jiffies(1, &c1b0, &c1t0);
+			measuring = true;
+			phase = PH_MEASURE;
+			t_phase = now;
+			next_stale = now + STALE_PERIOD_US;
+			break;
+		case PH_MEASURE:
+			if (now >= next_stale) {
+				int64_t rnow = real_us();
+				unsigned s;
+
+				next_stale += STALE_PERIOD_US;
+				for (s = 0; s < STALE_SAMPLES && ready_count;
+				     s++) {
+					struct conn *c =
+					        &conns[rng_next() % opt.conns];
+					unsigned sym;
+
+					if (c->state != C_READY || !c->held)
+						continue;
+					sym = opt.per_conn
+					              ? conn_symbol(
+					                        c,
+					                        (unsigned)(rng_next() %
+					                                   opt.per_conn))
+					              : (unsigned)(rng_next() %
+					                           opt.symbols);
+					if (!c->held[sym].ts)
+						continue;
+					hist_add(&stale_age,
+					         rnow - c->held[sym].ts);
+					hist_add(&stale_lag,
+					         best_ts[sym] -
+					                 c->held[sym].ts);
+				}
+			}
+			if (opt.rss_limit_mb > 0 && now >= next_rss) {
+				long r = servers_rss_kb();
+
+				next_rss = now + RSS_CHECK_US;
+				if (r > rss_peak)
+					rss_peak = r;
+				if (r > opt.rss_limit_mb * 1024) {
+					aborted = "server_rss_limit";
+					goto window_end;
+				}
+			}
+			if (now - t_phase < (int64_t)(opt.duration * 1e6))
+				break;
+		window_end:
+			win_secs = (double)(now - t_phase) / 1e6;
+			measuring = false;
+			srv_cpu1 = servers_cpu_s();
+			self_cpu1 = self_cpu_s();
+			gen_cpu1 = gen ? proc_cpu_s(gen) : 0;
+			core_jiffies(0, &c0b1, &c0t1);
+			core_jiffies(1, &c1b1, &c1t1);
+			rss_loaded = servers_rss_kb();
+			if (rss_loaded > rss_peak)
+				rss_peak = rss_loaded;
+			ready_at_end = ready_count;
+			phase = PH_DONE;
+			break;
+		case PH_DONE:
+			break;
+		}
+		if (gen && !gen_done &&
+		    waitpid(gen, &gen_status, WNOHANG) == gen)
+			gen_done = true;
+	}
+
+	if (phase != PH_DONE) { /* interrupted */
+		win_secs = measuring ? (double)(mono_us() - t_phase) / 1e6 : 0;
+		srv_cpu1 = srv_cpu0;
+		self_cpu1 = self_cpu0;
+		gen_cpu1 = gen_cpu0;
+		c0b1 = c0b0, c0t1 = c0t0, c1b1 = c1b0, c1t1 = c1t0;
+	}
+	if (gen && !gen_done) {
+		kill(gen, SIGTERM);
+		waitpid(gen, &gen_status, 0);
+	}
+
+	{
+		double upd_s =
+		        win_secs > 0 ? (double)cnt.updates / win_secs : 0;
+		double srv_cpu = srv_cpu1 - srv_cpu0;
+		double load_cpu =
+		        (self_cpu1 - self_cpu0) + (gen_cpu1 - gen_cpu0);
+		double load_frac = win_secs > 0 ? load_cpu / win_secs : 0;
+		double core0 = c0t1 > c0t0 ? (double)(c0b1 - c0b0) /
+		                                     (double)(c0t1 - c0t0)
+		                           : 0;
+		double core1 = c1t1 > c1t0 ? (double)(c1b1 - c1b0) /
+		                                     (double)(c1t1 - c1t0)
+		                           : 0;
+		double per_idle =
+		        rss_idle >= 0 && rss_base >= 0 && ready_at_subscribe
+		                ? (double)(rss_idle - rss_base) * 1024.0 /
+		                          ready_at_subscribe
+		                : -1;
+		double per_loaded =
+		        rss_loaded >= 0 && rss_base >= 0 && ready_at_end
+		                ? (double)(rss_loaded - rss_base) * 1024.0 /
+		                          ready_at_end
+		                : -1;
+		const char *invalid = "";
+
+		if (load_frac > 0.95)
+			invalid = "load_core_saturated";
+		else if (*aborted)
+			invalid = aborted;
+		else if (ready_at_end < opt.conns)
+			invalid = "connections_lost";
+
+		printf("RESULT label=%s proto=%s conns=%u ready=%u "
+		       "ready_end=%u failed=%u symbols=%u per_conn=%s%u "
+		       "open_s=%.2f window_s=%.2f updates=%llu "
+		       "upd_per_s=%.0f ticks_per_s=%.0f snapshots=%llu "
+		       "msgs_per_s=%.0f "
+		       "frames_per_s=%.0f mbytes_per_s=%.2f gaps=%llu "
+		       "closed=%llu proto_errors=%llu "
+		       "lat_p50_us=%lld lat_p99_us=%lld lat_p999_us=%lld "
+		       "lat_max_us=%lld lat_n=%llu "
+		       "stale_p50_us=%lld stale_p99_us=%lld "
+		       "lag_p50_us=%lld lag_p99_us=%lld "
+		       "srv_cpu_s=%.3f srv_cpu_frac=%.3f "
+		       "srv_cpu_s_per_mupd=%.4f upd_per_srv_cpu_s=%.0f "
+		       "rss_base_kb=%ld rss_idle_kb=%ld rss_loaded_kb=%ld "
+		       "rss_peak_kb=%ld rss_per_idle_conn_b=%.0f "
+		       "rss_per_loaded_conn_b=%.0f "
+		       "load_cpu_s=%.3f load_cpu_frac=%.3f cpu0_busy=%.3f "
+		       "cpu1_busy=%.3f invalid=%s\n",
+		       *opt.label ? opt.label : "-", proto_name(), opt.conns,
+		       ready_at_subscribe, ready_at_end, failed_count,
+		       opt.symbols, opt.per_conn ? "" : "all", opt.per_conn,
+		       open_secs, win_secs, (unsigned long long)cnt.updates,
+		       upd_s, win_secs > 0 ? (double)cnt.ticks / win_secs : 0,
+		       (unsigned long long)cnt.snapshots,
+		       win_secs > 0 ? cnt.messages / win_secs : 0,
+		       win_secs > 0 ? cnt.frames / win_secs : 0,
+		       win_secs > 0 ? cnt.bytes / win_secs / 1e6 : 0,
+		       (unsigned long long)cnt.gaps,
+		       (unsigned long long)cnt.closed,
+		       (unsigned long long)cnt.proto_errors,
+		       (long long)hist_pct(&lat, 50),
+		       (long long)hist_pct(&lat, 99),
+		       (long long)hist_pct(&lat, 99.9),
+		       (long long)(lat.total ? lat.max : -1),
+		       (unsigned long long)lat.total,
+		       (long long)hist_pct(&stale_age, 50),
+		       (long long)hist_pct(&stale_age, 99),
+		       (long long)hist_pct(&stale_lag, 50),
+		       (long long)hist_pct(&stale_lag, 99), srv_cpu,
+		       win_secs > 0 ? srv_cpu / win_secs : 0,
+		       cnt.updates ? srv_cpu / ((double)cnt.updates / 1e6) : 0,
+		       srv_cpu > 0 ? (double)cnt.updates / srv_cpu : 0,
+		       rss_base, rss_idle, rss_loaded, rss_peak, per_idle,
+		       per_loaded, load_cpu, load_frac, core0, core1,
+		       *invalid ? invalid : "no");
+		if (first_error[0])
+			fprintf(stderr, "subload: first problem: %s\n",
+			        first_error);
+		fflush(stdout);
+	}
+	return 0;
+}
