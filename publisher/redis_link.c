@@ -36,13 +36,13 @@
 #include "jsonbuf.h"
 #include "log.h"
 
-#define DEFAULT_STREAM_MAXLEN	 100000
-#define DEFAULT_QUEUE_CAPACITY	 65536
-#define DEFAULT_CONNECT_MS	 500
-#define DEFAULT_IO_MS		 1000
-#define DEFAULT_BACKOFF_MAX_MS	 5000
-#define DEFAULT_SILENT_MS	 3000
-#define BACKOFF_MIN_US		 (100 * 1000ll)
+#define DEFAULT_STREAM_MAXLEN  100000
+#define DEFAULT_QUEUE_CAPACITY 65536
+#define DEFAULT_CONNECT_MS     500
+#define DEFAULT_IO_MS          1000
+#define DEFAULT_BACKOFF_MAX_MS 5000
+#define DEFAULT_SILENT_MS      3000
+#define BACKOFF_MIN_US         (100 * 1000ll)
 
 /* Most ticks in one pipelined batch: about 1.5 MB of commands. Batches grow
  * toward it under load and stay small (low latency) when the rate is low. */
@@ -65,14 +65,14 @@
 #define WAIT_FOR_INGEST_US (1000 * 1000ll)
 
 #define RUN_BYTES 8
-#define RUN_LEN	  (2 * RUN_BYTES)
-#define KEY_MAX	  (REDIS_LINK_PREFIX_MAX + 8)
+#define RUN_LEN   (2 * RUN_BYTES)
+#define KEY_MAX   (REDIS_LINK_PREFIX_MAX + 8)
 #define HOST_MAX  256
 
 /* ================================================================ helpers */
 
 static int errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static int
 errf(char *err, size_t errlen, const char *fmt, ...)
@@ -148,7 +148,8 @@ iso_time(int64_t us, char *out, size_t len)
 	time_t t = (time_t)(us / 1000000);
 	struct tm tm;
 
-	if (!gmtime_r(&t, &tm) || !strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+	if (!gmtime_r(&t, &tm) ||
+	    !strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
 		snprintf(out, len, "?");
 }
 
@@ -220,7 +221,7 @@ backoff_next(struct backoff *b, uint64_t *rng)
 {
 	int64_t base = b->base_us ? b->base_us : BACKOFF_MIN_US;
 	int64_t wait = base / 2 +
-		       (int64_t)(next_random(rng) % (uint64_t)(base / 2 + 1));
+	               (int64_t)(next_random(rng) % (uint64_t)(base / 2 + 1));
 
 	b->base_us = base >= b->max_us / 2 ? b->max_us : base * 2;
 	return wait;
@@ -289,7 +290,7 @@ parse_i64(const char *s, size_t len, int64_t *out)
 	if (m > (uint64_t)INT64_MAX + neg)
 		return -1;
 	*out = neg ? (m == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)m)
-		   : (int64_t)m;
+	           : (int64_t)m;
 	return 0;
 }
 
@@ -397,7 +398,8 @@ tick_line(struct jsonbuf *b, const struct tick *t)
 	jsonbuf_append_str(b, "{\"ts\":");
 	jsonbuf_append_i64(b, t->ts);
 	jsonbuf_append_str(b, ",\"symbol\":");
-	jsonbuf_append_quoted(b, t->symbol, strnlen(t->symbol, sizeof t->symbol));
+	jsonbuf_append_quoted(b, t->symbol,
+	                      strnlen(t->symbol, sizeof t->symbol));
 	for (f = 0; f < TICK_FIELD_COUNT; f++) {
 		if (!tick_has(t, (enum tick_field)f))
 			continue;
@@ -438,7 +440,7 @@ number_len(const char *p, const char *end)
  */
 static int
 tick_from_line(const char *s, size_t len, uint64_t seq, struct tick *out,
-	       char *why, size_t whylen)
+               char *why, size_t whylen)
 {
 	const char *p = s, *end = s + len, *q;
 	struct decimal d;
@@ -469,7 +471,7 @@ tick_from_line(const char *s, size_t len, uint64_t seq, struct tick *out,
 		n = number_len(p, end);
 		if (decimal_parse(p, n, &d))
 			return errf(why, whylen, "field '%s': bad decimal",
-				    tick_field_name((enum tick_field)f));
+			            tick_field_name((enum tick_field)f));
 		tick_set(out, (enum tick_field)f, d);
 		p += n;
 	}
@@ -536,7 +538,7 @@ next_token(const char **p, const char *end, const char **tok, size_t *len)
 /* Decode a state value. Returns 0, or -1 with a reason in *why. */
 static int
 state_decode(const char *name, size_t namelen, const char *s, size_t len,
-	     struct symbol_state *out, const char **why)
+             struct symbol_state *out, const char **why)
 {
 	const char *p = s, *end = s + len, *tok;
 	size_t tlen;
@@ -564,15 +566,15 @@ state_decode(const char *name, size_t namelen, const char *s, size_t len,
 	out->feed_sends_volume = tok[0] == '1';
 	while (next_token(&p, end, &tok, &tlen)) {
 		const char *eq = memchr(tok, '=', tlen);
-		const char *at = eq ? memchr(eq, '@', tlen - (size_t)(eq - tok))
-				    : NULL;
+		const char *at =
+		        eq ? memchr(eq, '@', tlen - (size_t)(eq - tok)) : NULL;
 		int f = eq ? state_field_lookup(tok, (size_t)(eq - tok)) : -1;
 
 		if (f < 0 || !at || ((out->present >> f) & 1u) ||
 		    decimal_parse(eq + 1, (size_t)(at - eq - 1),
-				  &out->value[f]) ||
+		                  &out->value[f]) ||
 		    parse_u64(at + 1, tlen - (size_t)(at + 1 - tok),
-			      &out->changed_seq[f])) {
+		              &out->changed_seq[f])) {
 			*why = "bad field";
 			return -1;
 		}
@@ -595,10 +597,10 @@ state_decode(const char *name, size_t namelen, const char *s, size_t len,
  */
 static redisContext *
 link_connect(const char *host, int port, int64_t connect_us, int64_t io_us,
-	     const char *name, char *why, size_t whylen)
+             const char *name, char *why, size_t whylen)
 {
-	redisContext *rc = redisConnectWithTimeout(host, port,
-						   timeval_of(connect_us));
+	redisContext *rc =
+	        redisConnectWithTimeout(host, port, timeval_of(connect_us));
 	redisReply *r;
 
 	if (!rc) {
@@ -688,7 +690,7 @@ struct redis_publisher {
 	uint64_t rng;
 	struct backoff backoff;
 	int64_t next_attempt_us; /* mono */
-	int64_t last_send_us;	 /* mono */
+	int64_t last_send_us;    /* mono */
 	bool ever_connected;
 	char run[RUN_LEN + 1];
 	uint64_t g;
@@ -717,7 +719,7 @@ struct redis_publisher {
 
 struct redis_publisher *
 redis_publisher_create(const struct redis_publisher_options *opt, char *err,
-		       size_t errlen)
+                       size_t errlen)
 {
 	struct engine_config ec = {0};
 	struct redis_publisher *p;
@@ -757,21 +759,21 @@ redis_publisher_create(const struct redis_publisher_options *opt, char *err,
 	snprintf(p->prefix, sizeof p->prefix, "%s", prefix);
 	keys_init(prefix, p->key_ticks, p->key_state, p->key_epoch);
 	snprintf(p->epoch, sizeof p->epoch, "%s", opt->epoch);
-	p->maxlen = opt->stream_maxlen ? opt->stream_maxlen
-				       : DEFAULT_STREAM_MAXLEN;
+	p->maxlen =
+	        opt->stream_maxlen ? opt->stream_maxlen : DEFAULT_STREAM_MAXLEN;
 	p->cap = opt->queue_capacity ? opt->queue_capacity
-				     : DEFAULT_QUEUE_CAPACITY;
-	p->connect_us = (int64_t)(opt->connect_timeout_ms
-					  ? opt->connect_timeout_ms
-					  : DEFAULT_CONNECT_MS) *
-			1000;
+	                             : DEFAULT_QUEUE_CAPACITY;
+	p->connect_us =
+	        (int64_t)(opt->connect_timeout_ms ? opt->connect_timeout_ms
+	                                          : DEFAULT_CONNECT_MS) *
+	        1000;
 	p->io_us = (int64_t)(opt->io_timeout_ms ? opt->io_timeout_ms
-						: DEFAULT_IO_MS) *
-		   1000;
-	p->backoff.max_us = (int64_t)(opt->backoff_max_ms
-					      ? opt->backoff_max_ms
-					      : DEFAULT_BACKOFF_MAX_MS) *
-			    1000;
+	                                        : DEFAULT_IO_MS) *
+	           1000;
+	p->backoff.max_us =
+	        (int64_t)(opt->backoff_max_ms ? opt->backoff_max_ms
+	                                      : DEFAULT_BACKOFF_MAX_MS) *
+	        1000;
 	p->wake = opt->wake;
 	p->wake_ctx = opt->wake_ctx;
 	p->rng = random_seed();
@@ -784,13 +786,12 @@ redis_publisher_create(const struct redis_publisher_options *opt, char *err,
 
 	p->engine = engine_create(&ec);
 	p->ring = p->cap <= SIZE_MAX / sizeof *p->ring
-			  ? malloc(p->cap * sizeof *p->ring)
-			  : NULL;
+	                  ? malloc(p->cap * sizeof *p->ring)
+	                  : NULL;
 	p->enq_us = malloc(p->cap * sizeof *p->enq_us);
 	p->batch = malloc(BATCH_MAX * sizeof *p->batch);
 	if (!p->engine || !p->ring || !p->enq_us || !p->batch) {
-		errf(err, errlen, "out of memory (queue of %zu ticks)",
-		     p->cap);
+		errf(err, errlen, "out of memory (queue of %zu ticks)", p->cap);
 		redis_publisher_destroy(p);
 		return NULL;
 	}
@@ -799,7 +800,7 @@ redis_publisher_create(const struct redis_publisher_options *opt, char *err,
 
 int
 redis_publisher_restore(struct redis_publisher *p,
-			const struct symbol_state *st)
+                        const struct symbol_state *st)
 {
 	if (!p || p->started)
 		return -1;
@@ -823,7 +824,7 @@ redis_publisher_append_space(struct redis_publisher *p)
 
 int
 redis_publisher_append(struct redis_publisher *p, const struct tick *applied,
-		       size_t n)
+                       size_t n)
 {
 	size_t tail, first, i;
 	int64_t now;
@@ -868,7 +869,7 @@ publisher_take(struct redis_publisher *p, bool *stop)
 	while (!p->stopping && p->count == 0) {
 		int64_t now = mono_us();
 		int64_t until = p->rc ? p->last_send_us + HEARTBEAT_US
-				      : p->next_attempt_us;
+		                      : p->next_attempt_us;
 
 		if (now >= until)
 			break;
@@ -945,10 +946,10 @@ publisher_apply(struct redis_publisher *p, size_t n)
 		p->stats.ticks_refused += refused;
 		pthread_mutex_unlock(&p->mu);
 		log_limited(LOG_WARN,
-			    "redis: %llu ticks refused by the publisher's "
-			    "engine (a seq not after the one it holds: was "
-			    "it restored like the serving engine?)",
-			    (unsigned long long)refused);
+		            "redis: %llu ticks refused by the publisher's "
+		            "engine (a seq not after the one it holds: was "
+		            "it restored like the serving engine?)",
+		            (unsigned long long)refused);
 	}
 	return kept;
 }
@@ -1017,9 +1018,8 @@ add_state_cb(const struct symbol_state *st, void *ctx)
 	publisher_add_state(ctx, st);
 }
 
-static void
-publisher_note_error(struct redis_publisher *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+static void publisher_note_error(struct redis_publisher *p, const char *fmt,
+                                 ...) __attribute__((format(printf, 2, 3)));
 
 /* Record why the link failed; the first failure of an outage is logged. */
 static void
@@ -1043,8 +1043,8 @@ publisher_note_error(struct redis_publisher *p, const char *fmt, ...)
 	pthread_mutex_unlock(&p->mu);
 	if (first)
 		log_warn("redis: publishing to %s:%d stopped: %s; ticks are "
-			 "kept as state and published when it is back",
-			 p->host, p->port, why);
+		         "kept as state and published when it is back",
+		         p->host, p->port, why);
 }
 
 static void
@@ -1073,7 +1073,7 @@ publisher_roundtrip(struct redis_publisher *p, const char *what)
 		return -1;
 	}
 	if (redisAppendFormattedCommand(p->rc, jsonbuf_data(&p->out),
-					p->out.len) != REDIS_OK) {
+	                                p->out.len) != REDIS_OK) {
 		publisher_note_error(p, "%s: %s", what, link_error(p->rc));
 		return -1;
 	}
@@ -1083,13 +1083,13 @@ publisher_roundtrip(struct redis_publisher *p, const char *what)
 
 		if (redisGetReply(p->rc, (void **)&r) != REDIS_OK || !r) {
 			publisher_note_error(p, "%s: %s", what,
-					     link_error(p->rc));
+			                     link_error(p->rc));
 			return -1;
 		}
 		e = reply_error(r);
 		if (e) {
 			publisher_note_error(p, "%s: redis answered '%.100s'",
-					     what, e);
+			                     what, e);
 			freeReplyObject(r);
 			return -1;
 		}
@@ -1118,25 +1118,27 @@ publisher_check_ahead(struct redis_publisher *p)
 	}
 	if (r->type == REDIS_REPLY_ARRAY) {
 		for (i = 0; i + 1 < r->elements; i += 2) {
-			const redisReply *k = r->element[i], *v = r->element[i + 1];
+			const redisReply *k = r->element[i],
+			                 *v = r->element[i + 1];
 			struct symbol_state rs, st;
 			const char *why;
 
 			if (k->type != REDIS_REPLY_STRING ||
 			    v->type != REDIS_REPLY_STRING ||
 			    state_decode(k->str, k->len, v->str, v->len, &rs,
-					 &why))
+			                 &why))
 				continue;
 			if (engine_get_state(p->engine, rs.symbol, &st) == 0 &&
 			    st.seq >= rs.seq)
 				continue;
 			if (!ahead++) {
-				snprintf(sample, sizeof sample, "%s", rs.symbol);
+				snprintf(sample, sizeof sample, "%s",
+				         rs.symbol);
 				theirs = rs.seq;
 				ours = engine_get_state(p->engine, rs.symbol,
-							&st) == 0
-					       ? st.seq
-					       : 0;
+				                        &st) == 0
+				               ? st.seq
+				               : 0;
 			}
 		}
 	}
@@ -1146,14 +1148,14 @@ publisher_check_ahead(struct redis_publisher *p)
 		p->stats.ahead_symbols += ahead;
 		pthread_mutex_unlock(&p->mu);
 		log_warn("redis: %s held %llu symbols further on than this "
-			 "ingest in epoch %s (e.g. %s at seq %llu, here %llu): "
-			 "this ingest lost ticks it had published, and its "
-			 "next ticks reuse their seqs; edges and clients may "
-			 "hold values those ticks contradict (start a new "
-			 "epoch to be safe)",
-			 p->key_state, (unsigned long long)ahead, p->epoch,
-			 sample, (unsigned long long)theirs,
-			 (unsigned long long)ours);
+		         "ingest in epoch %s (e.g. %s at seq %llu, here %llu): "
+		         "this ingest lost ticks it had published, and its "
+		         "next ticks reuse their seqs; edges and clients may "
+		         "hold values those ticks contradict (start a new "
+		         "epoch to be safe)",
+		         p->key_state, (unsigned long long)ahead, p->epoch,
+		         sample, (unsigned long long)theirs,
+		         (unsigned long long)ours);
 	}
 	return 0;
 }
@@ -1176,15 +1178,15 @@ publisher_full_sync(struct redis_publisher *p)
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
 		publisher_note_error(p, "GET %s: redis answered '%.100s'",
-				     p->key_epoch, r->str);
+		                     p->key_epoch, r->str);
 		freeReplyObject(r);
 		return -1;
 	}
 	if (r->type == REDIS_REPLY_STRING && strcmp(r->str, p->epoch) != 0) {
 		other_epoch = true;
 		log_warn("redis: %s held epoch %.64s; this ingest's epoch is "
-			 "%s: overwriting it (edges will reset)",
-			 p->key_epoch, r->str, p->epoch);
+		         "%s: overwriting it (edges will reset)",
+		         p->key_epoch, r->str, p->epoch);
 	}
 	if (r->type == REDIS_REPLY_STRING && !other_epoch) {
 		freeReplyObject(r);
@@ -1196,7 +1198,7 @@ publisher_full_sync(struct redis_publisher *p)
 
 	for (i = 0; i < RUN_BYTES; i++)
 		snprintf(p->run + 2 * i, 3, "%02x",
-			 (unsigned)(next_random(&p->rng) >> 56));
+		         (unsigned)(next_random(&p->rng) >> 56));
 	p->g = 0;
 	publisher_xadd_head(p);
 
@@ -1244,14 +1246,14 @@ publisher_connect(struct redis_publisher *p)
 	char why[160];
 
 	p->rc = link_connect(p->host, p->port, p->connect_us, p->io_us,
-			     "publisher-ingest", why, sizeof why);
+	                     "publisher-ingest", why, sizeof why);
 	if (!p->rc)
-		publisher_note_error(p, "cannot connect to %s:%d: %s",
-				     p->host, p->port, why);
+		publisher_note_error(p, "cannot connect to %s:%d: %s", p->host,
+		                     p->port, why);
 	if (!p->rc || publisher_full_sync(p) != 0) {
 		publisher_disconnect(p);
 		p->next_attempt_us =
-			mono_us() + backoff_next(&p->backoff, &p->rng);
+		        mono_us() + backoff_next(&p->backoff, &p->rng);
 		return;
 	}
 	backoff_reset(&p->backoff);
@@ -1261,16 +1263,16 @@ publisher_connect(struct redis_publisher *p)
 	if (p->ever_connected) {
 		p->stats.reconnects++;
 		log_info("redis: publishing to %s:%d again after %lld s "
-			 "(run %s, %zu symbols rewritten)",
-			 p->host, p->port,
-			 (long long)((wall_us() - p->stats.down_since_us) /
-				     1000000),
-			 p->run, es.symbols);
+		         "(run %s, %zu symbols rewritten)",
+		         p->host, p->port,
+		         (long long)((wall_us() - p->stats.down_since_us) /
+		                     1000000),
+		         p->run, es.symbols);
 	} else {
 		log_info("redis: publishing to %s:%d under '%s' (run %s, "
-			 "epoch %s, %zu symbols)",
-			 p->host, p->port, p->prefix, p->run, p->epoch,
-			 es.symbols);
+		         "epoch %s, %zu symbols)",
+		         p->host, p->port, p->prefix, p->run, p->epoch,
+		         es.symbols);
 	}
 	p->ever_connected = true;
 	p->stats.connected = true;
@@ -1297,7 +1299,7 @@ publisher_send(struct redis_publisher *p, size_t n)
 	p->commands = 0;
 	for (i = 0; i < p->nunique; i++)
 		if (engine_get_state(p->engine, p->batch[p->unique[i]].symbol,
-				     &st) == 0)
+		                     &st) == 0)
 			publisher_add_state(p, &st);
 	publisher_flush_chunk(p);
 	for (i = 0; i < n; i++) {
@@ -1399,14 +1401,14 @@ redis_publisher_start(struct redis_publisher *p, char *err, size_t errlen)
 	if (rc) {
 		p->started = false;
 		return errf(err, errlen, "cannot start the redis thread: %s",
-			    strerror(rc));
+		            strerror(rc));
 	}
 	return 0;
 }
 
 void
 redis_publisher_get_stats(struct redis_publisher *p,
-			  struct redis_publisher_stats *out)
+                          struct redis_publisher_stats *out)
 {
 	int64_t now = mono_us();
 
@@ -1428,14 +1430,14 @@ redis_publisher_degraded(struct redis_publisher *p, char *reason, size_t len)
 		return false;
 	if (!s.down_since_us) {
 		snprintf(reason, len, "connecting to redis %s:%d", p->host,
-			 p->port);
+		         p->port);
 		return true;
 	}
 	iso_time(s.down_since_us, since, sizeof since);
 	snprintf(reason, len, "redis %s:%d unreachable since %s (%lld s): %s",
-		 p->host, p->port, since,
-		 (long long)((wall_us() - s.down_since_us) / 1000000),
-		 s.last_error);
+	         p->host, p->port, since,
+	         (long long)((wall_us() - s.down_since_us) / 1000000),
+	         s.last_error);
 	return true;
 }
 
@@ -1453,8 +1455,8 @@ redis_publisher_destroy(struct redis_publisher *p)
 		pthread_join(p->thread, NULL);
 		if (p->count + p->unsent_at_close)
 			log_warn("redis: %zu ticks still queued at close were "
-				 "not published",
-				 p->count + p->unsent_at_close);
+			         "not published",
+			         p->count + p->unsent_at_close);
 	}
 	publisher_disconnect(p);
 	engine_destroy(p->engine);
@@ -1496,9 +1498,9 @@ struct redis_follower {
 	uint64_t rng;
 	struct backoff backoff;
 	bool ever_connected;
-	bool need_sync;	 /* the next step is a resync */
+	bool need_sync;  /* the next step is a resync */
 	bool positioned; /* last_id is where the state left off */
-	bool have_run;	 /* run and g are known */
+	bool have_run;   /* run and g are known */
 	char last_id[48];
 	struct stream_id last;
 	char run[RUN_LEN + 1];
@@ -1514,7 +1516,7 @@ struct redis_follower {
 	pthread_cond_t cond;
 	bool stopping;
 	bool waiting_for_ingest; /* Redis holds no state for the prefix */
-	int fd;			 /* the live socket, for a quick stop */
+	int fd;                  /* the live socket, for a quick stop */
 	struct pending_sync pend;
 	bool pend_ready;
 	uint64_t syncs_posted, syncs_applied;
@@ -1526,7 +1528,7 @@ struct redis_follower {
 
 struct redis_follower *
 redis_follower_create(const struct redis_follower_options *opt, char *err,
-		      size_t errlen)
+                      size_t errlen)
 {
 	struct redis_follower *f;
 	const char *prefix;
@@ -1569,17 +1571,17 @@ redis_follower_create(const struct redis_follower_options *opt, char *err,
 	f->restore_cb = opt->restore;
 	f->wake = opt->wake;
 	f->ctx = opt->ctx;
-	f->connect_us = (int64_t)(opt->connect_timeout_ms
-					  ? opt->connect_timeout_ms
-					  : DEFAULT_CONNECT_MS) *
-			1000;
+	f->connect_us =
+	        (int64_t)(opt->connect_timeout_ms ? opt->connect_timeout_ms
+	                                          : DEFAULT_CONNECT_MS) *
+	        1000;
 	f->silent_us =
-		(int64_t)(opt->silent_ms ? opt->silent_ms : DEFAULT_SILENT_MS) *
-		1000;
-	f->backoff.max_us = (int64_t)(opt->backoff_max_ms
-					      ? opt->backoff_max_ms
-					      : DEFAULT_BACKOFF_MAX_MS) *
-			    1000;
+	        (int64_t)(opt->silent_ms ? opt->silent_ms : DEFAULT_SILENT_MS) *
+	        1000;
+	f->backoff.max_us =
+	        (int64_t)(opt->backoff_max_ms ? opt->backoff_max_ms
+	                                      : DEFAULT_BACKOFF_MAX_MS) *
+	        1000;
 	f->rng = random_seed();
 	f->need_sync = true;
 	f->fd = -1;
@@ -1618,13 +1620,13 @@ follower_sleep(struct redis_follower *f, int64_t us)
 	pthread_mutex_unlock(&f->mu);
 }
 
-static void
-follower_note_error(struct redis_follower *f, bool link_lost,
-		    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void follower_note_error(struct redis_follower *f, bool link_lost,
+                                const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 
 static void
-follower_note_error(struct redis_follower *f, bool link_lost,
-		    const char *fmt, ...)
+follower_note_error(struct redis_follower *f, bool link_lost, const char *fmt,
+                    ...)
 {
 	char why[160];
 	bool first = false;
@@ -1650,8 +1652,8 @@ follower_note_error(struct redis_follower *f, bool link_lost,
 	pthread_mutex_unlock(&f->mu);
 	if (first)
 		log_warn("redis: following %s:%d stopped: %s; serving the "
-			 "last state meanwhile",
-			 f->host, f->port, why);
+		         "last state meanwhile",
+		         f->host, f->port, why);
 	else if (!link_lost)
 		log_limited(LOG_WARN, "redis: %s", why);
 }
@@ -1676,11 +1678,11 @@ follower_connect(struct redis_follower *f)
 	bool stop;
 
 	f->rc = link_connect(f->host, f->port, f->connect_us,
-			     FOLLOWER_IO_MS * 1000ll, "publisher-edge", why,
-			     sizeof why);
+	                     FOLLOWER_IO_MS * 1000ll, "publisher-edge", why,
+	                     sizeof why);
 	if (!f->rc) {
 		follower_note_error(f, true, "cannot connect to %s:%d: %s",
-				    f->host, f->port, why);
+		                    f->host, f->port, why);
 		return -1;
 	}
 	pthread_mutex_lock(&f->mu);
@@ -1690,10 +1692,10 @@ follower_connect(struct redis_follower *f)
 		if (f->ever_connected) {
 			f->stats.reconnects++;
 			log_info("redis: following %s:%d again after %lld s",
-				 f->host, f->port,
-				 (long long)((wall_us() -
-					      f->stats.down_since_us) /
-					     1000000));
+			         f->host, f->port,
+			         (long long)((wall_us() -
+			                      f->stats.down_since_us) /
+			                     1000000));
 		}
 		f->stats.connected = true;
 		f->stats.down_since_us = 0;
@@ -1798,13 +1800,13 @@ follower_sync(struct redis_follower *f)
 			freeReplyObject(r);
 		if (redisGetReply(f->rc, (void **)&r) != REDIS_OK || !r) {
 			follower_note_error(f, true, "resync: %s",
-					    link_error(f->rc));
+			                    link_error(f->rc));
 			return -1;
 		}
 		if (reply_error(r)) {
 			follower_note_error(f, true,
-					    "resync: redis answered '%.100s'",
-					    reply_error(r));
+			                    "resync: redis answered '%.100s'",
+			                    reply_error(r));
 			freeReplyObject(r);
 			return -1;
 		}
@@ -1841,16 +1843,16 @@ follower_sync(struct redis_follower *f)
 		if (name->type == REDIS_REPLY_STRING &&
 		    v->type == REDIS_REPLY_STRING &&
 		    state_decode(name->str, name->len, v->str, v->len,
-				 &s.states[s.n], &why) == 0) {
+		                 &s.states[s.n], &why) == 0) {
 			s.n++;
 			continue;
 		}
 		if (!bad++)
 			log_warn("redis: %s: skipped the state of '%.40s': %s",
-				 f->key_state,
-				 name->type == REDIS_REPLY_STRING ? name->str
-								  : "?",
-				 why);
+			         f->key_state,
+			         name->type == REDIS_REPLY_STRING ? name->str
+			                                          : "?",
+			         why);
 	}
 
 	x = r->element[2];
@@ -1868,10 +1870,10 @@ follower_sync(struct redis_follower *f)
 		    x->element[0]->elements == 2 &&
 		    x->element[0]->element[0]->type == REDIS_REPLY_STRING &&
 		    stream_id_parse(x->element[0]->element[0]->str,
-				    x->element[0]->element[0]->len,
-				    &f->last) == 0)
+		                    x->element[0]->element[0]->len,
+		                    &f->last) == 0)
 			snprintf(f->last_id, sizeof f->last_id, "%s",
-				 x->element[0]->element[0]->str);
+			         x->element[0]->element[0]->str);
 		else
 			snprintf(f->last_id, sizeof f->last_id, "0-0");
 	}
@@ -1895,8 +1897,8 @@ follower_sync(struct redis_follower *f)
 	pthread_cond_broadcast(&f->cond);
 	pthread_mutex_unlock(&f->mu);
 	log_info("redis: took the state of %zu symbols from %s:%d (epoch %s, "
-		 "stream at %s)",
-		 s.n, f->host, f->port, s.epoch, f->last_id);
+	         "stream at %s)",
+	         s.n, f->host, f->port, s.epoch, f->last_id);
 
 	f->wake(f->ctx);
 	pthread_mutex_lock(&f->mu);
@@ -1915,18 +1917,19 @@ follower_sync(struct redis_follower *f)
 static int
 follower_idle_check(struct redis_follower *f)
 {
-	redisReply *r = redisCommand(f->rc, "XREVRANGE %s + - COUNT 1",
-				     f->key_ticks);
+	redisReply *r =
+	        redisCommand(f->rc, "XREVRANGE %s + - COUNT 1", f->key_ticks);
 	struct stream_id id;
 
 	if (!r) {
 		follower_note_error(f, true, "XREVRANGE: %s",
-				    link_error(f->rc));
+		                    link_error(f->rc));
 		return -1;
 	}
 	if (reply_error(r)) {
-		follower_note_error(f, true, "XREVRANGE: redis answered '%.100s'",
-				    reply_error(r));
+		follower_note_error(f, true,
+		                    "XREVRANGE: redis answered '%.100s'",
+		                    reply_error(r));
 		freeReplyObject(r);
 		return -1;
 	}
@@ -1934,12 +1937,12 @@ follower_idle_check(struct redis_follower *f)
 		if (f->have_run)
 			f->need_sync = true; /* the stream is gone */
 	} else if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-		   r->element[0]->type == REDIS_REPLY_ARRAY &&
-		   r->element[0]->elements == 2 &&
-		   r->element[0]->element[0]->type == REDIS_REPLY_STRING &&
-		   stream_id_parse(r->element[0]->element[0]->str,
-				   r->element[0]->element[0]->len, &id) == 0 &&
-		   stream_id_cmp(id, f->last) < 0) {
+	           r->element[0]->type == REDIS_REPLY_ARRAY &&
+	           r->element[0]->elements == 2 &&
+	           r->element[0]->element[0]->type == REDIS_REPLY_STRING &&
+	           stream_id_parse(r->element[0]->element[0]->str,
+	                           r->element[0]->element[0]->len, &id) == 0 &&
+	           stream_id_cmp(id, f->last) < 0) {
 		f->need_sync = true; /* a new stream, with older ids */
 	}
 	freeReplyObject(r);
@@ -1981,8 +1984,7 @@ follower_read(struct redis_follower *f)
 	char why[160];
 
 	r = redisCommand(f->rc, "XREAD COUNT %d BLOCK %d STREAMS %s %s",
-			 XREAD_COUNT, XREAD_BLOCK_MS, f->key_ticks,
-			 f->last_id);
+	                 XREAD_COUNT, XREAD_BLOCK_MS, f->key_ticks, f->last_id);
 	if (!r) {
 		follower_note_error(f, true, "XREAD: %s", link_error(f->rc));
 		return -1;
@@ -1996,8 +1998,8 @@ follower_read(struct redis_follower *f)
 	    r->element[0]->elements != 2 ||
 	    r->element[0]->element[1]->type != REDIS_REPLY_ARRAY) {
 		follower_note_error(f, true, "XREAD: %s",
-				    reply_error(r) ? reply_error(r)
-						   : "unexpected reply");
+		                    reply_error(r) ? reply_error(r)
+		                                   : "unexpected reply");
 		freeReplyObject(r);
 		return -1;
 	}
@@ -2010,19 +2012,19 @@ follower_read(struct redis_follower *f)
 			if (entries->element[i]->type == REDIS_REPLY_ARRAY &&
 			    entries->element[i]->elements == 2 &&
 			    entries->element[i]->element[0]->type ==
-				    REDIS_REPLY_STRING) {
+			            REDIS_REPLY_STRING) {
 				const redisReply *id =
-					entries->element[i]->element[0];
+				        entries->element[i]->element[0];
 
 				if (stream_id_parse(id->str, id->len,
-						    &f->last) == 0)
+				                    &f->last) == 0)
 					snprintf(f->last_id, sizeof f->last_id,
-						 "%s", id->str);
+					         "%s", id->str);
 			}
 			follower_note_error(f, false,
-					    "%s: skipped an entry that is not "
-					    "a publisher's",
-					    f->key_ticks);
+			                    "%s: skipped an entry that is not "
+			                    "a publisher's",
+			                    f->key_ticks);
 			continue;
 		}
 		if (!follower_continues(f, &e)) {
@@ -2034,11 +2036,10 @@ follower_read(struct redis_follower *f)
 
 			if (parse_u64(e.seq->str, e.seq->len, &seq) ||
 			    tick_from_line(e.tick->str, e.tick->len, seq,
-					   &f->batch[n], why, sizeof why)) {
-				follower_note_error(f, false,
-						    "%s: bad tick at %s: %s",
-						    f->key_ticks, e.idr->str,
-						    why);
+			                   &f->batch[n], why, sizeof why)) {
+				follower_note_error(
+				        f, false, "%s: bad tick at %s: %s",
+				        f->key_ticks, e.idr->str, why);
 				gap = true; /* the state will be right */
 				break;
 			}
@@ -2066,7 +2067,7 @@ follower_read(struct redis_follower *f)
 		f->stats.entries_read += read;
 		f->stats.lag_us = wall_us() - (int64_t)newest.ms * 1000;
 		snprintf(f->stats.last_id, sizeof f->stats.last_id, "%s",
-			 f->last_id);
+		         f->last_id);
 	}
 	if (n) {
 		f->stats.ticks_pushed += n;
@@ -2095,8 +2096,8 @@ follower_main(void *arg)
 				follower_sleep(f, WAIT_FOR_INGEST_US);
 			} else if (rc < 0) {
 				follower_disconnect(f);
-				follower_sleep(f, backoff_next(&f->backoff,
-							       &f->rng));
+				follower_sleep(
+				        f, backoff_next(&f->backoff, &f->rng));
 			}
 			continue;
 		}
@@ -2121,7 +2122,7 @@ redis_follower_start(struct redis_follower *f, char *err, size_t errlen)
 	if (rc) {
 		f->started = false;
 		return errf(err, errlen, "cannot start the redis thread: %s",
-			    strerror(rc));
+		            strerror(rc));
 	}
 	return 0;
 }
@@ -2145,7 +2146,7 @@ redis_follower_apply_pending(struct redis_follower *f)
 	if (!f->applied_any || strcmp(f->applied_epoch, s.epoch) != 0) {
 		f->epoch_cb(s.epoch, f->ctx);
 		snprintf(f->applied_epoch, sizeof f->applied_epoch, "%s",
-			 s.epoch);
+		         s.epoch);
 		f->applied_any = true;
 	}
 	for (i = 0; i < s.n; i++)
@@ -2175,7 +2176,7 @@ redis_follower_wait_synced(struct redis_follower *f, unsigned timeout_ms)
 
 void
 redis_follower_get_stats(struct redis_follower *f,
-			 struct redis_follower_stats *out)
+                         struct redis_follower_stats *out)
 {
 	pthread_mutex_lock(&f->mu);
 	*out = f->stats;
@@ -2196,30 +2197,30 @@ redis_follower_degraded(struct redis_follower *f, char *reason, size_t len)
 	pthread_mutex_unlock(&f->mu);
 	if (!s.connected && !s.down_since_us) {
 		snprintf(reason, len, "connecting to redis %s:%d", f->host,
-			 f->port);
+		         f->port);
 		return true;
 	}
 	if (!s.connected) {
 		iso_time(s.down_since_us, since, sizeof since);
 		snprintf(reason, len,
-			 "redis %s:%d unreachable since %s (%lld s): %s",
-			 f->host, f->port, since,
-			 (long long)((wall_us() - s.down_since_us) / 1000000),
-			 s.last_error);
+		         "redis %s:%d unreachable since %s (%lld s): %s",
+		         f->host, f->port, since,
+		         (long long)((wall_us() - s.down_since_us) / 1000000),
+		         s.last_error);
 		return true;
 	}
 	if (waiting) {
 		snprintf(reason, len,
-			 "redis %s:%d holds no state under '%s': waiting for "
-			 "the ingest to publish it",
-			 f->host, f->port, f->prefix);
+		         "redis %s:%d holds no state under '%s': waiting for "
+		         "the ingest to publish it",
+		         f->host, f->port, f->prefix);
 		return true;
 	}
 	if (s.idle_us > f->silent_us) {
 		snprintf(reason, len,
-			 "ingest silent for %lld s (no ticks or heartbeats "
-			 "on %s)",
-			 (long long)(s.idle_us / 1000000), f->key_ticks);
+		         "ingest silent for %lld s (no ticks or heartbeats "
+		         "on %s)",
+		         (long long)(s.idle_us / 1000000), f->key_ticks);
 		return true;
 	}
 	return false;

@@ -106,8 +106,8 @@
 #include "tick.h"
 #include "tick_queue.h"
 
-#define REDIS_LINK_EPOCH_MAX  64
-#define REDIS_LINK_PREFIX_MAX 64
+#define REDIS_LINK_EPOCH_MAX      64
+#define REDIS_LINK_PREFIX_MAX     64
 #define REDIS_LINK_DEFAULT_PREFIX "publisher"
 
 /* ================================================================ ingest */
@@ -116,20 +116,20 @@ struct redis_publisher;
 
 struct redis_publisher_options {
 	const char *host;   /* copied; a name or an address */
-	int port;	    /* 1..65535 */
+	int port;           /* 1..65535 */
 	const char *prefix; /* copied; NULL = REDIS_LINK_DEFAULT_PREFIX;
-			     * 1..64 of [A-Za-z0-9._:/-] */
+	                     * 1..64 of [A-Za-z0-9._:/-] */
 	const char *epoch;  /* copied; the store's epoch; 1..64 characters
-			     * without spaces */
+	                     * without spaces */
 	/* Entries the stream keeps (XADD MAXLEN ~): how far behind an edge
 	 * may fall, or how long it may be cut off, and still catch up
 	 * instead of resyncing: maxlen / ticks per second. Default 100000
 	 * (about 20 MB in Redis). */
 	uint64_t stream_maxlen;
-	size_t queue_capacity;	 /* ticks buffered toward Redis; default
-				  * 65536 */
+	size_t queue_capacity;       /* ticks buffered toward Redis; default
+	                              * 65536 */
 	unsigned connect_timeout_ms; /* default 500 */
-	unsigned io_timeout_ms;	     /* one read or write; default 1000 */
+	unsigned io_timeout_ms;      /* one read or write; default 1000 */
 	unsigned backoff_max_ms;     /* reconnect backoff cap; default 5000 */
 	/* Called from the publisher's thread when space frees after
 	 * redis_publisher_append() found the queue full. Optional. */
@@ -139,24 +139,24 @@ struct redis_publisher_options {
 
 struct redis_publisher_stats {
 	bool connected;
-	int64_t down_since_us;	  /* wall clock when the link was lost (or
-				   * when the first attempt failed); 0 while
-				   * connected */
+	int64_t down_since_us;    /* wall clock when the link was lost (or
+	                           * when the first attempt failed); 0 while
+	                           * connected */
 	uint64_t ticks_published; /* sent as stream entries, acknowledged */
-	uint64_t ticks_folded;	  /* applied to the state while Redis was
-				   * unreachable: they reach edges as state */
-	uint64_t ticks_refused;	  /* the publisher's engine refused them
-				   * (seq not after the one it holds) */
+	uint64_t ticks_folded;    /* applied to the state while Redis was
+	                           * unreachable: they reach edges as state */
+	uint64_t ticks_refused;   /* the publisher's engine refused them
+	                           * (seq not after the one it holds) */
 	uint64_t batches;
 	uint64_t heartbeats;
-	uint64_t full_syncs;	  /* runs started (connects) */
-	uint64_t reconnects;	  /* connects after the first */
-	uint64_t errors;	  /* failed connects, I/O errors, error
-				   * replies */
-	uint64_t ahead_symbols;	  /* see "Known limit" above */
+	uint64_t full_syncs;    /* runs started (connects) */
+	uint64_t reconnects;    /* connects after the first */
+	uint64_t errors;        /* failed connects, I/O errors, error
+	                         * replies */
+	uint64_t ahead_symbols; /* see "Known limit" above */
 	size_t queued;
-	int64_t lag_us;		  /* age of the oldest queued tick, 0 if none */
-	char run[17];		  /* the current run, "" when disconnected */
+	int64_t lag_us; /* age of the oldest queued tick, 0 if none */
+	char run[17];   /* the current run, "" when disconnected */
 	char last_error[160];
 };
 
@@ -167,25 +167,22 @@ struct redis_publisher_stats {
  */
 struct redis_publisher *
 redis_publisher_create(const struct redis_publisher_options *opt, char *err,
-		       size_t errlen);
+                       size_t errlen);
 
 /* Give the publisher's engine a symbol's state, as the serving engine got it
  * from the store. Call for every symbol before redis_publisher_start(); the
  * publisher's engine must start where the serving engine starts, or it
  * refuses (or mis-derives) the ticks that follow. Returns 0, or -1 after
  * start or on an invalid symbol. */
-int
-redis_publisher_restore(struct redis_publisher *p,
-			const struct symbol_state *st);
+int redis_publisher_restore(struct redis_publisher *p,
+                            const struct symbol_state *st);
 
 /* Start the thread. Returns 0, or -1 with err. */
-int
-redis_publisher_start(struct redis_publisher *p, char *err, size_t errlen);
+int redis_publisher_start(struct redis_publisher *p, char *err, size_t errlen);
 
 /* Ticks redis_publisher_append() can take now. Thread-safe. When it is 0,
  * `wake` is called once space frees. */
-size_t
-redis_publisher_append_space(struct redis_publisher *p);
+size_t redis_publisher_append_space(struct redis_publisher *p);
 
 /*
  * Queue n applied ticks (seq set, as engine_apply_tick() returned it).
@@ -193,25 +190,22 @@ redis_publisher_append_space(struct redis_publisher *p);
  * room for all n: none are queued and `wake` will be called once room frees
  * (apply back-pressure, as for store_append()).
  */
-int
-redis_publisher_append(struct redis_publisher *p, const struct tick *applied,
-		       size_t n);
+int redis_publisher_append(struct redis_publisher *p,
+                           const struct tick *applied, size_t n);
 
 /* Thread-safe. */
-void
-redis_publisher_get_stats(struct redis_publisher *p,
-			  struct redis_publisher_stats *out);
+void redis_publisher_get_stats(struct redis_publisher *p,
+                               struct redis_publisher_stats *out);
 
 /* For /healthz: true with a reason in words when the publisher is not
  * publishing ("redis 10.0.0.5:6379 unreachable since 2026-11-23T10:00:01Z
  * (12 s): Connection refused"). Thread-safe. */
-bool
-redis_publisher_degraded(struct redis_publisher *p, char *reason, size_t len);
+bool redis_publisher_degraded(struct redis_publisher *p, char *reason,
+                              size_t len);
 
 /* Publish what is queued (while connected, for up to 2 s), stop the thread,
  * free. Works without start. NULL is a no-op. */
-void
-redis_publisher_destroy(struct redis_publisher *p);
+void redis_publisher_destroy(struct redis_publisher *p);
 
 /* ================================================================== edge */
 
@@ -242,30 +236,30 @@ struct redis_follower_options {
 	/* Called from the follower's thread when a resync is waiting for
 	 * redis_follower_apply_pending(). Required (lws_cancel_service). */
 	void (*wake)(void *ctx);
-	void *ctx; /* for epoch, restore and wake */
+	void *ctx;                   /* for epoch, restore and wake */
 	unsigned connect_timeout_ms; /* default 500 */
 	unsigned backoff_max_ms;     /* default 5000 */
-	unsigned silent_ms;	     /* "ingest silent" after; default 3000 */
+	unsigned silent_ms;          /* "ingest silent" after; default 3000 */
 };
 
 struct redis_follower_stats {
 	bool connected;
-	bool synced;		/* holds a state from Redis (this run) */
-	int64_t down_since_us;	/* wall clock; 0 while connected */
+	bool synced;           /* holds a state from Redis (this run) */
+	int64_t down_since_us; /* wall clock; 0 while connected */
 	char epoch[REDIS_LINK_EPOCH_MAX + 1]; /* of the last resync, "" */
-	char last_id[48];	/* stream id of the last entry read */
+	char last_id[48]; /* stream id of the last entry read */
 	uint64_t entries_read;
 	uint64_t ticks_pushed;
-	uint64_t resyncs;	/* states taken from Redis */
+	uint64_t resyncs; /* states taken from Redis */
 	uint64_t symbols_restored;
 	uint64_t reconnects;
 	uint64_t errors;
-	int64_t lag_us;		/* when the last entry was read: how long it
-				 * had been in the stream (Redis's clock in
-				 * its id against ours) */
-	int64_t last_tick_ts;	/* ts of the newest tick pushed */
-	int64_t idle_us;	/* since the last entry was read (or since
-				 * connecting) */
+	int64_t lag_us;       /* when the last entry was read: how long it
+	                       * had been in the stream (Redis's clock in
+	                       * its id against ours) */
+	int64_t last_tick_ts; /* ts of the newest tick pushed */
+	int64_t idle_us;      /* since the last entry was read (or since
+	                       * connecting) */
 	char last_error[160];
 };
 
@@ -275,11 +269,10 @@ struct redis_follower_stats {
  */
 struct redis_follower *
 redis_follower_create(const struct redis_follower_options *opt, char *err,
-		      size_t errlen);
+                      size_t errlen);
 
 /* Start the thread. Returns 0, or -1 with err. */
-int
-redis_follower_start(struct redis_follower *f, char *err, size_t errlen);
+int redis_follower_start(struct redis_follower *f, char *err, size_t errlen);
 
 /*
  * On the service thread, after a wake: apply a waiting resync through the
@@ -289,31 +282,27 @@ redis_follower_start(struct redis_follower *f, char *err, size_t errlen);
  * a newer tick. Ticks from before it that are still queued are older than
  * the restored states and the engine refuses them.
  */
-size_t
-redis_follower_apply_pending(struct redis_follower *f);
+size_t redis_follower_apply_pending(struct redis_follower *f);
 
 /* Block until a first resync has been applied or is waiting, up to
  * timeout_ms. Returns 0, or -1 on timeout. (Start-up: an edge may wait a
  * little to come up warm.) Thread-safe. */
-int
-redis_follower_wait_synced(struct redis_follower *f, unsigned timeout_ms);
+int redis_follower_wait_synced(struct redis_follower *f, unsigned timeout_ms);
 
 /* Thread-safe. */
-void
-redis_follower_get_stats(struct redis_follower *f,
-			 struct redis_follower_stats *out);
+void redis_follower_get_stats(struct redis_follower *f,
+                              struct redis_follower_stats *out);
 
 /* For /healthz: true with the reason when the edge is not following a live
  * ingest: "redis 10.0.0.5:6379 unreachable since … (12 s): …", "waiting
  * for the ingest's state in redis …", "ingest silent for 5 s (no entries on
  * publisher:ticks)". Thread-safe. */
-bool
-redis_follower_degraded(struct redis_follower *f, char *reason, size_t len);
+bool redis_follower_degraded(struct redis_follower *f, char *reason,
+                             size_t len);
 
 /* Stop the thread (within a few ms: its socket is shut down) and free.
  * Close the tick queue first if the follower may be blocked pushing into a
  * full one. NULL is a no-op. */
-void
-redis_follower_destroy(struct redis_follower *f);
+void redis_follower_destroy(struct redis_follower *f);
 
 #endif

@@ -38,8 +38,8 @@
 #include "redis_link.h"
 #include "tick_queue.h"
 
-#define SYMBOLS	   1000
-#define TICKS	   500000
+#define SYMBOLS    1000
+#define TICKS      500000
 #define PUSH_BATCH 256
 
 static int redis_port;
@@ -171,8 +171,8 @@ struct edge {
 	pthread_t thread;
 	int stop, woken;
 	uint64_t applied;
-	int64_t last_us;   /* wall clock of the last tick applied */
-	int32_t *latency;  /* µs, per tick applied */
+	int64_t last_us;  /* wall clock of the last tick applied */
+	int32_t *latency; /* µs, per tick applied */
 	size_t nlat, cap;
 };
 
@@ -223,7 +223,7 @@ edge_main(void *arg)
 					continue;
 				if (e->nlat < e->cap)
 					e->latency[e->nlat++] =
-						(int32_t)(now - buf[i].ts);
+					        (int32_t)(now - buf[i].ts);
 			}
 			pthread_mutex_lock(&e->mu);
 			e->applied += n;
@@ -334,7 +334,7 @@ make_tick(struct tick *t, uint64_t i)
 {
 	memset(t, 0, sizeof *t);
 	snprintf(t->symbol, sizeof t->symbol, "SYM%04u",
-		 (unsigned)((i * 7919) % SYMBOLS));
+	         (unsigned)((i * 7919) % SYMBOLS));
 	t->ts = clock_us(CLOCK_REALTIME);
 	if (i % 4 == 3) {
 		tick_set(t, FIELD_LAST, (struct decimal){18930 + i % 97, 2});
@@ -392,8 +392,8 @@ print_redis_memory(void)
 {
 	redisReply *r = command("INFO memory");
 	char *p = r && r->type == REDIS_REPLY_STRING
-			  ? strstr(r->str, "used_memory_human:")
-			  : NULL;
+	                  ? strstr(r->str, "used_memory_human:")
+	                  : NULL;
 
 	if (p) {
 		char *end = strchr(p, '\r');
@@ -490,9 +490,10 @@ bench_latency(unsigned rate, unsigned seconds)
 	until = clock_us(CLOCK_MONOTONIC) + 10000000;
 	while (edge_applied(&e) < total && clock_us(CLOCK_MONOTONIC) < until)
 		sleep_us(1000);
-	snprintf(label, sizeof label, "latency at %u ticks/s (append → applied "
-				      "at the edge)",
-		 rate);
+	snprintf(label, sizeof label,
+	         "latency at %u ticks/s (append → applied "
+	         "at the edge)",
+	         rate);
 	print_latency(label, &e);
 	edge_close(&e);
 	redis_publisher_destroy(in.pub);

@@ -127,9 +127,9 @@ server_start(void)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execlp("redis-server", "redis-server", "--port", port,
-		       "--bind", "127.0.0.1", "--save", "", "--appendonly",
-		       "no", "--dir", srv.dir, (char *)NULL);
+		execlp("redis-server", "redis-server", "--port", port, "--bind",
+		       "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
+		       srv.dir, (char *)NULL);
 		_exit(127);
 	}
 	srv.pid = pid;
@@ -171,7 +171,7 @@ group_setup(void **state)
 	log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_ERROR);
 	if (!have_redis_server()) {
 		fprintf(stderr, "test_redis_link: SKIPPED: redis-server is not "
-				"installed (tests/deps.sh installs it)\n");
+		                "installed (tests/deps.sh installs it)\n");
 		return 0;
 	}
 	snprintf(srv.dir, sizeof srv.dir, "/tmp/test_redis_link.XXXXXX");
@@ -187,9 +187,10 @@ group_setup(void **state)
 		}
 		server_kill();
 	}
-	fprintf(stderr, "test_redis_link: cannot start redis-server (see "
-			"%s/redis.log)\n",
-		srv.dir);
+	fprintf(stderr,
+	        "test_redis_link: cannot start redis-server (see "
+	        "%s/redis.log)\n",
+	        srv.dir);
 	return -1;
 }
 
@@ -274,7 +275,7 @@ make_tick(struct tick *t, const char *name, unsigned i, unsigned nsym)
 		break;
 	case 2:
 		tick_set(t, FIELD_ASK,
-			 (struct decimal){123456789012345678ll + i, 18});
+		         (struct decimal){123456789012345678ll + i, 18});
 		tick_set(t, FIELD_ASK_SIZE, (struct decimal){-(int64_t)i, 3});
 		break;
 	default:
@@ -326,14 +327,14 @@ states_equal(const struct symbol_state *a, const struct symbol_state *b)
 struct ingest {
 	struct engine *engine; /* the serving engine: assigns the seqs */
 	struct redis_publisher *pub;
-	struct tick *sent;     /* every applied tick, in order */
+	struct tick *sent; /* every applied tick, in order */
 	size_t nsent, cap;
-	pthread_mutex_t mu;    /* the serving engine, for comparisons */
+	pthread_mutex_t mu; /* the serving engine, for comparisons */
 };
 
 static void
 ingest_open(struct ingest *in, const char *prefix, const char *epoch,
-	    uint64_t maxlen, unsigned backoff_max_ms, int port, size_t cap)
+            uint64_t maxlen, unsigned backoff_max_ms, int port, size_t cap)
 {
 	struct redis_publisher_options o = {0};
 	char err[256];
@@ -388,7 +389,7 @@ ingest_push(struct ingest *in, const struct tick *ticks, size_t n)
 
 static void
 ingest_push_many(struct ingest *in, const char *name, unsigned from,
-		 unsigned count, unsigned nsym)
+                 unsigned count, unsigned nsym)
 {
 	struct tick t[100];
 	unsigned i, k = 0;
@@ -443,7 +444,7 @@ struct edge {
 	unsigned epoch_changes;
 	uint64_t restores;
 	uint64_t restores_backwards; /* a restore older than what we held */
-	struct tick *got;	     /* every tick the engine applied */
+	struct tick *got;            /* every tick the engine applied */
 	size_t ngot, cap;
 };
 
@@ -527,7 +528,7 @@ edge_main(void *arg)
 
 static void
 edge_open(struct edge *e, const char *prefix, int port, size_t queue_cap,
-	  size_t cap, unsigned backoff_max_ms, unsigned silent_ms)
+          size_t cap, unsigned backoff_max_ms, unsigned silent_ms)
 {
 	struct redis_follower_options o = {0};
 	char err[256];
@@ -645,7 +646,7 @@ converged(struct ingest *in, struct edge *e)
 
 #define WAIT_FOR(cond, seconds)                                                \
 	do {                                                                   \
-		int64_t wait__until = now_us() + (int64_t)(seconds) * 1000000; \
+		int64_t wait__until = now_us() + (int64_t)(seconds)*1000000;   \
 		while (!(cond) && now_us() < wait__until)                      \
 			sleep_ms(10);                                          \
 		assert_true(cond);                                             \
@@ -656,9 +657,8 @@ converged(struct ingest *in, struct edge *e)
 static void
 test_bad_options(void **state)
 {
-	struct redis_publisher_options po = {.host = "127.0.0.1",
-					     .port = 0,
-					     .epoch = "e"};
+	struct redis_publisher_options po = {
+	        .host = "127.0.0.1", .port = 0, .epoch = "e"};
 	struct redis_follower_options fo = {0};
 	char err[256];
 
@@ -1001,9 +1001,9 @@ test_degraded_reasons(void **state)
 	port = free_port();
 	edge_open(&dead, "t6", port, 64, 0, 200, 0);
 	WAIT_FOR(redis_follower_degraded(dead.fol, why, sizeof why) &&
-			 strstr(why, "unreachable since") &&
-			 strstr(why, "refused"),
-		 5);
+	                 strstr(why, "unreachable since") &&
+	                 strstr(why, "refused"),
+	         5);
 	edge_close(&dead);
 	po.host = "127.0.0.1";
 	po.port = port;
@@ -1012,14 +1012,14 @@ test_degraded_reasons(void **state)
 	assert_non_null(p);
 	assert_int_equal(redis_publisher_start(p, err, sizeof err), 0);
 	WAIT_FOR(redis_publisher_degraded(p, why, sizeof why) &&
-			 strstr(why, "unreachable since"),
-		 5);
+	                 strstr(why, "unreachable since"),
+	         5);
 	redis_publisher_destroy(p);
 
 	edge_open(&e, "t6", srv.port, 64, 0, 0, 1500);
 	WAIT_FOR(redis_follower_degraded(e.fol, why, sizeof why) &&
-			 strstr(why, "waiting for the ingest"),
-		 5);
+	                 strstr(why, "waiting for the ingest"),
+	         5);
 	ingest_open(&in, "t6", "epoch-6", 0, 0, srv.port, 0);
 	ingest_start(&in);
 	assert_int_equal(redis_follower_wait_synced(e.fol, 5000), 0);
@@ -1030,8 +1030,8 @@ test_degraded_reasons(void **state)
 	assert_true(edge_stats(&e).entries_read >= 2);
 	ingest_close(&in);
 	WAIT_FOR(redis_follower_degraded(e.fol, why, sizeof why) &&
-			 strstr(why, "ingest silent"),
-		 5);
+	                 strstr(why, "ingest silent"),
+	         5);
 	edge_close(&e);
 }
 
@@ -1076,15 +1076,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bad_options),
-		cmocka_unit_test(test_carries_ticks_with_seqs),
-		cmocka_unit_test(test_late_follower_warm),
-		cmocka_unit_test(test_redis_killed_and_restarted),
-		cmocka_unit_test(test_reconnect_catches_up),
-		cmocka_unit_test(test_trimmed_while_disconnected),
-		cmocka_unit_test(test_epoch_change),
-		cmocka_unit_test(test_degraded_reasons),
-		cmocka_unit_test(test_ingest_behind_redis_detected),
+	        cmocka_unit_test(test_bad_options),
+	        cmocka_unit_test(test_carries_ticks_with_seqs),
+	        cmocka_unit_test(test_late_follower_warm),
+	        cmocka_unit_test(test_redis_killed_and_restarted),
+	        cmocka_unit_test(test_reconnect_catches_up),
+	        cmocka_unit_test(test_trimmed_while_disconnected),
+	        cmocka_unit_test(test_epoch_change),
+	        cmocka_unit_test(test_degraded_reasons),
+	        cmocka_unit_test(test_ingest_behind_redis_detected),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
