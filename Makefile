@@ -167,7 +167,7 @@ $(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.c
 		$$(pkg-config --libs $(FUZZ_PKGS)) -lm
 
 .PHONY: fuzz fuzz-build fuzz-check
-fuzz-build: $(FUZZ_TARGETS)
+fuzz-build: deps $(FUZZ_TARGETS)
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
@@ -183,7 +183,8 @@ fuzz: fuzz-build
 			rm -rf $$work; exit 1; fi; \
 		if [ -n "$(FUZZ_MERGE)" ]; then ./$$t -merge=1 $$seeds $$work 2>>$(FUZZ_BUILD)/$$name.log; fi; \
 		rm -rf $$work; \
-	done
+	done; \
+	echo "fuzz: $(words $(FUZZ_TARGETS)) passed, 0 failed"
 
 fuzz-check: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \

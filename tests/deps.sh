@@ -29,6 +29,9 @@ need_pkg "/usr/bin/python3 -c 'import websockets'" python3-websockets
 # The security tests: a certificate made at test time, a run under valgrind.
 need_pkg "command -v openssl" openssl
 need_pkg "command -v valgrind" valgrind
+# The fuzzers (make fuzz): clang with its libFuzzer runtime.
+need_pkg "command -v clang" clang
+need_pkg "test -n \"\$(ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null)\"" libclang-rt-dev
 # The dashboard tests: real headless Chromium driven by npm playwright-core.
 need_pkg "command -v node" nodejs
 need_pkg "command -v npm" npm
