@@ -39,6 +39,9 @@
  * `tick` is the tick's input fields in exactly the replay/export JSONL
  * format (so `XRANGE` output is a replayable tick file); its seq rides in its
  * own field because the tick-file parser refuses unknown members, by design.
+ * The follower reads the line back with a strict parser of exactly that
+ * form, not the feed parser, which also applies feed policy (no negative
+ * sizes): an edge takes whatever the ingest's engine accepted.
  *
  * A state value is one line of text, exact decimals, a format tag first:
  *
@@ -87,6 +90,14 @@
  * when the run is unbroken, else resyncs. After Redis lost its data
  * (restarted without persistence) the follower waits for the publisher's
  * rewrite and resyncs from it.
+ *
+ * Sizing. stream_maxlen must hold what the ingest publishes while an edge
+ * takes a resync (HGETALL of every state), or a busy edge can be trimmed
+ * past again before it has caught up; 100000 is ample for thousands of
+ * symbols at 100k ticks/s.
+ *
+ * One ingest per prefix: two would overwrite each other's runs and every
+ * edge would keep resyncing. Not enforced (no lock key yet).
  *
  * Known limit: ingest restarts. An ingest that restarts from a store that
  * had not yet committed ticks it had already published re-assigns those
