@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../publisher/clock.h"
 #include "../publisher/log.h"
 #include "tick_parse.h"
 
@@ -177,15 +178,6 @@ monotonic_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
-}
-
-static int64_t
-realtime_us(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
 }
 
 /* Wall nanoseconds that delta_us of file time take at speed (> 0). Done in
@@ -451,7 +443,7 @@ flush(struct feed_replay *fr)
 	if (tick_queue_push(f->queue, fr->batch, fr->batch_len) != 0)
 		return -1;
 	__atomic_add_fetch(&f->ticks, fr->batch_len, __ATOMIC_RELAXED);
-	__atomic_store_n(&f->last_tick_us, realtime_us(), __ATOMIC_RELAXED);
+	__atomic_store_n(&f->last_tick_us, clock_wall_us(), __ATOMIC_RELAXED);
 	__atomic_store_n(&fr->position_ts, fr->pos_ts, __ATOMIC_RELAXED);
 	fr->batch_len = 0;
 	return 0;

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "../publisher/clock.h"
+
 /* Ticks pushed at most per batch (one lock of the queue per batch). */
 #define BATCH_MAX 256
 /* At high rates the thread waits for about this much work before waking. */
@@ -239,15 +241,6 @@ init_symbols(struct feed_synthetic *fs)
 	}
 }
 
-static int64_t
-realtime_us(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
-}
-
 /*
  * Fill t with the next tick. The first pass quotes every symbol once in
  * order, so a dashboard has all of them at once; after that a symbol is
@@ -393,7 +386,7 @@ synthetic_main(void *arg)
 			continue;
 		}
 		n = owed < BATCH_MAX ? owed : BATCH_MAX;
-		now_us = realtime_us();
+		now_us = clock_wall_us();
 		for (i = 0; i < n; i++)
 			generate(fs, &batch[i], now_us);
 		if (tick_queue_push(f->queue, batch, (size_t)n) != 0)

@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../publisher/clock.h"
 #include "../publisher/log.h"
 #include "tick_parse.h"
 
@@ -95,15 +96,6 @@ struct feed_tcp {
 	struct tick batch[BATCH_MAX];
 };
 
-static int64_t
-realtime_us(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
-}
-
 static bool
 stop_requested(struct feed_tcp *ft)
 {
@@ -148,7 +140,7 @@ flush_batch(struct feed_tcp *ft)
 	if (tick_queue_push(f->queue, ft->batch, ft->batch_len) != 0)
 		return -1;
 	__atomic_add_fetch(&f->ticks, ft->batch_len, __ATOMIC_RELAXED);
-	__atomic_store_n(&f->last_tick_us, realtime_us(), __ATOMIC_RELAXED);
+	__atomic_store_n(&f->last_tick_us, clock_wall_us(), __ATOMIC_RELAXED);
 	ft->batch_len = 0;
 	return 0;
 }

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "clock.h"
+
 static enum log_level current_level = LOG_INFO;
 
 /* Guards every struct log_limit and the list of them. Held only for a few
@@ -23,15 +25,6 @@ enum log_level
 log_get_level(void)
 {
 	return current_level;
-}
-
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void
@@ -86,7 +79,7 @@ void
 log_msg_limited(struct log_limit *site, enum log_level level, const char *fmt,
 		...)
 {
-	int64_t now = mono_us();
+	int64_t now = clock_mono_us();
 	bool write;
 	va_list ap;
 
@@ -127,7 +120,7 @@ log_msg_limited(struct log_limit *site, enum log_level level, const char *fmt,
 void
 log_flush_suppressed(void)
 {
-	int64_t now = mono_us();
+	int64_t now = clock_mono_us();
 	struct log_limit *site;
 
 	pthread_mutex_lock(&limit_lock);

@@ -32,6 +32,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "clock.h"
 #include "decimal.h"
 #include "jsonbuf.h"
 #include "log.h"
@@ -85,27 +86,6 @@ errf(char *err, size_t errlen, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -1;
-}
-
-static int64_t
-clock_us(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-mono_us(void)
-{
-	return clock_us(CLOCK_MONOTONIC);
-}
-
-static int64_t
-wall_us(void)
-{
-	return clock_us(CLOCK_REALTIME);
 }
 
 static struct timeval
@@ -188,7 +168,7 @@ random_seed(void)
 		close(fd);
 	}
 	if (!x)
-		x = (uint64_t)wall_us() ^ ((uint64_t)getpid() << 32) ^
+		x = (uint64_t)clock_wall_us() ^ ((uint64_t)getpid() << 32) ^
 		    (uint64_t)(uintptr_t)&x;
 	return x | 1;
 }
@@ -832,7 +812,7 @@ redis_publisher_append(struct redis_publisher *p, const struct tick *applied,
 
 	if (n == 0)
 		return 0;
-	now = mono_us();
+	now = clock_mono_us();
 	pthread_mutex_lock(&p->mu);
 	if (p->stopping || p->cap - p->count < n) {
 		p->want_wake = true;
@@ -867,7 +847,7 @@ publisher_take(struct redis_publisher *p, bool *stop)
 
 	pthread_mutex_lock(&p->mu);
 	while (!p->stopping && p->count == 0) {
-		int64_t now = mono_us();
+		int64_t now = clock_mono_us();
 		int64_t until = p->rc ? p->last_send_us + HEARTBEAT_US
 		                      : p->next_attempt_us;
 
@@ -1037,7 +1017,7 @@ publisher_note_error(struct redis_publisher *p, const char *fmt, ...)
 	p->stats.connected = false;
 	p->stats.run[0] = '\0';
 	if (first)
-		p->stats.down_since_us = wall_us();
+		p->stats.down_since_us = clock_wall_us();
 	p->stats.errors++;
 	snprintf(p->stats.last_error, sizeof p->stats.last_error, "%s", why);
 	pthread_mutex_unlock(&p->mu);
@@ -1253,11 +1233,11 @@ publisher_connect(struct redis_publisher *p)
 	if (!p->rc || publisher_full_sync(p) != 0) {
 		publisher_disconnect(p);
 		p->next_attempt_us =
-		        mono_us() + backoff_next(&p->backoff, &p->rng);
+		        clock_mono_us() + backoff_next(&p->backoff, &p->rng);
 		return;
 	}
 	backoff_reset(&p->backoff);
-	p->last_send_us = mono_us();
+	p->last_send_us = clock_mono_us();
 	engine_get_stats(p->engine, &es);
 	pthread_mutex_lock(&p->mu);
 	if (p->ever_connected) {
@@ -1265,7 +1245,7 @@ publisher_connect(struct redis_publisher *p)
 		log_info("redis: publishing to %s:%d again after %lld s "
 		         "(run %s, %zu symbols rewritten)",
 		         p->host, p->port,
-		         (long long)((wall_us() - p->stats.down_since_us) /
+		         (long long)((clock_wall_us() - p->stats.down_since_us) /
 		                     1000000),
 		         p->run, es.symbols);
 	} else {
@@ -1324,11 +1304,11 @@ publisher_send(struct redis_publisher *p, size_t n)
 		resp_str(&p->out, "g");
 		resp_u64(&p->out, p->g);
 		resp_str(&p->out, "hb");
-		resp_bulk(&p->out, now, format_u64((uint64_t)wall_us(), now));
+		resp_bulk(&p->out, now, format_u64((uint64_t)clock_wall_us(), now));
 	}
 	if (publisher_roundtrip(p, n ? "XADD" : "heartbeat"))
 		return -1;
-	p->last_send_us = mono_us();
+	p->last_send_us = clock_mono_us();
 	pthread_mutex_lock(&p->mu);
 	if (n) {
 		p->stats.ticks_published += n;
@@ -1350,12 +1330,12 @@ publisher_main(void *arg)
 	for (;;) {
 		size_t n, applied;
 
-		if (!p->rc && !stop && mono_us() >= p->next_attempt_us)
+		if (!p->rc && !stop && clock_mono_us() >= p->next_attempt_us)
 			publisher_connect(p);
 		n = publisher_take(p, &stop);
 		/* Stopping: publish what is queued while the link works and
 		 * the time allows; there is no one to fold for. */
-		if (stop && (n == 0 || !p->rc || mono_us() > p->stop_by_us)) {
+		if (stop && (n == 0 || !p->rc || clock_mono_us() > p->stop_by_us)) {
 			p->unsent_at_close = n;
 			break;
 		}
@@ -1368,7 +1348,7 @@ publisher_main(void *arg)
 			}
 			continue;
 		}
-		if (n == 0 && mono_us() < p->last_send_us + HEARTBEAT_US)
+		if (n == 0 && clock_mono_us() < p->last_send_us + HEARTBEAT_US)
 			continue;
 		if (n && !applied)
 			continue;
@@ -1376,7 +1356,7 @@ publisher_main(void *arg)
 			/* The state already holds these ticks; the next
 			 * run's full sync carries them to the edges. */
 			publisher_disconnect(p);
-			p->next_attempt_us = mono_us();
+			p->next_attempt_us = clock_mono_us();
 			if (applied) {
 				pthread_mutex_lock(&p->mu);
 				p->stats.ticks_folded += applied;
@@ -1410,7 +1390,7 @@ void
 redis_publisher_get_stats(struct redis_publisher *p,
                           struct redis_publisher_stats *out)
 {
-	int64_t now = mono_us();
+	int64_t now = clock_mono_us();
 
 	pthread_mutex_lock(&p->mu);
 	*out = p->stats;
@@ -1436,7 +1416,7 @@ redis_publisher_degraded(struct redis_publisher *p, char *reason, size_t len)
 	iso_time(s.down_since_us, since, sizeof since);
 	snprintf(reason, len, "redis %s:%d unreachable since %s (%lld s): %s",
 	         p->host, p->port, since,
-	         (long long)((wall_us() - s.down_since_us) / 1000000),
+	         (long long)((clock_wall_us() - s.down_since_us) / 1000000),
 	         s.last_error);
 	return true;
 }
@@ -1449,7 +1429,7 @@ redis_publisher_destroy(struct redis_publisher *p)
 	if (p->started) {
 		pthread_mutex_lock(&p->mu);
 		p->stopping = true;
-		p->stop_by_us = mono_us() + CLOSE_FLUSH_US;
+		p->stop_by_us = clock_mono_us() + CLOSE_FLUSH_US;
 		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->mu);
 		pthread_join(p->thread, NULL);
@@ -1612,10 +1592,10 @@ follower_stopping(struct redis_follower *f)
 static void
 follower_sleep(struct redis_follower *f, int64_t us)
 {
-	int64_t until = mono_us() + us;
+	int64_t until = clock_mono_us() + us;
 
 	pthread_mutex_lock(&f->mu);
-	while (!f->stopping && mono_us() < until)
+	while (!f->stopping && clock_mono_us() < until)
 		cond_wait_until(&f->cond, &f->mu, until);
 	pthread_mutex_unlock(&f->mu);
 }
@@ -1645,7 +1625,7 @@ follower_note_error(struct redis_follower *f, bool link_lost, const char *fmt,
 		first = f->stats.connected || f->stats.down_since_us == 0;
 		f->stats.connected = false;
 		if (first)
-			f->stats.down_since_us = wall_us();
+			f->stats.down_since_us = clock_wall_us();
 	}
 	f->stats.errors++;
 	snprintf(f->stats.last_error, sizeof f->stats.last_error, "%s", why);
@@ -1693,13 +1673,13 @@ follower_connect(struct redis_follower *f)
 			f->stats.reconnects++;
 			log_info("redis: following %s:%d again after %lld s",
 			         f->host, f->port,
-			         (long long)((wall_us() -
+			         (long long)((clock_wall_us() -
 			                      f->stats.down_since_us) /
 			                     1000000));
 		}
 		f->stats.connected = true;
 		f->stats.down_since_us = 0;
-		f->last_entry_mono = mono_us();
+		f->last_entry_mono = clock_mono_us();
 	}
 	pthread_mutex_unlock(&f->mu);
 	f->ever_connected = true;
@@ -1887,7 +1867,7 @@ follower_sync(struct redis_follower *f)
 	f->pend_ready = true;
 	f->syncs_posted++;
 	f->waiting_for_ingest = false;
-	f->last_entry_mono = mono_us();
+	f->last_entry_mono = clock_mono_us();
 	f->stats.resyncs++;
 	f->stats.symbols_restored += s.n;
 	f->stats.synced = true;
@@ -2063,9 +2043,9 @@ follower_read(struct redis_follower *f)
 	}
 	pthread_mutex_lock(&f->mu);
 	if (read) {
-		f->last_entry_mono = mono_us();
+		f->last_entry_mono = clock_mono_us();
 		f->stats.entries_read += read;
-		f->stats.lag_us = wall_us() - (int64_t)newest.ms * 1000;
+		f->stats.lag_us = clock_wall_us() - (int64_t)newest.ms * 1000;
 		snprintf(f->stats.last_id, sizeof f->stats.last_id, "%s",
 		         f->last_id);
 	}
@@ -2163,11 +2143,11 @@ redis_follower_apply_pending(struct redis_follower *f)
 int
 redis_follower_wait_synced(struct redis_follower *f, unsigned timeout_ms)
 {
-	int64_t until = mono_us() + (int64_t)timeout_ms * 1000;
+	int64_t until = clock_mono_us() + (int64_t)timeout_ms * 1000;
 	int rc;
 
 	pthread_mutex_lock(&f->mu);
-	while (!f->stopping && f->syncs_posted == 0 && mono_us() < until)
+	while (!f->stopping && f->syncs_posted == 0 && clock_mono_us() < until)
 		cond_wait_until(&f->cond, &f->mu, until);
 	rc = f->syncs_posted ? 0 : -1;
 	pthread_mutex_unlock(&f->mu);
@@ -2180,7 +2160,7 @@ redis_follower_get_stats(struct redis_follower *f,
 {
 	pthread_mutex_lock(&f->mu);
 	*out = f->stats;
-	out->idle_us = f->stats.connected ? mono_us() - f->last_entry_mono : 0;
+	out->idle_us = f->stats.connected ? clock_mono_us() - f->last_entry_mono : 0;
 	pthread_mutex_unlock(&f->mu);
 }
 
@@ -2205,7 +2185,7 @@ redis_follower_degraded(struct redis_follower *f, char *reason, size_t len)
 		snprintf(reason, len,
 		         "redis %s:%d unreachable since %s (%lld s): %s",
 		         f->host, f->port, since,
-		         (long long)((wall_us() - s.down_since_us) / 1000000),
+		         (long long)((clock_wall_us() - s.down_since_us) / 1000000),
 		         s.last_error);
 		return true;
 	}

@@ -45,6 +45,7 @@
 
 #include "auth.h"
 #include "cli.h"
+#include "clock.h"
 #include "export.h"
 #include "feed.h"
 #include "jsonbuf.h"
@@ -251,25 +252,6 @@ struct server {
 	int64_t stop_deadline_us;
 };
 
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* For durations: the wall clock may step. */
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Called from engine_flush() when a client goes from nothing to send to
  * something: that moment starts the latency the histogram measures. */
 static void
@@ -279,7 +261,7 @@ engine_client_ready(void *user, void *ctx)
 
 	if (!pss->ready_since_us)
 		pss->ready_since_us =
-			pss->server->flush_us ? pss->server->flush_us : mono_us();
+			pss->server->flush_us ? pss->server->flush_us : clock_mono_us();
 	lws_callback_on_writable(pss->wsi);
 }
 
@@ -781,7 +763,7 @@ handle_request(struct per_session_data__md *pss, struct request *req)
 	case OP_PING:
 		b = reply_begin(pss);
 		if (b)
-			protocol_write_pong(b, req->id, now_us());
+			protocol_write_pong(b, req->id, clock_wall_us());
 		break;
 	case OP_HISTORY:
 		handle_history(pss, req);
@@ -816,7 +798,7 @@ handle_message(struct per_session_data__md *pss, const char *text, size_t len)
 	struct request req;
 	char msg[160];
 
-	if (!rate_allow(pss, now_us())) {
+	if (!rate_allow(pss, clock_wall_us())) {
 		/* Refusals that keep coming with no pause are abuse: a
 		 * client that backs off after a few errors is not. */
 		if (++pss->refused_in_row > (unsigned)s->opt->ops_burst) {
@@ -914,7 +896,7 @@ drain_queue(struct server *s)
 	/* Flushing after every drain measured best: holding changes back
 	 * for up to 1 ms to fill frames cost more CPU per update (1.54 vs
 	 * 1.05 CPU-s per million, 1,000 clients), not less. */
-	s->flush_us = mono_us();
+	s->flush_us = clock_mono_us();
 	engine_flush(s->engine);
 	/* Still more waiting: come back after this turn's writes rather than
 	 * starving the clients. */
@@ -945,7 +927,7 @@ begin_shutdown(struct server *s)
 	if (s->stopping)
 		return;
 	s->stopping = true;
-	s->stop_deadline_us = now_us() + SHUTDOWN_GRACE_US;
+	s->stop_deadline_us = clock_wall_us() + SHUTDOWN_GRACE_US;
 	log_info("shutting down: closing %s client connections",
 		 s->sessions ? "all" : "no");
 	for (pss = s->sessions; pss; pss = pss->next)
@@ -977,7 +959,7 @@ static void
 housekeeping(lws_sorted_usec_list_t *sul)
 {
 	struct server *s = lws_container_of(sul, struct server, housekeeping);
-	int64_t now = now_us(), idle = (int64_t)s->opt->heartbeat_ms * 1000;
+	int64_t now = clock_wall_us(), idle = (int64_t)s->opt->heartbeat_ms * 1000;
 	struct per_session_data__md *pss;
 
 	for (pss = s->sessions; pss; pss = pss->next) {
@@ -1080,7 +1062,7 @@ write_history(struct per_session_data__md *pss)
 		     (enum lws_write_protocol)flags))
 		return -1;
 	pss->job_started = true;
-	pss->last_write_us = now_us();
+	pss->last_write_us = clock_wall_us();
 	if (done)
 		history_pop(pss);
 	lws_callback_on_writable(pss->wsi);
@@ -1091,7 +1073,7 @@ static int
 on_writeable(struct per_session_data__md *pss)
 {
 	struct server *s = pss->server;
-	int64_t now = now_us(), next_due = 0;
+	int64_t now = clock_wall_us(), next_due = 0;
 	bool more;
 	size_t n;
 
@@ -1129,7 +1111,7 @@ on_writeable(struct per_session_data__md *pss)
 			return -1;
 		pss->last_write_us = now;
 		if (pss->ready_since_us)
-			observe_latency(s, mono_us() - pss->ready_since_us);
+			observe_latency(s, clock_mono_us() - pss->ready_since_us);
 		if (more)
 			lws_callback_on_writable(pss->wsi);
 	} else if (now - pss->last_write_us >=
@@ -1402,7 +1384,7 @@ authenticate(struct server *s, struct lws *wsi, struct auth_claims *claims,
 	token = request_token(wsi, buf, sizeof buf, &len, why, whylen);
 	if (!token)
 		return -1;
-	return auth_verify(s->auth, token, len, now_us(), claims, why, whylen);
+	return auth_verify(s->auth, token, len, clock_wall_us(), claims, why, whylen);
 }
 
 /*
@@ -1611,7 +1593,7 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			return -1;
 		pss->wsi = wsi;
 		pss->tokens = s->opt->ops_burst;
-		pss->tokens_at_us = now_us();
+		pss->tokens_at_us = clock_wall_us();
 		pss->last_write_us = pss->tokens_at_us;
 		pss->client = engine_client_create(s->engine, pss);
 		if (!pss->client) {
@@ -2701,7 +2683,7 @@ server_run(struct server *s)
 		if (s->stop_requested && !s->stopping)
 			begin_shutdown(s);
 		if (s->stopping &&
-		    (!s->sessions || now_us() >= s->stop_deadline_us))
+		    (!s->sessions || clock_wall_us() >= s->stop_deadline_us))
 			break;
 	}
 	return rc < 0 ? -1 : 0;

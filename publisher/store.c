@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "../schema/schema_sql.h"
 #include "decimal.h"
 #include "log.h"
@@ -114,27 +115,6 @@ errf(char *err, size_t errlen, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -1;
-}
-
-static int64_t
-clock_us(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-mono_us(void)
-{
-	return clock_us(CLOCK_MONOTONIC);
-}
-
-static int64_t
-wall_us(void)
-{
-	return clock_us(CLOCK_REALTIME);
 }
 
 static int64_t
@@ -573,7 +553,7 @@ make_epoch(char *out)
 		close(fd);
 	}
 	if (!ok) {
-		uint64_t x = (uint64_t)wall_us() ^ ((uint64_t)getpid() << 40);
+		uint64_t x = (uint64_t)clock_wall_us() ^ ((uint64_t)getpid() << 40);
 
 		for (i = 0; i < sizeof rnd; i++) {
 			x = x * 6364136223846793005ull + 1442695040888963407ull;
@@ -622,7 +602,7 @@ migrate(struct store *s, int version, char *err, size_t errlen)
 		                        -1, &st, NULL);
 		if (rc == SQLITE_OK) {
 			sqlite3_bind_text(st, 1, epoch, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 2, wall_us());
+			sqlite3_bind_int64(st, 2, clock_wall_us());
 			sqlite3_bind_int64(st, 3, INT64_MIN);
 			rc = step_done(st);
 		}
@@ -994,7 +974,7 @@ store_open(const struct store_options *opt, char *err, size_t errlen)
 	s->cap = opt->queue_capacity ? opt->queue_capacity
 	                             : DEFAULT_QUEUE_CAPACITY;
 	s->next_retain_us =
-	        s->retain_age_us || s->retain_rows ? mono_us() : INT64_MAX;
+	        s->retain_age_us || s->retain_rows ? clock_mono_us() : INT64_MAX;
 	s->next_sweep_us = 0;
 	s->syms.next_id = 1;
 	pthread_mutex_init(&s->mu, NULL);
@@ -1099,7 +1079,7 @@ store_append(struct store *s, const struct tick *ticks, size_t n)
 
 	if (n == 0)
 		return 0;
-	now = mono_us();
+	now = clock_mono_us();
 	pthread_mutex_lock(&s->mu);
 	if (s->stopping || n > s->cap - s->count) {
 		s->want_wake = true;
@@ -1130,7 +1110,7 @@ store_get_stats(struct store *s, struct store_stats *out)
 	pthread_mutex_lock(&s->mu);
 	*out = s->stats;
 	out->queued = s->count;
-	out->lag_us = s->count ? mono_us() - s->enq_us[s->head] : 0;
+	out->lag_us = s->count ? clock_mono_us() - s->enq_us[s->head] : 0;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -1142,7 +1122,7 @@ store_get_stats(struct store *s, struct store_stats *out)
 static void
 refused(struct store *s, const struct tick *t)
 {
-	int64_t now = mono_us();
+	int64_t now = clock_mono_us();
 	uint64_t n;
 
 	pthread_mutex_lock(&s->mu);
@@ -1392,7 +1372,7 @@ batch_write(struct store *s)
 		sqlite3_bind_int64(w[W_COMMIT_ROW], 2, (int64_t)b->nitems);
 		sqlite3_bind_int64(w[W_COMMIT_ROW], 3, b->ts_min);
 		sqlite3_bind_int64(w[W_COMMIT_ROW], 4, b->max_ts);
-		sqlite3_bind_int64(w[W_COMMIT_ROW], 5, wall_us());
+		sqlite3_bind_int64(w[W_COMMIT_ROW], 5, clock_wall_us());
 		rc = step_done(w[W_COMMIT_ROW]);
 	}
 	if (rc == SQLITE_OK) {
@@ -1449,7 +1429,7 @@ writer_reopen(struct store *s)
 static void
 note_failure(struct store *s, int rc, const char *what)
 {
-	int64_t now = mono_us();
+	int64_t now = clock_mono_us();
 	char msg[sizeof s->stats.last_error + sizeof s->errmsg + 64];
 	size_t queued;
 
@@ -1486,7 +1466,7 @@ note_failure(struct store *s, int rc, const char *what)
 static void
 release_slots(struct store *s, size_t n, const struct batch *b)
 {
-	int64_t now = mono_us(), lag = 0;
+	int64_t now = clock_mono_us(), lag = 0;
 	size_t queued;
 	bool wake;
 
@@ -1525,7 +1505,7 @@ release_slots(struct store *s, size_t n, const struct batch *b)
 static void
 writer_sleep(struct store *s, int64_t us)
 {
-	int64_t until = mono_us() + us;
+	int64_t until = clock_mono_us() + us;
 	struct timespec ts = {.tv_sec = until / 1000000,
 	                      .tv_nsec = (until % 1000000) * 1000};
 
@@ -1561,7 +1541,7 @@ writer_batch(struct store *s, size_t n)
 		stopping = s->stopping;
 		stop_us = s->stop_us;
 		pthread_mutex_unlock(&s->mu);
-		if (stopping && mono_us() - stop_us >= CLOSE_GIVE_UP_US) {
+		if (stopping && clock_mono_us() - stop_us >= CLOSE_GIVE_UP_US) {
 			size_t queued;
 
 			pthread_mutex_lock(&s->mu);
@@ -1584,7 +1564,7 @@ writer_batch(struct store *s, size_t n)
 		s->batch.groups[g].sym->stored = true;
 	if (s->failing_since_us) {
 		log_info("store: db '%s': writing again after %.1f s", s->path,
-		         (double)(mono_us() - s->failing_since_us) / 1e6);
+		         (double)(clock_mono_us() - s->failing_since_us) / 1e6);
 		s->failing_since_us = 0;
 		s->last_fail_log_us = 0;
 		s->fails_since_log = 0;
@@ -1597,7 +1577,7 @@ writer_batch(struct store *s, size_t n)
 static void
 retention_failed(struct store *s, int rc)
 {
-	int64_t now = mono_us();
+	int64_t now = clock_mono_us();
 
 	if (!sqlite3_get_autocommit(s->db))
 		step_done(s->stmt[W_ROLLBACK]);
@@ -1654,13 +1634,13 @@ sweep_step(struct store *s)
 	if (rc != SQLITE_OK) {
 		retention_failed(s, rc);
 		s->sweep_cursor = 0;
-		s->next_sweep_us = mono_us() + SWEEP_INTERVAL_US;
+		s->next_sweep_us = clock_mono_us() + SWEEP_INTERVAL_US;
 		return;
 	}
 	if (s->sweep_cursor >= s->syms.count) {
 		s->sweep_cursor = 0;
 		s->sweep_pending = false;
-		s->next_sweep_us = mono_us() + SWEEP_INTERVAL_US;
+		s->next_sweep_us = clock_mono_us() + SWEEP_INTERVAL_US;
 	}
 }
 
@@ -1675,7 +1655,7 @@ static void
 retention_step(struct store *s)
 {
 	sqlite3_stmt **w = s->stmt;
-	int64_t now = mono_us(), cut = 0, low = 0, end;
+	int64_t now = clock_mono_us(), cut = 0, low = 0, end;
 	bool have_low = false, more;
 	int rc;
 
@@ -1684,7 +1664,7 @@ retention_step(struct store *s)
 		cut = s->next_id - (int64_t)s->retain_rows;
 	if (s->retain_age_us) {
 		sqlite3_bind_int64(w[W_RET_AGE_CUT], 1,
-		                   wall_us() - s->retain_age_us);
+		                   clock_wall_us() - s->retain_age_us);
 		if (sqlite3_step(w[W_RET_AGE_CUT]) == SQLITE_ROW) {
 			int64_t c = sqlite3_column_int64(w[W_RET_AGE_CUT], 0);
 
@@ -1746,7 +1726,7 @@ writer_wait(struct store *s)
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		int64_t now = mono_us(), deadline;
+		int64_t now = clock_mono_us(), deadline;
 		struct timespec ts;
 
 		if (s->count) {
@@ -1801,7 +1781,7 @@ writer_main(void *arg)
 			break;
 		if (n)
 			writer_batch(s, n);
-		if (s->db && mono_us() >= s->next_retain_us &&
+		if (s->db && clock_mono_us() >= s->next_retain_us &&
 		    !writer_stopping(s))
 			retention_step(s);
 	}
@@ -1830,7 +1810,7 @@ store_close(struct store *s)
 		return;
 	pthread_mutex_lock(&s->mu);
 	s->stopping = true;
-	s->stop_us = mono_us();
+	s->stop_us = clock_mono_us();
 	pthread_mutex_unlock(&s->mu);
 	if (s->started) {
 		pthread_cond_broadcast(&s->cond);
