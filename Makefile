@@ -36,7 +36,8 @@ ENGINE_SRC := publisher/decimal.c publisher/tick.c publisher/jsonbuf.c publisher
 PROTOCOL_SRC := publisher/protocol.c
 FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/tick_parse.c feeds/feed_stdin.c \
 	feeds/feed_replay.c feeds/feed_tcp.c
-SERVER_SRC := publisher/cli.c publisher/log.c publisher/query.c publisher/server.c publisher/auth.c
+SERVER_SRC := publisher/cli.c publisher/log.c publisher/query.c publisher/server.c publisher/auth.c \
+	publisher/redis_link.c
 MAIN_SRC := publisher/main.c
 # The SQLite store and export. The SQL of schema/NNN_name.sql is compiled in:
 # schema/embed.sh turns it into $(SCHEMA_OBJ), linked wherever STORE_SRC is.
@@ -57,7 +58,7 @@ DB ?= data/ticks.db
 all: deps $(BIN)
 
 $(BIN): $(call obj,$(ALL_SRC))
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -pthread -lm
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(REDIS_LIBS) -pthread -lm
 
 # The migrations, in number order, as a C array (schema/schema_sql.h). The
 # object is kept out of ALL_SRC (which `format` runs over) and added to the

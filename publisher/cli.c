@@ -79,6 +79,9 @@ enum opt_id {
 	OPT_TO,
 	OPT_FORMAT,
 	OPT_OUTPUT,
+	OPT_ROLE,
+	OPT_REDIS,
+	OPT_REDIS_PREFIX,
 };
 
 /* Which commands an option applies to. */
@@ -122,6 +125,9 @@ static const struct option_def {
         {"--format", OPT_FORMAT, true, FOR_EXPORT},
         {"--output", OPT_OUTPUT, true, FOR_EXPORT},
         {"-o", OPT_OUTPUT, true, FOR_EXPORT},
+        {"--role", OPT_ROLE, true, FOR_SERVING},
+        {"--redis", OPT_REDIS, true, FOR_SERVING},
+        {"--redis-prefix", OPT_REDIS_PREFIX, true, FOR_SERVING},
 };
 #define N_OPTIONS (sizeof option_defs / sizeof option_defs[0])
 
@@ -133,6 +139,7 @@ struct parse_state {
 	const char *speed; /* as typed, for the feed spec */
 	bool loop;
 	bool from_set, to_set;
+	bool feed_set, db_set;
 	char *err;
 	size_t errlen;
 };
@@ -351,6 +358,94 @@ parse_time_option(struct parse_state *st, const char *name, const char *v,
 }
 
 /* Apply one option with its value (NULL for flags). */
+/* --redis HOST:PORT: a name or an IPv4 address (or [IPv6]) and a port
+ * 1-65535. */
+static int
+parse_redis(struct parse_state *st, const char *v)
+{
+	struct serve_options *o = &st->out->serve;
+	const char *colon = strrchr(v, ':');
+	const char *host = v;
+	size_t hostlen;
+	uint64_t port;
+
+	if (!colon || colon == v)
+		return fail(st, "--redis " QUOTE ": expected HOST:PORT", v);
+	hostlen = (size_t)(colon - v);
+	if (v[0] == '[') {
+		if (hostlen < 3 || v[hostlen - 1] != ']')
+			return fail(st, "--redis " QUOTE ": expected HOST:PORT",
+			            v);
+		host = v + 1;
+		hostlen -= 2;
+	} else if (memchr(v, ':', hostlen)) {
+		return fail(st,
+		            "--redis " QUOTE
+		            ": an IPv6 address goes in brackets, [::1]:6379",
+		            v);
+	}
+	if (hostlen >= sizeof o->redis_host)
+		return fail(st, "--redis " QUOTE ": host name too long", v);
+	if (parse_uint(colon + 1, 1, 65535, &port))
+		return fail(st, "--redis " QUOTE ": port must be 1-65535", v);
+	memcpy(o->redis_host, host, hostlen);
+	o->redis_host[hostlen] = '\0';
+	o->redis_port = (int)port;
+	return 0;
+}
+
+static bool
+redis_prefix_valid(const char *v)
+{
+	size_t n = strlen(v), i;
+
+	if (n < 1 || n > 64)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!((v[i] >= 'a' && v[i] <= 'z') ||
+		      (v[i] >= 'A' && v[i] <= 'Z') ||
+		      (v[i] >= '0' && v[i] <= '9') || strchr("._:/-", v[i])))
+			return false;
+	return true;
+}
+
+/* The role's requirements, once every option is known. */
+static int
+check_role(struct parse_state *st)
+{
+	struct serve_options *o = &st->out->serve;
+	const char *role = o->role == ROLE_EDGE ? "edge" : "ingest";
+
+	if (o->role == ROLE_STANDALONE) {
+		if (o->redis_host[0])
+			return fail(st, "--redis needs --role ingest or "
+			                "--role edge");
+		if (o->redis_prefix)
+			return fail(st, "--redis-prefix needs --role ingest or "
+			                "--role edge");
+		return 0;
+	}
+	if (!o->redis_host[0])
+		return fail(st, "--role %s needs --redis HOST:PORT", role);
+	if (o->role == ROLE_EDGE) {
+		if (st->out->command == CLI_REPLAY)
+			return fail(st, "--role edge takes no feed: replay "
+			                "cannot run as an edge");
+		if (st->feed_set)
+			return fail(st, "--feed does not apply to --role edge: "
+			                "an edge takes its ticks from Redis");
+		/* History on edges needs a store fed from the stream, with
+		 * the ingest's epoch: not yet (README, scale-out). */
+		if (st->db_set && strcmp(o->db, "none") != 0)
+			return fail(st, "--role edge keeps no store yet: use "
+			                "--db none (history is answered "
+			                "'unavailable' on edges)");
+		o->feed_spec = "none";
+		o->db = "none";
+	}
+	return 0;
+}
+
 static int
 apply(struct parse_state *st, const struct option_def *def, const char *v)
 {
@@ -367,12 +462,38 @@ apply(struct parse_state *st, const struct option_def *def, const char *v)
 			x->db = v;
 		else
 			o->db = v;
+		st->db_set = true;
 		return 0;
 	case OPT_WEB:
 		o->web = v;
 		return 0;
 	case OPT_FEED:
 		o->feed_spec = v;
+		st->feed_set = true;
+		return 0;
+	case OPT_ROLE:
+		if (strcmp(v, "standalone") == 0)
+			o->role = ROLE_STANDALONE;
+		else if (strcmp(v, "ingest") == 0)
+			o->role = ROLE_INGEST;
+		else if (strcmp(v, "edge") == 0)
+			o->role = ROLE_EDGE;
+		else
+			return fail(st,
+			            "--role " QUOTE
+			            ": expected standalone, ingest or edge",
+			            v);
+		return 0;
+	case OPT_REDIS:
+		return parse_redis(st, v);
+	case OPT_REDIS_PREFIX:
+		if (!redis_prefix_valid(v))
+			return fail(
+			        st,
+			        "--redis-prefix " QUOTE
+			        ": 1-64 characters of A-Z a-z 0-9 . _ : / -",
+			        v);
+		o->redis_prefix = v;
 		return 0;
 	case OPT_LOG_LEVEL:
 		if (strcmp(v, "error") == 0)
@@ -803,6 +924,10 @@ cli_parse(int argc, char **argv, struct cli *out, char *err, size_t errlen)
 		            out->serve.tls_cert ? "--tls-key FILE"
 		                                : "--tls-cert FILE");
 
+	if ((out->command == CLI_SERVE || out->command == CLI_REPLAY) &&
+	    check_role(&st))
+		return -1;
+
 	switch (out->command) {
 	case CLI_REPLAY:
 		return build_replay_spec(&st);
@@ -883,6 +1008,19 @@ cli_print_help(FILE *to)
 	        "(default: all);\n"
 	        "                          with both, a tick goes when either "
 	        "says so\n"
+	        "\n"
+	        "Scale-out through Redis, serve and replay:\n"
+	        "  --role ROLE             standalone (the default), ingest "
+	        "(feed, store and\n"
+	        "                          engine, publishing every tick to "
+	        "Redis) or edge\n"
+	        "                          (no feed: follows the ingest "
+	        "through Redis;\n"
+	        "                          --db none, history unavailable)\n"
+	        "  --redis HOST:PORT       the Redis server, required for "
+	        "ingest and edge\n"
+	        "  --redis-prefix P        key prefix in Redis (default "
+	        "publisher)\n"
 	        "\n",
 	        DEFAULT_HOST, DEFAULT_PORT, DEFAULT_DB, DEFAULT_WEB,
 	        DEFAULT_FEED, DEFAULT_HEARTBEAT_MS, DEFAULT_PING_SECS,

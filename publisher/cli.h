@@ -5,6 +5,8 @@
  *                    [--log-level LEVEL] [--retain-age AGE] [--retain-rows N]
  *                    [--auth-secret FILE] [--allow-origin ORIGIN]…
  *                    [--tls-cert FILE --tls-key FILE] [limits…]
+ *                    [--role standalone|ingest|edge --redis HOST:PORT
+ *                     [--redis-prefix P]]
  *   publisher replay FILE [--speed X|max] [--loop] [serve options]
  *   publisher export --db FILE [--symbol S]… [--from T] [--to T]
  *                    [--format csv|jsonl] [-o FILE]
@@ -33,6 +35,13 @@ enum cli_command {
 };
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* Scale-out (issue 8, publisher/redis_link.h). */
+enum serve_role {
+	ROLE_STANDALONE, /* the default: no Redis */
+	ROLE_INGEST,	 /* feed + store + engine, publishes to Redis */
+	ROLE_EDGE,	 /* no feed: follows Redis and serves clients */
+};
 
 struct serve_options {
 	char listen_host[64];	/* default "127.0.0.1" */
@@ -63,6 +72,14 @@ struct serve_options {
 	unsigned max_connections;	 /* WebSocket clients, default 10000 */
 	unsigned max_connections_per_ip; /* default 100 */
 	unsigned handshake_secs; /* TLS + HTTP headers must arrive within, 10 */
+
+	/* Scale-out: --role, --redis HOST:PORT (required for ingest and
+	 * edge), --redis-prefix (default "publisher"). An edge has no feed
+	 * ("none") and, for now, no store (--db none, the edge's default). */
+	enum serve_role role;
+	char redis_host[256]; /* "" when --redis is not given */
+	int redis_port;
+	const char *redis_prefix;
 };
 
 struct export_options {

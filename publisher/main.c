@@ -3,9 +3,15 @@
  *
  * Wires the parts together: feed thread → tick_queue → (service thread)
  * engine → server. Exit codes: 0 success, 2 usage error, 1 runtime failure.
+ *
+ * Roles (issue 8, publisher/redis_link.h): an ingest is a standalone node
+ * whose applied ticks also go to a redis_publisher; an edge has no feed: a
+ * redis_follower pushes the ingest's ticks, seqs set, into the same tick
+ * queue, and hands resyncs (epoch and states) to the service thread.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +26,7 @@
 #include "feed.h"
 #include "log.h"
 #include "query.h"
+#include "redis_link.h"
 #include "server.h"
 #include "store.h"
 #include "tick_queue.h"
@@ -53,6 +60,169 @@ wake_server(void *ctx)
 
 	if (*slot)
 		server_wake(*slot);
+}
+
+/*
+ * The Redis threads' wakes. They may fire while the server is being torn
+ * down (the publisher flushes in redis_publisher_destroy()), so they go
+ * through a gate that main closes, under its lock, before server_destroy().
+ */
+struct wake_gate {
+	pthread_mutex_t lock;
+	struct server *server; /* NULL: closed */
+};
+
+static void
+gate_wake(void *ctx)
+{
+	struct wake_gate *g = ctx;
+
+	pthread_mutex_lock(&g->lock);
+	if (g->server)
+		server_wake(g->server);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void
+gate_set(struct wake_gate *g, struct server *server)
+{
+	pthread_mutex_lock(&g->lock);
+	g->server = server;
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* An edge's follower callbacks. They run on the service thread, inside
+ * redis_follower_apply_pending(), or on main before the server exists. */
+struct edge {
+	struct wake_gate *gate;
+	struct server **server_slot; /* *server_slot: NULL until it exists */
+	struct engine *engine;
+	char epoch[REDIS_LINK_EPOCH_MAX + 1]; /* the ingest's, "" until known */
+};
+
+static void
+edge_epoch(const char *epoch, void *ctx)
+{
+	struct edge *e = ctx;
+
+	log_info("redis: following epoch %s", epoch);
+	snprintf(e->epoch, sizeof e->epoch, "%s", epoch);
+	/* A running server empties the old symbols and closes its clients
+	 * (1012) when the epoch changes; before it exists, the engine is
+	 * still empty and the hello will carry this epoch. */
+	if (*e->server_slot)
+		server_set_epoch(*e->server_slot, epoch);
+}
+
+static void
+edge_restore(const struct symbol_state *st, void *ctx)
+{
+	struct edge *e = ctx;
+	struct symbol_state cur;
+
+	/* Never show clients an older value than the one they have. */
+	if (!engine_get_state(e->engine, st->symbol, &cur) &&
+	    cur.seq > st->seq) {
+		log_debug("redis: state of '%s' at seq %llu is behind ours "
+			  "(%llu), kept ours",
+			  st->symbol, (unsigned long long)st->seq,
+			  (unsigned long long)cur.seq);
+		return;
+	}
+	if (engine_restore_symbol(e->engine, st))
+		log_warn("redis: could not restore symbol '%s'", st->symbol);
+}
+
+static void
+edge_wake(void *ctx)
+{
+	struct edge *e = ctx;
+
+	gate_wake(e->gate);
+}
+
+static void
+restore_publisher(const struct symbol_state *st, void *ctx)
+{
+	if (redis_publisher_restore(ctx, st))
+		log_warn("redis: could not give symbol '%s' to the publisher",
+			 st->symbol);
+}
+
+/* An ingest's publisher, starting where the serving engine starts. Returns
+ * it, or NULL with the cause printed. */
+static struct redis_publisher *
+start_publisher(const struct serve_options *opt, struct engine *engine,
+		const char *epoch, struct wake_gate *gate)
+{
+	struct redis_publisher_options po;
+	struct redis_publisher *p;
+	char err[512];
+
+	memset(&po, 0, sizeof po);
+	po.host = opt->redis_host;
+	po.port = opt->redis_port;
+	po.prefix = opt->redis_prefix;
+	po.epoch = epoch;
+	po.wake = gate_wake;
+	po.wake_ctx = gate;
+	p = redis_publisher_create(&po, err, sizeof err);
+	if (!p) {
+		fprintf(stderr, "publisher: %s\n", err);
+		return NULL;
+	}
+	engine_foreach_symbol(engine, restore_publisher, p);
+	if (redis_publisher_start(p, err, sizeof err)) {
+		fprintf(stderr, "publisher: redis: %s\n", err);
+		redis_publisher_destroy(p);
+		return NULL;
+	}
+	log_info("redis: ingest publishing to %s:%d, prefix %s, epoch %s",
+		 opt->redis_host, opt->redis_port,
+		 opt->redis_prefix ? opt->redis_prefix
+				   : REDIS_LINK_DEFAULT_PREFIX,
+		 epoch);
+	return p;
+}
+
+/* An edge's follower, started and, when Redis answers within 5 s, synced:
+ * its first state is in the engine before the server takes clients. */
+static struct redis_follower *
+start_follower(const struct serve_options *opt, struct tick_queue *queue,
+	       struct edge *e)
+{
+	struct redis_follower_options fo;
+	struct redis_follower *f;
+	char err[512];
+
+	memset(&fo, 0, sizeof fo);
+	fo.host = opt->redis_host;
+	fo.port = opt->redis_port;
+	fo.prefix = opt->redis_prefix;
+	fo.ticks = queue;
+	fo.epoch = edge_epoch;
+	fo.restore = edge_restore;
+	fo.wake = edge_wake;
+	fo.ctx = e;
+	f = redis_follower_create(&fo, err, sizeof err);
+	if (!f) {
+		fprintf(stderr, "publisher: %s\n", err);
+		return NULL;
+	}
+	if (redis_follower_start(f, err, sizeof err)) {
+		fprintf(stderr, "publisher: redis: %s\n", err);
+		redis_follower_destroy(f);
+		return NULL;
+	}
+	if (redis_follower_wait_synced(f, 5000))
+		log_warn("redis: no state from %s:%d within 5 s: serving "
+			 "nothing until the ingest's state arrives",
+			 opt->redis_host, opt->redis_port);
+	else
+		log_info("redis: edge warm with %zu symbols from %s:%d",
+			 redis_follower_apply_pending(f), opt->redis_host,
+			 opt->redis_port);
+	return f;
 }
 
 /* A new epoch names a new life of the data. Without a store (--db none)
@@ -194,6 +364,10 @@ serve(const struct serve_options *opt)
 	struct sigaction sa;
 	char err[512], epoch[17] = {0};
 	int rc = 1;
+	static struct wake_gate gate = {PTHREAD_MUTEX_INITIALIZER, NULL};
+	struct redis_publisher *pub = NULL;
+	struct redis_follower *follow = NULL;
+	static struct edge edge;
 
 	log_set_level(opt->log_level);
 	make_epoch(epoch, sizeof epoch);
@@ -214,6 +388,19 @@ serve(const struct serve_options *opt)
 	if (strcmp(opt->db, "none") &&
 	    open_store(opt, engine, &server, &store, &queries))
 		goto out_feed;
+	if (opt->role == ROLE_INGEST) {
+		pub = start_publisher(opt, engine,
+				      store ? store_epoch(store) : epoch, &gate);
+		if (!pub)
+			goto out_feed;
+	} else if (opt->role == ROLE_EDGE) {
+		edge.gate = &gate;
+		edge.server_slot = &server;
+		edge.engine = engine;
+		follow = start_follower(opt, queue, &edge);
+		if (!follow)
+			goto out_feed;
+	}
 
 	memset(&parts, 0, sizeof parts);
 	parts.engine = engine;
@@ -224,11 +411,26 @@ serve(const struct serve_options *opt)
 	feed_get_status(feed, &fs);
 	parts.feed_kind = fs.kind;
 	parts.epoch = store ? store_epoch(store) : epoch;
+	parts.redis_pub = pub;
+	parts.redis_follow = follow;
+	if (follow) {
+		/* The ingest's epoch when the first resync came; else ours
+		 * until it comes (the server then switches, see
+		 * server_set_epoch()). Its ticks are not a feed of ours. */
+		if (edge.epoch[0])
+			parts.epoch = edge.epoch;
+		parts.feed_kind = "redis";
+	}
 	server = server_create(opt, &parts, err, sizeof err);
 	if (!server) {
 		fprintf(stderr, "publisher: %s\n", err);
 		goto out_feed;
 	}
+	gate_set(&gate, server);
+	/* A resync that arrived after the one applied above waits for this
+	 * first turn of the loop. */
+	if (follow)
+		server_wake(server);
 	if (opt->port_file && write_port_file(opt->port_file, server_port(server))) {
 		fprintf(stderr, "publisher: cannot write --port-file '%s': %s\n",
 			opt->port_file, strerror(errno));
@@ -247,12 +449,14 @@ serve(const struct serve_options *opt)
 		goto out_server;
 	}
 	log_info("publisher %s: dashboard at %s://%s:%d/ , WebSocket at "
-		 "%s://%s:%d/ws, feed %s, epoch %s%s",
+		 "%s://%s:%d/ws, feed %s, epoch %s%s%s",
 		 cli_version_string + strlen("publisher "),
 		 opt->tls_cert ? "https" : "http", opt->listen_host,
 		 server_port(server), opt->tls_cert ? "wss" : "ws",
-		 opt->listen_host, server_port(server), opt->feed_spec,
-		 parts.epoch, opt->auth_secret ? ", tokens required" : "");
+		 opt->listen_host, server_port(server),
+		 follow ? "redis (edge)" : opt->feed_spec, parts.epoch,
+		 pub ? ", ingest" : "",
+		 opt->auth_secret ? ", tokens required" : "");
 
 	rc = server_run(server) ? 1 : 0;
 	log_info("stopped");
@@ -263,12 +467,23 @@ serve(const struct serve_options *opt)
 	feed_stop(feed);
 out_server:
 	signal_target = NULL;
+	gate_set(&gate, NULL);
+	/* The follower may be blocked pushing into a full queue. */
+	tick_queue_close(queue);
+	redis_follower_destroy(follow);
+	follow = NULL;
 	/* The server goes first: it releases its query jobs. */
 	server_destroy(server);
+	server = NULL;
 out_feed:
+	gate_set(&gate, NULL);
+	tick_queue_close(queue);
+	redis_follower_destroy(follow);
 	feed_destroy(feed);
 	query_worker_destroy(queries);
-	/* Writes everything still queued before closing. */
+	/* Publishes what is queued (the store's ticks came through the same
+	 * drain), then the store writes everything still queued. */
+	redis_publisher_destroy(pub);
 	store_close(store);
 out_queue:
 	tick_queue_destroy(queue);

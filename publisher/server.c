@@ -52,6 +52,7 @@
 #include "log.h"
 #include "protocol.h"
 #include "query.h"
+#include "redis_link.h"
 #include "store.h"
 
 /* Largest batch frame. Big enough for a full refresh of hundreds of symbols
@@ -80,6 +81,9 @@
 /* Close code for a token that ran out while connected (4000-4999 are for
  * applications). */
 #define CLOSE_TOKEN_EXPIRED 4001
+/* Close code when an edge follows its ingest into a new epoch (RFC 6455
+ * 1012, service restart): reconnect and start over. */
+#define CLOSE_SERVICE_RESTART 1012
 /* Room for a token with the header or cookie around it. */
 #define TOKEN_HEADER_MAX (AUTH_TOKEN_MAX + 256)
 
@@ -875,6 +879,21 @@ drain_queue(struct server *s)
 			}
 		}
 	}
+	/* An ingest publishes every applied tick to Redis as well: the
+	 * publisher's free space caps the drain in the same way, so no
+	 * applied tick is ever left out of the stream. (A Redis that is
+	 * down does not fill it: the publisher folds ticks into its state.) */
+	if (s->parts.redis_pub) {
+		size_t space = redis_publisher_append_space(s->parts.redis_pub);
+
+		if (space < budget)
+			budget = space;
+		if (!budget) {
+			lws_sul_schedule(s->context, 0, &s->store_retry,
+					 store_retry, STORE_RETRY_US);
+			return;
+		}
+	}
 	n = tick_queue_drain(s->queue, s->drain, budget);
 	for (i = 0; i < n; i++) {
 		uint64_t seq = engine_apply_tick(s->engine, &s->drain[i]);
@@ -889,6 +908,10 @@ drain_queue(struct server *s)
 		log_error("store refused %zu ticks it had room for", applied);
 	if (!persist && s->parts.store)
 		s->ticks_not_stored += applied;
+	if (s->parts.redis_pub && applied &&
+	    redis_publisher_append(s->parts.redis_pub, s->drain, applied))
+		log_error("redis publisher refused %zu ticks it had room for",
+			  applied);
 	if (n) {
 		s->m.drains++;
 		s->m.drained_ticks += n;
@@ -1674,6 +1697,11 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			break;
 		if (s->stop_requested)
 			begin_shutdown(s);
+		/* An edge's resync first: ticks still queued from before it
+		 * are older than the states and the engine refuses them. */
+		if (s->parts.redis_follow &&
+		    redis_follower_apply_pending(s->parts.redis_follow) > 0)
+			engine_flush(s->engine);
 		drain_queue(s);
 		poll_jobs(s);
 		break;
@@ -2225,6 +2253,72 @@ metrics_feed_and_store(struct server *s, FILE *f)
 		   s->ticks_not_stored);
 }
 
+/* The Redis link of an ingest or an edge (publisher/redis_link.h). */
+static void
+metrics_redis(struct server *s, FILE *f)
+{
+	if (s->parts.redis_pub) {
+		struct redis_publisher_stats ps;
+
+		redis_publisher_get_stats(s->parts.redis_pub, &ps);
+		metric_family(f, "publisher_redis_connected", "gauge",
+			      "1 while the link to Redis is up.");
+		metric_labeled(f, "publisher_redis_connected", "role", "ingest",
+			       ps.connected);
+		metric_double(f, "publisher_redis_lag_seconds", "gauge",
+			      "Ingest: age of the oldest tick waiting to be "
+			      "published.",
+			      (double)ps.lag_us / 1e6);
+		metric_u64(f, "publisher_redis_reconnects_total", "counter",
+			   "Connections to Redis after the first.",
+			   ps.reconnects);
+		metric_u64(f, "publisher_redis_resyncs_total", "counter",
+			   "Ingest: full state rewrites (runs started).",
+			   ps.full_syncs);
+		metric_u64(f, "publisher_redis_ticks_published_total",
+			   "counter", "Ticks published as stream entries.",
+			   ps.ticks_published);
+		metric_u64(f, "publisher_redis_ticks_folded_total", "counter",
+			   "Ticks folded into the state while Redis was "
+			   "unreachable.",
+			   ps.ticks_folded);
+		metric_u64(f, "publisher_redis_queued", "gauge",
+			   "Ticks waiting for the Redis publisher.", ps.queued);
+		metric_u64(f, "publisher_redis_errors_total", "counter",
+			   "Failed connects, I/O errors and error replies.",
+			   ps.errors);
+	}
+	if (s->parts.redis_follow) {
+		struct redis_follower_stats fs;
+
+		redis_follower_get_stats(s->parts.redis_follow, &fs);
+		metric_family(f, "publisher_redis_connected", "gauge",
+			      "1 while the link to Redis is up.");
+		metric_labeled(f, "publisher_redis_connected", "role", "edge",
+			       fs.connected);
+		metric_u64(f, "publisher_redis_synced", "gauge",
+			   "Edge: 1 while holding the ingest's state.",
+			   fs.synced);
+		metric_double(f, "publisher_redis_lag_seconds", "gauge",
+			      "Edge: how long the last entry read had been in "
+			      "the stream.",
+			      (double)fs.lag_us / 1e6);
+		metric_u64(f, "publisher_redis_reconnects_total", "counter",
+			   "Connections to Redis after the first.",
+			   fs.reconnects);
+		metric_u64(f, "publisher_redis_resyncs_total", "counter",
+			   "Edge: states taken from Redis.", fs.resyncs);
+		metric_u64(f, "publisher_redis_entries_read_total", "counter",
+			   "Edge: stream entries read.", fs.entries_read);
+		metric_u64(f, "publisher_redis_ticks_pushed_total", "counter",
+			   "Edge: ticks handed to the engine.",
+			   fs.ticks_pushed);
+		metric_u64(f, "publisher_redis_errors_total", "counter",
+			   "Failed connects, I/O errors and error replies.",
+			   fs.errors);
+	}
+}
+
 static int
 http_metrics(struct server *s, struct per_session_data__http *h)
 {
@@ -2237,6 +2331,7 @@ http_metrics(struct server *s, struct per_session_data__http *h)
 	metrics_connections(s, f);
 	metrics_stream(s, f);
 	metrics_feed_and_store(s, f);
+	metrics_redis(s, f);
 	if (fclose(f)) {
 		free(body);
 		return http_respond_text(h, 500, "out of memory\n");
@@ -2245,14 +2340,22 @@ http_metrics(struct server *s, struct per_session_data__http *h)
 			    body, len);
 }
 
-/* 200 when the feed is alive (or done, or absent by choice) and the store
- * is writing; 503 with the reason otherwise. */
+/* 200 when the feed is alive (or done, or absent by choice), the store
+ * is writing and the Redis link (ingest or edge) is up; 503 with the reason
+ * otherwise. */
 static int
 http_healthz(struct server *s, struct per_session_data__http *h)
 {
 	struct feed_status fs;
 	struct store_stats ss;
+	char why[512];
 
+	if (s->parts.redis_pub &&
+	    redis_publisher_degraded(s->parts.redis_pub, why, sizeof why))
+		return http_respond_text(h, 503, "degraded: %s\n", why);
+	if (s->parts.redis_follow &&
+	    redis_follower_degraded(s->parts.redis_follow, why, sizeof why))
+		return http_respond_text(h, 503, "degraded: %s\n", why);
 	if (s->parts.store) {
 		store_get_stats(s->parts.store, &ss);
 		if (ss.failing)
@@ -2703,6 +2806,60 @@ server_wake(void *ctx)
 	struct server *s = ctx;
 
 	lws_cancel_service(s->context);
+}
+
+struct symbol_names {
+	char (*names)[TICK_SYMBOL_MAX + 1];
+	size_t n, cap;
+	bool failed;
+};
+
+static void
+collect_name(const struct symbol_state *st, void *ctx)
+{
+	struct symbol_names *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		void *p = realloc(l->names, cap * sizeof *l->names);
+
+		if (!p) {
+			l->failed = true;
+			return;
+		}
+		l->names = p;
+		l->cap = cap;
+	}
+	memcpy(l->names[l->n++], st->symbol, sizeof st->symbol);
+}
+
+void
+server_set_epoch(struct server *s, const char *epoch)
+{
+	struct symbol_names l = {0};
+	struct per_session_data__md *pss;
+	size_t i;
+
+	if (!strcmp(s->epoch, epoch))
+		return;
+	log_warn("epoch %s -> %s: emptying the old symbols and closing "
+		 "every client with 1012",
+		 s->epoch[0] ? s->epoch : "(none)", epoch);
+	snprintf(s->epoch, sizeof s->epoch, "%s", epoch);
+	/* The old life's symbols go: a state with seq 0 empties one. */
+	engine_foreach_symbol(s->engine, collect_name, &l);
+	if (l.failed)
+		log_error("out of memory emptying the old epoch's symbols");
+	for (i = 0; i < l.n; i++) {
+		struct symbol_state empty;
+
+		memset(&empty, 0, sizeof empty);
+		memcpy(empty.symbol, l.names[i], sizeof empty.symbol);
+		engine_restore_symbol(s->engine, &empty);
+	}
+	free(l.names);
+	for (pss = s->sessions; pss; pss = pss->next)
+		close_with(pss, CLOSE_SERVICE_RESTART, "new epoch, reconnect");
 }
 
 void

@@ -30,6 +30,8 @@ struct server;
 struct store;
 struct query_worker;
 struct feed;
+struct redis_publisher;
+struct redis_follower;
 
 /* What the server works with; all borrowed, all must outlive the server. */
 struct server_parts {
@@ -39,7 +41,13 @@ struct server_parts {
 	struct query_worker *queries; /* NULL: history and export refused */
 	struct feed *feed;	/* for status and replay control */
 	const char *feed_kind;	/* "synthetic", "replay", … */
-	const char *epoch;
+	const char *epoch;	/* copied: the server owns its epoch */
+	/* Scale-out (publisher/redis_link.h); both NULL when standalone.
+	 * Ingest: every applied tick also goes to redis_pub, whose free space
+	 * caps the drain like the store's. Edge: the service thread applies
+	 * the follower's resyncs (redis_follower_apply_pending) on a wake. */
+	struct redis_publisher *redis_pub;
+	struct redis_follower *redis_follow;
 };
 
 /*
@@ -75,6 +83,16 @@ server_stop(struct server *s);
  * Thread-safe; ctx is the struct server. */
 void
 server_wake(void *ctx);
+
+/*
+ * Service thread only (an edge's follower epoch callback): make epoch the
+ * one clients are told. When it differs from the current one, the data has
+ * a new life: every symbol the engine holds is emptied and every WebSocket
+ * is closed with 1012 (service restart), so clients reconnect, read the new
+ * epoch in the hello and take fresh snapshots instead of resuming.
+ */
+void
+server_set_epoch(struct server *s, const char *epoch);
 
 /* NULL is a no-op. Clients still attached are closed. */
 void

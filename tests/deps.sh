@@ -24,6 +24,9 @@ need_pkg "command -v sqlite3" sqlite3
 # Scale-out through Redis (issue 8): hiredis to build, a real server to test.
 need_pkg "pkg-config --exists hiredis" libhiredis-dev
 need_pkg "command -v redis-server" redis-server
+# ... and nginx as the load balancer in front of the edges (its proxy and
+# upstream modules are all the test needs; nginx-light has them).
+need_pkg "command -v nginx || test -x /usr/sbin/nginx" nginx-light
 need_pkg "test -x /usr/bin/python3" python3
 need_pkg "/usr/bin/python3 -c 'import websockets'" python3-websockets
 # The security tests: a certificate made at test time, a run under valgrind.

@@ -654,6 +654,78 @@ test_help_text(void **state)
 	free(text);
 }
 
+/* Scale-out roles (issue 8): --role, --redis, --redis-prefix. */
+static void
+test_roles(void **state)
+{
+	struct serve_options *o = &cli.serve;
+
+	OK("serve");
+	assert_int_equal(o->role, ROLE_STANDALONE);
+	assert_string_equal(o->redis_host, "");
+	assert_null(o->redis_prefix);
+
+	OK("serve", "--role", "standalone");
+	assert_int_equal(o->role, ROLE_STANDALONE);
+
+	OK("serve", "--role", "ingest", "--redis", "127.0.0.1:6379", "--feed",
+	   "stdin", "--db", "x.db");
+	assert_int_equal(o->role, ROLE_INGEST);
+	assert_string_equal(o->redis_host, "127.0.0.1");
+	assert_int_equal(o->redis_port, 6379);
+	assert_string_equal(o->feed_spec, "stdin");
+	assert_string_equal(o->db, "x.db");
+	assert_null(o->redis_prefix);
+
+	OK("serve", "--role=edge", "--redis=redis.example:7000",
+	   "--redis-prefix", "mkt:eu/1");
+	assert_int_equal(o->role, ROLE_EDGE);
+	assert_string_equal(o->redis_host, "redis.example");
+	assert_int_equal(o->redis_port, 7000);
+	assert_string_equal(o->redis_prefix, "mkt:eu/1");
+	/* An edge has no feed, and (for now) no store. */
+	assert_string_equal(o->feed_spec, "none");
+	assert_string_equal(o->db, "none");
+
+	OK("serve", "--role", "edge", "--redis", "[::1]:6380", "--db", "none");
+	assert_string_equal(o->redis_host, "::1");
+	assert_int_equal(o->redis_port, 6380);
+
+	OK("replay", "t.jsonl", "--role", "ingest", "--redis", "h:1");
+	assert_int_equal(o->role, ROLE_INGEST);
+
+	BAD("--role 'leader'", "serve", "--role", "leader");
+	BAD("--redis HOST:PORT", "serve", "--role", "ingest");
+	BAD("--redis HOST:PORT", "serve", "--role", "edge");
+	BAD("--redis needs --role", "serve", "--redis", "127.0.0.1:6379");
+	BAD("--redis-prefix needs --role", "serve", "--redis-prefix", "p");
+	BAD("--redis 'nohost'", "serve", "--role", "edge", "--redis", "nohost");
+	BAD("--redis ':6379'", "serve", "--role", "edge", "--redis", ":6379");
+	BAD("port must be 1-65535", "serve", "--role", "edge", "--redis",
+	    "h:0");
+	BAD("port must be 1-65535", "serve", "--role", "edge", "--redis",
+	    "h:65536");
+	BAD("port must be 1-65535", "serve", "--role", "edge", "--redis",
+	    "h:x");
+	BAD("brackets", "serve", "--role", "edge", "--redis", "::1:6379");
+	BAD("--redis-prefix 'a b'", "serve", "--role", "edge", "--redis", "h:1",
+	    "--redis-prefix", "a b");
+	BAD("--redis-prefix", "serve", "--role", "edge", "--redis", "h:1",
+	    "--redis-prefix",
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "4");
+	BAD("--feed does not apply to --role edge", "serve", "--role", "edge",
+	    "--redis", "h:1", "--feed", "synthetic");
+	BAD("--feed does not apply to --role edge", "serve", "--role", "edge",
+	    "--redis", "h:1", "--feed", "none");
+	BAD("--db none", "serve", "--role", "edge", "--redis", "h:1", "--db",
+	    "x.db");
+	BAD("replay cannot run as an edge", "replay", "t.jsonl", "--role",
+	    "edge", "--redis", "h:1");
+	BAD("does not apply to 'export'", "export", "--db", "x.db", "--role",
+	    "ingest");
+}
+
 int
 main(void)
 {
@@ -675,6 +747,7 @@ main(void)
 	        cmocka_unit_test(test_security_options),
 	        cmocka_unit_test(test_too_many_origins),
 	        cmocka_unit_test(test_help_text),
+	        cmocka_unit_test(test_roles),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

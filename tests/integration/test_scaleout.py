@@ -1,0 +1,546 @@
+"""Scale-out through Redis (issue 8; publisher/redis_link.h): one ingest
+(`--role ingest`, stdin feed, its own store) publishes every applied tick to
+a Redis started here on a free loopback port; edges (`--role edge --db none`)
+follow it and serve clients with the ingest's epoch and seqs.
+
+Each test starts its own redis-server (`--save "" --appendonly no`: a
+restart loses everything, the hardest case) and stops it at the end. When
+redis-server is not installed the tests pass with a "skipped" note
+(`make deps` installs it)."""
+
+import asyncio
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import harness
+from harness import Client, Decimal, Server, check, http_request, run_cli, tick
+
+REDIS_SERVER = shutil.which("redis-server") or (
+	"/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
+SKIP = "skipped: redis-server not installed (make deps)"
+BASE = 1709303400_000000
+SYMS = ["AAPL", "MSFT", "EUR/USD", "ES:H4"]
+
+
+# --------------------------------------------------------------- helpers
+
+def free_port():
+	s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+	s.bind(("127.0.0.1", 0))
+	port = s.getsockname()[1]
+	s.close()
+	return port
+
+
+def _redis_ping(port):
+	try:
+		with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+			s.sendall(b"PING\r\n")
+			return s.recv(64).startswith(b"+PONG")
+	except OSError:
+		return False
+
+
+class Redis(Server):
+	"""redis-server on 127.0.0.1:port, registered with the harness so the
+	runner kills it after the test like any server."""
+
+	def __init__(self, port=None, name="redis"):
+		Server.__init__(self, name=name, web=None)
+		self.redis_port = port or free_port()
+
+	def argv(self):
+		return [REDIS_SERVER, "--port", str(self.redis_port), "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--dir", self.tmp]
+
+	async def start(self, timeout=10.0):
+		self._err = open(self.stderr_path, "wb")
+		self._out = open(self.stdout_path, "wb")
+		self.proc = await asyncio.create_subprocess_exec(
+			*self.argv(), stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err)
+		deadline = time.monotonic() + timeout
+		while time.monotonic() < deadline:
+			if self.proc.returncode is not None:
+				raise AssertionError("redis-server exited with code %s" % self.proc.returncode)
+			if await asyncio.to_thread(_redis_ping, self.redis_port):
+				return self
+			await asyncio.sleep(0.05)
+		raise AssertionError("redis-server did not answer PING within %.0f s" % timeout)
+
+	def stderr_text(self):
+		# Redis logs to stdout; nothing there is a sanitizer report of ours.
+		return ""
+
+	@property
+	def addr(self):
+		return "127.0.0.1:%d" % self.redis_port
+
+
+class Node(Server):
+	"""A publisher in a role: ingest (stdin feed, a temporary db) or edge
+	(no feed, --db none)."""
+
+	def __init__(self, role, redis, name, args=()):
+		Server.__init__(self, feed="stdin", name=name, args=args)
+		self.role = role
+		self.redis = redis
+
+	def argv(self):
+		argv = Server.argv(self)
+		if self.role == "edge":
+			i = argv.index("--feed")
+			del argv[i:i + 2]
+			argv[argv.index("--db") + 1] = "none"
+		return argv + ["--role", self.role, "--redis", self.redis.addr]
+
+
+async def cluster(edges=2):
+	"""Redis, an ingest and `edges` edges, all started."""
+	r = await Redis().start()
+	ing = await Node("ingest", r, "ingest").start()
+	es = [await Node("edge", r, "edge%d" % (i + 1)).start() for i in range(edges)]
+	return r, ing, es
+
+
+def gen_ticks(rng, n, ts0, syms=SYMS):
+	out = []
+	for i in range(n):
+		s = syms[i % len(syms)]
+		p = Decimal(rng.randint(10000, 20000)).scaleb(-2)
+		if rng.random() < 0.5:
+			out.append(tick(s, ts=ts0 + i * 1000, bid=p, ask=p + Decimal("0.01"),
+					bid_size=rng.randint(1, 900)))
+		else:
+			out.append(tick(s, ts=ts0 + i * 1000, last=p, last_size=rng.randint(1, 90)))
+	return out
+
+
+def counts(ticks):
+	n = {}
+	for t in ticks:
+		n[t["symbol"]] = n.get(t["symbol"], 0) + 1
+	return n
+
+
+async def wait_all(client, seqs, timeout=10.0):
+	for s, q in seqs.items():
+		await client.wait_seq(s, q, timeout=timeout)
+
+
+def view(state):
+	"""{symbol: (seq, ts, {field: text})} of a client's held state."""
+	return {s: (h["seq"], h["ts"], {k: str(v) for k, v in h["fields"].items()})
+		for s, h in state.items()}
+
+
+async def snapshot_view(node, syms, name):
+	"""What a fresh client subscribing now gets, as view() gives it."""
+	c = await Client.connect(node, name=name)
+	await c.subscribe(syms)
+	got = set()
+	while len(got) < len(syms):
+		m = await c.expect("snapshot", what="snapshots of %s (have %s)" % (syms, sorted(got)))
+		got.add(m["symbol"])
+	c.assert_clean()
+	await c.close()
+	return c.hello["epoch"], view({s: c.state[s] for s in syms})
+
+
+async def converged(nodes, ref, syms, timeout):
+	"""Poll until every node's fresh snapshots equal ref's; returns the
+	reference view."""
+	deadline = time.monotonic() + timeout
+	while True:
+		want = await snapshot_view(ref, syms, "ref-snapper")
+		diffs = []
+		for n in nodes:
+			got = await snapshot_view(n, syms, n.name + "-snapper")
+			if got != want:
+				diffs.append((n.name, got, want))
+		if not diffs:
+			return want
+		if time.monotonic() > deadline:
+			name, got, w = diffs[0]
+			bad = {s: (got[1].get(s), w[1].get(s)) for s in syms if got[1].get(s) != w[1].get(s)}
+			raise AssertionError("%s did not converge to the ingest within %.0f s: epoch %s vs %s; "
+					     "(got, want) %s" % (name, timeout, got[0], w[0], str(bad)[:600]))
+		await asyncio.sleep(0.2)
+
+
+async def metric(node, name):
+	status, _, body = await http_request(node.port, "/metrics")
+	check(status == 200, "%s /metrics: %s" % (node.name, status))
+	for line in body.decode().splitlines():
+		if line.startswith(name + " ") or line.startswith(name + "{"):
+			return float(line.rsplit(" ", 1)[1])
+	return None
+
+
+async def wait_published(ing, n, timeout=10.0):
+	deadline = time.monotonic() + timeout
+	while True:
+		v = await metric(ing, "publisher_redis_ticks_published_total")
+		if v is not None and v >= n:
+			return
+		if time.monotonic() > deadline:
+			raise AssertionError("ingest published %s of %d ticks within %.0f s" % (v, n, timeout))
+		await asyncio.sleep(0.05)
+
+
+# ----------------------------------------------------------------- tests
+
+async def test_role_options_refused_exit_2():
+	rc, _, err = await run_cli(["serve", "--role", "edge"])
+	check(rc == 2 and "--redis" in err, "edge without --redis: rc %s, %r" % (rc, err))
+	rc, _, err = await run_cli(["serve", "--role", "ingest", "--feed", "none"])
+	check(rc == 2 and "--redis" in err, "ingest without --redis: rc %s, %r" % (rc, err))
+	rc, _, err = await run_cli(["serve", "--role", "edge", "--redis", "127.0.0.1:1",
+				    "--feed", "stdin"])
+	check(rc == 2 and "--feed" in err, "edge with --feed: rc %s, %r" % (rc, err))
+	rc, _, err = await run_cli(["serve", "--role", "edge", "--redis", "127.0.0.1:1",
+				    "--db", "x.db"])
+	check(rc == 2 and "--db none" in err, "edge with --db FILE: rc %s, %r" % (rc, err))
+
+
+async def test_ticks_reach_clients_of_both_edges_with_ingest_seqs():
+	if not REDIS_SERVER:
+		return SKIP
+	r, ing, (e1, e2) = await cluster()
+	clients = [await Client.connect(n, name=n.name + "-client") for n in (ing, e1, e2)]
+	epochs = {c.name: c.epoch for c in clients}
+	check(len(set(epochs.values())) == 1, "epochs differ: %s" % epochs)
+	for c in clients:
+		await c.subscribe(SYMS)
+	ticks = gen_ticks(random.Random(1), 400, BASE)
+	await ing.send_ticks(ticks)
+	want = counts(ticks)
+	for c in clients:
+		await wait_all(c, want)
+		c.assert_clean()
+	ref = view(clients[0].state)
+	check({s: h[0] for s, h in ref.items()} == want, "ingest seqs %s, want %s" % (ref, want))
+	for c in clients[1:]:
+		check(view(c.state) == ref, "%s holds %s, ingest %s" % (c.name, view(c.state), ref))
+	# The edges' /healthz and /metrics speak of the link.
+	for e in (e1, e2):
+		status, _, body = await http_request(e.port, "/healthz")
+		check(status == 200, "%s /healthz %s %r" % (e.name, status, body))
+		check(await metric(e, "publisher_redis_connected") == 1, "%s: not connected" % e.name)
+		check(await metric(e, "publisher_redis_resyncs_total") >= 1, "%s: no resync" % e.name)
+	check(await metric(ing, "publisher_redis_connected") == 1, "ingest: not connected")
+	# History needs a store: edges say so.
+	rep = await clients[1].request({"op": "history", "symbol": "AAPL", "limit": 5})
+	check(rep.get("type") == "error" and rep.get("code") == "unavailable",
+	      "edge history answered %s" % rep)
+
+
+async def test_client_alternating_between_edges_resumes_with_zero_gaps():
+	if not REDIS_SERVER:
+		return SKIP
+	r, ing, edges = await cluster()
+	watchers = [await Client.connect(e, name=e.name + "-watcher") for e in edges]
+	for w in watchers:
+		await w.subscribe(SYMS)
+	rng = random.Random(2)
+	sent = []
+	state, epoch = {}, None
+	for rnd in range(8):
+		ticks = gen_ticks(rng, 60, BASE + rnd * 1_000_000)
+		sent += ticks
+		await ing.send_ticks(ticks)
+		want = counts(sent)
+		for w in watchers:  # both edges have it before the client moves
+			await wait_all(w, want)
+		edge = edges[rnd % 2]
+		c = await Client.connect(edge, name="roamer-%d-%s" % (rnd, edge.name))
+		if epoch is None:
+			epoch = c.epoch
+			await c.subscribe(SYMS)
+		else:
+			check(c.epoch == epoch, "%s: epoch %s, first edge said %s" % (edge.name, c.epoch, epoch))
+			c.state = state
+			await c.subscribe(SYMS, resume={"epoch": epoch,
+							"seq": {s: h["seq"] for s, h in state.items()}})
+		await wait_all(c, want)
+		c.assert_clean()
+		kinds = {m["type"] for m in c.log if m.get("type") in ("snapshot", "delta")}
+		if rnd:
+			check(kinds == {"delta"}, "round %d on %s: resume got %s, want deltas only"
+			      % (rnd, edge.name, sorted(kinds)))
+		state = c.state
+		await c.close()
+	for w in watchers:
+		w.assert_clean()
+	check(view(state) == view(watchers[0].state), "roamer ended with another state than edge1's")
+
+test_client_alternating_between_edges_resumes_with_zero_gaps.timeout = 60
+
+
+async def test_redis_killed_2s_mid_stream_every_edge_converges():
+	if not REDIS_SERVER:
+		return SKIP
+	r, ing, edges = await cluster()
+	watchers = [await Client.connect(n, name=n.name + "-watcher") for n in [ing] + edges]
+	for w in watchers:
+		await w.subscribe(SYMS)
+	rng = random.Random(3)
+	t1 = gen_ticks(rng, 200, BASE)
+	await ing.send_ticks(t1)
+	for w in watchers:
+		await wait_all(w, counts(t1))
+	epoch = watchers[0].epoch
+
+	# Redis dies mid-stream: ticks keep coming to the ingest.
+	stream = asyncio.ensure_future(_stream(ing, rng, BASE + 10_000_000, 3.0))
+	await asyncio.sleep(0.3)
+	r.proc.send_signal(signal.SIGKILL)
+	r.exit_expected = True
+	await r.proc.wait()
+	degraded = {}
+	deadline = time.monotonic() + 2.0
+	while time.monotonic() < deadline:
+		for n in [ing] + edges:
+			status, _, body = await http_request(n.port, "/healthz")
+			if status == 503 and body.startswith(b"degraded: "):
+				degraded[n.name] = body.decode().strip()
+		await asyncio.sleep(0.1)
+	# Edges keep serving what they have meanwhile.
+	for w in watchers[1:]:
+		await w.ping_ok()
+	r2 = await Redis(port=r.redis_port, name="redis-restarted").start()
+	sent = await stream
+	# After the restart: more ticks, then every edge must equal the ingest.
+	t3 = gen_ticks(rng, 100, BASE + 20_000_000)
+	await ing.send_ticks(t3)
+	total = counts(t1 + sent + t3)
+	await wait_all(watchers[0], total)
+	ref = await converged(edges, ing, SYMS, timeout=20)
+	check(ref[0] == epoch, "epoch changed from %s to %s" % (epoch, ref[0]))
+	check({s: v[0] for s, v in ref[1].items()} == total,
+	      "ingest seqs %s, want %s" % ({s: v[0] for s, v in ref[1].items()}, total))
+	# Clients that stayed connected reach the same state and never saw an
+	# older value (Client.apply records a snapshot older than held).
+	for w in watchers:
+		await wait_all(w, total, timeout=10)
+		w.assert_clean()
+		check(view(w.state) == ref[1], "%s: kept state %s, ingest %s"
+		      % (w.name, view(w.state), ref[1]))
+	check(set(degraded) >= {"ingest"}, "/healthz never said degraded on the ingest "
+	      "while Redis was down (saw %s)" % degraded)
+	# Healthy again.
+	for n in [ing] + edges:
+		deadline = time.monotonic() + 10
+		while True:
+			status, _, body = await http_request(n.port, "/healthz")
+			if status == 200:
+				break
+			check(time.monotonic() < deadline, "%s /healthz still %s %r" % (n.name, status, body))
+			await asyncio.sleep(0.2)
+	# The path taken: the ingest reconnected and rewrote its state (a new
+	# run), every edge resynced from it.
+	check(await metric(ing, "publisher_redis_reconnects_total") >= 1, "ingest never reconnected")
+	check(await metric(ing, "publisher_redis_ticks_folded_total") >= 1,
+	      "no tick was folded while Redis was down")
+	for e in edges:
+		check(await metric(e, "publisher_redis_resyncs_total") >= 2, "%s: no resync" % e.name)
+	return "degraded seen on %s" % sorted(degraded)
+
+test_redis_killed_2s_mid_stream_every_edge_converges.timeout = 60
+
+
+async def _stream(ing, rng, ts0, secs):
+	"""Send a few ticks every 50 ms for secs; returns them."""
+	out = []
+	end = time.monotonic() + secs
+	i = 0
+	while time.monotonic() < end:
+		batch = gen_ticks(rng, 8, ts0 + i * 8000)
+		i += 1
+		out += batch
+		await ing.send_ticks(batch)
+		await asyncio.sleep(0.05)
+	return out
+
+
+async def test_edge_started_late_comes_up_warm():
+	if not REDIS_SERVER:
+		return SKIP
+	r, ing, _ = await cluster(edges=0)
+	ticks = gen_ticks(random.Random(4), 300, BASE)
+	await ing.send_ticks(ticks)
+	await wait_published(ing, len(ticks))
+	late = await Node("edge", r, "late-edge").start()
+	# At once: no waiting for ticks, the first snapshots are the ingest's.
+	c = await Client.connect(late, name="late-client")
+	await c.subscribe(SYMS)
+	for _ in SYMS:
+		await c.expect("snapshot", timeout=2)
+	c.assert_clean()
+	want_epoch, want = await snapshot_view(ing, SYMS, "ingest-snapper")
+	check(c.epoch == want_epoch, "late edge's epoch %s, ingest's %s" % (c.epoch, want_epoch))
+	check(view(c.state) == want, "late edge holds %s, ingest %s" % (view(c.state), want))
+	check({s: v[0] for s, v in want.items()} == counts(ticks), "ingest seqs %s" % want)
+	# And it follows from there.
+	more = gen_ticks(random.Random(5), 40, BASE + 5_000_000)
+	await ing.send_ticks(more)
+	await wait_all(c, counts(ticks + more))
+	c.assert_clean()
+	# Both roles stop cleanly on SIGTERM (under ASan: without leaks).
+	check(await late.stop() == 0, "edge: SIGTERM exit code")
+	check(await ing.stop() == 0, "ingest: SIGTERM exit code")
+
+
+async def test_ingest_restart_with_new_epoch_edges_close_1012():
+	# An ingest without a store starts a new epoch at each start: edges
+	# follow it, close their clients with 1012, and serve the new life.
+	if not REDIS_SERVER:
+		return SKIP
+	r = await Redis().start()
+	ing = Node("ingest", r, "ingest-1")
+	ing.db = "none"
+	await ing.start()
+	edge = await Node("edge", r, "edge").start()
+	c = await Client.connect(edge, name="client")
+	await c.subscribe(["AAPL"])
+	await ing.send_ticks([tick("AAPL", ts=BASE + i, bid=100 + i) for i in range(5)])
+	await c.wait_seq("AAPL", 5)
+	old = c.epoch
+	check(await ing.stop() == 0, "ingest SIGTERM exit code")
+	ing2 = Node("ingest", r, "ingest-2")
+	ing2.db = "none"
+	await ing2.start()
+	code = await c.wait_closed(timeout=10)
+	check(code == 1012, "edge closed its client with %s, want 1012" % code)
+	c2 = await Client.connect(edge, name="client-2")
+	check(c2.epoch != old and c2.epoch, "epoch after the ingest's restart: %s (was %s)"
+	      % (c2.epoch, old))
+	await c2.subscribe(["AAPL"])
+	await ing2.send_ticks([tick("AAPL", ts=BASE + 100, bid="7.5")])
+	held = await c2.wait_seq("AAPL", 1)
+	check(held["seq"] == 1 and str(held["fields"].get("bid")) == "7.5",
+	      "new life's AAPL: %s" % held)
+
+test_ingest_restart_with_new_epoch_edges_close_1012.timeout = 40
+
+
+# --------------------------------------------------------------- nginx
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+NGINX_CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nginx.conf.in")
+
+
+def _tcp_open(port):
+	try:
+		socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+		return True
+	except OSError:
+		return False
+
+
+class Nginx(Server):
+	"""nginx from tests/integration/nginx.conf.in in front of the edges."""
+
+	def __init__(self, edges, name="nginx"):
+		Server.__init__(self, name=name, web=None)
+		self.port = free_port()
+		with open(NGINX_CONF) as f:
+			conf = f.read()
+		conf = conf.replace("@PREFIX@", self.tmp).replace("@LISTEN@", "127.0.0.1:%d" % self.port)
+		conf = conf.replace("@EDGES@", "\n\t\t".join(
+			"server 127.0.0.1:%d max_fails=1 fail_timeout=2s;" % e.port for e in edges))
+		self.conf = os.path.join(self.tmp, "nginx.conf")
+		with open(self.conf, "w") as f:
+			f.write(conf)
+
+	def argv(self):
+		return [NGINX, "-p", self.tmp + "/", "-e", os.path.join(self.tmp, "error.log"),
+			"-c", self.conf, "-g", "daemon off; master_process off;"]
+
+	def stderr_text(self):
+		try:
+			with open(os.path.join(self.tmp, "error.log"), "rb") as f:
+				return f.read().decode("utf-8", "replace")
+		except FileNotFoundError:
+			return ""
+
+	async def start(self, timeout=10.0):
+		self._err = open(self.stderr_path, "wb")
+		self._out = open(self.stdout_path, "wb")
+		self.proc = await asyncio.create_subprocess_exec(
+			*self.argv(), stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err)
+		deadline = time.monotonic() + timeout
+		while time.monotonic() < deadline:
+			if self.proc.returncode is not None:
+				raise AssertionError("nginx exited with code %s: %s" % (
+					self.proc.returncode, self.stderr_tail()))
+			if await asyncio.to_thread(_tcp_open, self.port):
+				return self
+			await asyncio.sleep(0.05)
+		raise AssertionError("nginx did not listen within %.0f s" % timeout)
+
+
+async def test_through_nginx_client_reconnecting_resumes_with_zero_gaps():
+	# nginx round-robins connections over two edges: a client reconnecting
+	# through it lands on the other edge each time and resumes there with
+	# deltas only; Redis killed for 2 s meanwhile changes nothing for it.
+	if not REDIS_SERVER:
+		return SKIP
+	if not NGINX:
+		return "skipped: nginx not installed (make deps)"
+	r, ing, edges = await cluster()
+	lb = await Nginx(edges).start()
+	watchers = [await Client.connect(e, name=e.name + "-watcher") for e in edges]
+	for w in watchers:
+		await w.subscribe(SYMS)
+	rng = random.Random(6)
+	sent, state, epoch = [], {}, None
+	opened = [await metric(e, "publisher_connections_opened_total") for e in edges]
+	for rnd in range(8):
+		if rnd == 3:
+			r.proc.send_signal(signal.SIGKILL)
+			r.exit_expected = True
+			await r.proc.wait()
+		ticks = gen_ticks(rng, 50, BASE + rnd * 1_000_000)
+		sent += ticks
+		await ing.send_ticks(ticks)
+		if rnd == 4:
+			await asyncio.sleep(2.0)
+			r = await Redis(port=r.redis_port, name="redis-restarted").start()
+		if rnd in (3, 4):
+			continue  # Redis is down: the edges cannot have these yet
+		want = counts(sent)
+		for w in watchers:
+			await wait_all(w, want, timeout=20)
+		c = await Client.connect(lb, name="lb-client-%d" % rnd)
+		if epoch is None:
+			epoch = c.epoch
+			await c.subscribe(SYMS)
+		else:
+			check(c.epoch == epoch, "round %d: epoch %s, was %s" % (rnd, c.epoch, epoch))
+			c.state = state
+			await c.subscribe(SYMS, resume={"epoch": epoch,
+							"seq": {s: h["seq"] for s, h in state.items()}})
+		await wait_all(c, want)
+		c.assert_clean()
+		kinds = {m["type"] for m in c.log if m.get("type") in ("snapshot", "delta")}
+		if rnd:
+			check(kinds == {"delta"}, "round %d: resume through nginx got %s, want deltas only"
+			      % (rnd, sorted(kinds)))
+		state = c.state
+		await c.close()
+	now = [await metric(e, "publisher_connections_opened_total") for e in edges]
+	per_edge = [b - a for a, b in zip(opened, now)]
+	check(all(n >= 2 for n in per_edge), "nginx spread 6 connections as %s" % per_edge)
+	_, ref = await snapshot_view(ing, SYMS, "ingest-snapper")
+	check(view(state) == ref, "client through nginx ended with %s, ingest %s" % (view(state), ref))
+	# The dashboard and /healthz through the proxy, too.
+	status, _, _ = await http_request(lb.port, "/")
+	check(status == 200, "GET / through nginx: %s" % status)
+	return "connections per edge %s" % per_edge
+
+test_through_nginx_client_reconnecting_resumes_with_zero_gaps.timeout = 60
