@@ -434,14 +434,11 @@ check_role(struct parse_state *st)
 		if (st->feed_set)
 			return fail(st, "--feed does not apply to --role edge: "
 			                "an edge takes its ticks from Redis");
-		/* History on edges needs a store fed from the stream, with
-		 * the ingest's epoch: not yet (README, scale-out). */
-		if (st->db_set && strcmp(o->db, "none") != 0)
-			return fail(st, "--role edge keeps no store yet: use "
-			                "--db none (history is answered "
-			                "'unavailable' on edges)");
+		/* An edge's store (--db FILE) is written from the stream
+		 * with the ingest's epoch; without --db it keeps none. */
 		o->feed_spec = "none";
-		o->db = "none";
+		if (!st->db_set)
+			o->db = "none";
 	}
 	return 0;
 }
@@ -1016,7 +1013,10 @@ cli_print_help(FILE *to)
 	        "Redis) or edge\n"
 	        "                          (no feed: follows the ingest "
 	        "through Redis;\n"
-	        "                          --db none, history unavailable)\n"
+	        "                          --db none unless given --db FILE, "
+	        "written from\n"
+	        "                          the stream with the ingest's "
+	        "epoch)\n"
 	        "  --redis HOST:PORT       the Redis server, required for "
 	        "ingest and edge\n"
 	        "  --redis-prefix P        key prefix in Redis (default "

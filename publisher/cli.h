@@ -75,7 +75,9 @@ struct serve_options {
 
 	/* Scale-out: --role, --redis HOST:PORT (required for ingest and
 	 * edge), --redis-prefix (default "publisher"). An edge has no feed
-	 * ("none") and, for now, no store (--db none, the edge's default). */
+	 * ("none") and no store unless given --db FILE (--db none is the
+	 * edge's default; main.c opens an edge's store with the ingest's
+	 * epoch). */
 	enum serve_role role;
 	char redis_host[256]; /* "" when --redis is not given */
 	int redis_port;

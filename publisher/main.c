@@ -97,6 +97,7 @@ struct edge {
 	struct wake_gate *gate;
 	struct server **server_slot; /* *server_slot: NULL until it exists */
 	struct engine *engine;
+	struct store *store; /* --db FILE: NULL until opened */
 	char epoch[REDIS_LINK_EPOCH_MAX + 1]; /* the ingest's, "" until known */
 };
 
@@ -131,6 +132,14 @@ edge_restore(const struct symbol_state *st, void *ctx)
 	}
 	if (engine_restore_symbol(e->engine, st))
 		log_warn("redis: could not restore symbol '%s'", st->symbol);
+	/* The store follows: later ticks (higher seqs) are stored; the
+	 * ticks the resync skipped are absent from its history. Not once
+	 * the ingest moved to an epoch the store does not hold (the server
+	 * has stopped using it then, see server_set_epoch()). */
+	else if (e->store && !strcmp(store_epoch(e->store), e->epoch) &&
+		 store_restore_state(e->store, st))
+		log_warn("store: out of memory restoring symbol '%s'",
+			 st->symbol);
 }
 
 static void
@@ -274,10 +283,23 @@ restore_symbol(const struct symbol_state *st, void *ctx)
 
 /* Open the store, put its state back into the engine, start its writer and
  * the query threads. Returns 0, or 1 with the cause printed. */
+static void
+restore_store(const struct symbol_state *st, void *ctx)
+{
+	if (store_restore_state(ctx, st))
+		log_warn("store: out of memory restoring symbol '%s'",
+			 st->symbol);
+}
+
+/* Open the store, put its state back into the engine (an edge's goes the
+ * other way: the engine's state, from the ingest, goes into the store), start
+ * its writer and the query threads. edge_epoch: the ingest's epoch, which an
+ * edge's store must hold; NULL for standalone and ingest. Returns 0, or 1
+ * with the cause printed. */
 static int
 open_store(const struct serve_options *opt, struct engine *engine,
-	   struct server **server_slot, struct store **store_out,
-	   struct query_worker **queries_out)
+	   const char *edge_epoch, struct server **server_slot,
+	   struct store **store_out, struct query_worker **queries_out)
 {
 	struct store_options so;
 	struct engine_stats es;
@@ -291,12 +313,15 @@ open_store(const struct serve_options *opt, struct engine *engine,
 	so.queue_capacity = 0; /* the store's default: ~0.1 s of ticks */
 	so.wake = wake_server;
 	so.wake_ctx = server_slot;
+	so.epoch = edge_epoch;
 	*store_out = store_open(&so, err, sizeof err);
 	if (!*store_out) {
 		fprintf(stderr, "publisher: %s\n", err);
 		return 1;
 	}
-	if (store_load_state(*store_out, restore_symbol, engine)) {
+	if (edge_epoch)
+		engine_foreach_symbol(engine, restore_store, *store_out);
+	else if (store_load_state(*store_out, restore_symbol, engine)) {
 		fprintf(stderr, "publisher: db '%s': cannot read the stored "
 				"state\n",
 			opt->db);
@@ -385,8 +410,9 @@ serve(const struct serve_options *opt)
 		rc = EXIT_USAGE;
 		goto out_queue;
 	}
-	if (strcmp(opt->db, "none") &&
-	    open_store(opt, engine, &server, &store, &queries))
+	/* An edge opens its store once it knows the ingest's epoch. */
+	if (strcmp(opt->db, "none") && opt->role != ROLE_EDGE &&
+	    open_store(opt, engine, NULL, &server, &store, &queries))
 		goto out_feed;
 	if (opt->role == ROLE_INGEST) {
 		pub = start_publisher(opt, engine,
@@ -400,6 +426,22 @@ serve(const struct serve_options *opt)
 		follow = start_follower(opt, queue, &edge);
 		if (!follow)
 			goto out_feed;
+		if (strcmp(opt->db, "none")) {
+			if (!edge.epoch[0]) {
+				fprintf(stderr,
+					"publisher: --role edge --db '%s' "
+					"needs the ingest's epoch, and no "
+					"state came from Redis within 5 s; "
+					"start the ingest first (or use "
+					"--db none)\n",
+					opt->db);
+				goto out_feed;
+			}
+			if (open_store(opt, engine, edge.epoch, &server,
+				       &store, &queries))
+				goto out_feed;
+			edge.store = store;
+		}
 	}
 
 	memset(&parts, 0, sizeof parts);

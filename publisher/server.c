@@ -226,6 +226,10 @@ struct server {
 	struct engine *engine;
 	struct tick_queue *queue;
 	char epoch[PROTOCOL_EPOCH_MAX + 1];
+	/* An edge whose ingest moved to a new epoch: its store holds the old
+	 * life, so it stops writing and reading it until restarted with a
+	 * new --db. "" while the store is in use. */
+	char store_stale[200];
 	char web_dir[PATH_MAX];
 	int port;
 
@@ -710,6 +714,10 @@ handle_history(struct per_session_data__md *pss, struct request *req)
 			   "server runs without one (--db none)");
 		return;
 	}
+	if (s->store_stale[0]) {
+		send_error(pss, req->id, "unavailable", s->store_stale);
+		return;
+	}
 	if (pss->job_count == HISTORY_IN_FLIGHT) {
 		snprintf(msg, sizeof msg,
 			 "%d history requests are already in flight on this "
@@ -859,7 +867,7 @@ static void
 drain_queue(struct server *s)
 {
 	size_t budget = DRAIN_BUDGET, n, i, applied = 0;
-	bool persist = s->parts.store != NULL;
+	bool persist = s->parts.store != NULL && !s->store_stale[0];
 
 	if (persist) {
 		size_t space = store_append_space(s->parts.store);
@@ -2356,6 +2364,9 @@ http_healthz(struct server *s, struct per_session_data__http *h)
 	if (s->parts.redis_follow &&
 	    redis_follower_degraded(s->parts.redis_follow, why, sizeof why))
 		return http_respond_text(h, 503, "degraded: %s\n", why);
+	if (s->store_stale[0])
+		return http_respond_text(h, 503, "degraded: %s\n",
+					 s->store_stale);
 	if (s->parts.store) {
 		store_get_stats(s->parts.store, &ss);
 		if (ss.failing)
@@ -2474,6 +2485,9 @@ http_api(struct server *s, struct per_session_data__http *h, const char *path)
 		rc = http_respond_text(h, 503,
 				       "history needs the SQLite store; this "
 				       "server runs without one (--db none)\n");
+	else if (s->store_stale[0] &&
+		 (!strcmp(path, "/api/export") || !strcmp(path, "/api/bars")))
+		rc = http_respond_text(h, 503, "%s\n", s->store_stale);
 	else if (!strcmp(path, "/api/export"))
 		rc = http_export(s, h, granted);
 	else if (!strcmp(path, "/api/bars"))
@@ -2607,6 +2621,15 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 	s->engine = parts->engine;
 	s->queue = parts->queue;
 	snprintf(s->epoch, sizeof s->epoch, "%s", parts->epoch);
+	if (parts->store && parts->redis_follow &&
+	    strcmp(store_epoch(parts->store), s->epoch)) {
+		snprintf(s->store_stale, sizeof s->store_stale,
+			 "store epoch %s differs from the ingest's %s; "
+			 "restart the edge with a new --db",
+			 store_epoch(parts->store), s->epoch);
+		log_error("%s (ticks are not stored meanwhile)",
+			  s->store_stale);
+	}
 	s->limits.max_symbols = opt->max_symbols;
 	s->limits.max_history_limit = 100000;
 	s->started = time(NULL);
@@ -2858,6 +2881,18 @@ server_set_epoch(struct server *s, const char *epoch)
 		engine_restore_symbol(s->engine, &empty);
 	}
 	free(l.names);
+	/* An edge's store holds the old life's ticks under the old epoch:
+	 * writing the new life's seqs into it would mix two lives. It stops
+	 * until the edge is restarted with a new --db. */
+	if (s->parts.store && !s->store_stale[0] &&
+	    strcmp(store_epoch(s->parts.store), epoch)) {
+		snprintf(s->store_stale, sizeof s->store_stale,
+			 "store epoch %s differs from the ingest's %s; "
+			 "restart the edge with a new --db",
+			 store_epoch(s->parts.store), epoch);
+		log_error("%s (ticks are not stored meanwhile)",
+			  s->store_stale);
+	}
 	for (pss = s->sessions; pss; pss = pss->next)
 		close_with(pss, CLOSE_SERVICE_RESTART, "new epoch, reconnect");
 }

@@ -90,6 +90,9 @@ server_wake(void *ctx);
  * a new life: every symbol the engine holds is emptied and every WebSocket
  * is closed with 1012 (service restart), so clients reconnect, read the new
  * epoch in the hello and take fresh snapshots instead of resuming.
+ * An edge's store (--db FILE) holds the old epoch: it is no longer written
+ * or read (history answers "unavailable", /healthz says degraded) until
+ * the edge is restarted with a new --db.
  */
 void
 server_set_epoch(struct server *s, const char *epoch);

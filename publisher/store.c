@@ -533,6 +533,8 @@ struct store {
 	bool stopping;
 	int64_t stop_us;
 	struct store_stats stats;
+	struct symbol_state *restores; /* store_restore_state(), queued */
+	size_t nrestores, restores_cap;
 
 	pthread_t writer;
 	bool started;
@@ -573,7 +575,8 @@ exec_sql(sqlite3 *db, const char *sql)
 /* Bring a database at `version` up to the newest schema in one
  * transaction; a new database also gets its meta row (and epoch) there. */
 static int
-migrate(struct store *s, int version, char *err, size_t errlen)
+migrate(struct store *s, int version, const char *want_epoch, char *err,
+        size_t errlen)
 {
 	const int latest = schema_migration_count;
 	sqlite3_stmt *st = NULL;
@@ -594,7 +597,10 @@ migrate(struct store *s, int version, char *err, size_t errlen)
 		rc = exec_sql(s->db, sql);
 	}
 	if (rc == SQLITE_OK && version == 0) {
-		make_epoch(epoch);
+		if (want_epoch)
+			snprintf(epoch, sizeof epoch, "%s", want_epoch);
+		else
+			make_epoch(epoch);
 		rc = sqlite3_prepare_v2(s->db,
 		                        "INSERT INTO meta (id, epoch, "
 		                        "created_at, next_tick_id, max_ts, "
@@ -957,6 +963,12 @@ store_open(const struct store_options *opt, char *err, size_t errlen)
 		errf(err, errlen, "no database path given");
 		return NULL;
 	}
+	if (opt->epoch && (!opt->epoch[0] ||
+	                   strlen(opt->epoch) > 2 * EPOCH_BYTES)) {
+		errf(err, errlen, "epoch '%.40s' is not 1 to %d characters",
+		     opt->epoch, 2 * EPOCH_BYTES);
+		return NULL;
+	}
 	s = calloc(1, sizeof *s);
 	if (!s) {
 		errf(err, errlen, "out of memory");
@@ -1001,10 +1013,18 @@ store_open(const struct store_options *opt, char *err, size_t errlen)
 	if (writer_pragmas(s, err, errlen))
 		goto fail;
 	if (version < schema_migration_count &&
-	    migrate(s, version, err, errlen))
+	    migrate(s, version, opt->epoch, err, errlen))
 		goto fail;
 	if (load(s, err, errlen))
 		goto fail;
+	if (opt->epoch && strcmp(opt->epoch, s->epoch)) {
+		errf(err, errlen,
+		     "db '%s' holds epoch %s but the ingest's epoch is %s: its "
+		     "ticks belong to another life of the data; remove the "
+		     "file (and its -wal, -shm, -lock) or pass another --db",
+		     s->path, s->epoch, opt->epoch);
+		goto fail;
+	}
 	if (writer_prepare(s) != SQLITE_OK) {
 		errf(err, errlen, "db '%s': cannot prepare statements: %s",
 		     s->path, sqlite3_errmsg(s->db));
@@ -1056,6 +1076,51 @@ store_load_state(struct store *s,
 }
 
 /* ------------------------------------------------------------ the queue */
+
+int
+store_restore_state(struct store *s, const struct symbol_state *st)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->nrestores == s->restores_cap) {
+		size_t cap = s->restores_cap ? s->restores_cap * 2 : 64;
+		struct symbol_state *p =
+		        realloc(s->restores, cap * sizeof *p);
+
+		if (!p)
+			rc = -1;
+		else {
+			s->restores = p;
+			s->restores_cap = cap;
+		}
+	}
+	if (!rc)
+		s->restores[s->nrestores++] = *st;
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* Writer thread: put queued restored states into the writer's engine,
+ * never between a batch's preparation and its commit. */
+static void
+apply_restores(struct store *s)
+{
+	struct symbol_state *r;
+	size_t n, i;
+
+	pthread_mutex_lock(&s->mu);
+	r = s->restores;
+	n = s->nrestores;
+	s->restores = NULL;
+	s->nrestores = s->restores_cap = 0;
+	pthread_mutex_unlock(&s->mu);
+	for (i = 0; i < n; i++)
+		if (engine_restore_symbol(s->engine, &r[i]))
+			log_warn("store: could not restore symbol '%.32s'",
+			         r[i].symbol);
+	free(r);
+}
 
 size_t
 store_append_space(struct store *s)
@@ -1779,6 +1844,7 @@ writer_main(void *arg)
 
 		if (n == SIZE_MAX)
 			break;
+		apply_restores(s);
 		if (n)
 			writer_batch(s, n);
 		if (s->db && clock_mono_us() >= s->next_retain_us &&
@@ -1830,6 +1896,7 @@ store_close(struct store *s)
 	free(s->batch.items);
 	free(s->batch.order);
 	free(s->batch.groups);
+	free(s->restores);
 	free(s->ring);
 	free(s->enq_us);
 	free(s->path);

@@ -66,6 +66,11 @@ struct store_options {
 	 * was full. Optional. */
 	void (*wake)(void *ctx);
 	void *wake_ctx;
+	/* An edge's store: the epoch of the ingest it follows (at most 16
+	 * characters). A new database takes this epoch; one that holds
+	 * another epoch is refused (its ticks belong to another life of the
+	 * data). NULL: a new database gets a fresh epoch. */
+	const char *epoch;
 };
 
 struct store_stats {
@@ -117,6 +122,16 @@ store_append_space(struct store *s);
  * stats.ticks_refused and not stored. */
 int
 store_append(struct store *s, const struct tick *ticks, size_t n);
+
+/* An edge's resync: make st (seq included) the symbol's state in the
+ * store's engine, so that later ticks with higher seqs are stored. Queued
+ * for the writer, which applies it before its next batch; ticks queued
+ * before it whose seqs are not after st->seq are refused (ticks_refused).
+ * Ticks the edge never received (the gap a resync covers) are absent from
+ * history; the state row is written with the symbol's next stored tick.
+ * Thread-safe. Returns 0, or -1 when out of memory. */
+int
+store_restore_state(struct store *s, const struct symbol_state *st);
 
 /* Thread-safe. */
 void

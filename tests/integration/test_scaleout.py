@@ -1,7 +1,7 @@
 """Scale-out through Redis (issue 8; publisher/redis_link.h): one ingest
 (`--role ingest`, stdin feed, its own store) publishes every applied tick to
-a Redis started here on a free loopback port; edges (`--role edge --db none`)
-follow it and serve clients with the ingest's epoch and seqs.
+a Redis started here on a free loopback port; edges (`--role edge --db none`,
+or one with its own `--db FILE` written from the stream) follow it and serve clients with the ingest's epoch and seqs.
 
 Each test starts its own redis-server (`--save "" --appendonly no`: a
 restart loses everything, the hardest case) and stops it at the end. When
@@ -83,19 +83,21 @@ class Redis(Server):
 
 class Node(Server):
 	"""A publisher in a role: ingest (stdin feed, a temporary db) or edge
-	(no feed, --db none)."""
+	(no feed, --db none; with edge_db, a temporary db of its own)."""
 
-	def __init__(self, role, redis, name, args=()):
+	def __init__(self, role, redis, name, args=(), edge_db=False):
 		Server.__init__(self, feed="stdin", name=name, args=args)
 		self.role = role
 		self.redis = redis
+		self.edge_db = edge_db
 
 	def argv(self):
 		argv = Server.argv(self)
 		if self.role == "edge":
 			i = argv.index("--feed")
 			del argv[i:i + 2]
-			argv[argv.index("--db") + 1] = "none"
+			if not self.edge_db:
+				argv[argv.index("--db") + 1] = "none"
 		return argv + ["--role", self.role, "--redis", self.redis.addr]
 
 
@@ -202,9 +204,58 @@ async def test_role_options_refused_exit_2():
 	rc, _, err = await run_cli(["serve", "--role", "edge", "--redis", "127.0.0.1:1",
 				    "--feed", "stdin"])
 	check(rc == 2 and "--feed" in err, "edge with --feed: rc %s, %r" % (rc, err))
+	# An edge's store takes the ingest's epoch: no Redis, no epoch, no start.
 	rc, _, err = await run_cli(["serve", "--role", "edge", "--redis", "127.0.0.1:1",
-				    "--db", "x.db"])
-	check(rc == 2 and "--db none" in err, "edge with --db FILE: rc %s, %r" % (rc, err))
+				    "--db", "x.db", "--listen", "127.0.0.1:0"], timeout=20)
+	check(rc == 1 and "epoch" in err, "edge with --db FILE, no Redis: rc %s, %r" % (rc, err))
+	check(not os.path.exists("x.db"), "edge without the ingest's epoch created its db")
+
+
+async def _history_all(c, sym, limit):
+	r = await c.request({"op": "history", "symbol": sym, "limit": limit}, 10.0)
+	check(r.get("type") == "history", "history %s answered %s" % (sym, str(r)[:300]))
+	return r["ticks"]
+
+
+async def test_edge_with_own_db_answers_history_and_export_like_the_ingest():
+	if not REDIS_SERVER:
+		return SKIP
+	r = await Redis().start()
+	ing = await Node("ingest", r, "ingest").start()
+	first = gen_ticks(random.Random(7), 40, BASE)
+	await ing.send_ticks(first)
+	await wait_published(ing, len(first))
+	edge = await Node("edge", r, "edge-db", edge_db=True).start()
+	ce = await Client.connect(edge, name="edge-client")
+	ci = await Client.connect(ing, name="ingest-client")
+	check(ce.epoch == ci.epoch, "epochs differ: edge %s, ingest %s" % (ce.epoch, ci.epoch))
+	await ce.subscribe(SYMS)
+	ticks = gen_ticks(random.Random(8), 400, BASE + 10_000_000)
+	await ing.send_ticks(ticks)
+	want = counts(first + ticks)
+	await wait_all(ce, want)
+	# The edge stores what came after it started: the last 100 ticks of
+	# each symbol, with the ingest's seqs, are the same on both.
+	for s in SYMS:
+		deadline = time.monotonic() + 10
+		while True:
+			he = await _history_all(ce, s, 100)
+			if he and he[-1].get("seq") == want[s]:
+				break
+			check(time.monotonic() < deadline, "edge history of %s ends at %s, want seq %d"
+			      % (s, he[-1:] if he else None, want[s]))
+			await asyncio.sleep(0.1)
+		hi = await _history_all(ci, s, 100)
+		check(he == hi, "%s: edge history %s != ingest history %s" % (s, str(he)[:300], str(hi)[:300]))
+	# Export works on the edge and carries the ticks that reached it.
+	status, _, body = await http_request(edge.port, "/api/export?format=jsonl", timeout=10)
+	check(status == 200, "edge /api/export: HTTP %s %r" % (status, body[:200]))
+	lines = [l for l in body.decode().splitlines() if l.strip()]
+	check(len(lines) >= len(ticks), "edge export: %d rows, want at least %d" % (len(lines), len(ticks)))
+	status, _, body = await http_request(edge.port, "/healthz")
+	check(status == 200, "edge /healthz: %s %r" % (status, body))
+	ce.assert_clean()
+	ci.assert_clean()
 
 
 async def test_ticks_reach_clients_of_both_edges_with_ingest_seqs():
@@ -405,6 +456,9 @@ async def test_ingest_restart_with_new_epoch_edges_close_1012():
 	ing.db = "none"
 	await ing.start()
 	edge = await Node("edge", r, "edge").start()
+	# An edge with its own store: it holds the old life, so it stops
+	# using it and says so until restarted with a new --db.
+	edge_db = await Node("edge", r, "edge-db", edge_db=True).start()
 	c = await Client.connect(edge, name="client")
 	await c.subscribe(["AAPL"])
 	await ing.send_ticks([tick("AAPL", ts=BASE + i, bid=100 + i) for i in range(5)])
@@ -424,6 +478,13 @@ async def test_ingest_restart_with_new_epoch_edges_close_1012():
 	held = await c2.wait_seq("AAPL", 1)
 	check(held["seq"] == 1 and str(held["fields"].get("bid")) == "7.5",
 	      "new life's AAPL: %s" % held)
+	status, _, body = await http_request(edge_db.port, "/healthz")
+	check(status == 503 and b"restart the edge with a new --db" in body,
+	      "edge-db /healthz after the new epoch: %s %r" % (status, body))
+	c3 = await Client.connect(edge_db, name="client-3")
+	r3 = await c3.request({"op": "history", "symbol": "AAPL", "limit": 5})
+	check(r3.get("type") == "error" and r3.get("code") == "unavailable",
+	      "edge-db history after the new epoch: %s" % str(r3)[:300])
 
 test_ingest_restart_with_new_epoch_edges_close_1012.timeout = 40
 

@@ -683,9 +683,12 @@ test_roles(void **state)
 	assert_string_equal(o->redis_host, "redis.example");
 	assert_int_equal(o->redis_port, 7000);
 	assert_string_equal(o->redis_prefix, "mkt:eu/1");
-	/* An edge has no feed, and (for now) no store. */
+	/* An edge has no feed, and no store unless given --db FILE. */
 	assert_string_equal(o->feed_spec, "none");
 	assert_string_equal(o->db, "none");
+
+	OK("serve", "--role", "edge", "--redis", "h:1", "--db", "e.db");
+	assert_string_equal(o->db, "e.db");
 
 	OK("serve", "--role", "edge", "--redis", "[::1]:6380", "--db", "none");
 	assert_string_equal(o->redis_host, "::1");
@@ -718,8 +721,6 @@ test_roles(void **state)
 	    "--redis", "h:1", "--feed", "synthetic");
 	BAD("--feed does not apply to --role edge", "serve", "--role", "edge",
 	    "--redis", "h:1", "--feed", "none");
-	BAD("--db none", "serve", "--role", "edge", "--redis", "h:1", "--db",
-	    "x.db");
 	BAD("replay cannot run as an edge", "replay", "t.jsonl", "--role",
 	    "edge", "--redis", "h:1");
 	BAD("does not apply to 'export'", "export", "--db", "x.db", "--role",
