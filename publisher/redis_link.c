@@ -697,6 +697,32 @@ struct redis_publisher {
 	pthread_t thread;
 };
 
+/* The checks both directions make on their options. Returns the key prefix
+ * to use, or NULL with the reason in err. */
+static const char *
+check_address(const char *host, int port, const char *prefix, char *err,
+	      size_t errlen)
+{
+	if (!host || !host[0] || strlen(host) >= HOST_MAX) {
+		errf(err, errlen, "--redis needs a host name or address");
+		return NULL;
+	}
+	if (port < 1 || port > 65535) {
+		errf(err, errlen, "--redis port must be 1..65535, not %d", port);
+		return NULL;
+	}
+	if (!prefix)
+		prefix = REDIS_LINK_DEFAULT_PREFIX;
+	if (!prefix_valid(prefix)) {
+		errf(err, errlen,
+		     "redis key prefix '%.80s' must be 1..64 of "
+		     "[A-Za-z0-9._:/-]",
+		     prefix);
+		return NULL;
+	}
+	return prefix;
+}
+
 struct redis_publisher *
 redis_publisher_create(const struct redis_publisher_options *opt, char *err,
                        size_t errlen)
@@ -705,24 +731,13 @@ redis_publisher_create(const struct redis_publisher_options *opt, char *err,
 	struct redis_publisher *p;
 	const char *prefix;
 
-	if (!opt || !opt->host || !opt->host[0] ||
-	    strlen(opt->host) >= HOST_MAX) {
+	if (!opt) {
 		errf(err, errlen, "--redis needs a host name or address");
 		return NULL;
 	}
-	if (opt->port < 1 || opt->port > 65535) {
-		errf(err, errlen, "--redis port must be 1..65535, not %d",
-		     opt->port);
+	prefix = check_address(opt->host, opt->port, opt->prefix, err, errlen);
+	if (!prefix)
 		return NULL;
-	}
-	prefix = opt->prefix ? opt->prefix : REDIS_LINK_DEFAULT_PREFIX;
-	if (!prefix_valid(prefix)) {
-		errf(err, errlen,
-		     "redis key prefix '%.80s' must be 1..64 of "
-		     "[A-Za-z0-9._:/-]",
-		     prefix);
-		return NULL;
-	}
 	if (!opt->epoch || !epoch_valid(opt->epoch)) {
 		errf(err, errlen,
 		     "the epoch to publish must be 1..64 printable "
@@ -1513,24 +1528,13 @@ redis_follower_create(const struct redis_follower_options *opt, char *err,
 	struct redis_follower *f;
 	const char *prefix;
 
-	if (!opt || !opt->host || !opt->host[0] ||
-	    strlen(opt->host) >= HOST_MAX) {
+	if (!opt) {
 		errf(err, errlen, "--redis needs a host name or address");
 		return NULL;
 	}
-	if (opt->port < 1 || opt->port > 65535) {
-		errf(err, errlen, "--redis port must be 1..65535, not %d",
-		     opt->port);
+	prefix = check_address(opt->host, opt->port, opt->prefix, err, errlen);
+	if (!prefix)
 		return NULL;
-	}
-	prefix = opt->prefix ? opt->prefix : REDIS_LINK_DEFAULT_PREFIX;
-	if (!prefix_valid(prefix)) {
-		errf(err, errlen,
-		     "redis key prefix '%.80s' must be 1..64 of "
-		     "[A-Za-z0-9._:/-]",
-		     prefix);
-		return NULL;
-	}
 	if (!opt->ticks || !opt->epoch || !opt->restore || !opt->wake) {
 		errf(err, errlen,
 		     "a redis follower needs a tick queue and the epoch, "

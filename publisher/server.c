@@ -1745,19 +1745,19 @@ http_arg(struct lws *wsi, const char *name, int idx, char *buf, int len)
 
 /* Start a response whose body is already known; it is written on the
  * next HTTP_WRITEABLE. */
+/* Write the status line and headers of an API answer (never cached) and ask
+ * for HTTP_WRITEABLE to send the body. len may be
+ * LWS_ILLEGAL_HTTP_CONTENT_LEN: the body then ends with the connection. */
 static int
-http_respond(struct per_session_data__http *h, unsigned status,
-	     const char *content_type, char *body, size_t len)
+http_send_headers(struct per_session_data__http *h, unsigned status,
+		  const char *content_type, lws_filepos_t len)
 {
 	unsigned char headers[LWS_PRE + 1024], *start = headers + LWS_PRE,
 					       *p = start,
 					       *end = headers + sizeof headers;
 
-	h->body = body;
-	h->body_len = len;
-	h->body_sent = 0;
-	if (lws_add_http_common_headers(h->wsi, status, content_type,
-					(lws_filepos_t)len, &p, end) ||
+	if (lws_add_http_common_headers(h->wsi, status, content_type, len, &p,
+					end) ||
 	    lws_add_http_header_by_name(h->wsi,
 					(const unsigned char *)"cache-control:",
 					(const unsigned char *)"no-store", 8, &p,
@@ -1766,6 +1766,16 @@ http_respond(struct per_session_data__http *h, unsigned status,
 		return -1;
 	lws_callback_on_writable(h->wsi);
 	return 0;
+}
+
+static int
+http_respond(struct per_session_data__http *h, unsigned status,
+	     const char *content_type, char *body, size_t len)
+{
+	h->body = body;
+	h->body_len = len;
+	h->body_sent = 0;
+	return http_send_headers(h, status, content_type, (lws_filepos_t)len);
 }
 
 static int
@@ -1867,10 +1877,6 @@ static int
 http_start_job(struct server *s, struct per_session_data__http *h,
 	       const struct query_spec *q, const char *content_type)
 {
-	unsigned char headers[LWS_PRE + 1024], *start = headers + LWS_PRE,
-					       *p = start,
-					       *end = headers + sizeof headers;
-
 	h->job = query_submit(s->parts.queries, q);
 	if (!h->job)
 		return http_respond_text(h, 500, "out of memory\n");
@@ -1879,16 +1885,8 @@ http_start_job(struct server *s, struct per_session_data__http *h,
 	h->listed = true;
 	/* The length is not known before the rows are read: the body ends
 	 * when the connection closes. */
-	if (lws_add_http_common_headers(h->wsi, 200, content_type,
-					LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end) ||
-	    lws_add_http_header_by_name(h->wsi,
-					(const unsigned char *)"cache-control:",
-					(const unsigned char *)"no-store", 8, &p,
-					end) ||
-	    lws_finalize_write_http_header(h->wsi, start, &p, end))
-		return -1;
-	lws_callback_on_writable(h->wsi);
-	return 0;
+	return http_send_headers(h, 200, content_type,
+				 LWS_ILLEGAL_HTTP_CONTENT_LEN);
 }
 
 /*
