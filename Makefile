@@ -13,7 +13,7 @@ SANITIZER ?=
 comma := ,
 BUILD := build$(if $(SANITIZER),-$(subst $(comma),-,$(SANITIZER)))
 
-PKGS := libwebsockets jansson sqlite3 libcrypto
+PKGS := libwebsockets libuv jansson sqlite3 libssl libcrypto
 TEST_PKGS := cmocka
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -37,6 +37,7 @@ PROTOCOL_SRC := publisher/protocol.c
 FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/tick_parse.c feeds/feed_stdin.c \
 	feeds/feed_replay.c feeds/feed_tcp.c
 SERVER_SRC := publisher/cli.c publisher/log.c publisher/query.c publisher/server.c publisher/auth.c \
+	publisher/pipeline.c publisher/wake.c \
 	publisher/redis_link.c
 MAIN_SRC := publisher/main.c
 # The SQLite store and export. The SQL of schema/NNN_name.sql is compiled in:

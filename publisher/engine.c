@@ -949,6 +949,41 @@ engine_restore_symbol(struct engine *e, const struct symbol_state *s)
 	return 0;
 }
 
+void
+engine_set_client_ready(struct engine *e,
+                        void (*client_ready)(void *user, void *ctx), void *ctx)
+{
+	e->config.client_ready = client_ready;
+	e->config.ctx = ctx;
+}
+
+void
+engine_clear(struct engine *e)
+{
+	size_t i;
+
+	for (i = 0; i <= e->bucket_mask; i++) {
+		struct symbol *sym = e->buckets[i], *next;
+
+		for (; sym; sym = next) {
+			struct symbol_state empty;
+
+			next = sym->hash_next;
+			if (sym->st.seq == 0)
+				continue;
+			memset(&empty, 0, sizeof empty);
+			memcpy(empty.symbol, sym->st.symbol, sizeof empty.symbol);
+			engine_restore_symbol(e, &empty);
+		}
+	}
+}
+
+size_t
+engine_symbol_count(const struct engine *e)
+{
+	return e->nsymbols_data;
+}
+
 int
 engine_get_state(const struct engine *e, const char *symbol,
                  struct symbol_state *out)

@@ -98,6 +98,21 @@ engine_apply_tick(struct engine *e, const struct tick *t);
 int
 engine_restore_symbol(struct engine *e, const struct symbol_state *s);
 
+/* Who is told that a client has something to send (see engine_config);
+ * replaces what engine_create() was given. */
+void
+engine_set_client_ready(struct engine *e,
+			void (*client_ready)(void *user, void *ctx), void *ctx);
+
+/* Empty every symbol (a new life of the data): seqs start again from 0,
+ * subscriptions stay and get a snapshot with each symbol's next tick. */
+void
+engine_clear(struct engine *e);
+
+/* Symbols with data. */
+size_t
+engine_symbol_count(const struct engine *e);
+
 /* Copy a symbol's state into *out. Returns 0, or -1 when the symbol has no
  * data (unknown, or subscribed to but never ticked). */
 int

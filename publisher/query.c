@@ -27,6 +27,11 @@ struct query_job {
 	struct query_job *next; /* worker's queue of jobs to run */
 	struct query_worker *w;
 	struct query_spec spec;
+	void *owner;
+
+	/* guarded by w->lock: on the worker's ready list */
+	struct query_job *ready_prev, *ready_next;
+	bool ready;
 
 	/* guarded by w->lock */
 	struct jsonbuf out; /* produced, not yet read */
@@ -46,11 +51,44 @@ struct query_worker {
 	pthread_cond_t work;	   /* a job was queued, or stop */
 	pthread_cond_t drained;	   /* a job's buffer was read from */
 	struct query_job *head, *tail;
+	struct query_job *ready;   /* jobs with news for the service thread */
 	bool stop;
 
 	unsigned nthreads;
 	pthread_t *threads;
 };
+
+/* Put j on the ready list (once), under w->lock. */
+static void
+ready_push_locked(struct query_job *j)
+{
+	struct query_worker *w = j->w;
+
+	if (j->ready || j->cancelled)
+		return;
+	j->ready = true;
+	j->ready_prev = NULL;
+	j->ready_next = w->ready;
+	if (w->ready)
+		w->ready->ready_prev = j;
+	w->ready = j;
+}
+
+static void
+ready_remove_locked(struct query_job *j)
+{
+	struct query_worker *w = j->w;
+
+	if (!j->ready)
+		return;
+	if (j->ready_prev)
+		j->ready_prev->ready_next = j->ready_next;
+	else
+		w->ready = j->ready_next;
+	if (j->ready_next)
+		j->ready_next->ready_prev = j->ready_prev;
+	j->ready = false;
+}
 
 static void
 job_unref_locked(struct query_job *j)
@@ -108,6 +146,8 @@ producer_flush(struct producer *p)
 		jsonbuf_append(&j->out, jsonbuf_data(&p->chunk), p->chunk.len);
 		if (jsonbuf_failed(&j->out))
 			rc = -1;
+		else if (!p->whole)
+			ready_push_locked(j);
 	}
 	pthread_mutex_unlock(&w->lock);
 	jsonbuf_reset(&p->chunk);
@@ -374,6 +414,7 @@ worker_main(void *arg)
 			}
 		}
 		j->finished = true;
+		ready_push_locked(j);
 		job_unref_locked(j);
 		pthread_mutex_unlock(&w->lock);
 		if (rc && strcmp(err, "cancelled"))
@@ -449,7 +490,8 @@ query_worker_destroy(struct query_worker *w)
 }
 
 struct query_job *
-query_submit(struct query_worker *w, const struct query_spec *spec)
+query_submit(struct query_worker *w, const struct query_spec *spec,
+	     void *owner)
 {
 	struct query_job *j = calloc(1, sizeof *j);
 
@@ -457,6 +499,7 @@ query_submit(struct query_worker *w, const struct query_spec *spec)
 		return NULL;
 	j->w = w;
 	j->spec = *spec;
+	j->owner = owner;
 	j->refs = 2; /* the caller and the worker */
 	jsonbuf_init(&j->out, 0);
 	pthread_mutex_lock(&w->lock);
@@ -468,6 +511,25 @@ query_submit(struct query_worker *w, const struct query_spec *spec)
 	pthread_cond_signal(&w->work);
 	pthread_mutex_unlock(&w->lock);
 	return j;
+}
+
+size_t
+query_worker_take_ready(struct query_worker *w,
+			void (*fn)(void *owner, void *ctx), void *ctx)
+{
+	struct query_job *j;
+	size_t n = 0;
+
+	/* The owners are called under the lock: none of them may come back
+	 * into the worker (query.h), and they only ask for a callback. */
+	pthread_mutex_lock(&w->lock);
+	while ((j = w->ready) != NULL) {
+		ready_remove_locked(j);
+		fn(j->owner, ctx);
+		n++;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return n;
 }
 
 size_t
@@ -525,6 +587,7 @@ query_job_release(struct query_job *j)
 		return;
 	w = j->w;
 	pthread_mutex_lock(&w->lock);
+	ready_remove_locked(j);
 	j->cancelled = true;
 	pthread_cond_broadcast(&w->drained);
 	job_unref_locked(j);

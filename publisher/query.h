@@ -10,7 +10,9 @@
  * HTTP client holds at most QUERY_BUFFER_MAX bytes, never the whole result.
  *
  * `wake` is called (from a worker thread) whenever a job has new output or
- * has finished; the server then asks lws for writable callbacks.
+ * has finished, and the job is put on the worker's ready list; the server
+ * then takes that list (query_worker_take_ready) and asks for writable
+ * callbacks for those jobs' connections alone.
  *
  * Threading: query_submit, query_job_read and query_job_release are called
  * from one thread (the service thread); the rest happens inside.
@@ -62,10 +64,19 @@ query_worker_create(const char *db_path, unsigned threads,
 void
 query_worker_destroy(struct query_worker *w);
 
-/* Queue a job. The caller holds it until query_job_release(). NULL on
- * allocation failure. */
+/* Queue a job. The caller holds it until query_job_release(). `owner` is
+ * handed back by query_worker_take_ready() (the connection waiting for the
+ * output). NULL on allocation failure. */
 struct query_job *
-query_submit(struct query_worker *w, const struct query_spec *spec);
+query_submit(struct query_worker *w, const struct query_spec *spec,
+	     void *owner);
+
+/* Call fn(owner, ctx) once for every job that has new output or finished
+ * since the last call, and has not been released. Returns how many. Called
+ * from the same thread as query_submit(); fn must not submit or release. */
+size_t
+query_worker_take_ready(struct query_worker *w,
+			void (*fn)(void *owner, void *ctx), void *ctx);
 
 /*
  * Move up to cap bytes of output into buf without blocking. Returns the

@@ -1467,6 +1467,63 @@ redis_publisher_destroy(struct redis_publisher *p)
 	free(p);
 }
 
+/* ------------------------------------------------------------ the sink */
+
+static size_t
+pub_sink_space(void *impl)
+{
+	return redis_publisher_append_space(impl);
+}
+
+static void
+pub_sink_append(void *impl, const struct tick *applied, size_t n)
+{
+	if (redis_publisher_append(impl, applied, n))
+		log_error("redis publisher refused %zu ticks it had room for",
+		          n);
+}
+
+static bool
+pub_sink_wants_resume(void *impl)
+{
+	return false;
+}
+
+static void
+pub_sink_resume(void *impl, sink_state_fn state, void *ctx)
+{
+}
+
+static void
+pub_sink_status(void *impl, struct sink_status *out)
+{
+	struct redis_publisher_stats ps;
+
+	redis_publisher_get_stats(impl, &ps);
+	memset(out, 0, sizeof *out);
+	out->lag_us = ps.lag_us;
+	out->queued = ps.queued;
+	out->failing = redis_publisher_degraded(impl, out->reason,
+	                                        sizeof out->reason);
+}
+
+static const struct sink_ops pub_sink_ops = {
+	.name = "redis",
+	.space = pub_sink_space,
+	.append = pub_sink_append,
+	.wants_resume = pub_sink_wants_resume,
+	.resume = pub_sink_resume,
+	.status = pub_sink_status,
+};
+
+struct sink
+redis_publisher_sink(struct redis_publisher *p)
+{
+	struct sink k = {&pub_sink_ops, p};
+
+	return k;
+}
+
 /* ================================================================== edge */
 
 /* A resync waiting for redis_follower_apply_pending(). */
@@ -1485,7 +1542,7 @@ struct redis_follower {
 	void (*epoch_cb)(const char *epoch, void *ctx);
 	void (*restore_cb)(const struct symbol_state *st, void *ctx);
 	void (*wake)(void *ctx);
-	void *ctx;
+	void *ctx, *wake_ctx;
 	int64_t connect_us, silent_us;
 
 	/* The thread's. */
@@ -1555,6 +1612,7 @@ redis_follower_create(const struct redis_follower_options *opt, char *err,
 	f->restore_cb = opt->restore;
 	f->wake = opt->wake;
 	f->ctx = opt->ctx;
+	f->wake_ctx = opt->wake_ctx ? opt->wake_ctx : opt->ctx;
 	f->connect_us =
 	        (int64_t)(opt->connect_timeout_ms ? opt->connect_timeout_ms
 	                                          : DEFAULT_CONNECT_MS) *
@@ -1884,7 +1942,7 @@ follower_sync(struct redis_follower *f)
 	         "stream at %s)",
 	         s.n, f->host, f->port, s.epoch, f->last_id);
 
-	f->wake(f->ctx);
+	f->wake(f->wake_ctx);
 	pthread_mutex_lock(&f->mu);
 	while (!f->stopping && f->syncs_applied < f->syncs_posted)
 		pthread_cond_wait(&f->cond, &f->mu);
@@ -2166,6 +2224,17 @@ redis_follower_get_stats(struct redis_follower *f,
 	*out = f->stats;
 	out->idle_us = f->stats.connected ? clock_mono_us() - f->last_entry_mono : 0;
 	pthread_mutex_unlock(&f->mu);
+}
+
+bool
+redis_follower_synced(struct redis_follower *f)
+{
+	bool synced;
+
+	pthread_mutex_lock(&f->mu);
+	synced = f->stats.epoch[0] != '\0';
+	pthread_mutex_unlock(&f->mu);
+	return synced;
 }
 
 bool

@@ -114,6 +114,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "sink.h"
 #include "tick.h"
 #include "tick_queue.h"
 
@@ -218,6 +219,10 @@ bool redis_publisher_degraded(struct redis_publisher *p, char *reason,
  * free. Works without start. NULL is a no-op. */
 void redis_publisher_destroy(struct redis_publisher *p);
 
+/* The publisher as a pipeline sink (sink.h), named "redis"; the sink's
+ * destroy is redis_publisher_destroy(). */
+struct sink redis_publisher_sink(struct redis_publisher *p);
+
 /* ================================================================== edge */
 
 struct redis_follower;
@@ -245,9 +250,10 @@ struct redis_follower_options {
 	void (*epoch)(const char *epoch, void *ctx);
 	void (*restore)(const struct symbol_state *st, void *ctx);
 	/* Called from the follower's thread when a resync is waiting for
-	 * redis_follower_apply_pending(). Required (lws_cancel_service). */
+	 * redis_follower_apply_pending(), with wake_ctx. Required. */
 	void (*wake)(void *ctx);
-	void *ctx;                   /* for epoch, restore and wake */
+	void *ctx;                   /* for epoch and restore */
+	void *wake_ctx;              /* for wake; NULL: ctx */
 	unsigned connect_timeout_ms; /* default 500 */
 	unsigned backoff_max_ms;     /* default 5000 */
 	unsigned silent_ms;          /* "ingest silent" after; default 3000 */
@@ -303,6 +309,10 @@ int redis_follower_wait_synced(struct redis_follower *f, unsigned timeout_ms);
 /* Thread-safe. */
 void redis_follower_get_stats(struct redis_follower *f,
                               struct redis_follower_stats *out);
+
+/* True once a resync from Redis has been applied (the edge knows its
+ * ingest's epoch). Thread-safe. */
+bool redis_follower_synced(struct redis_follower *f);
 
 /* For /healthz: true with the reason when the edge is not following a live
  * ingest: "redis 10.0.0.5:6379 unreachable since … (12 s): …", "waiting

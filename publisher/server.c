@@ -1,11 +1,13 @@
 /*
  * server.c: libwebsockets 4.1.6 glue for the publisher.
  *
- * One service thread does everything here: HTTP for the dashboard files, the
- * /ws protocol, draining the tick queue into the engine, and writing frames.
- * The feed threads only push into the tick_queue and call server_wake(),
- * which is lws_cancel_service(): the loop then gets
- * LWS_CALLBACK_EVENT_WAIT_CANCELLED and drains the queue.
+ * One thread runs the libuv loop that libwebsockets and the pipeline share:
+ * HTTP for the dashboard files, the /ws protocol and writing frames here,
+ * draining the feed into the engine in pipeline.c. Producer threads (the
+ * feed, the store, the query workers, Redis) each wake the loop through a
+ * wake of their own (wake.h); the query workers' wake lands here and asks
+ * for writable callbacks for the connections whose jobs have output, and
+ * for no others.
  *
  * Writes follow the lws rule of one lws_write() per SERVER_WRITEABLE: control
  * replies (hello, subscribed, errors, pongs) go first, in order, then one
@@ -28,6 +30,7 @@
 #define _GNU_SOURCE /* vasprintf, open_memstream */
 #include "server.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <limits.h>
@@ -42,24 +45,28 @@
 #include <unistd.h>
 
 #include <libwebsockets.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "auth.h"
 #include "cli.h"
 #include "clock.h"
+#include "engine.h"
 #include "export.h"
 #include "feed.h"
 #include "jsonbuf.h"
 #include "log.h"
+#include "pipeline.h"
 #include "protocol.h"
 #include "query.h"
 #include "redis_link.h"
 #include "store.h"
+#include "wake.h"
 
 /* Largest batch frame. Big enough for a full refresh of hundreds of symbols
  * in one write; small enough that a stalled client's leftover is cheap. */
 #define FRAME_CAP (128 * 1024)
-/* Ticks moved from the queue per drain before the loop gets to write. */
-#define DRAIN_BUDGET 65536
 /* Replies a client may leave unread before it is dropped (1008). */
 #define CONTROL_QUEUE_MAX 256
 /* How often idle connections are checked for a due heartbeat. */
@@ -70,8 +77,13 @@
 #define HISTORY_IN_FLIGHT 4
 /* An HTTP client that takes nothing for this long is dropped. */
 #define HTTP_STALL_SECS 60
-/* When the store has no room, look again after this long. */
-#define STORE_RETRY_US (10 * LWS_US_PER_MS)
+/* Threads answering history and export requests. */
+#define QUERY_THREADS 2
+/* How long a connection whose output was held back by the kernel gets to
+ * have its input read before the next frame goes out (see on_writeable). */
+#define RX_WINDOW_US 1000
+/* Buckets of the per-address connection count (a power of two). */
+#define PEER_BUCKETS 1024
 /* Ticks a history request returns when it names neither a range nor a limit. */
 #define HISTORY_DEFAULT_LIMIT 1000
 /* Room for a peer address as lws_get_peer_simple() writes it. */
@@ -148,7 +160,14 @@ struct server_metrics {
 	uint64_t latency_le[N_LATENCY_BUCKETS]; /* not cumulative */
 	uint64_t latency_count;
 	double latency_sum;
-	uint64_t drains, drained_ticks;
+	uint64_t rx_paused; /* times input was held while output waited */
+};
+
+/* Open connections per peer address, for --max-connections-per-ip. */
+struct peer_count {
+	struct peer_count *next;
+	char peer[PEER_MAX];
+	size_t n;
 };
 
 /* See "Admission" at the top of the file. */
@@ -167,7 +186,9 @@ struct control_msg {
 
 /* Per WebSocket connection. lws zeroes it before ESTABLISHED. */
 struct per_session_data__md {
-	struct per_session_data__md *next; /* server's list of sessions */
+	/* the server's sessions, least recently written first, so that the
+	 * ones owed a heartbeat are found at the head */
+	struct per_session_data__md *prev, *next;
 	struct lws *wsi;
 	struct server *server;
 	struct engine_client *client;
@@ -205,6 +226,11 @@ struct per_session_data__md {
 	int64_t timer_due_us; /* max_hz timer armed for this time, 0 = none */
 	int close_status;     /* nonzero: close with this status on next write */
 	const char *close_reason;
+	/* Input is not read while lws holds output the kernel would not take
+	 * (see on_writeable). */
+	bool rx_paused;
+	bool close_armed;      /* the timer closes it (see close_now) */
+	bool awaiting_destroy; /* closed, its close frame maybe not sent yet */
 };
 
 /* Per HTTP request on the API mounts (/api/…, /metrics, /healthz). */
@@ -219,46 +245,136 @@ struct per_session_data__http {
 };
 
 struct server {
+	uv_loop_t *loop;
 	struct lws_context *context;
 	struct lws_vhost *vhost;
 	const struct serve_options *opt;
 	struct server_parts parts;
-	struct engine *engine;
-	struct tick_queue *queue;
-	char epoch[PROTOCOL_EPOCH_MAX + 1];
-	/* An edge whose ingest moved to a new epoch: its store holds the old
-	 * life, so it stops writing and reading it until restarted with a
-	 * new --db. "" while the store is in use. */
-	char store_stale[200];
+	struct pipeline *pipeline;
+	struct engine *engine; /* the pipeline's */
+	struct query_worker *queries; /* NULL: history and export refused */
+	struct wake *query_wake;
 	char web_dir[PATH_MAX];
 	int port;
 
 	struct lws_protocols protocols[3];
 	struct lws_http_mount mount, mount_api, mount_metrics, mount_health;
-	lws_sorted_usec_list_t store_retry;
 	struct per_session_data__http *http_sessions;
 	lws_retry_bo_t retry;
 	lws_sorted_usec_list_t housekeeping;
+	int64_t next_expiry_check_us;
 
-	struct per_session_data__md *sessions;
+	/* least recently written first (see per_session_data__md) */
+	struct per_session_data__md *sessions, *sessions_tail;
 	size_t session_count;
+	size_t closing; /* sessions closed whose socket lws still has */
 	uint64_t next_conn_id;
 	struct protocol_limits limits;
+	struct peer_count *peers[PEER_BUCKETS];
 
 	struct auth *auth; /* NULL: no --auth-secret, everyone sees all */
 	struct admission admitted;
 	struct server_metrics m;
-	int64_t flush_us; /* monotonic time of the engine flush under way */
 	time_t started;
 
-	struct tick *drain; /* DRAIN_BUDGET ticks */
-	uint64_t ticks_not_stored; /* served while the store was failing */
 	char *frame;	    /* LWS_PRE + FRAME_CAP */
 
-	volatile sig_atomic_t stop_requested;
+	uv_signal_t sigint, sigterm;
+	uv_timer_t stop_timer;
+	struct wake *stop_wake; /* server_stop() from another thread */
+	int handles_open; /* of sigint, sigterm, stop_timer */
 	bool stopping;
 	int64_t stop_deadline_us;
 };
+
+/* ------------------------------------------------------------- sessions */
+
+static void
+session_unlink(struct server *s, struct per_session_data__md *pss)
+{
+	if (pss->prev)
+		pss->prev->next = pss->next;
+	else
+		s->sessions = pss->next;
+	if (pss->next)
+		pss->next->prev = pss->prev;
+	else
+		s->sessions_tail = pss->prev;
+	pss->prev = pss->next = NULL;
+}
+
+static void
+session_append(struct server *s, struct per_session_data__md *pss)
+{
+	pss->next = NULL;
+	pss->prev = s->sessions_tail;
+	if (s->sessions_tail)
+		s->sessions_tail->next = pss;
+	else
+		s->sessions = pss;
+	s->sessions_tail = pss;
+}
+
+/* The session just wrote: it moves to the tail, so the head is always the
+ * one that has been quiet longest (the next to owe a heartbeat). */
+static void
+session_wrote(struct per_session_data__md *pss, int64_t now)
+{
+	struct server *s = pss->server;
+
+	pss->last_write_us = now;
+	if (s->sessions_tail == pss)
+		return;
+	session_unlink(s, pss);
+	session_append(s, pss);
+}
+
+static struct peer_count **
+peer_slot(struct server *s, const char *peer)
+{
+	uint64_t h = 1469598103934665603ull;
+	const char *c;
+	struct peer_count **pp;
+
+	for (c = peer; *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ull;
+	pp = &s->peers[h & (PEER_BUCKETS - 1)];
+	while (*pp && strcmp((*pp)->peer, peer))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static size_t
+peer_connections(struct server *s, const char *peer)
+{
+	struct peer_count **pp = peer_slot(s, peer);
+
+	return *pp ? (*pp)->n : 0;
+}
+
+static void
+peer_add(struct server *s, const char *peer, int delta)
+{
+	struct peer_count **pp = peer_slot(s, peer), *pc = *pp;
+
+	if (!pc) {
+		if (delta < 0)
+			return;
+		pc = calloc(1, sizeof *pc);
+		if (!pc)
+			return; /* the cap then counts this one low */
+		snprintf(pc->peer, sizeof pc->peer, "%s", peer);
+		*pp = pc;
+	}
+	if (delta < 0 && pc->n)
+		pc->n--;
+	else if (delta > 0)
+		pc->n++;
+	if (!pc->n) {
+		*pp = pc->next;
+		free(pc);
+	}
+}
 
 /* Called from engine_flush() when a client goes from nothing to send to
  * something: that moment starts the latency the histogram measures. */
@@ -267,9 +383,13 @@ engine_client_ready(void *user, void *ctx)
 {
 	struct per_session_data__md *pss = user;
 
-	if (!pss->ready_since_us)
+	if (!pss->ready_since_us) {
+		struct pipeline_stats ps;
+
+		pipeline_get_stats(pss->server->pipeline, &ps);
 		pss->ready_since_us =
-			pss->server->flush_us ? pss->server->flush_us : clock_mono_us();
+			ps.flush_mono_us ? ps.flush_mono_us : clock_mono_us();
+	}
 	lws_callback_on_writable(pss->wsi);
 }
 
@@ -297,14 +417,6 @@ count_error(struct server *s, const char *code)
 		if (!strcmp(code, error_codes[i]))
 			break;
 	s->m.errors[i]++;
-}
-
-struct engine_config
-server_engine_config(void)
-{
-	struct engine_config c = {.client_ready = engine_client_ready};
-
-	return c;
 }
 
 /* ------------------------------------------------------- control messages */
@@ -459,7 +571,8 @@ static void
 handle_subscribe(struct per_session_data__md *pss, struct request *req)
 {
 	struct server *s = pss->server;
-	bool resume = req->has_resume && !strcmp(req->resume_epoch, s->epoch);
+	bool resume = req->has_resume &&
+		      !strcmp(req->resume_epoch, pipeline_epoch(s->pipeline));
 	size_t adding = 0, i;
 	char msg[160];
 	struct jsonbuf *b;
@@ -609,7 +722,7 @@ write_replay_state(struct server *s, struct jsonbuf *b, const char *id)
 	struct feed_status fs;
 	struct replay_state rs;
 
-	feed_get_status(s->parts.feed, &fs);
+	feed_get_status(pipeline_feed(s->pipeline), &fs);
 	memset(&rs, 0, sizeof rs);
 	rs.state = fs.replay_state ? fs.replay_state : "finished";
 	rs.speed = fs.speed;
@@ -641,7 +754,7 @@ handle_replay(struct per_session_data__md *pss, struct request *req)
 	struct jsonbuf *b;
 	char err[200];
 
-	if (!s->parts.feed || !s->parts.feed_kind ||
+	if (!pipeline_feed(s->pipeline) || !s->parts.feed_kind ||
 	    strcmp(s->parts.feed_kind, "replay")) {
 		snprintf(err, sizeof err,
 			 "replay control needs a replay feed; this server "
@@ -663,7 +776,8 @@ handle_replay(struct per_session_data__md *pss, struct request *req)
 		cmd.kind = kinds[req->action];
 		cmd.speed = req->speed;
 		cmd.ts = req->seek_ts;
-		if (feed_control(s->parts.feed, &cmd, err, sizeof err)) {
+		if (feed_control(pipeline_feed(s->pipeline), &cmd, err,
+				 sizeof err)) {
 			send_error(pss, req->id, "bad_request", err);
 			return;
 		}
@@ -700,22 +814,37 @@ history_spec(const struct request *req, struct query_spec *q)
 	memcpy(q->interval, req->interval, sizeof q->interval);
 }
 
+/* Why the store cannot answer history now (an edge whose ingest moved to
+ * a new epoch: the store holds the old life), or NULL. */
+static const char *
+store_detached(struct server *s, struct sink_status *ss)
+{
+	bool detached = false;
+
+	if (pipeline_sink_status(s->pipeline, "store", ss, &detached) ||
+	    !detached)
+		return NULL;
+	return ss->reason;
+}
+
 static void
 handle_history(struct per_session_data__md *pss, struct request *req)
 {
 	struct server *s = pss->server;
+	struct sink_status ss;
 	struct query_spec q;
 	struct query_job *j;
+	const char *why;
 	char msg[200];
 
-	if (!s->parts.queries) {
+	if (!s->queries) {
 		send_error(pss, req->id, "unavailable",
 			   "history is served from the SQLite store, and this "
 			   "server runs without one (--db none)");
 		return;
 	}
-	if (s->store_stale[0]) {
-		send_error(pss, req->id, "unavailable", s->store_stale);
+	if ((why = store_detached(s, &ss))) {
+		send_error(pss, req->id, "unavailable", why);
 		return;
 	}
 	if (pss->job_count == HISTORY_IN_FLIGHT) {
@@ -735,7 +864,7 @@ handle_history(struct per_session_data__md *pss, struct request *req)
 			     (const char(*)[TICK_SYMBOL_MAX + 1])req->symbols, 1))
 		return;
 	history_spec(req, &q);
-	j = query_submit(s->parts.queries, &q);
+	j = query_submit(s->queries, &q, pss->wsi);
 	if (!j) {
 		send_error(pss, req->id, "internal",
 			   "out of memory while queueing history");
@@ -841,113 +970,21 @@ handle_message(struct per_session_data__md *pss, const char *text, size_t len)
 	request_free(&req);
 }
 
-/* ------------------------------------------------------------ the drain */
+/* --------------------------------------------------------- query output */
 
 static void
-store_retry(lws_sorted_usec_list_t *sul)
+job_ready(void *owner, void *ctx)
 {
-	struct server *s = lws_container_of(sul, struct server, store_retry);
-
-	lws_cancel_service(s->context);
+	lws_callback_on_writable(owner);
 }
 
-/*
- * Move ticks from the feed's queue into the engine, and the applied ones
- * (with their seqs) on to the store. The store's free space caps the
- * drain: when the disk falls behind, ticks stay in the feed queue, the
- * queue fills and the feed slows down. Nothing is dropped, and the service
- * thread never waits on the disk.
- *
- * A store that is failing (disk full, read-only file) is different: it may
- * not recover for hours, and the live stream must go on meanwhile. Its
- * queue is full; ticks then go to clients without being stored, and are
- * counted. The store logs the cause and resumes by itself.
- */
+/* The query workers' wake: only the connections whose jobs have news. */
 static void
-drain_queue(struct server *s)
+take_query_output(void *ctx)
 {
-	size_t budget = DRAIN_BUDGET, n, i, applied = 0;
-	bool persist = s->parts.store != NULL && !s->store_stale[0];
+	struct server *s = ctx;
 
-	if (persist) {
-		size_t space = store_append_space(s->parts.store);
-		struct store_stats ss;
-
-		if (space < budget)
-			budget = space;
-		if (!budget) {
-			store_get_stats(s->parts.store, &ss);
-			if (ss.failing) {
-				persist = false;
-				budget = DRAIN_BUDGET;
-			} else {
-				lws_sul_schedule(s->context, 0, &s->store_retry,
-						 store_retry, STORE_RETRY_US);
-				return;
-			}
-		}
-	}
-	/* An ingest publishes every applied tick to Redis as well: the
-	 * publisher's free space caps the drain in the same way, so no
-	 * applied tick is ever left out of the stream. (A Redis that is
-	 * down does not fill it: the publisher folds ticks into its state.) */
-	if (s->parts.redis_pub) {
-		size_t space = redis_publisher_append_space(s->parts.redis_pub);
-
-		if (space < budget)
-			budget = space;
-		if (!budget) {
-			lws_sul_schedule(s->context, 0, &s->store_retry,
-					 store_retry, STORE_RETRY_US);
-			return;
-		}
-	}
-	n = tick_queue_drain(s->queue, s->drain, budget);
-	for (i = 0; i < n; i++) {
-		uint64_t seq = engine_apply_tick(s->engine, &s->drain[i]);
-
-		if (!seq)
-			continue;
-		if (applied != i)
-			s->drain[applied] = s->drain[i];
-		s->drain[applied++].seq = seq;
-	}
-	if (persist && applied && store_append(s->parts.store, s->drain, applied))
-		log_error("store refused %zu ticks it had room for", applied);
-	if (!persist && s->parts.store)
-		s->ticks_not_stored += applied;
-	if (s->parts.redis_pub && applied &&
-	    redis_publisher_append(s->parts.redis_pub, s->drain, applied))
-		log_error("redis publisher refused %zu ticks it had room for",
-			  applied);
-	if (n) {
-		s->m.drains++;
-		s->m.drained_ticks += n;
-	}
-	/* Flushing after every drain measured best: holding changes back
-	 * for up to 1 ms to fill frames cost more CPU per update (1.54 vs
-	 * 1.05 CPU-s per million, 1,000 clients), not less. */
-	s->flush_us = clock_mono_us();
-	engine_flush(s->engine);
-	/* Still more waiting: come back after this turn's writes rather than
-	 * starving the clients. */
-	if (n == budget)
-		lws_cancel_service(s->context);
-}
-
-/* Query workers wake the loop when output is ready: pass it on to the
- * connections waiting for it. */
-static void
-poll_jobs(struct server *s)
-{
-	struct per_session_data__md *pss;
-	struct per_session_data__http *h;
-
-	for (pss = s->sessions; pss; pss = pss->next)
-		if (pss->job_count)
-			lws_callback_on_writable(pss->wsi);
-	for (h = s->http_sessions; h; h = h->next)
-		lws_callback_on_writable(h->wsi);
+	query_worker_take_ready(s->queries, job_ready, NULL);
 }
 
 static void
@@ -983,9 +1020,14 @@ expire_session(struct per_session_data__md *pss)
 	close_with(pss, CLOSE_TOKEN_EXPIRED, "token expired");
 }
 
-/* Periodic: heartbeats on idle connections, token expiry, log summaries.
+/*
+ * Periodic: heartbeats on idle connections, token expiry, log summaries.
  * One timer for the whole server instead of one per connection keeps the
- * per-write cost flat. */
+ * per-write cost flat. Sessions are kept least recently written first, so
+ * the heartbeat pass stops at the first one that wrote recently: it costs
+ * the heartbeats due, not the connections open. Token expiry is checked
+ * once a second, over every session.
+ */
 static void
 housekeeping(lws_sorted_usec_list_t *sul)
 {
@@ -993,11 +1035,14 @@ housekeeping(lws_sorted_usec_list_t *sul)
 	int64_t now = clock_wall_us(), idle = (int64_t)s->opt->heartbeat_ms * 1000;
 	struct per_session_data__md *pss;
 
-	for (pss = s->sessions; pss; pss = pss->next) {
-		if (s->auth && auth_claims_expired(&pss->claims, now))
-			expire_session(pss);
-		else if (now - pss->last_write_us >= idle)
-			lws_callback_on_writable(pss->wsi);
+	for (pss = s->sessions; pss && now - pss->last_write_us >= idle;
+	     pss = pss->next)
+		lws_callback_on_writable(pss->wsi);
+	if (s->auth && now >= s->next_expiry_check_us) {
+		s->next_expiry_check_us = now + 1000000;
+		for (pss = s->sessions; pss; pss = pss->next)
+			if (auth_claims_expired(&pss->claims, now))
+				expire_session(pss);
 	}
 	log_flush_suppressed();
 	lws_sul_schedule(s->context, 0, &s->housekeeping, housekeeping,
@@ -1006,7 +1051,22 @@ housekeeping(lws_sorted_usec_list_t *sul)
 
 /* ------------------------------------------------------- the ws protocol */
 
-/* Every ws write goes through here, to be counted. */
+/*
+ * Every ws write goes through here, to be counted, and to hold input back
+ * while lws keeps output the kernel would not take.
+ *
+ * Why. lws_write() hands lws what the socket did not accept, and lws sends
+ * it when the socket is writable again. A peer that sends a FIN meanwhile
+ * (half-closes, or closes while its window is shut) makes its socket
+ * readable for ever: lws reads 0, goes to close, finds output still to
+ * flush and waits for a POLLOUT that a peer who reads nothing never
+ * allows, re-reading the end of file on every loop turn. In libwebsockets
+ * 4.1.6 that turn is its "forced service" loop, which retries the same
+ * slot until the connection is gone: the whole server stopped there (100 %
+ * CPU, nobody served, SIGTERM ignored). With input held back while output
+ * waits, a FIN is not seen until the output has gone; a peer that never
+ * takes it is dropped by the ping policy, without spinning.
+ */
 static int
 ws_write(struct per_session_data__md *pss, char *data, size_t len,
 	 enum lws_write_protocol wp)
@@ -1015,6 +1075,11 @@ ws_write(struct per_session_data__md *pss, char *data, size_t len,
 		return -1;
 	pss->server->m.ws_frames_sent++;
 	pss->server->m.ws_bytes_sent += len;
+	if (!pss->rx_paused && lws_partial_buffered(pss->wsi)) {
+		pss->rx_paused = true;
+		pss->server->m.rx_paused++;
+		lws_rx_flow_control(pss->wsi, 0);
+	}
 	return 0;
 }
 
@@ -1048,12 +1113,28 @@ discard_pending_input(struct lws *wsi)
 	}
 }
 
+/*
+ * Close with a status the client is told in a close frame. From the
+ * receive callback, returning -1 does it. From the writeable callback it
+ * must not: the libwebsockets 4.1.6 of Debian is a _DEBUG build, whose
+ * libuv service path closes a connection a second time when a callback
+ * asks for the close ("uv repeat test"), and the second close kills the
+ * socket before the close frame the first one queued is sent: the client
+ * would see 1006. So the close is asked for from the connection's timer
+ * callback instead, which closes once. Returns what the callback returns.
+ */
 static int
-close_now(struct lws *wsi, int status, const char *reason)
+close_now(struct per_session_data__md *pss, int status, const char *reason,
+	  bool from_receive)
 {
-	lws_close_reason(wsi, status, (unsigned char *)reason, strlen(reason));
-	discard_pending_input(wsi);
-	return -1;
+	lws_close_reason(pss->wsi, status, (unsigned char *)reason,
+			 strlen(reason));
+	discard_pending_input(pss->wsi);
+	if (from_receive)
+		return -1;
+	pss->close_armed = true;
+	lws_set_timer_usecs(pss->wsi, 1);
+	return 0;
 }
 
 /*
@@ -1093,7 +1174,7 @@ write_history(struct per_session_data__md *pss)
 		     (enum lws_write_protocol)flags))
 		return -1;
 	pss->job_started = true;
-	pss->last_write_us = clock_wall_us();
+	session_wrote(pss, clock_wall_us());
 	if (done)
 		history_pop(pss);
 	lws_callback_on_writable(pss->wsi);
@@ -1109,7 +1190,21 @@ on_writeable(struct per_session_data__md *pss)
 	size_t n;
 
 	if (pss->close_status)
-		return close_now(pss->wsi, pss->close_status, pss->close_reason);
+		return pss->close_armed ? 0
+					: close_now(pss, pss->close_status,
+						    pss->close_reason, false);
+	/*
+	 * lws calls this only once the output it held has gone. Input held
+	 * back meanwhile (see ws_write) is read first: the next frame waits
+	 * RX_WINDOW_US, so a request, a pong or a FIN from a peer whose every
+	 * write fills its socket is still read. Only such peers pay the wait.
+	 */
+	if (pss->rx_paused) {
+		pss->rx_paused = false;
+		lws_rx_flow_control(pss->wsi, 1);
+		lws_set_timer_usecs(pss->wsi, RX_WINDOW_US);
+		return 0;
+	}
 	/* A history reply already begun goes out whole before anything else:
 	 * a fragmented message cannot be interleaved with other frames. */
 	if (pss->job_count && (pss->job_started || !pss->ctl_head)) {
@@ -1127,7 +1222,7 @@ on_writeable(struct per_session_data__md *pss)
 			return -1;
 		} else {
 			control_pop(pss);
-			pss->last_write_us = now;
+			session_wrote(pss, now);
 		}
 		if (pss->ctl_head || engine_client_has_pending(pss->client))
 			lws_callback_on_writable(pss->wsi);
@@ -1140,7 +1235,7 @@ on_writeable(struct per_session_data__md *pss)
 	if (n) {
 		if (write_text(pss, s->frame + LWS_PRE, n))
 			return -1;
-		pss->last_write_us = now;
+		session_wrote(pss, now);
 		if (pss->ready_since_us)
 			observe_latency(s, clock_mono_us() - pss->ready_since_us);
 		if (more)
@@ -1157,7 +1252,7 @@ on_writeable(struct per_session_data__md *pss)
 			return -1;
 		}
 		jsonbuf_free(&hb);
-		pss->last_write_us = now;
+		session_wrote(pss, now);
 	}
 
 	/*
@@ -1196,8 +1291,8 @@ on_receive(struct per_session_data__md *pss, const char *in, size_t len)
 			 "message larger than the %zu byte limit", max);
 		log_limited(LOG_INFO, "conn %llu (%s): %s, closing with 1009",
 			    (unsigned long long)pss->id, pss->peer, reason);
-		return close_now(pss->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-				 reason);
+		return close_now(pss, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+				 reason, true);
 	}
 	if (pss->rx_len + len > pss->rx_cap) {
 		size_t cap = pss->rx_cap ? pss->rx_cap : 1024;
@@ -1231,18 +1326,6 @@ on_receive(struct per_session_data__md *pss, const char *in, size_t len)
 		pss->rx_cap = 0;
 	}
 	return 0;
-}
-
-static void
-session_remove(struct server *s, struct per_session_data__md *pss)
-{
-	struct per_session_data__md **pp;
-
-	for (pp = &s->sessions; *pp; pp = &(*pp)->next)
-		if (*pp == pss) {
-			*pp = pss->next;
-			break;
-		}
 }
 
 /* ------------------------------------------------------------- admission */
@@ -1511,18 +1594,6 @@ log_refusal(const char *who, const char *what, enum refusal r,
 			refusals[r].status, refusals[r].label, why);
 }
 
-static size_t
-sessions_from(const struct server *s, const char *peer)
-{
-	const struct per_session_data__md *pss;
-	size_t n = 0;
-
-	for (pss = s->sessions; pss; pss = pss->next)
-		if (!strcmp(pss->peer, peer))
-			n++;
-	return n;
-}
-
 static void
 peer_of(struct lws *wsi, char *peer, size_t len)
 {
@@ -1560,7 +1631,7 @@ admit_upgrade(struct server *s, struct lws *wsi)
 		snprintf(why, sizeof why,
 			 "%zu connections open, the --max-connections limit",
 			 s->session_count);
-	} else if ((n = sessions_from(s, peer)) >=
+	} else if ((n = peer_connections(s, peer)) >=
 		   s->opt->max_connections_per_ip) {
 		r = REFUSED_PER_IP;
 		snprintf(why, sizeof why,
@@ -1636,14 +1707,15 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			engine_client_set_filter(pss->client, claims_allow,
 						 &pss->claims);
 		pss->server = s;
-		pss->next = s->sessions;
-		s->sessions = pss;
+		session_append(s, pss);
 		s->session_count++;
+		peer_add(s, pss->peer, 1);
 		s->m.connections_opened++;
 		b = control_begin(pss);
 		if (!b)
 			return -1;
-		protocol_write_hello(b, s->epoch, cli_version_string,
+		protocol_write_hello(b, pipeline_epoch(s->pipeline),
+				     cli_version_string,
 				     s->opt->heartbeat_ms,
 				     s->parts.feed_kind ? s->parts.feed_kind
 							: "none");
@@ -1665,8 +1737,13 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		 * the safe place to free what the session owns. */
 		if (!pss || !pss->server)
 			break;
-		session_remove(s, pss);
+		session_unlink(s, pss);
 		s->session_count--;
+		peer_add(s, pss->peer, -1);
+		/* lws sends the close frame after this; shutdown waits for it
+		 * (WSI_DESTROY below). */
+		pss->awaiting_destroy = true;
+		s->closing++;
 		/* The engine client goes first: its filter reads the claims. */
 		engine_client_destroy(pss->client);
 		pss->client = NULL;
@@ -1687,31 +1764,29 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			break;
 		return on_writeable(pss);
 
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* Every wsi of the vhost comes here; only the user space of
+		 * a wsi bound to this protocol is a per_session_data__md. */
+		if (s && pss && lws_get_protocol(wsi) &&
+		    lws_get_protocol(wsi)->callback == callback_md &&
+		    pss->awaiting_destroy) {
+			pss->awaiting_destroy = false;
+			s->closing--;
+		}
+		break;
+
 	case LWS_CALLBACK_RECEIVE:
 		if (!pss->server || pss->close_status)
 			break;
 		return on_receive(pss, in, len);
 
 	case LWS_CALLBACK_TIMER:
+		if (pss->server && pss->close_armed)
+			return -1;
 		if (pss->server) {
 			pss->timer_due_us = 0;
 			lws_callback_on_writable(wsi);
 		}
-		break;
-
-	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		/* One of these may stand for many wakes: drain everything. */
-		if (!s)
-			break;
-		if (s->stop_requested)
-			begin_shutdown(s);
-		/* An edge's resync first: ticks still queued from before it
-		 * are older than the states and the engine refuses them. */
-		if (s->parts.redis_follow &&
-		    redis_follower_apply_pending(s->parts.redis_follow) > 0)
-			engine_flush(s->engine);
-		drain_queue(s);
-		poll_jobs(s);
 		break;
 
 	default:
@@ -1877,7 +1952,7 @@ static int
 http_start_job(struct server *s, struct per_session_data__http *h,
 	       const struct query_spec *q, const char *content_type)
 {
-	h->job = query_submit(s->parts.queries, q);
+	h->job = query_submit(s->queries, q, h->wsi);
 	if (!h->job)
 		return http_respond_text(h, 500, "out of memory\n");
 	h->next = s->http_sessions;
@@ -2143,10 +2218,12 @@ static void
 metrics_stream(struct server *s, FILE *f)
 {
 	struct engine_stats es;
+	struct pipeline_stats ps;
 	uint64_t cumulative = 0;
 	size_t i;
 
 	engine_get_stats(s->engine, &es);
+	pipeline_get_stats(s->pipeline, &ps);
 	metric_u64(f, "publisher_symbols", "gauge", "Symbols with data.",
 		   es.symbols);
 	metric_u64(f, "publisher_subscriptions", "gauge",
@@ -2158,11 +2235,11 @@ metrics_stream(struct server *s, FILE *f)
 	metric_u64(f, "publisher_engine_batches_total", "counter",
 		   "Drains of the tick queue that moved ticks into the "
 		   "engine.",
-		   s->m.drains);
+		   ps.drains);
 	metric_u64(f, "publisher_engine_batch_ticks_total", "counter",
 		   "Ticks moved by those drains (divide by the batches for "
 		   "the mean batch).",
-		   s->m.drained_ticks);
+		   ps.drained_ticks);
 	metric_u64(f, "publisher_updates_sent_total", "counter",
 		   "Snapshots and deltas written to clients.", es.updates_sent);
 	metric_u64(f, "publisher_ticks_conflated_total", "counter",
@@ -2177,6 +2254,10 @@ metrics_stream(struct server *s, FILE *f)
 		   s->m.ws_frames_sent);
 	metric_u64(f, "publisher_ws_bytes_sent_total", "counter",
 		   "WebSocket payload bytes written.", s->m.ws_bytes_sent);
+	metric_u64(f, "publisher_ws_input_paused_total", "counter",
+		   "Times a connection's input was held back while the kernel "
+		   "would not take its output.",
+		   s->m.rx_paused);
 	metric_u64(f, "publisher_http_bytes_sent_total", "counter",
 		   "HTTP body bytes written by /api, /metrics and /healthz.",
 		   s->m.http_bytes_sent);
@@ -2209,11 +2290,13 @@ metrics_feed_and_store(struct server *s, FILE *f)
 {
 	struct feed_status fs;
 	struct store_stats ss;
+	struct pipeline_stats ps;
 	const char *kind;
 
 	memset(&fs, 0, sizeof fs);
-	if (s->parts.feed)
-		feed_get_status(s->parts.feed, &fs);
+	if (pipeline_feed(s->pipeline))
+		feed_get_status(pipeline_feed(s->pipeline), &fs);
+	pipeline_get_stats(s->pipeline, &ps);
 	kind = fs.kind ? fs.kind : "none";
 	metric_family(f, "publisher_feed_running", "gauge",
 		      "1 while the feed's thread is alive and producing.");
@@ -2228,7 +2311,7 @@ metrics_feed_and_store(struct server *s, FILE *f)
 		   "Input lines the feed skipped.", fs.bad_lines);
 	metric_u64(f, "publisher_tick_queue_depth", "gauge",
 		   "Ticks waiting between feed and engine.",
-		   tick_queue_depth(s->queue));
+		   ps.queue_depth);
 	metric_u64(f, "publisher_log_lines_suppressed_total", "counter",
 		   "Log lines held back by the per-site rate limits.",
 		   log_suppressed_total());
@@ -2256,7 +2339,7 @@ metrics_feed_and_store(struct server *s, FILE *f)
 		   "1 while the last commit attempt failed.", ss.failing);
 	metric_u64(f, "publisher_store_ticks_not_stored_total", "counter",
 		   "Ticks served while the store was failing, not stored.",
-		   s->ticks_not_stored);
+		   ss.ticks_not_stored);
 }
 
 /* The Redis link of an ingest or an edge (publisher/redis_link.h). */
@@ -2294,10 +2377,10 @@ metrics_redis(struct server *s, FILE *f)
 			   "Failed connects, I/O errors and error replies.",
 			   ps.errors);
 	}
-	if (s->parts.redis_follow) {
+	if (pipeline_follower(s->pipeline)) {
 		struct redis_follower_stats fs;
 
-		redis_follower_get_stats(s->parts.redis_follow, &fs);
+		redis_follower_get_stats(pipeline_follower(s->pipeline), &fs);
 		metric_family(f, "publisher_redis_connected", "gauge",
 			      "1 while the link to Redis is up.");
 		metric_labeled(f, "publisher_redis_connected", "role", "edge",
@@ -2353,27 +2436,26 @@ static int
 http_healthz(struct server *s, struct per_session_data__http *h)
 {
 	struct feed_status fs;
-	struct store_stats ss;
+	struct sink_status ss;
+	struct redis_follower *follower = pipeline_follower(s->pipeline);
+	struct feed *feed = pipeline_feed(s->pipeline);
+	bool detached = false;
 	char why[512];
 
 	if (s->parts.redis_pub &&
 	    redis_publisher_degraded(s->parts.redis_pub, why, sizeof why))
 		return http_respond_text(h, 503, "degraded: %s\n", why);
-	if (s->parts.redis_follow &&
-	    redis_follower_degraded(s->parts.redis_follow, why, sizeof why))
+	if (follower && redis_follower_degraded(follower, why, sizeof why))
 		return http_respond_text(h, 503, "degraded: %s\n", why);
-	if (s->store_stale[0])
-		return http_respond_text(h, 503, "degraded: %s\n",
-					 s->store_stale);
-	if (s->parts.store) {
-		store_get_stats(s->parts.store, &ss);
+	if (!pipeline_sink_status(s->pipeline, "store", &ss, &detached)) {
+		if (detached)
+			return http_respond_text(h, 503, "degraded: %s\n",
+						 ss.reason);
 		if (ss.failing)
-			return http_respond_text(h, 503,
-						 "store failing: %s\n",
-						 ss.last_error);
+			return http_respond_text(h, 503, "%s\n", ss.reason);
 	}
-	if (s->parts.feed) {
-		feed_get_status(s->parts.feed, &fs);
+	if (feed) {
+		feed_get_status(feed, &fs);
 		if (!fs.running && !fs.finished && strcmp(fs.kind, "none"))
 			return http_respond_text(h, 503,
 						 "feed '%s' is not running\n",
@@ -2456,6 +2538,8 @@ http_api(struct server *s, struct per_session_data__http *h, const char *path)
 	enum refusal r = REFUSED_COUNT;
 	struct auth_claims claims;
 	const struct auth_claims *granted = NULL;
+	struct sink_status ss;
+	const char *detached;
 	char why[300], who[PEER_MAX + 16], what[160];
 	int rc;
 
@@ -2478,14 +2562,15 @@ http_api(struct server *s, struct per_session_data__http *h, const char *path)
 	if (s->auth)
 		granted = &claims;
 
-	if (!s->parts.queries &&
+	detached = store_detached(s, &ss);
+	if (!s->queries &&
 	    (!strcmp(path, "/api/export") || !strcmp(path, "/api/bars")))
 		rc = http_respond_text(h, 503,
 				       "history needs the SQLite store; this "
 				       "server runs without one (--db none)\n");
-	else if (s->store_stale[0] &&
+	else if (detached &&
 		 (!strcmp(path, "/api/export") || !strcmp(path, "/api/bars")))
-		rc = http_respond_text(h, 503, "%s\n", s->store_stale);
+		rc = http_respond_text(h, 503, "%s\n", detached);
 	else if (!strcmp(path, "/api/export"))
 		rc = http_export(s, h, granted);
 	else if (!strcmp(path, "/api/bars"))
@@ -2599,12 +2684,161 @@ check_readable(const char *option, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* While stopping: done once every client has gone, or at the deadline. */
+static void
+stop_check(uv_timer_t *t)
+{
+	struct server *s = t->data;
+
+	if ((!s->sessions && !s->closing) ||
+	    clock_wall_us() >= s->stop_deadline_us) {
+		uv_timer_stop(&s->stop_timer);
+		uv_stop(s->loop);
+	}
+}
+
+static void
+stop_now(void *ctx)
+{
+	struct server *s = ctx;
+
+	begin_shutdown(s);
+	uv_timer_start(&s->stop_timer, stop_check, 0, 10);
+}
+
+static void
+on_signal(uv_signal_t *h, int signum)
+{
+	stop_now(h->data);
+}
+
+/*
+ * The pipeline's epoch_changed hook (an edge's ingest began a new life of
+ * the data; the engine is already empty): every WebSocket is closed with
+ * 1012 (service restart), so clients reconnect, read the new epoch in the
+ * hello and take fresh snapshots instead of resuming.
+ */
+static void
+epoch_changed(const char *epoch, void *ctx)
+{
+	struct server *s = ctx;
+	struct per_session_data__md *pss;
+
+	for (pss = s->sessions; pss; pss = pss->next)
+		close_with(pss, CLOSE_SERVICE_RESTART, "new epoch, reconnect");
+}
+
+/*
+ * libwebsockets loads its libuv support as a plugin and unloads it when a
+ * context is destroyed. On a loop it does not own, handles it closed may
+ * still have their close callbacks to run then: keeping the plugin loaded
+ * for the life of the process (RTLD_NODELETE) keeps those callbacks valid.
+ * Returns 0, or -1 with the cause in err.
+ */
+static int
+pin_uv_plugin(char *err, size_t errlen)
+{
+	static void *handle;
+
+	if (handle)
+		return 0;
+	handle = dlopen("libwebsockets-evlib_uv.so", RTLD_NOW | RTLD_NODELETE);
+	if (handle)
+		return 0;
+	snprintf(err, errlen,
+		 "libwebsockets' libuv event library is missing (%s); install "
+		 "the Debian package libwebsockets-evlib-uv",
+		 dlerror());
+	return -1;
+}
+
+/*
+ * lws_create_context() failing on a foreign libuv loop leaves close
+ * callbacks on that loop that use what it has already freed (lws 4.1.6):
+ * the loop cannot turn again. So what makes it fail is checked first,
+ * where the cause can also be named: the address can be bound, and the
+ * certificate and key load and match. Returns 0, or -1 with err.
+ */
+static int
+check_bind(const char *host, int port, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char service[16];
+	int rc = -1, e = 0, one = 1;
+
+	if (port == 0)
+		return 0;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	snprintf(service, sizeof service, "%d", port);
+	if (getaddrinfo(strcmp(host, "0.0.0.0") && strcmp(host, "::") &&
+				strcmp(host, "[::]")
+			? host
+			: NULL,
+			service, &hints, &res)) {
+		snprintf(err, errlen, "cannot listen on %s:%d: not an address",
+			 host, port);
+		return -1;
+	}
+	for (ai = res; ai && rc; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype, 0);
+
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			rc = 0;
+		else
+			e = errno;
+		close(fd);
+	}
+	freeaddrinfo(res);
+	if (rc)
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port,
+			 e == EADDRINUSE ? "address in use"
+			 : e == EADDRNOTAVAIL
+				 ? "not an address of this machine"
+				 : strerror(e));
+	return rc;
+}
+
+static int
+check_tls_files(const char *cert, const char *key, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *what = NULL;
+	char why[256] = "";
+
+	if (!ctx) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	ERR_clear_error();
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+		what = "--tls-cert: not a PEM certificate";
+	else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+		what = "--tls-key: not a PEM private key";
+	else if (SSL_CTX_check_private_key(ctx) != 1)
+		what = "--tls-key does not match --tls-cert";
+	if (what) {
+		ERR_error_string_n(ERR_get_error(), why, sizeof why);
+		snprintf(err, errlen, "%s ('%s', '%s': %s)", what, cert, key,
+			 why);
+	}
+	SSL_CTX_free(ctx);
+	return what ? -1 : 0;
+}
+
 struct server *
 server_create(const struct serve_options *opt, const struct server_parts *parts,
 	      char *err, size_t errlen)
 {
 	struct lws_context_creation_info info;
+	struct pipeline_hooks hooks;
 	struct server *s;
+	void *loops[1];
 	char index_path[PATH_MAX + 16];
 	struct stat st;
 	const char *host = opt->listen_host;
@@ -2616,18 +2850,9 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 	}
 	s->opt = opt;
 	s->parts = *parts;
-	s->engine = parts->engine;
-	s->queue = parts->queue;
-	snprintf(s->epoch, sizeof s->epoch, "%s", parts->epoch);
-	if (parts->store && parts->redis_follow &&
-	    strcmp(store_epoch(parts->store), s->epoch)) {
-		snprintf(s->store_stale, sizeof s->store_stale,
-			 "store epoch %s differs from the ingest's %s; "
-			 "restart the edge with a new --db",
-			 store_epoch(parts->store), s->epoch);
-		log_error("%s (ticks are not stored meanwhile)",
-			  s->store_stale);
-	}
+	s->loop = parts->loop;
+	s->pipeline = parts->pipeline;
+	s->engine = pipeline_engine(parts->pipeline);
 	s->limits.max_symbols = opt->max_symbols;
 	s->limits.max_history_limit = 100000;
 	s->started = time(NULL);
@@ -2643,7 +2868,10 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 	}
 	if (opt->tls_cert &&
 	    (check_readable("--tls-cert", opt->tls_cert, err, errlen) ||
-	     check_readable("--tls-key", opt->tls_key, err, errlen)))
+	     check_readable("--tls-key", opt->tls_key, err, errlen) ||
+	     check_tls_files(opt->tls_cert, opt->tls_key, err, errlen)))
+		goto fail;
+	if (check_bind(opt->listen_host, opt->listen_port, err, errlen))
 		goto fail;
 
 	if (!realpath(opt->web, s->web_dir)) {
@@ -2658,12 +2886,27 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 		goto fail;
 	}
 
-	s->drain = malloc(DRAIN_BUDGET * sizeof *s->drain);
+	if (pin_uv_plugin(err, errlen))
+		goto fail;
 	s->frame = malloc(LWS_PRE + FRAME_CAP);
-	if (!s->drain || !s->frame) {
+	s->query_wake = wake_new(s->loop, take_query_output, s);
+	s->stop_wake = wake_new(s->loop, stop_now, s);
+	if (!s->frame || !s->query_wake || !s->stop_wake) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (parts->db_path) {
+		s->queries = query_worker_create(parts->db_path, QUERY_THREADS,
+						 wake_signal, s->query_wake,
+						 err, errlen);
+		if (!s->queries)
+			goto fail;
+	}
+	uv_signal_init(s->loop, &s->sigint);
+	uv_signal_init(s->loop, &s->sigterm);
+	uv_timer_init(s->loop, &s->stop_timer);
+	s->sigint.data = s->sigterm.data = s->stop_timer.data = s;
+	s->handles_open = 3;
 
 	lws_set_log_level(LLL_ERR | (log_get_level() >= LOG_DEBUG ? LLL_WARN : 0),
 			  lws_log_to_ours);
@@ -2715,8 +2958,16 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 	info.mounts = &s->mount;
 	info.user = s;
 	info.retry_and_idle_policy = &s->retry;
+	/* libwebsockets on our libuv loop: epoll underneath, so a loop turn
+	 * costs the sockets that are ready, not every socket open (its own
+	 * poll() loop walks them all), and the pipeline's wakes share it. */
 	info.options = LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE |
-		       LWS_SERVER_OPTION_VALIDATE_UTF8;
+		       LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_LIBUV;
+	loops[0] = s->loop;
+	info.foreign_loops = loops;
+	/* lws finishes destroying a context on a foreign loop in close
+	 * callbacks; it clears s->context when it is done. */
+	info.pcontext = &s->context;
 	info.vhost_name = "publisher";
 	if (!strcmp(host, "localhost"))
 		host = "127.0.0.1";
@@ -2759,21 +3010,14 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 	}
 
 	s->context = lws_create_context(&info);
-	if (!s->context && opt->tls_cert) {
-		snprintf(err, errlen,
-			 "cannot serve TLS with --tls-cert '%s' and --tls-key "
-			 "'%s' (not PEM, a key that does not match the "
-			 "certificate, or the address %s:%d is in use)",
-			 opt->tls_cert, opt->tls_key, opt->listen_host,
-			 opt->listen_port);
-		goto fail;
-	}
 	if (!s->context) {
-		snprintf(err, errlen,
-			 "cannot listen on %s:%d (address in use, or not an "
-			 "address of this machine?)",
-			 opt->listen_host, opt->listen_port);
-		goto fail;
+		/* Not for any cause checked above: the loop cannot turn
+		 * again (see check_bind), so this is the end. */
+		fprintf(stderr,
+			"publisher: libwebsockets could not start on %s:%d "
+			"(see its message above)\n",
+			opt->listen_host, opt->listen_port);
+		_exit(1);
 	}
 	s->vhost = lws_get_vhost_by_name(s->context, "publisher");
 	s->port = s->vhost ? lws_get_vhost_listen_port(s->vhost) : -1;
@@ -2784,6 +3028,13 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 	}
 	lws_sul_schedule(s->context, 0, &s->housekeeping, housekeeping,
 			 HOUSEKEEPING_US);
+	uv_signal_start(&s->sigint, on_signal, SIGINT);
+	uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+	memset(&hooks, 0, sizeof hooks);
+	hooks.client_ready = engine_client_ready;
+	hooks.epoch_changed = epoch_changed;
+	hooks.ctx = s;
+	pipeline_set_hooks(s->pipeline, &hooks);
 	return s;
 
 fail:
@@ -2800,114 +3051,85 @@ server_port(const struct server *s)
 int
 server_run(struct server *s)
 {
-	int rc = 0;
-
-	while (rc >= 0) {
-		rc = lws_service(s->context, 0);
-		if (s->stop_requested && !s->stopping)
-			begin_shutdown(s);
-		if (s->stopping &&
-		    (!s->sessions || clock_wall_us() >= s->stop_deadline_us))
-			break;
-	}
-	return rc < 0 ? -1 : 0;
+	uv_run(s->loop, UV_RUN_DEFAULT);
+	return 0;
 }
 
 void
 server_stop(struct server *s)
 {
-	s->stop_requested = 1;
-	if (s->context)
-		lws_cancel_service(s->context);
+	wake_signal(s->stop_wake);
 }
-
-void
-server_wake(void *ctx)
-{
-	struct server *s = ctx;
-
-	lws_cancel_service(s->context);
-}
-
-struct symbol_names {
-	char (*names)[TICK_SYMBOL_MAX + 1];
-	size_t n, cap;
-	bool failed;
-};
 
 static void
-collect_name(const struct symbol_state *st, void *ctx)
+count_closing(uv_handle_t *h, void *arg)
 {
-	struct symbol_names *l = ctx;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 64;
-		void *p = realloc(l->names, cap * sizeof *l->names);
-
-		if (!p) {
-			l->failed = true;
-			return;
-		}
-		l->names = p;
-		l->cap = cap;
-	}
-	memcpy(l->names[l->n++], st->symbol, sizeof st->symbol);
+	if (uv_is_closing(h))
+		++*(size_t *)arg;
 }
 
-void
-server_set_epoch(struct server *s, const char *epoch)
+/* Handles on the loop that are closing and whose close callback has not
+ * run yet. */
+static size_t
+handles_closing(uv_loop_t *loop)
 {
-	struct symbol_names l = {0};
-	struct per_session_data__md *pss;
-	size_t i;
+	size_t n = 0;
 
-	if (!strcmp(s->epoch, epoch))
-		return;
-	log_warn("epoch %s -> %s: emptying the old symbols and closing "
-		 "every client with 1012",
-		 s->epoch[0] ? s->epoch : "(none)", epoch);
-	snprintf(s->epoch, sizeof s->epoch, "%s", epoch);
-	/* The old life's symbols go: a state with seq 0 empties one. */
-	engine_foreach_symbol(s->engine, collect_name, &l);
-	if (l.failed)
-		log_error("out of memory emptying the old epoch's symbols");
-	for (i = 0; i < l.n; i++) {
-		struct symbol_state empty;
+	uv_walk(loop, count_closing, &n);
+	return n;
+}
 
-		memset(&empty, 0, sizeof empty);
-		memcpy(empty.symbol, l.names[i], sizeof empty.symbol);
-		engine_restore_symbol(s->engine, &empty);
-	}
-	free(l.names);
-	/* An edge's store holds the old life's ticks under the old epoch:
-	 * writing the new life's seqs into it would mix two lives. It stops
-	 * until the edge is restarted with a new --db. */
-	if (s->parts.store && !s->store_stale[0] &&
-	    strcmp(store_epoch(s->parts.store), epoch)) {
-		snprintf(s->store_stale, sizeof s->store_stale,
-			 "store epoch %s differs from the ingest's %s; "
-			 "restart the edge with a new --db",
-			 store_epoch(s->parts.store), epoch);
-		log_error("%s (ticks are not stored meanwhile)",
-			  s->store_stale);
-	}
-	for (pss = s->sessions; pss; pss = pss->next)
-		close_with(pss, CLOSE_SERVICE_RESTART, "new epoch, reconnect");
+static void
+handle_closed(uv_handle_t *h)
+{
+	struct server *s = h->data;
+
+	s->handles_open--;
 }
 
 void
 server_destroy(struct server *s)
 {
+	size_t i;
+
 	if (!s)
 		return;
 	if (s->context) {
 		lws_sul_cancel(&s->housekeeping);
-		lws_sul_cancel(&s->store_retry);
 		lws_context_destroy(s->context);
 	}
+	/* Jobs were released with their connections above. */
+	query_worker_destroy(s->queries);
+	wake_free(s->query_wake);
+	wake_free(s->stop_wake);
+	if (s->handles_open) {
+		uv_close((uv_handle_t *)&s->sigint, handle_closed);
+		uv_close((uv_handle_t *)&s->sigterm, handle_closed);
+		uv_close((uv_handle_t *)&s->stop_timer, handle_closed);
+	}
+	/* Our handles and lws's context live until their close callbacks,
+	 * which need the loop to turn: it is stopped now, so it is turned
+	 * here until both are done (a few turns; the bound is a safety). On a
+	 * foreign loop lws destroys a context in stages, one per call, and
+	 * each later stage may only come once the handles the earlier one
+	 * closed are closed: the last frees memory those handles live in. It
+	 * clears s->context when it is done. */
+	for (i = 0; i < 1000 && (s->handles_open || s->context); i++) {
+		if (s->context && !handles_closing(s->loop))
+			lws_context_destroy(s->context);
+		uv_run(s->loop, UV_RUN_NOWAIT);
+	}
+	if (s->handles_open || s->context)
+		log_warn("libwebsockets did not finish closing; exiting anyway");
 	auth_claims_free(&s->admitted.claims);
 	auth_destroy(s->auth);
-	free(s->drain);
+	for (i = 0; i < PEER_BUCKETS; i++)
+		while (s->peers[i]) {
+			struct peer_count *pc = s->peers[i];
+
+			s->peers[i] = pc->next;
+			free(pc);
+		}
 	free(s->frame);
 	free(s);
 }

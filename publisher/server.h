@@ -1,15 +1,15 @@
 /*
- * server: the libwebsockets glue. Serves web/ over HTTP and the protocol of
- * SPEC §3 on /ws, drains the tick_queue into the engine on the service
- * thread, and writes each client's conflated frames when its socket is
- * writable.
+ * server: the libwebsockets glue. Serves web/ over HTTP and the protocol on
+ * /ws, on the libuv loop the pipeline runs on (libwebsockets' libuv event
+ * library over a loop it does not own), and writes each client's conflated
+ * frames when its socket is writable.
  *
  *   struct server *s = server_create(&opts, &parts, err, sizeof err);
- *   server_run(s);          // until server_stop() or SIGINT/SIGTERM
- *   server_destroy(s);
+ *   server_run(s);          // until server_stop(), SIGINT or SIGTERM
+ *   server_destroy(s);      // then run the loop once more to close handles
  *
- * Everything here runs on the one lws service thread, except server_stop()
- * and server_wake(), which any thread (or a signal handler) may call.
+ * Everything here runs on the loop's thread, except server_stop(), which
+ * any thread may call.
  *
  * Exposure (README "Security"): every WebSocket upgrade and /api request
  * passes the Origin check and, with --auth-secret, a token check before it
@@ -21,33 +21,25 @@
 
 #include <stddef.h>
 
+#include <uv.h>
+
 #include "cli.h"
-#include "engine.h"
-#include "tick_queue.h"
 
 struct server;
-
-struct store;
-struct query_worker;
-struct feed;
+struct pipeline;
 struct redis_publisher;
-struct redis_follower;
+struct store;
 
 /* What the server works with; all borrowed, all must outlive the server. */
 struct server_parts {
-	struct engine *engine;	/* created with server_engine_config() */
-	struct tick_queue *queue; /* the feed's ticks */
-	struct store *store;	/* NULL: nothing is persisted */
-	struct query_worker *queries; /* NULL: history and export refused */
-	struct feed *feed;	/* for status and replay control */
-	const char *feed_kind;	/* "synthetic", "replay", … */
-	const char *epoch;	/* copied: the server owns its epoch */
-	/* Scale-out (publisher/redis_link.h); both NULL when standalone.
-	 * Ingest: every applied tick also goes to redis_pub, whose free space
-	 * caps the drain like the store's. Edge: the service thread applies
-	 * the follower's resyncs (redis_follower_apply_pending) on a wake. */
+	uv_loop_t *loop;	     /* the loop the pipeline runs on */
+	struct pipeline *pipeline;   /* engine, epoch, feed, sinks */
+	const char *db_path;	     /* NULL: no store, history refused */
+	struct store *store;	     /* for /metrics; NULL without a store */
+	const char *feed_kind;	     /* "synthetic", "replay", "redis", … */
+	/* An ingest's publisher, for /metrics and /healthz; NULL else. (An
+	 * edge's follower is the pipeline's.) */
 	struct redis_publisher *redis_pub;
-	struct redis_follower *redis_follow;
 };
 
 /*
@@ -61,43 +53,23 @@ struct server *
 server_create(const struct serve_options *opt, const struct server_parts *parts,
 	      char *err, size_t errlen);
 
-/* The engine config whose client_ready callback reaches the server that
- * will be created with that engine. */
-struct engine_config
-server_engine_config(void);
-
 /* The port actually bound (useful with --listen HOST:0). */
 int
 server_port(const struct server *s);
 
-/* Run the service loop until stopped. On stop, every WebSocket client gets a
- * close frame with 1001 (going away). Returns 0, or -1 on a loop failure. */
+/* Run the loop until stopped (SIGINT and SIGTERM stop it too). On stop,
+ * every WebSocket client gets a close frame with 1001 (going away), and the
+ * loop returns once they are gone or a second has passed. Returns 0, or -1
+ * on a loop failure. */
 int
 server_run(struct server *s);
 
-/* Ask the loop to stop. Async-signal-safe. */
+/* Ask the loop to stop. Thread-safe. */
 void
 server_stop(struct server *s);
 
-/* Wake the loop to drain the tick queue (the queue's wake callback).
- * Thread-safe; ctx is the struct server. */
-void
-server_wake(void *ctx);
-
-/*
- * Service thread only (an edge's follower epoch callback): make epoch the
- * one clients are told. When it differs from the current one, the data has
- * a new life: every symbol the engine holds is emptied and every WebSocket
- * is closed with 1012 (service restart), so clients reconnect, read the new
- * epoch in the hello and take fresh snapshots instead of resuming.
- * An edge's store (--db FILE) holds the old epoch: it is no longer written
- * or read (history answers "unavailable", /healthz says degraded) until
- * the edge is restarted with a new --db.
- */
-void
-server_set_epoch(struct server *s, const char *epoch);
-
-/* NULL is a no-op. Clients still attached are closed. */
+/* NULL is a no-op. Clients still attached are closed; libwebsockets and
+ * the server's own handles finish closing when the loop runs again. */
 void
 server_destroy(struct server *s);
 

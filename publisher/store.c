@@ -1169,6 +1169,100 @@ store_append(struct store *s, const struct tick *ticks, size_t n)
 	return 0;
 }
 
+/* ---------------------------------------------------------- the sink */
+
+static size_t
+sink_space(void *impl)
+{
+	struct store *s = impl;
+	struct store_stats ss;
+
+	/* A failing store (disk full, read-only file) may not recover for
+	 * hours: nothing waits for it, what it misses is counted. */
+	store_get_stats(s, &ss);
+	return ss.failing ? SIZE_MAX : store_append_space(s);
+}
+
+static void
+sink_append(void *impl, const struct tick *applied, size_t n)
+{
+	struct store *s = impl;
+
+	if (store_append(s, applied, n)) {
+		pthread_mutex_lock(&s->mu);
+		s->stats.ticks_not_stored += n;
+		pthread_mutex_unlock(&s->mu);
+	}
+}
+
+static bool
+sink_wants_resume(void *impl)
+{
+	return false;
+}
+
+static void
+sink_resume(void *impl, sink_state_fn state, void *ctx)
+{
+}
+
+static void
+sink_status(void *impl, struct sink_status *out)
+{
+	struct store_stats ss;
+
+	store_get_stats(impl, &ss);
+	memset(out, 0, sizeof *out);
+	out->lag_us = ss.lag_us;
+	out->queued = ss.queued;
+	out->dropped = ss.ticks_not_stored;
+	out->failing = ss.failing;
+	if (ss.failing)
+		snprintf(out->reason, sizeof out->reason, "store failing: %s",
+		         ss.last_error);
+}
+
+static void
+sink_restore(void *impl, const struct symbol_state *st)
+{
+	if (store_restore_state(impl, st))
+		log_warn("store: out of memory restoring symbol '%.32s'",
+		         st->symbol);
+}
+
+static int
+sink_epoch(void *impl, const char *epoch, char *why, size_t len)
+{
+	struct store *s = impl;
+
+	if (!strcmp(s->epoch, epoch))
+		return 0;
+	snprintf(why, len,
+	         "store epoch %s differs from the ingest's %s; restart the "
+	         "edge with a new --db",
+	         s->epoch, epoch);
+	return -1;
+}
+
+static const struct sink_ops store_sink_ops = {
+	.name = "store",
+	.space = sink_space,
+	.append = sink_append,
+	.wants_resume = sink_wants_resume,
+	.resume = sink_resume,
+	.status = sink_status,
+	.restore = sink_restore,
+	.epoch = sink_epoch,
+};
+
+struct sink
+store_sink(struct store *s)
+{
+	struct sink k = {&store_sink_ops, s};
+
+	return k;
+}
+
 void
 store_get_stats(struct store *s, struct store_stats *out)
 {

@@ -50,6 +50,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "sink.h"
 #include "tick.h"
 
 struct store;
@@ -83,6 +84,8 @@ struct store_stats {
 	uint64_t ticks_refused;	 /* not stored: the store's engine refused
 				  * them (invalid symbol, seq not after the
 				  * stored one); logged once a minute */
+	uint64_t ticks_not_stored; /* handed over while the store was
+				    * failing, and not kept */
 	bool failing;		 /* last commit attempt failed */
 	char last_error[160];
 };
@@ -136,6 +139,11 @@ store_restore_state(struct store *s, const struct symbol_state *st);
 /* Thread-safe. */
 void
 store_get_stats(struct store *s, struct store_stats *out);
+
+/* The store as a pipeline sink (sink.h); the sink's destroy is
+ * store_close(). */
+struct sink
+store_sink(struct store *s);
 
 /* Write everything queued, stop the writer, close. While writes fail it
  * keeps trying for up to 10 s, then logs how many ticks it could not

@@ -20,6 +20,9 @@ need_pkg "pkg-config --exists cmocka" libcmocka-dev
 need_pkg "pkg-config --exists openssl" libssl-dev
 need_pkg "pkg-config --exists libcrypto" libssl-dev
 need_pkg "pkg-config --exists libuv" libuv1-dev
+# libwebsockets runs on our libuv loop through its libuv event library,
+# a plugin the runtime package does not pull in.
+need_pkg "test -e /usr/lib/$(gcc -dumpmachine)/libwebsockets-evlib_uv.so" libwebsockets-evlib-uv
 need_pkg "command -v sqlite3" sqlite3
 # Scale-out through Redis (issue 8): hiredis to build, a real server to test.
 need_pkg "pkg-config --exists hiredis" libhiredis-dev

@@ -1,0 +1,436 @@
+/*
+ * pipeline.c: drain, apply, hand to the sinks, flush (see pipeline.h).
+ */
+#include "pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "feed.h"
+#include "log.h"
+#include "redis_link.h"
+#include "wake.h"
+
+/* Ticks moved from the queue per drain before the loop gets to write: at
+ * 200k ticks/s a drain then covers at most a third of a second. */
+#define DRAIN_BUDGET 65536
+#define MAX_SINKS    4
+#define MAX_WAKES    8
+
+struct pipeline_sink {
+	struct sink sink;
+	void (*destroy)(void *impl);
+	bool detached; /* stopped feeding it (see sink_ops.epoch) */
+	char detached_why[200];
+};
+
+struct pipeline {
+	uv_loop_t *loop;
+	struct engine *engine;
+	struct tick_queue *queue;
+	char epoch[PIPELINE_EPOCH_MAX + 1];
+	bool file_source;
+
+	struct feed *feed;
+	struct redis_follower *follower;
+	bool stopped;
+
+	struct pipeline_sink sinks[MAX_SINKS];
+	size_t nsinks;
+
+	struct pipeline_hooks hooks;
+
+	struct wake *queue_wake; /* the queue went from empty to not */
+	struct wake *again;	 /* more was left than one drain takes */
+	struct wake *wakes[MAX_WAKES]; /* sinks' and the follower's */
+	size_t nwakes;
+
+	struct tick *batch; /* DRAIN_BUDGET ticks */
+	struct pipeline_stats stats;
+	bool logged_waiting;
+};
+
+/* ------------------------------------------------------------- the drain */
+
+static int
+state_of(const char *symbol, struct symbol_state *out, void *ctx)
+{
+	struct pipeline *p = ctx;
+
+	return engine_get_state(p->engine, symbol, out);
+}
+
+/* Ticks every sink still fed can take now without dropping. */
+static size_t
+sinks_space(struct pipeline *p, size_t budget)
+{
+	size_t i;
+
+	for (i = 0; i < p->nsinks; i++) {
+		struct pipeline_sink *ps = &p->sinks[i];
+		size_t room;
+
+		if (ps->detached)
+			continue;
+		room = ps->sink.ops->space(ps->sink.impl);
+		if (room < budget)
+			budget = room;
+	}
+	return budget;
+}
+
+/*
+ * Move what the queue holds into the engine and on to the sinks, then tell
+ * the subscribers. A file source takes no more than every sink has room
+ * for: its queue fills and the replay waits, and the sink's wake brings
+ * the drain back. A live source takes its whole budget: a sink with no room
+ * drops what does not fit and says so (sink.h), and the clients never see
+ * a tick later for it.
+ */
+static void
+drain(void *ctx)
+{
+	struct pipeline *p = ctx;
+	size_t budget = DRAIN_BUDGET, n, i, applied = 0;
+
+	if (p->stopped)
+		return;
+	for (i = 0; i < p->nsinks; i++) {
+		struct pipeline_sink *ps = &p->sinks[i];
+
+		if (!ps->detached && ps->sink.ops->wants_resume(ps->sink.impl))
+			ps->sink.ops->resume(ps->sink.impl, state_of, p);
+	}
+	if (p->file_source) {
+		budget = sinks_space(p, budget);
+		p->stats.waiting_for_sink = budget == 0;
+		if (!budget) {
+			if (!p->logged_waiting && tick_queue_depth(p->queue))
+				log_info("replay waits for the store to catch "
+					 "up");
+			p->logged_waiting = true;
+			return;
+		}
+		p->logged_waiting = false;
+	}
+	n = tick_queue_drain(p->queue, p->batch, budget);
+	for (i = 0; i < n; i++) {
+		uint64_t seq = engine_apply_tick(p->engine, &p->batch[i]);
+
+		if (!seq)
+			continue;
+		if (applied != i)
+			p->batch[applied] = p->batch[i];
+		p->batch[applied++].seq = seq;
+	}
+	for (i = 0; applied && i < p->nsinks; i++) {
+		struct pipeline_sink *ps = &p->sinks[i];
+
+		if (!ps->detached)
+			ps->sink.ops->append(ps->sink.impl, p->batch, applied);
+	}
+	if (n) {
+		p->stats.drains++;
+		p->stats.drained_ticks += n;
+	}
+	p->stats.flush_mono_us = clock_mono_us();
+	engine_flush(p->engine);
+	/* Still more waiting: come back after this turn's writes rather than
+	 * starving the clients. */
+	if (n == budget)
+		wake_signal(p->again);
+}
+
+/* ---------------------------------------------------------- following */
+
+void
+pipeline_follow_epoch(const char *epoch, void *ctx)
+{
+	struct pipeline *p = ctx;
+	size_t i;
+
+	log_info("redis: following epoch %s", epoch);
+	if (!strcmp(p->epoch, epoch))
+		return;
+	if (p->epoch[0] && engine_symbol_count(p->engine))
+		log_warn("epoch %s -> %s: emptying the old symbols and "
+			 "closing every client with 1012",
+			 p->epoch, epoch);
+	snprintf(p->epoch, sizeof p->epoch, "%s", epoch);
+	/* The old life's symbols go, and so does what clients hold. */
+	engine_clear(p->engine);
+	for (i = 0; i < p->nsinks; i++) {
+		struct pipeline_sink *ps = &p->sinks[i];
+
+		if (ps->detached || !ps->sink.ops->epoch)
+			continue;
+		if (ps->sink.ops->epoch(ps->sink.impl, epoch, ps->detached_why,
+					sizeof ps->detached_why)) {
+			ps->detached = true;
+			log_error("%s (ticks are not stored meanwhile)",
+				  ps->detached_why);
+		}
+	}
+	if (p->hooks.epoch_changed)
+		p->hooks.epoch_changed(epoch, p->hooks.ctx);
+}
+
+void
+pipeline_follow_restore(const struct symbol_state *st, void *ctx)
+{
+	struct pipeline *p = ctx;
+	struct symbol_state cur;
+	size_t i;
+
+	/* Never show clients an older value than the one they have. */
+	if (!engine_get_state(p->engine, st->symbol, &cur) &&
+	    cur.seq > st->seq) {
+		log_debug("redis: state of '%s' at seq %llu is behind ours "
+			  "(%llu), kept ours",
+			  st->symbol, (unsigned long long)st->seq,
+			  (unsigned long long)cur.seq);
+		return;
+	}
+	if (engine_restore_symbol(p->engine, st)) {
+		log_warn("redis: could not restore symbol '%s'", st->symbol);
+		return;
+	}
+	/* The sinks follow: later ticks (higher seqs) are stored; the ticks
+	 * the resync skipped are absent from their history. */
+	for (i = 0; i < p->nsinks; i++) {
+		struct pipeline_sink *ps = &p->sinks[i];
+
+		if (!ps->detached && ps->sink.ops->restore)
+			ps->sink.ops->restore(ps->sink.impl, st);
+	}
+}
+
+/* An edge's resync first: ticks still queued from before it are older
+ * than the states and the engine refuses them. */
+static void
+follow(void *ctx)
+{
+	struct pipeline *p = ctx;
+
+	if (p->stopped || !p->follower)
+		return;
+	if (redis_follower_apply_pending(p->follower) > 0) {
+		p->stats.flush_mono_us = clock_mono_us();
+		engine_flush(p->engine);
+	}
+	drain(p);
+}
+
+/* ----------------------------------------------------------------- API */
+
+static struct wake *
+new_wake(struct pipeline *p, void (*fn)(void *ctx))
+{
+	struct wake *w;
+
+	if (p->nwakes == MAX_WAKES)
+		return NULL;
+	w = wake_new(p->loop, fn, p);
+	if (w)
+		p->wakes[p->nwakes++] = w;
+	return w;
+}
+
+struct pipeline *
+pipeline_create(const struct pipeline_options *opt, char *err, size_t errlen)
+{
+	struct pipeline *p;
+	struct engine_config ec;
+
+	if (!opt->epoch || !opt->epoch[0] ||
+	    strlen(opt->epoch) > PIPELINE_EPOCH_MAX) {
+		snprintf(err, errlen, "epoch must be 1..%d characters",
+			 PIPELINE_EPOCH_MAX);
+		return NULL;
+	}
+	p = calloc(1, sizeof *p);
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->loop = opt->loop;
+	p->file_source = opt->file_source;
+	snprintf(p->epoch, sizeof p->epoch, "%s", opt->epoch);
+	memset(&ec, 0, sizeof ec);
+	p->engine = engine_create(&ec);
+	p->batch = malloc(DRAIN_BUDGET * sizeof *p->batch);
+	p->queue_wake = wake_new(p->loop, drain, p);
+	p->again = wake_new(p->loop, drain, p);
+	if (!p->engine || !p->batch || !p->queue_wake || !p->again) {
+		snprintf(err, errlen, "out of memory");
+		pipeline_destroy(p);
+		return NULL;
+	}
+	p->queue = tick_queue_create(opt->queue_capacity, wake_signal,
+				     p->queue_wake);
+	if (!p->queue) {
+		snprintf(err, errlen, "out of memory");
+		pipeline_destroy(p);
+		return NULL;
+	}
+	return p;
+}
+
+struct tick_queue *
+pipeline_queue(struct pipeline *p)
+{
+	return p->queue;
+}
+
+struct engine *
+pipeline_engine(struct pipeline *p)
+{
+	return p->engine;
+}
+
+const char *
+pipeline_epoch(const struct pipeline *p)
+{
+	return p->epoch;
+}
+
+void
+pipeline_set_epoch(struct pipeline *p, const char *epoch)
+{
+	snprintf(p->epoch, sizeof p->epoch, "%s", epoch);
+}
+
+struct wake *
+pipeline_sink_wake(struct pipeline *p)
+{
+	return new_wake(p, drain);
+}
+
+struct wake *
+pipeline_follow_wake(struct pipeline *p)
+{
+	return new_wake(p, follow);
+}
+
+void
+pipeline_set_feed(struct pipeline *p, struct feed *feed)
+{
+	p->feed = feed;
+}
+
+struct feed *
+pipeline_feed(struct pipeline *p)
+{
+	return p->feed;
+}
+
+void
+pipeline_set_follower(struct pipeline *p, struct redis_follower *f)
+{
+	p->follower = f;
+}
+
+struct redis_follower *
+pipeline_follower(struct pipeline *p)
+{
+	return p->follower;
+}
+
+int
+pipeline_add_sink(struct pipeline *p, struct sink sink,
+		  void (*destroy)(void *impl))
+{
+	struct pipeline_sink *ps;
+
+	if (p->nsinks == MAX_SINKS)
+		return -1;
+	ps = &p->sinks[p->nsinks++];
+	memset(ps, 0, sizeof *ps);
+	ps->sink = sink;
+	ps->destroy = destroy;
+	return 0;
+}
+
+int
+pipeline_sink_status(struct pipeline *p, const char *name,
+		     struct sink_status *out, bool *detached)
+{
+	size_t i;
+
+	for (i = 0; i < p->nsinks; i++) {
+		struct pipeline_sink *ps = &p->sinks[i];
+
+		if (strcmp(ps->sink.ops->name, name))
+			continue;
+		ps->sink.ops->status(ps->sink.impl, out);
+		*detached = ps->detached;
+		if (ps->detached)
+			snprintf(out->reason, sizeof out->reason, "%s",
+				 ps->detached_why);
+		return 0;
+	}
+	return -1;
+}
+
+void
+pipeline_set_hooks(struct pipeline *p, const struct pipeline_hooks *hooks)
+{
+	p->hooks = *hooks;
+	engine_set_client_ready(p->engine, hooks->client_ready, hooks->ctx);
+}
+
+int
+pipeline_start(struct pipeline *p, char *err, size_t errlen)
+{
+	if (p->feed && feed_start(p->feed, err, errlen))
+		return -1;
+	return 0;
+}
+
+void
+pipeline_stop(struct pipeline *p)
+{
+	if (p->stopped)
+		return;
+	p->stopped = true;
+	/* A producer blocked on a full queue must be released before it is
+	 * joined. */
+	tick_queue_close(p->queue);
+	if (p->feed)
+		feed_stop(p->feed);
+	redis_follower_destroy(p->follower);
+	p->follower = NULL;
+}
+
+void
+pipeline_get_stats(const struct pipeline *p, struct pipeline_stats *out)
+{
+	*out = p->stats;
+	out->queue_depth = p->queue ? tick_queue_depth(p->queue) : 0;
+}
+
+void
+pipeline_destroy(struct pipeline *p)
+{
+	size_t i;
+
+	if (!p)
+		return;
+	if (p->queue)
+		pipeline_stop(p);
+	feed_destroy(p->feed);
+	/* Each sink writes what it still holds as it goes. */
+	for (i = 0; i < p->nsinks; i++)
+		if (p->sinks[i].destroy)
+			p->sinks[i].destroy(p->sinks[i].sink.impl);
+	tick_queue_destroy(p->queue);
+	engine_destroy(p->engine);
+	wake_free(p->queue_wake);
+	wake_free(p->again);
+	for (i = 0; i < p->nwakes; i++)
+		wake_free(p->wakes[i]);
+	free(p->batch);
+	free(p);
+}

@@ -1,0 +1,185 @@
+/*
+ * pipeline: the tick path. Ticks come from a source (a feed, or on an edge
+ * the Redis follower) into a tick_queue; the pipeline drains the queue into
+ * the engine, which assigns seqs and conflates, hands the applied ticks to
+ * its sinks (the store, the Redis publisher) and flushes the engine, which
+ * tells each subscriber with something new through the transport's
+ * client_ready hook. It owns the engine, the queue, the epoch, the sources
+ * and the sinks; it knows nothing of sockets or SQL.
+ *
+ *   feed thread ─push─▶ tick_queue ─wake─▶ drain ─▶ engine ─▶ flush ─▶ clients
+ *                                                     │
+ *                                                     └─▶ sinks (store, Redis)
+ *
+ * The loop first. The pipeline lives on a libuv loop created before it; each
+ * producer wakes it through a wake of its own (wake.h): the queue wakes the
+ * drain, a sink that has room again wakes the drain, the Redis follower
+ * wakes the resync. A wake runs that producer's callback and nothing else.
+ *
+ * Sinks never hold up live data. A file (replay) may wait for them: with
+ * file_source set, a drain takes no more ticks than every sink has room
+ * for, so the replay slows down while the disk catches up. A live feed does
+ * not wait: each batch goes to the engine and to clients at once, and a
+ * sink that is full drops ticks and records the gap (sink.h).
+ *
+ * Lifetime:
+ *   p = pipeline_create(&opt, err, len);        // engine and queue exist
+ *   feed = feed_create(spec, pipeline_queue(p), ...);
+ *   pipeline_set_feed(p, feed);                 // owned from here
+ *   pipeline_add_sink(p, store_sink(store), ...);
+ *   pipeline_set_hooks(p, &hooks);              // the transport, when it exists
+ *   pipeline_start(p, err, len);                // starts the feed
+ *   uv_run(loop, ...);
+ *   pipeline_stop(p);                           // feed and follower stopped
+ *   pipeline_destroy(p);                        // sinks flushed and closed
+ *
+ * Threading: everything on the loop's thread, except what a producer calls
+ * (the wakes) and pipeline_stop(), which must also run on the loop's thread.
+ */
+#ifndef PUBLISHER_PIPELINE_H
+#define PUBLISHER_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "engine.h"
+#include "sink.h"
+#include "tick_queue.h"
+
+struct feed;
+struct redis_follower;
+struct wake;
+struct pipeline;
+
+#define PIPELINE_EPOCH_MAX 64
+
+struct pipeline_options {
+	uv_loop_t *loop;       /* borrowed; must outlive the pipeline */
+	size_t queue_capacity; /* ticks between the source and the loop */
+	const char *epoch;     /* copied; 1..PIPELINE_EPOCH_MAX characters */
+	/* The source reads a file (a replay): it may wait for the sinks.
+	 * false: live data, which never waits for a sink. */
+	bool file_source;
+};
+
+/* What the transport is told. All run on the loop's thread. */
+struct pipeline_hooks {
+	/* The engine's client_ready (engine.h): a subscriber that had
+	 * nothing to send now has. Required before the first tick. */
+	void (*client_ready)(void *user, void *ctx);
+	/* The epoch changed (an edge's ingest started a new life of the
+	 * data): every client must start over. Optional. */
+	void (*epoch_changed)(const char *epoch, void *ctx);
+	void *ctx;
+};
+
+struct pipeline_stats {
+	uint64_t drains;	/* drains that moved ticks */
+	uint64_t drained_ticks; /* ticks they moved */
+	int64_t flush_mono_us;	/* monotonic time of the flush under way or
+				 * the last one */
+	size_t queue_depth;	/* ticks waiting in the queue now */
+	bool waiting_for_sink;	/* a file source is held back by a sink */
+};
+
+/* NULL with the cause in err ("out of memory", "epoch ..."). */
+struct pipeline *
+pipeline_create(const struct pipeline_options *opt, char *err, size_t errlen);
+
+/* The queue a source pushes into, and the engine; both owned by the
+ * pipeline. */
+struct tick_queue *
+pipeline_queue(struct pipeline *p);
+
+struct engine *
+pipeline_engine(struct pipeline *p);
+
+/* The epoch clients are told in the hello. */
+const char *
+pipeline_epoch(const struct pipeline *p);
+
+/* Start-up only, before any tick or client: the store's epoch replaces
+ * the one the pipeline was created with. */
+void
+pipeline_set_epoch(struct pipeline *p, const char *epoch);
+
+/* A new wake that runs the drain; for a sink's thread to call when it has
+ * room again (its `wake` option, with wake_signal). Owned by the pipeline.
+ * NULL when out of memory or descriptors. */
+struct wake *
+pipeline_sink_wake(struct pipeline *p);
+
+/* Take ownership of the feed (started by pipeline_start(), stopped and
+ * destroyed by the pipeline). NULL: no feed. */
+void
+pipeline_set_feed(struct pipeline *p, struct feed *feed);
+
+struct feed *
+pipeline_feed(struct pipeline *p);
+
+/* Add a sink. destroy(impl) is called by pipeline_destroy(), after every
+ * source has stopped, so a sink flushes what it still holds there. At most
+ * four sinks. Returns 0, or -1 when full. */
+int
+pipeline_add_sink(struct pipeline *p, struct sink sink,
+		  void (*destroy)(void *impl));
+
+/* The status of the sink named name ("store", "redis"); -1 when there is
+ * none. Also says, in reason, why a sink the pipeline stopped feeding (see
+ * sink_ops.epoch) is detached, with detached set. */
+int
+pipeline_sink_status(struct pipeline *p, const char *name,
+		     struct sink_status *out, bool *detached);
+
+/* ------------------------------------------------------ edge: following */
+
+/* The callbacks of a redis_follower (redis_link.h), with ctx = the
+ * pipeline: an edge takes its ingest's epoch and states through them. */
+void
+pipeline_follow_epoch(const char *epoch, void *ctx);
+
+void
+pipeline_follow_restore(const struct symbol_state *st, void *ctx);
+
+/* The wake for the follower's `wake` option (wake_signal, this). NULL
+ * when out of memory or descriptors. */
+struct wake *
+pipeline_follow_wake(struct pipeline *p);
+
+/* Take ownership of the follower (created and started by the caller,
+ * with the callbacks above; destroyed by the pipeline). Resyncs it has
+ * waiting are applied on the next wake. */
+void
+pipeline_set_follower(struct pipeline *p, struct redis_follower *f);
+
+struct redis_follower *
+pipeline_follower(struct pipeline *p);
+
+/* ------------------------------------------------------------ running */
+
+void
+pipeline_set_hooks(struct pipeline *p, const struct pipeline_hooks *hooks);
+
+/* Start the feed. Returns 0, or -1 with the cause in err. */
+int
+pipeline_start(struct pipeline *p, char *err, size_t errlen);
+
+/* Stop the sources: the feed and the follower stop pushing (a producer
+ * blocked on a full queue is released). Ticks still queued are dropped.
+ * Loop thread. Safe to call twice. */
+void
+pipeline_stop(struct pipeline *p);
+
+void
+pipeline_get_stats(const struct pipeline *p, struct pipeline_stats *out);
+
+/* Stops what still runs, then destroys the sources, the sinks (each
+ * flushes first), the engine and the queue, and closes the wakes (run the
+ * loop once more to let libuv finish closing them). NULL is a no-op. */
+void
+pipeline_destroy(struct pipeline *p);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * sink: where applied ticks go after the engine. The SQLite store and the
+ * Redis publisher are sinks; the pipeline hands each of them every tick the
+ * engine applied, seq set, in the order it applied them.
+ *
+ * A sink works on a thread of its own behind a bounded buffer, so handing
+ * ticks over never blocks the loop. What happens when the buffer is full
+ * depends on where the ticks come from (see pipeline.h): a file may wait
+ * for its sinks, a market cannot. So a sink offers both:
+ *  - space(): how many ticks append() takes now without dropping any; the
+ *    pipeline drains no more than that from a file;
+ *  - append() of a live batch that does not fit: the sink takes what fits
+ *    and drops the rest, and every tick after it, until its buffer has
+ *    drained; it records what it dropped (per symbol, the range of seqs)
+ *    and, once drained, asks to resume(): it is then given the current
+ *    state of those symbols, so that what it keeps stays consistent (the
+ *    store's state rows, the Redis state hash) and later ticks apply on
+ *    top of it.
+ *
+ * The interface is a table of functions and the sink's own pointer; each
+ * sink module makes its own (store_sink(), redis_publisher_sink()).
+ */
+#ifndef PUBLISHER_SINK_H
+#define PUBLISHER_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "tick.h"
+
+/* Looks up a symbol's current state for resume(): 0, or -1 when the
+ * symbol has no data. */
+typedef int (*sink_state_fn)(const char *symbol, struct symbol_state *out,
+			     void *ctx);
+
+struct sink_status {
+	int64_t lag_us;	    /* age of the oldest tick waiting, 0 if none */
+	size_t queued;	    /* ticks waiting */
+	uint64_t dropped;   /* ticks dropped since start (live overflow) */
+	bool dropping;	    /* dropping now, until it has caught up */
+	bool failing;	    /* cannot write at all (disk full, ...) */
+	char reason[200];   /* words for /healthz when dropping or failing */
+};
+
+struct sink_ops {
+	const char *name; /* "store", "redis" */
+	/* Ticks append() takes now without dropping. Thread: the loop. */
+	size_t (*space)(void *sink);
+	/* Take n applied ticks, dropping what does not fit (see above).
+	 * Never blocks. Thread: the loop. */
+	void (*append)(void *sink, const struct tick *applied, size_t n);
+	/* True when the sink dropped ticks and has drained its buffer since:
+	 * call resume(). Thread: the loop. */
+	bool (*wants_resume)(void *sink);
+	/* Take up again after dropping, with the current state of every
+	 * symbol it dropped ticks of. Thread: the loop. */
+	void (*resume)(void *sink, sink_state_fn state, void *ctx);
+	/* Thread-safe. */
+	void (*status)(void *sink, struct sink_status *out);
+	/* Optional (NULL: not needed). A resync replaced a symbol's state
+	 * wholesale (an edge following its ingest): take st, seq included,
+	 * as the base that later ticks apply to. Thread: the loop. */
+	void (*restore)(void *sink, const struct symbol_state *st);
+	/* Optional. The data has a new life (an edge's ingest started a new
+	 * epoch). Returns 0 when the sink follows it, or -1 with the reason
+	 * in why when it cannot (an edge's store holds the old life): the
+	 * pipeline then stops feeding it. Thread: the loop. */
+	int (*epoch)(void *sink, const char *epoch, char *why, size_t len);
+};
+
+struct sink {
+	const struct sink_ops *ops;
+	void *impl;
+};
+
+#endif
