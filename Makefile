@@ -32,7 +32,8 @@ TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 # Modules. ENGINE_SRC has no lws and no SQL: units and benches link it alone.
-ENGINE_SRC := publisher/decimal.c publisher/tick.c publisher/jsonbuf.c publisher/engine.c
+ENGINE_SRC := publisher/decimal.c publisher/tick.c publisher/jsonbuf.c publisher/engine.c \
+	publisher/engine_fanout.c publisher/engine_encode.c
 PROTOCOL_SRC := publisher/protocol.c
 FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/tick_parse.c feeds/feed_stdin.c \
 	feeds/feed_replay.c feeds/feed_tcp.c
@@ -84,7 +85,8 @@ $(BUILD)/tests/%.o: tests/unit/%.c
 # A unit test binary links its own module only (see STYLE.md).
 $(BUILD)/tests/test_decimal: $(BUILD)/tests/test_decimal.o $(call obj,publisher/decimal.c)
 $(BUILD)/tests/test_jsonbuf: $(BUILD)/tests/test_jsonbuf.o $(call obj,publisher/decimal.c publisher/jsonbuf.c)
-$(BUILD)/tests/test_engine: $(BUILD)/tests/test_engine.o $(call obj,$(ENGINE_SRC))
+$(BUILD)/tests/test_engine: $(BUILD)/tests/test_engine.o $(BUILD)/tests/engine_test_util.o $(call obj,$(ENGINE_SRC))
+$(BUILD)/tests/test_fanout: $(BUILD)/tests/test_fanout.o $(BUILD)/tests/engine_test_util.o $(call obj,$(ENGINE_SRC))
 $(BUILD)/tests/test_protocol: $(BUILD)/tests/test_protocol.o $(call obj,$(ENGINE_SRC) $(PROTOCOL_SRC))
 $(BUILD)/tests/test_cli: $(BUILD)/tests/test_cli.o $(call obj,publisher/cli.c publisher/decimal.c publisher/tick.c $(PROTOCOL_SRC) publisher/jsonbuf.c)
 $(BUILD)/tests/test_tick_queue: $(BUILD)/tests/test_tick_queue.o $(call obj,publisher/tick_queue.c publisher/tick.c publisher/decimal.c)

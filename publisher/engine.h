@@ -2,28 +2,36 @@
  * engine: the latest state of every symbol, who is subscribed to what, and the
  * conflated snapshots and deltas each subscriber is owed.
  *
- * The engine knows nothing of sockets or SQL. The server feeds it ticks and
- * asks it, when a client's socket is writable, for that client's next frame.
+ * The engine knows nothing of sockets or SQL. The pipeline feeds it ticks;
+ * the transport asks it, when a client's socket is writable, for that
+ * client's next frame.
  *
  * How conflation works. Every field of a symbol remembers the seq at which its
  * value last changed, so the delta from *any* earlier seq is computed from the
  * state alone: it is every field whose change seq is newer. Nothing is queued
- * per tick. A subscription only remembers the seq its client holds, and a
- * client keeps a list of subscriptions that are behind ("pending"). When its
- * socket is writable the client takes all pending updates in one batch frame,
- * so a slow client gets fewer, merged deltas and its memory is bounded by its
- * subscriptions, never by the tick rate.
+ * per tick, so a slow client gets fewer, merged deltas and its memory is
+ * bounded by its subscriptions, never by the tick rate.
  *
- * Encode once, copy many: a symbol caches the encoding of its latest snapshot
- * and of its latest delta (keyed by `from` and `seq`), so the clients that are
- * in step with each other share one encoding.
+ * How fan-out stays cheap. Clients that subscribe to the same set of symbols
+ * (the same watchlist, or "*") share one subscription group. A flush turns
+ * the group's changed symbols into a round: one list of (symbol, from seq)
+ * changes, and, when two or more of its clients are waiting for exactly that
+ * round, one encoded frame that they all send byte for byte. A client that
+ * fell behind by a few rounds gets one merged frame, shared with the others
+ * that fell behind as far. The cost of a flush is the symbols that changed
+ * and the clients that were idle, never the number of subscriptions: a
+ * client that already has something pending is not touched. A client too
+ * far behind (or with its own resume seqs) leaves the group's rhythm and is
+ * brought up to date symbol by symbol from the seqs it holds, then joins it
+ * again.
  *
- * Threading: not thread-safe. Use one engine from one thread (the server's
- * service thread); feeds hand ticks over through a tick_queue.
+ * Threading: not thread-safe. Use one engine from one thread (the loop);
+ * feeds hand ticks over through a tick_queue.
  *
- * Call order per service-loop turn: engine_apply_tick() for every tick that
- * arrived, then engine_flush() once, which tells each client that now has
- * something pending through the `client_ready` callback.
+ * Call order per loop turn: engine_apply_tick() for every tick that arrived,
+ * then engine_flush() once, which tells each client that now has something
+ * pending through the `client_ready` callback; then, as sockets become
+ * writable, engine_client_frame() for those clients.
  */
 #ifndef PUBLISHER_ENGINE_H
 #define PUBLISHER_ENGINE_H
@@ -48,12 +56,25 @@ struct symbol_state {
 	uint64_t changed_seq[STATE_FIELD_COUNT]; /* seq of each field's last change */
 };
 
+/* The smallest frame a client can be given: one update of the longest kind
+ * with room to spare. */
+#define ENGINE_MIN_FRAME 4096
+/* The default largest frame: a full refresh of hundreds of symbols in one
+ * write, small enough that a stalled client's leftover is cheap. */
+#define ENGINE_FRAME_CAP (128 * 1024)
+
 struct engine_config {
 	/* Called from engine_flush() when a client goes from nothing pending
 	 * to something pending; `user` is what engine_client_create() was
-	 * given. The server asks lws for a writable callback here. Required. */
+	 * given. The transport asks for a writable callback here. */
 	void (*client_ready)(void *user, void *ctx);
 	void *ctx;
+	/* Largest frame, in bytes (ENGINE_MIN_FRAME or more); 0 means
+	 * ENGINE_FRAME_CAP. */
+	size_t frame_cap;
+	/* Bytes kept writable in front of every frame engine_client_frame()
+	 * returns, for the transport's own header (LWS_PRE). */
+	size_t frame_headroom;
 };
 
 struct engine_stats {
@@ -63,9 +84,13 @@ struct engine_stats {
 	uint64_t ticks_conflated;  /* ticks merged away: sum of seq - from - 1 */
 	uint64_t encodings;	   /* snapshot/delta encodings made */
 	uint64_t encodings_shared; /* updates served from a cached encoding */
+	uint64_t frames_shared;	   /* frames sent as bytes another client sent */
+	uint64_t rounds;	   /* group rounds closed by flushes */
+	uint64_t catch_ups;	   /* clients that left a group's rhythm */
 	size_t symbols;
 	size_t clients;
-	size_t subscriptions;
+	size_t groups;		   /* subscription groups */
+	size_t subscriptions;	   /* (client, symbol) pairs */
 };
 
 /* Returns NULL on allocation failure. */
@@ -78,8 +103,8 @@ engine_destroy(struct engine *e);
 
 /*
  * Apply one tick. With t->seq == 0 the engine assigns the symbol's next seq;
- * with t->seq set (an edge following an ingest node, see the scale-out issue)
- * that seq is used and must be greater than the symbol's current seq.
+ * with t->seq set (an edge following an ingest node) that seq is used and
+ * must be greater than the symbol's current seq.
  * Fields equal to the stored value (numerically) do not count as changed.
  * Derived fields: open/high/low follow `last`; `trades` counts ticks that
  * carry `last`; `volume` adds up `last_size` until the feed sends `volume`
@@ -92,7 +117,8 @@ engine_apply_tick(struct engine *e, const struct tick *t);
 
 /*
  * Put back a symbol's state, e.g. from the store after a restart. Replaces
- * whatever the engine held for that symbol; subscribers are told as by a tick.
+ * whatever the engine held for that symbol; every subscriber gets a
+ * snapshot, as the history their seqs came from was replaced.
  * Returns 0, or -1 on an invalid symbol or allocation failure.
  */
 int
@@ -147,57 +173,76 @@ engine_client_destroy(struct engine_client *c);
 /*
  * Optional entitlement filter: a wildcard subscription only picks up symbols
  * for which allowed() returns true. Explicit subscriptions are checked by the
- * caller before engine_client_subscribe(), so it can answer with an error.
- * The ctx is borrowed and must outlive the client.
+ * caller before subscribing, so it can answer with an error. `key` names
+ * the filter (copied): clients whose keys are equal are taken to allow the
+ * same symbols, and may share a subscription group; NULL: the filter is
+ * this client's alone. The ctx is borrowed and must outlive the client.
+ * Set it before the first subscription.
  */
 void
 engine_client_set_filter(struct engine_client *c,
 			 bool (*allowed)(const char *symbol, void *ctx),
-			 void *ctx);
+			 void *ctx, const char *key);
 
 /*
- * Cap the update rate per symbol for this client; 0 = no cap. Updates held
- * back by the cap are conflated, never queued.
+ * Cap the update rate for this client; 0 = no cap. A client with a cap is
+ * sent at most max_hz frames a second, so no symbol is updated more often
+ * than that; what is held back is conflated, never queued.
  */
 void
 engine_client_set_max_hz(struct engine_client *c, double max_hz);
 
+/* What a client says it holds, for the resume rules: true with *seq set
+ * when it holds `symbol` at that seq. */
+typedef bool (*engine_resume_fn)(const char *symbol, uint64_t *seq, void *ctx);
+
 /*
- * Subscribe to one symbol (not "*"). The resume rules of the protocol:
- *  - have_seq true and equal to the symbol's seq: nothing is sent;
- *  - have_seq true and 0 < seq < the symbol's seq: one delta from seq;
+ * Subscribe to symbols; "*" among them subscribes to every symbol, including
+ * those that appear later. For each symbol named (and, with "*", each
+ * symbol it brings), the protocol's resume rules, with what resume() says
+ * the client holds (resume may be NULL: it holds nothing):
+ *  - held at the symbol's seq: nothing is sent;
+ *  - held at an older seq (> 0): one delta from it;
  *  - otherwise: a snapshot (at once if the symbol has data, else with its
  *    first tick).
  * Subscribing again to a symbol already held re-applies these rules; that is
  * how a client that saw a gap recovers. The caller checks the epoch: when it
- * differs, pass have_seq = false.
- * Returns 0, -1 for an invalid symbol, -2 on allocation failure.
+ * differs, pass no resume.
+ * Returns 0, -1 for an invalid symbol (nothing is subscribed then), -2 on
+ * allocation failure.
  */
+int
+engine_client_subscribe_many(struct engine_client *c,
+			     const char (*symbols)[TICK_SYMBOL_MAX + 1],
+			     size_t n, engine_resume_fn resume, void *ctx);
+
+/* One symbol (not "*"), with have_seq/seq as what the client holds. */
 int
 engine_client_subscribe(struct engine_client *c, const char *symbol,
 			bool have_seq, uint64_t seq);
 
-/*
- * Subscribe to every symbol, including those that appear later. For each
- * existing symbol, resume(symbol, &seq, ctx) may say which seq the client
- * holds (return true) so the rules above apply; resume may be NULL.
- * Returns 0, or -2 on allocation failure.
- */
+/* "*", with resume as in engine_client_subscribe_many(). */
 int
-engine_client_subscribe_all(struct engine_client *c,
-			    bool (*resume)(const char *symbol, uint64_t *seq,
-					   void *ctx),
+engine_client_subscribe_all(struct engine_client *c, engine_resume_fn resume,
 			    void *ctx);
 
-/* Unsubscribe one symbol, or "*" (the wildcard and the symbols it alone
- * brought in). Nothing more is written for it. Unknown symbols are a no-op. */
-void
+/* Unsubscribe symbols, or "*" (the wildcard and the symbols it alone
+ * brought in). Nothing more is written for them. Unknown symbols are a
+ * no-op. Returns 0, or -2 on allocation failure (nothing changed). */
+int
+engine_client_unsubscribe_many(struct engine_client *c,
+			       const char (*symbols)[TICK_SYMBOL_MAX + 1],
+			       size_t n);
+
+int
 engine_client_unsubscribe(struct engine_client *c, const char *symbol);
 
 /* Explicitly subscribed symbols (the wildcard counts as one). */
 size_t
 engine_client_subscription_count(const struct engine_client *c);
 
+/* Subscribed to symbol, named or brought by "*" ("*": the wildcard is
+ * on). */
 bool
 engine_client_is_subscribed(const struct engine_client *c, const char *symbol);
 
@@ -206,15 +251,29 @@ bool
 engine_client_has_pending(const struct engine_client *c);
 
 /*
- * Write the client's next frame into buf[0..cap): one JSON object when a
- * single update is due, else a JSON array of them, oldest-pending first, as
- * many as fit. Each update brings the client to the symbol's current seq.
- * Returns the bytes written; 0 when nothing is due now. When updates remain
- * held back by max_hz, *next_due_us (if not NULL) gets the earliest time
- * (same clock as now_us) one becomes due, else 0. cap must be at least
- * ENGINE_MIN_FRAME bytes.
+ * The client's next frame: one JSON object when a single update is due,
+ * else a JSON array of them, oldest change first, at most the engine's
+ * frame cap. Each update brings the client to the symbol's current seq (or,
+ * within a frame shared with others, to the seq of that frame's round; the
+ * rounds after it come in the next frames).
+ *
+ * *out points at the frame: either into scratch (which must hold the
+ * engine's frame_headroom + frame_cap bytes; the frame then starts at
+ * scratch + frame_headroom) or at a frame shared with other clients. Either
+ * way frame_headroom writable bytes precede *out. The bytes stay valid until
+ * the next call for this client or its destruction; write them before.
+ *
+ * Returns the frame's length; 0 when nothing is due now. When updates are
+ * held back by max_hz, *next_due_us (if not NULL) gets the time (same clock
+ * as now_us) the next frame is due, else 0.
  */
-#define ENGINE_MIN_FRAME 4096
+size_t
+engine_client_frame(struct engine_client *c, int64_t now_us, char *scratch,
+		    const char **out, int64_t *next_due_us);
+
+/* engine_client_frame() copied into buf[0..cap), for a caller that does not
+ * keep the engine's frames (tests, benchmarks). cap must be at least the
+ * engine's frame cap. */
 size_t
 engine_client_write(struct engine_client *c, int64_t now_us, char *buf,
 		    size_t cap, int64_t *next_due_us);

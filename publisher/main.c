@@ -320,6 +320,7 @@ serve(const struct serve_options *opt)
 	po.epoch = epoch;
 	/* A file may wait for the store; a market cannot. */
 	po.file_source = !strncmp(opt->feed_spec, "replay", 6);
+	po.frame_headroom = server_frame_headroom();
 	p = pipeline_create(&po, err, sizeof err);
 	if (!p) {
 		fprintf(stderr, "publisher: %s\n", err);

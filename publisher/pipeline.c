@@ -259,6 +259,8 @@ pipeline_create(const struct pipeline_options *opt, char *err, size_t errlen)
 	p->file_source = opt->file_source;
 	snprintf(p->epoch, sizeof p->epoch, "%s", opt->epoch);
 	memset(&ec, 0, sizeof ec);
+	ec.frame_headroom = opt->frame_headroom;
+	ec.frame_cap = opt->frame_cap;
 	p->engine = engine_create(&ec);
 	p->batch = malloc(DRAIN_BUDGET * sizeof *p->batch);
 	p->queue_wake = wake_new(p->loop, drain, p);

@@ -63,6 +63,9 @@ struct pipeline_options {
 	/* The source reads a file (a replay): it may wait for the sinks.
 	 * false: live data, which never waits for a sink. */
 	bool file_source;
+	/* The engine's frames (engine_config): the transport's header room
+	 * in front of each, and the largest; 0: the engine's defaults. */
+	size_t frame_headroom, frame_cap;
 };
 
 /* What the transport is told. All run on the loop's thread. */

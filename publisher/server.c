@@ -64,9 +64,10 @@
 #include "store.h"
 #include "wake.h"
 
-/* Largest batch frame. Big enough for a full refresh of hundreds of symbols
- * in one write; small enough that a stalled client's leftover is cheap. */
-#define FRAME_CAP (128 * 1024)
+/* Largest frame: the engine's (a full refresh of hundreds of symbols in one
+ * write; small enough that a stalled client's leftover is cheap). History
+ * replies and HTTP bodies go out in pieces of the same size. */
+#define FRAME_CAP ENGINE_FRAME_CAP
 /* Replies a client may leave unread before it is dropped (1008). */
 #define CONTROL_QUEUE_MAX 256
 /* How often idle connections are checked for a due heartbeat. */
@@ -529,6 +530,31 @@ claims_allow(const char *symbol, void *ctx)
 	return auth_claims_allow(ctx, symbol);
 }
 
+/* The token's patterns as one string: equal for tokens that grant the same
+ * symbols (the patterns come sorted). NULL when out of memory, which makes
+ * the filter the client's alone. */
+static char *
+claims_key(const struct auth_claims *c)
+{
+	size_t i, len = 1;
+	char *key, *p;
+
+	for (i = 0; i < c->pattern_count; i++)
+		len += strlen(c->patterns[i]) + 1;
+	key = malloc(len);
+	if (!key)
+		return NULL;
+	for (p = key, i = 0; i < c->pattern_count; i++) {
+		size_t n = strlen(c->patterns[i]);
+
+		memcpy(p, c->patterns[i], n);
+		p += n;
+		*p++ = '\n';
+	}
+	*p = '\0';
+	return key;
+}
+
 /*
  * Refuse a request naming symbols outside the entitlements. The refusal is
  * for the whole request: a subscribe that half happened would leave the
@@ -605,40 +631,27 @@ handle_subscribe(struct per_session_data__md *pss, struct request *req)
 	protocol_write_subscribed(b, req->id,
 				  (const char(*)[TICK_SYMBOL_MAX + 1])req->symbols,
 				  req->symbol_count);
-
-	for (i = 0; i < req->symbol_count; i++) {
-		const char *sym = req->symbols[i];
-		uint64_t seq = 0;
-		int rc;
-
-		bool have_seq;
-
-		if (!strcmp(sym, "*")) {
-			rc = engine_client_subscribe_all(
-				pss->client, resume ? resume_lookup : NULL, req);
-		} else {
-			/* Look the seq up first: argument evaluation order is
-			 * unspecified, so it cannot happen in the call. */
-			have_seq = resume && request_resume_seq(req, sym, &seq);
-			rc = engine_client_subscribe(pss->client, sym, have_seq,
-						     seq);
-		}
-		if (rc == -2) {
-			send_error(pss, req->id, "internal",
-				   "out of memory while subscribing");
-			return;
-		}
-	}
+	if (engine_client_subscribe_many(
+		    pss->client,
+		    (const char(*)[TICK_SYMBOL_MAX + 1])req->symbols,
+		    req->symbol_count, resume ? resume_lookup : NULL, req) == -2)
+		send_error(pss, req->id, "internal",
+			   "out of memory while subscribing");
 }
 
 static void
 handle_unsubscribe(struct per_session_data__md *pss, struct request *req)
 {
 	struct jsonbuf *b;
-	size_t i;
 
-	for (i = 0; i < req->symbol_count; i++)
-		engine_client_unsubscribe(pss->client, req->symbols[i]);
+	if (engine_client_unsubscribe_many(
+		    pss->client,
+		    (const char(*)[TICK_SYMBOL_MAX + 1])req->symbols,
+		    req->symbol_count) == -2) {
+		send_error(pss, req->id, "internal",
+			   "out of memory while unsubscribing");
+		return;
+	}
 	b = reply_begin(pss);
 	if (b)
 		protocol_write_unsubscribed(
@@ -1186,6 +1199,7 @@ on_writeable(struct per_session_data__md *pss)
 {
 	struct server *s = pss->server;
 	int64_t now = clock_wall_us(), next_due = 0;
+	const char *frame;
 	bool more;
 	size_t n;
 
@@ -1229,11 +1243,13 @@ on_writeable(struct per_session_data__md *pss)
 		return 0;
 	}
 
-	n = engine_client_write(pss->client, now, s->frame + LWS_PRE, FRAME_CAP,
-				&next_due);
+	/* The frame may be one the engine shares between clients in step:
+	 * LWS_PRE writable bytes precede it, as lws_write() needs, and lws
+	 * writes the same header there for each of them. */
+	n = engine_client_frame(pss->client, now, s->frame, &frame, &next_due);
 	more = engine_client_has_pending(pss->client) && !next_due;
 	if (n) {
-		if (write_text(pss, s->frame + LWS_PRE, n))
+		if (write_text(pss, (char *)frame, n))
 			return -1;
 		session_wrote(pss, now);
 		if (pss->ready_since_us)
@@ -1702,10 +1718,15 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			auth_claims_free(&pss->claims);
 			return -1;
 		}
-		/* A wildcard picks up only the symbols the token grants. */
-		if (s->auth && !pss->claims.allow_all)
+		/* A wildcard picks up only the symbols the token grants;
+		 * clients whose tokens grant the same may share a group. */
+		if (s->auth && !pss->claims.allow_all) {
+			char *key = claims_key(&pss->claims);
+
 			engine_client_set_filter(pss->client, claims_allow,
-						 &pss->claims);
+						 &pss->claims, key);
+			free(key);
+		}
 		pss->server = s;
 		session_append(s, pss);
 		s->session_count++;
@@ -3040,6 +3061,12 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 fail:
 	server_destroy(s);
 	return NULL;
+}
+
+size_t
+server_frame_headroom(void)
+{
+	return LWS_PRE;
 }
 
 int

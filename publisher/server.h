@@ -53,6 +53,12 @@ struct server *
 server_create(const struct serve_options *opt, const struct server_parts *parts,
 	      char *err, size_t errlen);
 
+/* The bytes the server writes in front of every frame (LWS_PRE): the
+ * engine keeps that much room before each frame it makes (pipeline_options
+ * frame_headroom). */
+size_t
+server_frame_headroom(void);
+
 /* The port actually bound (useful with --listen HOST:0). */
 int
 server_port(const struct server *s);

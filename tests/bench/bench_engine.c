@@ -8,10 +8,16 @@
  *     that only engine_apply_tick is timed; no subscribers.
  *  2. fan-out: 1,000 symbols x 1,000 clients, every client subscribed to
  *     every symbol and in step with the others. A round is one tick per
- *     symbol, one engine_flush, and every client writing until nothing is
- *     due. The deltas are shared: one encoding per symbol per round.
- *  3. encode: the same rounds with a single client, so that every update is
- *     a fresh encoding (the cost of the encoder itself).
+ *     symbol, one engine_flush, and every client taking its frames until
+ *     nothing is due. The clients share one subscription group: one frame
+ *     per round, encoded once, sent by all.
+ *  3. watchlists: 1,000 clients each on 10 symbols of its own (no two
+ *     alike), the rounds as above: nothing can be shared but encodings.
+ *  4. stalled: fan-out's clients, but only one in a hundred takes its
+ *     frames each round: a flush costs the symbols that changed and the
+ *     clients that were idle, not the subscriptions.
+ *  5. encode: the rounds with a single client, so that every update is a
+ *     fresh encoding (the cost of the encoder itself).
  *
  * Usage: bench_engine [seconds per run, default 2]
  */
@@ -28,7 +34,7 @@
 #define NSYMBOLS  1000
 #define NCLIENTS  1000
 #define NTICKS    (1u << 20)
-#define FRAME_CAP (64 * 1024)
+#define FRAME_CAP ENGINE_FRAME_CAP
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -125,13 +131,15 @@ engine_new(uint64_t *ready_calls)
 	return e;
 }
 
-/* Write everything due for c; returns the bytes written. */
+/* Take every frame due for c, as the server does (the bytes are the
+ * engine's, shared or in buf); returns the bytes. */
 static size_t
 drain(struct engine_client *c, int64_t now, char *buf)
 {
+	const char *out;
 	size_t n, total = 0;
 
-	while ((n = engine_client_write(c, now, buf, FRAME_CAP, NULL)) > 0)
+	while ((n = engine_client_frame(c, now, buf, &out, NULL)) > 0)
 		total += n;
 	return total;
 }
@@ -183,11 +191,14 @@ bench_apply(double seconds)
  * the number of subscribers.
  */
 static void
-bench_rounds(const char *label, unsigned nclients, double seconds)
+bench_rounds(const char *label, unsigned nclients, unsigned per_client,
+	     unsigned take_every, double seconds)
 {
 	static struct tick ticks[NSYMBOLS];
+	static char names[NSYMBOLS][TICK_SYMBOL_MAX + 1];
 	struct engine_client **c = calloc(nclients, sizeof *c);
-	char *buf = malloc(FRAME_CAP);
+	char (*list)[TICK_SYMBOL_MAX + 1] = calloc(per_client, sizeof *list);
+	char *buf = malloc(FRAME_CAP + 64);
 	struct engine_stats before, after;
 	double t_tick = 0, t_flush = 0, t_write = 0, t0, t1, t2, t3, start;
 	double rss0, rss1, t_subscribe;
@@ -195,10 +206,12 @@ bench_rounds(const char *label, unsigned nclients, double seconds)
 	struct engine *e;
 	unsigned i, k;
 
-	if (!c || !buf) {
+	if (!c || !buf || !list) {
 		fprintf(stderr, "bench_engine: out of memory\n");
 		exit(1);
 	}
+	for (i = 0; i < NSYMBOLS; i++)
+		symbol_name(names[i], sizeof names[i], i);
 	e = engine_new(&ready);
 	rss0 = rss_mib();
 	t0 = now_s();
@@ -208,16 +221,19 @@ bench_rounds(const char *label, unsigned nclients, double seconds)
 			fprintf(stderr, "bench_engine: out of memory\n");
 			exit(1);
 		}
-		for (i = 0; i < NSYMBOLS; i++) {
-			char name[TICK_SYMBOL_MAX + 1];
-
-			symbol_name(name, sizeof name, i);
-			if (engine_client_subscribe(c[k], name, false, 0) !=
-			    0) {
-				fprintf(stderr, "bench_engine: subscribe "
-				                "failed (out of memory?)\n");
-				exit(1);
-			}
+		/* Everyone on all, or client k on a stretch of its own. */
+		for (i = 0; i < per_client; i++)
+			memcpy(list[i],
+			       names[per_client == NSYMBOLS
+					     ? i
+					     : (k * 7 + i * 97) % NSYMBOLS],
+			       sizeof list[i]);
+		if (engine_client_subscribe_many(c[k],
+						 (const char(*)[TICK_SYMBOL_MAX + 1])list,
+						 per_client, NULL, NULL)) {
+			fprintf(stderr, "bench_engine: subscribe failed (out "
+					"of memory?)\n");
+			exit(1);
 		}
 	}
 	t_subscribe = now_s() - t0;
@@ -244,7 +260,8 @@ bench_rounds(const char *label, unsigned nclients, double seconds)
 		engine_flush(e);
 		t2 = now_s();
 		for (k = 0; k < nclients; k++)
-			bytes += drain(c[k], (int64_t)rounds + 1, buf);
+			if ((k + rounds) % take_every == 0)
+				bytes += drain(c[k], (int64_t)rounds + 1, buf);
 		t3 = now_s();
 		t_tick += t1 - t0;
 		t_flush += t2 - t1;
@@ -254,18 +271,24 @@ bench_rounds(const char *label, unsigned nclients, double seconds)
 	engine_get_stats(e, &after);
 
 	updates = after.updates_sent - before.updates_sent;
-	printf("%-10s %u symbols x %u clients in step (%zu subscriptions, "
-	       "subscribed in %.2f s, %.0f MiB)\n",
-	       label, NSYMBOLS, nclients, after.subscriptions, t_subscribe,
-	       rss1 - rss0);
-	printf("           %llu rounds of %u ticks + flush + every client "
-	       "writing; %.0f bytes/update\n",
+	printf("%-10s %u symbols x %u clients, %u symbols each (%zu "
+	       "subscriptions in %zu groups, subscribed in %.3f s, %.0f MiB)\n",
+	       label, NSYMBOLS, nclients, per_client, after.subscriptions,
+	       after.groups, t_subscribe, rss1 - rss0);
+	printf("           %llu rounds of %u ticks + flush + %s; %.0f "
+	       "bytes/update, %.0f%% of frames shared\n",
 	       (unsigned long long)rounds, NSYMBOLS,
-	       (double)bytes / (double)updates);
+	       take_every == 1 ? "every client taking its frames"
+			       : "1 client in 100 taking its frames",
+	       (double)bytes / (double)updates,
+	       100.0 * (double)(after.frames_shared - before.frames_shared) /
+		       (double)(after.frames_shared - before.frames_shared +
+				(after.rounds - before.rounds) + 1));
 	printf("           %.0f delta updates/s written (flush + write: "
-	       "%.1f ns each)\n",
+	       "%.1f ns each); a flush takes %.1f us\n",
 	       (double)updates / (t_flush + t_write),
-	       (t_flush + t_write) * 1e9 / (double)updates);
+	       (t_flush + t_write) * 1e9 / (double)updates,
+	       t_flush * 1e6 / (double)rounds);
 	printf("           %.0f updates/s end to end (ticks + flush + "
 	       "write); %.0f fresh encodings per round\n",
 	       (double)updates / (t_tick + t_flush + t_write),
@@ -283,6 +306,7 @@ bench_rounds(const char *label, unsigned nclients, double seconds)
 		engine_client_destroy(c[k]);
 	engine_destroy(e);
 	free(c);
+	free(list);
 	free(buf);
 }
 
@@ -303,7 +327,9 @@ main(int argc, char **argv)
 	       "pass/fail)\n",
 	       argv[0], seconds);
 	bench_apply(seconds);
-	bench_rounds("fan-out", NCLIENTS, 2 * seconds);
-	bench_rounds("encode", 1, seconds);
+	bench_rounds("fan-out", NCLIENTS, NSYMBOLS, 1, 2 * seconds);
+	bench_rounds("watchlists", NCLIENTS, 10, 1, seconds);
+	bench_rounds("stalled", NCLIENTS, NSYMBOLS, 100, seconds);
+	bench_rounds("encode", 1, NSYMBOLS, 1, seconds);
 	return 0;
 }
