@@ -46,6 +46,10 @@ const char cli_version_string[] = "publisher 0.1.0";
 /* Retention: an age of up to 100 years, a row count up to 10^15. */
 #define MAX_RETAIN_DAYS 36500u
 #define MAX_RETAIN_ROWS 1000000000000000ull
+/* Ticks the store may hold unwritten before a live feed's ticks are
+ * dropped into gaps: at least one batch, at most 100 M (about 5 GB). */
+#define MIN_STORE_BACKLOG 1000u
+#define MAX_STORE_BACKLOG 100000000u
 
 /* How much of a bad value is quoted back. */
 #define QUOTE "'%.80s'"
@@ -65,6 +69,7 @@ enum opt_id {
 	OPT_RATE_BURST,
 	OPT_RETAIN_AGE,
 	OPT_RETAIN_ROWS,
+	OPT_STORE_BACKLOG,
 	OPT_AUTH_SECRET,
 	OPT_ALLOW_ORIGIN,
 	OPT_TLS_CERT,
@@ -110,6 +115,7 @@ static const struct option_def {
         {"--rate-burst", OPT_RATE_BURST, true, FOR_SERVING},
         {"--retain-age", OPT_RETAIN_AGE, true, FOR_SERVING},
         {"--retain-rows", OPT_RETAIN_ROWS, true, FOR_SERVING},
+        {"--store-backlog", OPT_STORE_BACKLOG, true, FOR_SERVING},
         {"--auth-secret", OPT_AUTH_SECRET, true, FOR_SERVING},
         {"--allow-origin", OPT_ALLOW_ORIGIN, true, FOR_SERVING},
         {"--tls-cert", OPT_TLS_CERT, true, FOR_SERVING},
@@ -575,6 +581,14 @@ apply(struct parse_state *st, const struct option_def *def, const char *v)
 			            v, MAX_RETAIN_ROWS);
 		o->retain_rows = n;
 		return 0;
+	case OPT_STORE_BACKLOG:
+		if (parse_uint(v, MIN_STORE_BACKLOG, MAX_STORE_BACKLOG, &n))
+			return fail(st,
+			            "--store-backlog " QUOTE ": must be a whole "
+			            "number of ticks from %u to %u",
+			            v, MIN_STORE_BACKLOG, MAX_STORE_BACKLOG);
+		o->store_backlog = (size_t)n;
+		return 0;
 	case OPT_AUTH_SECRET:
 		o->auth_secret = v;
 		return 0;
@@ -1005,6 +1019,12 @@ cli_print_help(FILE *to)
 	        "(default: all);\n"
 	        "                          with both, a tick goes when either "
 	        "says so\n"
+	        "  --store-backlog N       ticks the store may hold unwritten "
+	        "(default 65536);\n"
+	        "                          beyond it a live feed is not slowed: "
+	        "what the store\n"
+	        "                          drops is recorded as gaps (a replay "
+	        "waits instead)\n"
 	        "\n"
 	        "Scale-out through Redis, serve and replay:\n"
 	        "  --role ROLE             standalone (the default), ingest "

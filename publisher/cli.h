@@ -60,6 +60,8 @@ struct serve_options {
 	/* Retention (both may be set; a tick goes when either says so). */
 	int64_t retain_age_us;	/* --retain-age 7d: µs; 0 = keep all (default) */
 	uint64_t retain_rows;	/* --retain-rows N: ticks; 0 = keep all (default) */
+	size_t store_backlog;	/* --store-backlog N: ticks; 0 = the store's
+				 * default */
 
 	/* Exposure (see the README's security section). */
 	const char *auth_secret; /* HS256 key file; NULL = no authentication */

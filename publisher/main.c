@@ -125,7 +125,7 @@ open_store(const struct serve_options *opt, struct pipeline *p, bool edge)
 	so.retain_age_us = opt->retain_age_us;
 	so.retain_rows = opt->retain_rows;
 	so.commit_ms = 50;
-	so.queue_capacity = 0; /* the store's default: ~0.1 s of ticks */
+	so.queue_capacity = opt->store_backlog; /* 0: the store's default */
 	so.wake = wake ? wake_signal : NULL;
 	so.wake_ctx = wake;
 	so.epoch = edge ? pipeline_epoch(p) : NULL;

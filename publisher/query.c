@@ -109,6 +109,7 @@ struct producer {
 	uint32_t rows;
 	uint32_t max_rows;
 	bool more;	      /* stopped at max_rows with rows left */
+	int64_t first_ts;     /* of the first row */
 	int64_t last_ts;
 	int64_t next_from;    /* with `more`: where the next page starts */
 	/* History pages end between two timestamps, never inside a run of
@@ -221,6 +222,8 @@ history_tick_row(const struct tick *t, void *ctx)
 		p->run_start_len = p->chunk.len;
 		p->run_start_rows = p->rows;
 	}
+	if (!p->rows)
+		p->first_ts = t->ts;
 	if (p->rows++)
 		jsonbuf_append_char(&p->chunk, ',');
 	jsonbuf_append_str(&p->chunk, "{\"ts\":");
@@ -261,6 +264,8 @@ bar_row(const struct bar *bar, void *ctx)
 		p->next_from = bar->t; /* bars have distinct start times */
 		return 1;
 	}
+	if (!p->rows)
+		p->first_ts = bar->t;
 	if (p->rows++)
 		jsonbuf_append_char(&p->chunk, ',');
 	write_bar(&p->chunk, bar);
@@ -276,6 +281,65 @@ export_row(const struct tick *t, void *ctx)
 	p->rows++;
 	export_write_tick(&p->chunk, p->job->spec.jsonl, t);
 	return producer_row_done(p);
+}
+
+/* Most gaps one reply lists; a reply with more says "gaps_more":true. */
+#define GAPS_MAX 100
+
+struct gap_list {
+	struct jsonbuf *b;
+	unsigned n;
+	bool more;
+};
+
+static int
+gap_row(const struct store_gap *g, void *ctx)
+{
+	struct gap_list *l = ctx;
+
+	if (l->n == GAPS_MAX) {
+		l->more = true;
+		return 1;
+	}
+	jsonbuf_append_str(l->b, l->n++ ? ",{\"from_seq\":" : ",\"gaps\":[{\"from_seq\":");
+	jsonbuf_append_u64(l->b, g->first_seq);
+	jsonbuf_append_str(l->b, ",\"to_seq\":");
+	jsonbuf_append_u64(l->b, g->last_seq);
+	jsonbuf_append_str(l->b, ",\"from_ts\":");
+	jsonbuf_append_i64(l->b, g->first_ts);
+	jsonbuf_append_str(l->b, ",\"to_ts\":");
+	jsonbuf_append_i64(l->b, g->last_ts);
+	jsonbuf_append_str(l->b, ",\"ticks\":");
+	jsonbuf_append_u64(l->b, g->ticks);
+	jsonbuf_append_char(l->b, '}');
+	return 0;
+}
+
+/*
+ * The gaps (ticks the store did not keep) that overlap what a reply
+ * covers, as ,"gaps":[{"from_seq":…,"to_seq":…,"from_ts":…,"to_ts":…,
+ * "ticks":N},…] after its rows; nothing when there are none. What it
+ * covers: the range asked for; for a last-N request, from its first row on.
+ */
+static int
+write_gaps(struct store_reader *r, struct producer *p,
+	   const struct query_spec *q, char *err, size_t errlen)
+{
+	struct gap_list l = {.b = &p->chunk};
+	int64_t from = q->from, to = q->to;
+
+	if (q->limit && p->rows && p->first_ts > from)
+		from = p->first_ts;
+	if (p->more && p->next_from < to)
+		to = p->next_from;
+	if (store_read_gaps(r, q->symbols[0], from, to, gap_row, &l, err,
+			    errlen))
+		return -1;
+	if (l.n)
+		jsonbuf_append_char(&p->chunk, ']');
+	if (l.more)
+		jsonbuf_append_str(&p->chunk, ",\"gaps_more\":true");
+	return 0;
 }
 
 static void
@@ -325,6 +389,8 @@ run_job(struct store_reader *r, struct query_job *j, char *err, size_t errlen)
 						history_tick_row, &p, err,
 						errlen);
 		jsonbuf_append_str(&p.chunk, "]");
+		if (!rc)
+			rc = write_gaps(r, &p, q, err, errlen);
 		if (p.more) {
 			jsonbuf_append_str(&p.chunk, ",\"more\":true,\"next_from\":");
 			jsonbuf_append_i64(&p.chunk, p.next_from);
@@ -342,7 +408,10 @@ run_job(struct store_reader *r, struct query_job *j, char *err, size_t errlen)
 		rc = store_read_bars(r, q->symbols[0], q->from, q->to,
 				     q->interval_us, q->limit, bar_row, &p, err,
 				     errlen);
-		jsonbuf_append_str(&p.chunk, "]}\n");
+		jsonbuf_append_str(&p.chunk, "]");
+		if (!rc)
+			rc = write_gaps(r, &p, q, err, errlen);
+		jsonbuf_append_str(&p.chunk, "}\n");
 		break;
 	case QUERY_EXPORT:
 		if (!q->jsonl)

@@ -695,6 +695,15 @@ struct redis_publisher {
 	bool started;
 	struct redis_publisher_stats stats;
 	pthread_t thread;
+	/* Behind (see "faults" in the header): the symbols whose ticks were
+	 * dropped, by name (open addressing), and the states they resume
+	 * with, for the thread. */
+	int64_t dropping_since_us; /* wall clock */
+	char (*dropped)[TICK_SYMBOL_MAX + 1];
+	size_t ndropped, dropped_mask;
+	struct symbol_state *restores;
+	size_t nrestores, restores_cap;
+	bool resync_pending;
 };
 
 /* The checks both directions make on their options. Returns the key prefix
@@ -850,18 +859,22 @@ redis_publisher_append(struct redis_publisher *p, const struct tick *applied,
 }
 
 /*
- * Wait until there are ticks, the heartbeat or a reconnect is due, or the
- * publisher stops; then move up to BATCH_MAX ticks into p->batch. Returns
- * the number moved; *stop says whether the publisher is stopping.
+ * Wait until there are ticks (or states to resume with), the heartbeat or a
+ * reconnect is due, or the publisher stops; then move up to BATCH_MAX ticks
+ * into p->batch. States the sink resumed with are taken in the same step
+ * and put into the engine before those ticks, which came after them
+ * (*resync then says a run must start). Returns the number of ticks moved;
+ * *stop says whether the publisher is stopping.
  */
 static size_t
-publisher_take(struct redis_publisher *p, bool *stop)
+publisher_take(struct redis_publisher *p, bool *stop, bool *resync)
 {
+	struct symbol_state *r;
+	size_t n, first, nr, i;
 	bool wake = false;
-	size_t n, first;
 
 	pthread_mutex_lock(&p->mu);
-	while (!p->stopping && p->count == 0) {
+	while (!p->stopping && p->count == 0 && !p->resync_pending) {
 		int64_t now = clock_mono_us();
 		int64_t until = p->rc ? p->last_send_us + HEARTBEAT_US
 		                      : p->next_attempt_us;
@@ -876,12 +889,27 @@ publisher_take(struct redis_publisher *p, bool *stop)
 	memcpy(p->batch + first, p->ring, (n - first) * sizeof *p->batch);
 	p->head = (p->head + n) % p->cap;
 	p->count -= n;
-	if (n && p->want_wake) {
+	/* Dropping ends once the queue has drained: the pipeline is woken
+	 * to resume the sink then, even if no more ticks come. */
+	if ((n && p->want_wake) || (p->stats.dropping && p->count == 0)) {
 		p->want_wake = false;
 		wake = true;
 	}
 	*stop = p->stopping;
+	*resync = p->resync_pending;
+	r = p->restores;
+	nr = p->nrestores;
+	p->restores = NULL;
+	p->nrestores = p->restores_cap = 0;
+	p->resync_pending = false;
+	if (*resync)
+		p->stats.state_resyncs++;
 	pthread_mutex_unlock(&p->mu);
+	for (i = 0; i < nr; i++)
+		if (engine_restore_symbol(p->engine, &r[i]))
+			log_warn("redis: could not restore symbol '%.32s'",
+			         r[i].symbol);
+	free(r);
 	if (wake && p->wake)
 		p->wake(p->wake_ctx);
 	return n;
@@ -1161,12 +1189,15 @@ publisher_check_ahead(struct redis_publisher *p)
  * sync entry, never a half-written hash. Returns 0, or -1 (link failed).
  */
 static int
-publisher_full_sync(struct redis_publisher *p)
+publisher_full_sync(struct redis_publisher *p, bool check)
 {
-	redisReply *r = redisCommand(p->rc, "GET %s", p->key_epoch);
+	redisReply *r = check ? redisCommand(p->rc, "GET %s", p->key_epoch)
+	                      : NULL;
 	bool other_epoch = false;
 	size_t i;
 
+	if (!check)
+		goto rewrite;
 	if (!r) {
 		publisher_note_error(p, "GET: %s", link_error(p->rc));
 		return -1;
@@ -1191,6 +1222,7 @@ publisher_full_sync(struct redis_publisher *p)
 		freeReplyObject(r);
 	}
 
+rewrite:
 	for (i = 0; i < RUN_BYTES; i++)
 		snprintf(p->run + 2 * i, 3, "%02x",
 		         (unsigned)(next_random(&p->rng) >> 56));
@@ -1245,7 +1277,7 @@ publisher_connect(struct redis_publisher *p)
 	if (!p->rc)
 		publisher_note_error(p, "cannot connect to %s:%d: %s", p->host,
 		                     p->port, why);
-	if (!p->rc || publisher_full_sync(p) != 0) {
+	if (!p->rc || publisher_full_sync(p, true) != 0) {
 		publisher_disconnect(p);
 		p->next_attempt_us =
 		        clock_mono_us() + backoff_next(&p->backoff, &p->rng);
@@ -1339,7 +1371,7 @@ static void *
 publisher_main(void *arg)
 {
 	struct redis_publisher *p = arg;
-	bool stop = false;
+	bool stop = false, resync;
 
 	block_sigpipe();
 	for (;;) {
@@ -1347,7 +1379,14 @@ publisher_main(void *arg)
 
 		if (!p->rc && !stop && clock_mono_us() >= p->next_attempt_us)
 			publisher_connect(p);
-		n = publisher_take(p, &stop);
+		n = publisher_take(p, &stop, &resync);
+		/* States the sink resumed with are in the engine, before the
+		 * ticks taken with them: a run starts with them now. */
+		if (resync && p->rc && publisher_full_sync(p, false) != 0) {
+			/* The next connect's run carries them. */
+			publisher_disconnect(p);
+			p->next_attempt_us = clock_mono_us();
+		}
 		/* Stopping: publish what is queued while the link works and
 		 * the time allows; there is no one to fold for. */
 		if (stop && (n == 0 || !p->rc || clock_mono_us() > p->stop_by_us)) {
@@ -1464,10 +1503,48 @@ redis_publisher_destroy(struct redis_publisher *p)
 	free(p->ring);
 	free(p->enq_us);
 	free(p->batch);
+	free(p->dropped);
+	free(p->restores);
 	free(p);
 }
 
 /* ------------------------------------------------------------ the sink */
+
+/* Under p->mu: note that symbol's ticks were dropped. */
+static void
+note_dropped(struct redis_publisher *p, const char *symbol)
+{
+	size_t len = strnlen(symbol, TICK_SYMBOL_MAX), i;
+
+	if ((p->ndropped + 1) * 2 > (p->dropped ? p->dropped_mask + 1 : 0)) {
+		size_t size = p->dropped ? (p->dropped_mask + 1) * 2 : 1024, k;
+		char(*t)[TICK_SYMBOL_MAX + 1] = calloc(size, sizeof *t);
+
+		if (!t)
+			return; /* the resume then misses it: the next run
+			         * still carries the whole state */
+		for (k = 0; p->dropped && k <= p->dropped_mask; k++) {
+			size_t j;
+
+			if (!p->dropped[k][0])
+				continue;
+			j = name_hash(p->dropped[k]) & (size - 1);
+			while (t[j][0])
+				j = (j + 1) & (size - 1);
+			memcpy(t[j], p->dropped[k], sizeof t[j]);
+		}
+		free(p->dropped);
+		p->dropped = t;
+		p->dropped_mask = size - 1;
+	}
+	for (i = name_hash(symbol) & p->dropped_mask; p->dropped[i][0];
+	     i = (i + 1) & p->dropped_mask)
+		if (!strncmp(p->dropped[i], symbol, TICK_SYMBOL_MAX))
+			return;
+	memcpy(p->dropped[i], symbol, len);
+	p->dropped[i][len] = '\0';
+	p->ndropped++;
+}
 
 static size_t
 pub_sink_space(void *impl)
@@ -1475,36 +1552,113 @@ pub_sink_space(void *impl)
 	return redis_publisher_append_space(impl);
 }
 
+/* A live batch: what fits is queued, the rest (and every tick after it
+ * until the queue drains) dropped and its symbols noted. */
 static void
 pub_sink_append(void *impl, const struct tick *applied, size_t n)
 {
-	if (redis_publisher_append(impl, applied, n))
-		log_error("redis publisher refused %zu ticks it had room for",
-		          n);
+	struct redis_publisher *p = impl;
+	size_t fit = 0, i;
+
+	pthread_mutex_lock(&p->mu);
+	if (!p->stats.dropping && !p->stopping)
+		fit = p->cap - p->count < n ? p->cap - p->count : n;
+	pthread_mutex_unlock(&p->mu);
+	if (fit && redis_publisher_append(p, applied, fit))
+		fit = 0;
+	if (fit == n)
+		return;
+	pthread_mutex_lock(&p->mu);
+	if (!p->stats.dropping) {
+		p->stats.dropping = true;
+		p->dropping_since_us = clock_wall_us();
+		log_limited(LOG_WARN,
+		            "redis: %s:%d cannot keep up with the live feed (%zu "
+		         "ticks queued): the edges get the state instead of "
+		         "every tick until it catches up",
+		         p->host, p->port, p->count);
+	}
+	for (i = fit; i < n; i++)
+		note_dropped(p, applied[i].symbol);
+	p->stats.ticks_dropped += n - fit;
+	p->want_wake = true;
+	pthread_mutex_unlock(&p->mu);
 }
 
 static bool
 pub_sink_wants_resume(void *impl)
 {
-	return false;
+	struct redis_publisher *p = impl;
+	bool yes;
+
+	pthread_mutex_lock(&p->mu);
+	yes = p->stats.dropping && p->count == 0;
+	pthread_mutex_unlock(&p->mu);
+	return yes;
 }
 
+/* The queue has drained: the dropped symbols' states, as the serving
+ * engine has them now, go to the thread, which starts a run with them. */
 static void
 pub_sink_resume(void *impl, sink_state_fn state, void *ctx)
 {
+	struct redis_publisher *p = impl;
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (i = 0; p->dropped && i <= p->dropped_mask; i++) {
+		if (!p->dropped[i][0])
+			continue;
+		if (p->nrestores == p->restores_cap) {
+			size_t cap = p->restores_cap ? p->restores_cap * 2 : 64;
+			struct symbol_state *r =
+			        realloc(p->restores, cap * sizeof *r);
+
+			if (!r)
+				break;
+			p->restores = r;
+			p->restores_cap = cap;
+		}
+		if (state(p->dropped[i], &p->restores[p->nrestores], ctx) == 0) {
+			p->nrestores++;
+			n++;
+		}
+		p->dropped[i][0] = '\0';
+	}
+	p->ndropped = 0;
+	p->stats.dropping = false;
+	p->resync_pending = true;
+	pthread_mutex_unlock(&p->mu);
+	pthread_cond_signal(&p->cond);
+	log_limited(LOG_INFO,
+	            "redis: caught up; %zu symbols go to the edges as state (a "
+	         "new run)",
+	         n);
 }
 
 static void
 pub_sink_status(void *impl, struct sink_status *out)
 {
+	struct redis_publisher *p = impl;
 	struct redis_publisher_stats ps;
+	int64_t since;
 
-	redis_publisher_get_stats(impl, &ps);
+	redis_publisher_get_stats(p, &ps);
+	pthread_mutex_lock(&p->mu);
+	since = ps.dropping ? p->dropping_since_us : 0;
+	pthread_mutex_unlock(&p->mu);
 	memset(out, 0, sizeof *out);
 	out->lag_us = ps.lag_us;
 	out->queued = ps.queued;
-	out->failing = redis_publisher_degraded(impl, out->reason,
+	out->dropped = ps.ticks_dropped;
+	out->dropping = ps.dropping;
+	out->failing = redis_publisher_degraded(p, out->reason,
 	                                        sizeof out->reason);
+	if (!out->failing && since)
+		snprintf(out->reason, sizeof out->reason,
+		         "redis behind the live feed for %.1f s: the edges get "
+		         "state instead of every tick",
+		         (double)(clock_wall_us() - since) / 1e6);
 }
 
 static const struct sink_ops pub_sink_ops = {

@@ -82,9 +82,14 @@
  * applies them to its private engine ("folding": they reach followers as
  * state, not as stream entries), reconnects with exponential backoff and
  * jitter, and on reconnect rewrites the full state (a new run). So a dead
- * Redis never fills the queue and never slows the ingest; a slow but live
- * Redis does (back-pressure, like the store), and a hung one for at most
- * io_timeout_ms before the connection is dropped and folding starts.
+ * Redis never fills the queue and never slows the ingest. A slow but live
+ * Redis (or a hung one, for up to io_timeout_ms) fills the queue: the sink
+ * (redis_publisher_sink()) then drops the live ticks that do not fit, and
+ * every tick after them, until the queue has drained, noting which symbols
+ * it dropped; it then takes those symbols' current states from the serving
+ * engine, and the thread starts a new run with them, so the edges resync
+ * from the state: they get the ingest's prices, conflated, never a stale
+ * feed, and the ingest's own clients never wait for Redis.
  * Follower. Redis unreachable: nothing is pushed, the edge serves what it
  * has, the thread reconnects with backoff and carries on from its last id
  * when the run is unbroken, else resyncs. After Redis lost its data
@@ -166,6 +171,10 @@ struct redis_publisher_stats {
 	uint64_t errors;        /* failed connects, I/O errors, error
 	                         * replies */
 	uint64_t ahead_symbols; /* see "Known limit" above */
+	uint64_t ticks_dropped; /* live ticks not queued: Redis was behind;
+	                         * they reached edges as state instead */
+	uint64_t state_resyncs; /* runs started to carry those states */
+	bool dropping;          /* behind now, until its queue drains */
 	size_t queued;
 	int64_t lag_us; /* age of the oldest queued tick, 0 if none */
 	char run[17];   /* the current run, "" when disconnected */

@@ -2358,9 +2358,15 @@ metrics_feed_and_store(struct server *s, FILE *f)
 		   ss.ticks_refused);
 	metric_u64(f, "publisher_store_failing", "gauge",
 		   "1 while the last commit attempt failed.", ss.failing);
-	metric_u64(f, "publisher_store_ticks_not_stored_total", "counter",
-		   "Ticks served while the store was failing, not stored.",
-		   ss.ticks_not_stored);
+	metric_u64(f, "publisher_store_ticks_dropped_total", "counter",
+		   "Ticks served live that the store did not keep (it was "
+		   "behind or failing); recorded as gaps.",
+		   ss.ticks_dropped);
+	metric_u64(f, "publisher_store_gaps_started_total", "counter",
+		   "Times the store began dropping ticks.", ss.gaps_started);
+	metric_u64(f, "publisher_store_gaps_written_total", "counter",
+		   "Gap rows (one symbol's dropped seqs) committed.",
+		   ss.gaps_written);
 }
 
 /* The Redis link of an ingest or an edge (publisher/redis_link.h). */
@@ -2392,6 +2398,13 @@ metrics_redis(struct server *s, FILE *f)
 			   "Ticks folded into the state while Redis was "
 			   "unreachable.",
 			   ps.ticks_folded);
+		metric_u64(f, "publisher_redis_ticks_dropped_total", "counter",
+			   "Live ticks not queued while Redis was behind: they "
+			   "reached the edges as state.",
+			   ps.ticks_dropped);
+		metric_u64(f, "publisher_redis_state_resyncs_total", "counter",
+			   "Runs started to carry the states of dropped ticks.",
+			   ps.state_resyncs);
 		metric_u64(f, "publisher_redis_queued", "gauge",
 			   "Ticks waiting for the Redis publisher.", ps.queued);
 		metric_u64(f, "publisher_redis_errors_total", "counter",
@@ -2450,39 +2463,72 @@ http_metrics(struct server *s, struct per_session_data__http *h)
 			    body, len);
 }
 
-/* 200 when the feed is alive (or done, or absent by choice), the store
- * is writing and the Redis link (ingest or edge) is up; 503 with the reason
- * otherwise. */
+/* One line of /healthz about a sink: its lag, and why it is behind. */
+static void
+health_sink(struct server *s, FILE *f, const char *name, bool *degraded)
+{
+	struct sink_status ss;
+	bool detached = false;
+
+	if (pipeline_sink_status(s->pipeline, name, &ss, &detached))
+		return;
+	fprintf(f, "%s: lag %.3f s, %zu queued, %llu dropped", name,
+		(double)ss.lag_us / 1e6, ss.queued,
+		(unsigned long long)ss.dropped);
+	if (detached || ss.failing || ss.dropping) {
+		fprintf(f, "; degraded: %s", ss.reason);
+		*degraded = true;
+	}
+	fputc('\n', f);
+}
+
+/*
+ * 503 only when live data itself is affected: the feed is not running
+ * (and is not done, or absent by choice), or an edge is not following a
+ * live ingest. A sink that is behind, failing or detached (the store, an
+ * ingest's Redis publisher) does not stop the live stream: 200, with the
+ * sink's state on its own line, so that a load balancer does not pull a
+ * node that serves fresh prices. The first line says "ok", "ok, degraded"
+ * (a sink) or "degraded: <why>" (503).
+ */
 static int
 http_healthz(struct server *s, struct per_session_data__http *h)
 {
-	struct feed_status fs;
-	struct sink_status ss;
 	struct redis_follower *follower = pipeline_follower(s->pipeline);
 	struct feed *feed = pipeline_feed(s->pipeline);
-	bool detached = false;
-	char why[512];
+	struct feed_status fs;
+	char why[512] = "", *sinks = NULL;
+	size_t sinks_len = 0;
+	bool sink_degraded = false;
+	FILE *f;
+	int rc;
 
-	if (s->parts.redis_pub &&
-	    redis_publisher_degraded(s->parts.redis_pub, why, sizeof why))
-		return http_respond_text(h, 503, "degraded: %s\n", why);
-	if (follower && redis_follower_degraded(follower, why, sizeof why))
-		return http_respond_text(h, 503, "degraded: %s\n", why);
-	if (!pipeline_sink_status(s->pipeline, "store", &ss, &detached)) {
-		if (detached)
-			return http_respond_text(h, 503, "degraded: %s\n",
-						 ss.reason);
-		if (ss.failing)
-			return http_respond_text(h, 503, "%s\n", ss.reason);
-	}
-	if (feed) {
+	if (follower && redis_follower_degraded(follower, why, sizeof why)) {
+		/* why says it */
+	} else if (feed) {
 		feed_get_status(feed, &fs);
 		if (!fs.running && !fs.finished && strcmp(fs.kind, "none"))
-			return http_respond_text(h, 503,
-						 "feed '%s' is not running\n",
-						 fs.kind);
+			snprintf(why, sizeof why, "feed '%s' is not running",
+				 fs.kind);
 	}
-	return http_respond_text(h, 200, "ok\n");
+	f = open_memstream(&sinks, &sinks_len);
+	if (!f)
+		return http_respond_text(h, 500, "out of memory\n");
+	health_sink(s, f, "store", &sink_degraded);
+	health_sink(s, f, "redis", &sink_degraded);
+	if (fclose(f)) {
+		free(sinks);
+		return http_respond_text(h, 500, "out of memory\n");
+	}
+	if (why[0])
+		rc = http_respond_text(h, 503, "degraded: %s\n%s", why,
+				       sinks ? sinks : "");
+	else
+		rc = http_respond_text(h, 200, "%s\n%s",
+				       sink_degraded ? "ok, degraded" : "ok",
+				       sinks ? sinks : "");
+	free(sinks);
+	return rc;
 }
 
 static void

@@ -438,6 +438,22 @@ sym_table_free(struct sym_table *t)
 
 /* ---------------------------------------------------------------- store */
 
+/* Ticks of one symbol the store did not keep: a range of seqs. */
+struct gap {
+	char symbol[TICK_SYMBOL_MAX + 1];
+	uint64_t first_seq, last_seq;
+	int64_t first_ts, last_ts;
+	uint64_t ticks;
+};
+
+/* A state for the writer's engine: a resync (edge), or the state a symbol
+ * had when the store took up again after a gap. */
+struct restore {
+	struct symbol_state st;
+	bool has_gap;
+	struct gap gap;
+};
+
 /* One tick of the batch being written. */
 struct item {
 	uint32_t slot;  /* in the ring */
@@ -456,7 +472,17 @@ struct group {
 	struct symbol_state st;
 };
 
+/* A gap to commit with the batch, and its symbol's state then. */
+struct gap_row {
+	struct sym *sym;
+	bool insert_symbol;
+	struct gap gap;
+	struct symbol_state st;
+};
+
 struct batch {
+	struct gap_row *gaps; /* the writer's pending gaps, prepared */
+	size_t ngaps, gaps_cap;
 	struct item *items; /* accepted ticks, in arrival order */
 	uint32_t *order;    /* items grouped by symbol, each in seq order */
 	size_t nitems;
@@ -480,6 +506,7 @@ enum wstmt {
 	W_STATE,
 	W_COMMIT_ROW,
 	W_META,
+	W_GAP,
 	W_RET_MIN_ID,
 	W_RET_AGE_CUT,
 	W_RET_DEL_TICKS,
@@ -533,8 +560,21 @@ struct store {
 	bool stopping;
 	int64_t stop_us;
 	struct store_stats stats;
-	struct symbol_state *restores; /* store_restore_state(), queued */
+	struct restore *restores; /* store_restore_state() and gaps, queued */
 	size_t nrestores, restores_cap;
+	/* Dropping (see "Falling behind" in store.h): what was not stored,
+	 * per symbol, until the ring has drained and the sink resumes. */
+	bool dropping;
+	struct gap *gaps;
+	size_t ngaps, gaps_cap;
+	uint32_t *gap_slots; /* open addressing over gaps, by name */
+	size_t gap_mask;
+	int64_t dropping_since_us; /* wall clock */
+
+	/* Writer thread: gaps taken from restores, written with the next
+	 * transaction. */
+	struct gap *pending_gaps;
+	size_t npending_gaps, pending_gaps_cap;
 
 	pthread_t writer;
 	bool started;
@@ -652,6 +692,9 @@ static const char *const writer_sql[W_COUNT] = {
                          "max_ts, committed_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         [W_META] = "UPDATE meta SET next_tick_id = ?1, max_ts = ?2, "
                    "max_lag = ?3",
+        [W_GAP] = "INSERT OR REPLACE INTO gaps (symbol_id, first_seq, "
+                  "last_seq, first_ts, last_ts, ticks, recorded_at) VALUES "
+                  "(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         [W_RET_MIN_ID] = "SELECT min(id) FROM ticks",
         /* The end of the newest commit whose every tick is older than ?1:
          * commits.max_ts only grows, so those commits are a prefix. */
@@ -1085,8 +1128,7 @@ store_restore_state(struct store *s, const struct symbol_state *st)
 	pthread_mutex_lock(&s->mu);
 	if (s->nrestores == s->restores_cap) {
 		size_t cap = s->restores_cap ? s->restores_cap * 2 : 64;
-		struct symbol_state *p =
-		        realloc(s->restores, cap * sizeof *p);
+		struct restore *p = realloc(s->restores, cap * sizeof *p);
 
 		if (!p)
 			rc = -1;
@@ -1095,18 +1137,21 @@ store_restore_state(struct store *s, const struct symbol_state *st)
 			s->restores_cap = cap;
 		}
 	}
-	if (!rc)
-		s->restores[s->nrestores++] = *st;
+	if (!rc) {
+		memset(&s->restores[s->nrestores], 0, sizeof s->restores[0]);
+		s->restores[s->nrestores++].st = *st;
+	}
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
 
 /* Writer thread: put queued restored states into the writer's engine,
- * never between a batch's preparation and its commit. */
+ * never between a batch's preparation and its commit; the gaps they close
+ * wait in pending_gaps for the next transaction. */
 static void
 apply_restores(struct store *s)
 {
-	struct symbol_state *r;
+	struct restore *r;
 	size_t n, i;
 
 	pthread_mutex_lock(&s->mu);
@@ -1115,10 +1160,35 @@ apply_restores(struct store *s)
 	s->restores = NULL;
 	s->nrestores = s->restores_cap = 0;
 	pthread_mutex_unlock(&s->mu);
-	for (i = 0; i < n; i++)
-		if (engine_restore_symbol(s->engine, &r[i]))
+	for (i = 0; i < n; i++) {
+		if (engine_restore_symbol(s->engine, &r[i].st)) {
 			log_warn("store: could not restore symbol '%.32s'",
-			         r[i].symbol);
+			         r[i].st.symbol);
+			continue;
+		}
+		if (!r[i].has_gap)
+			continue;
+		if (s->npending_gaps == s->pending_gaps_cap) {
+			size_t cap = s->pending_gaps_cap
+			                     ? s->pending_gaps_cap * 2
+			                     : 64;
+			struct gap *p =
+			        realloc(s->pending_gaps, cap * sizeof *p);
+
+			if (!p) {
+				log_error("store: out of memory: the gap of "
+				          "'%.32s' (seqs %llu-%llu) is not "
+				          "recorded",
+				          r[i].gap.symbol,
+				          (unsigned long long)r[i].gap.first_seq,
+				          (unsigned long long)r[i].gap.last_seq);
+				continue;
+			}
+			s->pending_gaps = p;
+			s->pending_gaps_cap = cap;
+		}
+		s->pending_gaps[s->npending_gaps++] = r[i].gap;
+	}
 	free(r);
 }
 
@@ -1161,7 +1231,8 @@ store_append(struct store *s, const struct tick *ticks, size_t n)
 	 * these ticks (the queue was empty) or a full batch is ready. */
 	signal = s->writer_waiting &&
 	         (s->count == 0 ||
-	          (s->count < BATCH_MAX && s->count + n >= BATCH_MAX));
+	          (s->count < BATCH_MAX && s->count + n >= BATCH_MAX) ||
+	          s->count + n == s->cap);
 	s->count += n;
 	pthread_mutex_unlock(&s->mu);
 	if (signal)
@@ -1171,6 +1242,85 @@ store_append(struct store *s, const struct tick *ticks, size_t n)
 
 /* ---------------------------------------------------------- the sink */
 
+/*
+ * The gap of a symbol, found or added, under s->mu. The table is open
+ * addressing over the gaps' indices, sized at least twice the gaps.
+ * Returns NULL when out of memory (the tick then goes uncounted by
+ * symbol, but is still counted in ticks_dropped).
+ */
+static struct gap *
+gap_of(struct store *s, const char *symbol)
+{
+	size_t len = strnlen(symbol, TICK_SYMBOL_MAX);
+	uint64_t h = name_hash(symbol, len);
+	size_t i;
+
+	if ((s->ngaps + 1) * 2 > (s->gap_slots ? s->gap_mask + 1 : 0)) {
+		size_t size = s->gap_slots ? (s->gap_mask + 1) * 2 : 1024, k;
+		uint32_t *slots = malloc(size * sizeof *slots);
+
+		if (!slots)
+			return NULL;
+		memset(slots, 0xff, size * sizeof *slots);
+		for (k = 0; k < s->ngaps; k++) {
+			size_t j = name_hash(s->gaps[k].symbol,
+			                     strlen(s->gaps[k].symbol)) &
+			           (size - 1);
+
+			while (slots[j] != UINT32_MAX)
+				j = (j + 1) & (size - 1);
+			slots[j] = (uint32_t)k;
+		}
+		free(s->gap_slots);
+		s->gap_slots = slots;
+		s->gap_mask = size - 1;
+	}
+	for (i = h & s->gap_mask; s->gap_slots[i] != UINT32_MAX;
+	     i = (i + 1) & s->gap_mask) {
+		struct gap *g = &s->gaps[s->gap_slots[i]];
+
+		if (!strncmp(g->symbol, symbol, TICK_SYMBOL_MAX))
+			return g;
+	}
+	if (s->ngaps == s->gaps_cap) {
+		size_t cap = s->gaps_cap ? s->gaps_cap * 2 : 256;
+		struct gap *p = realloc(s->gaps, cap * sizeof *p);
+
+		if (!p)
+			return NULL;
+		s->gaps = p;
+		s->gaps_cap = cap;
+	}
+	s->gap_slots[i] = (uint32_t)s->ngaps;
+	memset(&s->gaps[s->ngaps], 0, sizeof s->gaps[0]);
+	memcpy(s->gaps[s->ngaps].symbol, symbol, len);
+	return &s->gaps[s->ngaps++];
+}
+
+/* Under s->mu: ticks not kept go into their symbols' gaps. */
+static void
+gaps_add(struct store *s, const struct tick *t, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct gap *g = gap_of(s, t[i].symbol);
+
+		if (!g)
+			continue;
+		if (!g->ticks || t[i].seq < g->first_seq)
+			g->first_seq = t[i].seq;
+		if (t[i].seq > g->last_seq)
+			g->last_seq = t[i].seq;
+		if (!g->ticks || t[i].ts < g->first_ts)
+			g->first_ts = t[i].ts;
+		if (!g->ticks || t[i].ts > g->last_ts)
+			g->last_ts = t[i].ts;
+		g->ticks++;
+	}
+	s->stats.ticks_dropped += n;
+}
+
 static size_t
 sink_space(void *impl)
 {
@@ -1178,48 +1328,136 @@ sink_space(void *impl)
 	struct store_stats ss;
 
 	/* A failing store (disk full, read-only file) may not recover for
-	 * hours: nothing waits for it, what it misses is counted. */
+	 * hours: a file waits for it no more than a market does. */
 	store_get_stats(s, &ss);
 	return ss.failing ? SIZE_MAX : store_append_space(s);
 }
 
+/*
+ * A live batch: what fits goes in the queue; what does not, and every tick
+ * after it until the queue has drained, is recorded as gaps (the
+ * "Falling behind" of store.h). The queue never holds a tick of a symbol
+ * after one of its dropped ones, so when the sink resumes, the restored
+ * state comes after everything stored before the gap.
+ */
 static void
 sink_append(void *impl, const struct tick *applied, size_t n)
 {
 	struct store *s = impl;
+	size_t fit = 0;
 
-	if (store_append(s, applied, n)) {
-		pthread_mutex_lock(&s->mu);
-		s->stats.ticks_not_stored += n;
-		pthread_mutex_unlock(&s->mu);
+	pthread_mutex_lock(&s->mu);
+	if (!s->dropping && !s->stopping)
+		fit = s->cap - s->count < n ? s->cap - s->count : n;
+	pthread_mutex_unlock(&s->mu);
+	if (fit)
+		store_append(s, applied, fit);
+	if (fit == n)
+		return;
+	pthread_mutex_lock(&s->mu);
+	if (!s->dropping) {
+		s->dropping = true;
+		s->dropping_since_us = clock_wall_us();
+		s->stats.gaps_started++;
+		log_limited(LOG_WARN,
+		            "store: db '%s' cannot keep up with the live feed "
+		         "(%zu ticks queued): dropping ticks until it has "
+		         "caught up; what it drops is recorded as gaps",
+		         s->path, s->count);
 	}
+	gaps_add(s, applied + fit, n - fit);
+	/* The writer wakes the pipeline once the queue has drained. */
+	s->want_wake = true;
+	pthread_mutex_unlock(&s->mu);
 }
 
 static bool
 sink_wants_resume(void *impl)
 {
-	return false;
+	struct store *s = impl;
+	bool yes;
+
+	pthread_mutex_lock(&s->mu);
+	yes = s->dropping && s->count == 0;
+	pthread_mutex_unlock(&s->mu);
+	return yes;
 }
 
+/*
+ * The queue has drained: every tick before the gaps is stored. Each gap
+ * goes to the writer with its symbol's state now (which every dropped tick
+ * is folded into), and ticks are taken again.
+ */
 static void
 sink_resume(void *impl, sink_state_fn state, void *ctx)
 {
+	struct store *s = impl;
+	uint64_t ticks = 0;
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&s->mu);
+	for (i = 0; i < s->ngaps; i++) {
+		struct restore *r;
+
+		if (s->nrestores == s->restores_cap) {
+			size_t cap = s->restores_cap ? s->restores_cap * 2
+			                             : 64;
+			struct restore *p =
+			        realloc(s->restores, cap * sizeof *p);
+
+			if (!p)
+				break;
+			s->restores = p;
+			s->restores_cap = cap;
+		}
+		r = &s->restores[s->nrestores];
+		memset(r, 0, sizeof *r);
+		if (state(s->gaps[i].symbol, &r->st, ctx))
+			continue;
+		r->has_gap = true;
+		r->gap = s->gaps[i];
+		s->nrestores++;
+		ticks += s->gaps[i].ticks;
+		n++;
+	}
+	s->ngaps = 0;
+	if (s->gap_slots)
+		memset(s->gap_slots, 0xff,
+		       (s->gap_mask + 1) * sizeof *s->gap_slots);
+	s->dropping = false;
+	pthread_mutex_unlock(&s->mu);
+	pthread_cond_signal(&s->cond);
+	log_limited(LOG_WARN,
+	            "store: db '%s' caught up; %llu ticks of %zu symbols were "
+	         "not stored and are recorded as gaps",
+	         s->path, (unsigned long long)ticks, n);
 }
 
 static void
 sink_status(void *impl, struct sink_status *out)
 {
+	struct store *s = impl;
 	struct store_stats ss;
+	int64_t since;
 
-	store_get_stats(impl, &ss);
+	store_get_stats(s, &ss);
+	pthread_mutex_lock(&s->mu);
+	since = s->dropping ? s->dropping_since_us : 0;
+	pthread_mutex_unlock(&s->mu);
 	memset(out, 0, sizeof *out);
 	out->lag_us = ss.lag_us;
 	out->queued = ss.queued;
-	out->dropped = ss.ticks_not_stored;
+	out->dropped = ss.ticks_dropped;
 	out->failing = ss.failing;
+	out->dropping = since != 0;
 	if (ss.failing)
 		snprintf(out->reason, sizeof out->reason, "store failing: %s",
 		         ss.last_error);
+	else if (since)
+		snprintf(out->reason, sizeof out->reason,
+		         "store behind the live feed for %.1f s: ticks are "
+		         "not stored, and are recorded as gaps",
+		         (double)(clock_wall_us() - since) / 1e6);
 }
 
 static void
@@ -1414,6 +1652,40 @@ batch_prepare(struct store *s, size_t n)
 			b->max_ts = gr->max_ts;
 		engine_get_state(s->engine, y->name, &gr->st);
 	}
+	/* Gaps: each with its symbol's state after this batch (what the
+	 * state row says either way) and its symbols row when it has none. */
+	b->ngaps = 0;
+	if (s->npending_gaps > b->gaps_cap) {
+		struct gap_row *p =
+		        realloc(b->gaps, s->npending_gaps * sizeof *p);
+
+		if (p) {
+			b->gaps = p;
+			b->gaps_cap = s->npending_gaps;
+		}
+	}
+	for (i = 0; i < s->npending_gaps && i < b->gaps_cap; i++) {
+		const struct gap *gp = &s->pending_gaps[i];
+		size_t len = strnlen(gp->symbol, TICK_SYMBOL_MAX);
+		struct gap_row *row = &b->gaps[b->ngaps];
+		struct sym *y = sym_find(&s->syms, gp->symbol, len,
+		                         name_hash(gp->symbol, len));
+
+		if (!y && !(y = sym_add(&s->syms, gp->symbol, len, 0)))
+			continue;
+		row->sym = y;
+		row->insert_symbol = !y->stored && y->mark != b->serial;
+		/* Marked as if grouped, so that two gaps of one symbol do not
+		 * both insert its row. */
+		if (y->mark != b->serial) {
+			y->mark = b->serial;
+			y->group = UINT32_MAX;
+		}
+		row->gap = *gp;
+		if (engine_get_state(s->engine, y->name, &row->st))
+			continue;
+		b->ngaps++;
+	}
 	/* The engine's change list has no reader here; keep it short. */
 	engine_flush(s->engine);
 	if (b->ngroups && span(b->max_ts, b->ts_min) > s->max_lag)
@@ -1523,6 +1795,38 @@ batch_write(struct store *s)
 		rc = step_done(w[W_RUN]);
 		if (rc == SQLITE_OK) {
 			bind_state(w[W_STATE], gr);
+			rc = step_done(w[W_STATE]);
+		}
+	}
+	for (g = 0; rc == SQLITE_OK && g < b->ngaps; g++) {
+		const struct gap_row *row = &b->gaps[g];
+		struct group gr;
+
+		if (row->insert_symbol) {
+			sqlite3_bind_int64(w[W_SYMBOL], 1, row->sym->id);
+			sqlite3_bind_text(w[W_SYMBOL], 2, row->sym->name, -1,
+			                  SQLITE_STATIC);
+			rc = step_done(w[W_SYMBOL]);
+		}
+		if (rc != SQLITE_OK)
+			break;
+		sqlite3_bind_int64(w[W_GAP], 1, row->sym->id);
+		sqlite3_bind_int64(w[W_GAP], 2,
+		                   (sqlite3_int64)row->gap.first_seq);
+		sqlite3_bind_int64(w[W_GAP], 3, (sqlite3_int64)row->gap.last_seq);
+		sqlite3_bind_int64(w[W_GAP], 4, row->gap.first_ts);
+		sqlite3_bind_int64(w[W_GAP], 5, row->gap.last_ts);
+		sqlite3_bind_int64(w[W_GAP], 6, (sqlite3_int64)row->gap.ticks);
+		sqlite3_bind_int64(w[W_GAP], 7, clock_wall_us());
+		rc = step_done(w[W_GAP]);
+		/* The symbol's state row, unless its run above wrote it. */
+		if (rc == SQLITE_OK && row->sym->group == UINT32_MAX) {
+			memset(&gr, 0, sizeof gr);
+			gr.sym = row->sym;
+			gr.st = row->st;
+			gr.max_ts = row->sym->max_ts;
+			gr.max_lag = row->sym->max_lag;
+			bind_state(w[W_STATE], &gr);
 			rc = step_done(w[W_STATE]);
 		}
 	}
@@ -1642,7 +1946,9 @@ release_slots(struct store *s, size_t n, const struct batch *b)
 	}
 	if (b)
 		s->stats.failing = false;
-	wake = s->want_wake;
+	/* Dropping ends when the queue has drained: the pipeline is woken
+	 * then to resume the sink, even if no more ticks come. */
+	wake = s->want_wake || (s->dropping && s->count == 0);
 	s->want_wake = false;
 	pthread_mutex_unlock(&s->mu);
 	if (wake && s->wake)
@@ -1684,7 +1990,8 @@ writer_batch(struct store *s, size_t n)
 	int rc;
 
 	batch_prepare(s, n);
-	if (s->batch.nitems == 0) {
+	if (s->batch.nitems == 0 && s->batch.ngaps == 0) {
+		s->npending_gaps = 0;
 		release_slots(s, n, NULL);
 		return;
 	}
@@ -1721,6 +2028,14 @@ writer_batch(struct store *s, size_t n)
 	}
 	for (size_t g = 0; g < s->batch.ngroups; g++)
 		s->batch.groups[g].sym->stored = true;
+	for (size_t g = 0; g < s->batch.ngaps; g++)
+		s->batch.gaps[g].sym->stored = true;
+	if (s->batch.ngaps) {
+		pthread_mutex_lock(&s->mu);
+		s->stats.gaps_written += s->batch.ngaps;
+		pthread_mutex_unlock(&s->mu);
+	}
+	s->npending_gaps = 0;
 	if (s->failing_since_us) {
 		log_info("store: db '%s': writing again after %.1f s", s->path,
 		         (double)(clock_mono_us() - s->failing_since_us) / 1e6);
@@ -1891,12 +2206,18 @@ writer_wait(struct store *s)
 		if (s->count) {
 			int64_t due = s->enq_us[s->head] + s->commit_us;
 
+			/* A full queue is written at once: waiting would
+			 * only hold up a replay or make a live feed drop. */
 			if (s->stopping || s->count >= BATCH_MAX ||
-			    now >= due) {
+			    s->count == s->cap || now >= due) {
 				n = s->count < BATCH_MAX ? s->count : BATCH_MAX;
 				break;
 			}
 			deadline = due;
+		} else if (s->nrestores || s->npending_gaps) {
+			/* Restored states (and the gaps they close) to write,
+			 * with or without ticks. */
+			break;
 		} else if (s->stopping) {
 			n = SIZE_MAX;
 			break;
@@ -1939,7 +2260,7 @@ writer_main(void *arg)
 		if (n == SIZE_MAX)
 			break;
 		apply_restores(s);
-		if (n)
+		if (n || s->npending_gaps)
 			writer_batch(s, n);
 		if (s->db && clock_mono_us() >= s->next_retain_us &&
 		    !writer_stopping(s))
@@ -1991,6 +2312,10 @@ store_close(struct store *s)
 	free(s->batch.order);
 	free(s->batch.groups);
 	free(s->restores);
+	free(s->gaps);
+	free(s->gap_slots);
+	free(s->pending_gaps);
+	free(s->batch.gaps);
 	free(s->ring);
 	free(s->enq_us);
 	free(s->path);
@@ -2069,6 +2394,7 @@ struct store_reader {
 	sqlite3 *db;
 	char *path;
 	sqlite3_stmt *stmt[R_COUNT];
+	sqlite3_stmt *gaps; /* NULL before schema 003 */
 	/* Symbol names by id, loaded as ids are met. */
 	char (*names)[TICK_SYMBOL_MAX + 1];
 	size_t names_cap;
@@ -2128,6 +2454,18 @@ store_reader_open(const char *path, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	/* An older database (read, not migrated, by export) has no gaps. */
+	if (version >= 3 &&
+	    prepare(r->db,
+	            "SELECT g.first_seq, g.last_seq, g.first_ts, g.last_ts, "
+	            "g.ticks FROM gaps AS g JOIN symbols AS s ON s.id = "
+	            "g.symbol_id WHERE s.name = ?1 AND g.first_ts < ?3 AND "
+	            "g.last_ts >= ?2 ORDER BY g.first_seq",
+	            &r->gaps) != SQLITE_OK) {
+		errf(err, errlen, "db '%s': cannot prepare a query: %s", path,
+		     sqlite3_errmsg(r->db));
+		goto fail;
+	}
 	return r;
 fail:
 	store_reader_close(r);
@@ -2140,6 +2478,7 @@ store_reader_close(struct store_reader *r)
 	if (!r)
 		return;
 	finalize_all(r->stmt, R_COUNT);
+	sqlite3_finalize(r->gaps);
 	sqlite3_close(r->db);
 	free(r->names);
 	free(r->path);
@@ -2277,6 +2616,36 @@ reader_symbol(struct store_reader *r, const char *name, int64_t *id,
 	if (rc == SQLITE_DONE)
 		return 0;
 	return read_error(r, err, errlen, rc);
+}
+
+int
+store_read_gaps(struct store_reader *r, const char *symbol, int64_t from,
+                int64_t to, int (*gap)(const struct store_gap *g, void *ctx),
+                void *ctx, char *err, size_t errlen)
+{
+	sqlite3_stmt *q = r->gaps;
+	int rc;
+
+	if (!q)
+		return 0;
+	sqlite3_bind_text(q, 1, symbol, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 2, from);
+	sqlite3_bind_int64(q, 3, to);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		struct store_gap g;
+
+		g.first_seq = (uint64_t)sqlite3_column_int64(q, 0);
+		g.last_seq = (uint64_t)sqlite3_column_int64(q, 1);
+		g.first_ts = sqlite3_column_int64(q, 2);
+		g.last_ts = sqlite3_column_int64(q, 3);
+		g.ticks = (uint64_t)sqlite3_column_int64(q, 4);
+		if (gap(&g, ctx)) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : read_error(r, err, errlen, rc);
 }
 
 /* A one-symbol source. Returns 1, 0 when the symbol has no ticks, or -1. */

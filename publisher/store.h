@@ -10,14 +10,23 @@
  * itself by applying the ticks to a private engine, restored from the state
  * table on open.
  *
- * Back-pressure. The caller asks store_append_space() before draining more
- * ticks from its feed queue; when the store falls behind the caller stops
- * draining, the feed queue fills and the feed slows down. No tick is dropped.
- * `wake` is called when space frees up again.
+ * Falling behind. A file (a replay) may wait for the disk: the caller asks
+ * store_append_space() before draining more ticks from its feed queue, so
+ * the replay slows down; `wake` is called when space frees up again. A
+ * live feed does not wait: through the sink (store_sink()), a batch that
+ * does not fit is taken as far as it fits and the rest dropped, and every
+ * tick after it, until the queue has drained. What was dropped is kept in
+ * memory per symbol (a range of seqs, of timestamps, a count: bounded by
+ * the number of symbols, not by the rate); once drained, the sink resumes
+ * with each such symbol's current state, and the writer commits a `gaps`
+ * row and that state together, so stored state still equals what the
+ * clients saw. History and bars report the gaps they overlap
+ * (store_read_gaps). The kill -9 promise below holds while there are no
+ * gaps.
  *
  * Failures (disk full, read-only file): the writer keeps the batch, logs the
  * cause at most once a minute, retries, and resumes when the cause clears.
- * Meanwhile the caller sees no space and slows the feed.
+ * Meanwhile the queue stays full: a live feed goes on, dropping into gaps.
  *
  * Durability. A commit is durable against a crash of the process (WAL,
  * synchronous=NORMAL), so after kill -9 the database holds every tick that
@@ -84,8 +93,10 @@ struct store_stats {
 	uint64_t ticks_refused;	 /* not stored: the store's engine refused
 				  * them (invalid symbol, seq not after the
 				  * stored one); logged once a minute */
-	uint64_t ticks_not_stored; /* handed over while the store was
-				    * failing, and not kept */
+	uint64_t ticks_dropped;	 /* handed over live while the store was
+				  * behind or failing: recorded as gaps */
+	uint64_t gaps_started;	 /* times it began dropping */
+	uint64_t gaps_written;	 /* gap rows committed */
 	bool failing;		 /* last commit attempt failed */
 	char last_error[160];
 };
@@ -202,6 +213,24 @@ store_read_history(struct store_reader *r, const char *symbol, int64_t from,
 		   int64_t to, uint32_t last_n,
 		   int (*row)(const struct tick *t, void *ctx), void *ctx,
 		   char *err, size_t errlen);
+
+/* Ticks the store did not keep, for history and bars to report. */
+struct store_gap {
+	uint64_t first_seq, last_seq;
+	int64_t first_ts, last_ts;
+	uint64_t ticks;
+};
+
+/*
+ * The gaps of one symbol that overlap [from, to) (a gap's ticks lie within
+ * [first_ts, last_ts]), oldest first; gap() returning nonzero stops early.
+ * Returns 0 (also for an unknown symbol, or a database from before gaps
+ * were recorded), or -1 with err.
+ */
+int
+store_read_gaps(struct store_reader *r, const char *symbol, int64_t from,
+		int64_t to, int (*gap)(const struct store_gap *g, void *ctx),
+		void *ctx, char *err, size_t errlen);
 
 /*
  * OHLCV bars of one symbol's trades (ticks with `last`): open and close are

@@ -1072,6 +1072,80 @@ test_ingest_behind_redis_detected(void **state)
 	ingest_close(&b);
 }
 
+static int
+ingest_state(const char *symbol, struct symbol_state *out, void *ctx)
+{
+	return engine_get_state(((struct ingest *)ctx)->engine, symbol, out);
+}
+
+/*
+ * Redis answers nothing for a while (CLIENT PAUSE) and the queue toward it
+ * is small: the sink takes what fits, drops the rest of the live ticks
+ * (the serving engine never waits), and once the queue has drained it
+ * resumes with the dropped symbols' states; a new run carries them, and
+ * the edge ends with exactly the ingest's state.
+ */
+static void
+test_sink_drops_while_redis_is_slow_then_edges_get_the_state(void **state)
+{
+	struct redis_publisher_options o = {0};
+	struct ingest in;
+	struct edge e;
+	struct sink sink;
+	struct sink_status ss;
+	struct redis_publisher_stats ps;
+	redisReply *r;
+	char err[256];
+	unsigned i, k;
+
+	NEED_REDIS();
+	ingest_open(&in, "t-sink", "epoch-s", 0, 0, srv.port, 0);
+	redis_publisher_destroy(in.pub);
+	o.host = "127.0.0.1";
+	o.port = srv.port;
+	o.prefix = "t-sink";
+	o.epoch = "epoch-s";
+	o.queue_capacity = 500;
+	in.pub = redis_publisher_create(&o, err, sizeof err);
+	assert_non_null(in.pub);
+	ingest_start(&in);
+	WAIT_FOR(publisher_connected(&in), 5);
+	edge_open(&e, "t-sink", srv.port, 4096, 100000, 0, 0);
+	assert_int_equal(redis_follower_wait_synced(e.fol, 5000), 0);
+	sink = redis_publisher_sink(in.pub);
+
+	r = command("CLIENT PAUSE 1500 ALL");
+	freeReplyObject(r);
+	for (i = 0; i < 5000; i += 100) {
+		struct tick t[100];
+		size_t n = 0;
+
+		pthread_mutex_lock(&in.mu);
+		for (k = 0; k < 100; k++) {
+			make_tick(&t[n], "P", i + k, 20);
+			t[n].seq = engine_apply_tick(in.engine, &t[n]);
+			if (t[n].seq)
+				n++;
+		}
+		pthread_mutex_unlock(&in.mu);
+		sink.ops->append(sink.impl, t, n);
+	}
+	sink.ops->status(sink.impl, &ss);
+	assert_true(ss.dropping);
+	assert_true(ss.dropped >= 4000);
+	/* Redis answers again; the queue drains; the sink resumes. */
+	WAIT_FOR(sink.ops->wants_resume(sink.impl), 10);
+	pthread_mutex_lock(&in.mu);
+	sink.ops->resume(sink.impl, ingest_state, &in);
+	pthread_mutex_unlock(&in.mu);
+	WAIT_FOR(converged(&in, &e), 10);
+	redis_publisher_get_stats(in.pub, &ps);
+	assert_true(ps.state_resyncs >= 1);
+	assert_false(ps.dropping);
+	edge_close(&e);
+	ingest_close(&in);
+}
+
 int
 main(void)
 {
@@ -1085,6 +1159,8 @@ main(void)
 	        cmocka_unit_test(test_epoch_change),
 	        cmocka_unit_test(test_degraded_reasons),
 	        cmocka_unit_test(test_ingest_behind_redis_detected),
+	        cmocka_unit_test(
+	                test_sink_drops_while_redis_is_slow_then_edges_get_the_state),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -674,7 +674,7 @@ test_migrates_older_schema(void **state)
 	snprintf(epoch, sizeof epoch, "%s", store_epoch(s));
 	store_close(s);
 	sql(f->path, "DROP VIEW tick_view; DROP VIEW state_view; "
-	             "PRAGMA user_version = 1");
+	             "DROP TABLE gaps; PRAGMA user_version = 1");
 
 	/* A reader takes it as it is (the tables are those of version 1). */
 	r = open_reader(f);
@@ -1170,6 +1170,120 @@ test_backpressure(void **state)
 	engine_destroy(e);
 }
 
+static int
+state_from_engine(const char *symbol, struct symbol_state *out, void *ctx)
+{
+	return engine_get_state(ctx, symbol, out);
+}
+
+static int
+collect_gap(const struct store_gap *g, void *ctx)
+{
+	struct store_gap *out = ctx;
+
+	*out = *g;
+	return 0;
+}
+
+/*
+ * A live batch bigger than the queue: the store keeps what fits, drops the
+ * rest (and what comes while it catches up), and once drained records a
+ * gap per symbol with the state the serving engine has then. Stored ticks
+ * and gaps together account for every seq, once; the state row is the
+ * engine's.
+ */
+static void
+test_live_overflow_records_gaps(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {
+	        .path = f->path, .queue_capacity = 1000, .wake = on_wake};
+	enum { N = 2010 };
+	static struct tick t[N];
+	struct engine *e = new_engine();
+	struct sink sink;
+	struct store_stats st;
+	struct sink_status ss;
+	struct store_reader *r;
+	struct store_gap g;
+	struct symbol_state es;
+	struct store *s;
+	size_t i;
+
+	/* The serving engine applies each tick before the sink gets it. */
+	for (i = 0; i < N; i++)
+		t[i] = trade(i % 2 ? "AAA" : "BBB", (int64_t)i + 1,
+		             dec((int64_t)i, 2), dec(1, 0));
+	for (i = 0; i < 1510; i++)
+		t[i].seq = engine_apply_tick(e, &t[i]);
+	s = store_open(&o, err, sizeof err);
+	assert_non_null(s);
+	sink = store_sink(s);
+	/* Not started: the queue fills, then the rest is dropped. */
+	sink.ops->append(sink.impl, t, 1500);
+	sink.ops->status(sink.impl, &ss);
+	assert_true(ss.dropping);
+	assert_int_equal(ss.queued, 1000);
+	assert_int_equal(ss.dropped, 500);
+	assert_false(sink.ops->wants_resume(sink.impl));
+	wakes = 0;
+	assert_int_equal(store_start(s, err, sizeof err), 0);
+	wait_written(s, 1000);
+	for (i = 0; i < 500 && !sink.ops->wants_resume(sink.impl); i++)
+		sleep_ms(2);
+	assert_true(sink.ops->wants_resume(sink.impl));
+	assert_true(wakes >= 1);
+	/* Until it resumes, nothing is taken, even with room. */
+	sink.ops->append(sink.impl, t + 1500, 10);
+	sink.ops->resume(sink.impl, state_from_engine, e);
+	sink.ops->status(sink.impl, &ss);
+	assert_false(ss.dropping);
+	/* Taken again after the gaps. */
+	for (i = 1510; i < N; i++)
+		t[i].seq = engine_apply_tick(e, &t[i]);
+	sink.ops->append(sink.impl, t + 1510, N - 1510);
+	wait_written(s, 1000 + N - 1510);
+	store_get_stats(s, &st);
+	assert_int_equal(st.ticks_dropped, 510);
+	store_close(s);
+
+	assert_int_equal(count_all(f), 1000 + N - 1510);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM gaps"), 2);
+	assert_int_equal(sql_int(f->path, "SELECT sum(ticks) FROM gaps"), 510);
+	/* Per symbol: stored ticks + gap ticks = its seq, and the state row
+	 * is the engine's. */
+	assert_int_equal(sql_int(f->path,
+	                         "SELECT count(*) FROM state AS st WHERE seq "
+	                         "!= (SELECT count(*) FROM ticks AS t WHERE "
+	                         "t.symbol_id = st.symbol_id) + (SELECT "
+	                         "sum(ticks) FROM gaps AS g WHERE "
+	                         "g.symbol_id = st.symbol_id)"),
+	                 0);
+	assert_int_equal(engine_get_state(e, "AAA", &es), 0);
+	assert_int_equal(sql_int(f->path, "SELECT st.seq FROM state AS st "
+	                                  "JOIN symbols AS s ON s.id = "
+	                                  "st.symbol_id WHERE s.name = 'AAA'"),
+	                 (int64_t)es.seq);
+	r = open_reader(f);
+	memset(&g, 0, sizeof g);
+	assert_int_equal(store_read_gaps(r, "AAA", INT64_MIN, INT64_MAX,
+	                                 collect_gap, &g, err, sizeof err),
+	                 0);
+	assert_int_equal(g.first_seq, 501);
+	assert_int_equal(g.last_seq, 755);
+	assert_int_equal(g.ticks, 255);
+	assert_int_equal(g.first_ts, 1002);
+	assert_int_equal(g.last_ts, 1510);
+	/* Outside its time range: not reported. */
+	memset(&g, 0, sizeof g);
+	assert_int_equal(store_read_gaps(r, "AAA", 1, 1000, collect_gap, &g,
+	                                 err, sizeof err),
+	                 0);
+	assert_int_equal(g.ticks, 0);
+	store_reader_close(r);
+	engine_destroy(e);
+}
+
 static void
 test_close_flushes(void **state)
 {
@@ -1376,6 +1490,8 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_backpressure, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_live_overflow_records_gaps,
+	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_close_flushes, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_failure_then_recovery,
