@@ -13,7 +13,7 @@ SANITIZER ?=
 comma := ,
 BUILD := build$(if $(SANITIZER),-$(subst $(comma),-,$(SANITIZER)))
 
-PKGS := libwebsockets libuv jansson sqlite3 libssl libcrypto
+PKGS := libwebsockets libuv jansson sqlite3 libssl libcrypto zlib
 TEST_PKGS := cmocka
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -38,7 +38,7 @@ PROTOCOL_SRC := publisher/protocol.c
 FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/tick_parse.c feeds/feed_stdin.c \
 	feeds/feed_replay.c feeds/feed_tcp.c
 SERVER_SRC := publisher/cli.c publisher/log.c publisher/query.c publisher/server.c publisher/auth.c \
-	publisher/pipeline.c publisher/wake.c \
+	publisher/pipeline.c publisher/wake.c publisher/ws_deflate.c \
 	publisher/redis_link.c
 MAIN_SRC := publisher/main.c
 # The SQLite store and export. The SQL of schema/NNN_name.sql is compiled in:
@@ -97,6 +97,7 @@ $(BUILD)/tests/test_feed_tcp: $(BUILD)/tests/test_feed_tcp.o $(call obj,$(FEED_S
 $(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(call obj,publisher/store.c $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
 $(BUILD)/tests/test_export: $(BUILD)/tests/test_export.o $(call obj,$(STORE_SRC) $(ENGINE_SRC) publisher/log.c feeds/tick_parse.c $(PROTOCOL_SRC)) $(SCHEMA_OBJ)
 $(BUILD)/tests/test_auth: $(BUILD)/tests/test_auth.o $(call obj,publisher/auth.c publisher/log.c publisher/tick.c)
+$(BUILD)/tests/test_ws_deflate: $(BUILD)/tests/test_ws_deflate.o $(call obj,publisher/ws_deflate.c)
 $(UNIT_TESTS):
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) -pthread -lm
 
@@ -104,6 +105,7 @@ $(BUILD)/bench/%.o: tests/bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -c -o $@ $<
 $(BUILD)/bench/bench_engine: $(BUILD)/bench/bench_engine.o $(call obj,$(ENGINE_SRC))
+$(BUILD)/bench/bench_deflate: $(BUILD)/bench/bench_deflate.o $(call obj,$(ENGINE_SRC) publisher/ws_deflate.c)
 $(BUILD)/bench/bench_parse: $(BUILD)/bench/bench_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c publisher/protocol.c publisher/jsonbuf.c)
 $(BUILD)/bench/bench_replay: $(BUILD)/bench/bench_replay.o $(call obj,$(ENGINE_SRC) $(PROTOCOL_SRC) $(FEED_SRC) publisher/log.c publisher/store.c) $(SCHEMA_OBJ)
 $(BUILD)/bench/bench_store: $(BUILD)/bench/bench_store.o $(call obj,publisher/store.c $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
@@ -133,8 +135,9 @@ $(BUILD)/bench/bench_redis: PKG_LIBS = $(REDIS_LIBS)
 #   make bench-suite BENCH_FULL=1    the whole matrix (30–60 minutes)
 # Results go to tests/bench/results/; see tests/bench/README.md.
 BENCH_TOOLS := $(BUILD)/bench/tickgen $(BUILD)/bench/subload $(BUILD)/bench/nats-bridge
+# zlib: subload inflates compressed frames (--deflate).
 $(BENCH_TOOLS): $(BUILD)/bench/%: $(BUILD)/bench/%.o
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lm
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lz -lm
 
 .PHONY: bench-suite bench-tools
 bench-tools: $(BENCH_TOOLS)

@@ -70,6 +70,7 @@ enum opt_id {
 	OPT_RETAIN_AGE,
 	OPT_RETAIN_ROWS,
 	OPT_STORE_BACKLOG,
+	OPT_COMPRESSION,
 	OPT_AUTH_SECRET,
 	OPT_ALLOW_ORIGIN,
 	OPT_TLS_CERT,
@@ -116,6 +117,7 @@ static const struct option_def {
         {"--retain-age", OPT_RETAIN_AGE, true, FOR_SERVING},
         {"--retain-rows", OPT_RETAIN_ROWS, true, FOR_SERVING},
         {"--store-backlog", OPT_STORE_BACKLOG, true, FOR_SERVING},
+        {"--compression", OPT_COMPRESSION, true, FOR_SERVING},
         {"--auth-secret", OPT_AUTH_SECRET, true, FOR_SERVING},
         {"--allow-origin", OPT_ALLOW_ORIGIN, true, FOR_SERVING},
         {"--tls-cert", OPT_TLS_CERT, true, FOR_SERVING},
@@ -589,6 +591,16 @@ apply(struct parse_state *st, const struct option_def *def, const char *v)
 			            v, MIN_STORE_BACKLOG, MAX_STORE_BACKLOG);
 		o->store_backlog = (size_t)n;
 		return 0;
+	case OPT_COMPRESSION:
+		if (!strcmp(v, "on"))
+			o->compression = true;
+		else if (!strcmp(v, "off"))
+			o->compression = false;
+		else
+			return fail(st,
+			            "--compression " QUOTE ": expected on or off",
+			            v);
+		return 0;
 	case OPT_AUTH_SECRET:
 		o->auth_secret = v;
 		return 0;
@@ -792,6 +804,7 @@ set_defaults(struct cli *out)
 	o->log_level = LOG_INFO;
 	o->port_file = NULL;
 	o->heartbeat_ms = DEFAULT_HEARTBEAT_MS;
+	o->compression = true;
 	o->ping_secs = DEFAULT_PING_SECS;
 	o->max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES;
 	o->max_symbols = DEFAULT_MAX_SYMBOLS;
@@ -1025,6 +1038,9 @@ cli_print_help(FILE *to)
 	        "what the store\n"
 	        "                          drops is recorded as gaps (a replay "
 	        "waits instead)\n"
+	        "  --compression on|off    compress updates for clients that "
+	        "offer it\n"
+	        "                          (permessage-deflate; default on)\n"
 	        "\n"
 	        "Scale-out through Redis, serve and replay:\n"
 	        "  --role ROLE             standalone (the default), ingest "

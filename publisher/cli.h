@@ -62,6 +62,8 @@ struct serve_options {
 	uint64_t retain_rows;	/* --retain-rows N: ticks; 0 = keep all (default) */
 	size_t store_backlog;	/* --store-backlog N: ticks; 0 = the store's
 				 * default */
+	bool compression;	/* permessage-deflate offered by clients is
+				 * taken (default on) */
 
 	/* Exposure (see the README's security section). */
 	const char *auth_secret; /* HS256 key file; NULL = no authentication */

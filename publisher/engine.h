@@ -271,6 +271,16 @@ size_t
 engine_client_frame(struct engine_client *c, int64_t now_us, char *scratch,
 		    const char **out, int64_t *next_due_us);
 
+/*
+ * What names the bytes the last engine_client_frame() returned: the same
+ * non-zero id for clients that got the very same bytes (a frame shared by
+ * clients in step), never reused for other bytes; 0 for a frame made for
+ * this client alone. A caller that transforms frames (compresses them) can
+ * do it once per id.
+ */
+uint64_t
+engine_client_frame_id(const struct engine_client *c);
+
 /* engine_client_frame() copied into buf[0..cap), for a caller that does not
  * keep the engine's frames (tests, benchmarks). cap must be at least the
  * engine's frame cap. */

@@ -215,6 +215,7 @@ chunk_open(struct engine *e, struct frame *f)
 		return -1;
 	c = &f->chunks[f->nchunks++];
 	memset(c, 0, sizeof *c);
+	c->id = ++e->last_chunk_id;
 	c->first_up = f->nups;
 	f->len += e->headroom;
 	c->off = f->len;

@@ -897,6 +897,7 @@ frame_next_chunk(struct engine *e, struct engine_client *c, const char **out)
 		ch->sent = true;
 	}
 	*out = f->buf + ch->off;
+	c->frame_id = ch->id;
 	if (c->chunk == f->nchunks) {
 		/* Done: the client holds the frame's round. */
 		uint64_t to = f->to_round;
@@ -1044,6 +1045,7 @@ engine_client_frame(struct engine_client *c, int64_t now_us, char *scratch,
 	if (next_due_us)
 		*next_due_us = 0;
 	*out = buf;
+	c->frame_id = 0;
 	engine__frame_unref(c->done_frame);
 	c->done_frame = NULL;
 	/* Ticks applied and not flushed yet would make what a client takes
@@ -1091,6 +1093,12 @@ engine_client_frame(struct engine_client *c, int64_t now_us, char *scratch,
 	    n == 0)
 		*next_due_us = now_us;
 	return n;
+}
+
+uint64_t
+engine_client_frame_id(const struct engine_client *c)
+{
+	return c->frame_id;
 }
 
 size_t

@@ -121,6 +121,7 @@ struct chunk {
 	uint32_t updates;
 	uint32_t fresh;	     /* updates encoded for this chunk, not cached */
 	uint64_t conflated;  /* sum of seq - from - 1 over its deltas */
+	uint64_t id;	     /* names these bytes (engine_client_frame_id) */
 	bool sent;	     /* sent to some client already */
 };
 
@@ -201,6 +202,7 @@ struct engine_client {
 	struct frame *frame; /* being sent chunk by chunk */
 	uint32_t chunk;
 	struct frame *done_frame; /* sent; released at the next call */
+	uint64_t frame_id;	  /* of the bytes the last call returned */
 
 	bool (*allowed)(const char *symbol, void *ctx);
 	void *allowed_ctx;
@@ -234,6 +236,7 @@ struct engine {
 	size_t nclients;
 
 	uint64_t merge_stamp;
+	uint64_t last_chunk_id;
 	char *scratch; /* headroom + frame_cap, for engine_client_write */
 	struct engine_stats stats;
 

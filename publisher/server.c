@@ -63,6 +63,7 @@
 #include "redis_link.h"
 #include "store.h"
 #include "wake.h"
+#include "ws_deflate.h"
 
 /* Largest frame: the engine's (a full refresh of hundreds of symbols in one
  * write; small enough that a stalled client's leftover is cheap). History
@@ -177,6 +178,7 @@ struct admission {
 	uint64_t conn_id;
 	char peer[PEER_MAX];
 	struct auth_claims claims; /* owned by the slot until taken */
+	bool deflate; /* the client's permessage-deflate offer was taken */
 };
 
 /* One queued control message (hello, replies, errors, heartbeat). */
@@ -230,6 +232,10 @@ struct per_session_data__md {
 	/* Input is not read while lws holds output the kernel would not take
 	 * (see on_writeable). */
 	bool rx_paused;
+	bool deflate;	       /* permessage-deflate agreed: frames may go
+				* compressed (see ws_deflate.h) */
+	bool inflating;	       /* on server->inflating (see inflate_more) */
+	struct per_session_data__md *inflating_next;
 	bool close_armed;      /* the timer closes it (see close_now) */
 	bool awaiting_destroy; /* closed, its close frame maybe not sent yet */
 };
@@ -279,11 +285,16 @@ struct server {
 	time_t started;
 
 	char *frame;	    /* LWS_PRE + FRAME_CAP */
+	struct ws_deflate *deflate; /* NULL: --compression off */
 
 	uv_signal_t sigint, sigterm;
 	uv_timer_t stop_timer;
+	/* Sessions whose compressed message lws has more of to inflate (see
+	 * inflate_more), and the idle handle that runs while there are. */
+	uv_idle_t inflate_idle;
+	struct per_session_data__md *inflating;
 	struct wake *stop_wake; /* server_stop() from another thread */
-	int handles_open; /* of sigint, sigterm, stop_timer */
+	int handles_open; /* of sigint, sigterm, stop_timer, inflate_idle */
 	bool stopping;
 	int64_t stop_deadline_us;
 };
@@ -1080,12 +1091,10 @@ housekeeping(lws_sorted_usec_list_t *sul)
  * waits, a FIN is not seen until the output has gone; a peer that never
  * takes it is dropped by the ping policy, without spinning.
  */
-static int
-ws_write(struct per_session_data__md *pss, char *data, size_t len,
-	 enum lws_write_protocol wp)
+/* Count a frame written, and hold input back while lws holds output. */
+static void
+after_write(struct per_session_data__md *pss, size_t len)
 {
-	if (lws_write(pss->wsi, (unsigned char *)data, len, wp) < (int)len)
-		return -1;
 	pss->server->m.ws_frames_sent++;
 	pss->server->m.ws_bytes_sent += len;
 	if (!pss->rx_paused && lws_partial_buffered(pss->wsi)) {
@@ -1093,6 +1102,15 @@ ws_write(struct per_session_data__md *pss, char *data, size_t len,
 		pss->server->m.rx_paused++;
 		lws_rx_flow_control(pss->wsi, 0);
 	}
+}
+
+static int
+ws_write(struct per_session_data__md *pss, char *data, size_t len,
+	 enum lws_write_protocol wp)
+{
+	if (lws_write(pss->wsi, (unsigned char *)data, len, wp) < (int)len)
+		return -1;
+	after_write(pss, len);
 	return 0;
 }
 
@@ -1100,6 +1118,30 @@ static int
 write_text(struct per_session_data__md *pss, char *data, size_t len)
 {
 	return ws_write(pss, data, len, LWS_WRITE_TEXT);
+}
+
+/*
+ * An update frame: compressed for a client that agreed to it, once for
+ * every client that gets the same frame (see ws_deflate.h), else as text.
+ */
+static int
+write_frame(struct per_session_data__md *pss, const char *frame, size_t len,
+	    int64_t now)
+{
+	struct server *s = pss->server;
+	unsigned char *z;
+	size_t zlen;
+
+	if (!pss->deflate)
+		return write_text(pss, (char *)frame, len);
+	zlen = ws_deflate_frame(s->deflate, engine_client_frame_id(pss->client),
+				frame, len, now, &z);
+	if (!zlen)
+		return write_text(pss, (char *)frame, len);
+	if (ws_deflate_write(pss->wsi, z, zlen) < (int)zlen)
+		return -1;
+	after_write(pss, zlen);
+	return 0;
 }
 
 /*
@@ -1128,12 +1170,14 @@ discard_pending_input(struct lws *wsi)
 
 /*
  * Close with a status the client is told in a close frame. From the
- * receive callback, returning -1 does it. From the writeable callback it
- * must not: the libwebsockets 4.1.6 of Debian is a _DEBUG build, whose
- * libuv service path closes a connection a second time when a callback
- * asks for the close ("uv repeat test"), and the second close kills the
- * socket before the close frame the first one queued is sent: the client
- * would see 1006. So the close is asked for from the connection's timer
+ * receive callback, returning -1 does it, except for a compressed message:
+ * lws 4.1.6 ignores what the callback returns for the buffers it inflates
+ * after the first. From the writeable callback it must not: the
+ * libwebsockets 4.1.6 of Debian is a _DEBUG build, whose libuv service
+ * path closes a connection a second time when a callback asks for the
+ * close ("uv repeat test"), and the second close kills the socket before
+ * the close frame the first one queued is sent: the client would see 1006.
+ * So in those cases the close is asked for from the connection's timer
  * callback instead, which closes once. Returns what the callback returns.
  */
 static int
@@ -1143,7 +1187,7 @@ close_now(struct per_session_data__md *pss, int status, const char *reason,
 	lws_close_reason(pss->wsi, status, (unsigned char *)reason,
 			 strlen(reason));
 	discard_pending_input(pss->wsi);
-	if (from_receive)
+	if (from_receive && !pss->deflate)
 		return -1;
 	pss->close_armed = true;
 	lws_set_timer_usecs(pss->wsi, 1);
@@ -1249,7 +1293,7 @@ on_writeable(struct per_session_data__md *pss)
 	n = engine_client_frame(pss->client, now, s->frame, &frame, &next_due);
 	more = engine_client_has_pending(pss->client) && !next_due;
 	if (n) {
-		if (write_text(pss, (char *)frame, n))
+		if (write_frame(pss, frame, n, now))
 			return -1;
 		session_wrote(pss, now);
 		if (pss->ready_since_us)
@@ -1286,6 +1330,67 @@ on_writeable(struct per_session_data__md *pss)
 							     : 1);
 	}
 	return 0;
+}
+
+/*
+ * A compressed message is handed over as libwebsockets inflates it, one
+ * buffer at a time. With its libuv event library, 4.1.6 inflates the next
+ * buffer only when some socket has an event, so on a quiet server the rest
+ * of a message waited for the next tick, or for the client to give up. So
+ * while a session has a message partly delivered and none of it left to
+ * read from the socket, an idle handle asks lws to service it as if it
+ * were readable: lws then inflates the next buffer (or, for a message cut
+ * into frames by the client, finds nothing to read yet).
+ */
+static void
+inflate_idle_cb(uv_idle_t *h)
+{
+	struct server *s = h->data;
+	struct per_session_data__md *pss = s->inflating;
+
+	/* A session the service below puts back goes on a new list. */
+	s->inflating = NULL;
+	while (pss) {
+		struct per_session_data__md *next = pss->inflating_next;
+		struct lws_pollfd pfd;
+
+		pss->inflating = false;
+		pss->inflating_next = NULL;
+		pfd.fd = lws_get_socket_fd(pss->wsi);
+		pfd.events = pfd.revents = LWS_POLLIN;
+		if (pfd.fd >= 0)
+			lws_service_fd(s->context, &pfd);
+		pss = next;
+	}
+	if (!s->inflating)
+		uv_idle_stop(h);
+}
+
+static void
+inflate_more(struct per_session_data__md *pss)
+{
+	struct server *s = pss->server;
+
+	if (pss->inflating || pss->rx_paused)
+		return;
+	pss->inflating = true;
+	pss->inflating_next = s->inflating;
+	s->inflating = pss;
+	uv_idle_start(&s->inflate_idle, inflate_idle_cb);
+}
+
+static void
+inflate_forget(struct per_session_data__md *pss)
+{
+	struct per_session_data__md **p = &pss->server->inflating;
+
+	if (!pss->inflating)
+		return;
+	while (*p && *p != pss)
+		p = &(*p)->inflating_next;
+	if (*p)
+		*p = pss->inflating_next;
+	pss->inflating = false;
 }
 
 /* Reassemble one inbound message, refusing it as soon as it passes the size
@@ -1326,8 +1431,11 @@ on_receive(struct per_session_data__md *pss, const char *in, size_t len)
 	pss->rx_len += len;
 
 	if (!lws_is_final_fragment(pss->wsi) ||
-	    lws_remaining_packet_payload(pss->wsi))
+	    lws_remaining_packet_payload(pss->wsi)) {
+		if (pss->deflate && !lws_remaining_packet_payload(pss->wsi))
+			inflate_more(pss);
 		return 0;
+	}
 	if (pss->rx_binary)
 		send_error(pss, "", "bad_request",
 			   "binary frames are not part of the protocol; send "
@@ -1686,8 +1794,29 @@ take_admission(struct server *s, struct lws *wsi,
 	pss->id = a->conn_id;
 	memcpy(pss->peer, a->peer, sizeof pss->peer);
 	pss->claims = a->claims;
+	pss->deflate = a->deflate;
 	memset(a, 0, sizeof *a);
 	return 0;
+}
+
+/*
+ * Whether to take a client's permessage-deflate offer: with compression
+ * on, and an offer ws_deflate can honour. What was decided waits with the
+ * admission for ESTABLISHED.
+ */
+static bool
+confirm_compression(struct server *s, struct lws *wsi, const char *name)
+{
+	char offer[256];
+
+	if (!s || !s->deflate || !name || strcmp(name, "permessage-deflate") ||
+	    s->admitted.wsi != wsi)
+		return false;
+	if (lws_hdr_copy(wsi, offer, sizeof offer, WSI_TOKEN_EXTENSIONS) < 0 ||
+	    !ws_deflate_offer_acceptable(offer))
+		return false;
+	s->admitted.deflate = true;
+	return true;
 }
 
 static int
@@ -1704,6 +1833,10 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (!s || !in || strcasecmp(in, "websocket"))
 			break;
 		return admit_upgrade(s, wsi);
+
+	case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+		/* Between admission and ESTABLISHED; 0 takes the offer. */
+		return confirm_compression(s, wsi, in) ? 0 : 1;
 
 	case LWS_CALLBACK_ESTABLISHED:
 		memset(pss, 0, sizeof *pss);
@@ -1759,6 +1892,7 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (!pss || !pss->server)
 			break;
 		session_unlink(s, pss);
+		inflate_forget(pss);
 		s->session_count--;
 		peer_add(s, pss->peer, -1);
 		/* lws sends the close frame after this; shutdown waits for it
@@ -1797,7 +1931,7 @@ callback_md(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		break;
 
 	case LWS_CALLBACK_RECEIVE:
-		if (!pss->server || pss->close_status)
+		if (!pss->server || pss->close_status || pss->close_armed)
 			break;
 		return on_receive(pss, in, len);
 
@@ -2270,11 +2404,52 @@ metrics_stream(struct server *s, FILE *f)
 	metric_u64(f, "publisher_encodings_shared_total", "counter",
 		   "Updates served from an encoding made for another client.",
 		   es.encodings_shared);
+	metric_u64(f, "publisher_fanout_groups", "gauge",
+		   "Subscription groups: clients with the same subscriptions "
+		   "share one.", es.groups);
+	metric_u64(f, "publisher_fanout_rounds_total", "counter",
+		   "Rounds closed by flushes (one per group with news).",
+		   es.rounds);
+	metric_u64(f, "publisher_fanout_frames_shared_total", "counter",
+		   "Update frames sent as the same bytes another client got.",
+		   es.frames_shared);
+	metric_u64(f, "publisher_fanout_catch_ups_total", "counter",
+		   "Times a client fell out of its group's rhythm and got a "
+		   "merged frame of its own.",
+		   es.catch_ups);
 	metric_u64(f, "publisher_ws_frames_sent_total", "counter",
 		   "WebSocket frames written (updates, replies, heartbeats).",
 		   s->m.ws_frames_sent);
 	metric_u64(f, "publisher_ws_bytes_sent_total", "counter",
-		   "WebSocket payload bytes written.", s->m.ws_bytes_sent);
+		   "WebSocket payload bytes written (compressed when sent "
+		   "so).",
+		   s->m.ws_bytes_sent);
+	if (s->deflate) {
+		struct ws_deflate_stats ds;
+
+		ws_deflate_get_stats(s->deflate, &ds);
+		metric_u64(f, "publisher_deflate_shared_frames_total",
+			   "counter",
+			   "Frames shared by clients in step, compressed once.",
+			   ds.shared_frames);
+		metric_u64(f, "publisher_deflate_shared_reused_total",
+			   "counter",
+			   "Times another client got such a frame already "
+			   "compressed.",
+			   ds.shared_reused);
+		metric_u64(f, "publisher_deflate_solo_frames_total", "counter",
+			   "Frames of one client alone, compressed for it.",
+			   ds.solo_frames);
+		metric_u64(f, "publisher_deflate_solo_over_budget_total",
+			   "counter",
+			   "Frames of one client alone sent as text: the "
+			   "compression budget for those was spent.",
+			   ds.solo_over_budget);
+		metric_u64(f, "publisher_deflate_bytes_in_total", "counter",
+			   "Text bytes compressed.", ds.bytes_in);
+		metric_u64(f, "publisher_deflate_bytes_out_total", "counter",
+			   "What those bytes came to.", ds.bytes_out);
+	}
 	metric_u64(f, "publisher_ws_input_paused_total", "counter",
 		   "Times a connection's input was held back while the kernel "
 		   "would not take its output.",
@@ -2956,6 +3131,16 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 	if (pin_uv_plugin(err, errlen))
 		goto fail;
 	s->frame = malloc(LWS_PRE + FRAME_CAP);
+	if (opt->compression) {
+		struct ws_deflate_config dc;
+
+		ws_deflate_config_default(&dc);
+		s->deflate = ws_deflate_create(&dc);
+		if (!s->deflate) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
 	s->query_wake = wake_new(s->loop, take_query_output, s);
 	s->stop_wake = wake_new(s->loop, stop_now, s);
 	if (!s->frame || !s->query_wake || !s->stop_wake) {
@@ -2972,8 +3157,10 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 	uv_signal_init(s->loop, &s->sigint);
 	uv_signal_init(s->loop, &s->sigterm);
 	uv_timer_init(s->loop, &s->stop_timer);
+	uv_idle_init(s->loop, &s->inflate_idle);
 	s->sigint.data = s->sigterm.data = s->stop_timer.data = s;
-	s->handles_open = 3;
+	s->inflate_idle.data = s;
+	s->handles_open = 4;
 
 	lws_set_log_level(LLL_ERR | (log_get_level() >= LOG_DEBUG ? LLL_WARN : 0),
 			  lws_log_to_ours);
@@ -3025,6 +3212,8 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 	info.mounts = &s->mount;
 	info.user = s;
 	info.retry_and_idle_policy = &s->retry;
+	if (s->deflate)
+		info.extensions = ws_deflate_extensions;
 	/* libwebsockets on our libuv loop: epoll underneath, so a loop turn
 	 * costs the sockets that are ready, not every socket open (its own
 	 * poll() loop walks them all), and the pipeline's wakes share it. */
@@ -3179,6 +3368,7 @@ server_destroy(struct server *s)
 		uv_close((uv_handle_t *)&s->sigint, handle_closed);
 		uv_close((uv_handle_t *)&s->sigterm, handle_closed);
 		uv_close((uv_handle_t *)&s->stop_timer, handle_closed);
+		uv_close((uv_handle_t *)&s->inflate_idle, handle_closed);
 	}
 	/* Our handles and lws's context live until their close callbacks,
 	 * which need the loop to turn: it is stopped now, so it is turned
@@ -3203,6 +3393,7 @@ server_destroy(struct server *s)
 			s->peers[i] = pc->next;
 			free(pc);
 		}
+	ws_deflate_destroy(s->deflate);
 	free(s->frame);
 	free(s);
 }

@@ -20,6 +20,8 @@ need_pkg "pkg-config --exists cmocka" libcmocka-dev
 need_pkg "pkg-config --exists openssl" libssl-dev
 need_pkg "pkg-config --exists libcrypto" libssl-dev
 need_pkg "pkg-config --exists libuv" libuv1-dev
+# WebSocket compression (publisher/ws_deflate.c).
+need_pkg "pkg-config --exists zlib" zlib1g-dev
 # libwebsockets runs on our libuv loop through its libuv event library,
 # a plugin the runtime package does not pull in.
 need_pkg "test -e /usr/lib/$(gcc -dumpmachine)/libwebsockets-evlib_uv.so" libwebsockets-evlib-uv

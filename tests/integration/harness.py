@@ -684,6 +684,13 @@ class _RawSocket:
 def raw_ws_connect(port, path="/ws", rcvbuf=None, timeout=5.0):
 	"""A WebSocket handshake by hand on a blocking socket. Returns the socket
 	after the 101 response headers (any bytes after them are left unread)."""
+	return raw_ws_handshake(port, path=path, rcvbuf=rcvbuf, timeout=timeout)[0]
+
+
+def raw_ws_handshake(port, path="/ws", rcvbuf=None, timeout=5.0, extensions=None):
+	"""raw_ws_connect() that may offer extensions (the value of a
+	Sec-WebSocket-Extensions header) and returns (socket, the response's
+	headers as text)."""
 	s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 	if rcvbuf is not None:
 		s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -692,8 +699,10 @@ def raw_ws_connect(port, path="/ws", rcvbuf=None, timeout=5.0):
 	key = base64.b64encode(os.urandom(16)).decode()
 	req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
 	       "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-	       "Sec-WebSocket-Version: 13\r\n\r\n" % (path, port, key))
-	s.sendall(req.encode())
+	       "Sec-WebSocket-Version: 13\r\n" % (path, port, key))
+	if extensions:
+		req += "Sec-WebSocket-Extensions: %s\r\n" % extensions
+	s.sendall((req + "\r\n").encode())
 	buf = b""
 	while b"\r\n\r\n" not in buf:
 		chunk = s.recv(1)  # byte by byte: never read past the headers
@@ -706,21 +715,54 @@ def raw_ws_connect(port, path="/ws", rcvbuf=None, timeout=5.0):
 		(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
 	check(accept in head, "raw client: wrong Sec-WebSocket-Accept in %r" % head)
 	_clients.append(_RawSocket(s))
-	return s
+	return s, head
 
 
-def ws_frame(text, opcode=0x1):
-	"""One masked client frame."""
+def read_ws_frame(s):
+	"""One server frame from a blocking raw socket: (fin, rsv1, opcode,
+	payload)."""
+	def exact(n):
+		b = b""
+		while len(b) < n:
+			chunk = s.recv(n - len(b))
+			if not chunk:
+				raise AssertionError("raw client: connection closed mid-frame")
+			b += chunk
+		return b
+	h = exact(2)
+	n = h[1] & 0x7F
+	if n == 126:
+		n = int.from_bytes(exact(2), "big")
+	elif n == 127:
+		n = int.from_bytes(exact(8), "big")
+	check(not h[1] & 0x80, "raw client: the server masked a frame")
+	return bool(h[0] & 0x80), bool(h[0] & 0x40), h[0] & 0x0F, exact(n)
+
+
+def ws_frame(text, opcode=0x1, rsv1=False):
+	"""One masked client frame (rsv1: marked compressed)."""
 	data = text.encode() if isinstance(text, str) else text
 	mask = os.urandom(4)
 	n = len(data)
+	b0 = 0x80 | opcode | (0x40 if rsv1 else 0)
 	if n < 126:
-		head = bytes([0x80 | opcode, 0x80 | n])
+		head = bytes([b0, 0x80 | n])
 	elif n < 65536:
-		head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
+		head = bytes([b0, 0x80 | 126]) + n.to_bytes(2, "big")
 	else:
-		head = bytes([0x80 | opcode, 0x80 | 127]) + n.to_bytes(8, "big")
+		head = bytes([b0, 0x80 | 127]) + n.to_bytes(8, "big")
 	return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+async def metric(srv, name):
+	"""The value of a /metrics line (the first with labels, if it has
+	some), or None when there is no such metric."""
+	status, _, body = await http_request(srv.port, "/metrics")
+	check(status == 200, "%s /metrics: %s" % (srv.name, status))
+	for line in body.decode().splitlines():
+		if line.startswith(name + " ") or line.startswith(name + "{"):
+			return float(line.rsplit(" ", 1)[1])
+	return None
 
 
 def _http_sync(port, method, path, headers, timeout):

@@ -18,7 +18,7 @@ import subprocess
 import time
 
 import harness
-from harness import Client, Decimal, Server, check, http_request, run_cli, tick
+from harness import Client, Decimal, Server, check, http_request, metric, run_cli, tick
 
 REDIS_SERVER = shutil.which("redis-server") or (
 	"/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
@@ -172,15 +172,6 @@ async def converged(nodes, ref, syms, timeout):
 			raise AssertionError("%s did not converge to the ingest within %.0f s: epoch %s vs %s; "
 					     "(got, want) %s" % (name, timeout, got[0], w[0], str(bad)[:600]))
 		await asyncio.sleep(0.2)
-
-
-async def metric(node, name):
-	status, _, body = await http_request(node.port, "/metrics")
-	check(status == 200, "%s /metrics: %s" % (node.name, status))
-	for line in body.decode().splitlines():
-		if line.startswith(name + " ") or line.startswith(name + "{"):
-			return float(line.rsplit(" ", 1)[1])
-	return None
 
 
 async def wait_published(ing, n, timeout=10.0):

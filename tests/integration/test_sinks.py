@@ -15,17 +15,14 @@ import sqlite3
 import tempfile
 import time
 
-from harness import Client, Server, check, http_request, start_server
+from harness import Client, Server, check, http_request, metric, start_server
 from harness import now_us as harness_now_us
 
 
 async def _metric(srv, name):
-	status, _, body = await http_request(srv.port, "/metrics")
-	check(status == 200, "/metrics answered %s" % status)
-	for line in body.decode().splitlines():
-		if line.startswith(name + " "):
-			return float(line.split()[1])
-	raise AssertionError("/metrics has no %s" % name)
+	v = await metric(srv, name)
+	check(v is not None, "/metrics has no %s" % name)
+	return v
 
 
 def _hold_write_lock(path, seconds):

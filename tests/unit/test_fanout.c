@@ -98,6 +98,7 @@ test_clients_with_one_watchlist_share_a_group_and_its_frames(void **state)
 	struct engine_client *c[NC];
 	struct engine_stats st;
 	int ready[NC] = {0}, i;
+	uint64_t id;
 	size_t n0, n;
 
 	for (i = 0; i < NC; i++) {
@@ -116,13 +117,16 @@ test_clients_with_one_watchlist_share_a_group_and_its_frames(void **state)
 	engine_flush(e);
 	for (i = 0; i < NC; i++)
 		assert_int_equal(ready[i], 1);
-	/* Every client sends the same bytes. */
+	/* Every client sends the same bytes, under the same id. */
 	n0 = engine_client_write(c[0], 0, first, sizeof first, NULL);
 	assert_true(n0 > 0);
+	id = engine_client_frame_id(c[0]);
+	assert_true(id != 0);
 	for (i = 1; i < NC; i++) {
 		n = engine_client_write(c[i], 0, buf, sizeof buf, NULL);
 		assert_int_equal(n, n0);
 		assert_memory_equal(buf, first, n0);
+		assert_int_equal(engine_client_frame_id(c[i]), id);
 		assert_false(engine_client_has_pending(c[i]));
 	}
 	engine_get_stats(e, &st);
@@ -130,6 +134,15 @@ test_clients_with_one_watchlist_share_a_group_and_its_frames(void **state)
 	assert_int_equal(st.encodings, 3);
 	assert_int_equal(st.encodings + st.encodings_shared, st.updates_sent);
 	assert_int_equal(st.frames_shared, NC - 1);
+
+	/* The next round's frame has another id. */
+	apply_quote(e, "AAPL", 4, "189.31", "189.35");
+	engine_flush(e);
+	for (i = 0; i < NC; i++) {
+		assert_true(engine_client_write(c[i], 0, buf, sizeof buf, NULL));
+		assert_true(engine_client_frame_id(c[i]) != 0);
+		assert_true(engine_client_frame_id(c[i]) != id);
+	}
 
 	/* A client that adds a symbol moves to a group of its own; the
 	 * others stay together. */
@@ -305,9 +318,10 @@ test_client_far_behind_catches_up_with_deltas(void **state)
 	}
 	engine_get_stats(e, &st);
 	assert_true(st.catch_ups >= 1);
-	/* Deltas from what it held, not snapshots. */
+	/* Deltas from what it held, not snapshots, in a frame of its own. */
 	n = drain(slow.c, 0, u, 8);
 	assert_int_equal(n, 2);
+	assert_int_equal(engine_client_frame_id(slow.c), 0);
 	for (x = 0; x < n; x++) {
 		assert_true(u[x].is_delta);
 		model_apply(&slow.m[name_index(u[x].symbol, 2)], &u[x]);
