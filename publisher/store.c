@@ -1960,8 +1960,9 @@ release_slots(struct store *s, size_t n, const struct batch *b)
 	     now - s->last_lag_log_us >= FAIL_LOG_INTERVAL_US)) {
 		s->last_lag_log_us = now;
 		log_warn("store: db '%s' is behind the feed: %zu ticks "
-		         "queued, the oldest for %lld ms; the feed is slowed "
-		         "to what the disk takes",
+		         "queued, the oldest for %lld ms; a live feed goes "
+		         "on (what does not fit is recorded as gaps), a "
+		         "replay waits",
 		         s->path, queued, (long long)(lag / 1000));
 	}
 }
