@@ -4,7 +4,9 @@
  *   subload --port P [--host 127.0.0.1] [--path /ws] [--proto publisher]
  *           [--conns N] [--symbols M] [--per-conn K|all] [--open-rate R]
  *           [--settle S] [--warmup W] [--duration D] [--server-pid P[,P...]]
- *           [--rss-limit-mb MB] [--label TEXT] [-- TICKGEN ARGV...]
+ *           [--rss-limit-mb MB] [--label TEXT] [--shm FILE] [--chaos F]
+ *           [--deflate]
+ *           [-- TICKGEN ARGV...]
  *
  * One thread, epoll, level-triggered, N non-blocking connections opened at
  * most R per second. A hand-written RFC 6455 client: the upgrade request,
@@ -48,6 +50,37 @@
  * is how far that value is behind the newest value of the symbol seen by any
  * connection of this process (zero when every subscriber is in step).
  *
+ * Staleness against the source (--shm FILE, which subload creates and
+ * passes to tickgen): tickgen records how many ticks of each symbol it has
+ * sent and when the last 64 were sent (tick_shm.h). A sampled value is
+ * stale since the send time of the first tick after it: "src" is now minus
+ * that time (0 when the client holds the newest tick sent). For this
+ * project's protocol the seq says which tick a value is (the server must
+ * start empty, so that seq k is the k-th tick sent); for the peers the ts
+ * does. After the window, once tickgen has stopped, subload also waits for
+ * every client to hold every symbol's last tick and reports how long that
+ * took after the last tick was sent (converge_ms; unconverged pairs if it
+ * never happened within 5 s).
+ *
+ * Compression (--deflate): every connection offers permessage-deflate
+ * (RFC 7692) with server_no_context_takeover, so each compressed message
+ * inflates on its own. bytes_per_upd counts the bytes on the wire
+ * (compressed payload), text_bytes_per_upd the JSON.
+ *
+ * Frames seen before: a server that sends the same frame to many
+ * connections has it inflated and parsed once here (a cache keyed by a
+ * hash of the bytes as received, for this project's protocol); every
+ * connection still applies every update of it, with its own gap check and
+ * latency. A browser inflates and parses its own copy: that cost is the
+ * client's, not the server's, which is what this program measures, and
+ * without the cache one core could not read what one server core sends.
+ *
+ * Misbehaving clients (--chaos F): a fraction F of the connections, in
+ * turn, are slow (read 4 KiB every 100 ms), stalled (never read after
+ * subscribing) or close abruptly (read part of a frame, then close, every
+ * second or so, and come back). Every figure is then of the well-behaved
+ * clients only.
+ *
  * Output: progress lines on stderr, then one line on stdout:
  *   RESULT proto=... conns=... upd_per_s=... lat_p50_us=... ...
  * Latency and staleness come from a log-linear (HDR-style) histogram: one
@@ -67,12 +100,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <zlib.h>
+
+#include "tick_shm.h"
 
 /* Bytes read per recv() call. */
 #define READ_CHUNK (256 * 1024)
@@ -84,6 +122,17 @@
 /* How often the server's RSS is checked against --rss-limit-mb. */
 #define RSS_CHECK_US 500000
 #define MAX_PIDS     8
+/* A cell is invalid when the load process used more than this much of its
+ * core: the figures would then be the client's, not the server's. */
+#define LOAD_CPU_MAX 0.90
+/* Misbehaving clients: a slow one reads this much every CHAOS_SLOW_US; a
+ * closer closes and comes back about every CHAOS_CLOSE_US. */
+#define CHAOS_SLOW_BYTES 4096
+#define CHAOS_SLOW_US	 100000
+#define CHAOS_CLOSE_US	 1000000
+/* How long subload waits, after the generator stops, for every client to
+ * hold every symbol's last tick. */
+#define CONVERGE_WAIT_US 5000000
 
 /* ------------------------------------------------------------ histogram */
 
@@ -175,14 +224,19 @@ struct held {
 	int64_t ts;
 };
 
+enum chaos { CH_NONE, CH_SLOW, CH_STALLED, CH_CLOSER };
+
 struct conn {
 	int fd;
 	uint32_t idx;
 	uint8_t state;
+	uint8_t chaos; /* enum chaos */
 	bool subscribed;
 	bool epollout;
 	uint8_t msg_op;    /* opcode of the fragmented message */
 	bool in_fragments; /* continuation frames expected */
+	bool deflate;	   /* permessage-deflate agreed */
+	bool msg_compressed; /* the fragmented message is compressed */
 	char *out;         /* bytes not yet taken by the kernel */
 	size_t out_len, out_off, out_cap;
 	char *in; /* an incomplete frame (or upgrade reply) carried over */
@@ -204,13 +258,24 @@ struct options {
 	unsigned server_pid_count;
 	double rss_limit_mb;
 	char **tickgen_argv;
+	const char *shm_path;
+	double chaos;
+	bool deflate;
 };
 
-enum phase { PH_OPENING, PH_SETTLE, PH_WARMUP, PH_MEASURE, PH_DONE };
+enum phase {
+	PH_OPENING,
+	PH_SETTLE,
+	PH_WARMUP,
+	PH_MEASURE,
+	PH_CONVERGE,
+	PH_DONE
+};
 
 struct counters {
 	uint64_t updates, snapshots, messages, frames, bytes, gaps, closed,
 	        proto_errors;
+	uint64_t wire_bytes; /* payload bytes as received (compressed) */
 	/* ticks an update brings the client up to date with: seq - from
 	 * for a publisher delta (conflation merged seq - from - 1 of them),
 	 * 1 for a snapshot or a peer's tick message */
@@ -240,7 +305,8 @@ static int64_t recv_now_us; /* CLOCK_REALTIME of the current read */
 static bool measuring;
 static struct counters cnt;       /* while measuring */
 static struct counters cnt_total; /* whole run */
-static struct hist lat, stale_age, stale_lag;
+static struct hist lat, stale_age, stale_lag, stale_src;
+static struct tick_shm *shm; /* --shm: what tickgen has sent */
 static int64_t *best_ts; /* [symbols]: newest ts seen by any connection */
 static unsigned ready_count, failed_count, closed_count;
 static char first_error[256];
@@ -439,17 +505,32 @@ buf_reserve(char **buf, size_t *cap, size_t need)
 
 static void conn_close(struct conn *c, bool by_server);
 
+/* A slow or stalled client is never woken to read: it reads on its own
+ * schedule (slow) or not at all (stalled). */
+static bool
+reads_when_ready(const struct conn *c)
+{
+	return !c->subscribed || (c->chaos != CH_SLOW && c->chaos != CH_STALLED);
+}
+
 static void
-set_epollout(struct conn *c, bool on)
+conn_set_events(struct conn *c)
 {
 	struct epoll_event ev;
 
-	if (c->epollout == on)
-		return;
-	ev.events = EPOLLIN | (on ? EPOLLOUT : 0);
+	ev.events = (reads_when_ready(c) ? EPOLLIN : 0) |
+	            (c->epollout ? EPOLLOUT : 0);
 	ev.data.u32 = c->idx;
 	epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void
+set_epollout(struct conn *c, bool on)
+{
+	if (c->epollout == on)
+		return;
 	c->epollout = on;
+	conn_set_events(c);
 }
 
 static void
@@ -582,7 +663,7 @@ on_update(struct conn *c, int sym, bool snapshot, uint64_t from, uint64_t seq,
 	cnt_total.ticks += ticks;
 	if (snapshot)
 		cnt_total.snapshots++;
-	if (measuring) {
+	if (measuring && c->chaos == CH_NONE) {
 		cnt.updates++;
 		cnt.ticks += ticks;
 		if (snapshot)
@@ -595,7 +676,7 @@ on_update(struct conn *c, int sym, bool snapshot, uint64_t from, uint64_t seq,
 	if (!snapshot && seq) {
 		if (h->seq != from) {
 			cnt_total.gaps++;
-			if (measuring)
+			if (measuring && c->chaos == CH_NONE)
 				cnt.gaps++;
 		}
 	}
@@ -713,8 +794,15 @@ on_publisher_object(struct conn *c, const char *s, const char *e)
  * Returns the end of the object, or NULL when it is not of this form (the
  * general scan then takes over).
  */
+struct update_ref {
+	int sym;
+	bool snapshot;
+	uint64_t from, seq;
+	int64_t ts;
+};
+
 static const char *
-fast_update(struct conn *c, const char *p, const char *e)
+parse_update(const char *p, const char *e, struct update_ref *u)
 {
 	uint64_t from = 0, seq;
 	const char *end;
@@ -747,8 +835,57 @@ fast_update(struct conn *c, const char *p, const char *e)
 	end = memchr(p, '}', (size_t)(e - p));
 	if (!end)
 		return NULL;
-	on_update(c, sym, snapshot, from, seq, ts);
+	u->sym = sym;
+	u->snapshot = snapshot;
+	u->from = from;
+	u->seq = seq;
+	u->ts = ts;
 	return end + 1;
+}
+
+static const char *
+fast_update(struct conn *c, const char *p, const char *e)
+{
+	struct update_ref u;
+	const char *end = parse_update(p, e, &u);
+
+	if (end)
+		on_update(c, u.sym, u.snapshot, u.from, u.seq, u.ts);
+	return end;
+}
+
+/* Every update of a frame made of updates only (a batch or one), into *ups;
+ * false when anything else is in it. */
+static bool
+parse_all_updates(const char *s, size_t len, struct update_ref **ups,
+                  size_t *n, size_t *cap)
+{
+	const char *p = s, *e = s + len, *q;
+	bool array = p < e && *p == '[';
+
+	*n = 0;
+	if (array)
+		p++;
+	while (p < e && *p == '{') {
+		if (*n == *cap) {
+			*cap = *cap ? *cap * 2 : 256;
+			*ups = realloc(*ups, *cap * sizeof **ups);
+			if (!*ups)
+				abort();
+		}
+		q = parse_update(p, e, &(*ups)[*n]);
+		if (!q)
+			return false;
+		(*n)++;
+		p = q;
+		if (p < e && *p == ',')
+			p++;
+		else
+			break;
+	}
+	if (array && p < e && *p == ']')
+		p++;
+	return p == e && *n;
 }
 
 /* Split a frame into its top-level objects: one object, or an array. The
@@ -878,15 +1015,132 @@ on_nats_bytes(struct conn *c, const char *data, size_t len)
 		memmove(c->nbuf, p, c->nbuf_len);
 }
 
+/* ---------------------------------------------------------- seen frames */
+
+/*
+ * A server that shares frames sends the same bytes to many connections:
+ * each distinct frame is inflated (when compressed) and parsed once, kept
+ * by a hash of the bytes as they came, and its updates applied to every
+ * connection that gets it. Distinct frames kept: more than a server makes
+ * while a client is one second behind.
+ */
+#define SEEN_SLOTS 2048
+/* Shorter uncompressed frames are parsed where they come. */
+#define SEEN_MIN_TEXT 512
+
+struct seen_frame {
+	uint64_t hash; /* of the bytes as received; 0: empty */
+	size_t wire_len;
+	bool compressed;
+	char *text; /* inflated text (compressed frames only) */
+	size_t len, cap;
+	/* the frame's updates, when it holds only updates */
+	struct update_ref *ups;
+	size_t nups, ups_cap;
+	bool parsed;
+};
+
+static struct seen_frame seen[SEEN_SLOTS];
+static z_stream inflater;
+static bool inflater_ready;
+static uint64_t inflate_misses;
+
+static uint64_t
+hash_bytes(const unsigned char *p, size_t len)
+{
+	uint64_t h = 0x9E3779B97F4A7C15ULL ^ len, w;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 29;
+	}
+	for (; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h ? h : 1;
+}
+
+/* Inflate a message (the 4-byte sync tail the sender stripped put back)
+ * into e->text. */
+static bool
+inflate_into(struct seen_frame *e, const unsigned char *z, size_t zlen)
+{
+	static const unsigned char tail[4] = {0, 0, 0xff, 0xff};
+	int rc;
+
+	if (!inflater_ready) {
+		if (inflateInit2(&inflater, -15) != Z_OK)
+			return false;
+		inflater_ready = true;
+	}
+	inflateReset(&inflater);
+	inflate_misses++;
+	e->len = 0;
+	for (int part = 0; part < 2; part++) {
+		inflater.next_in = (unsigned char *)(part ? tail : z);
+		inflater.avail_in = (uInt)(part ? sizeof tail : zlen);
+		do {
+			if (e->cap - e->len < 65536)
+				buf_reserve(&e->text, &e->cap, e->len + 262144);
+			inflater.next_out = (unsigned char *)e->text + e->len;
+			inflater.avail_out = (uInt)(e->cap - e->len);
+			rc = inflate(&inflater, Z_SYNC_FLUSH);
+			e->len = e->cap - inflater.avail_out;
+			if (rc != Z_OK && rc != Z_BUF_ERROR &&
+			    rc != Z_STREAM_END)
+				return false;
+			if (e->len > MESSAGE_MAX)
+				return false;
+		} while (inflater.avail_in || !inflater.avail_out);
+	}
+	return true;
+}
+
+/* The frame as seen before, or now: NULL when a compressed one does not
+ * inflate. An uncompressed frame that is not all updates has no text
+ * here: use the bytes received. */
+static struct seen_frame *
+frame_seen(const char *bytes, size_t len, bool compressed)
+{
+	uint64_t h = hash_bytes((const unsigned char *)bytes, len);
+	struct seen_frame *e = &seen[h % SEEN_SLOTS];
+
+	if (e->hash == h && e->wire_len == len && e->compressed == compressed)
+		return e;
+	e->hash = 0;
+	e->parsed = false;
+	if (compressed) {
+		if (!inflate_into(e, (const unsigned char *)bytes, len))
+			return NULL;
+		e->parsed = parse_all_updates(e->text, e->len, &e->ups,
+		                              &e->nups, &e->ups_cap);
+	} else {
+		e->len = len;
+		e->parsed = parse_all_updates(bytes, len, &e->ups, &e->nups,
+		                              &e->ups_cap);
+	}
+	e->hash = h;
+	e->wire_len = len;
+	e->compressed = compressed;
+	return e;
+}
+
 static void
-on_message(struct conn *c, unsigned op, const char *s, size_t len)
+count_message(const struct conn *c, size_t len)
 {
 	cnt_total.messages++;
 	cnt_total.bytes += len;
-	if (measuring) {
+	if (measuring && c->chaos == CH_NONE) {
 		cnt.messages++;
 		cnt.bytes += len;
 	}
+}
+
+static void
+on_message(struct conn *c, unsigned op, const char *s, size_t len)
+{
+	count_message(c, len);
 	switch (opt.proto) {
 	case P_PUBLISHER:
 		on_publisher_message(c, s, len);
@@ -904,6 +1158,45 @@ on_message(struct conn *c, unsigned op, const char *s, size_t len)
 	(void)op;
 }
 
+/* A whole message as it came: inflate it first when it is compressed. */
+static void
+on_frame_message(struct conn *c, unsigned op, bool compressed, const char *s,
+                 size_t len)
+{
+	struct seen_frame *m;
+
+	if (opt.proto != P_PUBLISHER ||
+	    (!compressed && len < SEEN_MIN_TEXT)) {
+		on_message(c, op, s, len);
+		return;
+	}
+	m = frame_seen(s, len, compressed);
+	if (!m) {
+		note_error("a compressed message does not inflate", "", 0);
+		conn_close(c, false);
+		return;
+	}
+	if (m->parsed) {
+		/* What a connection holds of 1,000 symbols is cold by the
+		 * time its next frame comes: fetch it ahead. */
+		enum { AHEAD = 8 };
+
+		count_message(c, m->len);
+		for (size_t i = 0; i < m->nups; i++) {
+			if (c->held && i + AHEAD < m->nups)
+				__builtin_prefetch(
+				        &c->held[m->ups[i + AHEAD].sym], 1);
+			on_update(c, m->ups[i].sym, m->ups[i].snapshot,
+			          m->ups[i].from, m->ups[i].seq, m->ups[i].ts);
+		}
+		return;
+	}
+	if (compressed)
+		on_message(c, op, m->text, m->len);
+	else
+		on_message(c, op, s, len);
+}
+
 /* Parse the frames in buf[0..len); returns the bytes used (whole frames). */
 static size_t
 ws_parse(struct conn *c, char *buf, size_t len)
@@ -913,7 +1206,8 @@ ws_parse(struct conn *c, char *buf, size_t len)
 	while (len - pos >= 2 && c->state != C_CLOSED) {
 		unsigned char *h = (unsigned char *)buf + pos;
 		unsigned op = h[0] & 0x0f;
-		bool fin = h[0] & 0x80, masked = h[1] & 0x80;
+		bool fin = h[0] & 0x80, masked = h[1] & 0x80,
+		     compressed = c->deflate && (h[0] & 0x40);
 		uint64_t plen = h[1] & 0x7f;
 		size_t hl = 2, i;
 		char *payload;
@@ -945,8 +1239,11 @@ ws_parse(struct conn *c, char *buf, size_t len)
 			for (i = 0; i < plen; i++)
 				payload[i] ^= (char)h[hl - 4 + (i & 3)];
 		cnt_total.frames++;
-		if (measuring)
+		if (measuring && c->chaos == CH_NONE) {
 			cnt.frames++;
+			if (op <= 0x2)
+				cnt.wire_bytes += plen;
+		}
 		switch (op) {
 		case 0x0: /* continuation */
 			if (!c->in_fragments) {
@@ -959,7 +1256,8 @@ ws_parse(struct conn *c, char *buf, size_t len)
 			c->msg_len += plen;
 			if (fin) {
 				c->in_fragments = false;
-				on_message(c, c->msg_op, c->msg, c->msg_len);
+				on_frame_message(c, c->msg_op, c->msg_compressed,
+				                 c->msg, c->msg_len);
 				c->msg_len = 0;
 				if (c->msg_cap > 1024 * 1024) {
 					free(c->msg);
@@ -971,9 +1269,11 @@ ws_parse(struct conn *c, char *buf, size_t len)
 		case 0x1: /* text */
 		case 0x2: /* binary */
 			if (fin) {
-				on_message(c, op, payload, plen);
+				on_frame_message(c, op, compressed, payload,
+				                 plen);
 			} else {
 				c->in_fragments = true;
+				c->msg_compressed = compressed;
 				c->msg_op = (uint8_t)op;
 				c->msg_len = 0;
 				buf_reserve(&c->msg, &c->msg_cap, plen);
@@ -1011,9 +1311,15 @@ conn_close(struct conn *c, bool by_server)
 	epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
+	/* A closer comes back as a new client. */
+	c->subscribed = false;
+	c->in_len = c->out_len = c->out_off = c->msg_len = c->nbuf_len = 0;
+	c->in_fragments = false;
+	free(c->held);
+	c->held = NULL;
 	closed_count++;
 	cnt_total.closed++;
-	if (measuring)
+	if (measuring && c->chaos == CH_NONE)
 		cnt.closed++;
 	(void)by_server;
 }
@@ -1068,8 +1374,13 @@ conn_open(struct conn *c)
 		        "Connection: Upgrade\r\n"
 		        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 		        "Sec-WebSocket-Version: 13\r\n"
+		        "%s"
 		        "\r\n",
-		        opt.path, opt.host, opt.port);
+		        opt.path, opt.host, opt.port,
+		        opt.deflate ? "Sec-WebSocket-Extensions: "
+		                      "permessage-deflate; "
+		                      "server_no_context_takeover\r\n"
+		                    : "");
 
 		conn_send(c, req, (size_t)n);
 	}
@@ -1110,6 +1421,8 @@ handshake_parse(struct conn *c, char *buf, size_t len)
 		return len;
 	}
 	c->state = C_OPEN;
+	c->deflate = opt.deflate &&
+	             memmem(buf, (size_t)(end - buf), "permessage-deflate", 18);
 	if (opt.proto == P_PLAIN) {
 		c->state = C_READY;
 		ready_count++;
@@ -1117,16 +1430,30 @@ handshake_parse(struct conn *c, char *buf, size_t len)
 	return (size_t)(end + 4 - buf);
 }
 
+/*
+ * Read what the socket has (at most limit bytes) and parse the whole frames.
+ * A frame cut by the read is kept in c->in; the next read then goes straight
+ * after it, so a large frame is copied once whatever number of reads it
+ * takes (copying it into a scratch buffer at every read cost the load
+ * client more than parsing it).
+ */
 static void
-conn_on_readable(struct conn *c)
+conn_on_readable(struct conn *c, size_t limit)
 {
-	size_t have = c->in_len, used = 0;
+	size_t want = limit < READ_CHUNK ? limit : READ_CHUNK, used = 0, have;
+	char *buf;
 	ssize_t n;
 
-	buf_reserve(&scratch, &scratch_cap, have + READ_CHUNK);
-	if (have)
-		memcpy(scratch, c->in, have);
-	n = recv(c->fd, scratch + have, READ_CHUNK, 0);
+	if (c->in_len) {
+		buf_reserve(&c->in, &c->in_cap, c->in_len + want);
+		buf = c->in;
+		have = c->in_len;
+	} else {
+		buf_reserve(&scratch, &scratch_cap, want);
+		buf = scratch;
+		have = 0;
+	}
+	n = recv(c->fd, buf + have, want, MSG_DONTWAIT);
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
@@ -1136,23 +1463,29 @@ conn_on_readable(struct conn *c)
 	recv_now_us = real_us();
 	have += (size_t)n;
 	if (c->state == C_HANDSHAKE) {
-		used = handshake_parse(c, scratch, have);
+		used = handshake_parse(c, buf, have);
 		if (!used) {
-			buf_reserve(&c->in, &c->in_cap, have);
-			memcpy(c->in, scratch, have);
+			if (buf == scratch) {
+				buf_reserve(&c->in, &c->in_cap, have);
+				memcpy(c->in, scratch, have);
+			}
 			c->in_len = have;
 			return;
 		}
 	}
 	if (c->state != C_CLOSED)
-		used += ws_parse(c, scratch + used, have - used);
+		used += ws_parse(c, buf + used, have - used);
 	if (c->state == C_CLOSED)
 		return;
 	c->in_len = have - used;
 	if (c->in_len) {
-		buf_reserve(&c->in, &c->in_cap, c->in_len);
-		memcpy(c->in, scratch + used, c->in_len);
-	} else if (c->in_cap > 65536) {
+		if (buf == scratch) {
+			buf_reserve(&c->in, &c->in_cap, c->in_len);
+			memcpy(c->in, scratch + used, c->in_len);
+		} else if (used) {
+			memmove(c->in, c->in + used, c->in_len);
+		}
+	} else if (c->in_cap > 4 * READ_CHUNK) {
 		free(c->in);
 		c->in = NULL;
 		c->in_cap = 0;
@@ -1231,6 +1564,8 @@ conn_subscribe(struct conn *c)
 	}
 #undef APPEND
 	free(msg);
+	if (!reads_when_ready(c))
+		conn_set_events(c);
 }
 
 /* ------------------------------------------------------------ main */
@@ -1244,6 +1579,7 @@ usage(void)
 	        "  [--symbols M] [--per-conn K|all] [--open-rate R]\n"
 	        "  [--settle S] [--warmup W] [--duration D]\n"
 	        "  [--server-pid P[,P...]] [--rss-limit-mb MB] [--label TEXT]\n"
+	        "  [--shm FILE] [--chaos FRACTION] [--deflate]\n"
 	        "  [-- TICKGEN ARGV...]\n");
 	exit(2);
 }
@@ -1260,6 +1596,10 @@ parse_args(int argc, char **argv)
 			if (i + 1 < argc)
 				opt.tickgen_argv = argv + i + 1;
 			break;
+		}
+		if (!strcmp(a, "--deflate")) {
+			opt.deflate = true;
+			continue;
 		}
 		v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!v)
@@ -1302,6 +1642,10 @@ parse_args(int argc, char **argv)
 			opt.duration = strtod(v, NULL);
 		else if (!strcmp(a, "--rss-limit-mb"))
 			opt.rss_limit_mb = strtod(v, NULL);
+		else if (!strcmp(a, "--shm"))
+			opt.shm_path = v;
+		else if (!strcmp(a, "--chaos"))
+			opt.chaos = strtod(v, NULL);
 		else if (!strcmp(a, "--server-pid")) {
 			char *copy = strdup(v), *tok, *save = NULL;
 
@@ -1328,14 +1672,31 @@ parse_args(int argc, char **argv)
 static pid_t
 start_tickgen(void)
 {
+	char **argv = opt.tickgen_argv;
+	size_t n = 0;
 	pid_t pid;
 
-	if (!opt.tickgen_argv)
+	if (!argv)
 		return 0;
+	while (argv[n])
+		n++;
+	if (opt.shm_path) {
+		/* tickgen records what it sends where subload reads it. */
+		char **a = calloc(n + 3, sizeof *a);
+
+		if (!a) {
+			fprintf(stderr, "subload: out of memory\n");
+			exit(1);
+		}
+		memcpy(a, argv, n * sizeof *a);
+		a[n] = "--shm";
+		a[n + 1] = (char *)opt.shm_path;
+		argv = a;
+	}
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
-		execv(opt.tickgen_argv[0], opt.tickgen_argv);
+		execv(argv[0], argv);
 		fprintf(stderr, "subload: cannot run %s: %s\n",
 		        opt.tickgen_argv[0], strerror(errno));
 		_exit(127);
@@ -1343,6 +1704,157 @@ start_tickgen(void)
 	if (pid < 0)
 		fprintf(stderr, "subload: fork: %s\n", strerror(errno));
 	return pid < 0 ? 0 : pid;
+}
+
+/* --shm: make the file tickgen records into, sized for the symbols. */
+static void
+shm_create(void)
+{
+	size_t len = tick_shm_size(opt.symbols);
+	int fd = open(opt.shm_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0 || ftruncate(fd, (off_t)len)) {
+		fprintf(stderr, "subload: --shm %s: %s\n", opt.shm_path,
+		        strerror(errno));
+		exit(1);
+	}
+	shm = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (shm == MAP_FAILED) {
+		fprintf(stderr, "subload: --shm %s: mmap: %s\n", opt.shm_path,
+		        strerror(errno));
+		exit(1);
+	}
+	shm->magic = TICK_SHM_MAGIC;
+	shm->symbols = opt.symbols;
+}
+
+/* The tick after the one c holds of sym: its number (1-based), or 0 when
+ * c holds the last tick sent. */
+static uint64_t
+next_tick(const struct conn *c, unsigned sym, uint64_t count)
+{
+	const struct held *h = &c->held[sym];
+	uint64_t k;
+
+	if (opt.proto == P_PUBLISHER)
+		return h->seq >= count ? 0 : h->seq + 1;
+	/* The peers send no seq: the first tick sent after the held one's
+	 * time (ticks of one batch share a time: the same instant). */
+	k = count > TICK_SHM_RING ? count - TICK_SHM_RING + 1 : 1;
+	for (; k <= count; k++)
+		if (tick_shm_ts(shm, sym, k, count) > h->ts)
+			return k;
+	return 0;
+}
+
+/* How long the value c holds of sym has been stale at now: since the send
+ * time of the first tick after it (at least as long as the oldest time the
+ * ring still has), 0 when it is the last tick sent. */
+static int64_t
+stale_vs_source(const struct conn *c, unsigned sym, int64_t now)
+{
+	uint64_t count = tick_shm_count(shm, sym), k = next_tick(c, sym, count);
+	int64_t ts;
+
+	if (!k)
+		return 0;
+	ts = tick_shm_ts(shm, sym, k, count);
+	if (!ts)
+		ts = tick_shm_ts(shm, sym,
+		                 count > TICK_SHM_RING ? count - TICK_SHM_RING + 1
+		                                       : 1,
+		                 count);
+	return ts && now > ts ? now - ts : 0;
+}
+
+static bool
+conn_has_symbol(const struct conn *c, unsigned sym)
+{
+	unsigned j;
+
+	if (!opt.per_conn)
+		return true;
+	for (j = 0; j < opt.per_conn; j++)
+		if (conn_symbol(c, j) == sym)
+			return true;
+	return false;
+}
+
+/* Well-behaved (connection, symbol) pairs not yet holding the symbol's last
+ * tick. */
+static uint64_t
+unconverged_pairs(void)
+{
+	uint64_t n = 0;
+	unsigned i, sym;
+
+	for (i = 0; i < opt.conns; i++) {
+		const struct conn *c = &conns[i];
+
+		if (c->chaos != CH_NONE || c->state != C_READY || !c->held)
+			continue;
+		for (sym = 0; sym < opt.symbols; sym++) {
+			uint64_t count = tick_shm_count(shm, sym);
+
+			if (count && conn_has_symbol(c, sym) &&
+			    next_tick(c, sym, count))
+				n++;
+		}
+	}
+	return n;
+}
+
+/* --chaos: which connections misbehave, and how (in turn). */
+static void
+chaos_assign(void)
+{
+	unsigned every, i, k = 0;
+
+	if (opt.chaos <= 0)
+		return;
+	every = (unsigned)(1.0 / opt.chaos + 0.5);
+	if (every < 1)
+		every = 1;
+	for (i = 0; i < opt.conns; i += every)
+		conns[i].chaos = (uint8_t)(CH_SLOW + k++ % 3);
+}
+
+/* Slow clients read a little; closers read part of a frame and hang up,
+ * then come back. Called every CHAOS_SLOW_US. */
+static void
+chaos_step(int64_t now)
+{
+	static int64_t next_close;
+	unsigned i;
+
+	for (i = 0; i < opt.conns; i++) {
+		struct conn *c = &conns[i];
+
+		if (c->chaos == CH_SLOW && c->state != C_CLOSED)
+			conn_on_readable(c, CHAOS_SLOW_BYTES);
+		if (c->chaos == CH_CLOSER && c->state == C_CLOSED)
+			conn_open(c);
+		if (c->chaos == CH_CLOSER && c->state == C_READY &&
+		    !c->subscribed)
+			conn_subscribe(c);
+	}
+	if (now < next_close)
+		return;
+	next_close = now + CHAOS_CLOSE_US;
+	for (i = 0; i < opt.conns; i++) {
+		struct conn *c = &conns[i];
+		char part[1000];
+
+		if (c->chaos != CH_CLOSER || c->state != C_READY ||
+		    rng_next() % 2)
+			continue;
+		/* Part of a frame, then gone, with the rest unread. */
+		if (recv(c->fd, part, sizeof part, MSG_DONTWAIT) < 0 &&
+		    errno != EAGAIN)
+			continue;
+		conn_close(c, false);
+	}
 }
 
 static const char *
@@ -1373,6 +1885,10 @@ main(int argc, char **argv)
 	pid_t gen = 0;
 	int gen_status = 0;
 	bool gen_done = false;
+	int64_t next_chaos = 0;
+	double converge_ms = -1;
+	uint64_t unconverged = 0;
+	unsigned well_behaved = 0;
 
 	parse_args(argc, argv);
 	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
@@ -1399,6 +1915,8 @@ main(int argc, char **argv)
 		conns[i].fd = -1;
 		conns[i].state = C_CLOSED;
 	}
+	if (opt.shm_path)
+		shm_create();
 	rss_base = servers_rss_kb();
 	t_start = t_phase = mono_us();
 	open_deadline =
@@ -1427,12 +1945,16 @@ main(int argc, char **argv)
 			if (c->state != C_CLOSED &&
 			    (events[k].events &
 			     (EPOLLIN | EPOLLERR | EPOLLHUP)))
-				conn_on_readable(c);
+				conn_on_readable(c, READ_CHUNK);
 		}
 		now = mono_us();
 		if (stop_flag) {
 			aborted = "signal";
 			break;
+		}
+		if (opt.chaos > 0 && phase >= PH_WARMUP && now >= next_chaos) {
+			next_chaos = now + CHAOS_SLOW_US;
+			chaos_step(now);
 		}
 
 		switch (phase) {
@@ -1461,6 +1983,7 @@ main(int argc, char **argv)
 				break;
 			rss_idle = servers_rss_kb();
 			ready_at_subscribe = ready_count;
+			chaos_assign();
 			for (i = 0; i < opt.conns; i++)
 				conn_subscribe(&conns[i]);
 			gen = start_tickgen();
@@ -1502,8 +2025,12 @@ main(int argc, char **argv)
 					                                   opt.per_conn))
 					              : (unsigned)(rng_next() %
 					                           opt.symbols);
-					if (!c->held[sym].ts)
+					if (!c->held[sym].ts || c->chaos)
 						continue;
+					if (shm)
+						hist_add(&stale_src,
+						         stale_vs_source(c, sym,
+						                         rnow));
 					hist_add(&stale_age,
 					         rnow - c->held[sym].ts);
 					hist_add(&stale_lag,
@@ -1535,9 +2062,40 @@ main(int argc, char **argv)
 			rss_loaded = servers_rss_kb();
 			if (rss_loaded > rss_peak)
 				rss_peak = rss_loaded;
-			ready_at_end = ready_count;
-			phase = PH_DONE;
+			ready_at_end = 0;
+			for (i = 0; i < opt.conns; i++) {
+				if (conns[i].chaos != CH_NONE)
+					continue;
+				well_behaved++;
+				ready_at_end += conns[i].state == C_READY;
+			}
+			phase = shm ? PH_CONVERGE : PH_DONE;
+			t_phase = now;
 			break;
+		case PH_CONVERGE: {
+			/* Once the generator has stopped: how long until
+			 * every client holds every symbol's last tick. */
+			int64_t done = __atomic_load_n(&shm->done_us,
+			                               __ATOMIC_ACQUIRE);
+
+			if (!done) {
+				if (now - t_phase > 2 * CONVERGE_WAIT_US)
+					phase = PH_DONE;
+				break;
+			}
+			if (now >= next_stale) {
+				next_stale = now + 20000;
+				unconverged = unconverged_pairs();
+				if (!unconverged) {
+					converge_ms =
+					        (double)(real_us() - done) / 1e3;
+					phase = PH_DONE;
+				} else if (real_us() - done > CONVERGE_WAIT_US) {
+					phase = PH_DONE;
+				}
+			}
+			break;
+		}
 		case PH_DONE:
 			break;
 		}
@@ -1583,11 +2141,11 @@ main(int argc, char **argv)
 		                : -1;
 		const char *invalid = "";
 
-		if (load_frac > 0.95)
+		if (load_frac > LOAD_CPU_MAX)
 			invalid = "load_core_saturated";
 		else if (*aborted)
 			invalid = aborted;
-		else if (ready_at_end < opt.conns)
+		else if (ready_at_end < well_behaved)
 			invalid = "connections_lost";
 
 		printf("RESULT label=%s proto=%s conns=%u ready=%u "
@@ -1607,7 +2165,12 @@ main(int argc, char **argv)
 		       "rss_peak_kb=%ld rss_per_idle_conn_b=%.0f "
 		       "rss_per_loaded_conn_b=%.0f "
 		       "load_cpu_s=%.3f load_cpu_frac=%.3f cpu0_busy=%.3f "
-		       "cpu1_busy=%.3f invalid=%s\n",
+		       "cpu1_busy=%.3f stale_src_p50_us=%lld "
+		       "stale_src_p99_us=%lld stale_src_p999_us=%lld "
+		       "stale_src_n=%llu converge_ms=%.1f unconverged=%llu "
+		       "bytes_per_upd=%.1f text_bytes_per_upd=%.1f "
+		       "upd_per_frame=%.2f deflate=%s inflated_per_s=%.0f "
+		       "chaos=%.3f well_behaved=%u invalid=%s\n",
 		       *opt.label ? opt.label : "-", proto_name(), opt.conns,
 		       ready_at_subscribe, ready_at_end, failed_count,
 		       opt.symbols, opt.per_conn ? "" : "all", opt.per_conn,
@@ -1616,7 +2179,7 @@ main(int argc, char **argv)
 		       (unsigned long long)cnt.snapshots,
 		       win_secs > 0 ? cnt.messages / win_secs : 0,
 		       win_secs > 0 ? cnt.frames / win_secs : 0,
-		       win_secs > 0 ? cnt.bytes / win_secs / 1e6 : 0,
+		       win_secs > 0 ? cnt.wire_bytes / win_secs / 1e6 : 0,
 		       (unsigned long long)cnt.gaps,
 		       (unsigned long long)cnt.closed,
 		       (unsigned long long)cnt.proto_errors,
@@ -1634,7 +2197,20 @@ main(int argc, char **argv)
 		       srv_cpu > 0 ? (double)cnt.updates / srv_cpu : 0,
 		       rss_base, rss_idle, rss_loaded, rss_peak, per_idle,
 		       per_loaded, load_cpu, load_frac, core0, core1,
-		       *invalid ? invalid : "no");
+		       (long long)(shm ? hist_pct(&stale_src, 50) : -1),
+		       (long long)(shm ? hist_pct(&stale_src, 99) : -1),
+		       (long long)(shm ? hist_pct(&stale_src, 99.9) : -1),
+		       (unsigned long long)stale_src.total, converge_ms,
+		       (unsigned long long)unconverged,
+		       cnt.updates ? (double)cnt.wire_bytes / (double)cnt.updates
+		                   : 0,
+		       cnt.updates ? (double)cnt.bytes / (double)cnt.updates
+		                   : 0,
+		       cnt.frames ? (double)cnt.updates / (double)cnt.frames
+		                  : 0,
+		       opt.deflate ? "on" : "off",
+		       win_secs > 0 ? (double)inflate_misses / win_secs : 0,
+		       opt.chaos, well_behaved, *invalid ? invalid : "no");
 		if (first_error[0])
 			fprintf(stderr, "subload: first problem: %s\n",
 			        first_error);

@@ -3,6 +3,7 @@
  *
  *   tickgen --connect HOST:PORT [--symbols M] [--rate R|max] [--duration D]
  *           [--zipf S] [--seed N] [--batch-us U] [--trade-every N]
+ *           [--shm FILE]
  *
  * M symbols named S0000, S0001, ... with Zipf popularity (symbol i is picked
  * with probability proportional to 1 / (i + 1)^S), R ticks per second in
@@ -21,6 +22,11 @@
  * the receiver sustained. With --rate max there is no schedule at all: ticks
  * are written as fast as the receiver takes them (the ingest measurement).
  *
+ * With --shm FILE (made and sized by subload, see tick_shm.h), every tick
+ * sent is also recorded there once its write() has returned: per symbol the
+ * number sent so far and the send times of the last few, so that subload
+ * can tell how stale each client's value is against the source itself.
+ *
  * Prints one line at the end:
  *   TICKGEN sent=N skipped=N secs=S rate=R target=R bytes=N err_lines=N
  */
@@ -37,9 +43,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "tick_shm.h"
 
 /* Largest batch written at once (bytes); a batch never splits a line. */
 #define OUT_CAP (1024 * 1024)
@@ -284,6 +294,10 @@ main(int argc, char **argv)
 	int max_rate = 0, fd, i;
 	int64_t start, end_at, now, t_real;
 	struct sigaction sa;
+	const char *shm_path = NULL;
+	struct tick_shm *shm = NULL;
+	uint32_t *batch_sym;
+	size_t shm_len = 0;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -309,6 +323,8 @@ main(int argc, char **argv)
 			batch_us = strtoll(v, NULL, 10);
 		else if (!strcmp(a, "--trade-every"))
 			trade_every = (unsigned)strtoul(v, NULL, 10);
+		else if (!strcmp(a, "--shm"))
+			shm_path = v;
 		else
 			usage();
 		i++;
@@ -325,7 +341,8 @@ main(int argc, char **argv)
 	sym = calloc(symbols, sizeof *sym);
 	per_sym = calloc(symbols, sizeof *per_sym);
 	out = malloc(OUT_CAP);
-	if (!cdf || !sym || !per_sym || !out) {
+	batch_sym = malloc(OUT_CAP / LINE_MAX_LEN * sizeof *batch_sym);
+	if (!cdf || !sym || !per_sym || !out || !batch_sym) {
 		fprintf(stderr, "tickgen: out of memory\n");
 		return 1;
 	}
@@ -349,6 +366,24 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+
+	if (shm_path) {
+		int sfd = open(shm_path, O_RDWR);
+
+		shm_len = tick_shm_size(symbols);
+		if (sfd >= 0)
+			shm = mmap(NULL, shm_len, PROT_READ | PROT_WRITE,
+			           MAP_SHARED, sfd, 0);
+		if (sfd < 0 || shm == MAP_FAILED || shm->symbols != symbols) {
+			fprintf(stderr,
+			        "tickgen: --shm %s: not a tick record for %u "
+			        "symbols (%s)\n",
+			        shm_path, symbols,
+			        sfd < 0 ? strerror(errno) : "size or header");
+			return 1;
+		}
+		close(sfd);
+	}
 
 	fd = connect_to(target);
 	if (fd < 0)
@@ -410,17 +445,24 @@ main(int argc, char **argv)
 					hi = mid;
 			}
 			per_sym[lo]++;
+			batch_sym[k] = lo;
 			p = put_tick(p, &sym[lo], t_real, trade_every,
 			             per_sym[lo]);
 		}
 		if (write_all(fd, out, (size_t)(p - out)))
 			break;
+		for (k = 0; shm && k < n; k++)
+			tick_shm_record(shm, batch_sym[k], t_real);
 		sent += n;
 		bytes += (uint64_t)(p - out);
 		if ((sent & 0xff) < n)
 			err_lines += drain_replies(fd);
 	}
 	now = mono_us();
+	if (shm) {
+		__atomic_store_n(&shm->done_us, real_us(), __ATOMIC_RELEASE);
+		munmap(shm, shm_len);
+	}
 	shutdown(fd, SHUT_WR);
 	err_lines += drain_replies(fd);
 	close(fd);
@@ -441,5 +483,6 @@ main(int argc, char **argv)
 	free(sym);
 	free(per_sym);
 	free(out);
+	free(batch_sym);
 	return 0;
 }
