@@ -1033,7 +1033,7 @@ cli_print_help(FILE *to)
 	        "                          with both, a tick goes when either "
 	        "says so\n"
 	        "  --store-backlog N       ticks the store may hold unwritten "
-	        "(default 65536);\n"
+	        "(default 262144);\n"
 	        "                          beyond it a live feed is not slowed: "
 	        "what the store\n"
 	        "                          drops is recorded as gaps (a replay "

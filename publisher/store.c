@@ -49,7 +49,7 @@
 #include "log.h"
 
 #define DEFAULT_COMMIT_MS      50
-#define DEFAULT_QUEUE_CAPACITY 65536
+#define DEFAULT_QUEUE_CAPACITY 262144
 /* Most ticks in one transaction. Batches grow toward this under load
  * (fewer commits, each rewriting the same hot pages once); it also bounds
  * how long one commit holds the ticks behind it. */

@@ -31,10 +31,14 @@
  * Durability. A commit is durable against a crash of the process (WAL,
  * synchronous=NORMAL), so after kill -9 the database holds every tick that
  * waited in the queue longer than commit_ms plus one batch's write time
- * (tens of ms). Under a sustained overload the queue is full and a tick
- * waits queue_capacity / (ticks written per second) before its commit:
- * keep queue_capacity near a tenth of a second of the rate the store
- * sustains (the default, 65536, is ~0.1 s at 600k ticks/s).
+ * (tens of ms). When the writer falls behind (an overload, a disk stall,
+ * a core it shares with a busy loop) a tick waits up to queue_capacity /
+ * (ticks written per second) before its commit. The queue is a trade
+ * between memory and ticks kept: a tick that does not fit is dropped for
+ * sure, one in the queue is lost only to a crash. The default, 262144
+ * (48 MB at most), is 1.3 s at 200k ticks/s: it carried a store through
+ * the moments its writer waited for the core it shares with the fan-out
+ * of 1,000 clients, where 65536 dropped ticks (tests/bench, wide cell).
  *
  * Reading. A store_reader is a separate read-only connection (WAL lets it
  * read while the writer writes). Use one per thread. Each call reads one
@@ -71,7 +75,7 @@ struct store_options {
 	uint64_t retain_rows;	/* keep at most this many ticks; 0 = all */
 	unsigned commit_ms;	/* longest time between commits; default 50 */
 	size_t queue_capacity;	/* ticks buffered toward the writer; default
-				 * 65536 (see Durability) */
+				 * 262144 (see Durability) */
 	/* Called from the writer thread when space frees after the queue
 	 * was full. Optional. */
 	void (*wake)(void *ctx);
