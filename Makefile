@@ -134,7 +134,8 @@ $(BUILD)/bench/bench_redis: PKG_LIBS = $(REDIS_LIBS)
 #   make bench-suite                 the default matrix, under 10 minutes
 #   make bench-suite BENCH_FULL=1    the whole matrix (30–60 minutes)
 # Results go to tests/bench/results/; see tests/bench/README.md.
-BENCH_TOOLS := $(BUILD)/bench/tickgen $(BUILD)/bench/subload $(BUILD)/bench/nats-bridge $(BUILD)/bench/sendbase
+BENCH_TOOLS := $(BUILD)/bench/tickgen $(BUILD)/bench/subload $(BUILD)/bench/nats-bridge \
+	$(BUILD)/bench/nchan-bridge $(BUILD)/bench/sendbase
 # zlib: subload inflates compressed frames (--deflate).
 $(BENCH_TOOLS): $(BUILD)/bench/%: $(BUILD)/bench/%.o
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lz -lm

@@ -5,26 +5,24 @@
               --elapsed S > results-D.md
 
 RAW holds one line per run, key=value separated by spaces:
-RESULT (a subscriber cell, from subload, with the tickgen figures as tg_*),
-INGEST (publisher with no subscriber, tickgen as fast as it is taken) and
-SKIPPED (a cell the time budget or an earlier overload left out).
+RESULT (a subscriber cell, from subload, with the tickgen figures as tg_*
+and, for publisher, its own counters as srv_*), SENDBASE (the bare send()
+ceiling), HEALTHZ (what /healthz said during a sink cell), INGEST
+(publisher with no subscriber, tickgen as fast as it is taken) and SKIPPED
+(a cell the time budget or a peer's limits left out).
 """
 import argparse
+import statistics
 import sys
-
-TARGET_UPDATES = 1_000_000
-TARGET_RATIO = 5.0
-TARGET_P99_US = 5_000
-TARGET_IDLE_B = 8 * 1024
-TARGET_CONNS = 10_000
-P99_LIMIT_US = 50_000
 
 NAMES = {
     "publisher": "publisher",
     "nats": "nats-server",
+    "nchan": "nchan (nginx)",
     "ws": "ws (Node)",
     "socketio": "Socket.IO",
 }
+ORDER = list(NAMES)
 
 
 def parse(path):
@@ -46,7 +44,7 @@ def parse(path):
 def num(d, k, default=0.0):
     try:
         return float(d.get(k, default))
-    except ValueError:
+    except (TypeError, ValueError):
         return default
 
 
@@ -77,28 +75,12 @@ def fmt_kb(b):
     return f"{b / 1024:.1f} KB"
 
 
+def yes(ok):
+    return "yes" if ok else "**no**"
+
+
 def valid(d):
     return d.get("invalid", "no") == "no"
-
-
-# Share of CPU 0 taken by processes other than the server (other people's
-# tests on this shared machine) above which a cell is marked "contended":
-# still valid, but its latency and throughput had less than the core.
-CONTENDED = 0.25
-
-
-def contended(d):
-    return num(d, "cpu0_busy") - num(d, "srv_cpu_frac") > CONTENDED
-
-
-def validity(d):
-    if not valid(d):
-        return d.get("invalid")
-    return "yes, contended" if contended(d) else "yes"
-
-
-def workload(d):
-    return (d.get("conns"), d.get("symbols"), d.get("per_conn"), d.get("rate"))
 
 
 def k_label(d):
@@ -110,6 +92,77 @@ def cell_name(d):
             f"R={fmt_rate(d.get('rate', 0))} K={k_label(d)}")
 
 
+def variant(d):
+    """How a publisher cell was run: compressed or text, and options."""
+    opts = d.get("options", "-")
+    parts = []
+    if d.get("server") == "publisher":
+        parts.append("compressed" if d.get("deflate") == "on" else "text")
+    if "max-hz" in opts:
+        parts.append("max_hz " + opts.split("max-hz,")[1].split(",")[0])
+    if "store-backlog" in opts:
+        parts.append("--store-backlog " + opts.split("store-backlog,")[1].split(",")[0])
+    if "chaos" in opts:
+        parts.append(f"chaos {num(d, 'chaos'):.0%}")
+    return ", ".join(parts)
+
+
+def server_label(d):
+    v = variant(d)
+    name = NAMES.get(d.get("server"), d.get("server"))
+    return f"{name} ({v})" if v else name
+
+
+def feed_ok(d):
+    return num(d, "tg_rate") >= 0.99 * num(d, "rate")
+
+
+def store_ok(d):
+    """The store held every applied tick (publisher, store on)."""
+    if d.get("store") != "store" or "srv_applied" not in d:
+        return None
+    return num(d, "srv_store_dropped") == 0 and num(d, "srv_stored") >= num(d, "srv_applied")
+
+
+def converged(d):
+    return num(d, "unconverged", 1) == 0 and num(d, "converge_ms", -1) >= 0
+
+
+def per_client_rate(d):
+    wb = num(d, "well_behaved") or num(d, "conns")
+    return num(d, "upd_per_s") / wb if wb else 0
+
+
+def kept_up(d):
+    """A peer's figures count against publisher's when its clients kept
+    up: a valid cell, the feed at its rate, and every client holding the
+    last ticks once the feed stopped."""
+    return valid(d) and feed_ok(d) and converged(d)
+
+
+def checks(d):
+    """The validity conditions of a staleness cell, as text."""
+    out = []
+    if not valid(d):
+        out.append(d.get("invalid"))
+    if not feed_ok(d):
+        out.append(f"feed got {fmt_rate(num(d, 'tg_rate'))}/s of {fmt_rate(num(d, 'rate'))}")
+    so = store_ok(d)
+    if so is False:
+        out.append(f"store dropped {num(d, 'srv_store_dropped'):,.0f} ticks")
+    if not converged(d):
+        out.append(f"{num(d, 'unconverged'):,.0f} pairs unconverged")
+    return "; ".join(out) if out else "valid"
+
+
+def table(w, head, rows):
+    w("| " + " | ".join(head) + " |")
+    w("|" + "---|" * len(head))
+    for r in rows:
+        w("| " + " | ".join(str(c) for c in r) + " |")
+    w("")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("raw")
@@ -118,251 +171,304 @@ def main():
     a = ap.parse_args()
     rows = parse(a.raw)
     res = [r for r in rows if r["kind"] == "RESULT"]
+    sb = [r for r in rows if r["kind"] == "SENDBASE"]
     ing = [r for r in rows if r["kind"] == "INGEST"]
+    hz = [r for r in rows if r["kind"] == "HEALTHZ"]
     skipped = [r for r in rows if r["kind"] == "SKIPPED"]
-    pub = [r for r in res if r.get("server") == "publisher"]
+
+    def group(label, server=None):
+        return [r for r in res if r.get("label") == label and
+                (server is None or r.get("server") == server)]
+
     out = []
     w = out.append
-
     w(f"# Benchmark results, {a.date}")
     w("")
     w(f"- Machine: {a.machine}")
     w(f"- Software: {a.versions}")
     w(f"- Command: `{a.command}`; {a.elapsed} s in all")
-    w(f"- Load average (1/5/15 min) around the suite: {a.load}. The machine "
-      "is shared: other engineers' tests run on both cores at the same "
-      "time, so every cell also lists the load average at its start and "
-      "how busy CPU 0 was with processes other than the server.")
+    w(f"- Load average (1/5/15 min) around the suite: {a.load}.")
     w("- Placement: server on CPU 0, subload + tickgen on CPU 1 (`taskset`); "
-      "all traffic on 127.0.0.1. A cell is invalid when the load core was "
-      "saturated (subload + tickgen CPU / wall > 0.95), the server passed "
-      "4 GiB RSS, or connections were lost. A valid cell is marked "
-      f"*contended* when processes other than the server used more than "
-      f"{CONTENDED:.0%} of CPU 0 during its window.")
+      "all traffic on 127.0.0.1. A cell is **invalid** when the load core "
+      "passed 90 % (the figures would be the client's), the server passed "
+      "4 GiB RSS or connections were lost; a staleness cell also needs the "
+      "feed to reach 99 % of its rate, the store (when on) to hold every "
+      "applied tick, and every client to converge after the feed stops.")
     w("- **The peers forward every tick; publisher conflates.** A peer's "
       "delivered update is one tick; a publisher update is a snapshot or a "
-      "delta that may merge several ticks of its symbol (`seq - from - 1` "
-      "merged away). Delivered updates are what the clients received and "
-      "parsed, on every server alike.")
+      "delta that may merge several ticks of its symbol. Updates are "
+      "counted one by one on every server.")
+    w("- **Staleness** (`stale p50/p99`): every 100 ms, up to 4,000 random "
+      "(client, symbol) pairs; how long the client has held a value the "
+      "source (tickgen) has since replaced, 0 when it holds the newest. "
+      "**Latency** (`lat`): receive time − the tick's send time, per "
+      "update.")
     w("")
 
-    # ---------------------------------------------------------- targets
-    w("## Targets (publisher)")
+    # ---------------------------------------------------------- criteria
+    w("## Against the targets")
     w("")
-    w("| target | measured | cell | met |")
-    w("|---|---|---|---|")
-
-    best = max((r for r in pub if num(r, "conns") == 1000 and valid(r)),
-               key=lambda r: num(r, "upd_per_s"), default=None)
-    if best:
-        w(f"| ≥ 1,000,000 delivered updates/s from one core, 1,000 clients | "
-          f"{num(best, 'upd_per_s'):,.0f}/s at {num(best, 'srv_cpu_frac'):.2f} "
-          f"server cores ({num(best, 'upd_per_srv_cpu_s'):,.0f} per server "
-          f"CPU-second) | {cell_name(best)} | "
-          f"{'yes' if num(best, 'upd_per_s') >= TARGET_UPDATES else 'no'} |")
-    hi_inv = max((r for r in pub if num(r, "conns") == 1000 and not valid(r)),
-                 key=lambda r: num(r, "upd_per_s"), default=None)
-    if hi_inv and (not best or num(hi_inv, "upd_per_s") > num(best, "upd_per_s")):
-        w(f"| (same, from an invalid cell) | {num(hi_inv, 'upd_per_s'):,.0f}/s "
-          f"({hi_inv.get('invalid')}: a lower bound for the server) | "
-          f"{cell_name(hi_inv)} | – |")
-
-    # Same workload: publisher vs the best peer, in updates per server CPU-s.
-    by_wl = {}
-    for r in res:
-        by_wl.setdefault(workload(r), {})[r.get("server")] = r
-    for wl, servers in sorted(by_wl.items(), key=lambda kv: [str(x) for x in kv[0]]):
-        p = servers.get("publisher")
-        peers = [s for k, s in servers.items() if k != "publisher"]
-        if not p or not peers:
+    crit = []
+    for r_rate, limit in ((20000, 250_000), (200000, 500_000)):
+        for r in [x for x in group("wide", "publisher") + group("wide-backlog", "publisher") +
+                  group("wide-10hz", "publisher") if num(x, "rate") == r_rate]:
+            ok = checks(r) == "valid" and num(r, "stale_src_p99_us") <= limit
+            crit.append((f"wide, {fmt_rate(r_rate)} ticks/s: staleness p99 ≤ {limit // 1000} ms "
+                         f"({variant(r)})",
+                         f"p99 {fmt_ms(num(r, 'stale_src_p99_us'))} ms, p50 "
+                         f"{fmt_ms(num(r, 'stale_src_p50_us'))} ms; "
+                         f"{num(r, 'bytes_per_upd'):.0f} B/update on the wire; {checks(r)}",
+                         yes(ok)))
+    comp = [r for r in group("wide", "publisher") if num(r, "rate") == 20000]
+    c_on = next((r for r in comp if r.get("deflate") == "on"), None)
+    c_off = next((r for r in comp if r.get("deflate") != "on"), None)
+    if c_on and c_off:
+        crit.append(("wide: bytes per update, and what compression buys",
+                     f"{num(c_off, 'bytes_per_upd'):.0f} B as text, "
+                     f"{num(c_on, 'bytes_per_upd'):.0f} B compressed "
+                     f"({num(c_off, 'bytes_per_upd') / max(num(c_on, 'bytes_per_upd'), 1):.1f}×); "
+                     f"{fmt_rate(num(c_on, 'upd_per_s'))} vs {fmt_rate(num(c_off, 'upd_per_s'))} "
+                     f"updates/s delivered",
+                     "–"))
+    nar = group("narrow", "publisher")
+    nb = next((x for x in sb if x.get("group") == "narrow"), None)
+    for r in nar:
+        if nb:
+            ratio = num(r, "frames_per_s") / max(num(nb, "frames_per_s"), 1)
+            ok = (ratio >= 0.8 and num(r, "upd_per_frame") >= 8 and
+                  0 <= num(r, "lat_p99_us") <= 20_000 and valid(r))
+            crit.append((f"narrow: frames/s ≥ 0.8 × bare send(), ≥ 8 updates/frame, "
+                         f"p99 ≤ 20 ms ({variant(r)})",
+                         f"{num(r, 'frames_per_s'):,.0f} frames/s = {ratio:.2f} × "
+                         f"sendbase {num(nb, 'frames_per_s'):,.0f} ({num(nb, 'frame_bytes'):.0f} B "
+                         f"frames); server {num(r, 'srv_cpu_frac') * 1e6 / max(num(r, 'frames_per_s'), 1):.2f} "
+                         f"vs sendbase {num(nb, 'sender_cpu_per_mframe'):.2f} CPU-s per M frames; "
+                         f"{num(r, 'upd_per_frame'):.1f} updates/frame; lat p99 "
+                         f"{fmt_ms(num(r, 'lat_p99_us'))} ms; {checks(r)}",
+                         yes(ok)))
+    # updates per server CPU-second against the best peer, cell by cell
+    for label in ("wide", "narrow", "same"):
+        cells = {}
+        for r in group(label):
+            if num(r, "rate") in (20000, 10000):
+                cells.setdefault(r.get("server"), []).append(r)
+        pubs = cells.get("publisher", [])
+        all_peers = [r for k, v in cells.items() if k != "publisher" for r in v]
+        peers = [r for r in all_peers if kept_up(r)]
+        if not pubs or not all_peers:
             continue
-        bp = max(peers, key=lambda s: num(s, "upd_per_srv_cpu_s"))
-        ratio = (num(p, "upd_per_srv_cpu_s") / num(bp, "upd_per_srv_cpu_s")
-                 if num(bp, "upd_per_srv_cpu_s") else float("inf"))
-        w(f"| ≥ 5× the best peer in updates per server CPU-second | "
-          f"{num(p, 'upd_per_srv_cpu_s'):,.0f} vs {num(bp, 'upd_per_srv_cpu_s'):,.0f} "
-          f"({NAMES.get(bp.get('server'))}): **{ratio:.2f}×** | {cell_name(p)} | "
-          f"{'yes' if ratio >= TARGET_RATIO else 'no'} |")
-
-    near = [r for r in pub if num(r, "upd_per_s") >= 90_000 and valid(r)]
-    if near:
-        r = min(near, key=lambda r: abs(num(r, "upd_per_s") - 100_000))
-        w(f"| p99 tick→client ≤ 5 ms at 100k updates/s delivered | "
-          f"p99 {fmt_ms(num(r, 'lat_p99_us'))} ms at "
-          f"{num(r, 'upd_per_s'):,.0f}/s | {cell_name(r)} | "
-          f"{'yes' if 0 <= num(r, 'lat_p99_us') <= TARGET_P99_US else 'no'} |")
-    else:
-        r = max(pub, key=lambda r: num(r, "upd_per_s"), default=None)
-        if r:
-            w(f"| p99 tick→client ≤ 5 ms at 100k updates/s delivered | no valid "
-              f"cell delivered 90k/s | – | – |")
-
-    big = [r for r in pub if num(r, "conns") >= TARGET_CONNS]
-    if big:
-        r = big[0]
-        per = num(r, "rss_per_idle_conn_b", -1)
-        w(f"| ≤ 8 KB RSS per idle connection | {fmt_kb(per)} "
-          f"(RSS {num(r, 'rss_base_kb') / 1024:.1f} → "
-          f"{num(r, 'rss_idle_kb') / 1024:.1f} MiB) | {cell_name(r)} | "
-          f"{'yes' if 0 <= per <= TARGET_IDLE_B else 'no'} |")
-        held = int(num(r, "ready_end"))
-        w(f"| 10,000 concurrent connections held | {held:,} open at the end "
-          f"of the window ({int(num(r, 'closed'))} closed during it) | "
-          f"{cell_name(r)} | {'yes' if held >= TARGET_CONNS else 'no'} |")
-    w("")
-
-    # ---------------------------------------------------------- same workload
-    w("## Side by side")
-    w("")
-    w("Cells that every server ran, one block per workload. `upd/CPU-s` is "
-      "delivered updates per second of server CPU (utime + stime from "
-      "/proc/PID/stat over the measured window; for NATS nats-server plus "
-      "its bridge).")
-    w("")
-    w("`ticks conveyed/s` counts what the updates stand for: a publisher "
-      "delta from seq F to seq S brings its client S − F ticks forward "
-      "(conflation merged S − F − 1 of them); a peer message is one tick.")
-    w("")
-    w("| workload | server | ticks/s sent | delivered/s | ticks conveyed/s | "
-      "server cores | upd / CPU-s | ticks conveyed / CPU-s | CPU-s / M upd | "
-      "p50 ms | p99 ms | p99.9 ms | valid |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    order = list(NAMES)
-    for wl, servers in sorted(by_wl.items(), key=lambda kv: [str(x) for x in kv[0]]):
-        if len(servers) < 2:
+        if not peers:
+            crit.append((f"{label}: updates per server CPU-s against the best peer",
+                         "no peer kept up with this cell: " + "; ".join(
+                             f"{NAMES.get(r.get('server'))} {checks(r)}" for r in all_peers),
+                         "–"))
             continue
-        for k in order:
-            r = servers.get(k)
-            if not r:
-                continue
-            tpc = (num(r, "ticks_per_s") / num(r, "srv_cpu_frac")
-                   if num(r, "srv_cpu_frac") else 0)
-            w(f"| {cell_name(r)} | {NAMES[k]} | {fmt_rate(num(r, 'tg_rate'))} | "
-              f"{num(r, 'upd_per_s'):,.0f} | {num(r, 'ticks_per_s'):,.0f} | "
-              f"{num(r, 'srv_cpu_frac'):.2f} | "
-              f"{num(r, 'upd_per_srv_cpu_s'):,.0f} | {tpc:,.0f} | "
-              f"{num(r, 'srv_cpu_s_per_mupd'):.2f} | "
-              f"{fmt_ms(num(r, 'lat_p50_us', -1))} | "
-              f"{fmt_ms(num(r, 'lat_p99_us', -1))} | "
-              f"{fmt_ms(num(r, 'lat_p999_us', -1))} | "
-              f"{validity(r)} |")
-    w("")
+        bp = max(peers, key=lambda x: num(x, "upd_per_srv_cpu_s"))
+        for p in pubs:
+            ratio = num(p, "upd_per_srv_cpu_s") / max(num(bp, "upd_per_srv_cpu_s"), 1)
+            need = 3.0 if label == "wide" else 1.0
+            crit.append((f"{label}: updates per server CPU-s ≥ {need:.0f}× the best peer "
+                         f"({variant(p)})",
+                         f"{num(p, 'upd_per_srv_cpu_s'):,.0f} vs {num(bp, 'upd_per_srv_cpu_s'):,.0f} "
+                         f"({NAMES.get(bp.get('server'))}): {ratio:.2f}×",
+                         yes(ratio >= need)))
+    sc = {int(num(r, "conns")): r for r in group("scale", "publisher")}
+    ssb = {int(num(r, "conns")): r for r in sb if r.get("group") == "scale"}
+    if 1000 in sc and 19000 in sc and 1000 in ssb and 19000 in ssb:
+        g_pub = num(sc[19000], "srv_cpu_s_per_mupd") / max(num(sc[1000], "srv_cpu_s_per_mupd"), 1e-9)
+        g_sb = num(ssb[19000], "sender_cpu_per_mframe") / max(num(ssb[1000], "sender_cpu_per_mframe"), 1e-9)
+        crit.append(("scale: CPU-s per M updates grows no faster than bare send() from 1,000 "
+                     "to 19,000 connections",
+                     f"publisher {num(sc[1000], 'srv_cpu_s_per_mupd'):.1f} → "
+                     f"{num(sc[19000], 'srv_cpu_s_per_mupd'):.1f} ({g_pub:.2f}×); sendbase "
+                     f"{num(ssb[1000], 'sender_cpu_per_mframe'):.1f} → "
+                     f"{num(ssb[19000], 'sender_cpu_per_mframe'):.1f} per M frames ({g_sb:.2f}×)",
+                     yes(g_pub <= g_sb)))
+    if 19000 in sc:
+        r = sc[19000]
+        crit.append(("19,000 connections held", f"{int(num(r, 'ready_end')):,} open at the end, "
+                     f"{int(num(r, 'failed'))} failed, {int(num(r, 'closed'))} closed",
+                     yes(num(r, "ready_end") >= 19000)))
+    if 2000 in sc and 19000 in sc:
+        marg = ((num(sc[19000], "rss_idle_kb") - num(sc[2000], "rss_idle_kb")) * 1024 / 17000)
+        crit.append(("idle RSS per connection, marginal from 2,000 to 19,000 ≤ 6 KB",
+                     f"{fmt_kb(marg)} ({num(sc[2000], 'rss_idle_kb') / 1024:.1f} → "
+                     f"{num(sc[19000], 'rss_idle_kb') / 1024:.1f} MiB)",
+                     yes(0 <= marg <= 6 * 1024)))
+    cn, cc = group("chaos-none", "publisher"), group("chaos-10pct", "publisher")
+    if cn and cc:
+        p_n = statistics.median(num(r, "lat_p99_us") for r in cn)
+        p_c = statistics.median(num(r, "lat_p99_us") for r in cc)
+        r_n = statistics.median(per_client_rate(r) for r in cn)
+        r_c = statistics.median(per_client_rate(r) for r in cc)
+        ok = p_c <= 1.2 * p_n and r_c >= 0.8 * r_n
+        crit.append(("chaos: the well-behaved clients' p99 and rate within 20 % of the "
+                     "same cell without misbehaving clients (medians)",
+                     f"p99 {fmt_ms(p_c)} vs {fmt_ms(p_n)} ms; {r_c:.1f} vs {r_n:.1f} updates/s "
+                     f"per client ({len(cc)} + {len(cn)} runs, interleaved)",
+                     yes(ok)))
+    s_alone = next(iter(group("sink-standalone", "publisher")), None)
+    s_stop = next(iter(group("sink-redis-stopped", "publisher")), None)
+    if s_alone and s_stop:
+        base = num(s_alone, "lat_p99_us")
+        bound = max(2 * base, base + 10_000)
+        h = next(iter(hz), {})
+        crit.append(("an ingest whose Redis is stopped: its own clients' p99 ≤ "
+                     "max(2 × standalone, standalone + 10 ms); /healthz says it",
+                     f"p99 {fmt_ms(num(s_stop, 'lat_p99_us'))} ms vs standalone "
+                     f"{fmt_ms(base)} ms; Redis link dropped "
+                     f"{num(s_stop, 'srv_redis_dropped'):,.0f} ticks; /healthz: "
+                     f"\"{h.get('status_line', '?').replace('_', ' ')}\"",
+                     yes(num(s_stop, "lat_p99_us") <= bound and
+                         h.get("status_line", "").startswith("ok"))))
+    table(w, ["target", "measured", "met"], crit)
 
-    # ---------------------------------------------------------- highest R
-    w("## Highest tick rate with p99 ≤ 50 ms (N=1,000, M=1,000, K=10)")
-    w("")
-    w("R steps 1k, 10k, 100k, 1M ticks/s; a server's sweep stops at the "
-      "first step whose p99 passes 50 ms. 'Sustained' also needs the "
-      "generator to have sent at least 90 % of R (a server that cannot "
-      "read the feed slows the generator down).")
-    w("")
-    w("| server | highest R sustained | p99 there | delivered/s there | "
-      "first R over 50 ms |")
-    w("|---|---|---|---|---|")
-    for k in order:
-        sweep = sorted((r for r in res if r.get("server") == k and
-                        r.get("label") == "same"),
-                       key=lambda r: num(r, "rate"))
-        if not sweep:
-            continue
-        ok = [r for r in sweep if valid(r) and
-              0 <= num(r, "lat_p99_us") <= P99_LIMIT_US and
-              num(r, "tg_rate") >= 0.9 * num(r, "rate")]
-        over = [r for r in sweep if not (valid(r) and
-                0 <= num(r, "lat_p99_us") <= P99_LIMIT_US and
-                num(r, "tg_rate") >= 0.9 * num(r, "rate"))]
-        hi = max(ok, key=lambda r: num(r, "rate"), default=None)
-        fo = min(over, key=lambda r: num(r, "rate"), default=None)
-        if hi:
-            cells = [fmt_rate(num(hi, "rate")),
-                     fmt_ms(num(hi, "lat_p99_us")) + " ms",
-                     f"{num(hi, 'upd_per_s'):,.0f}"]
-        else:
-            cells = ["none", "–", "–"]
-        if fo:
-            why = [f"p99 {fmt_ms(num(fo, 'lat_p99_us'))} ms"]
-            if not valid(fo):
-                why.append(fo.get("invalid"))
-            if num(fo, "tg_rate") < 0.9 * num(fo, "rate"):
-                why.append(f"sent only {fmt_rate(num(fo, 'tg_rate'))}/s")
-            cells.append(f"{fmt_rate(num(fo, 'rate'))} ({', '.join(why)})")
-        else:
-            ran = ", ".join(fmt_rate(num(r, "rate")) for r in sweep)
-            cells.append(f"none (ran {ran})")
-        w("| " + " | ".join([NAMES[k]] + cells) + " |")
-    w("")
+    # ---------------------------------------------------------- wide
+    def staleness_rows(cells):
+        out_rows = []
+        for r in sorted(cells, key=lambda x: (num(x, "rate"), ORDER.index(x.get("server"))
+                                              if x.get("server") in ORDER else 9)):
+            out_rows.append([
+                server_label(r), fmt_rate(num(r, "rate")), fmt_rate(num(r, "tg_rate")),
+                f"{num(r, 'upd_per_s'):,.0f}", f"{num(r, 'upd_per_frame'):.1f}",
+                f"{num(r, 'bytes_per_upd'):.0f}", f"{num(r, 'srv_cpu_frac'):.2f}",
+                f"{num(r, 'upd_per_srv_cpu_s'):,.0f}",
+                f"{fmt_ms(num(r, 'stale_src_p50_us', -1))} / {fmt_ms(num(r, 'stale_src_p99_us', -1))}",
+                f"{fmt_ms(num(r, 'lat_p50_us', -1))} / {fmt_ms(num(r, 'lat_p99_us', -1))}",
+                f"{num(r, 'converge_ms', -1):.0f}",
+                f"{num(r, 'load_cpu_frac'):.2f}", checks(r)])
+        return out_rows
 
-    # ---------------------------------------------------------- memory
-    w("## Memory per connection")
-    w("")
-    w("Server VmRSS before any connection, with N connections open and idle "
-      "(after the greeting: publisher's hello, NATS CONNECT, Socket.IO "
-      "connect), and at the end of the loaded window; per connection = "
-      "delta / N.")
-    w("")
-    w("| server | cell | RSS before | idle | loaded | per idle conn | "
-      "per loaded conn |")
-    w("|---|---|---|---|---|---|---|")
-    for r in sorted(res, key=lambda r: (order.index(r.get("server")) if r.get("server") in order else 9,
-                                        -num(r, "conns"))):
-        if num(r, "conns") < 1000 or r.get("label") not in ("conns", "same"):
-            continue
-        if r.get("label") == "same" and num(r, "rate") != 10000:
-            continue
-        w(f"| {NAMES.get(r.get('server'), r.get('server'))} | {cell_name(r)} | "
-          f"{num(r, 'rss_base_kb') / 1024:.1f} MiB | "
-          f"{num(r, 'rss_idle_kb') / 1024:.1f} MiB | "
-          f"{num(r, 'rss_loaded_kb') / 1024:.1f} MiB | "
-          f"{fmt_kb(num(r, 'rss_per_idle_conn_b', -1))} | "
-          f"{fmt_kb(num(r, 'rss_per_loaded_conn_b', -1))} |")
-    w("")
+    head = ["server", "R", "feed got", "delivered/s", "upd/frame", "B/upd wire",
+            "srv cores", "upd / CPU-s", "stale p50 / p99 ms", "lat p50 / p99 ms",
+            "converge ms", "load core", "valid"]
+    wide = group("wide") + group("wide-backlog") + group("wide-10hz")
+    if wide:
+        w("## Wide: 1,000 clients on \"*\" over 1,000 symbols, store on")
+        w("")
+        w("nchan cannot run this cell: it takes at most 255 channels per "
+          "connection (`NCHAN_MULTITAG_MAX`), and a client here wants 1,000.")
+        w("")
+        table(w, head, staleness_rows(wide))
 
-    # ---------------------------------------------------------- ingest
+    narrow = group("narrow")
+    if narrow:
+        w("## Narrow: 1,000 clients on all of 10 symbols, 10k ticks/s, store on")
+        w("")
+        table(w, head, staleness_rows(narrow))
+        for r in sb:
+            if r.get("group") == "narrow":
+                w(f"Bare send() ceiling in the same run (sendbase, {int(num(r, 'conns')):,} "
+                  f"loopback sockets, {num(r, 'frame_bytes'):.0f}-byte frames, one thread "
+                  f"on CPU 0): {num(r, 'frames_per_s'):,.0f} frames/s, "
+                  f"{num(r, 'sender_cpu_per_mframe'):.2f} CPU-s per million frames "
+                  f"(valid: {'yes' if r.get('invalid', 'no') == 'no' else r.get('invalid')}).")
+                w("")
+
+    same = group("same")
+    if same:
+        w("## Same: 1,000 clients on 10 of 1,000 symbols, 10k ticks/s")
+        w("")
+        table(w, head, staleness_rows(same))
+
+    scale = group("scale", "publisher")
+    if scale:
+        w("## Scale: 10 updates/s per connection, 100 to 19,000 connections")
+        w("")
+        w("Each connection on 10 of 1,000 symbols at 1k ticks/s, store on. "
+          "sendbase: the bare send() ceiling with frames of the same size at "
+          "the same N.")
+        w("")
+        rows_ = []
+        sbn = {int(num(r, "conns")): r for r in sb if r.get("group") == "scale"}
+        for r in sorted(scale, key=lambda x: num(x, "conns")):
+            n = int(num(r, "conns"))
+            s_ = sbn.get(n)
+            rows_.append([f"{n:,}", f"{int(num(r, 'ready_end')):,}",
+                          f"{num(r, 'upd_per_s'):,.0f}", f"{num(r, 'frames_per_s'):,.0f}",
+                          f"{num(r, 'srv_cpu_frac'):.2f}", f"{num(r, 'srv_cpu_s_per_mupd'):.2f}",
+                          f"{num(s_, 'sender_cpu_per_mframe'):.2f}" if s_ else "–",
+                          fmt_ms(num(r, "lat_p99_us", -1)),
+                          f"{num(r, 'rss_idle_kb') / 1024:.1f} MiB",
+                          fmt_kb(num(r, "rss_per_idle_conn_b", -1)), checks(r)])
+        table(w, ["N", "held", "delivered/s", "frames/s", "srv cores", "CPU-s / M upd",
+                  "sendbase CPU-s / M frames", "lat p99 ms", "idle RSS", "per idle conn",
+                  "valid"], rows_)
+
+    if cn or cc:
+        w("## Chaos: 10 % of the clients slow, stalled or closing mid-frame")
+        w("")
+        w("1,000 clients on 10 of 1,000 symbols, 10k ticks/s, store on; figures "
+          "of the well-behaved clients only; runs interleaved.")
+        w("")
+        rows_ = []
+        for r in cn + cc:
+            rows_.append([r.get("label"), int(num(r, "well_behaved")),
+                          f"{per_client_rate(r):.1f}", fmt_ms(num(r, "lat_p50_us", -1)),
+                          fmt_ms(num(r, "lat_p99_us", -1)), fmt_ms(num(r, "stale_src_p99_us", -1)),
+                          r.get("gaps"), f"{num(r, 'srv_cpu_frac'):.2f}", checks(r)])
+        table(w, ["cell", "well-behaved clients", "updates/s per client", "lat p50 ms",
+                  "lat p99 ms", "stale p99 ms", "gaps", "srv cores", "valid"], rows_)
+
+    sink = group("sink-standalone") + group("sink-redis-stopped")
+    if sink:
+        w("## Sink: an ingest whose Redis is stopped, 200k ticks/s")
+        w("")
+        w("100 clients on 10 of 1,000 symbols, store on. The Redis server is "
+          "stopped (SIGSTOP) from before the window to after it.")
+        w("")
+        rows_ = []
+        for r in sink:
+            rows_.append([r.get("label"), fmt_rate(num(r, "tg_rate")),
+                          f"{num(r, 'upd_per_s'):,.0f}", fmt_ms(num(r, "lat_p50_us", -1)),
+                          fmt_ms(num(r, "lat_p99_us", -1)), fmt_ms(num(r, "stale_src_p99_us", -1)),
+                          f"{num(r, 'srv_redis_dropped'):,.0f}", checks(r)])
+        table(w, ["cell", "feed got", "delivered/s", "lat p50 ms", "lat p99 ms",
+                  "stale p99 ms", "ticks the Redis link dropped", "valid"], rows_)
+        for h in hz:
+            w(f"/healthz meanwhile: `{h.get('status_line', '').replace('_', ' ')}`; "
+              f"`{h.get('redis_line', '').replace('_', ' ')}`")
+            w("")
+
     if ing:
         w("## Ingest (publisher, no subscriber, tickgen as fast as taken)")
         w("")
-        w("| store | ticks applied/s | ticks stored/s | server CPU-s | "
-          "seconds | load avg |")
-        w("|---|---|---|---|---|---|")
-        for r in ing:
-            w(f"| {'--db none' if r.get('store') == 'none' else '--db FILE (SQLite, WAL)'} | "
-              f"{num(r, 'applied_per_s'):,.0f} | "
-              f"{num(r, 'stored_per_s'):,.0f} | {num(r, 'srv_cpu_s'):.2f} | "
-              f"{num(r, 'secs'):.1f} | {r.get('loadavg', '').replace('/', ' ')} |")
+        w("A live feed as fast as the server takes it: with a store, what the "
+          "store cannot write in time is dropped into recorded gaps (the feed "
+          "is never slowed), so *stored/s* is what the writer sustains while "
+          "sharing the core with the feed and the engine.")
         w("")
+        table(w, ["store", "ticks applied/s", "ticks stored/s", "dropped into gaps",
+                  "server CPU-s", "seconds"],
+              [["--db none" if r.get("store") == "none" else "--db FILE (SQLite, WAL)",
+                f"{num(r, 'applied_per_s'):,.0f}", f"{num(r, 'stored_per_s'):,.0f}",
+                f"{num(r, 'store_dropped'):,.0f}",
+                f"{num(r, 'srv_cpu_s'):.2f}", f"{num(r, 'secs'):.1f}"] for r in ing])
 
     # ---------------------------------------------------------- every cell
     w("## Every cell")
     w("")
-    w("Latency = client receive time − the tick's send time (`ts`), both "
-      "CLOCK_REALTIME on this machine, per update (publisher: deltas only). "
-      "Staleness `age` = now − ts of the newest value a connection holds "
-      "for a symbol, sampled every 100 ms over random (connection, symbol) "
-      "pairs: it includes the time since a cold symbol last ticked. `lag` = "
-      "how far that value is behind the newest value of the symbol any "
-      "connection holds. Gaps: publisher deltas whose `from` was not the "
-      "seq held (peers carry no seq). CPU0 other = share of CPU 0 used by "
-      "processes other than the server (other engineers' tests).")
-    w("")
-    w("| group | server | N | M | K | R | sent/s | delivered/s | frames/s | "
-      "srv cores | CPU-s/M upd | p50 ms | p99 ms | p99.9 ms | age p50/p99 ms | "
-      "lag p99 ms | gaps | closed | load core | CPU0 other | load avg | valid |")
-    w("|" + "---|" * 22)
+    rows_ = []
     for r in res:
-        other = max(0.0, num(r, "cpu0_busy") - num(r, "srv_cpu_frac"))
-        w(f"| {r.get('label')} | {NAMES.get(r.get('server'), r.get('server'))} | "
-          f"{int(num(r, 'conns')):,} | {r.get('symbols')} | {k_label(r)} | "
-          f"{fmt_rate(num(r, 'rate'))} | {fmt_rate(num(r, 'tg_rate'))} | "
-          f"{num(r, 'upd_per_s'):,.0f} | {num(r, 'frames_per_s'):,.0f} | "
-          f"{num(r, 'srv_cpu_frac'):.2f} | {num(r, 'srv_cpu_s_per_mupd'):.2f} | "
-          f"{fmt_ms(num(r, 'lat_p50_us', -1))} | {fmt_ms(num(r, 'lat_p99_us', -1))} | "
-          f"{fmt_ms(num(r, 'lat_p999_us', -1))} | "
-          f"{fmt_ms(num(r, 'stale_p50_us', -1))}/{fmt_ms(num(r, 'stale_p99_us', -1))} | "
-          f"{fmt_ms(num(r, 'lag_p99_us', -1))} | {r.get('gaps')} | {r.get('closed')} | "
-          f"{num(r, 'load_cpu_frac'):.2f} | {other:.2f} | "
-          f"{r.get('loadavg', '').replace('/', ' ')} | "
-          f"{validity(r)} |")
-    w("")
+        rows_.append([r.get("label"), server_label(r), f"{int(num(r, 'conns')):,}",
+                      r.get("symbols"), k_label(r), fmt_rate(num(r, "rate")),
+                      fmt_rate(num(r, "tg_rate")), f"{num(r, 'upd_per_s'):,.0f}",
+                      f"{num(r, 'frames_per_s'):,.0f}", f"{num(r, 'srv_cpu_frac'):.2f}",
+                      f"{num(r, 'srv_cpu_s_per_mupd'):.2f}",
+                      fmt_ms(num(r, "lat_p50_us", -1)), fmt_ms(num(r, "lat_p99_us", -1)),
+                      fmt_ms(num(r, "stale_src_p99_us", -1)), r.get("gaps"), r.get("closed"),
+                      f"{num(r, 'load_cpu_frac'):.2f}", r.get("loadavg", "").replace("/", " "),
+                      checks(r)])
+    table(w, ["group", "server", "N", "M", "K", "R", "sent/s", "delivered/s", "frames/s",
+              "srv cores", "CPU-s/M upd", "lat p50", "lat p99", "stale p99", "gaps",
+              "closed", "load core", "load avg", "valid"], rows_)
+    if sb:
+        table(w, ["sendbase group", "N", "frame bytes", "frames/s", "CPU-s / M frames",
+                  "sender busy", "reader busy", "valid"],
+              [[r.get("group"), f"{int(num(r, 'conns')):,}", f"{num(r, 'frame_bytes'):.0f}",
+                f"{num(r, 'frames_per_s'):,.0f}", f"{num(r, 'sender_cpu_per_mframe'):.2f}",
+                f"{num(r, 'sender_busy'):.2f}", f"{num(r, 'reader_busy'):.2f}",
+                "yes" if r.get("invalid", "no") == "no" else r.get("invalid")] for r in sb])
     if skipped:
         w("## Skipped")
         w("")

@@ -5,7 +5,7 @@
  *           [--conns N] [--symbols M] [--per-conn K|all] [--open-rate R]
  *           [--settle S] [--warmup W] [--duration D] [--server-pid P[,P...]]
  *           [--rss-limit-mb MB] [--label TEXT] [--shm FILE] [--chaos F]
- *           [--deflate]
+ *           [--deflate] [--max-hz H]
  *           [-- TICKGEN ARGV...]
  *
  * One thread, epoll, level-triggered, N non-blocking connections opened at
@@ -28,6 +28,10 @@
  *              GET /socket.io/?EIO=4&transport=websocket, "0{...}" open, "40"
  *              connect, 42["join",[...]] to join rooms, 42["tick",{...}]
  *              events, "2" ping -> "3" pong.
+ *   nchan      nginx's nchan module: the channels are in the upgrade's path,
+ *              /sub/S0001,S0042,... (at most 255 per connection, nchan's
+ *              limit), so a connection is subscribed from its opening; one
+ *              JSON tick per message, as plain.
  *
  * Symbols are named S0000 ... S<M-1>, as tickgen names them. Connection i
  * subscribes to the K symbols (i*K + j) mod M, j < K, so together the
@@ -209,7 +213,7 @@ hist_pct(const struct hist *h, double pct)
 
 /* ------------------------------------------------------------ state */
 
-enum proto { P_PUBLISHER, P_PLAIN, P_NATS, P_SOCKETIO };
+enum proto { P_PUBLISHER, P_PLAIN, P_NATS, P_SOCKETIO, P_NCHAN };
 
 enum cstate {
 	C_CONNECTING,
@@ -219,9 +223,12 @@ enum cstate {
 	C_CLOSED,
 };
 
+/* What a connection holds of a symbol: the seq (publisher) and the ts of
+ * its newest value, in µs after ts_base (0: nothing yet). 8 bytes, so that
+ * 1,000 symbols of 1,000 connections take half the cache. */
 struct held {
-	uint64_t seq;
-	int64_t ts;
+	uint32_t seq;
+	uint32_t ts_off;
 };
 
 enum chaos { CH_NONE, CH_SLOW, CH_STALLED, CH_CLOSER };
@@ -261,6 +268,7 @@ struct options {
 	const char *shm_path;
 	double chaos;
 	bool deflate;
+	double max_hz; /* publisher: the subscribe's max_hz (0: none) */
 };
 
 enum phase {
@@ -308,6 +316,26 @@ static struct counters cnt_total; /* whole run */
 static struct hist lat, stale_age, stale_lag, stale_src;
 static struct tick_shm *shm; /* --shm: what tickgen has sent */
 static int64_t *best_ts; /* [symbols]: newest ts seen by any connection */
+static int64_t ts_base;  /* CLOCK_REALTIME µs a little before the start */
+
+static inline int64_t
+held_ts(const struct held *h)
+{
+	return h->ts_off ? ts_base + h->ts_off : 0;
+}
+
+static inline void
+held_take_ts(struct held *h, int64_t ts)
+{
+	int64_t off = ts - ts_base;
+
+	if (off < 1)
+		off = 1;
+	if (off > (int64_t)UINT32_MAX)
+		off = UINT32_MAX;
+	if ((uint32_t)off > h->ts_off)
+		h->ts_off = (uint32_t)off;
+}
 static unsigned ready_count, failed_count, closed_count;
 static char first_error[256];
 static volatile sig_atomic_t stop_flag;
@@ -674,16 +702,15 @@ on_update(struct conn *c, int sym, bool snapshot, uint64_t from, uint64_t seq,
 	if (!h)
 		return;
 	if (!snapshot && seq) {
-		if (h->seq != from) {
+		if (h->seq != (uint32_t)from) {
 			cnt_total.gaps++;
 			if (measuring && c->chaos == CH_NONE)
 				cnt.gaps++;
 		}
 	}
 	if (seq)
-		h->seq = seq;
-	if (ts > h->ts)
-		h->ts = ts;
+		h->seq = (uint32_t)seq;
+	held_take_ts(h, ts);
 	if (ts > best_ts[sym])
 		best_ts[sym] = ts;
 }
@@ -1034,9 +1061,11 @@ struct seen_frame {
 	bool compressed;
 	char *text; /* inflated text (compressed frames only) */
 	size_t len, cap;
-	/* the frame's updates, when it holds only updates */
+	/* the frame's updates, when it holds only updates, and what they add
+	 * up to for the counters */
 	struct update_ref *ups;
 	size_t nups, ups_cap;
+	uint64_t ticks, snapshots;
 	bool parsed;
 };
 
@@ -1045,20 +1074,34 @@ static z_stream inflater;
 static bool inflater_ready;
 static uint64_t inflate_misses;
 
+/* Four independent lanes of multiply-xorshift, so the multiplies of a
+ * large frame overlap instead of waiting on each other. */
 static uint64_t
 hash_bytes(const unsigned char *p, size_t len)
 {
-	uint64_t h = 0x9E3779B97F4A7C15ULL ^ len, w;
+	static const uint64_t k = 0xff51afd7ed558ccdULL;
+	uint64_t h[4] = {0x9E3779B97F4A7C15ULL ^ len, 0xC2B2AE3D27D4EB4FULL,
+	                 0x165667B19E3779F9ULL, 0x27D4EB2F165667C5ULL};
+	uint64_t w, r;
 	size_t i = 0;
+	int j;
 
+	for (; i + 32 <= len; i += 32)
+		for (j = 0; j < 4; j++) {
+			memcpy(&w, p + i + 8 * j, 8);
+			h[j] = (h[j] ^ w) * k;
+			h[j] ^= h[j] >> 29;
+		}
 	for (; i + 8 <= len; i += 8) {
 		memcpy(&w, p + i, 8);
-		h = (h ^ w) * 0xff51afd7ed558ccdULL;
-		h ^= h >> 29;
+		h[0] = (h[0] ^ w) * k;
+		h[0] ^= h[0] >> 29;
 	}
 	for (; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ULL;
-	return h ? h : 1;
+		h[1] = (h[1] ^ p[i]) * 0x100000001b3ULL;
+	r = h[0] ^ (h[1] * 3) ^ (h[2] * 5) ^ (h[3] * 7);
+	r = (r ^ (r >> 31)) * k;
+	return r ? r : 1;
 }
 
 /* Inflate a message (the 4-byte sync tail the sender stripped put back)
@@ -1097,6 +1140,21 @@ inflate_into(struct seen_frame *e, const unsigned char *z, size_t zlen)
 	return true;
 }
 
+static void
+sort_by_symbol(struct update_ref *u, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct update_ref x = u[i];
+		size_t j = i;
+
+		while (j > 0 && u[j - 1].sym > x.sym) {
+			u[j] = u[j - 1];
+			j--;
+		}
+		u[j] = x;
+	}
+}
+
 /* The frame as seen before, or now: NULL when a compressed one does not
  * inflate. An uncompressed frame that is not all updates has no text
  * here: use the bytes received. */
@@ -1120,10 +1178,69 @@ frame_seen(const char *bytes, size_t len, bool compressed)
 		e->parsed = parse_all_updates(bytes, len, &e->ups, &e->nups,
 		                              &e->ups_cap);
 	}
+	/* By symbol (stable: a symbol's updates keep their order), so that
+	 * applying them walks what a connection holds from one end to the
+	 * other instead of jumping about it. */
+	if (e->parsed)
+		sort_by_symbol(e->ups, e->nups);
+	e->ticks = e->snapshots = 0;
+	for (size_t i = 0; e->parsed && i < e->nups; i++) {
+		const struct update_ref *u = &e->ups[i];
+
+		e->ticks += !u->snapshot && u->seq > u->from && u->from
+		                    ? u->seq - u->from
+		                    : 1;
+		e->snapshots += u->snapshot;
+	}
 	e->hash = h;
 	e->wire_len = len;
 	e->compressed = compressed;
 	return e;
+}
+
+/*
+ * on_update() for every update of a frame seen before: the counters once
+ * for the frame, then per update what depends on the connection (its
+ * gap check, what it holds, the latency). What a connection holds of 1,000
+ * symbols is cold by the time its next frame comes: it is fetched ahead.
+ */
+static void
+apply_seen_frame(struct conn *c, const struct seen_frame *m)
+{
+	enum { AHEAD = 24 };
+	bool counted = measuring && c->chaos == CH_NONE;
+	uint64_t gaps = 0;
+
+	cnt_total.updates += m->nups;
+	cnt_total.ticks += m->ticks;
+	cnt_total.snapshots += m->snapshots;
+	if (counted) {
+		cnt.updates += m->nups;
+		cnt.ticks += m->ticks;
+		cnt.snapshots += m->snapshots;
+	}
+	for (size_t i = 0; i < m->nups; i++) {
+		const struct update_ref *u = &m->ups[i];
+		struct held *h;
+
+		if (!u->snapshot && counted)
+			hist_add(&lat, recv_now_us - u->ts);
+		if (!c->held)
+			continue;
+		if (i + AHEAD < m->nups)
+			__builtin_prefetch(&c->held[m->ups[i + AHEAD].sym], 1);
+		h = &c->held[u->sym];
+		if (!u->snapshot && u->seq && h->seq != (uint32_t)u->from)
+			gaps++;
+		if (u->seq)
+			h->seq = (uint32_t)u->seq;
+		held_take_ts(h, u->ts);
+		if (u->ts > best_ts[u->sym])
+			best_ts[u->sym] = u->ts;
+	}
+	cnt_total.gaps += gaps;
+	if (counted)
+		cnt.gaps += gaps;
 }
 
 static void
@@ -1146,6 +1263,7 @@ on_message(struct conn *c, unsigned op, const char *s, size_t len)
 		on_publisher_message(c, s, len);
 		break;
 	case P_PLAIN:
+	case P_NCHAN:
 		on_tick_object(c, s, s + len);
 		break;
 	case P_NATS:
@@ -1177,18 +1295,8 @@ on_frame_message(struct conn *c, unsigned op, bool compressed, const char *s,
 		return;
 	}
 	if (m->parsed) {
-		/* What a connection holds of 1,000 symbols is cold by the
-		 * time its next frame comes: fetch it ahead. */
-		enum { AHEAD = 8 };
-
 		count_message(c, m->len);
-		for (size_t i = 0; i < m->nups; i++) {
-			if (c->held && i + AHEAD < m->nups)
-				__builtin_prefetch(
-				        &c->held[m->ups[i + AHEAD].sym], 1);
-			on_update(c, m->ups[i].sym, m->ups[i].snapshot,
-			          m->ups[i].from, m->ups[i].seq, m->ups[i].ts);
-		}
+		apply_seen_frame(c, m);
 		return;
 	}
 	if (compressed)
@@ -1324,6 +1432,27 @@ conn_close(struct conn *c, bool by_server)
 	(void)by_server;
 }
 
+static unsigned
+conn_symbol(const struct conn *c, unsigned j);
+
+/* The upgrade's path: nchan takes the channels there. */
+static void
+conn_path(const struct conn *c, char *out, size_t cap)
+{
+	unsigned j, k = opt.per_conn ? opt.per_conn : opt.symbols;
+	size_t len;
+
+	if (opt.proto != P_NCHAN) {
+		snprintf(out, cap, "%s", opt.path);
+		return;
+	}
+	len = (size_t)snprintf(out, cap, "%s", opt.path);
+	for (j = 0; j < k && len + 8 < cap; j++)
+		len += (size_t)snprintf(out + len, cap - len, "%sS%04u",
+		                        j ? "," : "",
+		                        opt.per_conn ? conn_symbol(c, j) : j);
+}
+
 static void
 conn_open(struct conn *c)
 {
@@ -1365,8 +1494,11 @@ conn_open(struct conn *c)
 
 	/* The upgrade request, sent once the connect completes. */
 	{
-		char req[512];
-		int n = snprintf(
+		char req[8192], path[4096];
+		int n;
+
+		conn_path(c, path, sizeof path);
+		n = snprintf(
 		        req, sizeof req,
 		        "GET %s HTTP/1.1\r\n"
 		        "Host: %s:%d\r\n"
@@ -1376,7 +1508,7 @@ conn_open(struct conn *c)
 		        "Sec-WebSocket-Version: 13\r\n"
 		        "%s"
 		        "\r\n",
-		        opt.path, opt.host, opt.port,
+		        path, opt.host, opt.port,
 		        opt.deflate ? "Sec-WebSocket-Extensions: "
 		                      "permessage-deflate; "
 		                      "server_no_context_takeover\r\n"
@@ -1423,7 +1555,7 @@ handshake_parse(struct conn *c, char *buf, size_t len)
 	c->state = C_OPEN;
 	c->deflate = opt.deflate &&
 	             memmem(buf, (size_t)(end - buf), "permessage-deflate", 18);
-	if (opt.proto == P_PLAIN) {
+	if (opt.proto == P_PLAIN || opt.proto == P_NCHAN) {
 		c->state = C_READY;
 		ready_count++;
 	}
@@ -1541,10 +1673,16 @@ conn_subscribe(struct conn *c)
 				APPEND(item, (size_t)n);
 			}
 		}
-		if (opt.proto == P_SOCKETIO)
+		if (opt.proto == P_SOCKETIO) {
 			APPEND("]]", 2);
-		else
+		} else if (opt.proto == P_PUBLISHER && opt.max_hz > 0) {
+			int n = snprintf(item, sizeof item, "],\"max_hz\":%g}",
+			                 opt.max_hz);
+
+			APPEND(item, (size_t)n);
+		} else {
 			APPEND("]}", 2);
+		}
 		ws_send_text(c, msg, len);
 		break;
 	case P_NATS:
@@ -1561,6 +1699,8 @@ conn_subscribe(struct conn *c)
 		}
 		ws_send_text(c, msg, len);
 		break;
+	case P_NCHAN:
+		break; /* subscribed by the upgrade's path */
 	}
 #undef APPEND
 	free(msg);
@@ -1575,11 +1715,11 @@ usage(void)
 {
 	fprintf(stderr,
 	        "usage: subload --port P [--host 127.0.0.1] [--path /ws]\n"
-	        "  [--proto publisher|plain|nats|socketio] [--conns N]\n"
+	        "  [--proto publisher|plain|nats|socketio|nchan] [--conns N]\n"
 	        "  [--symbols M] [--per-conn K|all] [--open-rate R]\n"
 	        "  [--settle S] [--warmup W] [--duration D]\n"
 	        "  [--server-pid P[,P...]] [--rss-limit-mb MB] [--label TEXT]\n"
-	        "  [--shm FILE] [--chaos FRACTION] [--deflate]\n"
+	        "  [--shm FILE] [--chaos FRACTION] [--deflate] [--max-hz H]\n"
 	        "  [-- TICKGEN ARGV...]\n");
 	exit(2);
 }
@@ -1622,6 +1762,8 @@ parse_args(int argc, char **argv)
 				opt.proto = P_NATS;
 			else if (!strcmp(v, "socketio"))
 				opt.proto = P_SOCKETIO;
+			else if (!strcmp(v, "nchan"))
+				opt.proto = P_NCHAN;
 			else
 				usage();
 		} else if (!strcmp(a, "--conns"))
@@ -1646,6 +1788,8 @@ parse_args(int argc, char **argv)
 			opt.shm_path = v;
 		else if (!strcmp(a, "--chaos"))
 			opt.chaos = strtod(v, NULL);
+		else if (!strcmp(a, "--max-hz"))
+			opt.max_hz = strtod(v, NULL);
 		else if (!strcmp(a, "--server-pid")) {
 			char *copy = strdup(v), *tok, *save = NULL;
 
@@ -1665,8 +1809,17 @@ parse_args(int argc, char **argv)
 	if (!opt.path)
 		opt.path = opt.proto == P_SOCKETIO
 		                   ? "/socket.io/?EIO=4&transport=websocket"
-		           : opt.proto == P_NATS ? "/"
-		                                 : "/ws";
+		           : opt.proto == P_NATS  ? "/"
+		           : opt.proto == P_NCHAN ? "/sub/"
+		                                  : "/ws";
+	if (opt.proto == P_NCHAN &&
+	    (opt.per_conn ? opt.per_conn : opt.symbols) > 255) {
+		fprintf(stderr, "subload: nchan takes at most 255 channels per "
+		                "connection; --per-conn %u over %u symbols needs "
+		                "more\n",
+		        opt.per_conn, opt.symbols);
+		exit(2);
+	}
 }
 
 static pid_t
@@ -1743,7 +1896,7 @@ next_tick(const struct conn *c, unsigned sym, uint64_t count)
 	 * time (ticks of one batch share a time: the same instant). */
 	k = count > TICK_SHM_RING ? count - TICK_SHM_RING + 1 : 1;
 	for (; k <= count; k++)
-		if (tick_shm_ts(shm, sym, k, count) > h->ts)
+		if (tick_shm_ts(shm, sym, k, count) > held_ts(h))
 			return k;
 	return 0;
 }
@@ -1861,7 +2014,7 @@ static const char *
 proto_name(void)
 {
 	static const char *const names[] = {"publisher", "plain", "nats",
-	                                    "socketio"};
+	                                    "socketio", "nchan"};
 
 	return names[opt.proto];
 }
@@ -1918,6 +2071,7 @@ main(int argc, char **argv)
 	if (opt.shm_path)
 		shm_create();
 	rss_base = servers_rss_kb();
+	ts_base = real_us() - 10 * 1000000LL;
 	t_start = t_phase = mono_us();
 	open_deadline =
 	        t_start + (int64_t)((opt.conns / opt.open_rate + 20) * 1e6);
@@ -2025,17 +2179,17 @@ main(int argc, char **argv)
 					                                   opt.per_conn))
 					              : (unsigned)(rng_next() %
 					                           opt.symbols);
-					if (!c->held[sym].ts || c->chaos)
+					if (!c->held[sym].ts_off || c->chaos)
 						continue;
 					if (shm)
 						hist_add(&stale_src,
 						         stale_vs_source(c, sym,
 						                         rnow));
 					hist_add(&stale_age,
-					         rnow - c->held[sym].ts);
+					         rnow - held_ts(&c->held[sym]));
 					hist_add(&stale_lag,
 					         best_ts[sym] -
-					                 c->held[sym].ts);
+					                 held_ts(&c->held[sym]));
 				}
 			}
 			if (opt.rss_limit_mb > 0 && now >= next_rss) {
