@@ -23,30 +23,12 @@
 #include "decimal.h"
 #include "engine.h"
 #include "tick.h"
+#include "bench_util.h"
 #include "ws_deflate.h"
 
 #define NSYMBOLS 1000
 #define NFRAMES	 64
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint32_t
-rng_next(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 16);
-}
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A price walk per symbol: quotes, and one time in three a trade. */
 static void
@@ -57,12 +39,12 @@ tick_random(struct tick *t, unsigned sym, int64_t ts, int64_t *mid)
 	memset(t, 0, sizeof *t);
 	snprintf(t->symbol, sizeof t->symbol, "SYM%04u.X", sym);
 	t->ts = ts;
-	mid[sym] += (int64_t)(rng_next() % 5) - 2;
-	if (rng_next() % 3 == 0) {
+	mid[sym] += (int64_t)(bench_rng() % 5) - 2;
+	if (bench_rng() % 3 == 0) {
 		d.mantissa = mid[sym];
 		d.scale = 2;
 		tick_set(t, FIELD_LAST, d);
-		d.mantissa = 100 * (1 + rng_next() % 50);
+		d.mantissa = 100 * (1 + bench_rng() % 50);
 		d.scale = 0;
 		tick_set(t, FIELD_LAST_SIZE, d);
 	} else {
@@ -71,10 +53,10 @@ tick_random(struct tick *t, unsigned sym, int64_t ts, int64_t *mid)
 		tick_set(t, FIELD_BID, d);
 		d.mantissa = mid[sym] + 1;
 		tick_set(t, FIELD_ASK, d);
-		d.mantissa = 100 * (1 + rng_next() % 50);
+		d.mantissa = 100 * (1 + bench_rng() % 50);
 		d.scale = 0;
 		tick_set(t, FIELD_BID_SIZE, d);
-		d.mantissa = 100 * (1 + rng_next() % 50);
+		d.mantissa = 100 * (1 + bench_rng() % 50);
 		tick_set(t, FIELD_ASK_SIZE, d);
 	}
 }
@@ -102,7 +84,7 @@ make_frames(struct frames *fr, unsigned dirty)
 	if (!e || !scratch)
 		exit(1);
 	for (i = 0; i < NSYMBOLS; i++) {
-		mid[i] = 1000 + 100 * (int64_t)(rng_next() % 5000);
+		mid[i] = 1000 + 100 * (int64_t)(bench_rng() % 5000);
 		tick_random(&t, i, ts++, mid);
 		engine_apply_tick(e, &t);
 	}
@@ -115,7 +97,7 @@ make_frames(struct frames *fr, unsigned dirty)
 	for (k = 0; k < NFRAMES; k++) {
 		for (i = 0; i < dirty; i++) {
 			tick_random(&t, dirty == NSYMBOLS ? i
-							  : rng_next() % NSYMBOLS,
+							  : bench_rng() % NSYMBOLS,
 				    ts += 137, mid);
 			engine_apply_tick(e, &t);
 		}
@@ -149,13 +131,13 @@ bench_level(const struct frames *fr, unsigned dirty, int level, double secs)
 	d = ws_deflate_create(&cfg);
 	if (!d)
 		exit(1);
-	t0 = now_s();
+	t0 = bench_now_s();
 	do {
 		for (unsigned k = 0; k < NFRAMES; k++)
 			ws_deflate_frame(d, ++id, fr->text[k], fr->len[k], 0,
 					 &z);
 		frames += NFRAMES;
-		t1 = now_s();
+		t1 = bench_now_s();
 	} while (t1 - t0 < secs);
 	ws_deflate_get_stats(d, &st);
 	printf("%6u %6zu  %d  %7.0f  %5.2f:1  %8.1f  %7.0f\n", dirty,
@@ -182,13 +164,13 @@ bench_hit(const struct frames *fr, double secs)
 	if (!d)
 		exit(1);
 	ws_deflate_frame(d, 1, fr->text[0], fr->len[0], 0, &z);
-	t0 = now_s();
+	t0 = bench_now_s();
 	do {
 		for (int i = 0; i < 100000; i++)
 			sum += ws_deflate_frame(d, 1, fr->text[0], fr->len[0],
 						0, &z);
 		n += 100000;
-		t1 = now_s();
+		t1 = bench_now_s();
 	} while (t1 - t0 < secs);
 	printf("cache hit (every other client of a shared frame): %.1f ns "
 	       "(checksum %zu)\n",

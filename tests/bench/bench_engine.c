@@ -30,31 +30,13 @@
 #include "decimal.h"
 #include "engine.h"
 #include "tick.h"
+#include "bench_util.h"
 
 #define NSYMBOLS  1000
 #define NCLIENTS  1000
 #define NTICKS    (1u << 20)
 #define FRAME_CAP ENGINE_FRAME_CAP
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint32_t
-rng_next(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 16);
-}
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Resident memory in MiB, from /proc (0 where there is none). */
 static double
@@ -88,23 +70,23 @@ tick_random(struct tick *t, unsigned sym, int64_t ts)
 	memset(t, 0, sizeof *t);
 	symbol_name(t->symbol, sizeof t->symbol, sym);
 	t->ts = ts;
-	if (rng_next() % 3 == 0) {
-		d.mantissa = 10000 + rng_next() % 500;
+	if (bench_rng() % 3 == 0) {
+		d.mantissa = 10000 + bench_rng() % 500;
 		d.scale = 2;
 		tick_set(t, FIELD_LAST, d);
-		d.mantissa = 1 + rng_next() % 1000;
+		d.mantissa = 1 + bench_rng() % 1000;
 		d.scale = 0;
 		tick_set(t, FIELD_LAST_SIZE, d);
 	} else {
-		d.mantissa = 10000 + rng_next() % 500;
+		d.mantissa = 10000 + bench_rng() % 500;
 		d.scale = 2;
 		tick_set(t, FIELD_BID, d);
-		d.mantissa += 1 + rng_next() % 5;
+		d.mantissa += 1 + bench_rng() % 5;
 		tick_set(t, FIELD_ASK, d);
-		d.mantissa = 100 * (1 + rng_next() % 10);
+		d.mantissa = 100 * (1 + bench_rng() % 10);
 		d.scale = 0;
 		tick_set(t, FIELD_BID_SIZE, d);
-		d.mantissa = 100 * (1 + rng_next() % 10);
+		d.mantissa = 100 * (1 + bench_rng() % 10);
 		tick_set(t, FIELD_ASK_SIZE, d);
 	}
 }
@@ -159,17 +141,17 @@ bench_apply(double seconds)
 		exit(1);
 	}
 	for (i = 0; i < NTICKS; i++)
-		tick_random(&ticks[i], rng_next() % NSYMBOLS, (int64_t)i);
+		tick_random(&ticks[i], bench_rng() % NSYMBOLS, (int64_t)i);
 	e = engine_new(&ready);
 	/* One pass to create the symbols, untimed. */
 	for (i = 0; i < NSYMBOLS; i++)
 		engine_apply_tick(e, &ticks[i]);
 
-	t0 = now_s();
+	t0 = bench_now_s();
 	do {
 		for (i = 0; i < NTICKS; i++)
 			applied += engine_apply_tick(e, &ticks[i]) != 0;
-		t1 = now_s();
+		t1 = bench_now_s();
 	} while (t1 - t0 < seconds);
 
 	engine_get_stats(e, &st);
@@ -214,7 +196,7 @@ bench_rounds(const char *label, unsigned nclients, unsigned per_client,
 		symbol_name(names[i], sizeof names[i], i);
 	e = engine_new(&ready);
 	rss0 = rss_mib();
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (k = 0; k < nclients; k++) {
 		c[k] = engine_client_create(e, NULL);
 		if (!c[k]) {
@@ -236,7 +218,7 @@ bench_rounds(const char *label, unsigned nclients, unsigned per_client,
 			exit(1);
 		}
 	}
-	t_subscribe = now_s() - t0;
+	t_subscribe = bench_now_s() - t0;
 	/* The first round brings everyone a snapshot; untimed. */
 	for (i = 0; i < NSYMBOLS; i++) {
 		tick_random(&ticks[i], i, 0);
@@ -248,21 +230,21 @@ bench_rounds(const char *label, unsigned nclients, unsigned per_client,
 	rss1 = rss_mib();
 	engine_get_stats(e, &before);
 
-	start = now_s();
+	start = bench_now_s();
 	do {
 		/* New ticks each round, made outside the timed phases. */
 		for (i = 0; i < NSYMBOLS; i++)
 			tick_random(&ticks[i], i, (int64_t)rounds + 1);
-		t0 = now_s();
+		t0 = bench_now_s();
 		for (i = 0; i < NSYMBOLS; i++)
 			engine_apply_tick(e, &ticks[i]);
-		t1 = now_s();
+		t1 = bench_now_s();
 		engine_flush(e);
-		t2 = now_s();
+		t2 = bench_now_s();
 		for (k = 0; k < nclients; k++)
 			if ((k + rounds) % take_every == 0)
 				bytes += drain(c[k], (int64_t)rounds + 1, buf);
-		t3 = now_s();
+		t3 = bench_now_s();
 		t_tick += t1 - t0;
 		t_flush += t2 - t1;
 		t_write += t3 - t2;

@@ -127,6 +127,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proc_stats.h"
+
 /* The reader's receive buffer. */
 #define READ_CHUNK (256 * 1024)
 /* Events taken per epoll_wait(). */
@@ -269,40 +271,6 @@ self_cpu_s(double *sys_s)
 	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + *sys_s;
 }
 
-/* utime + stime of a process, in seconds; -1 when it is gone. */
-static double
-proc_cpu_s(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long ut, st;
-	FILE *f;
-	size_t n;
-	int i;
-
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')'); /* the command name may hold spaces */
-	if (!p)
-		return -1;
-	p += 2;
-	/* fields from 3 (state): utime is field 14, stime 15 */
-	for (i = 3; i < 14 && p; i++) {
-		p = strchr(p, ' ');
-		if (p)
-			p++;
-	}
-	if (!p || sscanf(p, "%lu %lu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* Seconds a process waited on a run queue, runnable but not running
  * (/proc/PID/schedstat, second field); -1 when unreadable. */
 static double
@@ -325,51 +293,6 @@ proc_runq_s(pid_t pid)
 	n = fscanf(f, "%llu %llu", &run_ns, &wait_ns);
 	fclose(f);
 	return n == 2 ? (double)wait_ns / 1e9 : -1;
-}
-
-/* VmRSS of this process in kB; -1 when unreadable. */
-static long
-self_rss_kb(void)
-{
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof line, f))
-		if (!strncmp(line, "VmRSS:", 6)) {
-			kb = strtol(line + 6, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return kb;
-}
-
-/* The first eight columns of CPU n in /proc/stat (jiffies): user, nice,
- * system, idle, iowait, irq, softirq, steal. Everything on that core, other
- * people's processes included. */
-#define CORE_COLS 8
-enum { C_USER, C_NICE, C_SYS, C_IDLE, C_IOWAIT, C_IRQ, C_SOFTIRQ, C_STEAL };
-
-static void
-core_read(int n, unsigned long long v[CORE_COLS])
-{
-	char line[512], want[16];
-	FILE *f = fopen("/proc/stat", "r");
-	int wl = snprintf(want, sizeof want, "cpu%d ", n);
-
-	memset(v, 0, CORE_COLS * sizeof *v);
-	if (!f)
-		return;
-	while (fgets(line, sizeof line, f)) {
-		if (strncmp(line, want, (size_t)wl))
-			continue;
-		sscanf(line + wl, "%llu %llu %llu %llu %llu %llu %llu %llu",
-		       &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
-		break;
-	}
-	fclose(f);
 }
 
 /* Of the jiffies between a and b: the fraction spent in the columns of
@@ -967,7 +890,7 @@ report(double open_s, double ld, long pressure)
 	        frames + skipped ? (double)skipped / (double)(frames + skipped)
 	                         : 0;
 	double s_busy, r_busy;
-	long rss = self_rss_kb();
+	long rss = proc_rss_kb(0);
 	long page_kb = sysconf(_SC_PAGESIZE) / 1024;
 	long mem_peak_kb = tcp_mem_peak >= 0 ? tcp_mem_peak * page_kb : -1;
 	const char *mode = opt.mode == M_ROUND ? "round" : "ready";

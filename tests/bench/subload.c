@@ -114,6 +114,7 @@
 
 #include <zlib.h>
 
+#include "proc_stats.h"
 #include "tick_shm.h"
 
 /* Bytes read per recv() call. */
@@ -388,59 +389,6 @@ note_error(const char *what, const char *a, size_t alen)
 
 /* ------------------------------------------------------------ /proc */
 
-/* utime + stime of a process, in seconds; -1 when it is gone. */
-static double
-proc_cpu_s(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long ut, st;
-	FILE *f;
-	size_t n;
-	int i;
-
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')'); /* the command name may hold spaces */
-	if (!p)
-		return -1;
-	p += 2;
-	/* fields from 3 (state): utime is field 14, stime 15 */
-	for (i = 3; i < 14 && p; i++) {
-		p = strchr(p, ' ');
-		if (p)
-			p++;
-	}
-	if (!p || sscanf(p, "%lu %lu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* VmRSS in kB; -1 when it is gone. */
-static long
-proc_rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	long kb = -1;
-	FILE *f;
-
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof line, f))
-		if (!strncmp(line, "VmRSS:", 6)) {
-			kb = strtol(line + 6, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return kb;
-}
-
 static double
 servers_cpu_s(void)
 {
@@ -483,30 +431,18 @@ self_cpu_s(void)
 	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-/* Busy and total jiffies of CPU n from /proc/stat (everything on that core,
- * other people's processes included). */
+/* Busy and total jiffies of CPU n (everything on that core, other
+ * people's processes included). */
 static void
 core_jiffies(int n, unsigned long long *busy, unsigned long long *total)
 {
-	char line[512], want[16];
-	FILE *f = fopen("/proc/stat", "r");
-	int wl = snprintf(want, sizeof want, "cpu%d ", n);
+	unsigned long long v[CORE_COLS];
+	int i;
 
-	*busy = *total = 0;
-	if (!f)
-		return;
-	while (fgets(line, sizeof line, f)) {
-		unsigned long long v[10] = {0};
-
-		if (strncmp(line, want, (size_t)wl))
-			continue;
-		sscanf(line + wl, "%llu %llu %llu %llu %llu %llu %llu %llu",
-		       &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
-		*total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
-		*busy = *total - v[3] - v[4];
-		break;
-	}
-	fclose(f);
+	core_read(n, v);
+	for (*total = 0, i = 0; i < CORE_COLS; i++)
+		*total += v[i];
+	*busy = *total - v[C_IDLE] - v[C_IOWAIT];
 }
 
 /* ------------------------------------------------------------ output */
