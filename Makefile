@@ -10,8 +10,10 @@
 
 CC ?= cc
 SANITIZER ?=
+# COVERAGE=1: built with gcov counters into build-coverage (make coverage).
+COVERAGE ?=
 comma := ,
-BUILD := build$(if $(SANITIZER),-$(subst $(comma),-,$(SANITIZER)))
+BUILD := build$(if $(SANITIZER),-$(subst $(comma),-,$(SANITIZER)))$(if $(COVERAGE),-coverage)
 
 PKGS := libwebsockets libuv jansson sqlite3 libssl libcrypto zlib
 TEST_PKGS := cmocka
@@ -23,6 +25,10 @@ CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) -pthread -MMD -MP -Ipublisher -Ifeeds
 ifneq ($(SANITIZER),)
 CFLAGS_ALL += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS_ALL += -fsanitize=$(SANITIZER)
+endif
+ifneq ($(COVERAGE),)
+CFLAGS_ALL += --coverage
+LDFLAGS_ALL += --coverage
 endif
 
 # pkg-config is asked lazily, after `deps` has had the chance to install.
@@ -218,6 +224,14 @@ integration: all
 	@PUBLISHER_BIN=$(CURDIR)/$(BIN) $(PYTHON) tests/integration/run.py
 
 test: unit integration browser
+
+# Line coverage of publisher/ and feeds/ by the unit, integration and
+# browser tests (gcov): a line per file, then the total.
+.PHONY: coverage
+coverage:
+	@find build-coverage -name '*.gcda' -delete 2>/dev/null || true
+	@$(MAKE) --no-print-directory COVERAGE=1 unit integration browser
+	@./tests/tools/coverage.sh build-coverage
 
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; ./$$b || exit 1; done
