@@ -43,7 +43,9 @@ ENGINE_SRC := publisher/decimal.c publisher/tick.c publisher/jsonbuf.c publisher
 PROTOCOL_SRC := publisher/protocol.c
 FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/tick_parse.c feeds/feed_stdin.c \
 	feeds/feed_replay.c feeds/feed_tcp.c
-SERVER_SRC := publisher/cli.c publisher/log.c publisher/query.c publisher/server.c publisher/auth.c \
+SERVER_SRC := publisher/cli.c publisher/log.c publisher/query.c publisher/auth.c \
+	publisher/server.c publisher/ws.c publisher/admission.c publisher/http_api.c publisher/metrics.c \
+	publisher/session.c \
 	publisher/pipeline.c publisher/wake.c publisher/ws_deflate.c \
 	publisher/redis_link.c
 MAIN_SRC := publisher/main.c
@@ -104,6 +106,13 @@ $(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(call obj,publisher/stor
 $(BUILD)/tests/test_export: $(BUILD)/tests/test_export.o $(call obj,$(STORE_SRC) $(ENGINE_SRC) publisher/log.c feeds/tick_parse.c $(PROTOCOL_SRC)) $(SCHEMA_OBJ)
 $(BUILD)/tests/test_auth: $(BUILD)/tests/test_auth.o $(call obj,publisher/auth.c publisher/log.c publisher/tick.c)
 $(BUILD)/tests/test_ws_deflate: $(BUILD)/tests/test_ws_deflate.o $(call obj,publisher/ws_deflate.c)
+# A session on a real pipeline and engine, with no socket: everything below
+# the transport.
+SESSION_SRC := publisher/session.c publisher/pipeline.c publisher/wake.c publisher/query.c \
+	publisher/redis_link.c publisher/log.c publisher/auth.c $(STORE_SRC) $(ENGINE_SRC) \
+	$(PROTOCOL_SRC) $(FEED_SRC)
+$(BUILD)/tests/test_session: $(BUILD)/tests/test_session.o $(call obj,$(SESSION_SRC)) $(SCHEMA_OBJ)
+$(BUILD)/tests/test_session: PKG_LIBS += $(REDIS_LIBS)
 $(UNIT_TESTS):
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) -pthread -lm
 

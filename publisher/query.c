@@ -582,6 +582,15 @@ query_submit(struct query_worker *w, const struct query_spec *spec,
 	return j;
 }
 
+void
+query_owner_ready(void *owner, void *ctx)
+{
+	struct query_owner *o = owner;
+
+	(void)ctx;
+	o->ready(o);
+}
+
 size_t
 query_worker_take_ready(struct query_worker *w,
 			void (*fn)(void *owner, void *ctx), void *ctx)

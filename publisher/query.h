@@ -78,6 +78,16 @@ size_t
 query_worker_take_ready(struct query_worker *w,
 			void (*fn)(void *owner, void *ctx), void *ctx);
 
+/* An owner that is told itself: the first member of the owner's struct,
+ * when owners of several kinds share a worker. query_owner_ready is then
+ * the fn for query_worker_take_ready: it calls the owner's ready(). */
+struct query_owner {
+	void (*ready)(struct query_owner *self);
+};
+
+void
+query_owner_ready(void *owner, void *ctx);
+
 /*
  * Move up to cap bytes of output into buf without blocking. Returns the
  * number moved. *done becomes true once the job has finished and all its

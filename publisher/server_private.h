@@ -1,0 +1,212 @@
+/*
+ * server_private.h: what the files of the server share, and nobody else.
+ *
+ *   server.c     the lws context, mounts, signals, housekeeping, lifetime
+ *   ws.c         the /ws protocol: a session's bytes over WebSocket
+ *   admission.c  who may connect: origin, token, connection caps
+ *   http_api.c   /api/export and /api/bars, and HTTP answers in general
+ *   metrics.c    /metrics and /healthz
+ *
+ * The protocol itself (ops, replies, what to send next) is session.c's,
+ * which knows nothing of libwebsockets.
+ */
+#ifndef PUBLISHER_SERVER_PRIVATE_H
+#define PUBLISHER_SERVER_PRIVATE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <libwebsockets.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "cli.h"
+#include "engine.h"
+#include "query.h"
+#include "server.h"
+#include "session.h"
+
+/* Largest frame: the engine's. History replies and HTTP bodies go out in
+ * pieces of the same size. */
+#define FRAME_CAP ENGINE_FRAME_CAP
+/* Room for a peer address as lws_get_peer_simple() writes it. */
+#define PEER_MAX 64
+/* Buckets of the per-address connection count (a power of two). */
+#define PEER_BUCKETS 1024
+
+/* Why a WebSocket handshake or an API request was refused, with the HTTP
+ * status the client gets and the label /metrics counts it under. */
+enum refusal {
+	REFUSED_UNAUTHORIZED,
+	REFUSED_ORIGIN,
+	REFUSED_FORBIDDEN, /* API only: a symbol outside the entitlements */
+	REFUSED_SERVER_FULL,
+	REFUSED_PER_IP,
+	REFUSED_SHUTTING_DOWN,
+	REFUSED_COUNT
+};
+
+/* What /metrics reports of the transport, beyond the sessions', engine's,
+ * store's and feed's own figures. Touched on the loop's thread only. */
+struct server_metrics {
+	uint64_t ws_frames_sent, ws_bytes_sent, http_bytes_sent;
+	uint64_t refused_ws[REFUSED_COUNT];
+	uint64_t refused_api[REFUSED_COUNT];
+	uint64_t rx_paused; /* times input was held while output waited */
+};
+
+/* Open connections per peer address, for --max-connections-per-ip. */
+struct peer_count {
+	struct peer_count *next;
+	char peer[PEER_MAX];
+	size_t n;
+};
+
+/*
+ * What admission decided for the WebSocket being upgraded, until
+ * ESTABLISHED takes it: lws frees the HTTP user space when it binds the ws
+ * protocol, and runs CONFIRM_UPGRADE, the upgrade and ESTABLISHED in one go
+ * for one wsi, so one slot is enough.
+ */
+struct admission {
+	struct lws *wsi; /* NULL: the slot is empty */
+	uint64_t conn_id;
+	char peer[PEER_MAX];
+	struct auth_claims claims; /* owned by the slot until taken */
+	bool deflate; /* the client's permessage-deflate offer was taken */
+};
+
+/* Per HTTP request on the API mounts (/api/…, /metrics, /healthz). */
+struct http_request {
+	struct query_owner owner;  /* first: the job's owner */
+	struct http_request *next; /* the server's list of exports */
+	struct lws *wsi;
+	char peer[PEER_MAX];
+	struct query_job *job;
+	char *body; /* a small answer built at once (metrics, healthz) */
+	size_t body_len, body_sent;
+	bool listed;
+};
+
+struct ws_conn;
+
+struct server {
+	uv_loop_t *loop;
+	struct lws_context *context;
+	struct lws_vhost *vhost;
+	const struct serve_options *opt;
+	struct server_parts parts;
+	struct pipeline *pipeline;
+	struct engine *engine; /* the pipeline's */
+	struct session_hub *hub;
+	struct query_worker *queries; /* NULL: history and export refused */
+	struct wake *query_wake;
+	char web_dir[PATH_MAX];
+	int port;
+
+	struct lws_protocols protocols[3];
+	struct lws_http_mount mount, mount_api, mount_metrics, mount_health;
+	struct http_request *exports;
+	lws_retry_bo_t retry;
+	lws_sorted_usec_list_t housekeeping;
+
+	size_t connections; /* WebSockets open */
+	size_t closing;     /* closed, whose socket lws still has */
+	uint64_t next_conn_id;
+	struct peer_count *peers[PEER_BUCKETS];
+
+	struct auth *auth; /* NULL: no --auth-secret, everyone sees all */
+	struct admission admitted;
+	struct server_metrics m;
+	time_t started;
+
+	char *frame;                /* LWS_PRE + FRAME_CAP: HTTP bodies */
+	struct ws_deflate *deflate; /* NULL: --compression off */
+
+	uv_signal_t sigint, sigterm;
+	uv_timer_t stop_timer;
+	/* WebSockets with work for the loop's idle turn (ws.c), and the
+	 * idle handle that runs while there are. */
+	uv_idle_t work_idle;
+	struct ws_conn *work;
+	struct wake *stop_wake; /* server_stop() from another thread */
+	int handles_open;       /* of sigint, sigterm, stop_timer, work_idle */
+	bool stopping;
+	int64_t stop_deadline_us;
+};
+
+/* ------------------------------------------------------------- ws.c */
+
+/* The /ws protocol's callback (protocols[0]). */
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                void *in, size_t len);
+
+/* sizeof the per-connection data of ws_callback. */
+size_t ws_conn_size(void);
+
+/* The loop's idle turn for WebSockets with work (work_idle's callback). */
+void ws_work_idle(uv_idle_t *h);
+
+/* --------------------------------------------------------- admission.c */
+
+/*
+ * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: admit the WebSocket upgrade or refuse
+ * it with an HTTP status. The order is origin, token, then the connection
+ * caps, so that a client without a valid token always learns only "401".
+ * Returns 0 to let the upgrade go on (what was decided waits in
+ * s->admitted), 1 when a refusal was written, -1 to hang up.
+ */
+int admit_upgrade(struct server *s, struct lws *wsi);
+
+/* ESTABLISHED: take what admission decided for wsi into *a (the slot is
+ * emptied). Returns -1 when this wsi was not admitted. */
+int take_admission(struct server *s, struct lws *wsi, struct admission *a);
+
+/* Whether to take a client's permessage-deflate offer, noted in the
+ * admission slot. */
+bool confirm_compression(struct server *s, struct lws *wsi, const char *name);
+
+/* The Origin check of a request (true: allowed; else the reason in why). */
+bool origin_allowed(struct server *s, struct lws *wsi, char *why,
+                    size_t whylen);
+
+/* Verify the request's token into *claims. Returns 0, or -1 with the
+ * reason, for the log, in why. */
+int authenticate(struct server *s, struct lws *wsi, struct auth_claims *claims,
+                 char *why, size_t whylen);
+
+/* Answer a refusal (status, one-line body) and log it, at most so often. */
+int write_refusal(struct lws *wsi, enum refusal r, bool upgrade);
+void log_refusal(const char *who, const char *what, enum refusal r,
+                 const char *why);
+const char *refusal_label(enum refusal r);
+
+void peer_of(struct lws *wsi, char *peer, size_t len);
+void peer_add(struct server *s, const char *peer, int delta);
+void peers_free(struct server *s);
+
+/* Make untrusted header text safe to quote in a log line. */
+void sanitize(char *text);
+
+bool is_loopback(const char *host);
+
+/* ---------------------------------------------------------- http_api.c */
+
+/* The API mounts' callback (protocols[1]). */
+int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                  void *in, size_t len);
+
+/* Answer with a body built at once (taken over, freed when sent). */
+int http_respond(struct http_request *h, unsigned status,
+                 const char *content_type, char *body, size_t len);
+int http_respond_text(struct http_request *h, unsigned status, const char *fmt,
+                      ...) __attribute__((format(printf, 3, 4)));
+
+/* ----------------------------------------------------------- metrics.c */
+
+int http_metrics(struct server *s, struct http_request *h);
+int http_healthz(struct server *s, struct http_request *h);
+
+#endif
