@@ -51,7 +51,9 @@ SERVER_SRC := publisher/cli.c publisher/log.c publisher/query.c publisher/auth.c
 MAIN_SRC := publisher/main.c
 # The SQLite store and export. The SQL of schema/NNN_name.sql is compiled in:
 # schema/embed.sh turns it into $(SCHEMA_OBJ), linked wherever STORE_SRC is.
-STORE_SRC := publisher/store.c publisher/export.c
+STORE_CORE_SRC := publisher/store.c publisher/store_sql.c publisher/store_sink.c \
+	publisher/store_write.c publisher/store_read.c
+STORE_SRC := $(STORE_CORE_SRC) publisher/export.c
 ALL_SRC := $(ENGINE_SRC) $(PROTOCOL_SRC) $(FEED_SRC) $(SERVER_SRC) $(MAIN_SRC) $(STORE_SRC)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -90,7 +92,7 @@ $(BUILD)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
 
-# A unit test binary links its own module only (see STYLE.md).
+# A unit test binary links its own module only.
 $(BUILD)/tests/test_decimal: $(BUILD)/tests/test_decimal.o $(call obj,publisher/decimal.c)
 $(BUILD)/tests/test_jsonbuf: $(BUILD)/tests/test_jsonbuf.o $(call obj,publisher/decimal.c publisher/jsonbuf.c)
 $(BUILD)/tests/test_engine: $(BUILD)/tests/test_engine.o $(BUILD)/tests/engine_test_util.o $(call obj,$(ENGINE_SRC))
@@ -102,7 +104,7 @@ $(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(call obj,$(FEED_SRC) publ
 $(BUILD)/tests/test_tick_parse: $(BUILD)/tests/test_tick_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c publisher/protocol.c publisher/jsonbuf.c)
 $(BUILD)/tests/test_feed_replay: $(BUILD)/tests/test_feed_replay.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(PROTOCOL_SRC) publisher/jsonbuf.c)
 $(BUILD)/tests/test_feed_tcp: $(BUILD)/tests/test_feed_tcp.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(PROTOCOL_SRC) publisher/jsonbuf.c)
-$(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(call obj,publisher/store.c $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
+$(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(call obj,$(STORE_CORE_SRC) $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
 $(BUILD)/tests/test_export: $(BUILD)/tests/test_export.o $(call obj,$(STORE_SRC) $(ENGINE_SRC) publisher/log.c feeds/tick_parse.c $(PROTOCOL_SRC)) $(SCHEMA_OBJ)
 $(BUILD)/tests/test_auth: $(BUILD)/tests/test_auth.o $(call obj,publisher/auth.c publisher/log.c publisher/tick.c)
 $(BUILD)/tests/test_ws_deflate: $(BUILD)/tests/test_ws_deflate.o $(call obj,publisher/ws_deflate.c)
@@ -122,12 +124,12 @@ $(BUILD)/bench/%.o: tests/bench/%.c
 $(BUILD)/bench/bench_engine: $(BUILD)/bench/bench_engine.o $(call obj,$(ENGINE_SRC))
 $(BUILD)/bench/bench_deflate: $(BUILD)/bench/bench_deflate.o $(call obj,$(ENGINE_SRC) publisher/ws_deflate.c)
 $(BUILD)/bench/bench_parse: $(BUILD)/bench/bench_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c publisher/protocol.c publisher/jsonbuf.c)
-$(BUILD)/bench/bench_replay: $(BUILD)/bench/bench_replay.o $(call obj,$(ENGINE_SRC) $(PROTOCOL_SRC) $(FEED_SRC) publisher/log.c publisher/store.c) $(SCHEMA_OBJ)
-$(BUILD)/bench/bench_store: $(BUILD)/bench/bench_store.o $(call obj,publisher/store.c $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
+$(BUILD)/bench/bench_replay: $(BUILD)/bench/bench_replay.o $(call obj,$(ENGINE_SRC) $(PROTOCOL_SRC) $(FEED_SRC) publisher/log.c $(STORE_CORE_SRC)) $(SCHEMA_OBJ)
+$(BUILD)/bench/bench_store: $(BUILD)/bench/bench_store.o $(call obj,$(STORE_CORE_SRC) $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
 $(BENCHES):
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -pthread -lm
 
-# Scale-out through Redis (issue 8): publisher/redis_link.c and what it needs.
+# Scale-out through Redis: publisher/redis_link.c and what it needs.
 # hiredis is asked for only here: its cflags put /usr/include/hiredis on the
 # include path, where its async.h, read.h, sds.h and alloc.h would shadow
 # project headers of the same name (we include <hiredis/hiredis.h>). The
@@ -143,7 +145,7 @@ $(BUILD)/tests/test_redis_link: PKG_LIBS = $(REDIS_LIBS)
 $(BUILD)/bench/bench_redis: $(BUILD)/bench/bench_redis.o $(call obj,$(REDIS_SRC))
 $(BUILD)/bench/bench_redis: PKG_LIBS = $(REDIS_LIBS)
 
-# The side-by-side suite (issue 6): a tick generator, a many-connection
+# The side-by-side suite: a tick generator, a many-connection
 # WebSocket subscriber and a NATS bridge, driven by tests/bench/run-suite.sh
 # against publisher, nats-server, a Node ws broadcaster and Socket.IO.
 #   make bench-suite                 the default matrix, under 10 minutes

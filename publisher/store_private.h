@@ -1,0 +1,350 @@
+/*
+ * store_private.h: what the store's files share, and nobody else.
+ *
+ *   store.c        opening, migrations, loading, the queue, the writer thread
+ *   store_sink.c   the pipeline's sink: a live feed's ticks, and the gaps
+ *                  it records when the queue is full
+ *   store_write.c  writing a batch in one transaction, failures and
+ *                  retries, retention
+ *   store_read.c   store_reader: history, export, bars and gaps
+ *   store_sql.c    the SQLite helpers they all use
+ *
+ * The store's design (the layout, the writer thread, the batches) is told
+ * at the top of store.c; the reads at the top of store_read.c.
+ */
+#ifndef PUBLISHER_STORE_PRIVATE_H
+#define PUBLISHER_STORE_PRIVATE_H
+
+#include "store.h"
+#include "../schema/schema_sql.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "decimal.h"
+#include "log.h"
+
+#define DEFAULT_COMMIT_MS      50
+#define DEFAULT_QUEUE_CAPACITY 262144
+/* Most ticks in one transaction. Batches grow toward this under load
+ * (fewer commits, each rewriting the same hot pages once); it also bounds
+ * how long one commit holds the ticks behind it. */
+#define BATCH_MAX 32768
+/* Rows per multi-row INSERT: one statement step appends them all, with the
+ * table cursor kept open between rows. */
+#define INSERT_ROWS  64
+#define TICK_COLUMNS 12
+#define SCALE_BITS   5
+#define SCALE_MASK   31
+
+/* Failures: the cause is logged at most this often; retries back off
+ * between these bounds; store_close() stops retrying after CLOSE_GIVE_UP. */
+#define FAIL_LOG_INTERVAL_US (60 * 1000000ll)
+#define RETRY_MIN_US         (50 * 1000ll)
+#define RETRY_MAX_US         (2 * 1000000ll)
+#define CLOSE_GIVE_UP_US     (10 * 1000000ll)
+
+/* Retention: checked this often; each step deletes at most this many ticks
+ * in its own transaction, so a writer with a large backlog of deletes
+ * still commits new ticks between steps. Runs of deleted ticks are swept
+ * every SWEEP_INTERVAL, this many symbols per transaction. */
+#define RETAIN_INTERVAL_US (1000000ll)
+#define RETAIN_STEP_ROWS   20000
+#define SWEEP_INTERVAL_US  (10 * 1000000ll)
+#define SWEEP_STEP_SYMBOLS 256
+
+/* A queued tick older than this is logged as the store falling behind. */
+#define LAG_WARN_US (250 * 1000ll)
+
+/* The writer sleeps at most this long when idle. */
+#define IDLE_WAKE_US (1000000ll)
+
+#define WRITER_CACHE_KIB  65536
+#define READER_CACHE_KIB  16384
+#define READER_MMAP_BYTES (256ll << 20)
+/* Pages the WAL may hold before a commit checkpoints it. Larger than
+ * SQLite's 1000 so that the pages every commit rewrites (state rows, the
+ * newest run of each symbol) reach the database file once per checkpoint,
+ * not once per commit. */
+#define WAL_CHECKPOINT_PAGES 8192
+#define WAL_SIZE_LIMIT       (64ll << 20)
+#define BUSY_TIMEOUT_MS      5000
+
+/* The oldest schema whose tables a reader understands. */
+#define READER_MIN_VERSION 1
+
+#define EPOCH_BYTES 8
+
+/* The writer's view of one symbol. */
+struct sym {
+	int64_t id;
+	int64_t max_ts;  /* running max ts of its stored ticks; INT64_MIN */
+	int64_t max_lag; /* greatest max_ts - ts_min of its runs */
+	uint32_t mark;   /* serial of the batch that last grouped it */
+	uint32_t group;  /* its group in that batch */
+	bool stored;     /* its symbols row is committed */
+	uint64_t hash;
+	char name[TICK_SYMBOL_MAX + 1];
+};
+
+struct sym_table {
+	struct sym **slots; /* open addressing, linear probing */
+	size_t mask;
+	struct sym **list; /* every symbol, in id order */
+	size_t count, cap;
+	int64_t next_id;
+};
+
+/* Ticks of one symbol the store did not keep: a range of seqs. */
+struct gap {
+	char symbol[TICK_SYMBOL_MAX + 1];
+	uint64_t first_seq, last_seq;
+	int64_t first_ts, last_ts;
+	uint64_t ticks;
+};
+
+/* A state for the writer's engine: a resync (edge), or the state a symbol
+ * had when the store took up again after a gap. */
+struct restore {
+	struct symbol_state st;
+	bool has_gap;
+	struct gap gap;
+};
+
+/* One tick of the batch being written. */
+struct item {
+	uint32_t slot;  /* in the ring */
+	uint32_t group; /* in batch.groups */
+	uint64_t seq;   /* as applied by the writer's engine */
+};
+
+/* One symbol's ticks in the batch: one run. */
+struct group {
+	struct sym *sym;
+	uint32_t first, count; /* in batch.order */
+	int64_t ts_min;
+	int64_t max_ts;  /* of the run: the symbol's running max */
+	int64_t max_lag; /* the symbol's bound after this batch */
+	bool insert_symbol;
+	struct symbol_state st;
+};
+
+/* A gap to commit with the batch, and its symbol's state then. */
+struct gap_row {
+	struct sym *sym;
+	bool insert_symbol;
+	struct gap gap;
+	struct symbol_state st;
+};
+
+struct batch {
+	struct gap_row *gaps; /* the writer's pending gaps, prepared */
+	size_t ngaps, gaps_cap;
+	struct item *items; /* accepted ticks, in arrival order */
+	uint32_t *order;    /* items grouped by symbol, each in seq order */
+	size_t nitems;
+	size_t taken; /* ring slots consumed, refused ticks included */
+	struct group *groups;
+	size_t ngroups, groups_cap;
+	uint32_t serial;
+	int64_t first_id;
+	int64_t ts_min, max_ts, max_lag; /* the commits row and meta */
+	int64_t next_id;
+};
+
+enum wstmt {
+	W_BEGIN,
+	W_COMMIT,
+	W_ROLLBACK,
+	W_SYMBOL,
+	W_TICKS_MANY,
+	W_TICK_ONE,
+	W_RUN,
+	W_STATE,
+	W_COMMIT_ROW,
+	W_META,
+	W_GAP,
+	W_RET_MIN_ID,
+	W_RET_AGE_CUT,
+	W_RET_DEL_TICKS,
+	W_RET_DEL_COMMITS,
+	W_RET_OLDEST_COMMIT,
+	W_RET_DEL_RUNS,
+	W_COUNT
+};
+
+struct store {
+	char *path;
+	sqlite3 *db;
+	sqlite3_stmt *stmt[W_COUNT];
+	int lock_fd;
+	char epoch[2 * EPOCH_BYTES + 1];
+
+	int64_t commit_us;
+	int64_t retain_age_us;
+	uint64_t retain_rows;
+	void (*wake)(void *ctx);
+	void *wake_ctx;
+
+	/* Writer thread only (and store_open before it starts). */
+	struct engine *engine;
+	struct sym_table syms;
+	struct batch batch;
+	int64_t next_id;        /* ticks.id of the next tick */
+	int64_t max_ts;         /* running max of every stored ts */
+	int64_t max_lag;        /* meta.max_lag */
+	int64_t next_retain_us; /* mono; INT64_MAX = no retention */
+	int64_t next_sweep_us;
+	bool sweep_pending;
+	size_t sweep_cursor;
+	int64_t sweep_below_id, sweep_max_ts;
+	int64_t last_fail_log_us;
+	uint64_t fails_since_log;
+	int64_t failing_since_us;
+	int64_t last_retain_log_us;
+	int64_t last_refused_log_us;
+	int64_t last_lag_log_us;
+	char errmsg[160]; /* of the last failed write, taken before rollback */
+
+	/* Shared, under mu. */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct tick *ring;
+	int64_t *enq_us; /* mono time each slot was queued */
+	size_t cap, head, count;
+	bool writer_waiting;
+	bool want_wake;
+	bool stopping;
+	int64_t stop_us;
+	struct store_stats stats;
+	struct restore *restores; /* store_restore_state() and gaps, queued */
+	size_t nrestores, restores_cap;
+	/* Dropping (see "Falling behind" in store.h): what was not stored,
+	 * per symbol, until the ring has drained and the sink resumes. */
+	bool dropping;
+	struct gap *gaps;
+	size_t ngaps, gaps_cap;
+	uint32_t *gap_slots; /* open addressing over gaps, by name */
+	size_t gap_mask;
+	int64_t dropping_since_us; /* wall clock */
+
+	/* Writer thread: gaps taken from restores, written with the next
+	 * transaction. */
+	struct gap *pending_gaps;
+	size_t npending_gaps, pending_gaps_cap;
+
+	pthread_t writer;
+	bool started;
+};
+
+/* store_sql.c: SQLite helpers */
+
+int store__errf(char *err, size_t errlen, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+int64_t store__sat_add(int64_t a, int64_t b);
+
+/* a - b for a >= b, without overflow for any int64 pair. */
+int64_t store__span(int64_t a, int64_t b);
+
+/* Scales of the fields in `present`, 5 bits each (see schema/001_init). */
+int64_t store__scales_pack(const struct decimal *v, uint16_t present,
+                           int nfields);
+
+uint8_t store__scale_of(int64_t packed, int f);
+
+/* What to do about an SQLite error, in words. */
+const char *store__error_hint(int rc);
+
+/* Run one statement that returns at most one integer. Returns the SQLite
+ * result; *out is set when a row came back (and left alone otherwise). */
+int store__query_int64(sqlite3 *db, const char *sql, int64_t *out,
+                       bool *had_row);
+
+int store__prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
+
+/* Step a statement that returns no rows, then reset it. */
+int store__step_done(sqlite3_stmt *st);
+
+void store__finalize_all(sqlite3_stmt **stmts, size_t n);
+
+/*
+ * Check that db holds a publisher database this build can use, reading
+ * nothing but the header and the schema table, writing nothing. Returns
+ * the schema version (0 for a new, empty database), or -1 with err.
+ */
+int store__check_schema(sqlite3 *db, const char *path, char *err,
+                        size_t errlen);
+
+/* The directory part of path, for messages. */
+void store__dir_of(const char *path, char *out, size_t len);
+
+/* store.c: the writer's symbol table */
+
+uint64_t store__name_hash(const char *s, size_t len);
+
+struct sym *store__sym_find(const struct sym_table *t, const char *name,
+                            size_t len, uint64_t hash);
+
+/* Add a symbol with the given id (from the database) or the next id
+ * (id 0). Returns NULL on allocation failure. */
+struct sym *store__sym_add(struct sym_table *t, const char *name, size_t len,
+                           int64_t id);
+
+void store__sym_table_free(struct sym_table *t);
+
+/* store.c: opening */
+
+int store__exec_sql(sqlite3 *db, const char *sql);
+
+int store__writer_prepare(struct store *s);
+
+/*
+ * Open (or create) the file and set the connection up for writing. Used by
+ * store_open and again when the writer reopens after a read-only error.
+ * Returns the schema version found, or -1 with err.
+ */
+int store__writer_connect(struct store *s, bool create, char *err,
+                          size_t errlen);
+
+/* The pragmas of the writing connection. journal_mode=WAL lets readers
+ * read while the writer writes; synchronous=NORMAL makes a commit durable
+ * against a crash of the process (kill -9), which is the promise, without
+ * an fsync per commit. */
+int store__writer_pragmas(struct store *s, char *err, size_t errlen);
+
+/* store.c: the queue */
+
+/* Writer thread: put queued restored states into the writer's engine,
+ * never between a batch's preparation and its commit; the gaps they close
+ * wait in pending_gaps for the next transaction. */
+void store__apply_restores(struct store *s);
+
+/* store_write.c: writing and retention */
+
+/* Write the next n queued ticks, retrying until it works, or, when the
+ * store is closing and has failed for CLOSE_GIVE_UP_US, give up on
+ * everything still queued. */
+void store__writer_batch(struct store *s, size_t n);
+
+/*
+ * One bounded step of retention: delete up to RETAIN_STEP_ROWS of the
+ * oldest ticks that the age or row limit says must go, with the commits
+ * rows they empty. Retention by age deletes whole commits whose ticks are
+ * all older than the limit (commits.max_ts), so a commit straddling the
+ * limit waits for the next step.
+ */
+void store__retention_step(struct store *s);
+
+#endif
