@@ -3,7 +3,7 @@
  * sits behind this one interface and runs on its own thread, pushing ticks
  * into a tick_queue; it never touches the engine or the service thread.
  *
- * Spec strings (SPEC §5):
+ * Spec strings (README, Command line):
  *   synthetic[:symbols=N,rate=R,seed=S]   seeded random walk (the default)
  *   replay:FILE[,speed=X|max][,loop]      recorded tick file
  *   tcp:HOST:PORT                         line ticks from producers

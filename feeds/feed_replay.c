@@ -1,5 +1,6 @@
 /*
- * feed_replay: plays a recorded tick file (SPEC §6) back into the queue.
+ * feed_replay: plays a recorded tick file (feeds/tick_parse.h) back into the
+ * queue.
  *
  * Reading. The file is streamed: read(2) fills a 1 MiB buffer that is cut
  * into lines here, so a file larger than memory replays in constant memory

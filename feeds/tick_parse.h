@@ -1,6 +1,6 @@
 /*
- * tick_parse: one line of a tick file or a producer's stream (SPEC §6) into a
- * struct tick, with exact decimals.
+ * tick_parse: one line of a tick file or a producer's stream into a struct
+ * tick, with exact decimals.
  *
  *   JSONL: {"ts":1709303400123456,"symbol":"AAPL","bid":189.33,"ask":189.35}
  *   CSV:   a header row "ts,symbol,<fields in any order>", then rows; an empty

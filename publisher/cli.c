@@ -1,5 +1,5 @@
 /*
- * cli: the command line (SPEC §5) parsed into a struct cli.
+ * cli: the command line (README, Command line) parsed into a struct cli.
  *
  * One table lists every option with the commands it applies to, so that
  * parsing, "does not apply to" errors and spelling suggestions all agree.

@@ -1,5 +1,5 @@
 /*
- * cli: the command line (SPEC §5) parsed into a struct cli.
+ * cli: the command line (README, Command line) parsed into a struct cli.
  *
  *   publisher serve  [--listen HOST:PORT] [--db FILE] [--web DIR] [--feed SPEC]
  *                    [--log-level LEVEL] [--retain-age AGE] [--retain-rows N]
@@ -36,7 +36,7 @@ enum cli_command {
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
-/* Scale-out (issue 8, publisher/redis_link.h). */
+/* Scale-out (publisher/redis_link.h). */
 enum serve_role {
 	ROLE_STANDALONE, /* the default: no Redis */
 	ROLE_INGEST,	 /* feed + store + engine, publishes to Redis */

@@ -1,7 +1,7 @@
 /*
- * export: stored ticks written as a tick file (SPEC §6), in exactly the
- * format the replay feed reads back (feeds/tick_parse.h), so that export
- * then replay gives back the same ticks.
+ * export: stored ticks written as a tick file, in exactly the format the
+ * replay feed reads back (feeds/tick_parse.h), so that export then replay
+ * gives back the same ticks.
  *
  *   CSV:   ts,symbol,bid,ask,bid_size,ask_size,last,last_size,volume
  *          1709303400123456,AAPL,189.33,189.35,100,,,,

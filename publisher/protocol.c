@@ -1,5 +1,5 @@
 /*
- * protocol: the WebSocket protocol, version 1 (SPEC §3), as data.
+ * protocol: the WebSocket protocol, version 1 (README, Protocol), as data.
  *
  * Inbound messages are small and rare next to the outbound stream, so they
  * are parsed with jansson; outbound replies are written token by token with
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Used when the caller passes no limits: the SPEC §3 defaults. */
+/* Used when the caller passes no limits: the defaults in README, Protocol. */
 #define DEFAULT_MAX_SYMBOLS       10000
 #define DEFAULT_MAX_HISTORY_LIMIT 10000
 

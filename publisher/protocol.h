@@ -1,5 +1,5 @@
 /*
- * protocol: the WebSocket protocol, version 1 (SPEC §3), as data.
+ * protocol: the WebSocket protocol, version 1 (README, Protocol), as data.
  *
  * protocol_parse() turns one inbound text message into a struct request or a
  * struct protocol_error with the code and a message a person can act on.
@@ -75,7 +75,7 @@ struct request {
 };
 
 struct protocol_limits {
-	size_t max_symbols; /* per request and per connection (SPEC: 10,000) */
+	size_t max_symbols; /* per request and connection (default 10,000) */
 	uint32_t max_history_limit;
 };
 

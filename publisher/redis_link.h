@@ -1,5 +1,5 @@
 /*
- * redis_link: scale-out through Redis (issue 8). An ingest node publishes
+ * redis_link: scale-out through Redis. An ingest node publishes
  * every applied tick, with its seq, and every symbol's full state; edge nodes
  * follow them and apply the same ticks with the same seqs, so seqs and the
  * epoch are assigned once, at ingest, and a client may resume on any edge.

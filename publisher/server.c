@@ -385,7 +385,7 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 	                  lws_log_to_ours);
 
 	/* The WebSocket protocol comes first: a client that names no
-	 * subprotocol is bound to protocols[0] (see NOTES-platform.md). */
+	 * subprotocol is bound to protocols[0] by libwebsockets. */
 	s->protocols[0].name = "publisher.v1";
 	s->protocols[0].callback = ws_callback;
 	s->protocols[0].per_session_data_size = ws_conn_size();

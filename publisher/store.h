@@ -1,5 +1,5 @@
 /*
- * store: every tick and every symbol's state in SQLite (SPEC §7).
+ * store: every tick and every symbol's state in SQLite (README, Storage).
  *
  * Writing. store_append() hands applied ticks (seq already assigned) to a
  * writer thread over a bounded in-memory queue; it never blocks and never

@@ -1,4 +1,4 @@
--- 001_init: the tables of a publisher database (SPEC §7).
+-- 001_init: the tables of a publisher database.
 --
 -- Decimals are exact. A price or size is stored as an INTEGER mantissa and a
 -- scale (the digits after the point): value = mantissa / 10^scale, so 189.30
@@ -10,7 +10,7 @@
 -- 002 show the values as text.
 --
 -- Times (ts, created_at, ...) are µs since the Unix epoch. seq is the
--- per-symbol uint64 of SPEC §2, stored as its int64 bit pattern.
+-- per-symbol uint64 the protocol sends, stored as its int64 bit pattern.
 
 -- One row: what names this database's life, and the writer's counters.
 CREATE TABLE meta (

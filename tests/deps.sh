@@ -26,7 +26,7 @@ need_pkg "pkg-config --exists zlib" zlib1g-dev
 # a plugin the runtime package does not pull in.
 need_pkg "test -e /usr/lib/$(gcc -dumpmachine)/libwebsockets-evlib_uv.so" libwebsockets-evlib-uv
 need_pkg "command -v sqlite3" sqlite3
-# Scale-out through Redis (issue 8): hiredis to build, a real server to test.
+# Scale-out through Redis: hiredis to build, a real server to test.
 need_pkg "pkg-config --exists hiredis" libhiredis-dev
 need_pkg "command -v redis-server" redis-server
 # ... and nginx as the load balancer in front of the edges (its proxy and

@@ -2,7 +2,7 @@
 //
 // Messages are applied to the in-memory model the moment they arrive; the
 // DOM is touched once per animation frame (frame() below), however many
-// messages came in between. See SPEC §3 (protocol) and §8 (dashboard).
+// messages came in between. The protocol is in README, Protocol.
 
 import { parseFrame } from './js/json.js';
 import { Model, SecondBars } from './js/model.js';
@@ -13,7 +13,7 @@ import { load, save } from './js/storage.js';
 import { group, sub, sign, signed, percent } from './js/decimal.js';
 
 const SYMBOL_RE = /^[A-Za-z0-9._:/-]{1,32}$/;
-const FIRST_VISIT_MAX = 50; // SPEC §8: a first visit lists up to 50 symbols
+const FIRST_VISIT_MAX = 50; // a first visit lists up to 50 symbols
 const SUBSCRIBE_CHUNK = 500; // symbols per subscribe: well under 64 KiB
 const SYMBOLS_REFRESH_MS = 30000;
 const DASH = '\u2014';

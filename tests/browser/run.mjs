@@ -1,4 +1,4 @@
-// Browser tests for the dashboard (SPEC §8, issue 5): the real publisher
+// Browser tests for the dashboard (web/): the real publisher
 // binary with the synthetic feed, driven in real headless Chromium.
 //
 //   PUBLISHER_BIN=build/publisher node tests/browser/run.mjs

@@ -13,7 +13,7 @@ running are killed, and their stderr tails are handed back for the report.
 
 Prices are compared as decimal.Decimal (frames are parsed with
 parse_float=Decimal) and the exact text can be checked in the raw frames, so
-"189.35 goes out as 189.35" (SPEC §2) is tested on the wire itself.
+"189.35 goes out as 189.35" is tested on the wire itself.
 """
 
 import asyncio
@@ -40,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 WEB_DIR = os.path.join(REPO, "web")
 
-# Field names a symbol state may carry (SPEC §2); anything else in a
+# Field names a symbol state may carry (publisher/tick.h); anything else in a
 # snapshot or delta, apart from the envelope keys, is a protocol error.
 INPUT_FIELDS = ("bid", "ask", "bid_size", "ask_size", "last", "last_size", "volume")
 DERIVED_FIELDS = ("open", "high", "low", "volume", "trades")
@@ -444,7 +444,7 @@ class Client:
 		return m
 
 	def apply(self, m):
-		"""Apply a snapshot or delta the way a client must (SPEC §3)."""
+		"""Apply a snapshot or delta as a client must (README, Protocol)."""
 		sym = m.get("symbol")
 		seq = m.get("seq")
 		if not isinstance(sym, str) or not isinstance(seq, int):

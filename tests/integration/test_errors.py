@@ -1,7 +1,7 @@
-"""Errors and limits (SPEC §3): every bad request gets an error reply that
-echoes its id and says what was wrong; the connection stays open, except for
-an oversized message (1009) and sustained abuse (1008); other clients never
-notice."""
+"""Errors and limits (README, Protocol): every bad request gets an error
+reply that echoes its id and says what was wrong; the connection stays open,
+except for an oversized message (1009) and sustained abuse (1008); other
+clients never notice."""
 
 import asyncio
 import collections
@@ -237,13 +237,13 @@ async def test_rate_limited_error_echoes_id():
 	want = list(range(500 + len(pongs), 500 + len(pongs) + len(limited)))
 	got = [m.get("id") for m in limited]
 	check(got == want, "rate_limited errors echo ids %s, want %s (every reply echoes the "
-	      "request's id, SPEC §3): %s" % (got[:5], want[:5], limited[:1]))
+	      "request's id): %s" % (got[:5], want[:5], limited[:1]))
 
 
 async def test_rate_limit_flood_closes_1008_not_reset():
 	"""A client that floods (100 pings as fast as it can write them, without
-	waiting for replies) is the abuse SPEC §3 names: it must see close code
-	1008, not a bare reset."""
+	waiting for replies) is sustained abuse (README, Protocol): it must see
+	close code 1008, not a bare reset."""
 	srv = await start_server(feed="none", args=["--rate-limit", "10", "--rate-burst", "20"])
 	c = await Client.connect(srv)
 	try:

@@ -1,5 +1,5 @@
-"""Process life and the other front doors (SPEC §4, §5): signals, command
-line, exit codes, HTTP."""
+"""Process life and the other front doors: signals, command line, exit
+codes, HTTP."""
 
 import asyncio
 import re

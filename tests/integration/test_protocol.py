@@ -1,6 +1,6 @@
-"""WebSocket protocol v1 (SPEC §3): hello, subscribe, snapshots, deltas,
-resume, unsubscribe, symbols, ping. Ticks come from the stdin feed, so every
-value the server sends back is known exactly."""
+"""WebSocket protocol v1 (README, Protocol): hello, subscribe, snapshots,
+deltas, resume, unsubscribe, symbols, ping. Ticks come from the stdin feed,
+so every value the server sends back is known exactly."""
 
 import asyncio
 import re

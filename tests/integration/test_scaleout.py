@@ -1,4 +1,4 @@
-"""Scale-out through Redis (issue 8; publisher/redis_link.h): one ingest
+"""Scale-out through Redis (publisher/redis_link.h): one ingest
 (`--role ingest`, stdin feed, its own store) publishes every applied tick to
 a Redis started here on a free loopback port; edges (`--role edge --db none`,
 or one with its own `--db FILE` written from the stream) follow it and serve clients with the ingest's epoch and seqs.

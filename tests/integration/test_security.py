@@ -1,6 +1,6 @@
-"""Safe to expose (issue 7): tokens at the handshake, entitlements on every
-read path, the Origin check, TLS, connection caps, timeouts, /metrics, log
-limits, and a valgrind run.
+"""Safe to expose (README, Security): tokens at the handshake, entitlements
+on every read path, the Origin check, TLS, connection caps, timeouts,
+/metrics, log limits, and a valgrind run.
 
 Tokens are HS256 JWTs minted here with tests/tools/mint_jwt.py under a
 secret written next to each server. A refused handshake must be an HTTP

@@ -1,8 +1,9 @@
-"""SQLite store, history and export (SPEC §2 epoch/seq, §3 `history`, §4
-/api/export and /api/bars, §5 `publisher export`, §6 tick files, §7 storage;
-issue 3). Ticks come from the stdin feed with explicit timestamps, so every
-stored row, bar and exported line is known exactly; decimals are compared as
-text (frames and files are parsed with parse_float=Decimal, which keeps it).
+"""SQLite store, history and export: epoch and seq, `history`, /api/export
+and /api/bars, `publisher export`, tick files, storage (README: Protocol;
+Tick files, replay and export; Storage). Ticks come from the stdin feed with
+explicit timestamps, so every stored row, bar and exported line is known
+exactly; decimals are compared as text (frames and files are parsed with
+parse_float=Decimal, which keeps it).
 
 The store commits in batches (at least every 50 ms), so after sending ticks
 the tests poll `history` until the rows are there (wait_stored)."""
@@ -80,8 +81,8 @@ def gen_ticks(rng, symbols, n, ts0, step=1000):
 
 
 def model_states(ticks):
-	"""The state SPEC §2 says these ticks make: per symbol seq, ts and every
-	field (inputs, open/high/low of last, volume = sum of last_size, trades).
+	"""The state these ticks make: per symbol seq, ts and every field
+	(inputs, open/high/low of last, volume = sum of last_size, trades).
 	Ticks that carry `volume` themselves are not modelled (avoid them here)."""
 	st = {}
 	for t in ticks:
@@ -910,7 +911,7 @@ async def test_history_paging_loses_no_tick_when_cap_falls_in_equal_timestamps()
 
 
 async def test_history_paging_loses_no_out_of_order_tick():
-	# SPEC §6: out-of-order ticks are applied in arrival order. One arrives
+	# Out-of-order ticks are applied in arrival order. One arrives
 	# after tick 10,500 with a ts among the first page's; a client paging
 	# through [from, to) with next_from must still see it once.
 	srv = await start_server()
@@ -1279,7 +1280,7 @@ test_export_then_replay_round_trip_same_state_and_ticks.timeout = 50
 
 
 async def test_round_trip_keeps_out_of_order_tick_in_arrival_order():
-	# SPEC §6: out-of-order timestamps are applied in arrival order; export
+	# Out-of-order timestamps are applied in arrival order; export
 	# then replay must give back the same ticks, so the same final state.
 	t1 = tick("OOO", ts=BASE + 2_000_000, bid=Decimal("10.1"), ask=Decimal("10.3"))
 	t2 = tick("OOO", ts=BASE + 1_000_000, bid=Decimal("9.9"))   # late, older ts

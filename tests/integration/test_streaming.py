@@ -1,6 +1,7 @@
-"""Streaming guarantees (SPEC §3): heartbeats, conflation for slow clients,
-isolation from a stalled client, gap-free delivery from the synthetic feed.
-These assert behaviour, not speed: the bounds are generous on purpose."""
+"""Streaming guarantees (README, Protocol): heartbeats, conflation for slow
+clients, isolation from a stalled client, gap-free delivery from the
+synthetic feed. These assert behaviour, not speed: the bounds are generous
+on purpose."""
 
 import asyncio
 import statistics

@@ -654,7 +654,7 @@ test_help_text(void **state)
 	free(text);
 }
 
-/* Scale-out roles (issue 8): --role, --redis, --redis-prefix. */
+/* Scale-out roles: --role, --redis, --redis-prefix. */
 static void
 test_roles(void **state)
 {

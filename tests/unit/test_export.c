@@ -1,9 +1,9 @@
 /*
  * Unit tests for publisher/export.c: the exact CSV and JSONL lines, and the
- * round trip that SPEC §6 promises: ticks stored, exported, then read back
- * with the replay feed's parser (feeds/tick_parse.c) are the same ticks,
- * digit for digit, in both formats. Also what `publisher export` selects
- * and how it fails.
+ * round trip that publisher/export.h promises: ticks stored, exported, then
+ * read back with the replay feed's parser (feeds/tick_parse.c) are the same
+ * ticks, digit for digit, in both formats. Also what `publisher export`
+ * selects and how it fails.
  */
 #define _GNU_SOURCE /* mkdtemp */
 #include <dirent.h>

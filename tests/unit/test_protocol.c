@@ -1,7 +1,7 @@
 /*
- * Unit tests for publisher/protocol.c: every request of SPEC §3 parsed, every
- * bad input answered with its code and a message a person can act on, the
- * id echoed, times (integers and ISO 8601) and the exact bytes of each reply.
+ * Unit tests for publisher/protocol.c: every request parsed, every bad input
+ * answered with its code and a message a person can act on, the id echoed,
+ * times (integers and ISO 8601) and the exact bytes of each reply.
  */
 #define _GNU_SOURCE /* timegm(), used only to cross-check days_from_civil */
 #include <setjmp.h>
@@ -568,7 +568,7 @@ test_bad_symbols(void **state)
 static void
 test_too_many_symbols(void **state)
 {
-	/* The default limit from SPEC §3, with the message from the brief. */
+	/* The default limit (10,000 symbols) and its exact message. */
 	size_t cap = 64 + 10001 * 10, n = 0, i;
 	char *text = malloc(cap);
 	struct protocol_limits small = {.max_symbols = 3,

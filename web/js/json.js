@@ -1,6 +1,6 @@
 // Frame parsing that keeps numbers exact.
 //
-// Prices are decimals (SPEC §2): "470.90" must reach the screen as 470.90,
+// Prices are exact decimals: "470.90" must reach the screen as 470.90,
 // not as the double 470.9, and seqs are uint64 (exact past 2^53). Before
 // JSON.parse, the value of every numeric protocol member is wrapped in
 // quotes, so it arrives as its exact source text.

@@ -2,10 +2,10 @@
 // moment a frame arrives. Nothing here touches the DOM; views read `dirty`
 // once per animation frame (see app.js).
 //
-// Protocol rules kept here (SPEC §3): a snapshot replaces what we hold; a
-// delta applies when its `from` equals the seq we hold; a delta whose `from`
-// is newer than what we hold means ticks are missing (a gap), and the app
-// resubscribes that symbol with `resume`.
+// Protocol rules kept here (README, Protocol): a snapshot replaces what we
+// hold; a delta applies when its `from` equals the seq we hold; a delta whose
+// `from` is newer than what we hold means ticks are missing (a gap), and the
+// app resubscribes that symbol with `resume`.
 //
 // Two more cases follow from what a delta is (every field changed after
 // `from`, valued as of `seq`), and both happen when a gap resubscribe crosses
