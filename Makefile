@@ -43,11 +43,12 @@ ENGINE_SRC := publisher/decimal.c publisher/tick.c publisher/jsonbuf.c publisher
 PROTOCOL_SRC := publisher/protocol.c
 FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/tick_parse.c feeds/feed_stdin.c \
 	feeds/feed_replay.c feeds/feed_tcp.c
+REDIS_LINK_SRC := publisher/redis_wire.c publisher/redis_publisher.c publisher/redis_follower.c
 SERVER_SRC := publisher/cli.c publisher/log.c publisher/query.c publisher/auth.c \
 	publisher/server.c publisher/ws.c publisher/admission.c publisher/http_api.c publisher/metrics.c \
 	publisher/session.c \
 	publisher/pipeline.c publisher/wake.c publisher/ws_deflate.c \
-	publisher/redis_link.c
+	$(REDIS_LINK_SRC)
 MAIN_SRC := publisher/main.c
 # The SQLite store and export. The SQL of schema/NNN_name.sql is compiled in:
 # schema/embed.sh turns it into $(SCHEMA_OBJ), linked wherever STORE_SRC is.
@@ -111,7 +112,7 @@ $(BUILD)/tests/test_ws_deflate: $(BUILD)/tests/test_ws_deflate.o $(call obj,publ
 # A session on a real pipeline and engine, with no socket: everything below
 # the transport.
 SESSION_SRC := publisher/session.c publisher/pipeline.c publisher/wake.c publisher/query.c \
-	publisher/redis_link.c publisher/log.c publisher/auth.c $(STORE_SRC) $(ENGINE_SRC) \
+	$(REDIS_LINK_SRC) publisher/log.c publisher/auth.c $(STORE_SRC) $(ENGINE_SRC) \
 	$(PROTOCOL_SRC) $(FEED_SRC)
 $(BUILD)/tests/test_session: $(BUILD)/tests/test_session.o $(call obj,$(SESSION_SRC)) $(SCHEMA_OBJ)
 $(BUILD)/tests/test_session: PKG_LIBS += $(REDIS_LIBS)
@@ -129,7 +130,7 @@ $(BUILD)/bench/bench_store: $(BUILD)/bench/bench_store.o $(call obj,$(STORE_CORE
 $(BENCHES):
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -pthread -lm
 
-# Scale-out through Redis: publisher/redis_link.c and what it needs.
+# Scale-out through Redis: publisher/redis_*.c and what they need.
 # hiredis is asked for only here: its cflags put /usr/include/hiredis on the
 # include path, where its async.h, read.h, sds.h and alloc.h would shadow
 # project headers of the same name (we include <hiredis/hiredis.h>). The
@@ -137,8 +138,8 @@ $(BENCHES):
 REDIS_PKGS := hiredis
 REDIS_CFLAGS = $(shell pkg-config --cflags $(REDIS_PKGS) 2>/dev/null)
 REDIS_LIBS = $(shell pkg-config --libs $(REDIS_PKGS) 2>/dev/null)
-REDIS_SRC := publisher/redis_link.c publisher/tick_queue.c publisher/log.c $(ENGINE_SRC)
-$(call obj,publisher/redis_link.c) $(BUILD)/tests/test_redis_link.o $(BUILD)/bench/bench_redis.o: \
+REDIS_SRC := $(REDIS_LINK_SRC) publisher/tick_queue.c publisher/log.c $(ENGINE_SRC)
+$(call obj,$(REDIS_LINK_SRC)) $(BUILD)/tests/test_redis_link.o $(BUILD)/bench/bench_redis.o: \
 	PKG_CFLAGS += $(REDIS_CFLAGS)
 $(BUILD)/tests/test_redis_link: $(BUILD)/tests/test_redis_link.o $(call obj,$(REDIS_SRC))
 $(BUILD)/tests/test_redis_link: PKG_LIBS = $(REDIS_LIBS)

@@ -1,5 +1,5 @@
 /*
- * Unit tests for publisher/redis_link.c against a real redis-server, started
+ * Unit tests for the Redis link (publisher/redis_*.c) against a real redis-server, started
  * here on a free loopback port without persistence (--save "" --appendonly
  * no) and stopped at the end; they are skipped, saying so, only when
  * redis-server is not installed (tests/deps.sh installs it).

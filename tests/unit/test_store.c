@@ -1,5 +1,5 @@
 /*
- * Unit tests for publisher/store.c, against real SQLite files in a fresh
+ * Unit tests for the store (publisher/store*.c), against real SQLite files in a fresh
  * temporary directory per test: the epoch, exact state and decimals across
  * restarts, what is refused and left untouched (newer schema, not a
  * database, a foreign database, a missing directory, a second writer),

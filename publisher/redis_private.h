@@ -1,0 +1,189 @@
+/*
+ * redis_private.h: what the Redis link's files share, and nobody else.
+ *
+ *   redis_wire.c       the wire: RESP, the entry and state encodings,
+ *                      connecting, backoff, and the checks both sides make
+ *   redis_publisher.c  the ingest's publisher (and the pipeline's sink)
+ *   redis_follower.c   the edge's follower
+ *
+ * How the link works (keys, entries, runs, faults) is told in
+ * redis_link.h; how both threads talk to Redis, at the top of
+ * redis_wire.c.
+ */
+#ifndef PUBLISHER_REDIS_PRIVATE_H
+#define PUBLISHER_REDIS_PRIVATE_H
+
+#include "redis_link.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "clock.h"
+#include "decimal.h"
+#include "jsonbuf.h"
+#include "log.h"
+
+#define DEFAULT_STREAM_MAXLEN  100000
+#define DEFAULT_QUEUE_CAPACITY 65536
+#define DEFAULT_CONNECT_MS     500
+#define DEFAULT_IO_MS          1000
+#define DEFAULT_BACKOFF_MAX_MS 5000
+#define DEFAULT_SILENT_MS      3000
+#define BACKOFF_MIN_US         (100 * 1000ll)
+
+/* Most ticks in one pipelined batch: about 1.5 MB of commands. Batches grow
+ * toward it under load and stay small (low latency) when the rate is low. */
+#define BATCH_MAX 8192
+/* Symbols touched by one batch, looked up in an open-addressed table of
+ * twice that many slots (a power of two). */
+#define TOUCH_SLOTS (2 * BATCH_MAX)
+/* Field/value pairs per HSET in a full sync. */
+#define HSET_CHUNK 1000
+/* The publisher sends a heartbeat after this long without sending. */
+#define HEARTBEAT_US (1000 * 1000ll)
+/* At close, what is queued is published for at most this long. */
+#define CLOSE_FLUSH_US (2 * 1000 * 1000ll)
+
+#define XREAD_BLOCK_MS 1000
+#define XREAD_COUNT    4096
+/* The follower's socket timeout must outlast XREAD BLOCK. */
+#define FOLLOWER_IO_MS (XREAD_BLOCK_MS + 2000)
+/* How often a follower looks again when Redis holds no state yet. */
+#define WAIT_FOR_INGEST_US (1000 * 1000ll)
+
+#define RUN_BYTES 8
+#define RUN_LEN   (2 * RUN_BYTES)
+#define KEY_MAX   (REDIS_LINK_PREFIX_MAX + 8)
+#define HOST_MAX  256
+
+/*
+ * Exponential backoff with jitter: the base doubles from BACKOFF_MIN_US up
+ * to max after every failed attempt, and each wait is drawn from [base/2,
+ * base], so edges cut off together do not all come back in the same
+ * millisecond.
+ */
+struct backoff {
+	int64_t base_us, max_us;
+};
+
+/* A stream entry id, "<ms>-<seq>". */
+struct stream_id {
+	uint64_t ms, seq;
+};
+
+int redis__errf(char *err, size_t errlen, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+struct timeval redis__timeval_of(int64_t us);
+
+/* A condition variable on the monotonic clock, so a wall-clock step never
+ * stretches or cuts a wait. */
+void redis__cond_init_mono(pthread_cond_t *c);
+
+/* Wait on c until the monotonic time `until` (or a signal). */
+void redis__cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu,
+                            int64_t until);
+
+void redis__iso_time(int64_t us, char *out, size_t len);
+
+void redis__block_sigpipe(void);
+
+/* Consume a SIGPIPE left pending in this thread by a failed write. */
+void redis__clear_sigpipe(void);
+
+uint64_t redis__random_seed(void);
+
+/* xorshift64*: jitter and run ids, never anything secret. */
+uint64_t redis__next_random(uint64_t *s);
+
+int64_t redis__backoff_next(struct backoff *b, uint64_t *rng);
+
+void redis__backoff_reset(struct backoff *b);
+
+bool redis__prefix_valid(const char *s);
+
+bool redis__epoch_valid(const char *s);
+
+int redis__parse_u64(const char *s, size_t len, uint64_t *out);
+
+int redis__stream_id_parse(const char *s, size_t len, struct stream_id *out);
+
+int redis__stream_id_cmp(struct stream_id a, struct stream_id b);
+
+uint64_t redis__name_hash(const char *s);
+
+void redis__resp_count(struct jsonbuf *b, char kind, size_t n);
+
+void redis__resp_array(struct jsonbuf *b, size_t n);
+
+void redis__resp_bulk(struct jsonbuf *b, const void *s, size_t len);
+
+void redis__resp_str(struct jsonbuf *b, const char *s);
+
+void redis__resp_u64(struct jsonbuf *b, uint64_t v);
+
+void redis__resp_buf(struct jsonbuf *b, const struct jsonbuf *v);
+
+/*
+ * A tick's input fields as one JSONL line without its newline: the JSONL of
+ * export_write_tick(), so the stream reads as a tick file. (export.c itself
+ * is not linked here: it brings the store and SQLite along.)
+ */
+void redis__tick_line(struct jsonbuf *b, const struct tick *t);
+
+/*
+ * The inverse of redis__tick_line() and nothing more: {"ts":I,"symbol":"S"}
+ * with
+ * ,"<input field>":D members. Not the feed parser (tick_parse.h): that one
+ * also enforces what a feed may send (no negative sizes, say), while an
+ * edge must take exactly what the ingest's engine accepted.
+ */
+int redis__tick_from_line(const char *s, size_t len, uint64_t seq,
+                          struct tick *out, char *why, size_t whylen);
+
+/* "s1 <seq> <ts> <fsv> <field>=<decimal>@<changed_seq> …" (see the header) */
+void redis__state_encode(struct jsonbuf *b, const struct symbol_state *st);
+
+/* Decode a state value. Returns 0, or -1 with a reason in *why. */
+int redis__state_decode(const char *name, size_t namelen, const char *s,
+                        size_t len, struct symbol_state *out, const char **why);
+
+/*
+ * Connect with the connect timeout, then set the socket timeout for every
+ * read and write, TCP keepalive, and the client's name (which Redis shows
+ * in CLIENT LIST; it also proves the peer speaks Redis and needs no AUTH).
+ * Returns the context, or NULL with the cause in why.
+ */
+redisContext *redis__link_connect(const char *host, int port,
+                                  int64_t connect_us, int64_t io_us,
+                                  const char *name, char *why, size_t whylen);
+
+/* Why the context failed, in words ("Connection reset by peer"). hiredis
+ * keeps strerror() of the failed call in errstr; a socket timeout shows as
+ * EAGAIN there. */
+const char *redis__link_error(const redisContext *rc);
+
+/* The first error reply in r (or, for EXEC, in its elements), or NULL. */
+const char *redis__reply_error(const redisReply *r);
+
+void redis__keys_init(const char *prefix, char *ticks, char *state,
+                      char *epoch);
+
+/* The checks both directions make on their options. Returns the key prefix
+ * to use, or NULL with the reason in err. */
+const char *redis__check_address(const char *host, int port, const char *prefix,
+                                 char *err, size_t errlen);
+
+#endif

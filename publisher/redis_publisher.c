@@ -1,0 +1,1021 @@
+/*
+ * redis_publisher.c: the ingest side of the Redis link (redis_link.h). A
+ * thread of its own takes the applied ticks the pipeline appends, folds
+ * them into its engine (the states), and publishes them in pipelined
+ * batches: a stream entry per tick and the states that changed, with a
+ * full state rewrite (a new run) whenever Redis lost track of it. As the
+ * pipeline's sink it never holds up live data: when its queue is full it
+ * drops ticks and sends their symbols' states instead.
+ */
+#include "redis_private.h"
+
+struct redis_publisher {
+	char host[HOST_MAX];
+	int port;
+	char prefix[REDIS_LINK_PREFIX_MAX + 1];
+	char key_ticks[KEY_MAX], key_state[KEY_MAX], key_epoch[KEY_MAX];
+	char epoch[REDIS_LINK_EPOCH_MAX + 1];
+	uint64_t maxlen;
+	int64_t connect_us, io_us;
+	void (*wake)(void *ctx);
+	void *wake_ctx;
+
+	/* The thread's (and before start, the creator's). */
+	struct engine *engine;
+	redisContext *rc;
+	uint64_t rng;
+	struct backoff backoff;
+	int64_t next_attempt_us; /* mono */
+	int64_t last_send_us;    /* mono */
+	bool ever_connected;
+	char run[RUN_LEN + 1];
+	uint64_t g;
+	struct jsonbuf xadd_head; /* XADD … run R, without the array count */
+	struct jsonbuf out, chunk, scratch;
+	size_t chunk_pairs, commands;
+	struct tick *batch;
+	uint32_t touch_gen[TOUCH_SLOTS], touch_idx[TOUCH_SLOTS], gen;
+	uint32_t unique[BATCH_MAX];
+	size_t nunique;
+	size_t unsent_at_close;
+
+	/* Shared, under mu. */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct tick *ring;
+	int64_t *enq_us;
+	size_t cap, head, count;
+	bool want_wake;
+	bool stopping;
+	int64_t stop_by_us;
+	bool started;
+	struct redis_publisher_stats stats;
+	pthread_t thread;
+	/* Behind (see "faults" in the header): the symbols whose ticks were
+	 * dropped, by name (open addressing), and the states they resume
+	 * with, for the thread. */
+	int64_t dropping_since_us; /* wall clock */
+	char (*dropped)[TICK_SYMBOL_MAX + 1];
+	size_t ndropped, dropped_mask;
+	struct symbol_state *restores;
+	size_t nrestores, restores_cap;
+	bool resync_pending;
+};
+
+struct redis_publisher *
+redis_publisher_create(const struct redis_publisher_options *opt, char *err,
+                       size_t errlen)
+{
+	struct engine_config ec = {0};
+	struct redis_publisher *p;
+	const char *prefix;
+
+	if (!opt) {
+		redis__errf(err, errlen,
+		            "--redis needs a host name or address");
+		return NULL;
+	}
+	prefix = redis__check_address(opt->host, opt->port, opt->prefix, err,
+	                              errlen);
+	if (!prefix)
+		return NULL;
+	if (!opt->epoch || !redis__epoch_valid(opt->epoch)) {
+		redis__errf(err, errlen,
+		            "the epoch to publish must be 1..64 printable "
+		            "characters without spaces");
+		return NULL;
+	}
+	p = calloc(1, sizeof *p);
+	if (!p) {
+		redis__errf(err, errlen, "out of memory");
+		return NULL;
+	}
+	snprintf(p->host, sizeof p->host, "%s", opt->host);
+	p->port = opt->port;
+	snprintf(p->prefix, sizeof p->prefix, "%s", prefix);
+	redis__keys_init(prefix, p->key_ticks, p->key_state, p->key_epoch);
+	snprintf(p->epoch, sizeof p->epoch, "%s", opt->epoch);
+	p->maxlen =
+	        opt->stream_maxlen ? opt->stream_maxlen : DEFAULT_STREAM_MAXLEN;
+	p->cap = opt->queue_capacity ? opt->queue_capacity
+	                             : DEFAULT_QUEUE_CAPACITY;
+	p->connect_us =
+	        (int64_t)(opt->connect_timeout_ms ? opt->connect_timeout_ms
+	                                          : DEFAULT_CONNECT_MS) *
+	        1000;
+	p->io_us = (int64_t)(opt->io_timeout_ms ? opt->io_timeout_ms
+	                                        : DEFAULT_IO_MS) *
+	           1000;
+	p->backoff.max_us =
+	        (int64_t)(opt->backoff_max_ms ? opt->backoff_max_ms
+	                                      : DEFAULT_BACKOFF_MAX_MS) *
+	        1000;
+	p->wake = opt->wake;
+	p->wake_ctx = opt->wake_ctx;
+	p->rng = redis__random_seed();
+	jsonbuf_init(&p->xadd_head, 0);
+	jsonbuf_init(&p->out, 0);
+	jsonbuf_init(&p->chunk, 0);
+	jsonbuf_init(&p->scratch, 0);
+	pthread_mutex_init(&p->mu, NULL);
+	redis__cond_init_mono(&p->cond);
+
+	p->engine = engine_create(&ec);
+	p->ring = p->cap <= SIZE_MAX / sizeof *p->ring
+	                  ? malloc(p->cap * sizeof *p->ring)
+	                  : NULL;
+	p->enq_us = malloc(p->cap * sizeof *p->enq_us);
+	p->batch = malloc(BATCH_MAX * sizeof *p->batch);
+	if (!p->engine || !p->ring || !p->enq_us || !p->batch) {
+		redis__errf(err, errlen, "out of memory (queue of %zu ticks)",
+		            p->cap);
+		redis_publisher_destroy(p);
+		return NULL;
+	}
+	return p;
+}
+
+int
+redis_publisher_restore(struct redis_publisher *p,
+                        const struct symbol_state *st)
+{
+	if (!p || p->started)
+		return -1;
+	return engine_restore_symbol(p->engine, st);
+}
+
+/* ------------------------------------------------------- the queue */
+
+size_t
+redis_publisher_append_space(struct redis_publisher *p)
+{
+	size_t space;
+
+	pthread_mutex_lock(&p->mu);
+	space = p->stopping ? 0 : p->cap - p->count;
+	if (space == 0)
+		p->want_wake = true;
+	pthread_mutex_unlock(&p->mu);
+	return space;
+}
+
+int
+redis_publisher_append(struct redis_publisher *p, const struct tick *applied,
+                       size_t n)
+{
+	size_t tail, first, i;
+	int64_t now;
+	bool signal;
+
+	if (n == 0)
+		return 0;
+	now = clock_mono_us();
+	pthread_mutex_lock(&p->mu);
+	if (p->stopping || p->cap - p->count < n) {
+		p->want_wake = true;
+		pthread_mutex_unlock(&p->mu);
+		return -1;
+	}
+	tail = (p->head + p->count) % p->cap;
+	first = p->cap - tail < n ? p->cap - tail : n;
+	memcpy(p->ring + tail, applied, first * sizeof *applied);
+	memcpy(p->ring, applied + first, (n - first) * sizeof *applied);
+	for (i = 0; i < n; i++)
+		p->enq_us[(tail + i) % p->cap] = now;
+	signal = p->count == 0;
+	p->count += n;
+	pthread_mutex_unlock(&p->mu);
+	/* The thread only sleeps on an empty queue. */
+	if (signal)
+		pthread_cond_signal(&p->cond);
+	return 0;
+}
+
+/*
+ * Wait until there are ticks (or states to resume with), the heartbeat or a
+ * reconnect is due, or the publisher stops; then move up to BATCH_MAX ticks
+ * into p->batch. States the sink resumed with are taken in the same step
+ * and put into the engine before those ticks, which came after them
+ * (*resync then says a run must start). Returns the number of ticks moved;
+ * *stop says whether the publisher is stopping.
+ */
+static size_t
+publisher_take(struct redis_publisher *p, bool *stop, bool *resync)
+{
+	struct symbol_state *r;
+	size_t n, first, nr, i;
+	bool wake = false;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->stopping && p->count == 0 && !p->resync_pending) {
+		int64_t now = clock_mono_us();
+		int64_t until = p->rc ? p->last_send_us + HEARTBEAT_US
+		                      : p->next_attempt_us;
+
+		if (now >= until)
+			break;
+		redis__cond_wait_until(&p->cond, &p->mu, until);
+	}
+	n = p->count < BATCH_MAX ? p->count : BATCH_MAX;
+	first = p->cap - p->head < n ? p->cap - p->head : n;
+	memcpy(p->batch, p->ring + p->head, first * sizeof *p->batch);
+	memcpy(p->batch + first, p->ring, (n - first) * sizeof *p->batch);
+	p->head = (p->head + n) % p->cap;
+	p->count -= n;
+	/* Dropping ends once the queue has drained: the pipeline is woken
+	 * to resume the sink then, even if no more ticks come. */
+	if ((n && p->want_wake) || (p->stats.dropping && p->count == 0)) {
+		p->want_wake = false;
+		wake = true;
+	}
+	*stop = p->stopping;
+	*resync = p->resync_pending;
+	r = p->restores;
+	nr = p->nrestores;
+	p->restores = NULL;
+	p->nrestores = p->restores_cap = 0;
+	p->resync_pending = false;
+	if (*resync)
+		p->stats.state_resyncs++;
+	pthread_mutex_unlock(&p->mu);
+	for (i = 0; i < nr; i++)
+		if (engine_restore_symbol(p->engine, &r[i]))
+			log_warn("redis: could not restore symbol '%.32s'",
+			         r[i].symbol);
+	free(r);
+	if (wake && p->wake)
+		p->wake(p->wake_ctx);
+	return n;
+}
+
+/* ------------------------------------------------------- the batch */
+
+/* Note that the tick at batch[i] touched its symbol. */
+static void
+publisher_touch(struct redis_publisher *p, size_t i)
+{
+	const char *sym = p->batch[i].symbol;
+	size_t h = redis__name_hash(sym) & (TOUCH_SLOTS - 1);
+
+	while (p->touch_gen[h] == p->gen) {
+		if (strcmp(p->batch[p->touch_idx[h]].symbol, sym) == 0)
+			return;
+		h = (h + 1) & (TOUCH_SLOTS - 1);
+	}
+	p->touch_gen[h] = p->gen;
+	p->touch_idx[h] = (uint32_t)i;
+	p->unique[p->nunique++] = (uint32_t)i;
+}
+
+/*
+ * Apply the batch to the publisher's engine, which is what edges will be
+ * given as state, connected or not. The applied ticks stay at the front of
+ * p->batch with their seqs, and the symbols they touched are noted.
+ * Returns the number applied.
+ */
+static size_t
+publisher_apply(struct redis_publisher *p, size_t n)
+{
+	size_t i, kept = 0;
+	uint64_t refused = 0;
+
+	if (++p->gen == 0) {
+		memset(p->touch_gen, 0, sizeof p->touch_gen);
+		p->gen = 1;
+	}
+	p->nunique = 0;
+	for (i = 0; i < n; i++) {
+		uint64_t seq = engine_apply_tick(p->engine, &p->batch[i]);
+
+		if (!seq) {
+			refused++;
+			continue;
+		}
+		if (kept != i)
+			p->batch[kept] = p->batch[i];
+		p->batch[kept].seq = seq;
+		publisher_touch(p, kept);
+		kept++;
+	}
+	if (refused) {
+		pthread_mutex_lock(&p->mu);
+		p->stats.ticks_refused += refused;
+		pthread_mutex_unlock(&p->mu);
+		log_limited(LOG_WARN,
+		            "redis: %llu ticks refused by the publisher's "
+		            "engine (a seq not after the one it holds: was "
+		            "it restored like the serving engine?)",
+		            (unsigned long long)refused);
+	}
+	return kept;
+}
+
+static void
+publisher_xadd_head(struct redis_publisher *p)
+{
+	char t[24];
+	size_t k = format_u64(p->maxlen, t);
+	struct jsonbuf *b = &p->xadd_head;
+
+	jsonbuf_reset(b);
+	redis__resp_str(b, "XADD");
+	redis__resp_str(b, p->key_ticks);
+	redis__resp_str(b, "MAXLEN");
+	redis__resp_str(b, "~");
+	redis__resp_bulk(b, t, k);
+	redis__resp_str(b, "*");
+	redis__resp_str(b, "run");
+	redis__resp_str(b, p->run);
+}
+
+/* Start an XADD of the current run with `fields` more arguments after
+ * "run R" (the head is 8 arguments: XADD key MAXLEN ~ N * run R). */
+static void
+publisher_xadd(struct redis_publisher *p, size_t fields)
+{
+	redis__resp_array(&p->out, 8 + fields);
+	jsonbuf_append(&p->out, jsonbuf_data(&p->xadd_head), p->xadd_head.len);
+	p->commands++;
+}
+
+/* Emit the pending chunk of HSET pairs as one command. */
+static void
+publisher_flush_chunk(struct redis_publisher *p)
+{
+	if (!p->chunk_pairs)
+		return;
+	if (jsonbuf_failed(&p->chunk))
+		p->out.failed = true;
+	redis__resp_array(&p->out, 2 + 2 * p->chunk_pairs);
+	redis__resp_str(&p->out, "HSET");
+	redis__resp_str(&p->out, p->key_state);
+	jsonbuf_append(&p->out, jsonbuf_data(&p->chunk), p->chunk.len);
+	jsonbuf_reset(&p->chunk);
+	p->chunk_pairs = 0;
+	p->commands++;
+}
+
+static void
+publisher_add_state(struct redis_publisher *p, const struct symbol_state *st)
+{
+	redis__resp_str(&p->chunk, st->symbol);
+	jsonbuf_reset(&p->scratch);
+	redis__state_encode(&p->scratch, st);
+	if (jsonbuf_failed(&p->scratch))
+		p->chunk.failed = true;
+	redis__resp_buf(&p->chunk, &p->scratch);
+	if (++p->chunk_pairs == HSET_CHUNK)
+		publisher_flush_chunk(p);
+}
+
+static void
+add_state_cb(const struct symbol_state *st, void *ctx)
+{
+	publisher_add_state(ctx, st);
+}
+
+static void publisher_note_error(struct redis_publisher *p, const char *fmt,
+                                 ...) __attribute__((format(printf, 2, 3)));
+
+/* Record why the link failed; the first failure of an outage is logged. */
+static void
+publisher_note_error(struct redis_publisher *p, const char *fmt, ...)
+{
+	char why[160];
+	bool first;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&p->mu);
+	first = p->stats.connected || p->stats.down_since_us == 0;
+	p->stats.connected = false;
+	p->stats.run[0] = '\0';
+	if (first)
+		p->stats.down_since_us = clock_wall_us();
+	p->stats.errors++;
+	snprintf(p->stats.last_error, sizeof p->stats.last_error, "%s", why);
+	pthread_mutex_unlock(&p->mu);
+	if (first)
+		log_warn("redis: publishing to %s:%d stopped: %s; ticks are "
+		         "kept as state and published when it is back",
+		         p->host, p->port, why);
+}
+
+static void
+publisher_disconnect(struct redis_publisher *p)
+{
+	if (!p->rc)
+		return;
+	redisFree(p->rc);
+	p->rc = NULL;
+	redis__clear_sigpipe();
+}
+
+/*
+ * Send what p->out holds (p->commands commands) and read every reply.
+ * Returns 0, or -1 when the link failed or Redis answered an error; either
+ * ends the run (the caller reconnects, which rewrites the whole state).
+ */
+static int
+publisher_roundtrip(struct redis_publisher *p, const char *what)
+{
+	size_t i, n = p->commands;
+
+	p->commands = 0;
+	if (jsonbuf_failed(&p->out)) {
+		publisher_note_error(p, "out of memory building %s", what);
+		return -1;
+	}
+	if (redisAppendFormattedCommand(p->rc, jsonbuf_data(&p->out),
+	                                p->out.len) != REDIS_OK) {
+		publisher_note_error(p, "%s: %s", what,
+		                     redis__link_error(p->rc));
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		redisReply *r;
+		const char *e;
+
+		if (redisGetReply(p->rc, (void **)&r) != REDIS_OK || !r) {
+			publisher_note_error(p, "%s: %s", what,
+			                     redis__link_error(p->rc));
+			return -1;
+		}
+		e = redis__reply_error(r);
+		if (e) {
+			publisher_note_error(p, "%s: redis answered '%.100s'",
+			                     what, e);
+			freeReplyObject(r);
+			return -1;
+		}
+		freeReplyObject(r);
+	}
+	return 0;
+}
+
+/*
+ * Redis held this epoch already: was it ahead of us? An ingest that
+ * restarted from a store that had not committed ticks it had published is
+ * behind Redis, and is about to give the same seqs to other ticks. Say so;
+ * see "Known limit" in the header.
+ */
+static int
+publisher_check_ahead(struct redis_publisher *p)
+{
+	redisReply *r = redisCommand(p->rc, "HGETALL %s", p->key_state);
+	uint64_t ahead = 0, theirs = 0, ours = 0;
+	char sample[TICK_SYMBOL_MAX + 1] = "";
+	size_t i;
+
+	if (!r) {
+		publisher_note_error(p, "HGETALL: %s",
+		                     redis__link_error(p->rc));
+		return -1;
+	}
+	if (r->type == REDIS_REPLY_ARRAY) {
+		for (i = 0; i + 1 < r->elements; i += 2) {
+			const redisReply *k = r->element[i],
+			                 *v = r->element[i + 1];
+			struct symbol_state rs, st;
+			const char *why;
+
+			if (k->type != REDIS_REPLY_STRING ||
+			    v->type != REDIS_REPLY_STRING ||
+			    redis__state_decode(k->str, k->len, v->str, v->len,
+			                        &rs, &why))
+				continue;
+			if (engine_get_state(p->engine, rs.symbol, &st) == 0 &&
+			    st.seq >= rs.seq)
+				continue;
+			if (!ahead++) {
+				snprintf(sample, sizeof sample, "%s",
+				         rs.symbol);
+				theirs = rs.seq;
+				ours = engine_get_state(p->engine, rs.symbol,
+				                        &st) == 0
+				               ? st.seq
+				               : 0;
+			}
+		}
+	}
+	freeReplyObject(r);
+	if (ahead) {
+		pthread_mutex_lock(&p->mu);
+		p->stats.ahead_symbols += ahead;
+		pthread_mutex_unlock(&p->mu);
+		log_warn("redis: %s held %llu symbols further on than this "
+		         "ingest in epoch %s (e.g. %s at seq %llu, here %llu): "
+		         "this ingest lost ticks it had published, and its "
+		         "next ticks reuse their seqs; edges and clients may "
+		         "hold values those ticks contradict (start a new "
+		         "epoch to be safe)",
+		         p->key_state, (unsigned long long)ahead, p->epoch,
+		         sample, (unsigned long long)theirs,
+		         (unsigned long long)ours);
+	}
+	return 0;
+}
+
+/*
+ * Start a run: rewrite the epoch, the whole state and a `sync` entry in one
+ * MULTI, so a follower sees either the old state or the new one with its
+ * sync entry, never a half-written hash. Returns 0, or -1 (link failed).
+ */
+static int
+publisher_full_sync(struct redis_publisher *p, bool check)
+{
+	redisReply *r =
+	        check ? redisCommand(p->rc, "GET %s", p->key_epoch) : NULL;
+	bool other_epoch = false;
+	size_t i;
+
+	if (!check)
+		goto rewrite;
+	if (!r) {
+		publisher_note_error(p, "GET: %s", redis__link_error(p->rc));
+		return -1;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		publisher_note_error(p, "GET %s: redis answered '%.100s'",
+		                     p->key_epoch, r->str);
+		freeReplyObject(r);
+		return -1;
+	}
+	if (r->type == REDIS_REPLY_STRING && strcmp(r->str, p->epoch) != 0) {
+		other_epoch = true;
+		log_warn("redis: %s held epoch %.64s; this ingest's epoch is "
+		         "%s: overwriting it (edges will reset)",
+		         p->key_epoch, r->str, p->epoch);
+	}
+	if (r->type == REDIS_REPLY_STRING && !other_epoch) {
+		freeReplyObject(r);
+		if (publisher_check_ahead(p))
+			return -1;
+	} else {
+		freeReplyObject(r);
+	}
+
+rewrite:
+	for (i = 0; i < RUN_BYTES; i++)
+		snprintf(p->run + 2 * i, 3, "%02x",
+		         (unsigned)(redis__next_random(&p->rng) >> 56));
+	p->g = 0;
+	publisher_xadd_head(p);
+
+	jsonbuf_reset(&p->out);
+	jsonbuf_reset(&p->chunk);
+	p->chunk_pairs = 0;
+	p->commands = 0;
+	redis__resp_array(&p->out, 1);
+	redis__resp_str(&p->out, "MULTI");
+	p->commands++;
+	if (other_epoch) {
+		/* Entries of another life must not be read as ours. */
+		redis__resp_array(&p->out, 2);
+		redis__resp_str(&p->out, "DEL");
+		redis__resp_str(&p->out, p->key_ticks);
+		p->commands++;
+	}
+	redis__resp_array(&p->out, 2);
+	redis__resp_str(&p->out, "DEL");
+	redis__resp_str(&p->out, p->key_state);
+	p->commands++;
+	engine_foreach_symbol(p->engine, add_state_cb, p);
+	publisher_flush_chunk(p);
+	redis__resp_array(&p->out, 3);
+	redis__resp_str(&p->out, "SET");
+	redis__resp_str(&p->out, p->key_epoch);
+	redis__resp_str(&p->out, p->epoch);
+	p->commands++;
+	publisher_xadd(p, 4);
+	redis__resp_str(&p->out, "g");
+	redis__resp_str(&p->out, "0");
+	redis__resp_str(&p->out, "sync");
+	redis__resp_str(&p->out, p->epoch);
+	redis__resp_array(&p->out, 1);
+	redis__resp_str(&p->out, "EXEC");
+	p->commands++;
+	return publisher_roundtrip(p, "full sync");
+}
+
+/* Connect and start a run. On failure the next attempt is scheduled. */
+static void
+publisher_connect(struct redis_publisher *p)
+{
+	struct engine_stats es;
+	char why[160];
+
+	p->rc = redis__link_connect(p->host, p->port, p->connect_us, p->io_us,
+	                            "publisher-ingest", why, sizeof why);
+	if (!p->rc)
+		publisher_note_error(p, "cannot connect to %s:%d: %s", p->host,
+		                     p->port, why);
+	if (!p->rc || publisher_full_sync(p, true) != 0) {
+		publisher_disconnect(p);
+		p->next_attempt_us = clock_mono_us() +
+		                     redis__backoff_next(&p->backoff, &p->rng);
+		return;
+	}
+	redis__backoff_reset(&p->backoff);
+	p->last_send_us = clock_mono_us();
+	engine_get_stats(p->engine, &es);
+	pthread_mutex_lock(&p->mu);
+	if (p->ever_connected) {
+		p->stats.reconnects++;
+		log_info(
+		        "redis: publishing to %s:%d again after %lld s "
+		        "(run %s, %zu symbols rewritten)",
+		        p->host, p->port,
+		        (long long)((clock_wall_us() - p->stats.down_since_us) /
+		                    1000000),
+		        p->run, es.symbols);
+	} else {
+		log_info("redis: publishing to %s:%d under '%s' (run %s, "
+		         "epoch %s, %zu symbols)",
+		         p->host, p->port, p->prefix, p->run, p->epoch,
+		         es.symbols);
+	}
+	p->ever_connected = true;
+	p->stats.connected = true;
+	p->stats.down_since_us = 0;
+	p->stats.full_syncs++;
+	snprintf(p->stats.run, sizeof p->stats.run, "%s", p->run);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/*
+ * Publish the n applied ticks at the front of p->batch: one HSET of the
+ * states they touched, then their XADDs (see "Batches" in the header), or
+ * a heartbeat when n is 0. Returns 0, or -1 when the link failed.
+ */
+static int
+publisher_send(struct redis_publisher *p, size_t n)
+{
+	struct symbol_state st;
+	size_t i;
+
+	jsonbuf_reset(&p->out);
+	jsonbuf_reset(&p->chunk);
+	p->chunk_pairs = 0;
+	p->commands = 0;
+	for (i = 0; i < p->nunique; i++)
+		if (engine_get_state(p->engine, p->batch[p->unique[i]].symbol,
+		                     &st) == 0)
+			publisher_add_state(p, &st);
+	publisher_flush_chunk(p);
+	for (i = 0; i < n; i++) {
+		const struct tick *t = &p->batch[i];
+
+		publisher_xadd(p, 6);
+		redis__resp_str(&p->out, "g");
+		redis__resp_u64(&p->out, ++p->g);
+		redis__resp_str(&p->out, "seq");
+		redis__resp_u64(&p->out, t->seq);
+		redis__resp_str(&p->out, "tick");
+		jsonbuf_reset(&p->scratch);
+		redis__tick_line(&p->scratch, t);
+		if (jsonbuf_failed(&p->scratch))
+			p->out.failed = true;
+		redis__resp_buf(&p->out, &p->scratch);
+	}
+	if (n == 0) {
+		char now[24];
+
+		publisher_xadd(p, 4);
+		redis__resp_str(&p->out, "g");
+		redis__resp_u64(&p->out, p->g);
+		redis__resp_str(&p->out, "hb");
+		redis__resp_bulk(&p->out, now,
+		                 format_u64((uint64_t)clock_wall_us(), now));
+	}
+	if (publisher_roundtrip(p, n ? "XADD" : "heartbeat"))
+		return -1;
+	p->last_send_us = clock_mono_us();
+	pthread_mutex_lock(&p->mu);
+	if (n) {
+		p->stats.ticks_published += n;
+		p->stats.batches++;
+	} else {
+		p->stats.heartbeats++;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return 0;
+}
+
+static void *
+publisher_main(void *arg)
+{
+	struct redis_publisher *p = arg;
+	bool stop = false, resync;
+
+	redis__block_sigpipe();
+	for (;;) {
+		size_t n, applied;
+
+		if (!p->rc && !stop && clock_mono_us() >= p->next_attempt_us)
+			publisher_connect(p);
+		n = publisher_take(p, &stop, &resync);
+		/* States the sink resumed with are in the engine, before the
+		 * ticks taken with them: a run starts with them now. */
+		if (resync && p->rc && publisher_full_sync(p, false) != 0) {
+			/* The next connect's run carries them. */
+			publisher_disconnect(p);
+			p->next_attempt_us = clock_mono_us();
+		}
+		/* Stopping: publish what is queued while the link works and
+		 * the time allows; there is no one to fold for. */
+		if (stop &&
+		    (n == 0 || !p->rc || clock_mono_us() > p->stop_by_us)) {
+			p->unsent_at_close = n;
+			break;
+		}
+		applied = publisher_apply(p, n);
+		if (!p->rc) {
+			if (applied) {
+				pthread_mutex_lock(&p->mu);
+				p->stats.ticks_folded += applied;
+				pthread_mutex_unlock(&p->mu);
+			}
+			continue;
+		}
+		if (n == 0 && clock_mono_us() < p->last_send_us + HEARTBEAT_US)
+			continue;
+		if (n && !applied)
+			continue;
+		if (publisher_send(p, applied)) {
+			/* The state already holds these ticks; the next
+			 * run's full sync carries them to the edges. */
+			publisher_disconnect(p);
+			p->next_attempt_us = clock_mono_us();
+			if (applied) {
+				pthread_mutex_lock(&p->mu);
+				p->stats.ticks_folded += applied;
+				pthread_mutex_unlock(&p->mu);
+			}
+		}
+	}
+	publisher_disconnect(p);
+	return NULL;
+}
+
+int
+redis_publisher_start(struct redis_publisher *p, char *err, size_t errlen)
+{
+	int rc;
+
+	if (p->started)
+		return redis__errf(err, errlen,
+		                   "the redis publisher is running");
+	p->started = true;
+	p->next_attempt_us = 0;
+	rc = pthread_create(&p->thread, NULL, publisher_main, p);
+	if (rc) {
+		p->started = false;
+		return redis__errf(err, errlen,
+		                   "cannot start the redis thread: %s",
+		                   strerror(rc));
+	}
+	return 0;
+}
+
+void
+redis_publisher_get_stats(struct redis_publisher *p,
+                          struct redis_publisher_stats *out)
+{
+	int64_t now = clock_mono_us();
+
+	pthread_mutex_lock(&p->mu);
+	*out = p->stats;
+	out->queued = p->count;
+	out->lag_us = p->count ? now - p->enq_us[p->head] : 0;
+	pthread_mutex_unlock(&p->mu);
+}
+
+bool
+redis_publisher_degraded(struct redis_publisher *p, char *reason, size_t len)
+{
+	struct redis_publisher_stats s;
+	char since[32];
+
+	redis_publisher_get_stats(p, &s);
+	if (s.connected)
+		return false;
+	if (!s.down_since_us) {
+		snprintf(reason, len, "connecting to redis %s:%d", p->host,
+		         p->port);
+		return true;
+	}
+	redis__iso_time(s.down_since_us, since, sizeof since);
+	snprintf(reason, len, "redis %s:%d unreachable since %s (%lld s): %s",
+	         p->host, p->port, since,
+	         (long long)((clock_wall_us() - s.down_since_us) / 1000000),
+	         s.last_error);
+	return true;
+}
+
+void
+redis_publisher_destroy(struct redis_publisher *p)
+{
+	if (!p)
+		return;
+	if (p->started) {
+		pthread_mutex_lock(&p->mu);
+		p->stopping = true;
+		p->stop_by_us = clock_mono_us() + CLOSE_FLUSH_US;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(p->thread, NULL);
+		if (p->count + p->unsent_at_close)
+			log_warn("redis: %zu ticks still queued at close were "
+			         "not published",
+			         p->count + p->unsent_at_close);
+	}
+	publisher_disconnect(p);
+	engine_destroy(p->engine);
+	jsonbuf_free(&p->xadd_head);
+	jsonbuf_free(&p->out);
+	jsonbuf_free(&p->chunk);
+	jsonbuf_free(&p->scratch);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->mu);
+	free(p->ring);
+	free(p->enq_us);
+	free(p->batch);
+	free(p->dropped);
+	free(p->restores);
+	free(p);
+}
+
+/* ------------------------------------------------------------ the sink */
+
+/* Under p->mu: note that symbol's ticks were dropped. */
+static void
+note_dropped(struct redis_publisher *p, const char *symbol)
+{
+	size_t len = strnlen(symbol, TICK_SYMBOL_MAX), i;
+
+	if ((p->ndropped + 1) * 2 > (p->dropped ? p->dropped_mask + 1 : 0)) {
+		size_t size = p->dropped ? (p->dropped_mask + 1) * 2 : 1024, k;
+		char(*t)[TICK_SYMBOL_MAX + 1] = calloc(size, sizeof *t);
+
+		if (!t)
+			return; /* the resume then misses it: the next run
+			         * still carries the whole state */
+		for (k = 0; p->dropped && k <= p->dropped_mask; k++) {
+			size_t j;
+
+			if (!p->dropped[k][0])
+				continue;
+			j = redis__name_hash(p->dropped[k]) & (size - 1);
+			while (t[j][0])
+				j = (j + 1) & (size - 1);
+			memcpy(t[j], p->dropped[k], sizeof t[j]);
+		}
+		free(p->dropped);
+		p->dropped = t;
+		p->dropped_mask = size - 1;
+	}
+	for (i = redis__name_hash(symbol) & p->dropped_mask; p->dropped[i][0];
+	     i = (i + 1) & p->dropped_mask)
+		if (!strncmp(p->dropped[i], symbol, TICK_SYMBOL_MAX))
+			return;
+	memcpy(p->dropped[i], symbol, len);
+	p->dropped[i][len] = '\0';
+	p->ndropped++;
+}
+
+static size_t
+pub_sink_space(void *impl)
+{
+	return redis_publisher_append_space(impl);
+}
+
+/* A live batch: what fits is queued, the rest (and every tick after it
+ * until the queue drains) dropped and its symbols noted. */
+static void
+pub_sink_append(void *impl, const struct tick *applied, size_t n)
+{
+	struct redis_publisher *p = impl;
+	size_t fit = 0, i;
+
+	pthread_mutex_lock(&p->mu);
+	if (!p->stats.dropping && !p->stopping)
+		fit = p->cap - p->count < n ? p->cap - p->count : n;
+	pthread_mutex_unlock(&p->mu);
+	if (fit && redis_publisher_append(p, applied, fit))
+		fit = 0;
+	if (fit == n)
+		return;
+	pthread_mutex_lock(&p->mu);
+	if (!p->stats.dropping) {
+		p->stats.dropping = true;
+		p->dropping_since_us = clock_wall_us();
+		log_limited(
+		        LOG_WARN,
+		        "redis: %s:%d cannot keep up with the live feed (%zu "
+		        "ticks queued): the edges get the state instead of "
+		        "every tick until it catches up",
+		        p->host, p->port, p->count);
+	}
+	for (i = fit; i < n; i++)
+		note_dropped(p, applied[i].symbol);
+	p->stats.ticks_dropped += n - fit;
+	p->want_wake = true;
+	pthread_mutex_unlock(&p->mu);
+}
+
+static bool
+pub_sink_wants_resume(void *impl)
+{
+	struct redis_publisher *p = impl;
+	bool yes;
+
+	pthread_mutex_lock(&p->mu);
+	yes = p->stats.dropping && p->count == 0;
+	pthread_mutex_unlock(&p->mu);
+	return yes;
+}
+
+/* The queue has drained: the dropped symbols' states, as the serving
+ * engine has them now, go to the thread, which starts a run with them. */
+static void
+pub_sink_resume(void *impl, sink_state_fn state, void *ctx)
+{
+	struct redis_publisher *p = impl;
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (i = 0; p->dropped && i <= p->dropped_mask; i++) {
+		if (!p->dropped[i][0])
+			continue;
+		if (p->nrestores == p->restores_cap) {
+			size_t cap = p->restores_cap ? p->restores_cap * 2 : 64;
+			struct symbol_state *r =
+			        realloc(p->restores, cap * sizeof *r);
+
+			if (!r)
+				break;
+			p->restores = r;
+			p->restores_cap = cap;
+		}
+		if (state(p->dropped[i], &p->restores[p->nrestores], ctx) ==
+		    0) {
+			p->nrestores++;
+			n++;
+		}
+		p->dropped[i][0] = '\0';
+	}
+	p->ndropped = 0;
+	p->stats.dropping = false;
+	p->resync_pending = true;
+	pthread_mutex_unlock(&p->mu);
+	pthread_cond_signal(&p->cond);
+	log_limited(LOG_INFO,
+	            "redis: caught up; %zu symbols go to the edges as state (a "
+	            "new run)",
+	            n);
+}
+
+static void
+pub_sink_status(void *impl, struct sink_status *out)
+{
+	struct redis_publisher *p = impl;
+	struct redis_publisher_stats ps;
+	int64_t since;
+
+	redis_publisher_get_stats(p, &ps);
+	pthread_mutex_lock(&p->mu);
+	since = ps.dropping ? p->dropping_since_us : 0;
+	pthread_mutex_unlock(&p->mu);
+	memset(out, 0, sizeof *out);
+	out->lag_us = ps.lag_us;
+	out->queued = ps.queued;
+	out->dropped = ps.ticks_dropped;
+	out->dropping = ps.dropping;
+	out->failing =
+	        redis_publisher_degraded(p, out->reason, sizeof out->reason);
+	if (!out->failing && since)
+		snprintf(out->reason, sizeof out->reason,
+		         "redis behind the live feed for %.1f s: the edges get "
+		         "state instead of every tick",
+		         (double)(clock_wall_us() - since) / 1e6);
+}
+
+static const struct sink_ops pub_sink_ops = {
+        .name = "redis",
+        .space = pub_sink_space,
+        .append = pub_sink_append,
+        .wants_resume = pub_sink_wants_resume,
+        .resume = pub_sink_resume,
+        .status = pub_sink_status,
+};
+
+struct sink
+redis_publisher_sink(struct redis_publisher *p)
+{
+	struct sink k = {&pub_sink_ops, p};
+
+	return k;
+}
