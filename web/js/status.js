@@ -1,0 +1,128 @@
+// The status bar and the connection banner: whether the page is live, the
+// round-trip time, updates per second, the number of watched symbols, the
+// server's epoch and name, the clock, and the one-line toast for notices and
+// errors; above the page, the banner shown while the connection is down, with
+// its countdown to the next attempt and its "Reconnect now" button.
+//
+// It owns those elements, and two timers of its own: the updates/s and the
+// clock once a second, the banner's countdown four times a second. It reads
+// the Connection (state, attempt, retryAt, everOpen) and the Model's update
+// counter; it writes nothing to either, except that its button asks the
+// Connection to retry now. app.js creates it and forwards the Connection's
+// onState and onRtt to connection() and rtt(); any part of the page may call
+// toast().
+//
+// bannerHidden(), bannerText() and rttText() are the parts without DOM.
+
+import { group } from './decimal.js';
+import { setText } from './dom.js';
+import { clockText } from './timetext.js';
+
+const DASH = '\u2014';
+const RATE_MS = 1000;
+const BANNER_MS = 250;
+const TOAST_MS = 6000;
+const TOAST_ERROR_MS = 10000;
+
+/**
+ * Whether the banner stays hidden in Connection state `state` (info as the
+ * Connection's onState gives it). The banner shows once a live connection is
+ * lost, or once the very first attempt has failed (the page loaded, but its
+ * WebSocket cannot connect); not during that first attempt.
+ */
+export function bannerHidden(state, info) {
+	return state === 'open' || (!info.everOpen && state === 'connecting' && info.attempt === 0);
+}
+
+/**
+ * The banner's text for a Connection `c` ({ everOpen, state, retryAt,
+ * attempt }) at time `now` (performance.now() milliseconds).
+ */
+export function bannerText(c, now) {
+	let text = c.everOpen ? 'Connection to the server lost.' : 'Cannot connect to the server.';
+	if (c.state === 'connecting') {
+		text += ' Reconnecting…';
+	} else {
+		const s = Math.max(0, Math.ceil((c.retryAt - now) / 1000));
+		text += ' Next attempt in ' + s + ' s (attempt ' + c.attempt + ').';
+	}
+	if (c.everOpen) text += ' Prices shown are the last received.';
+	return text;
+}
+
+/** A round-trip time: one decimal under 10 ms, whole milliseconds above. */
+export function rttText(ms) {
+	return ms < 10 ? ms.toFixed(1) + ' ms' : Math.round(ms) + ' ms';
+}
+
+export class StatusBar {
+	/**
+	 * els: conn, connText, rtt, rate, count, epoch, server, clock, toast (in
+	 * the status bar), banner, bannerText, retry (the banner and its button).
+	 * conn: the Connection; model: the Model (for its update counter).
+	 */
+	constructor(els, conn, model) {
+		this.els = els;
+		this.conn = conn;
+		this.model = model;
+		this.toastTimer = 0;
+		this.lastUpdates = 0;
+		this.lastTick = performance.now();
+		els.retry.addEventListener('click', () => conn.retryNow());
+		setInterval(() => this.drawRate(), RATE_MS);
+		setInterval(() => this.drawBanner(), BANNER_MS);
+	}
+
+	/** The Connection's onState. */
+	connection(state, info) {
+		const live = state === 'open';
+		this.els.conn.dataset.state = state;
+		this.els.connText.textContent = live ? 'Live' : state === 'connecting' ? 'Connecting' : 'Disconnected';
+		this.els.rtt.textContent = DASH; // until the next pong
+		this.els.banner.hidden = bannerHidden(state, info);
+		this.drawBanner();
+	}
+
+	/** The Connection's onRtt. */
+	rtt(ms) {
+		this.els.rtt.textContent = rttText(ms);
+	}
+
+	/** The epoch and server name of a hello. */
+	server(epoch, name) {
+		this.els.epoch.textContent = epoch || DASH;
+		this.els.epoch.title = 'Server epoch ' + epoch;
+		this.els.server.textContent = name || '';
+	}
+
+	/** The number of watched symbols. */
+	count(n) {
+		this.els.count.textContent = String(n);
+	}
+
+	/** A notice ('info') or an error ('error'), cleared after a while. */
+	toast(text, level) {
+		const el = this.els.toast;
+		el.textContent = text;
+		el.className = 'toast ' + (level || 'info');
+		clearTimeout(this.toastTimer);
+		this.toastTimer = setTimeout(() => {
+			el.textContent = '';
+			el.className = 'toast';
+		}, level === 'error' ? TOAST_ERROR_MS : TOAST_MS);
+	}
+
+	drawBanner() {
+		if (this.els.banner.hidden) return;
+		setText(this.els.bannerText, bannerText(this.conn, performance.now()));
+	}
+
+	drawRate() {
+		const now = performance.now();
+		const rate = ((this.model.updates - this.lastUpdates) * 1000) / (now - this.lastTick);
+		this.lastUpdates = this.model.updates;
+		this.lastTick = now;
+		setText(this.els.rate, group(String(Math.round(rate))));
+		setText(this.els.clock, clockText(Date.now(), false));
+	}
+}
