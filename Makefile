@@ -95,6 +95,7 @@ $(BUILD)/tests/%.o: tests/unit/%.c
 
 # A unit test binary links its own module only.
 $(BUILD)/tests/test_decimal: $(BUILD)/tests/test_decimal.o $(call obj,publisher/decimal.c)
+$(BUILD)/tests/test_errbuf: $(BUILD)/tests/test_errbuf.o
 $(BUILD)/tests/test_jsonbuf: $(BUILD)/tests/test_jsonbuf.o $(call obj,publisher/decimal.c publisher/jsonbuf.c)
 $(BUILD)/tests/test_engine: $(BUILD)/tests/test_engine.o $(BUILD)/tests/engine_test_util.o $(call obj,$(ENGINE_SRC))
 $(BUILD)/tests/test_fanout: $(BUILD)/tests/test_fanout.o $(BUILD)/tests/engine_test_util.o $(call obj,$(ENGINE_SRC))

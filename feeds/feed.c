@@ -8,30 +8,16 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "../publisher/errbuf.h"
 
 #define SYNTHETIC_MAX_SYMBOLS 100000
 /* Far beyond what one thread can generate; a bound keeps the pacing maths
  * meaningful and catches typos such as an extra zero run. */
 #define SYNTHETIC_MAX_RATE 1e9
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ------------------------------------------------------------ none feed */
 
@@ -156,18 +142,18 @@ create_synthetic(const char *spec, const char *opts, struct tick_queue *queue,
 		bool *seen;
 
 		if (item_len == 0) {
-			set_err(err, errlen,
-			        "feed '%s': empty option (expected "
-			        "symbols=N, rate=R or seed=S, separated by "
-			        "commas)",
-			        spec);
+			errf(err, errlen,
+			     "feed '%s': empty option (expected "
+			     "symbols=N, rate=R or seed=S, separated by "
+			     "commas)",
+			     spec);
 			return NULL;
 		}
 		if (!eq) {
-			set_err(err, errlen,
-			        "feed '%s': option '%.*s' needs a value "
-			        "(name=value)",
-			        spec, (int)item_len, p);
+			errf(err, errlen,
+			     "feed '%s': option '%.*s' needs a value "
+			     "(name=value)",
+			     spec, (int)item_len, p);
 			return NULL;
 		}
 		key_len = (size_t)(eq - p);
@@ -180,10 +166,10 @@ create_synthetic(const char *spec, const char *opts, struct tick_queue *queue,
 			seen = &seen_symbols;
 			if (parse_u64(val, val_len, &v) < 0 || v < 1 ||
 			    v > SYNTHETIC_MAX_SYMBOLS) {
-				set_err(err, errlen,
-				        "feed '%s': symbols must be a whole "
-				        "number from 1 to %d",
-				        spec, SYNTHETIC_MAX_SYMBOLS);
+				errf(err, errlen,
+				     "feed '%s': symbols must be a whole "
+				     "number from 1 to %d",
+				     spec, SYNTHETIC_MAX_SYMBOLS);
 				return NULL;
 			}
 			o.symbols = (unsigned)v;
@@ -192,40 +178,40 @@ create_synthetic(const char *spec, const char *opts, struct tick_queue *queue,
 
 			seen = &seen_rate;
 			if (parse_double(val, val_len, &v) < 0 || !(v > 0)) {
-				set_err(err, errlen,
-				        "feed '%s': rate must be a positive "
-				        "number (ticks per second)",
-				        spec);
+				errf(err, errlen,
+				     "feed '%s': rate must be a positive "
+				     "number (ticks per second)",
+				     spec);
 				return NULL;
 			}
 			if (v > SYNTHETIC_MAX_RATE) {
-				set_err(err, errlen,
-				        "feed '%s': rate must be at most %.0f "
-				        "ticks per second",
-				        spec, SYNTHETIC_MAX_RATE);
+				errf(err, errlen,
+				     "feed '%s': rate must be at most %.0f "
+				     "ticks per second",
+				     spec, SYNTHETIC_MAX_RATE);
 				return NULL;
 			}
 			o.rate = v;
 		} else if (key_len == 4 && memcmp(p, "seed", 4) == 0) {
 			seen = &seen_seed;
 			if (parse_u64(val, val_len, &o.seed) < 0) {
-				set_err(err, errlen,
-				        "feed '%s': seed must be a whole "
-				        "number from 0 to 18446744073709551615",
-				        spec);
+				errf(err, errlen,
+				     "feed '%s': seed must be a whole "
+				     "number from 0 to 18446744073709551615",
+				     spec);
 				return NULL;
 			}
 		} else {
-			set_err(err, errlen,
-			        "feed '%s': unknown option '%.*s' (expected "
-			        "symbols, rate or seed)",
-			        spec, (int)key_len, p);
+			errf(err, errlen,
+			     "feed '%s': unknown option '%.*s' (expected "
+			     "symbols, rate or seed)",
+			     spec, (int)key_len, p);
 			return NULL;
 		}
 		if (*seen) {
-			set_err(err, errlen,
-			        "feed '%s': option '%.*s' is given twice", spec,
-			        (int)key_len, p);
+			errf(err, errlen,
+			     "feed '%s': option '%.*s' is given twice", spec,
+			     (int)key_len, p);
 			return NULL;
 		}
 		*seen = true;
@@ -234,7 +220,7 @@ create_synthetic(const char *spec, const char *opts, struct tick_queue *queue,
 
 	f = feed_synthetic_create(&o, queue);
 	if (!f)
-		set_err(err, errlen, "feed '%s': out of memory", spec);
+		errf(err, errlen, "feed '%s': out of memory", spec);
 	return f;
 }
 
@@ -263,10 +249,10 @@ create_replay(const char *spec, const char *rest, struct tick_queue *queue,
 	if (rest)
 		path_len = comma ? (size_t)(comma - rest) : strlen(rest);
 	if (path_len == 0) {
-		set_err(err, errlen,
-		        "feed '%s': replay needs a FILE "
-		        "(replay:FILE[,speed=X|max][,loop])",
-		        spec);
+		errf(err, errlen,
+		     "feed '%s': replay needs a FILE "
+		     "(replay:FILE[,speed=X|max][,loop])",
+		     spec);
 		return NULL;
 	}
 	while (p) {
@@ -276,10 +262,10 @@ create_replay(const char *spec, const char *rest, struct tick_queue *queue,
 		size_t key_len = eq ? (size_t)(eq - p) : item_len;
 
 		if (item_len == 0) {
-			set_err(err, errlen,
-			        "feed '%s': empty option (expected speed=X, "
-			        "speed=max or loop, separated by commas)",
-			        spec);
+			errf(err, errlen,
+			     "feed '%s': empty option (expected speed=X, "
+			     "speed=max or loop, separated by commas)",
+			     spec);
 			return NULL;
 		}
 		if (key_len == 5 && memcmp(p, "speed", 5) == 0) {
@@ -288,10 +274,10 @@ create_replay(const char *spec, const char *rest, struct tick_queue *queue,
 			double v;
 
 			if (seen_speed) {
-				set_err(err, errlen,
-				        "feed '%s': option 'speed' is given "
-				        "twice",
-				        spec);
+				errf(err, errlen,
+				     "feed '%s': option 'speed' is given "
+				     "twice",
+				     spec);
 				return NULL;
 			}
 			seen_speed = true;
@@ -299,40 +285,40 @@ create_replay(const char *spec, const char *rest, struct tick_queue *queue,
 				o.speed = 0;
 			} else if (!val || parse_double(val, val_len, &v) < 0 ||
 			           !(v > 0)) {
-				set_err(err, errlen,
-				        "feed '%s': speed must be > 0 or max",
-				        spec);
+				errf(err, errlen,
+				     "feed '%s': speed must be > 0 or max",
+				     spec);
 				return NULL;
 			} else if (v > REPLAY_MAX_SPEED) {
-				set_err(err, errlen,
-				        "feed '%s': speed must be at most %.0f "
-				        "(or max, for as fast as possible)",
-				        spec, REPLAY_MAX_SPEED);
+				errf(err, errlen,
+				     "feed '%s': speed must be at most %.0f "
+				     "(or max, for as fast as possible)",
+				     spec, REPLAY_MAX_SPEED);
 				return NULL;
 			} else {
 				o.speed = v;
 			}
 		} else if (key_len == 4 && memcmp(p, "loop", 4) == 0) {
 			if (eq) {
-				set_err(err, errlen,
-				        "feed '%s': option 'loop' takes no "
-				        "value",
-				        spec);
+				errf(err, errlen,
+				     "feed '%s': option 'loop' takes no "
+				     "value",
+				     spec);
 				return NULL;
 			}
 			if (o.loop) {
-				set_err(err, errlen,
-				        "feed '%s': option 'loop' is given "
-				        "twice",
-				        spec);
+				errf(err, errlen,
+				     "feed '%s': option 'loop' is given "
+				     "twice",
+				     spec);
 				return NULL;
 			}
 			o.loop = true;
 		} else {
-			set_err(err, errlen,
-			        "feed '%s': unknown option '%.*s' (expected "
-			        "speed=X, speed=max or loop)",
-			        spec, (int)key_len, p);
+			errf(err, errlen,
+			     "feed '%s': unknown option '%.*s' (expected "
+			     "speed=X, speed=max or loop)",
+			     spec, (int)key_len, p);
 			return NULL;
 		}
 		p = next ? next + 1 : NULL;
@@ -340,14 +326,14 @@ create_replay(const char *spec, const char *rest, struct tick_queue *queue,
 
 	path = strndup(rest, path_len);
 	if (!path) {
-		set_err(err, errlen, "feed '%s': out of memory", spec);
+		errf(err, errlen, "feed '%s': out of memory", spec);
 		return NULL;
 	}
 	o.path = path;
 	f = feed_replay_create(&o, queue);
 	free(path);
 	if (!f)
-		set_err(err, errlen, "feed '%s': out of memory", spec);
+		errf(err, errlen, "feed '%s': out of memory", spec);
 	return f;
 }
 
@@ -384,10 +370,10 @@ create_tcp(const char *spec, const char *rest, struct tick_queue *queue,
 		host = rest;
 		host_len = (size_t)(colon - rest);
 		if (memchr(host, ':', host_len)) {
-			set_err(err, errlen,
-			        "feed '%s': put an IPv6 address in brackets "
-			        "(tcp:[::1]:9000)",
-			        spec);
+			errf(err, errlen,
+			     "feed '%s': put an IPv6 address in brackets "
+			     "(tcp:[::1]:9000)",
+			     spec);
 			return NULL;
 		}
 	}
@@ -395,15 +381,15 @@ create_tcp(const char *spec, const char *rest, struct tick_queue *queue,
 		goto usage;
 	if (parse_u64(colon + 1, strlen(colon + 1), &port) < 0 ||
 	    port > 65535) {
-		set_err(err, errlen,
-		        "feed '%s': port must be a whole number from 0 to "
-		        "65535 (0 = any free port)",
-		        spec);
+		errf(err, errlen,
+		     "feed '%s': port must be a whole number from 0 to "
+		     "65535 (0 = any free port)",
+		     spec);
 		return NULL;
 	}
 	h = strndup(host, host_len);
 	if (!h) {
-		set_err(err, errlen, "feed '%s': out of memory", spec);
+		errf(err, errlen, "feed '%s': out of memory", spec);
 		return NULL;
 	}
 	o.host = h;
@@ -411,13 +397,13 @@ create_tcp(const char *spec, const char *rest, struct tick_queue *queue,
 	f = feed_tcp_create(&o, queue);
 	free(h);
 	if (!f)
-		set_err(err, errlen, "feed '%s': out of memory", spec);
+		errf(err, errlen, "feed '%s': out of memory", spec);
 	return f;
 
 usage:
-	set_err(err, errlen,
-	        "feed '%s': expected tcp:HOST:PORT (e.g. tcp:127.0.0.1:9000)",
-	        spec);
+	errf(err, errlen,
+	     "feed '%s': expected tcp:HOST:PORT (e.g. tcp:127.0.0.1:9000)",
+	     spec);
 	return NULL;
 }
 
@@ -430,9 +416,9 @@ feed_create(const char *spec, struct tick_queue *queue, char *err,
 	struct feed *f;
 
 	if (!spec || !*spec) {
-		set_err(err, errlen,
-		        "empty feed spec (expected synthetic, replay, tcp, "
-		        "stdin or none)");
+		errf(err, errlen,
+		     "empty feed spec (expected synthetic, replay, tcp, "
+		     "stdin or none)");
 		return NULL;
 	}
 	colon = strchr(spec, ':');
@@ -446,24 +432,24 @@ feed_create(const char *spec, struct tick_queue *queue, char *err,
 		                        err, errlen);
 	if (KIND_IS("none")) {
 		if (colon) {
-			set_err(err, errlen, "feed '%s': none takes no options",
-			        spec);
+			errf(err, errlen, "feed '%s': none takes no options",
+			     spec);
 			return NULL;
 		}
 		f = feed_none_create(queue);
 		if (!f)
-			set_err(err, errlen, "feed '%s': out of memory", spec);
+			errf(err, errlen, "feed '%s': out of memory", spec);
 		return f;
 	}
 	if (KIND_IS("stdin")) {
 		if (colon) {
-			set_err(err, errlen, "feed '%s': stdin takes no options",
-			        spec);
+			errf(err, errlen, "feed '%s': stdin takes no options",
+			     spec);
 			return NULL;
 		}
 		f = feed_stdin_create(queue);
 		if (!f)
-			set_err(err, errlen, "feed '%s': out of memory", spec);
+			errf(err, errlen, "feed '%s': out of memory", spec);
 		return f;
 	}
 	if (KIND_IS("replay"))
@@ -474,10 +460,10 @@ feed_create(const char *spec, struct tick_queue *queue, char *err,
 		                  errlen);
 #undef KIND_IS
 
-	set_err(err, errlen,
-	        "unknown feed kind '%.*s' (expected synthetic, replay, tcp, "
-	        "stdin or none)",
-	        (int)kind_len, spec);
+	errf(err, errlen,
+	     "unknown feed kind '%.*s' (expected synthetic, replay, tcp, "
+	     "stdin or none)",
+	     (int)kind_len, spec);
 	return NULL;
 }
 
@@ -522,10 +508,10 @@ feed_control(struct feed *f, const struct feed_command *cmd, char *err,
              size_t errlen)
 {
 	if (!f->ops->control) {
-		set_err(err, errlen,
-		        "replay control needs a replay feed; this server runs "
-		        "'%s'",
-		        f->kind);
+		errf(err, errlen,
+		     "replay control needs a replay feed; this server runs "
+		     "'%s'",
+		     f->kind);
 		return -1;
 	}
 	switch (cmd->kind) {
@@ -536,16 +522,15 @@ feed_control(struct feed *f, const struct feed_command *cmd, char *err,
 	case FEED_CMD_SPEED:
 		if (!isfinite(cmd->speed) || cmd->speed < 0 ||
 		    cmd->speed > REPLAY_MAX_SPEED) {
-			set_err(err, errlen,
-			        "replay speed must be > 0 and at most %.0f, or "
-			        "max",
-			        REPLAY_MAX_SPEED);
+			errf(err, errlen,
+			     "replay speed must be > 0 and at most %.0f, or "
+			     "max",
+			     REPLAY_MAX_SPEED);
 			return -1;
 		}
 		break;
 	default:
-		set_err(err, errlen, "unknown replay command %d",
-		        (int)cmd->kind);
+		errf(err, errlen, "unknown replay command %d", (int)cmd->kind);
 		return -1;
 	}
 	return f->ops->control(f, cmd, err, errlen);

@@ -12,17 +12,17 @@
  * small buffer on the stack. No valid key, symbol or number is longer than
  * that buffer, so a longer escaped string is refused outright.
  *
- * Everything that reports a problem goes through fail(), and every piece of
+ * Everything that reports a problem goes through errf(), and every piece of
  * the input quoted in a reason goes through quote(), so a hostile line cannot
  * put control characters into the log.
  */
 #include "tick_parse.h"
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "../publisher/errbuf.h"
 #include "../publisher/protocol.h"
 
 /* What a CSV column holds besides an enum tick_field (see tick_parse.h). */
@@ -49,23 +49,6 @@
 #define QUOTE_BUF   (QUOTE_SHOWN * 4 + 8)
 
 #define FIELD_LIST "bid, ask, bid_size, ask_size, last, last_size, volume"
-
-static int fail(char *reason, size_t reason_len, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-/* Write the reason and return -1, so that error paths are one line. */
-static int
-fail(char *reason, size_t reason_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!reason || reason_len == 0)
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(reason, reason_len, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /*
  * s[0..len) made safe to print inside a reason: control bytes become \xNN
@@ -209,18 +192,18 @@ fail_number(char *reason, size_t reason_len, int field, const char *s,
 
 	quote(q, s, len);
 	if (plain_decimal_shape(s, len))
-		return fail(reason, reason_len,
+		return errf(reason, reason_len,
 		            "field '%s': '%s' has too many digits (at most %d "
 		            "after the point and %d in all)",
 		            name, q, DECIMAL_MAX_SCALE, DECIMAL_MAX_SCALE);
 	if (len > 1 && (memchr(s, 'e', len) || memchr(s, 'E', len)) &&
 	    (is_digit(s[0]) || s[0] == '-'))
-		return fail(
+		return errf(
 		        reason, reason_len,
 		        "field '%s': '%s' is not a decimal number (write it "
 		        "without an exponent)",
 		        name, q);
-	return fail(reason, reason_len,
+	return errf(reason, reason_len,
 	            "field '%s': '%s' is not a decimal number", name, q);
 }
 
@@ -236,7 +219,7 @@ set_field(struct tick *out, int field, const char *s, size_t len, char *reason,
 	if (d.mantissa < 0 && ((SIZE_FIELDS >> field) & 1u)) {
 		char q[QUOTE_BUF];
 
-		return fail(reason, reason_len,
+		return errf(reason, reason_len,
 		            "field '%s': '%s' is negative (sizes and volume "
 		            "cannot be)",
 		            tick_field_name((enum tick_field)field),
@@ -258,12 +241,12 @@ set_ts_text(struct tick *out, const char *s, size_t len, char *reason,
 	if (integer_shape(s, len)) {
 		if (parse_int64(s, len, &out->ts) == 0)
 			return 0;
-		return fail(reason, reason_len, "ts %s is out of range",
+		return errf(reason, reason_len, "ts %s is out of range",
 		            quote(q, s, len));
 	}
 	if (protocol_parse_time(s, len, &out->ts) == 0)
 		return 0;
-	return fail(reason, reason_len,
+	return errf(reason, reason_len,
 	            "ts '%s' is neither integer µs nor an ISO 8601 time "
 	            "(e.g. 2024-03-01T14:30:00.123456Z)",
 	            quote(q, s, len));
@@ -276,7 +259,7 @@ set_symbol(struct tick *out, const char *s, size_t len, char *reason,
 	char q[QUOTE_BUF];
 
 	if (!tick_symbol_valid(s, len))
-		return fail(reason, reason_len,
+		return errf(reason, reason_len,
 		            "symbol '%s' is not valid (1 to %d characters of "
 		            "A-Z a-z 0-9 . _ : / -)",
 		            quote(q, s, len), TICK_SYMBOL_MAX);
@@ -288,7 +271,7 @@ set_symbol(struct tick *out, const char *s, size_t len, char *reason,
 static int
 fail_no_fields(char *reason, size_t reason_len)
 {
-	return fail(reason, reason_len,
+	return errf(reason, reason_len,
 	            "tick has no fields (expected at least one of " FIELD_LIST
 	            ")");
 }
@@ -362,12 +345,12 @@ json_unescape(const char **pp, const char *end, char *buf, size_t n,
 
 		/* Room for the longest UTF-8 sequence an escape makes. */
 		if (n + 4 > STRING_BUF)
-			return fail(reason, reason_len,
+			return errf(reason, reason_len,
 			            "a string with escapes is longer than %d "
 			            "bytes",
 			            STRING_BUF - 4);
 		if (c < 0x20)
-			return fail(reason, reason_len,
+			return errf(reason, reason_len,
 			            "control character 0x%02x inside a string "
 			            "(JSON requires it escaped)",
 			            c);
@@ -408,7 +391,7 @@ json_unescape(const char **pp, const char *end, char *buf, size_t n,
 		default:
 			/* Printable ASCII only: DEL is a control character
 			 * and a lone byte >= 0x80 is not UTF-8. */
-			return fail(reason, reason_len,
+			return errf(reason, reason_len,
 			            "invalid escape '\\%c' in a string",
 			            (unsigned char)p[-1] >= 0x20 &&
 			                            (unsigned char)p[-1] < 0x7f
@@ -416,7 +399,7 @@ json_unescape(const char **pp, const char *end, char *buf, size_t n,
 			                    : '?');
 		}
 		if (hex4(p, end, &cp) != 0)
-			return fail(reason, reason_len,
+			return errf(reason, reason_len,
 			            "invalid \\u escape in a string (expected "
 			            "4 hex digits)");
 		p += 4;
@@ -427,20 +410,20 @@ json_unescape(const char **pp, const char *end, char *buf, size_t n,
 			if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
 			    hex4(p + 2, end, &lo) != 0 || lo < 0xdc00 ||
 			    lo > 0xdfff)
-				return fail(reason, reason_len,
+				return errf(reason, reason_len,
 				            "invalid \\u escape in a string "
 				            "(unpaired surrogate)");
 			p += 6;
 			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 		} else if (cp >= 0xdc00 && cp <= 0xdfff) {
-			return fail(reason, reason_len,
+			return errf(reason, reason_len,
 			            "invalid \\u escape in a string "
 			            "(unpaired surrogate)");
 		}
 		n += utf8_encode(cp, buf + n);
 	}
 	if (p == end)
-		return fail(reason, reason_len, "unterminated string");
+		return errf(reason, reason_len, "unterminated string");
 	*pp = p + 1;
 	*len = n;
 	return 0;
@@ -467,10 +450,10 @@ json_string(const char **pp, const char *end, char *buf, const char **str,
 		return 0;
 	}
 	if (p == end)
-		return fail(reason, reason_len, "unterminated string");
+		return errf(reason, reason_len, "unterminated string");
 	n = (size_t)(p - start);
 	if (n > STRING_BUF - 4)
-		return fail(reason, reason_len,
+		return errf(reason, reason_len,
 		            "a string with escapes is longer than %d bytes",
 		            STRING_BUF - 4);
 	memcpy(buf, start, n);
@@ -502,7 +485,7 @@ json_value(const char **pp, const char *end, const char *key, size_t key_len,
 		                   reason_len);
 	}
 	if (p < end && (*p == '{' || *p == '['))
-		return fail(reason, reason_len,
+		return errf(reason, reason_len,
 		            "member '%s': nested %s are not allowed (a tick is "
 		            "one flat object)",
 		            quote(q, key, key_len),
@@ -511,7 +494,7 @@ json_value(const char **pp, const char *end, const char *key, size_t key_len,
 	       !is_json_ws(*p))
 		p++;
 	if (p == start)
-		return fail(reason, reason_len, "member '%s' has no value",
+		return errf(reason, reason_len, "member '%s' has no value",
 		            quote(q, key, key_len));
 	v->kind = JSON_BARE;
 	v->s = start;
@@ -531,10 +514,10 @@ json_ts(struct tick *out, const struct json_value *v, char *reason,
 	if (integer_shape(v->s, v->len) && !json_leading_zero(v->s, v->len)) {
 		if (parse_int64(v->s, v->len, &out->ts) == 0)
 			return 0;
-		return fail(reason, reason_len, "ts %s is out of range",
+		return errf(reason, reason_len, "ts %s is out of range",
 		            quote(q, v->s, v->len));
 	}
-	return fail(reason, reason_len,
+	return errf(reason, reason_len,
 	            "ts must be an integer (µs) or an ISO 8601 string, not %s",
 	            quote(q, v->s, v->len));
 }
@@ -546,7 +529,7 @@ json_symbol(struct tick *out, const struct json_value *v, char *reason,
 	char q[QUOTE_BUF];
 
 	if (v->kind != JSON_STRING)
-		return fail(reason, reason_len,
+		return errf(reason, reason_len,
 		            "symbol must be a string, not %s",
 		            quote(q, v->s, v->len));
 	return set_symbol(out, v->s, v->len, reason, reason_len);
@@ -562,7 +545,7 @@ json_field(struct tick *out, int field, const struct json_value *v,
 		if (json_leading_zero(v->s, v->len)) {
 			char q[QUOTE_BUF];
 
-			return fail(reason, reason_len,
+			return errf(reason, reason_len,
 			            "field '%s': '%s' is not a valid JSON "
 			            "number (leading zero)",
 			            tick_field_name((enum tick_field)field),
@@ -613,24 +596,24 @@ json_members(const char **pp, const char *end, struct tick *out, unsigned *seen,
 		int field, rc;
 
 		if (p == end)
-			return fail(reason, reason_len,
+			return errf(reason, reason_len,
 			            "unterminated JSON object");
 		if (*p != '"')
-			return fail(reason, reason_len,
+			return errf(reason, reason_len,
 			            "expected a member name in double quotes");
 		if (json_string(&p, end, key_buf, &key, &key_len, reason,
 		                reason_len) != 0)
 			return -1;
 		if (json_member(key, key_len, &bit, &field) != 0)
-			return fail(reason, reason_len, "unknown field '%s'",
+			return errf(reason, reason_len, "unknown field '%s'",
 			            quote(q, key, key_len));
 		if (*seen & bit)
-			return fail(reason, reason_len, "duplicate member '%s'",
+			return errf(reason, reason_len, "duplicate member '%s'",
 			            quote(q, key, key_len));
 		*seen |= bit;
 		p = skip_json_ws(p, end);
 		if (p == end || *p != ':')
-			return fail(reason, reason_len,
+			return errf(reason, reason_len,
 			            "expected ':' after member '%s'",
 			            quote(q, key, key_len));
 		p = skip_json_ws(p + 1, end);
@@ -651,7 +634,7 @@ json_members(const char **pp, const char *end, struct tick *out, unsigned *seen,
 			return 0;
 		}
 		if (p < end && *p != ',')
-			return fail(reason, reason_len,
+			return errf(reason, reason_len,
 			            "expected ',' or '}' after member '%s', "
 			            "found '%s'",
 			            quote(q, key, key_len),
@@ -676,13 +659,13 @@ parse_json(const char *p, const char *end, struct tick *out, char *reason,
 		return -1;
 	p = skip_json_ws(p, end);
 	if (p != end)
-		return fail(reason, reason_len,
+		return errf(reason, reason_len,
 		            "unexpected text after the JSON object: '%s'",
 		            quote(q, p, (size_t)(end - p)));
 	if (!(seen & SEEN_TS))
-		return fail(reason, reason_len, "missing \"ts\"");
+		return errf(reason, reason_len, "missing \"ts\"");
 	if (!(seen & SEEN_SYMBOL))
-		return fail(reason, reason_len, "missing \"symbol\"");
+		return errf(reason, reason_len, "missing \"symbol\"");
 	if (out->present == 0)
 		return fail_no_fields(reason, reason_len);
 	return 0;
@@ -726,7 +709,7 @@ unquote_cell(struct cell *c, int index, char *reason, size_t reason_len)
 		return 0;
 	if (c->len < 2 || c->s[c->len - 1] != '"' ||
 	    memchr(c->s + 1, '"', c->len - 2))
-		return fail(reason, reason_len,
+		return errf(reason, reason_len,
 		            "CSV cell %d: quoted cells with commas or quotes "
 		            "inside are not supported",
 		            index + 1);
@@ -767,7 +750,7 @@ parse_csv_header(struct tick_parser *tp, struct cell *cells, int count,
 	char q[QUOTE_BUF];
 
 	if (count > TICK_PARSE_MAX_COLUMNS)
-		return fail(reason, reason_len,
+		return errf(reason, reason_len,
 		            "CSV header has %d columns; at most %d are "
 		            "supported",
 		            count, TICK_PARSE_MAX_COLUMNS);
@@ -778,11 +761,11 @@ parse_csv_header(struct tick_parser *tp, struct cell *cells, int count,
 		if (unquote_cell(c, i, reason, reason_len) != 0)
 			return -1;
 		if (c->len == 0)
-			return fail(reason, reason_len,
+			return errf(reason, reason_len,
 			            "CSV header: column %d has no name", i + 1);
 		kinds[i] = column_kind(c->s, c->len);
 		if (kinds[i] == -1)
-			return fail(reason, reason_len,
+			return errf(reason, reason_len,
 			            "CSV header: unknown column '%s' (expected "
 			            "ts, symbol and any of " FIELD_LIST ")%s",
 			            quote(q, c->s, c->len),
@@ -792,19 +775,19 @@ parse_csv_header(struct tick_parser *tp, struct cell *cells, int count,
 			                    : "");
 		bit = column_bit(kinds[i]);
 		if (seen & bit)
-			return fail(reason, reason_len,
+			return errf(reason, reason_len,
 			            "CSV header: column '%s' appears twice",
 			            quote(q, c->s, c->len));
 		seen |= bit;
 	}
 	if (!(seen & SEEN_TS))
-		return fail(reason, reason_len,
+		return errf(reason, reason_len,
 		            "CSV header has no \"ts\" column");
 	if (!(seen & SEEN_SYMBOL))
-		return fail(reason, reason_len,
+		return errf(reason, reason_len,
 		            "CSV header has no \"symbol\" column");
 	if (!(seen & SEEN_FIELDS))
-		return fail(reason, reason_len,
+		return errf(reason, reason_len,
 		            "CSV header has no field column (expected any "
 		            "of " FIELD_LIST ")");
 	memcpy(tp->column_field, kinds, (size_t)count * sizeof kinds[0]);
@@ -843,7 +826,7 @@ parse_csv_row(const struct tick_parser *tp, struct cell *cells, int count,
 	int i;
 
 	if (count != tp->columns)
-		return fail(reason, reason_len,
+		return errf(reason, reason_len,
 		            "CSV row has %d cells; the header has %d", count,
 		            tp->columns);
 	for (i = 0; i < count; i++) {
@@ -854,7 +837,7 @@ parse_csv_row(const struct tick_parser *tp, struct cell *cells, int count,
 			return -1;
 		if (kind == COLUMN_TS) {
 			if (c->len == 0)
-				return fail(reason, reason_len,
+				return errf(reason, reason_len,
 				            "missing \"ts\" (its cell is "
 				            "empty)");
 			if (set_ts_text(out, c->s, c->len, reason,
@@ -862,7 +845,7 @@ parse_csv_row(const struct tick_parser *tp, struct cell *cells, int count,
 				return -1;
 		} else if (kind == COLUMN_SYMBOL) {
 			if (c->len == 0)
-				return fail(reason, reason_len,
+				return errf(reason, reason_len,
 				            "missing \"symbol\" (its cell is "
 				            "empty)");
 			if (set_symbol(out, c->s, c->len, reason, reason_len) !=
@@ -915,7 +898,7 @@ tick_parse_line(struct tick_parser *p, const char *line, size_t len,
 		if (*first != '{') {
 			char q[QUOTE_BUF];
 
-			fail(reason, reason_len,
+			errf(reason, reason_len,
 			     "expected a JSON object starting with '{', found "
 			     "'%s'",
 			     quote(q, first, (size_t)(end - first)));

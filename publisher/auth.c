@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "errbuf.h"
 #include "log.h"
 
 #define SHA256_LEN 32
@@ -49,21 +49,6 @@ struct auth {
 typedef char pattern_t[AUTH_PATTERN_MAX + 1];
 
 enum pattern_kind { PATTERN_BAD = -1, PATTERN_EXACT, PATTERN_PREFIX };
-
-static void say(char *buf, size_t len, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void
-say(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!buf || len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-}
 
 /* Copy untrusted text for a log line: printable ASCII only (anything else
  * becomes '?', so a token cannot forge log lines), cut at QUOTE_MAX bytes. */
@@ -94,28 +79,28 @@ auth_from_key(const void *key, size_t keylen, const char *what, char *err,
 	struct auth *a;
 
 	if (keylen == 0) {
-		say(err, errlen,
-		    "auth secret %s is empty; make one with: "
-		    "openssl rand -base64 48 > FILE",
-		    what);
+		errf(err, errlen,
+		     "auth secret %s is empty; make one with: "
+		     "openssl rand -base64 48 > FILE",
+		     what);
 		return NULL;
 	}
 	if (keylen < AUTH_SECRET_MIN) {
-		say(err, errlen,
-		    "auth secret %s is %zu bytes; HS256 needs at least %d "
-		    "(make one with: openssl rand -base64 48 > FILE)",
-		    what, keylen, AUTH_SECRET_MIN);
+		errf(err, errlen,
+		     "auth secret %s is %zu bytes; HS256 needs at least %d "
+		     "(make one with: openssl rand -base64 48 > FILE)",
+		     what, keylen, AUTH_SECRET_MIN);
 		return NULL;
 	}
 	if (keylen > AUTH_SECRET_MAX) {
-		say(err, errlen,
-		    "auth secret %s is over %d bytes; is it the right file?",
-		    what, AUTH_SECRET_MAX);
+		errf(err, errlen,
+		     "auth secret %s is over %d bytes; is it the right file?",
+		     what, AUTH_SECRET_MAX);
 		return NULL;
 	}
 	a = calloc(1, sizeof *a);
 	if (!a) {
-		say(err, errlen, "auth: out of memory");
+		errf(err, errlen, "auth: out of memory");
 		return NULL;
 	}
 	memcpy(a->key, key, keylen);
@@ -142,24 +127,24 @@ auth_create(const char *secret_file, char *err, size_t errlen)
 	int fd;
 
 	if (!secret_file || !*secret_file) {
-		say(err, errlen, "auth: no secret file given");
+		errf(err, errlen, "auth: no secret file given");
 		return NULL;
 	}
 	snprintf(what, sizeof what, "file '%s'", secret_file);
 	fd = open(secret_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		say(err, errlen, "cannot open auth secret file '%s': %s",
-		    secret_file, strerror(errno));
+		errf(err, errlen, "cannot open auth secret file '%s': %s",
+		     secret_file, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) != 0) {
-		say(err, errlen, "cannot stat auth secret file '%s': %s",
-		    secret_file, strerror(errno));
+		errf(err, errlen, "cannot stat auth secret file '%s': %s",
+		     secret_file, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		say(err, errlen, "auth secret '%s' is not a regular file",
-		    secret_file);
+		errf(err, errlen, "auth secret '%s' is not a regular file",
+		     secret_file);
 		goto out;
 	}
 	for (;;) {
@@ -168,9 +153,9 @@ auth_create(const char *secret_file, char *err, size_t errlen)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			say(err, errlen,
-			    "cannot read auth secret file '%s': %s",
-			    secret_file, strerror(errno));
+			errf(err, errlen,
+			     "cannot read auth secret file '%s': %s",
+			     secret_file, strerror(errno));
 			goto out;
 		}
 		if (r == 0)
@@ -284,35 +269,35 @@ check_header(const unsigned char *text, size_t len, char *why, size_t whylen)
 
 	h = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!h || !json_is_object(h)) {
-		say(why, whylen, "header is not a JSON object");
+		errf(why, whylen, "header is not a JSON object");
 		goto out;
 	}
 	alg = json_object_get(h, "alg");
 	if (!alg) {
-		say(why, whylen, "header has no alg; only HS256 is accepted");
+		errf(why, whylen, "header has no alg; only HS256 is accepted");
 		goto out;
 	}
 	if (!string_is(alg, "HS256")) {
 		if (json_is_string(alg))
-			say(why, whylen,
-			    "alg '%s' is refused; only HS256 is accepted",
-			    quote(q, json_string_value(alg),
-			          json_string_length(alg)));
+			errf(why, whylen,
+			     "alg '%s' is refused; only HS256 is accepted",
+			     quote(q, json_string_value(alg),
+			           json_string_length(alg)));
 		else
-			say(why, whylen,
-			    "alg is not a string; only HS256 is accepted");
+			errf(why, whylen,
+			     "alg is not a string; only HS256 is accepted");
 		goto out;
 	}
 	typ = json_object_get(h, "typ");
 	if (typ && !string_is(typ, "JWT")) {
-		say(why, whylen, "header typ is not \"JWT\"");
+		errf(why, whylen, "header typ is not \"JWT\"");
 		goto out;
 	}
 	/* RFC 7515 §4.1.11: a recipient must refuse a token whose "crit"
 	 * names extensions it does not implement, and we implement none. */
 	if (json_object_get(h, "crit")) {
-		say(why, whylen,
-		    "header has crit; no extensions are supported");
+		errf(why, whylen,
+		     "header has crit; no extensions are supported");
 		goto out;
 	}
 	rc = 0;
@@ -383,18 +368,18 @@ read_patterns(json_t *symbols, struct auth_claims *c, char *why, size_t whylen)
 	json_t *v;
 
 	if (!symbols) {
-		say(why, whylen, "claim symbols is missing");
+		errf(why, whylen, "claim symbols is missing");
 		return -1;
 	}
 	if (!json_is_array(symbols)) {
-		say(why, whylen, "claim symbols is not an array");
+		errf(why, whylen, "claim symbols is not an array");
 		return -1;
 	}
 	n = json_array_size(symbols);
 	if (n > AUTH_MAX_PATTERNS) {
-		say(why, whylen,
-		    "claim symbols has %zu patterns; the limit is %d", n,
-		    AUTH_MAX_PATTERNS);
+		errf(why, whylen,
+		     "claim symbols has %zu patterns; the limit is %d", n,
+		     AUTH_MAX_PATTERNS);
 		return -1;
 	}
 	json_array_foreach(symbols, i, v)
@@ -404,16 +389,16 @@ read_patterns(json_t *symbols, struct auth_claims *c, char *why, size_t whylen)
 		enum pattern_kind k;
 
 		if (!s) {
-			say(why, whylen, "symbols[%zu] is not a string", i);
+			errf(why, whylen, "symbols[%zu] is not a string", i);
 			return -1;
 		}
 		k = pattern_kind(s, len);
 		if (k == PATTERN_BAD) {
-			say(why, whylen,
-			    "symbols[%zu] '%s' is not a symbol, a prefix "
-			    "ending in one of . _ : / - followed by '*', "
-			    "or '*'",
-			    i, quote(q, s, len));
+			errf(why, whylen,
+			     "symbols[%zu] '%s' is not a symbol, a prefix "
+			     "ending in one of . _ : / - followed by '*', "
+			     "or '*'",
+			     i, quote(q, s, len));
 			return -1;
 		}
 		if (k == PATTERN_EXACT)
@@ -428,7 +413,7 @@ read_patterns(json_t *symbols, struct auth_claims *c, char *why, size_t whylen)
 		return 0;
 	pat = calloc(n, sizeof *pat);
 	if (!pat) {
-		say(why, whylen, "out of memory");
+		errf(why, whylen, "out of memory");
 		return -1;
 	}
 	/* Lengths were checked above: every pattern fits in a pattern_t. */
@@ -492,13 +477,13 @@ read_sub(json_t *sub, struct auth_claims *c, char *why, size_t whylen)
 		return 0;
 	s = json_string_value(sub);
 	if (!s) {
-		say(why, whylen, "claim sub is not a string");
+		errf(why, whylen, "claim sub is not a string");
 		return -1;
 	}
 	len = json_string_length(sub);
 	if (len > AUTH_SUB_MAX) {
-		say(why, whylen, "claim sub is %zu bytes; the limit is %d", len,
-		    AUTH_SUB_MAX);
+		errf(why, whylen, "claim sub is %zu bytes; the limit is %d",
+		     len, AUTH_SUB_MAX);
 		return -1;
 	}
 	/* sub ends up in log lines: no line breaks or escapes in it. */
@@ -506,7 +491,7 @@ read_sub(json_t *sub, struct auth_claims *c, char *why, size_t whylen)
 		unsigned char ch = (unsigned char)s[i];
 
 		if (ch < 0x20 || ch == 0x7f) {
-			say(why, whylen, "claim sub has a control character");
+			errf(why, whylen, "claim sub has a control character");
 			return -1;
 		}
 	}
@@ -525,41 +510,41 @@ read_claims(const unsigned char *text, size_t len, int64_t now_us,
 
 	p = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!p || !json_is_object(p)) {
-		say(why, whylen, "payload is not a JSON object");
+		errf(why, whylen, "payload is not a JSON object");
 		goto out;
 	}
 	v = json_object_get(p, "exp");
 	if (!v) {
-		say(why, whylen, "claim exp is missing");
+		errf(why, whylen, "claim exp is missing");
 		goto out;
 	}
 	if (numeric_date_us(v, &c->exp_us) != 0) {
-		say(why, whylen,
-		    "claim exp is not a time in seconds since the epoch");
+		errf(why, whylen,
+		     "claim exp is not a time in seconds since the epoch");
 		goto out;
 	}
 	if (auth_claims_expired(c, now_us)) {
-		say(why, whylen,
-		    "token expired %lld s ago (exp %lld, leeway %lld s)",
-		    (long long)((now_us - c->exp_us) / 1000000),
-		    (long long)(c->exp_us / 1000000),
-		    (long long)(AUTH_LEEWAY_US / 1000000));
+		errf(why, whylen,
+		     "token expired %lld s ago (exp %lld, leeway %lld s)",
+		     (long long)((now_us - c->exp_us) / 1000000),
+		     (long long)(c->exp_us / 1000000),
+		     (long long)(AUTH_LEEWAY_US / 1000000));
 		goto out;
 	}
 	v = json_object_get(p, "nbf");
 	if (v) {
 		if (numeric_date_us(v, &c->nbf_us) != 0) {
-			say(why, whylen,
-			    "claim nbf is not a time in seconds "
-			    "since the epoch");
+			errf(why, whylen,
+			     "claim nbf is not a time in seconds "
+			     "since the epoch");
 			goto out;
 		}
 		/* nbf_us >= 0, so the subtraction cannot overflow. */
 		if (c->nbf_us - AUTH_LEEWAY_US > now_us) {
-			say(why, whylen,
-			    "token not valid for another %lld s (nbf %lld)",
-			    (long long)((c->nbf_us - now_us) / 1000000),
-			    (long long)(c->nbf_us / 1000000));
+			errf(why, whylen,
+			     "token not valid for another %lld s (nbf %lld)",
+			     (long long)((c->nbf_us - now_us) / 1000000),
+			     (long long)(c->nbf_us / 1000000));
 			goto out;
 		}
 	}
@@ -587,21 +572,21 @@ auth_verify(const struct auth *a, const char *token, size_t len, int64_t now_us,
 	size_t header_len, payload_len, sig_len, signed_len;
 	unsigned mac_len = 0;
 
-	say(why, whylen, "%s", "");
+	errf(why, whylen, "%s", "");
 	if (!out)
 		return -1;
 	memset(out, 0, sizeof *out);
 	if (!a || !token) {
-		say(why, whylen, "no auth configured or no token");
+		errf(why, whylen, "no auth configured or no token");
 		return -1;
 	}
 	if (len == 0) {
-		say(why, whylen, "empty token");
+		errf(why, whylen, "empty token");
 		return -1;
 	}
 	if (len > AUTH_TOKEN_MAX) {
-		say(why, whylen, "token is %zu bytes; the limit is %d", len,
-		    AUTH_TOKEN_MAX);
+		errf(why, whylen, "token is %zu bytes; the limit is %d", len,
+		     AUTH_TOKEN_MAX);
 		return -1;
 	}
 
@@ -610,7 +595,7 @@ auth_verify(const struct auth *a, const char *token, size_t len, int64_t now_us,
 	            : NULL;
 	if (!dot2 ||
 	    memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL) {
-		say(why, whylen, "token is not three parts separated by '.'");
+		errf(why, whylen, "token is not three parts separated by '.'");
 		return -1;
 	}
 	signed_len = (size_t)(dot2 - token);
@@ -618,7 +603,7 @@ auth_verify(const struct auth *a, const char *token, size_t len, int64_t now_us,
 
 	if (b64url_decode(token, (size_t)(dot1 - token), header, sizeof header,
 	                  &header_len) != 0) {
-		say(why, whylen, "header is not unpadded base64url");
+		errf(why, whylen, "header is not unpadded base64url");
 		return -1;
 	}
 	if (check_header(header, header_len, why, whylen) != 0)
@@ -629,23 +614,23 @@ auth_verify(const struct auth *a, const char *token, size_t len, int64_t now_us,
 	if (b64url_decode(sig_text, len - (size_t)(sig_text - token), sig,
 	                  sizeof sig, &sig_len) != 0 ||
 	    sig_len != SHA256_LEN) {
-		say(why, whylen, "bad signature");
+		errf(why, whylen, "bad signature");
 		return -1;
 	}
 	if (!HMAC(EVP_sha256(), a->key, (int)a->keylen,
 	          (const unsigned char *)token, signed_len, mac, &mac_len) ||
 	    mac_len != SHA256_LEN) {
-		say(why, whylen, "HMAC-SHA256 failed in OpenSSL");
+		errf(why, whylen, "HMAC-SHA256 failed in OpenSSL");
 		return -1;
 	}
 	if (CRYPTO_memcmp(mac, sig, SHA256_LEN) != 0) {
-		say(why, whylen, "bad signature");
+		errf(why, whylen, "bad signature");
 		return -1;
 	}
 
 	if (b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload,
 	                  sizeof payload, &payload_len) != 0) {
-		say(why, whylen, "payload is not unpadded base64url");
+		errf(why, whylen, "payload is not unpadded base64url");
 		return -1;
 	}
 	if (read_claims(payload, payload_len, now_us, out, why, whylen) != 0) {

@@ -10,13 +10,13 @@
 #include "export.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "log.h"
 #include "store.h"
 
@@ -111,20 +111,6 @@ sink_row(const struct tick *t, void *ctx)
 	return 0;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* Write into a temporary file beside a regular (or not yet existing)
  * output file; anything else (a FIFO, /dev/stdout) is written in place. */
 static bool
@@ -158,7 +144,7 @@ export_run(const struct export_options *opt, char *err, size_t errlen)
 
 			if (n < 0 || (size_t)n >= sizeof tmp) {
 				store_reader_close(r);
-				return fail(err, errlen,
+				return errf(err, errlen,
 				            "output path '%.200s' is too long",
 				            opt->output);
 			}
@@ -167,7 +153,7 @@ export_run(const struct export_options *opt, char *err, size_t errlen)
 		if (!k.out) {
 			rc = errno;
 			store_reader_close(r);
-			return fail(err, errlen, "cannot write '%s': %s",
+			return errf(err, errlen, "cannot write '%s': %s",
 			            tmp[0] ? tmp : opt->output, strerror(rc));
 		}
 	}
@@ -203,11 +189,11 @@ export_run(const struct export_options *opt, char *err, size_t errlen)
 		if (tmp[0])
 			unlink(tmp);
 		if (k.write_errno)
-			return fail(err, errlen, "cannot write '%s': %s",
+			return errf(err, errlen, "cannot write '%s': %s",
 			            k.name, strerror(k.write_errno));
 		if (k.out_of_memory)
-			return fail(err, errlen, "out of memory");
-		return fail(err, errlen, "%s", rerr[0] ? rerr : "read failed");
+			return errf(err, errlen, "out of memory");
+		return errf(err, errlen, "%s", rerr[0] ? rerr : "read failed");
 	}
 	log_info("export: %llu ticks from '%s' to %s%s%s",
 	         (unsigned long long)k.ticks, opt->db, opt->output ? "'" : "",

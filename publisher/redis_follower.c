@@ -68,8 +68,7 @@ redis_follower_create(const struct redis_follower_options *opt, char *err,
 	const char *prefix;
 
 	if (!opt) {
-		redis__errf(err, errlen,
-		            "--redis needs a host name or address");
+		errf(err, errlen, "--redis needs a host name or address");
 		return NULL;
 	}
 	prefix = redis__check_address(opt->host, opt->port, opt->prefix, err,
@@ -77,15 +76,14 @@ redis_follower_create(const struct redis_follower_options *opt, char *err,
 	if (!prefix)
 		return NULL;
 	if (!opt->ticks || !opt->epoch || !opt->restore || !opt->wake) {
-		redis__errf(
-		        err, errlen,
-		        "a redis follower needs a tick queue and the epoch, "
-		        "restore and wake callbacks");
+		errf(err, errlen,
+		     "a redis follower needs a tick queue and the epoch, "
+		     "restore and wake callbacks");
 		return NULL;
 	}
 	f = calloc(1, sizeof *f);
 	if (!f) {
-		redis__errf(err, errlen, "out of memory");
+		errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	snprintf(f->host, sizeof f->host, "%s", opt->host);
@@ -117,7 +115,7 @@ redis_follower_create(const struct redis_follower_options *opt, char *err,
 	redis__cond_init_mono(&f->cond);
 	f->batch = malloc(XREAD_COUNT * sizeof *f->batch);
 	if (!f->batch) {
-		redis__errf(err, errlen, "out of memory");
+		errf(err, errlen, "out of memory");
 		redis_follower_destroy(f);
 		return NULL;
 	}
@@ -649,15 +647,13 @@ redis_follower_start(struct redis_follower *f, char *err, size_t errlen)
 	int rc;
 
 	if (f->started)
-		return redis__errf(err, errlen,
-		                   "the redis follower is running");
+		return errf(err, errlen, "the redis follower is running");
 	f->started = true;
 	rc = pthread_create(&f->thread, NULL, follower_main, f);
 	if (rc) {
 		f->started = false;
-		return redis__errf(err, errlen,
-		                   "cannot start the redis thread: %s",
-		                   strerror(rc));
+		return errf(err, errlen, "cannot start the redis thread: %s",
+		            strerror(rc));
 	}
 	return 0;
 }

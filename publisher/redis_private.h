@@ -32,6 +32,7 @@
 
 #include "clock.h"
 #include "decimal.h"
+#include "errbuf.h"
 #include "jsonbuf.h"
 #include "log.h"
 
@@ -82,9 +83,6 @@ struct backoff {
 struct stream_id {
 	uint64_t ms, seq;
 };
-
-int redis__errf(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
 
 struct timeval redis__timeval_of(int64_t us);
 

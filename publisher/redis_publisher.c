@@ -71,8 +71,7 @@ redis_publisher_create(const struct redis_publisher_options *opt, char *err,
 	const char *prefix;
 
 	if (!opt) {
-		redis__errf(err, errlen,
-		            "--redis needs a host name or address");
+		errf(err, errlen, "--redis needs a host name or address");
 		return NULL;
 	}
 	prefix = redis__check_address(opt->host, opt->port, opt->prefix, err,
@@ -80,14 +79,14 @@ redis_publisher_create(const struct redis_publisher_options *opt, char *err,
 	if (!prefix)
 		return NULL;
 	if (!opt->epoch || !redis__epoch_valid(opt->epoch)) {
-		redis__errf(err, errlen,
-		            "the epoch to publish must be 1..64 printable "
-		            "characters without spaces");
+		errf(err, errlen,
+		     "the epoch to publish must be 1..64 printable "
+		     "characters without spaces");
 		return NULL;
 	}
 	p = calloc(1, sizeof *p);
 	if (!p) {
-		redis__errf(err, errlen, "out of memory");
+		errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	snprintf(p->host, sizeof p->host, "%s", opt->host);
@@ -127,8 +126,7 @@ redis_publisher_create(const struct redis_publisher_options *opt, char *err,
 	p->enq_us = malloc(p->cap * sizeof *p->enq_us);
 	p->batch = malloc(BATCH_MAX * sizeof *p->batch);
 	if (!p->engine || !p->ring || !p->enq_us || !p->batch) {
-		redis__errf(err, errlen, "out of memory (queue of %zu ticks)",
-		            p->cap);
+		errf(err, errlen, "out of memory (queue of %zu ticks)", p->cap);
 		redis_publisher_destroy(p);
 		return NULL;
 	}
@@ -766,16 +764,14 @@ redis_publisher_start(struct redis_publisher *p, char *err, size_t errlen)
 	int rc;
 
 	if (p->started)
-		return redis__errf(err, errlen,
-		                   "the redis publisher is running");
+		return errf(err, errlen, "the redis publisher is running");
 	p->started = true;
 	p->next_attempt_us = 0;
 	rc = pthread_create(&p->thread, NULL, publisher_main, p);
 	if (rc) {
 		p->started = false;
-		return redis__errf(err, errlen,
-		                   "cannot start the redis thread: %s",
-		                   strerror(rc));
+		return errf(err, errlen, "cannot start the redis thread: %s",
+		            strerror(rc));
 	}
 	return 0;
 }

@@ -18,19 +18,6 @@
  */
 #include "redis_private.h"
 
-int
-redis__errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 struct timeval
 redis__timeval_of(int64_t us)
 {
@@ -358,36 +345,34 @@ redis__tick_from_line(const char *s, size_t len, uint64_t seq, struct tick *out,
 
 	memset(out, 0, sizeof *out);
 	if (!eat(&p, end, "{\"ts\":"))
-		return redis__errf(why, whylen, "does not start with {\"ts\":");
+		return errf(why, whylen, "does not start with {\"ts\":");
 	n = number_len(p, end);
 	if (parse_i64(p, n, &out->ts))
-		return redis__errf(why, whylen, "bad ts");
+		return errf(why, whylen, "bad ts");
 	p += n;
 	if (!eat(&p, end, ",\"symbol\":\"") ||
 	    !(q = memchr(p, '"', (size_t)(end - p))) ||
 	    !tick_symbol_valid(p, (size_t)(q - p)))
-		return redis__errf(why, whylen, "bad symbol");
+		return errf(why, whylen, "bad symbol");
 	memcpy(out->symbol, p, (size_t)(q - p));
 	p = q + 1;
 	while (eat(&p, end, ",\"")) {
 		q = memchr(p, '"', (size_t)(end - p));
 		f = q ? tick_field_lookup(p, (size_t)(q - p)) : -1;
 		if (f < 0 || tick_has(out, (enum tick_field)f))
-			return redis__errf(why, whylen,
-			                   "bad or repeated field");
+			return errf(why, whylen, "bad or repeated field");
 		p = q + 1;
 		if (!eat(&p, end, ":"))
-			return redis__errf(why, whylen, "bad field");
+			return errf(why, whylen, "bad field");
 		n = number_len(p, end);
 		if (decimal_parse(p, n, &d))
-			return redis__errf(why, whylen,
-			                   "field '%s': bad decimal",
-			                   tick_field_name((enum tick_field)f));
+			return errf(why, whylen, "field '%s': bad decimal",
+			            tick_field_name((enum tick_field)f));
 		tick_set(out, (enum tick_field)f, d);
 		p += n;
 	}
 	if (!eat(&p, end, "}") || p != end)
-		return redis__errf(why, whylen, "trailing text");
+		return errf(why, whylen, "trailing text");
 	out->seq = seq;
 	return 0;
 }
@@ -515,25 +500,24 @@ redis__link_connect(const char *host, int port, int64_t connect_us,
 	redisReply *r;
 
 	if (!rc) {
-		redis__errf(why, whylen, "out of memory");
+		errf(why, whylen, "out of memory");
 		return NULL;
 	}
 	if (rc->err) {
-		redis__errf(why, whylen, "%s", rc->errstr);
+		errf(why, whylen, "%s", rc->errstr);
 		redisFree(rc);
 		return NULL;
 	}
 	if (redisSetTimeout(rc, redis__timeval_of(io_us)) != REDIS_OK ||
 	    redisEnableKeepAlive(rc) != REDIS_OK) {
-		redis__errf(why, whylen, "cannot set socket options: %s",
-		            rc->errstr);
+		errf(why, whylen, "cannot set socket options: %s", rc->errstr);
 		redisFree(rc);
 		return NULL;
 	}
 	r = redisCommand(rc, "CLIENT SETNAME %s", name);
 	if (!r || r->type == REDIS_REPLY_ERROR) {
-		redis__errf(why, whylen, "%s%s", r ? "redis refused us: " : "",
-		            r ? r->str : rc->errstr);
+		errf(why, whylen, "%s%s", r ? "redis refused us: " : "",
+		     r ? r->str : rc->errstr);
 		if (r)
 			freeReplyObject(r);
 		redisFree(rc);
@@ -590,22 +574,21 @@ redis__check_address(const char *host, int port, const char *prefix, char *err,
                      size_t errlen)
 {
 	if (!host || !host[0] || strlen(host) >= HOST_MAX) {
-		redis__errf(err, errlen,
-		            "--redis needs a host name or address");
+		errf(err, errlen, "--redis needs a host name or address");
 		return NULL;
 	}
 	if (port < 1 || port > 65535) {
-		redis__errf(err, errlen,
-		            "--redis port must be 1..65535, not %d", port);
+		errf(err, errlen, "--redis port must be 1..65535, not %d",
+		     port);
 		return NULL;
 	}
 	if (!prefix)
 		prefix = REDIS_LINK_DEFAULT_PREFIX;
 	if (!redis__prefix_valid(prefix)) {
-		redis__errf(err, errlen,
-		            "redis key prefix '%.80s' must be 1..64 of "
-		            "[A-Za-z0-9._:/-]",
-		            prefix);
+		errf(err, errlen,
+		     "redis key prefix '%.80s' must be 1..64 of "
+		     "[A-Za-z0-9._:/-]",
+		     prefix);
 		return NULL;
 	}
 	return prefix;

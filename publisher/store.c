@@ -179,12 +179,11 @@ migrate(struct store *s, int version, const char *want_epoch, char *err,
 	int rc, i;
 
 	if (sqlite3_db_readonly(s->db, "main") == 1)
-		return store__errf(
-		        err, errlen,
-		        "db '%s' has schema version %d and needs %d, but "
-		        "it is read-only; make it writable so it can be "
-		        "upgraded",
-		        s->path, version, latest);
+		return errf(err, errlen,
+		            "db '%s' has schema version %d and needs %d, but "
+		            "it is read-only; make it writable so it can be "
+		            "upgraded",
+		            s->path, version, latest);
 	rc = store__exec_sql(s->db, "BEGIN IMMEDIATE");
 	for (i = version; rc == SQLITE_OK && i < latest; i++)
 		rc = store__exec_sql(s->db, schema_migrations[i].sql);
@@ -213,11 +212,10 @@ migrate(struct store *s, int version, const char *want_epoch, char *err,
 	if (rc == SQLITE_OK)
 		rc = store__exec_sql(s->db, "COMMIT");
 	if (rc != SQLITE_OK) {
-		store__errf(
-		        err, errlen,
-		        "cannot %s db '%s' (schema version %d to %d): %s (%s)",
-		        version ? "upgrade" : "create", s->path, version,
-		        latest, sqlite3_errmsg(s->db), store__error_hint(rc));
+		errf(err, errlen,
+		     "cannot %s db '%s' (schema version %d to %d): %s (%s)",
+		     version ? "upgrade" : "create", s->path, version, latest,
+		     sqlite3_errmsg(s->db), store__error_hint(rc));
 		store__exec_sql(s->db, "ROLLBACK");
 		return -1;
 	}
@@ -313,7 +311,7 @@ store__writer_connect(struct store *s, bool create, char *err, size_t errlen)
 	if (stat(s->path, &st) != 0 && errno == ENOENT) {
 		store__dir_of(s->path, dir, sizeof dir);
 		if (stat(dir, &st) != 0)
-			return store__errf(
+			return errf(
 			        err, errlen,
 			        "cannot create db '%s': directory '%s' does "
 			        "not exist (create it, or pick another --db)",
@@ -324,10 +322,10 @@ store__writer_connect(struct store *s, bool create, char *err, size_t errlen)
 	                             (create ? SQLITE_OPEN_CREATE : 0),
 	                     NULL);
 	if (rc != SQLITE_OK)
-		return store__errf(
-		        err, errlen, "cannot open db '%s': %s (%s)", s->path,
-		        s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc),
-		        store__error_hint(rc));
+		return errf(err, errlen, "cannot open db '%s': %s (%s)",
+		            s->path,
+		            s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc),
+		            store__error_hint(rc));
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 
@@ -362,9 +360,9 @@ store__writer_pragmas(struct store *s, char *err, size_t errlen)
 		sqlite3_finalize(st);
 	}
 	if (!wal && sqlite3_db_readonly(s->db, "main") != 1)
-		return store__errf(err, errlen,
-		                   "cannot switch db '%s' to WAL mode: %s",
-		                   s->path, sqlite3_errmsg(s->db));
+		return errf(err, errlen,
+		            "cannot switch db '%s' to WAL mode: %s", s->path,
+		            sqlite3_errmsg(s->db));
 	snprintf(sql, sizeof sql,
 	         "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -%d; "
 	         "PRAGMA temp_store = MEMORY; PRAGMA secure_delete = OFF; "
@@ -372,8 +370,8 @@ store__writer_pragmas(struct store *s, char *err, size_t errlen)
 	         "PRAGMA journal_size_limit = %lld",
 	         WRITER_CACHE_KIB, WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT);
 	if (store__exec_sql(s->db, sql) != SQLITE_OK)
-		return store__errf(err, errlen, "cannot set up db '%s': %s",
-		                   s->path, sqlite3_errmsg(s->db));
+		return errf(err, errlen, "cannot set up db '%s': %s", s->path,
+		            sqlite3_errmsg(s->db));
 	return 0;
 }
 
@@ -431,7 +429,7 @@ load(struct store *s, char *err, size_t errlen)
 
 	s->engine = engine_create(&ec);
 	if (!s->engine)
-		return store__errf(err, errlen, "out of memory");
+		return errf(err, errlen, "out of memory");
 
 	rc = sqlite3_prepare_v2(s->db,
 	                        "SELECT epoch, next_tick_id, max_ts, max_lag "
@@ -446,11 +444,10 @@ load(struct store *s, char *err, size_t errlen)
 		rc = SQLITE_OK;
 	} else if (rc == SQLITE_DONE) {
 		sqlite3_finalize(q);
-		return store__errf(
-		        err, errlen,
-		        "db '%s' has no meta row (was it edited by hand?); "
-		        "refusing to guess its epoch",
-		        s->path);
+		return errf(err, errlen,
+		            "db '%s' has no meta row (was it edited by hand?); "
+		            "refusing to guess its epoch",
+		            s->path);
 	}
 	sqlite3_finalize(q);
 	q = NULL;
@@ -472,11 +469,10 @@ load(struct store *s, char *err, size_t errlen)
 		                   sqlite3_column_int64(q, 0));
 		if (!y) {
 			sqlite3_finalize(q);
-			return store__errf(
-			        err, errlen,
-			        "db '%s': bad symbol '%.40s' (or out of "
-			        "memory)",
-			        s->path, name);
+			return errf(err, errlen,
+			            "db '%s': bad symbol '%.40s' (or out of "
+			            "memory)",
+			            s->path, name);
 		}
 		y->stored = true;
 		rc = SQLITE_OK;
@@ -505,11 +501,10 @@ load(struct store *s, char *err, size_t errlen)
 		state_from_row(q, 3, &st);
 		if (!y || engine_restore_symbol(s->engine, &st) != 0) {
 			sqlite3_finalize(q);
-			return store__errf(
-			        err, errlen,
-			        "db '%s': cannot restore the state of "
-			        "symbol '%.40s'",
-			        s->path, name);
+			return errf(err, errlen,
+			            "db '%s': cannot restore the state of "
+			            "symbol '%.40s'",
+			            s->path, name);
 		}
 		y->max_ts = sqlite3_column_int64(q, 1);
 		y->max_lag = sqlite3_column_int64(q, 2);
@@ -519,9 +514,9 @@ load(struct store *s, char *err, size_t errlen)
 		rc = SQLITE_OK;
 	sqlite3_finalize(q);
 	if (rc != SQLITE_OK)
-		return store__errf(err, errlen, "cannot read db '%s': %s (%s)",
-		                   s->path, sqlite3_errmsg(s->db),
-		                   store__error_hint(rc));
+		return errf(err, errlen, "cannot read db '%s': %s (%s)",
+		            s->path, sqlite3_errmsg(s->db),
+		            store__error_hint(rc));
 	return 0;
 }
 
@@ -539,22 +534,20 @@ take_lock(struct store *s, char *err, size_t errlen)
 
 	if ((size_t)snprintf(path, sizeof path, "%s-lock", s->path) >=
 	    sizeof path)
-		return store__errf(err, errlen, "db path '%.200s' is too long",
-		                   s->path);
+		return errf(err, errlen, "db path '%.200s' is too long",
+		            s->path);
 	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (s->lock_fd < 0)
-		return store__errf(err, errlen,
-		                   "cannot open the lock file '%s': %s", path,
-		                   strerror(errno));
+		return errf(err, errlen, "cannot open the lock file '%s': %s",
+		            path, strerror(errno));
 	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno == EWOULDBLOCK)
-			return store__errf(
-			        err, errlen,
-			        "db '%s' is in use by another publisher; "
-			        "stop it or pick another --db",
-			        s->path);
-		return store__errf(err, errlen, "cannot lock db '%s': %s",
-		                   s->path, strerror(errno));
+			return errf(err, errlen,
+			            "db '%s' is in use by another publisher; "
+			            "stop it or pick another --db",
+			            s->path);
+		return errf(err, errlen, "cannot lock db '%s': %s", s->path,
+		            strerror(errno));
 	}
 	return 0;
 }
@@ -567,19 +560,18 @@ store_open(const struct store_options *opt, char *err, size_t errlen)
 	int version;
 
 	if (!opt || !opt->path || !opt->path[0]) {
-		store__errf(err, errlen, "no database path given");
+		errf(err, errlen, "no database path given");
 		return NULL;
 	}
 	if (opt->epoch &&
 	    (!opt->epoch[0] || strlen(opt->epoch) > 2 * EPOCH_BYTES)) {
-		store__errf(err, errlen,
-		            "epoch '%.40s' is not 1 to %d characters",
-		            opt->epoch, 2 * EPOCH_BYTES);
+		errf(err, errlen, "epoch '%.40s' is not 1 to %d characters",
+		     opt->epoch, 2 * EPOCH_BYTES);
 		return NULL;
 	}
 	s = calloc(1, sizeof *s);
 	if (!s) {
-		store__errf(err, errlen, "out of memory");
+		errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	s->lock_fd = -1;
@@ -609,8 +601,7 @@ store_open(const struct store_options *opt, char *err, size_t errlen)
 	s->batch.order = malloc(BATCH_MAX * sizeof *s->batch.order);
 	if (!s->path || !s->ring || !s->enq_us || !s->batch.items ||
 	    !s->batch.order) {
-		store__errf(err, errlen, "out of memory (queue of %zu ticks)",
-		            s->cap);
+		errf(err, errlen, "out of memory (queue of %zu ticks)", s->cap);
 		goto fail;
 	}
 
@@ -627,19 +618,17 @@ store_open(const struct store_options *opt, char *err, size_t errlen)
 	if (load(s, err, errlen))
 		goto fail;
 	if (opt->epoch && strcmp(opt->epoch, s->epoch)) {
-		store__errf(
-		        err, errlen,
-		        "db '%s' holds epoch %s but the ingest's epoch is %s: "
-		        "its "
-		        "ticks belong to another life of the data; remove the "
-		        "file (and its -wal, -shm, -lock) or pass another --db",
-		        s->path, s->epoch, opt->epoch);
+		errf(err, errlen,
+		     "db '%s' holds epoch %s but the ingest's epoch is %s: "
+		     "its "
+		     "ticks belong to another life of the data; remove the "
+		     "file (and its -wal, -shm, -lock) or pass another --db",
+		     s->path, s->epoch, opt->epoch);
 		goto fail;
 	}
 	if (store__writer_prepare(s) != SQLITE_OK) {
-		store__errf(err, errlen,
-		            "db '%s': cannot prepare statements: %s", s->path,
-		            sqlite3_errmsg(s->db));
+		errf(err, errlen, "db '%s': cannot prepare statements: %s",
+		     s->path, sqlite3_errmsg(s->db));
 		goto fail;
 	}
 	if (sqlite3_db_readonly(s->db, "main") == 1)
@@ -900,12 +889,11 @@ store_start(struct store *s, char *err, size_t errlen)
 	int rc;
 
 	if (s->started)
-		return store__errf(err, errlen, "store already started");
+		return errf(err, errlen, "store already started");
 	rc = pthread_create(&s->writer, NULL, writer_main, s);
 	if (rc)
-		return store__errf(err, errlen,
-		                   "cannot start the store writer: %s",
-		                   strerror(rc));
+		return errf(err, errlen, "cannot start the store writer: %s",
+		            strerror(rc));
 	s->started = true;
 	return 0;
 }

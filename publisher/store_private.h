@@ -22,7 +22,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +32,7 @@
 
 #include "clock.h"
 #include "decimal.h"
+#include "errbuf.h"
 #include "log.h"
 
 #define DEFAULT_COMMIT_MS      50
@@ -249,9 +249,6 @@ struct store {
 };
 
 /* store_sql.c: SQLite helpers */
-
-int store__errf(char *err, size_t errlen, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
 
 int64_t store__sat_add(int64_t a, int64_t b);
 

@@ -87,26 +87,26 @@ store_reader_open(const char *path, char *err, size_t errlen)
 	int version, rc, i;
 
 	if (!path || !path[0]) {
-		store__errf(err, errlen, "no database path given");
+		errf(err, errlen, "no database path given");
 		return NULL;
 	}
 	if (stat(path, &st) != 0) {
-		store__errf(err, errlen, "no database at '%s': %s", path,
-		            strerror(errno));
+		errf(err, errlen, "no database at '%s': %s", path,
+		     strerror(errno));
 		return NULL;
 	}
 	r = calloc(1, sizeof *r);
 	if (!r || !(r->path = strdup(path))) {
 		free(r);
-		store__errf(err, errlen, "out of memory");
+		errf(err, errlen, "out of memory");
 		return NULL;
 	}
 	rc = sqlite3_open_v2(path, &r->db,
 	                     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		store__errf(err, errlen, "cannot open db '%s': %s (%s)", path,
-		            r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc),
-		            store__error_hint(rc));
+		errf(err, errlen, "cannot open db '%s': %s (%s)", path,
+		     r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc),
+		     store__error_hint(rc));
 		goto fail;
 	}
 	sqlite3_extended_result_codes(r->db, 1);
@@ -115,10 +115,10 @@ store_reader_open(const char *path, char *err, size_t errlen)
 	if (version < 0)
 		goto fail;
 	if (version < READER_MIN_VERSION) {
-		store__errf(err, errlen,
-		            "db '%s' holds no publisher data yet (schema "
-		            "version %d)",
-		            path, version);
+		errf(err, errlen,
+		     "db '%s' holds no publisher data yet (schema "
+		     "version %d)",
+		     path, version);
 		goto fail;
 	}
 	snprintf(sql, sizeof sql,
@@ -128,9 +128,8 @@ store_reader_open(const char *path, char *err, size_t errlen)
 	for (i = 0; i < R_COUNT; i++) {
 		rc = store__prepare(r->db, reader_sql[i], &r->stmt[i]);
 		if (rc != SQLITE_OK) {
-			store__errf(err, errlen,
-			            "db '%s': cannot prepare a query: %s", path,
-			            sqlite3_errmsg(r->db));
+			errf(err, errlen, "db '%s': cannot prepare a query: %s",
+			     path, sqlite3_errmsg(r->db));
 			goto fail;
 		}
 	}
@@ -143,8 +142,8 @@ store_reader_open(const char *path, char *err, size_t errlen)
 	            "g.symbol_id WHERE s.name = ?1 AND g.first_ts < ?3 AND "
 	            "g.last_ts >= ?2 ORDER BY g.first_seq",
 	            &r->gaps) != SQLITE_OK) {
-		store__errf(err, errlen, "db '%s': cannot prepare a query: %s",
-		            path, sqlite3_errmsg(r->db));
+		errf(err, errlen, "db '%s': cannot prepare a query: %s", path,
+		     sqlite3_errmsg(r->db));
 		goto fail;
 	}
 	return r;
@@ -169,8 +168,8 @@ store_reader_close(struct store_reader *r)
 static int
 read_error(struct store_reader *r, char *err, size_t errlen, int rc)
 {
-	return store__errf(err, errlen, "reading db '%s': %s (%s)", r->path,
-	                   sqlite3_errmsg(r->db), store__error_hint(rc));
+	return errf(err, errlen, "reading db '%s': %s (%s)", r->path,
+	            sqlite3_errmsg(r->db), store__error_hint(rc));
 }
 
 /* The name of symbol id into out. Returns 0, or -1 with err. */
@@ -190,11 +189,10 @@ reader_name(struct store_reader *r, int64_t id, char *out, char *err,
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(q);
 		if (rc == SQLITE_DONE)
-			return store__errf(
-			        err, errlen,
-			        "db '%s': a tick names symbol id %lld, "
-			        "which is not in the symbols table",
-			        r->path, (long long)id);
+			return errf(err, errlen,
+			            "db '%s': a tick names symbol id %lld, "
+			            "which is not in the symbols table",
+			            r->path, (long long)id);
 		return read_error(r, err, errlen, rc);
 	}
 	snprintf(out, TICK_SYMBOL_MAX + 1, "%s",
@@ -500,8 +498,7 @@ source_load_commit(struct source *src, char *err, size_t errlen)
 				mg = realloc(src->merged, cap * sizeof *mg);
 			if (!mg) {
 				sqlite3_reset(q);
-				return store__errf(err, errlen,
-				                   "out of memory");
+				return errf(err, errlen, "out of memory");
 			}
 			src->merged = mg;
 			src->rows_cap = cap;
@@ -528,7 +525,7 @@ source_load_commit(struct source *src, char *err, size_t errlen)
 	head_ts = malloc(nruns * sizeof *head_ts);
 	h.v = malloc(nruns * sizeof *h.v);
 	if (!run_start || !run_pos || !head_ts || !h.v) {
-		rc = store__errf(err, errlen, "out of memory");
+		rc = errf(err, errlen, "out of memory");
 		goto out;
 	}
 	for (i = 0, nruns = 0; i < src->nrows; i++)
@@ -689,7 +686,7 @@ store_read_ticks(struct store_reader *r, const char *const *symbols,
 	if (!symbols || symbol_count == 0) {
 		src = calloc(1, sizeof *src);
 		if (!src) {
-			rc = store__errf(err, errlen, "out of memory");
+			rc = errf(err, errlen, "out of memory");
 			goto out;
 		}
 		nalloc = 1;
@@ -701,7 +698,7 @@ store_read_ticks(struct store_reader *r, const char *const *symbols,
 	} else {
 		src = calloc(symbol_count, sizeof *src);
 		if (!src) {
-			rc = store__errf(err, errlen, "out of memory");
+			rc = errf(err, errlen, "out of memory");
 			goto out;
 		}
 		nalloc = symbol_count;
@@ -728,7 +725,7 @@ store_read_ticks(struct store_reader *r, const char *const *symbols,
 	head_ts = malloc((nsrc ? nsrc : 1) * sizeof *head_ts);
 	h.v = malloc((nsrc ? nsrc : 1) * sizeof *h.v);
 	if (!head_ts || !h.v) {
-		rc = store__errf(err, errlen, "out of memory");
+		rc = errf(err, errlen, "out of memory");
 		goto out;
 	}
 	h.ts = head_ts;
@@ -749,7 +746,7 @@ store_read_ticks(struct store_reader *r, const char *const *symbols,
 
 		if (reverse) {
 			if (tick_buf_push(&keep, &top->cur)) {
-				rc = store__errf(err, errlen, "out of memory");
+				rc = errf(err, errlen, "out of memory");
 				goto out;
 			}
 			if (keep.n == last_n)
@@ -884,7 +881,7 @@ store_read_history(struct store_reader *r, const char *symbol, int64_t from,
 	if (err && errlen)
 		err[0] = '\0';
 	if (!symbol)
-		return store__errf(err, errlen, "history needs a symbol");
+		return errf(err, errlen, "history needs a symbol");
 	if (from >= to)
 		return 0;
 	if (read_begin(r, err, errlen))
@@ -902,8 +899,7 @@ store_read_history(struct store_reader *r, const char *symbol, int64_t from,
 			tick_heap_pop(&h, &t);
 			if (reverse) {
 				if (tick_buf_push(&keep, &t)) {
-					rc = store__errf(err, errlen,
-					                 "out of memory");
+					rc = errf(err, errlen, "out of memory");
 					goto out;
 				}
 				stop = keep.n == last_n;
@@ -912,7 +908,7 @@ store_read_history(struct store_reader *r, const char *symbol, int64_t from,
 			}
 		}
 		if (!stop && tick_heap_push(&h, &src.cur)) {
-			rc = store__errf(err, errlen, "out of memory");
+			rc = errf(err, errlen, "out of memory");
 			goto out;
 		}
 	}
@@ -922,7 +918,7 @@ store_read_history(struct store_reader *r, const char *symbol, int64_t from,
 		tick_heap_pop(&h, &t);
 		if (reverse) {
 			if (tick_buf_push(&keep, &t)) {
-				rc = store__errf(err, errlen, "out of memory");
+				rc = errf(err, errlen, "out of memory");
 				goto out;
 			}
 			stop = keep.n == last_n;
@@ -1069,9 +1065,9 @@ store_read_bars(struct store_reader *r, const char *symbol, int64_t from,
 	if (err && errlen)
 		err[0] = '\0';
 	if (interval_us <= 0)
-		return store__errf(err, errlen, "bar interval must be > 0 µs");
+		return errf(err, errlen, "bar interval must be > 0 µs");
 	if (!symbol)
-		return store__errf(err, errlen, "bars need a symbol");
+		return errf(err, errlen, "bars need a symbol");
 	/* Bars starting in [from, to), each with all the ticks of its
 	 * interval: the ticks in [from rounded up, to rounded up). */
 	lo = align_up(from, interval_us);
@@ -1123,14 +1119,13 @@ store_read_bars(struct store_reader *r, const char *symbol, int64_t from,
 		/* ts >= lo, a multiple of the interval: no overflow. */
 		a = bar_at(&bars, floor_div(t->ts, interval_us) * interval_us);
 		if (!a) {
-			rc = store__errf(err, errlen, "out of memory");
+			rc = errf(err, errlen, "out of memory");
 			goto out;
 		}
 		if (bar_add(a, t)) {
-			rc = store__errf(
-			        err, errlen,
-			        "volume of the %s bar at %lld overflows",
-			        symbol, (long long)a->b.t);
+			rc = errf(err, errlen,
+			          "volume of the %s bar at %lld overflows",
+			          symbol, (long long)a->b.t);
 			goto out;
 		}
 	}

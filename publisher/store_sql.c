@@ -5,19 +5,6 @@
  */
 #include "store_private.h"
 
-int
-store__errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 int64_t
 store__sat_add(int64_t a, int64_t b)
 {
@@ -162,41 +149,36 @@ store__check_schema(sqlite3 *db, const char *path, char *err, size_t errlen)
 		                        "SELECT count(*) FROM sqlite_schema",
 		                        &objects, NULL);
 	if ((rc & 0xff) == SQLITE_NOTADB)
-		return store__errf(
-		        err, errlen,
-		        "'%s' is not an SQLite database; refusing to touch "
-		        "it (move it away or pick another --db)",
-		        path);
+		return errf(err, errlen,
+		            "'%s' is not an SQLite database; refusing to touch "
+		            "it (move it away or pick another --db)",
+		            path);
 	if ((rc & 0xff) == SQLITE_CORRUPT)
-		return store__errf(
-		        err, errlen,
-		        "db '%s' is damaged (%s); refusing to touch it "
-		        "(restore it from a backup or pick another --db)",
-		        path, sqlite3_errmsg(db));
+		return errf(err, errlen,
+		            "db '%s' is damaged (%s); refusing to touch it "
+		            "(restore it from a backup or pick another --db)",
+		            path, sqlite3_errmsg(db));
 	if (rc != SQLITE_OK)
-		return store__errf(err, errlen, "cannot read db '%s': %s (%s)",
-		                   path, sqlite3_errmsg(db),
-		                   store__error_hint(rc));
+		return errf(err, errlen, "cannot read db '%s': %s (%s)", path,
+		            sqlite3_errmsg(db), store__error_hint(rc));
 	if (version > latest)
-		return store__errf(
-		        err, errlen,
-		        "db '%s' has schema version %lld; this build knows "
-		        "up to %d (run a newer publisher, or pick another "
-		        "--db)",
-		        path, (long long)version, latest);
+		return errf(err, errlen,
+		            "db '%s' has schema version %lld; this build knows "
+		            "up to %d (run a newer publisher, or pick another "
+		            "--db)",
+		            path, (long long)version, latest);
 	if (version < 0)
-		return store__errf(err, errlen,
-		                   "db '%s' has schema version %lld, which no "
-		                   "publisher writes; refusing to touch it",
-		                   path, (long long)version);
+		return errf(err, errlen,
+		            "db '%s' has schema version %lld, which no "
+		            "publisher writes; refusing to touch it",
+		            path, (long long)version);
 	if (version == 0 && objects > 0)
-		return store__errf(
-		        err, errlen,
-		        "'%s' is an SQLite database but not a publisher "
-		        "one (it has tables and no publisher schema "
-		        "version); refusing to touch it (pick another "
-		        "--db)",
-		        path);
+		return errf(err, errlen,
+		            "'%s' is an SQLite database but not a publisher "
+		            "one (it has tables and no publisher schema "
+		            "version); refusing to touch it (pick another "
+		            "--db)",
+		            path);
 	return (int)version;
 }
 
