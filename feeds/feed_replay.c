@@ -172,15 +172,6 @@ struct feed_replay {
 
 /* ------------------------------------------------------------- clocks */
 
-static int64_t
-monotonic_ns(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
-}
-
 /* Wall nanoseconds that delta_us of file time take at speed (> 0). Done in
  * double: a month of file time at speed 0.001 still fits, and the result is
  * clamped long before int64 would overflow. */
@@ -234,13 +225,10 @@ commands_waiting(struct feed_replay *fr)
 static void
 wait_until(struct feed_replay *fr, int64_t due_ns)
 {
-	struct timespec until = {
-	        .tv_sec = due_ns / 1000000000LL,
-	        .tv_nsec = due_ns % 1000000000LL,
-	};
+	struct timespec until = clock_timespec_of_ns(due_ns);
 
 	pthread_mutex_lock(&fr->lock);
-	while (fr->gen == fr->seen_gen && monotonic_ns() < due_ns)
+	while (fr->gen == fr->seen_gen && clock_mono_ns() < due_ns)
 		if (pthread_cond_timedwait(&fr->wakeup, &fr->lock, &until) ==
 		    ETIMEDOUT)
 			break;
@@ -516,7 +504,7 @@ take_commands(struct feed_replay *fr, int64_t pending_ts)
 	if (stop)
 		return STEP_STOP;
 	if (speed != fr->t_speed || paused != fr->t_paused) {
-		int64_t now = monotonic_ns();
+		int64_t now = clock_mono_ns();
 		int64_t v = virtual_ts(fr, now, pending_ts);
 
 		fr->t_speed = speed;
@@ -571,7 +559,7 @@ pace(struct feed_replay *fr, struct tick **t, int64_t file_ts)
 				return STEP_GO;
 			fr->anchored = true;
 			fr->anchor_ts = fr->ff_target + fr->shift;
-			fr->anchor_ns = monotonic_ns();
+			fr->anchor_ns = clock_mono_ns();
 			fr->have_pace = true;
 			fr->pace_ts = fr->anchor_ts;
 			/* The replay stands at the target now, even before
@@ -601,7 +589,7 @@ pace(struct feed_replay *fr, struct tick **t, int64_t file_ts)
 			fr->pace_ts = eff;
 			return STEP_GO;
 		}
-		now = monotonic_ns();
+		now = clock_mono_ns();
 		if (!fr->anchored) {
 			fr->anchored = true;
 			fr->anchor_ts = eff;
@@ -731,7 +719,7 @@ rewind_file(struct feed_replay *fr)
 	fr->pos_ts = 0;
 	fr->pass_ticks = 0;
 	fr->pass_bad = 0;
-	fr->pass_start_ns = monotonic_ns();
+	fr->pass_start_ns = clock_mono_ns();
 	return 0;
 }
 
@@ -741,7 +729,7 @@ log_summary(struct feed_replay *fr, const char *how)
 	log_info("replay %s: %" PRIu64 " lines, %" PRIu64 " ticks, %" PRIu64
 	         " bad lines, took %.3f s%s",
 	         fr->path, fr->line_no, fr->pass_ticks, fr->pass_bad,
-	         (double)(monotonic_ns() - fr->pass_start_ns) / 1e9, how);
+	         (double)(clock_mono_ns() - fr->pass_start_ns) / 1e9, how);
 }
 
 /*
@@ -784,7 +772,7 @@ replay_main(void *arg)
 	struct feed_replay *fr = arg;
 	struct feed *f = &fr->base;
 
-	fr->pass_start_ns = monotonic_ns();
+	fr->pass_start_ns = clock_mono_ns();
 	for (;;) {
 		enum pass_end e = play(fr);
 
@@ -807,7 +795,7 @@ replay_main(void *arg)
 		                 __ATOMIC_RELAXED);
 		__atomic_add_fetch(&fr->passes, 1, __ATOMIC_RELAXED);
 		if (fr->loop && fr->pass_ticks > 0) {
-			int64_t now = monotonic_ns();
+			int64_t now = clock_mono_ns();
 
 			if (fr->summary_ns == 0 ||
 			    now - fr->summary_ns >= LOOP_SUMMARY_NS) {
@@ -1032,8 +1020,6 @@ feed_replay_create(const struct feed_replay_options *opt,
                    struct tick_queue *queue)
 {
 	struct feed_replay *fr;
-	pthread_condattr_t attr;
-	int rc;
 
 	if (!opt || !opt->path || !*opt->path || !(opt->speed >= 0))
 		return NULL;
@@ -1049,13 +1035,7 @@ feed_replay_create(const struct feed_replay_options *opt,
 		goto fail_alloc;
 	/* Due times are on the monotonic clock, so the sleeps must be too:
 	 * a wall-clock step must neither stall nor rush the replay. */
-	if (pthread_condattr_init(&attr) != 0)
-		goto fail_cond;
-	rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	if (rc == 0)
-		rc = pthread_cond_init(&fr->wakeup, &attr);
-	pthread_condattr_destroy(&attr);
-	if (rc != 0)
+	if (clock_cond_init_mono(&fr->wakeup) != 0)
 		goto fail_cond;
 
 	fr->base.ops = &replay_ops;

@@ -302,28 +302,16 @@ generate(struct feed_synthetic *fs, struct tick *t, int64_t now_us)
 
 /* -------------------------------------------------------------- thread */
 
-static int64_t
-monotonic_ns(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
-}
-
 /* Sleep until the monotonic time `due_ns` or until feed_stop. Returns true
  * when the feed is asked to stop. */
 static bool
 sleep_until(struct feed_synthetic *fs, int64_t due_ns)
 {
-	struct timespec until = {
-	        .tv_sec = due_ns / 1000000000LL,
-	        .tv_nsec = due_ns % 1000000000LL,
-	};
+	struct timespec until = clock_timespec_of_ns(due_ns);
 	bool stop;
 
 	pthread_mutex_lock(&fs->lock);
-	while (!fs->stop && monotonic_ns() < due_ns)
+	while (!fs->stop && clock_mono_ns() < due_ns)
 		if (pthread_cond_timedwait(&fs->wakeup, &fs->lock, &until) ==
 		    ETIMEDOUT)
 			break;
@@ -353,7 +341,7 @@ synthetic_main(void *arg)
 	 * more than a batch holds, and at least one. */
 	uint64_t batch_ticks = (uint64_t)(BATCH_NS / ns_per_tick);
 	struct tick batch[BATCH_MAX];
-	int64_t start = monotonic_ns();
+	int64_t start = clock_mono_ns();
 	uint64_t sent = 0; /* ticks sent since `start` */
 
 	if (batch_ticks < 1)
@@ -362,7 +350,7 @@ synthetic_main(void *arg)
 		batch_ticks = BATCH_MAX;
 
 	while (!stop_requested(fs)) {
-		int64_t now = monotonic_ns();
+		int64_t now = clock_mono_ns();
 		double due = (double)(now - start) / ns_per_tick;
 		uint64_t owed, n, i;
 		int64_t now_us;
@@ -464,8 +452,6 @@ feed_synthetic_create(const struct feed_synthetic_options *opt,
                       struct tick_queue *queue)
 {
 	struct feed_synthetic *fs;
-	pthread_condattr_t attr;
-	int rc;
 
 	if (!opt || opt->symbols < 1 || !(opt->rate > 0))
 		return NULL;
@@ -479,13 +465,7 @@ feed_synthetic_create(const struct feed_synthetic_options *opt,
 		goto fail_mutex;
 	/* The schedule is on the monotonic clock, so the sleep must be too:
 	 * a wall-clock step must neither stall nor rush the feed. */
-	if (pthread_condattr_init(&attr) != 0)
-		goto fail_cond;
-	rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	if (rc == 0)
-		rc = pthread_cond_init(&fs->wakeup, &attr);
-	pthread_condattr_destroy(&attr);
-	if (rc != 0)
+	if (clock_cond_init_mono(&fs->wakeup) != 0)
 		goto fail_cond;
 
 	fs->base.ops = &synthetic_ops;

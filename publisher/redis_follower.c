@@ -112,7 +112,7 @@ redis_follower_create(const struct redis_follower_options *opt, char *err,
 	f->fd = -1;
 	snprintf(f->last_id, sizeof f->last_id, "0-0");
 	pthread_mutex_init(&f->mu, NULL);
-	redis__cond_init_mono(&f->cond);
+	clock_cond_init_mono(&f->cond);
 	f->batch = malloc(XREAD_COUNT * sizeof *f->batch);
 	if (!f->batch) {
 		errf(err, errlen, "out of memory");

@@ -86,11 +86,8 @@ struct stream_id {
 
 struct timeval redis__timeval_of(int64_t us);
 
-/* A condition variable on the monotonic clock, so a wall-clock step never
- * stretches or cuts a wait. */
-void redis__cond_init_mono(pthread_cond_t *c);
-
-/* Wait on c until the monotonic time `until` (or a signal). */
+/* Wait on c, made by clock_cond_init_mono(), until the monotonic time
+ * `until` in µs (or a signal). */
 void redis__cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu,
                             int64_t until);
 

@@ -117,7 +117,7 @@ redis_publisher_create(const struct redis_publisher_options *opt, char *err,
 	jsonbuf_init(&p->chunk, 0);
 	jsonbuf_init(&p->scratch, 0);
 	pthread_mutex_init(&p->mu, NULL);
-	redis__cond_init_mono(&p->cond);
+	clock_cond_init_mono(&p->cond);
 
 	p->engine = engine_create(&ec);
 	p->ring = p->cap <= SIZE_MAX / sizeof *p->ring

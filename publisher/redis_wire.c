@@ -28,27 +28,12 @@ redis__timeval_of(int64_t us)
 	return tv;
 }
 
-/* A condition variable on the monotonic clock, so a wall-clock step never
- * stretches or cuts a wait. */
-void
-redis__cond_init_mono(pthread_cond_t *c)
-{
-	pthread_condattr_t ca;
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(c, &ca);
-	pthread_condattr_destroy(&ca);
-}
-
-/* Wait on c until the monotonic time `until` (or a signal). */
+/* Wait on c until the monotonic time `until` in µs (or a signal). */
 void
 redis__cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t until)
 {
-	struct timespec ts;
+	struct timespec ts = clock_timespec_of_ns(until * 1000);
 
-	ts.tv_sec = (time_t)(until / 1000000);
-	ts.tv_nsec = (long)(until % 1000000) * 1000;
 	pthread_cond_timedwait(c, mu, &ts);
 }
 
