@@ -20,7 +20,11 @@ const NUMERIC = [
 	'bid_size', 'ask_size', 'last_size', 'volume', 'trades',
 	'seq', 'from', 'ts', 't', 'id',
 ];
-const NUMBER_MEMBER = new RegExp('"(' + NUMERIC.join('|') + ')"\\s*:\\s*(-?\\d[\\d.eE+-]*)', 'g');
+// The number is matched by JSON's own grammar, so a malformed one ("1.1.1",
+// "12-3") leaves text behind it that JSON.parse rejects, as it would have
+// without the rewrite.
+const NUMBER_MEMBER = new RegExp('"(' + NUMERIC.join('|') + ')"\\s*:\\s*' +
+	'(-?(?:0|[1-9]\\d*)(?:\\.\\d+)?(?:[eE][+-]?\\d+)?)', 'g');
 
 /**
  * Parse one server frame. The members named in NUMERIC come back as strings

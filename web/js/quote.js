@@ -25,13 +25,14 @@ export function quoteView(symbol, q, now = Date.now()) {
 	const px = (s) => (s === undefined ? DASH : s);
 	const size = (s) => (s === undefined ? DASH : group(s));
 	const chg = sub(f.last, f.open);
+	const pct = percent(chg, f.open); // null when the open is zero
 	const spread = sub(f.ask, f.bid);
 	return {
 		symbol: symbol ?? DASH,
 		// A symbol with quotes and no trades shows its bid and ask instead.
 		last: f.last === undefined && f.bid !== undefined ? px(f.bid) + ' / ' + px(f.ask) : px(f.last),
 		lastClass: 'q-last' + (q && q.tick > 0 ? ' up' : q && q.tick < 0 ? ' down' : ''),
-		chg: chg === null ? '' : signed(chg) + '  ' + percent(chg, f.open),
+		chg: chg === null ? '' : pct === null ? signed(chg) : signed(chg) + '  ' + pct,
 		chgClass: 'q-chg' + (sign(chg) > 0 ? ' pos' : sign(chg) < 0 ? ' neg' : ''),
 		details: {
 			bid_size: size(f.bid_size),

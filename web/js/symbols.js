@@ -48,9 +48,17 @@ export function typedSymbol(raw, known) {
 	return s;
 }
 
-/** The symbols a first visit watches, from a `symbols` reply. */
+/**
+ * The symbols a first visit watches, from a `symbols` reply: the first
+ * FIRST_VISIT_MAX entries whose `symbol` is a valid symbol. Entries that are
+ * not objects or whose `symbol` is not a string are skipped (RegExp.test
+ * would take undefined as the text "undefined").
+ */
 export function firstVisitList(reply) {
-	return (reply.symbols || []).map((x) => x.symbol).filter((s) => SYMBOL_RE.test(s)).slice(0, FIRST_VISIT_MAX);
+	return (reply.symbols || [])
+		.filter((x) => x && typeof x.symbol === 'string' && SYMBOL_RE.test(x.symbol))
+		.map((x) => x.symbol)
+		.slice(0, FIRST_VISIT_MAX);
 }
 
 /**
