@@ -1,0 +1,92 @@
+// web/js/quote.js, the part without DOM: what the quote panel says for a
+// selected symbol and its Quote.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { quoteView } from '../../web/js/quote.js';
+import { Quote } from '../../web/js/model.js';
+
+const DASH = '\u2014';
+const MINUS = '\u2212';
+
+function quote(fields, more = {}) {
+	const q = new Quote('X');
+	Object.assign(q.f, fields);
+	return Object.assign(q, more);
+}
+
+test('nothing selected: dashes everywhere, no change', () => {
+	for (const [symbol, q] of [[null, null], ['AAPL', undefined], ['AAPL', new Quote('AAPL')]]) {
+		const v = quoteView(symbol, q);
+		assert.equal(v.symbol, symbol ?? DASH);
+		assert.equal(v.last, DASH);
+		assert.equal(v.lastClass, 'q-last');
+		assert.equal(v.chg, '');
+		assert.equal(v.chgClass, 'q-chg');
+		assert.ok(Object.values(v.details).every((t) => t === DASH), JSON.stringify(v.details));
+	}
+});
+
+test('prices are the exact text; the change and the spread exact decimals', () => {
+	const q = quote({ bid: '189.30', ask: '189.33', last: '189.30', open: '188.10', high: '190.00', low: '187.95' }, { seq: '42', tick: 1 });
+	const v = quoteView('AAPL', q);
+	assert.equal(v.last, '189.30');
+	assert.equal(v.lastClass, 'q-last up');
+	assert.equal(v.chg, '+1.20  +0.64%');
+	assert.equal(v.chgClass, 'q-chg pos');
+	assert.equal(v.details.spread, '0.03');
+	assert.equal(v.details.open, '188.10');
+	assert.equal(v.details.high, '190.00');
+	assert.equal(v.details.low, '187.95');
+	assert.equal(v.details.seq, '42');
+});
+
+test('a fall: typographic minus, down and neg classes', () => {
+	const v = quoteView('X', quote({ last: '99.5', open: '100.00' }, { tick: -1 }));
+	assert.equal(v.chg, MINUS + '0.50  ' + MINUS + '0.50%');
+	assert.equal(v.lastClass, 'q-last down');
+	assert.equal(v.chgClass, 'q-chg neg');
+});
+
+test('no change: no sign, no colour', () => {
+	const v = quoteView('X', quote({ last: '100.00', open: '100.00' }));
+	assert.equal(v.chg, '0.00  0.00%');
+	assert.equal(v.chgClass, 'q-chg');
+});
+
+test('an open of zero: the change without a percent', () => {
+	const v = quoteView('SPREAD', quote({ last: '0.25', open: '0' }));
+	assert.equal(v.chg, '+0.25');
+	assert.equal(v.chgClass, 'q-chg pos');
+});
+
+test('quotes and no trades: bid / ask in place of the last price', () => {
+	const v = quoteView('EURUSD', quote({ bid: '1.08500', ask: '1.08520' }));
+	assert.equal(v.last, '1.08500 / 1.08520');
+	assert.equal(v.chg, '');
+	assert.equal(v.details.spread, '0.00020');
+	assert.equal(quoteView('X', quote({ bid: '1.1' })).last, '1.1 / ' + DASH);
+});
+
+test('sizes and counts are grouped; missing ones are dashes', () => {
+	const v = quoteView('X', quote({ bid_size: '1500', ask_size: '2400000', last_size: '100', trades: '1234567' }));
+	assert.equal(v.details.bid_size, '1,500');
+	assert.equal(v.details.ask_size, '2,400,000');
+	assert.equal(v.details.last_size, '100');
+	assert.equal(v.details.trades, '1,234,567');
+	assert.equal(v.details.spread, DASH);
+	assert.equal(v.details.open, DASH);
+});
+
+test('the update time: a time of day today, a date before', () => {
+	const now = new Date(2026, 11, 7, 12, 0, 0).getTime();
+	const us = (ms) => String(ms * 1000);
+	const today = quote({}, { ts: us(new Date(2026, 11, 7, 9, 5, 3, 42).getTime()) });
+	assert.equal(quoteView('X', today, now).details.ts, '09:05:03.042');
+	const before = quote({}, { ts: us(new Date(1997, 5, 2, 0, 27, 0).getTime()) });
+	assert.equal(quoteView('X', before, now).details.ts, '1997-06-02 00:27:00');
+});
+
+test('a seq past 2^53 is shown as sent', () => {
+	assert.equal(quoteView('X', quote({}, { seq: '18446744073709551615' })).details.seq, '18446744073709551615');
+});
