@@ -39,17 +39,16 @@ clamped_scale(struct decimal d)
 	return d.scale > DECIMAL_MAX_SCALE ? DECIMAL_MAX_SCALE : d.scale;
 }
 
-/* Pairs of digits "00".."99", so formatting writes two digits per division. */
-static const char digit_pairs[201] = "00010203040506070809"
-                                     "10111213141516171819"
-                                     "20212223242526272829"
-                                     "30313233343536373839"
-                                     "40414243444546474849"
-                                     "50515253545556575859"
-                                     "60616263646566676869"
-                                     "70717273747576777879"
-                                     "80818283848586878889"
-                                     "90919293949596979899";
+const char decimal_digit_pairs[201] = "00010203040506070809"
+                                      "10111213141516171819"
+                                      "20212223242526272829"
+                                      "30313233343536373839"
+                                      "40414243444546474849"
+                                      "50515253545556575859"
+                                      "60616263646566676869"
+                                      "70717273747576777879"
+                                      "80818283848586878889"
+                                      "90919293949596979899";
 
 int
 decimal_parse(const char *s, size_t len, struct decimal *out)
@@ -110,30 +109,6 @@ decimal_parse(const char *s, size_t len, struct decimal *out)
 	return 0;
 }
 
-/* Write the digits of v right-aligned ending at end; return the count. */
-static size_t
-write_digits_backwards(uint64_t v, char *end)
-{
-	char *p = end;
-
-	while (v >= 100) {
-		unsigned r = (unsigned)(v % 100) * 2;
-
-		v /= 100;
-		*--p = digit_pairs[r + 1];
-		*--p = digit_pairs[r];
-	}
-	if (v >= 10) {
-		unsigned r = (unsigned)v * 2;
-
-		*--p = digit_pairs[r + 1];
-		*--p = digit_pairs[r];
-	} else {
-		*--p = (char)('0' + v);
-	}
-	return (size_t)(end - p);
-}
-
 size_t
 decimal_format(struct decimal d, char *buf)
 {
@@ -150,7 +125,7 @@ decimal_format(struct decimal d, char *buf)
 	} else {
 		mag = (uint64_t)d.mantissa;
 	}
-	nd = write_digits_backwards(mag, end);
+	nd = decimal_write_u64_backwards(mag, end);
 
 	if (scale == 0) {
 		memcpy(buf + n, end - nd, nd);

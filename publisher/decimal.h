@@ -65,4 +65,37 @@ decimal_sub(struct decimal a, struct decimal b, struct decimal *out);
 double
 decimal_to_double(struct decimal d);
 
+/* Pairs of digits "00".."99", so that numbers are written two digits per
+ * division. */
+extern const char decimal_digit_pairs[201];
+
+/*
+ * Write the decimal digits of v so that the last one is just before end, and
+ * return how many were written (1 to 20). The one digit writer: it is under
+ * decimal_format() and under every integer jsonbuf writes, once per number
+ * of every frame, hence inline.
+ */
+static inline size_t
+decimal_write_u64_backwards(uint64_t v, char *end)
+{
+	char *p = end;
+
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100) * 2;
+
+		v /= 100;
+		*--p = decimal_digit_pairs[r + 1];
+		*--p = decimal_digit_pairs[r];
+	}
+	if (v >= 10) {
+		unsigned r = (unsigned)v * 2;
+
+		*--p = decimal_digit_pairs[r + 1];
+		*--p = decimal_digit_pairs[r];
+	} else {
+		*--p = (char)('0' + v);
+	}
+	return (size_t)(end - p);
+}
+
 #endif

@@ -13,17 +13,6 @@
 /* The first allocation holds this much data: enough for a typical delta. */
 #define JSONBUF_MIN_CAP 256
 
-static const char digit_pairs[201] = "00010203040506070809"
-                                     "10111213141516171819"
-                                     "20212223242526272829"
-                                     "30313233343536373839"
-                                     "40414243444546474849"
-                                     "50515253545556575859"
-                                     "60616263646566676869"
-                                     "70717273747576777879"
-                                     "80818283848586878889"
-                                     "90919293949596979899";
-
 void
 jsonbuf_init(struct jsonbuf *b, size_t headroom)
 {
@@ -169,26 +158,9 @@ size_t
 format_u64(uint64_t v, char *out)
 {
 	char tmp[20];
-	char *end = tmp + sizeof tmp, *p = end;
-	size_t n;
+	size_t n = decimal_write_u64_backwards(v, tmp + sizeof tmp);
 
-	while (v >= 100) {
-		unsigned r = (unsigned)(v % 100) * 2;
-
-		v /= 100;
-		*--p = digit_pairs[r + 1];
-		*--p = digit_pairs[r];
-	}
-	if (v >= 10) {
-		unsigned r = (unsigned)v * 2;
-
-		*--p = digit_pairs[r + 1];
-		*--p = digit_pairs[r];
-	} else {
-		*--p = (char)('0' + v);
-	}
-	n = (size_t)(end - p);
-	memcpy(out, p, n);
+	memcpy(out, tmp + sizeof tmp - n, n);
 	return n;
 }
 

@@ -158,6 +158,37 @@ test_format_examples(void **state)
 	assert_string_equal(fmt(dec(-1, 18)), "-0.000000000000000001");
 }
 
+/* The digits of v from decimal_write_u64_backwards(), NUL-terminated. The
+ * bytes before the digits must be left as they were. */
+static const char *
+digits_of(uint64_t v)
+{
+	static char buf[32];
+	char *end = buf + sizeof buf - 1;
+	size_t n, i;
+
+	memset(buf, '#', sizeof buf);
+	*end = '\0';
+	n = decimal_write_u64_backwards(v, end);
+	assert_true(n >= 1 && n <= 20);
+	for (i = 0; i < sizeof buf - 1 - n; i++)
+		assert_int_equal(buf[i], '#');
+	return end - n;
+}
+
+static void
+test_write_u64_backwards(void **state)
+{
+	assert_string_equal(digits_of(0), "0");
+	assert_string_equal(digits_of(7), "7");
+	assert_string_equal(digits_of(10), "10");
+	assert_string_equal(digits_of(99), "99");
+	assert_string_equal(digits_of(100), "100");
+	assert_string_equal(digits_of(1005), "1005");
+	assert_string_equal(digits_of(1709303400123456ULL), "1709303400123456");
+	assert_string_equal(digits_of(UINT64_MAX), "18446744073709551615");
+}
+
 /* Format then parse must give back the same mantissa and scale. */
 static void
 check_round_trip(struct decimal d)
@@ -318,6 +349,7 @@ main(void)
 	        cmocka_unit_test(test_parse_refuses_overflow),
 	        cmocka_unit_test(test_parse_accepts_int64_limits),
 	        cmocka_unit_test(test_format_examples),
+	        cmocka_unit_test(test_write_u64_backwards),
 	        cmocka_unit_test(test_round_trip_preserves_mantissa_and_scale),
 	        cmocka_unit_test(test_text_round_trip_is_identity),
 	        cmocka_unit_test(test_cmp_across_scales),
