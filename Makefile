@@ -40,6 +40,8 @@ TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 # Modules. ENGINE_SRC has no lws and no SQL: units and benches link it alone.
 ENGINE_SRC := publisher/decimal.c publisher/tick.c publisher/jsonbuf.c publisher/engine.c \
 	publisher/engine_fanout.c publisher/engine_encode.c
+# Text formats every side shares, with no lws and no SQL: times (time_parse).
+CODEC_SRC := publisher/time_parse.c
 PROTOCOL_SRC := publisher/protocol.c
 FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/tick_parse.c feeds/feed_stdin.c \
 	feeds/feed_replay.c feeds/feed_tcp.c
@@ -55,7 +57,7 @@ MAIN_SRC := publisher/main.c
 STORE_CORE_SRC := publisher/store.c publisher/store_sql.c publisher/store_sink.c \
 	publisher/store_write.c publisher/store_read.c
 STORE_SRC := $(STORE_CORE_SRC) publisher/export.c
-ALL_SRC := $(ENGINE_SRC) $(PROTOCOL_SRC) $(FEED_SRC) $(SERVER_SRC) $(MAIN_SRC) $(STORE_SRC)
+ALL_SRC := $(ENGINE_SRC) $(CODEC_SRC) $(PROTOCOL_SRC) $(FEED_SRC) $(SERVER_SRC) $(MAIN_SRC) $(STORE_SRC)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -95,26 +97,27 @@ $(BUILD)/tests/%.o: tests/unit/%.c
 
 # A unit test binary links its own module only.
 $(BUILD)/tests/test_decimal: $(BUILD)/tests/test_decimal.o $(call obj,publisher/decimal.c)
+$(BUILD)/tests/test_time_parse: $(BUILD)/tests/test_time_parse.o $(call obj,publisher/time_parse.c)
 $(BUILD)/tests/test_errbuf: $(BUILD)/tests/test_errbuf.o
 $(BUILD)/tests/test_jsonbuf: $(BUILD)/tests/test_jsonbuf.o $(call obj,publisher/decimal.c publisher/jsonbuf.c)
 $(BUILD)/tests/test_engine: $(BUILD)/tests/test_engine.o $(BUILD)/tests/engine_test_util.o $(call obj,$(ENGINE_SRC))
 $(BUILD)/tests/test_fanout: $(BUILD)/tests/test_fanout.o $(BUILD)/tests/engine_test_util.o $(call obj,$(ENGINE_SRC))
-$(BUILD)/tests/test_protocol: $(BUILD)/tests/test_protocol.o $(call obj,$(ENGINE_SRC) $(PROTOCOL_SRC))
-$(BUILD)/tests/test_cli: $(BUILD)/tests/test_cli.o $(call obj,publisher/cli.c publisher/decimal.c publisher/tick.c $(PROTOCOL_SRC) publisher/jsonbuf.c)
+$(BUILD)/tests/test_protocol: $(BUILD)/tests/test_protocol.o $(call obj,$(ENGINE_SRC) $(CODEC_SRC) $(PROTOCOL_SRC))
+$(BUILD)/tests/test_cli: $(BUILD)/tests/test_cli.o $(call obj,publisher/cli.c publisher/decimal.c publisher/tick.c $(CODEC_SRC) $(PROTOCOL_SRC) publisher/jsonbuf.c)
 $(BUILD)/tests/test_tick_queue: $(BUILD)/tests/test_tick_queue.o $(call obj,publisher/tick_queue.c publisher/tick.c publisher/decimal.c)
-$(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(PROTOCOL_SRC) publisher/jsonbuf.c)
-$(BUILD)/tests/test_tick_parse: $(BUILD)/tests/test_tick_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c publisher/protocol.c publisher/jsonbuf.c)
-$(BUILD)/tests/test_feed_replay: $(BUILD)/tests/test_feed_replay.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(PROTOCOL_SRC) publisher/jsonbuf.c)
-$(BUILD)/tests/test_feed_tcp: $(BUILD)/tests/test_feed_tcp.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(PROTOCOL_SRC) publisher/jsonbuf.c)
+$(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(CODEC_SRC) publisher/jsonbuf.c)
+$(BUILD)/tests/test_tick_parse: $(BUILD)/tests/test_tick_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c $(CODEC_SRC) publisher/jsonbuf.c)
+$(BUILD)/tests/test_feed_replay: $(BUILD)/tests/test_feed_replay.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(CODEC_SRC) publisher/jsonbuf.c)
+$(BUILD)/tests/test_feed_tcp: $(BUILD)/tests/test_feed_tcp.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(CODEC_SRC) publisher/jsonbuf.c)
 $(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(call obj,$(STORE_CORE_SRC) $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
-$(BUILD)/tests/test_export: $(BUILD)/tests/test_export.o $(call obj,$(STORE_SRC) $(ENGINE_SRC) publisher/log.c feeds/tick_parse.c $(PROTOCOL_SRC)) $(SCHEMA_OBJ)
+$(BUILD)/tests/test_export: $(BUILD)/tests/test_export.o $(call obj,$(STORE_SRC) $(ENGINE_SRC) publisher/log.c feeds/tick_parse.c $(CODEC_SRC)) $(SCHEMA_OBJ)
 $(BUILD)/tests/test_auth: $(BUILD)/tests/test_auth.o $(call obj,publisher/auth.c publisher/log.c publisher/tick.c)
 $(BUILD)/tests/test_ws_deflate: $(BUILD)/tests/test_ws_deflate.o $(call obj,publisher/ws_deflate.c)
 # A session on a real pipeline and engine, with no socket: everything below
 # the transport.
 SESSION_SRC := publisher/session.c publisher/pipeline.c publisher/wake.c publisher/query.c \
 	$(REDIS_LINK_SRC) publisher/log.c publisher/auth.c $(STORE_SRC) $(ENGINE_SRC) \
-	$(PROTOCOL_SRC) $(FEED_SRC)
+	$(CODEC_SRC) $(PROTOCOL_SRC) $(FEED_SRC)
 $(BUILD)/tests/test_session: $(BUILD)/tests/test_session.o $(call obj,$(SESSION_SRC)) $(SCHEMA_OBJ)
 $(BUILD)/tests/test_session: PKG_LIBS += $(REDIS_LIBS)
 $(UNIT_TESTS):
@@ -125,8 +128,8 @@ $(BUILD)/bench/%.o: tests/bench/%.c
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -c -o $@ $<
 $(BUILD)/bench/bench_engine: $(BUILD)/bench/bench_engine.o $(call obj,$(ENGINE_SRC))
 $(BUILD)/bench/bench_deflate: $(BUILD)/bench/bench_deflate.o $(call obj,$(ENGINE_SRC) publisher/ws_deflate.c)
-$(BUILD)/bench/bench_parse: $(BUILD)/bench/bench_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c publisher/protocol.c publisher/jsonbuf.c)
-$(BUILD)/bench/bench_replay: $(BUILD)/bench/bench_replay.o $(call obj,$(ENGINE_SRC) $(PROTOCOL_SRC) $(FEED_SRC) publisher/log.c $(STORE_CORE_SRC)) $(SCHEMA_OBJ)
+$(BUILD)/bench/bench_parse: $(BUILD)/bench/bench_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c $(CODEC_SRC) publisher/jsonbuf.c)
+$(BUILD)/bench/bench_replay: $(BUILD)/bench/bench_replay.o $(call obj,$(ENGINE_SRC) $(CODEC_SRC) $(FEED_SRC) publisher/log.c $(STORE_CORE_SRC)) $(SCHEMA_OBJ)
 $(BUILD)/bench/bench_store: $(BUILD)/bench/bench_store.o $(call obj,$(STORE_CORE_SRC) $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
 $(BENCHES):
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -pthread -lm
@@ -183,10 +186,10 @@ FUZZ_CFLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer \
 	$(WARN) -Ipublisher -Ifeeds
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-$(FUZZ_BUILD)/fuzz_protocol: $(PROTOCOL_SRC) publisher/jsonbuf.c publisher/tick.c publisher/decimal.c
+$(FUZZ_BUILD)/fuzz_protocol: $(PROTOCOL_SRC) $(CODEC_SRC) publisher/jsonbuf.c publisher/tick.c publisher/decimal.c
 $(FUZZ_BUILD)/fuzz_decimal: publisher/decimal.c
 $(FUZZ_BUILD)/fuzz_tick_jsonl $(FUZZ_BUILD)/fuzz_tick_csv: tests/fuzz/tick_fuzz.h feeds/tick_parse.c \
-	publisher/tick.c publisher/decimal.c $(PROTOCOL_SRC) publisher/jsonbuf.c
+	publisher/tick.c publisher/decimal.c $(CODEC_SRC) publisher/jsonbuf.c
 $(FUZZ_BUILD)/fuzz_jwt: publisher/auth.c publisher/log.c publisher/tick.c
 $(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.c
 	@mkdir -p $(dir $@)

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "../publisher/errbuf.h"
-#include "../publisher/protocol.h"
+#include "../publisher/time_parse.h"
 
 /* What a CSV column holds besides an enum tick_field (see tick_parse.h). */
 #define COLUMN_TS     (-2)
@@ -229,9 +229,9 @@ set_field(struct tick *out, int field, const char *s, size_t len, char *reason,
 	return 0;
 }
 
-/* ts from text: integer µs, or what protocol_parse_time() reads (ISO 8601).
+/* ts from text: integer µs, or what time_parse() reads (ISO 8601).
  * Integers are read here because they are the common case. Negative ones
- * are taken, as protocol_parse_time() takes them: times before 1970. */
+ * are taken, as time_parse() takes them: times before 1970. */
 static int
 set_ts_text(struct tick *out, const char *s, size_t len, char *reason,
             size_t reason_len)
@@ -244,7 +244,7 @@ set_ts_text(struct tick *out, const char *s, size_t len, char *reason,
 		return errf(reason, reason_len, "ts %s is out of range",
 		            quote(q, s, len));
 	}
-	if (protocol_parse_time(s, len, &out->ts) == 0)
+	if (time_parse(s, len, &out->ts) == 0)
 		return 0;
 	return errf(reason, reason_len,
 	            "ts '%s' is neither integer µs nor an ISO 8601 time "

@@ -19,9 +19,9 @@
 #include "jsonbuf.h"
 #include "log.h"
 #include "pipeline.h"
-#include "protocol.h"
 #include "query.h"
 #include "sink.h"
+#include "time_parse.h"
 
 /* An HTTP client that takes nothing for this long is dropped. */
 #define HTTP_STALL_SECS 60
@@ -158,14 +158,14 @@ http_query_args(struct http_request *h, struct query_spec *q, bool many_symbols)
 	}
 	q->to = INT64_MAX;
 	if ((v = http_arg(h->wsi, "from", 0, buf, sizeof buf)) &&
-	    protocol_parse_time(v, strlen(v), &q->from))
+	    time_parse(v, strlen(v), &q->from))
 		return http_reject(h,
 		                   "from='%s' is not a time: use integer "
 		                   "microseconds or ISO 8601 like "
 		                   "2024-03-01T14:30:00Z\n",
 		                   v);
 	if ((v = http_arg(h->wsi, "to", 0, buf, sizeof buf)) &&
-	    protocol_parse_time(v, strlen(v), &q->to))
+	    time_parse(v, strlen(v), &q->to))
 		return http_reject(h,
 		                   "to='%s' is not a time: use integer "
 		                   "microseconds or ISO 8601 like "

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "time_parse.h"
+
 /* Used when the caller passes no limits: the defaults in README, Protocol. */
 #define DEFAULT_MAX_SYMBOLS       10000
 #define DEFAULT_MAX_HISTORY_LIMIT 10000
@@ -173,181 +175,13 @@ bad_symbol(struct protocol_error *err, const char *what, const char *s,
 
 /* ------------------------------------------------------------------- time */
 
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
- * (Howard Hinnant's days_from_civil): pure arithmetic, so unlike timegm() it
- * needs no time zone, no locale and no lock. */
-static int64_t
-days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static unsigned
-days_in_month(int64_t y, unsigned m)
-{
-	static const unsigned char days[12] = {31, 28, 31, 30, 31, 30,
-	                                       31, 31, 30, 31, 30, 31};
-	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-
-	return m == 2 && leap ? 29 : days[m - 1];
-}
-
-/* Read exactly n digits at s[*pos]. Returns -1 when there are fewer. */
-static int
-digits(const char *s, size_t len, size_t *pos, unsigned n, unsigned *out)
-{
-	unsigned v = 0, i;
-
-	if (len - *pos < n)
-		return -1;
-	for (i = 0; i < n; i++) {
-		char c = s[*pos + i];
-
-		if (c < '0' || c > '9')
-			return -1;
-		v = v * 10 + (unsigned)(c - '0');
-	}
-	*pos += n;
-	*out = v;
-	return 0;
-}
-
-static bool
-at(const char *s, size_t len, size_t pos, char c)
-{
-	return pos < len && s[pos] == c;
-}
-
-/* Integer microseconds, optionally negative. */
-static int
-parse_time_integer(const char *s, size_t len, int64_t *us)
-{
-	bool neg = false;
-	uint64_t v = 0;
-	size_t i = 0;
-
-	if (len > 0 && s[0] == '-')
-		neg = true, i = 1;
-	if (i == len)
-		return -1;
-	for (; i < len; i++) {
-		unsigned d;
-
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		d = (unsigned)(s[i] - '0');
-		if (v > ((uint64_t)INT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*us = neg ? -(int64_t)v : (int64_t)v;
-	return 0;
-}
-
-/*
- * ISO 8601 / RFC 3339:  YYYY-MM-DD[(T|t| )HH:MM[:SS[(.|,)FRACTION]][ZONE]]
- * ZONE is Z, z, +HH:MM, -HH:MM, +HHMM or +HH; none means UTC, as every time
- * this program shows is UTC. A fraction of 7-9 digits is cut to microseconds;
- * more digits than nanoseconds are refused rather than guessed at.
- */
-static int
-parse_time_iso(const char *s, size_t len, int64_t *us)
-{
-	unsigned y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0;
-	int64_t frac_us = 0, secs;
-	size_t pos = 0;
-	int sign = 0;
-
-	if (digits(s, len, &pos, 4, &y) || !at(s, len, pos++, '-') ||
-	    digits(s, len, &pos, 2, &mo) || !at(s, len, pos++, '-') ||
-	    digits(s, len, &pos, 2, &d))
-		return -1;
-	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
-		return -1;
-	if (pos < len) {
-		if (s[pos] != 'T' && s[pos] != 't' && s[pos] != ' ')
-			return -1;
-		pos++;
-		if (digits(s, len, &pos, 2, &h) || !at(s, len, pos++, ':') ||
-		    digits(s, len, &pos, 2, &mi))
-			return -1;
-		if (at(s, len, pos, ':')) {
-			pos++;
-			if (digits(s, len, &pos, 2, &sec))
-				return -1;
-			if (at(s, len, pos, '.') || at(s, len, pos, ',')) {
-				unsigned nd = 0;
-
-				pos++;
-				while (pos < len && s[pos] >= '0' &&
-				       s[pos] <= '9') {
-					if (++nd > 9)
-						return -1;
-					if (nd <= 6)
-						frac_us = frac_us * 10 +
-						          (s[pos] - '0');
-					pos++;
-				}
-				if (nd == 0)
-					return -1;
-				for (; nd < 6; nd++)
-					frac_us *= 10;
-			}
-		}
-		if (h > 23 || mi > 59 || sec > 59)
-			return -1;
-		if (at(s, len, pos, 'Z') || at(s, len, pos, 'z')) {
-			pos++;
-		} else if (at(s, len, pos, '+') || at(s, len, pos, '-')) {
-			sign = s[pos++] == '+' ? 1 : -1;
-			if (digits(s, len, &pos, 2, &oh))
-				return -1;
-			/* +HH, +HHMM or +HH:MM */
-			if (at(s, len, pos, ':')) {
-				pos++;
-				if (digits(s, len, &pos, 2, &om))
-					return -1;
-			} else if (pos < len && digits(s, len, &pos, 2, &om)) {
-				return -1;
-			}
-			if (oh > 23 || om > 59)
-				return -1;
-		}
-		if (pos != len)
-			return -1;
-	}
-	/* Local time = UTC + offset, so UTC = local - offset. The range
-	 * (years 0000-9999) keeps every product well inside int64. */
-	secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-	       sign * (int64_t)(oh * 3600 + om * 60);
-	*us = secs * 1000000 + frac_us;
-	return 0;
-}
-
 int
 protocol_parse_time(const char *s, size_t len, int64_t *us)
 {
-	int64_t v;
-
-	if (!s || !us || len == 0)
-		return -1;
-	/* An ISO time always has '-' after four digits; an integer never does
-	 * (a leading '-' is a sign). */
-	if (len >= 5 && s[4] == '-' ? parse_time_iso(s, len, &v)
-	                            : parse_time_integer(s, len, &v))
-		return -1;
-	*us = v;
-	return 0;
+	return time_parse(s, len, us);
 }
 
-/* A time member: a JSON integer, or a string protocol_parse_time() takes. */
+/* A time member: a JSON integer, or a string time_parse() takes. */
 static int
 json_time(const json_t *v, int64_t *us)
 {
@@ -356,8 +190,8 @@ json_time(const json_t *v, int64_t *us)
 		return 0;
 	}
 	if (json_is_string(v))
-		return protocol_parse_time(json_string_value(v),
-		                           json_string_length(v), us);
+		return time_parse(json_string_value(v), json_string_length(v),
+		                  us);
 	return -1;
 }
 

@@ -106,12 +106,8 @@ bool
 request_resume_seq(const struct request *req, const char *symbol,
 		   uint64_t *seq);
 
-/*
- * Parse a time as used in queries and on the command line: integer
- * microseconds since the epoch, or ISO 8601 UTC ("2024-03-01T14:30:00Z",
- * optional fraction up to 6 digits, "Z" or "+HH:MM"/"-HH:MM" offset).
- * Returns 0 and sets *us, or -1.
- */
+/* time_parse() (time_parse.h) under the name the command line calls it
+ * by; new callers use time_parse(). */
 int
 protocol_parse_time(const char *s, size_t len, int64_t *us);
 

@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: one inbound WebSocket message through protocol_parse(),
- * and the same bytes through protocol_parse_time() (query strings and the
+ * and the same bytes through time_parse() (query strings and the
  * command line feed it text of any shape).
  *
  * A parse that succeeds must hand back a request whose arrays are as long as
@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "protocol.h"
+#include "time_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -60,6 +61,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (!err.code || !err.code[0]) {
 		abort();
 	}
-	(void)protocol_parse_time((const char *)data, size, &us);
+	(void)time_parse((const char *)data, size, &us);
 	return 0;
 }

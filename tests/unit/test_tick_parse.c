@@ -348,7 +348,7 @@ test_jsonl_ts_range(void **state)
 	parse_ok(&p, "{\"ts\":9223372036854775807,\"symbol\":\"A\",\"bid\":1}",
 	         &t);
 	assert_true(t.ts == INT64_MAX);
-	/* Before 1970 is a time too, as protocol_parse_time() has it. */
+	/* Before 1970 is a time too, as time_parse() has it. */
 	parse_ok(&p, "{\"ts\":-1,\"symbol\":\"A\",\"bid\":1}", &t);
 	assert_true(t.ts == -1);
 	parse_ok(&p, "{\"ts\":\"-2\",\"symbol\":\"A\",\"bid\":1}", &t);
