@@ -46,7 +46,7 @@ PROTOCOL_SRC := publisher/protocol.c
 FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/tick_parse.c feeds/feed_stdin.c \
 	feeds/feed_replay.c feeds/feed_tcp.c
 REDIS_LINK_SRC := publisher/redis_wire.c publisher/redis_publisher.c publisher/redis_follower.c
-SERVER_SRC := publisher/cli.c publisher/log.c publisher/query.c publisher/auth.c \
+SERVER_SRC := publisher/cli.c publisher/settings.c publisher/log.c publisher/query.c publisher/auth.c \
 	publisher/server.c publisher/ws.c publisher/admission.c publisher/http_api.c publisher/metrics.c \
 	publisher/session.c \
 	publisher/pipeline.c publisher/wake.c publisher/ws_deflate.c \
@@ -103,7 +103,7 @@ $(BUILD)/tests/test_jsonbuf: $(BUILD)/tests/test_jsonbuf.o $(call obj,publisher/
 $(BUILD)/tests/test_engine: $(BUILD)/tests/test_engine.o $(BUILD)/tests/engine_test_util.o $(call obj,$(ENGINE_SRC))
 $(BUILD)/tests/test_fanout: $(BUILD)/tests/test_fanout.o $(BUILD)/tests/engine_test_util.o $(call obj,$(ENGINE_SRC))
 $(BUILD)/tests/test_protocol: $(BUILD)/tests/test_protocol.o $(call obj,$(ENGINE_SRC) $(CODEC_SRC) $(PROTOCOL_SRC))
-$(BUILD)/tests/test_cli: $(BUILD)/tests/test_cli.o $(call obj,publisher/cli.c publisher/decimal.c publisher/tick.c $(CODEC_SRC) $(PROTOCOL_SRC) publisher/jsonbuf.c)
+$(BUILD)/tests/test_cli: $(BUILD)/tests/test_cli.o $(call obj,publisher/cli.c publisher/settings.c publisher/decimal.c publisher/tick.c $(CODEC_SRC) $(PROTOCOL_SRC) publisher/jsonbuf.c)
 $(BUILD)/tests/test_tick_queue: $(BUILD)/tests/test_tick_queue.o $(call obj,publisher/tick_queue.c publisher/tick.c publisher/decimal.c)
 $(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(CODEC_SRC) publisher/jsonbuf.c)
 $(BUILD)/tests/test_tick_parse: $(BUILD)/tests/test_tick_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c $(CODEC_SRC) publisher/jsonbuf.c)
@@ -233,13 +233,58 @@ run: all
 	@echo "publisher: dashboard at http://$(LISTEN)/  (Ctrl-C to stop)"
 	./$(BIN) serve --listen $(LISTEN) --db $(DB) --feed synthetic
 
+# Install as servers do: the binary, the dashboard's files, a commented
+# example config (an existing one is kept; the new one goes beside it as
+# .example) and a systemd unit that runs `publisher serve --config`.
+#   make install                          under /usr/local
+#   make install PREFIX=/usr DESTDIR=pkg  staged, for a package
+# STATEDIR is where the unit's StateDirectory= puts the database: systemd
+# makes it, so it is /var/lib whatever PREFIX says.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+STATEDIR ?= /var/lib
+INSTALL ?= install
+INSTALL_PATHS = -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g' \
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g'
+CONF_DEST = $(DESTDIR)$(SYSCONFDIR)/publisher/publisher.conf
+
+.PHONY: install uninstall
+install: all
+	$(INSTALL) -D -m 755 $(BIN) $(DESTDIR)$(BINDIR)/publisher
+	cd web && find . -type f | while read -r f; do \
+		$(INSTALL) -D -m 644 "$$f" "$(DESTDIR)$(DATADIR)/publisher/web/$$f" || exit 1; done
+	sed $(INSTALL_PATHS) dist/publisher.conf.in > $(BUILD)/publisher.conf
+	@if [ -e $(CONF_DEST) ]; then \
+		echo "kept $(CONF_DEST); the new example is $(CONF_DEST).example"; \
+		$(INSTALL) -m 644 $(BUILD)/publisher.conf $(CONF_DEST).example; \
+	else \
+		$(INSTALL) -D -m 644 $(BUILD)/publisher.conf $(CONF_DEST); \
+	fi
+	sed $(INSTALL_PATHS) dist/publisher.service.in > $(BUILD)/publisher.service
+	$(INSTALL) -D -m 644 $(BUILD)/publisher.service $(DESTDIR)$(UNITDIR)/publisher.service
+	@echo "installed: $(BINDIR)/publisher, settings in $(SYSCONFDIR)/publisher/publisher.conf"
+
+# The config and the data stay: they are the user's.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/publisher $(DESTDIR)$(UNITDIR)/publisher.service
+	rm -rf $(DESTDIR)$(DATADIR)/publisher/web
+
 unit: all $(UNIT_TESTS)
 	@./tests/run-units.sh $(UNIT_TESTS)
 
 integration: all
 	@PUBLISHER_BIN=$(CURDIR)/$(BIN) $(PYTHON) tests/integration/run.py
 
-test: unit integration browser
+# The dashboard's modules that have no DOM (web/js/), under node:test: no
+# server, no browser, no npm packages.
+.PHONY: js
+js:
+	@node --test --test-reporter=spec tests/web/*.test.mjs
+
+test: unit integration browser js
 
 # Line coverage of publisher/ and feeds/ by the unit, integration and
 # browser tests (gcov): a line per file, then the total.

@@ -220,7 +220,7 @@ origin_allowed(struct server *s, struct lws *wsi, char *why, size_t whylen)
 		snprintf(why, whylen,
 		         "Origin and Host '%.60s' name no loopback address on "
 		         "a loopback listener (DNS rebinding?); allow it with "
-		         "--allow-origin",
+		         "the allow-origin setting",
 		         host);
 		return false;
 	}
@@ -418,14 +418,14 @@ admit_upgrade(struct server *s, struct lws *wsi)
 	} else if (s->connections >= s->opt->max_connections) {
 		r = REFUSED_SERVER_FULL;
 		snprintf(why, sizeof why,
-		         "%zu connections open, the --max-connections limit",
+		         "%zu connections open, the max-connections limit",
 		         s->connections);
 	} else if ((n = peer_connections(s, peer)) >=
 	           s->opt->max_connections_per_ip) {
 		r = REFUSED_PER_IP;
 		snprintf(why, sizeof why,
 		         "%zu connections open from this address, the "
-		         "--max-connections-per-ip limit",
+		         "max-connections-per-ip limit",
 		         n);
 	} else {
 		auth_claims_free(&a->claims);

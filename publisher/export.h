@@ -20,8 +20,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#include "cli.h"
 #include "jsonbuf.h"
 #include "tick.h"
 
@@ -31,6 +31,19 @@ void export_write_csv_header(struct jsonbuf *b);
 /* One tick as one line (with its newline): JSONL when jsonl, else a CSV row
  * that goes under export_write_csv_header(). */
 void export_write_tick(struct jsonbuf *b, bool jsonl, const struct tick *t);
+
+/* What `publisher export` writes: the ticks of opt->db in [from, to],
+ * of the given symbols (none: every symbol). */
+#define EXPORT_MAX_SYMBOLS 64
+
+struct export_options {
+	const char *db;
+	const char *symbols[EXPORT_MAX_SYMBOLS];
+	size_t symbol_count;
+	int64_t from, to;   /* µs; 0 / INT64_MAX when absent */
+	bool jsonl;	    /* false: csv (the default) */
+	const char *output; /* NULL = stdout */
+};
 
 /*
  * `publisher export`: stream the ticks opt selects from opt->db to

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cli.h"
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 #define LOG_LIMIT_LINES	    10
 #define LOG_LIMIT_WINDOW_US (10 * 1000000LL)

@@ -95,7 +95,7 @@ restore_store(const struct symbol_state *st, void *ctx)
 {
 	if (store_restore_state(ctx, st))
 		log_warn("store: out of memory restoring symbol '%s'",
-			 st->symbol);
+		         st->symbol);
 }
 
 static void
@@ -112,20 +112,15 @@ close_store(void *impl)
  * NULL with the cause printed.
  */
 static struct store *
-open_store(const struct serve_options *opt, struct pipeline *p, bool edge)
+open_store(const struct store_options *opt, struct pipeline *p, bool edge)
 {
 	struct engine *engine = pipeline_engine(p);
-	struct store_options so;
+	struct store_options so = *opt;
 	struct store *store;
 	struct wake *wake = pipeline_sink_wake(p);
 	char err[512];
 
-	memset(&so, 0, sizeof so);
-	so.path = opt->db;
-	so.retain_age_us = opt->retain_age_us;
-	so.retain_rows = opt->retain_rows;
 	so.commit_ms = 50;
-	so.queue_capacity = opt->store_backlog; /* 0: the store's default */
 	so.wake = wake ? wake_signal : NULL;
 	so.wake_ctx = wake;
 	so.epoch = edge ? pipeline_epoch(p) : NULL;
@@ -138,9 +133,10 @@ open_store(const struct serve_options *opt, struct pipeline *p, bool edge)
 		engine_foreach_symbol(engine, restore_store, store);
 	} else {
 		if (store_load_state(store, restore_symbol, engine)) {
-			fprintf(stderr, "publisher: db '%s': cannot read the "
-					"stored state\n",
-				opt->db);
+			fprintf(stderr,
+			        "publisher: db '%s': cannot read the "
+			        "stored state\n",
+			        opt->path);
 			store_close(store);
 			return NULL;
 		}
@@ -148,9 +144,9 @@ open_store(const struct serve_options *opt, struct pipeline *p, bool edge)
 	}
 	if (engine_symbol_count(engine))
 		log_info("store: restored %zu symbols from '%s'",
-			 engine_symbol_count(engine), opt->db);
+		         engine_symbol_count(engine), opt->path);
 	if (store_start(store, err, sizeof err)) {
-		fprintf(stderr, "publisher: db '%s': %s\n", opt->db, err);
+		fprintf(stderr, "publisher: db '%s': %s\n", opt->path, err);
 		store_close(store);
 		return NULL;
 	}
@@ -166,7 +162,7 @@ restore_publisher(const struct symbol_state *st, void *ctx)
 {
 	if (redis_publisher_restore(ctx, st))
 		log_warn("redis: could not give symbol '%s' to the publisher",
-			 st->symbol);
+		         st->symbol);
 }
 
 static void
@@ -178,7 +174,7 @@ destroy_publisher(void *impl)
 /* An ingest's publisher, starting where the serving engine starts, as a
  * sink of the pipeline. Returns it, or NULL with the cause printed. */
 static struct redis_publisher *
-start_publisher(const struct serve_options *opt, struct pipeline *p)
+start_publisher(const struct node_options *opt, struct pipeline *p)
 {
 	struct redis_publisher_options po;
 	struct redis_publisher *pub;
@@ -203,15 +199,16 @@ start_publisher(const struct serve_options *opt, struct pipeline *p)
 		redis_publisher_destroy(pub);
 		return NULL;
 	}
-	if (pipeline_add_sink(p, redis_publisher_sink(pub), destroy_publisher)) {
+	if (pipeline_add_sink(p, redis_publisher_sink(pub),
+	                      destroy_publisher)) {
 		redis_publisher_destroy(pub);
 		return NULL;
 	}
 	log_info("redis: ingest publishing to %s:%d, prefix %s, epoch %s",
-		 opt->redis_host, opt->redis_port,
-		 opt->redis_prefix ? opt->redis_prefix
-				   : REDIS_LINK_DEFAULT_PREFIX,
-		 pipeline_epoch(p));
+	         opt->redis_host, opt->redis_port,
+	         opt->redis_prefix ? opt->redis_prefix
+	                           : REDIS_LINK_DEFAULT_PREFIX,
+	         pipeline_epoch(p));
 	return pub;
 }
 
@@ -219,7 +216,7 @@ start_publisher(const struct serve_options *opt, struct pipeline *p)
  * its first state is in the engine before the server takes clients.
  * Returns 0, or -1 with the cause printed. */
 static int
-start_follower(const struct serve_options *opt, struct pipeline *p)
+start_follower(const struct node_options *opt, struct pipeline *p)
 {
 	struct redis_follower_options fo;
 	struct redis_follower *f;
@@ -253,12 +250,12 @@ start_follower(const struct serve_options *opt, struct pipeline *p)
 	pipeline_set_follower(p, f);
 	if (redis_follower_wait_synced(f, 5000))
 		log_warn("redis: no state from %s:%d within 5 s: serving "
-			 "nothing until the ingest's state arrives",
-			 opt->redis_host, opt->redis_port);
+		         "nothing until the ingest's state arrives",
+		         opt->redis_host, opt->redis_port);
 	else
 		log_info("redis: edge warm with %zu symbols from %s:%d",
-			 redis_follower_apply_pending(f), opt->redis_host,
-			 opt->redis_port);
+		         redis_follower_apply_pending(f), opt->redis_host,
+		         opt->redis_port);
 	return 0;
 }
 
@@ -269,7 +266,7 @@ start_follower(const struct serve_options *opt, struct pipeline *p)
  * from this limit when it starts.
  */
 static void
-raise_fd_limit(const struct serve_options *opt)
+raise_fd_limit(const struct server_options *opt)
 {
 	rlim_t want = (rlim_t)opt->max_connections + SPARE_FDS;
 	struct rlimit rl;
@@ -278,21 +275,41 @@ raise_fd_limit(const struct serve_options *opt)
 		return;
 	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) && getrlimit(RLIMIT_NOFILE, &rl))
+		if (setrlimit(RLIMIT_NOFILE, &rl) &&
+		    getrlimit(RLIMIT_NOFILE, &rl))
 			return;
 	}
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
 		return;
 	log_warn("open file limit is %llu, too low for --max-connections %u: "
-		 "connections will fail before the cap (raise the hard limit, "
-		 "'ulimit -Hn', to at least %llu)",
-		 (unsigned long long)rl.rlim_cur, opt->max_connections,
-		 (unsigned long long)want);
+	         "connections will fail before the cap (raise the hard limit, "
+	         "'ulimit -Hn', to at least %llu)",
+	         (unsigned long long)rl.rlim_cur, opt->max_connections,
+	         (unsigned long long)want);
+}
+
+/* The feed of the command: replay's FILE, or serve's --feed SPEC. */
+static struct feed *
+make_feed(const struct cli *cli, struct tick_queue *queue, char *err,
+          size_t errlen)
+{
+	struct feed *f;
+
+	if (cli->command != CLI_REPLAY)
+		return feed_create(cli->node.feed_spec, queue, err, errlen);
+	f = feed_replay_create(&cli->replay, queue);
+	if (!f)
+		snprintf(err, errlen, "out of memory");
+	return f;
 }
 
 static int
-serve(const struct serve_options *opt)
+serve(const struct cli *cli)
 {
+	const struct node_options *opt = &cli->node;
+	const struct server_options *so = &cli->server;
+	const char *db = cli->store.path;
+	bool replay = cli->command == CLI_REPLAY;
 	struct pipeline_options po;
 	struct server_parts parts;
 	struct pipeline *p = NULL;
@@ -302,31 +319,33 @@ serve(const struct serve_options *opt)
 	struct feed *feed;
 	struct feed_status fs;
 	uv_loop_t loop;
-	char err[512], epoch[17] = {0};
+	char err[512], epoch[17] = {0}, feed_name[300];
 	int rc = 1, i;
 
 	log_set_level(opt->log_level);
 	make_epoch(epoch, sizeof epoch);
-	raise_fd_limit(opt);
+	raise_fd_limit(so);
 	signal(SIGPIPE, SIG_IGN);
 	if (uv_loop_init(&loop)) {
 		fprintf(stderr, "publisher: cannot create the event loop\n");
 		return 1;
 	}
+	snprintf(feed_name, sizeof feed_name, "%s%s", replay ? "replay:" : "",
+	         replay ? cli->replay.path : opt->feed_spec);
 
 	memset(&po, 0, sizeof po);
 	po.loop = &loop;
 	po.queue_capacity = QUEUE_CAPACITY;
 	po.epoch = epoch;
 	/* A file may wait for the store; a market cannot. */
-	po.file_source = !strncmp(opt->feed_spec, "replay", 6);
+	po.file_source = !strncmp(feed_name, "replay", 6);
 	po.frame_headroom = server_frame_headroom();
 	p = pipeline_create(&po, err, sizeof err);
 	if (!p) {
 		fprintf(stderr, "publisher: %s\n", err);
 		goto out;
 	}
-	feed = feed_create(opt->feed_spec, pipeline_queue(p), err, sizeof err);
+	feed = make_feed(cli, pipeline_queue(p), err, sizeof err);
 	if (!feed) {
 		fprintf(stderr, "publisher: --feed: %s\n", err);
 		rc = EXIT_USAGE;
@@ -335,27 +354,27 @@ serve(const struct serve_options *opt)
 	pipeline_set_feed(p, feed);
 
 	/* An edge opens its store once it knows the ingest's epoch. */
-	if (strcmp(opt->db, "none") && opt->role != ROLE_EDGE &&
-	    !(store = open_store(opt, p, false)))
+	if (strcmp(db, "none") && opt->role != ROLE_EDGE &&
+	    !(store = open_store(&cli->store, p, false)))
 		goto out;
 	if (opt->role == ROLE_INGEST && !(pub = start_publisher(opt, p)))
 		goto out;
 	if (opt->role == ROLE_EDGE) {
 		if (start_follower(opt, p))
 			goto out;
-		if (strcmp(opt->db, "none")) {
+		if (strcmp(db, "none")) {
 			if (!engine_symbol_count(pipeline_engine(p)) &&
 			    !redis_follower_synced(pipeline_follower(p))) {
 				fprintf(stderr,
-					"publisher: --role edge --db '%s' "
-					"needs the ingest's epoch, and no "
-					"state came from Redis within 5 s; "
-					"start the ingest first (or use "
-					"--db none)\n",
-					opt->db);
+				        "publisher: --role edge --db '%s' "
+				        "needs the ingest's epoch, and no "
+				        "state came from Redis within 5 s; "
+				        "start the ingest first (or use "
+				        "--db none)\n",
+				        db);
 				goto out;
 			}
-			if (!(store = open_store(opt, p, true)))
+			if (!(store = open_store(&cli->store, p, true)))
 				goto out;
 		}
 	}
@@ -363,34 +382,38 @@ serve(const struct serve_options *opt)
 	memset(&parts, 0, sizeof parts);
 	parts.loop = &loop;
 	parts.pipeline = p;
-	parts.db_path = store ? opt->db : NULL;
+	parts.db_path = store ? db : NULL;
 	parts.store = store;
 	feed_get_status(feed, &fs);
 	parts.feed_kind = opt->role == ROLE_EDGE ? "redis" : fs.kind;
 	parts.redis_pub = pub;
-	server = server_create(opt, &parts, err, sizeof err);
+	server = server_create(so, &parts, err, sizeof err);
 	if (!server) {
 		fprintf(stderr, "publisher: %s\n", err);
 		goto out;
 	}
-	if (opt->port_file && write_port_file(opt->port_file, server_port(server))) {
-		fprintf(stderr, "publisher: cannot write --port-file '%s': %s\n",
-			opt->port_file, strerror(errno));
+	if (opt->port_file &&
+	    write_port_file(opt->port_file, server_port(server))) {
+		fprintf(stderr,
+		        "publisher: cannot write --port-file '%s': %s\n",
+		        opt->port_file, strerror(errno));
 		goto out;
 	}
 	if (pipeline_start(p, err, sizeof err)) {
-		fprintf(stderr, "publisher: feed '%s': %s\n", opt->feed_spec, err);
+		fprintf(stderr, "publisher: feed '%s': %s\n", feed_name, err);
 		goto out;
 	}
 	log_info("publisher %s: dashboard at %s://%s:%d/ , WebSocket at "
-		 "%s://%s:%d/ws, feed %s, epoch %s%s%s",
-		 cli_version_string + strlen("publisher "),
-		 opt->tls_cert ? "https" : "http", opt->listen_host,
-		 server_port(server), opt->tls_cert ? "wss" : "ws",
-		 opt->listen_host, server_port(server),
-		 opt->role == ROLE_EDGE ? "redis (edge)" : opt->feed_spec,
-		 pipeline_epoch(p), pub ? ", ingest" : "",
-		 opt->auth_secret ? ", tokens required" : "");
+	         "%s://%s:%d/ws, feed %s, epoch %s%s%s",
+	         cli_version_string + strlen("publisher "),
+	         so->tls_cert ? "https" : "http", so->listen_host,
+	         server_port(server), so->tls_cert ? "wss" : "ws",
+	         so->listen_host, server_port(server),
+	         opt->role == ROLE_EDGE ? "redis (edge)" : feed_name,
+	         pipeline_epoch(p), pub ? ", ingest" : "",
+	         so->auth_secret ? ", tokens required" : "");
+	if (opt->config)
+		log_info("settings from '%s' (flags override it)", opt->config);
 
 	rc = server_run(server) ? 1 : 0;
 	log_info("stopped");
@@ -423,13 +446,13 @@ main(int argc, char **argv)
 	}
 	switch (cli.command) {
 	case CLI_HELP:
-		cli_print_help(stdout);
+		cli_print_help(stdout, cli.help_for);
 		return 0;
 	case CLI_VERSION:
 		printf("%s\n", cli_version_string);
 		return 0;
 	case CLI_EXPORT:
-		log_set_level(cli.serve.log_level);
+		log_set_level(cli.node.log_level);
 		if (export_run(&cli.export, err, sizeof err)) {
 			fprintf(stderr, "publisher: export: %s\n", err);
 			return 1;
@@ -437,7 +460,7 @@ main(int argc, char **argv)
 		return 0;
 	case CLI_SERVE:
 	case CLI_REPLAY:
-		return serve(&cli.serve);
+		return serve(&cli);
 	}
 	return EXIT_USAGE;
 }

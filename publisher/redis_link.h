@@ -127,6 +127,21 @@
 #define REDIS_LINK_PREFIX_MAX     64
 #define REDIS_LINK_DEFAULT_PREFIX "publisher"
 
+/* A key prefix: 1 to REDIS_LINK_PREFIX_MAX characters of the symbol
+ * alphabet (A-Z a-z 0-9 . _ : / -), so no spaces, quotes or glob
+ * characters reach a key. The link checks it; the CLI checks it early
+ * with the same rule. */
+static inline bool
+redis_link_prefix_valid(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (i == REDIS_LINK_PREFIX_MAX || !tick_symbol_valid(s + i, 1))
+			return false;
+	return i > 0;
+}
+
 /* ================================================================ ingest */
 
 struct redis_publisher;

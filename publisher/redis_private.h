@@ -107,8 +107,6 @@ int64_t redis__backoff_next(struct backoff *b, uint64_t *rng);
 
 void redis__backoff_reset(struct backoff *b);
 
-bool redis__prefix_valid(const char *s);
-
 bool redis__epoch_valid(const char *s);
 
 int redis__parse_u64(const char *s, size_t len, uint64_t *out);

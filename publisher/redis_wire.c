@@ -119,20 +119,6 @@ redis__backoff_reset(struct backoff *b)
 }
 
 bool
-redis__prefix_valid(const char *s)
-{
-	size_t len = strlen(s), i;
-
-	/* The symbol alphabet: no spaces, quotes or glob characters. */
-	if (len == 0 || len > REDIS_LINK_PREFIX_MAX)
-		return false;
-	for (i = 0; i < len; i++)
-		if (!tick_symbol_valid(s + i, 1))
-			return false;
-	return true;
-}
-
-bool
 redis__epoch_valid(const char *s)
 {
 	size_t len = strlen(s), i;
@@ -569,7 +555,7 @@ redis__check_address(const char *host, int port, const char *prefix, char *err,
 	}
 	if (!prefix)
 		prefix = REDIS_LINK_DEFAULT_PREFIX;
-	if (!redis__prefix_valid(prefix)) {
+	if (!redis_link_prefix_valid(prefix)) {
 		errf(err, errlen,
 		     "redis key prefix '%.80s' must be 1..64 of "
 		     "[A-Za-z0-9._:/-]",

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE /* realpath */
 #include "server_private.h"
+#include "version.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -259,11 +260,11 @@ check_tls_files(const char *cert, const char *key, char *err, size_t errlen)
 	}
 	ERR_clear_error();
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
-		what = "--tls-cert: not a PEM certificate";
+		what = "TLS certificate: not a PEM certificate";
 	else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
-		what = "--tls-key: not a PEM private key";
+		what = "TLS key: not a PEM private key";
 	else if (SSL_CTX_check_private_key(ctx) != 1)
-		what = "--tls-key does not match --tls-cert";
+		what = "TLS key does not match the certificate";
 	if (what) {
 		ERR_error_string_n(ERR_get_error(), why, sizeof why);
 		snprintf(err, errlen, "%s ('%s', '%s': %s)", what, cert, key,
@@ -274,7 +275,7 @@ check_tls_files(const char *cert, const char *key, char *err, size_t errlen)
 }
 
 struct server *
-server_create(const struct serve_options *opt, const struct server_parts *parts,
+server_create(const struct server_options *opt, const struct server_parts *parts,
               char *err, size_t errlen)
 {
 	struct lws_context_creation_info info;
@@ -302,13 +303,13 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 
 		s->auth = auth_create(opt->auth_secret, why, sizeof why);
 		if (!s->auth) {
-			snprintf(err, errlen, "--auth-secret: %s", why);
+			snprintf(err, errlen, "token secret: %s", why);
 			goto fail;
 		}
 	}
 	if (opt->tls_cert &&
-	    (check_readable("--tls-cert", opt->tls_cert, err, errlen) ||
-	     check_readable("--tls-key", opt->tls_key, err, errlen) ||
+	    (check_readable("TLS certificate", opt->tls_cert, err, errlen) ||
+	     check_readable("TLS key", opt->tls_key, err, errlen) ||
 	     check_tls_files(opt->tls_cert, opt->tls_key, err, errlen)))
 		goto fail;
 	if (check_bind(opt->listen_host, opt->listen_port, err, errlen))
@@ -359,7 +360,7 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 		hc.pipeline = s->pipeline;
 		hc.queries = s->queries;
 		hc.feed_kind = parts->feed_kind;
-		hc.server_name = cli_version_string;
+		hc.server_name = PUBLISHER_NAME_VERSION;
 		hc.auth = s->auth != NULL;
 		hc.headroom = LWS_PRE;
 		hc.heartbeat_ms = opt->heartbeat_ms;
@@ -468,13 +469,13 @@ server_create(const struct serve_options *opt, const struct server_parts *parts,
 	}
 	if (!is_loopback(host) && !s->auth)
 		log_warn("listening on %s, beyond loopback, without "
-		         "--auth-secret: anyone who can reach it can read the "
-		         "stream",
+		         "tokens (auth-secret): anyone who can reach it can "
+		         "read the stream",
 		         opt->listen_host);
 	else if (!is_loopback(host) && !opt->tls_cert)
 		log_warn("listening on %s, beyond loopback, without "
-		         "--tls-cert: tokens and data cross the network in "
-		         "clear text",
+		         "TLS (tls-cert): tokens and data cross the network "
+		         "in clear text",
 		         opt->listen_host);
 
 	/*

@@ -19,24 +19,53 @@
 #ifndef PUBLISHER_SERVER_H
 #define PUBLISHER_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <uv.h>
-
-#include "cli.h"
 
 struct server;
 struct pipeline;
 struct redis_publisher;
 struct store;
 
+#define SERVER_MAX_ORIGINS 32
+
+/* How the server listens, serves and bounds its clients. Strings are
+ * borrowed and must outlive the server. */
+struct server_options {
+	char listen_host[64];     /* an IPv4 address, "localhost" or an IPv6
+	                           * address without brackets */
+	int listen_port;          /* 0 = any free port (see server_port()) */
+	const char *web;          /* the dashboard's files */
+	unsigned heartbeat_ms;    /* heartbeat an idle client this often */
+	unsigned ping_secs;       /* WebSocket ping after this long idle */
+	size_t max_message_bytes; /* largest inbound message */
+	size_t max_symbols;       /* subscriptions per connection */
+	double ops_per_sec;       /* inbound rate limit per connection */
+	double ops_burst;
+	bool compression; /* take permessage-deflate when offered */
+
+	/* Exposure (README "Security"). */
+	const char *auth_secret; /* HS256 key file; NULL = no tokens */
+	/* Origins allowed to open /ws and call /api ("https://host:port",
+	 * exact). None: only the server's own host (Origin = Host). */
+	const char *allow_origins[SERVER_MAX_ORIGINS];
+	size_t allow_origin_count;
+	const char *tls_cert; /* PEM; set together with tls_key */
+	const char *tls_key;
+	unsigned max_connections;        /* WebSocket clients; more get 503 */
+	unsigned max_connections_per_ip; /* more get 429 */
+	unsigned handshake_secs;         /* TLS and request headers within */
+};
+
 /* What the server works with; all borrowed, all must outlive the server. */
 struct server_parts {
-	uv_loop_t *loop;	     /* the loop the pipeline runs on */
-	struct pipeline *pipeline;   /* engine, epoch, feed, sinks */
-	const char *db_path;	     /* NULL: no store, history refused */
-	struct store *store;	     /* for /metrics; NULL without a store */
-	const char *feed_kind;	     /* "synthetic", "replay", "redis", … */
+	uv_loop_t *loop;           /* the loop the pipeline runs on */
+	struct pipeline *pipeline; /* engine, epoch, feed, sinks */
+	const char *db_path;       /* NULL: no store, history refused */
+	struct store *store;       /* for /metrics; NULL without a store */
+	const char *feed_kind;     /* "synthetic", "replay", "redis", … */
 	/* An ingest's publisher, for /metrics and /healthz; NULL else. (An
 	 * edge's follower is the pipeline's.) */
 	struct redis_publisher *redis_pub;
@@ -46,37 +75,32 @@ struct server_parts {
  * Create the lws context and listen, with TLS when opt->tls_cert is set
  * and tokens required when opt->auth_secret is (the secret file is read
  * here). Returns NULL with the cause in err, naming what failed: "cannot
- * listen on 127.0.0.1:8080 (address in use…)", "--tls-cert 'x.pem': No such
- * file or directory", "--auth-secret: …".
+ * listen on 127.0.0.1:8080: address in use", "TLS certificate 'x.pem': No
+ * such file or directory", "token secret: …".
  */
-struct server *
-server_create(const struct serve_options *opt, const struct server_parts *parts,
-	      char *err, size_t errlen);
+struct server *server_create(const struct server_options *opt,
+                             const struct server_parts *parts, char *err,
+                             size_t errlen);
 
 /* The bytes the server writes in front of every frame (LWS_PRE): the
  * engine keeps that much room before each frame it makes (pipeline_options
  * frame_headroom). */
-size_t
-server_frame_headroom(void);
+size_t server_frame_headroom(void);
 
 /* The port actually bound (useful with --listen HOST:0). */
-int
-server_port(const struct server *s);
+int server_port(const struct server *s);
 
 /* Run the loop until stopped (SIGINT and SIGTERM stop it too). On stop,
  * every WebSocket client gets a close frame with 1001 (going away), and the
  * loop returns once they are gone or a second has passed. Returns 0, or -1
  * on a loop failure. */
-int
-server_run(struct server *s);
+int server_run(struct server *s);
 
 /* Ask the loop to stop. Thread-safe. */
-void
-server_stop(struct server *s);
+void server_stop(struct server *s);
 
 /* NULL is a no-op. Clients still attached are closed; libwebsockets and
  * the server's own handles finish closing when the loop runs again. */
-void
-server_destroy(struct server *s);
+void server_destroy(struct server *s);
 
 #endif

@@ -22,7 +22,6 @@
 #include <uv.h>
 
 #include "auth.h"
-#include "cli.h"
 #include "engine.h"
 #include "query.h"
 #include "server.h"
@@ -96,7 +95,7 @@ struct server {
 	uv_loop_t *loop;
 	struct lws_context *context;
 	struct lws_vhost *vhost;
-	const struct serve_options *opt;
+	const struct server_options *opt;
 	struct server_parts parts;
 	struct pipeline *pipeline;
 	struct engine *engine; /* the pipeline's */
