@@ -161,7 +161,7 @@ struct feed *
 feed_synthetic_create(const struct feed_synthetic_options *opt,
 		      struct tick_queue *queue);
 
-/* Line ticks (JSONL or CSV, see tick_parse.h) read from standard input until
+/* Line ticks (JSONL or CSV, see tick_file.h) read from standard input until
  * end of file; bad lines are logged with their number and skipped. */
 struct feed *
 feed_stdin_create(struct tick_queue *queue);

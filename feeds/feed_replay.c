@@ -1,13 +1,13 @@
 /*
- * feed_replay: plays a recorded tick file (feeds/tick_parse.h) back into the
- * queue.
+ * feed_replay: plays a recorded tick file (publisher/tick_file.h) back into
+ * the queue.
  *
  * Reading. The file is streamed: read(2) fills a 1 MiB buffer that is cut
  * into lines here, so a file larger than memory replays in constant memory
  * and one system call serves thousands of lines. A line may be up to 64 KiB;
  * a longer one is skipped as a bad line. The format (JSONL or CSV, the CSV
- * columns from its header) is detected from the content by tick_parse. The
- * last line may lack its newline.
+ * columns from its header) is detected from the content by
+ * tick_parse_line(). The last line may lack its newline.
  *
  * Pacing. Tick k is due at anchor_wall + (ts_k - anchor_ts) / speed on the
  * monotonic clock, where the anchor is the first tick (and is moved only by
@@ -55,7 +55,7 @@
 
 #include "../publisher/clock.h"
 #include "../publisher/log.h"
-#include "tick_parse.h"
+#include "../publisher/tick_file.h"
 
 /* Ticks pushed at most per batch (one lock of the queue per batch). */
 #define BATCH_MAX 1024

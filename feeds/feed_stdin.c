@@ -28,7 +28,7 @@
 
 #include "../publisher/clock.h"
 #include "../publisher/log.h"
-#include "tick_parse.h"
+#include "../publisher/tick_file.h"
 
 /* Ticks pushed at most per batch (one lock of the queue per batch). */
 #define BATCH_MAX 256

@@ -1,11 +1,10 @@
 /*
- * export: ticks as tick-file lines, and the `publisher export` command.
+ * export: the `publisher export` command.
  *
- * The column order of the CSV is the field order of enum tick_field, so a
- * row is written by one walk over the fields. The command reads through a
- * store_reader, which calls back once per tick; each tick is appended to a
- * buffer that is written out whenever it passes FLUSH_BYTES, so memory stays
- * flat however many ticks are exported.
+ * The command reads through a store_reader, which calls back once per tick;
+ * each tick is appended to a buffer as a tick-file line (tick_file.h) and the
+ * buffer is written out whenever it passes FLUSH_BYTES, so memory stays flat
+ * however many ticks are exported.
  */
 #include "export.h"
 
@@ -19,59 +18,10 @@
 #include "errbuf.h"
 #include "log.h"
 #include "store.h"
+#include "tick_file.h"
 
 /* Output is written in pieces of about this size. */
 #define FLUSH_BYTES (256 * 1024)
-
-void
-export_write_csv_header(struct jsonbuf *b)
-{
-	int f;
-
-	jsonbuf_append_str(b, "ts,symbol");
-	for (f = 0; f < TICK_FIELD_COUNT; f++) {
-		jsonbuf_append_char(b, ',');
-		jsonbuf_append_str(b, tick_field_name((enum tick_field)f));
-	}
-	jsonbuf_append_char(b, '\n');
-}
-
-void
-export_write_tick(struct jsonbuf *b, bool jsonl, const struct tick *t)
-{
-	size_t symlen = strnlen(t->symbol, sizeof t->symbol);
-	int f;
-
-	if (jsonl) {
-		jsonbuf_append_str(b, "{\"ts\":");
-		jsonbuf_append_i64(b, t->ts);
-		jsonbuf_append_str(b, ",\"symbol\":");
-		jsonbuf_append_quoted(b, t->symbol, symlen);
-		for (f = 0; f < TICK_FIELD_COUNT; f++) {
-			if (!tick_has(t, (enum tick_field)f))
-				continue;
-			jsonbuf_append_char(b, ',');
-			jsonbuf_append_key(b,
-			                   tick_field_name((enum tick_field)f));
-			jsonbuf_append_decimal(b, t->value[f]);
-		}
-		jsonbuf_append_str(b, "}\n");
-		return;
-	}
-	/* A valid symbol has no comma, quote or newline, so it needs no CSV
-	 * quoting. */
-	jsonbuf_append_i64(b, t->ts);
-	jsonbuf_append_char(b, ',');
-	jsonbuf_append(b, t->symbol, symlen);
-	for (f = 0; f < TICK_FIELD_COUNT; f++) {
-		jsonbuf_append_char(b, ',');
-		if (tick_has(t, (enum tick_field)f))
-			jsonbuf_append_decimal(b, t->value[f]);
-	}
-	jsonbuf_append_char(b, '\n');
-}
-
-/* ------------------------------------------------------------- command */
 
 struct export_sink {
 	FILE *out;
@@ -104,7 +54,7 @@ sink_row(const struct tick *t, void *ctx)
 {
 	struct export_sink *k = ctx;
 
-	export_write_tick(&k->buf, k->jsonl, t);
+	tick_file_write_line(&k->buf, k->jsonl, t);
 	k->ticks++;
 	if (k->buf.len >= FLUSH_BYTES || jsonbuf_failed(&k->buf))
 		return sink_flush(k) ? 1 : 0;
@@ -160,7 +110,7 @@ export_run(const struct export_options *opt, char *err, size_t errlen)
 
 	jsonbuf_init(&k.buf, 0);
 	if (!opt->jsonl)
-		export_write_csv_header(&k.buf);
+		tick_file_write_csv_header(&k.buf);
 	rc = store_read_ticks(r, opt->symbol_count ? opt->symbols : NULL,
 	                      opt->symbol_count, opt->from, opt->to, 0,
 	                      sink_row, &k, rerr, sizeof rerr);

@@ -15,12 +15,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include "export.h"
 #include "jsonbuf.h"
 #include "log.h"
 #include "pipeline.h"
 #include "query.h"
 #include "sink.h"
+#include "tick_file.h"
 #include "time_parse.h"
 
 /* An HTTP client that takes nothing for this long is dropped. */
@@ -290,7 +290,7 @@ http_export_entitled(struct http_request *h, const struct auth_claims *claims,
 	/* Nothing granted has data: the export is empty, but well formed. */
 	jsonbuf_init(&b, 0);
 	if (!q->jsonl)
-		export_write_csv_header(&b);
+		tick_file_write_csv_header(&b);
 	body = strndup(jsonbuf_data(&b) ? jsonbuf_data(&b) : "", b.len);
 	jsonbuf_free(&b);
 	if (!body)

@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "export.h"
 #include "jsonbuf.h"
 #include "log.h"
 #include "store.h"
+#include "tick_file.h"
 
 struct query_job {
 	struct query_job *next; /* worker's queue of jobs to run */
@@ -48,10 +48,10 @@ struct query_worker {
 	void *wake_ctx;
 
 	pthread_mutex_t lock;
-	pthread_cond_t work;	   /* a job was queued, or stop */
-	pthread_cond_t drained;	   /* a job's buffer was read from */
+	pthread_cond_t work;    /* a job was queued, or stop */
+	pthread_cond_t drained; /* a job's buffer was read from */
 	struct query_job *head, *tail;
-	struct query_job *ready;   /* jobs with news for the service thread */
+	struct query_job *ready; /* jobs with news for the service thread */
 	bool stop;
 
 	unsigned nthreads;
@@ -105,13 +105,13 @@ job_unref_locked(struct query_job *j)
 struct producer {
 	struct query_job *job;
 	struct jsonbuf chunk; /* rows gathered before taking the lock */
-	bool whole;	      /* history: publish only at the end */
+	bool whole;           /* history: publish only at the end */
 	uint32_t rows;
 	uint32_t max_rows;
-	bool more;	      /* stopped at max_rows with rows left */
-	int64_t first_ts;     /* of the first row */
+	bool more;        /* stopped at max_rows with rows left */
+	int64_t first_ts; /* of the first row */
 	int64_t last_ts;
-	int64_t next_from;    /* with `more`: where the next page starts */
+	int64_t next_from; /* with `more`: where the next page starts */
 	/* History pages end between two timestamps, never inside a run of
 	 * equal ones, so "from = next_from" loses nothing: the bytes and rows
 	 * where the current run of equal timestamps began. */
@@ -139,8 +139,8 @@ producer_flush(struct producer *p)
 		/* Compact what was already read before growing. */
 		if (j->read_pos) {
 			memmove(jsonbuf_data(&j->out),
-				jsonbuf_data(&j->out) + j->read_pos,
-				j->out.len - j->read_pos);
+			        jsonbuf_data(&j->out) + j->read_pos,
+			        j->out.len - j->read_pos);
 			j->out.len -= j->read_pos;
 			j->read_pos = 0;
 		}
@@ -279,7 +279,7 @@ export_row(const struct tick *t, void *ctx)
 	struct producer *p = ctx;
 
 	p->rows++;
-	export_write_tick(&p->chunk, p->job->spec.jsonl, t);
+	tick_file_write_line(&p->chunk, p->job->spec.jsonl, t);
 	return producer_row_done(p);
 }
 
@@ -301,7 +301,8 @@ gap_row(const struct store_gap *g, void *ctx)
 		l->more = true;
 		return 1;
 	}
-	jsonbuf_append_str(l->b, l->n++ ? ",{\"from_seq\":" : ",\"gaps\":[{\"from_seq\":");
+	jsonbuf_append_str(l->b, l->n++ ? ",{\"from_seq\":"
+	                                : ",\"gaps\":[{\"from_seq\":");
 	jsonbuf_append_u64(l->b, g->first_seq);
 	jsonbuf_append_str(l->b, ",\"to_seq\":");
 	jsonbuf_append_u64(l->b, g->last_seq);
@@ -323,7 +324,7 @@ gap_row(const struct store_gap *g, void *ctx)
  */
 static int
 write_gaps(struct store_reader *r, struct producer *p,
-	   const struct query_spec *q, char *err, size_t errlen)
+           const struct query_spec *q, char *err, size_t errlen)
 {
 	struct gap_list l = {.b = &p->chunk};
 	int64_t from = q->from, to = q->to;
@@ -333,7 +334,7 @@ write_gaps(struct store_reader *r, struct producer *p,
 	if (p->more && p->next_from < to)
 		to = p->next_from;
 	if (store_read_gaps(r, q->symbols[0], from, to, gap_row, &l, err,
-			    errlen))
+	                    errlen))
 		return -1;
 	if (l.n)
 		jsonbuf_append_char(&p->chunk, ']');
@@ -381,18 +382,18 @@ run_job(struct store_reader *r, struct query_job *j, char *err, size_t errlen)
 		write_history_head(&p.chunk, q);
 		if (q->interval_us)
 			rc = store_read_bars(r, q->symbols[0], q->from, q->to,
-					     q->interval_us, q->limit, bar_row,
-					     &p, err, errlen);
+			                     q->interval_us, q->limit, bar_row,
+			                     &p, err, errlen);
 		else
-			rc = store_read_history(r, q->symbols[0], q->from,
-						q->to, q->limit,
-						history_tick_row, &p, err,
-						errlen);
+			rc = store_read_history(
+			        r, q->symbols[0], q->from, q->to, q->limit,
+			        history_tick_row, &p, err, errlen);
 		jsonbuf_append_str(&p.chunk, "]");
 		if (!rc)
 			rc = write_gaps(r, &p, q, err, errlen);
 		if (p.more) {
-			jsonbuf_append_str(&p.chunk, ",\"more\":true,\"next_from\":");
+			jsonbuf_append_str(&p.chunk,
+			                   ",\"more\":true,\"next_from\":");
 			jsonbuf_append_i64(&p.chunk, p.next_from);
 		}
 		jsonbuf_append_str(&p.chunk, "}");
@@ -400,14 +401,14 @@ run_job(struct store_reader *r, struct query_job *j, char *err, size_t errlen)
 	case QUERY_BARS:
 		jsonbuf_append_str(&p.chunk, "{\"symbol\":");
 		jsonbuf_append_quoted(&p.chunk, q->symbols[0],
-				      strlen(q->symbols[0]));
+		                      strlen(q->symbols[0]));
 		jsonbuf_append_str(&p.chunk, ",\"interval\":");
 		jsonbuf_append_quoted(&p.chunk, q->interval,
-				      strlen(q->interval));
+		                      strlen(q->interval));
 		jsonbuf_append_str(&p.chunk, ",\"bars\":[");
 		rc = store_read_bars(r, q->symbols[0], q->from, q->to,
-				     q->interval_us, q->limit, bar_row, &p, err,
-				     errlen);
+		                     q->interval_us, q->limit, bar_row, &p, err,
+		                     errlen);
 		jsonbuf_append_str(&p.chunk, "]");
 		if (!rc)
 			rc = write_gaps(r, &p, q, err, errlen);
@@ -415,17 +416,17 @@ run_job(struct store_reader *r, struct query_job *j, char *err, size_t errlen)
 		break;
 	case QUERY_EXPORT:
 		if (!q->jsonl)
-			export_write_csv_header(&p.chunk);
+			tick_file_write_csv_header(&p.chunk);
 		rc = store_read_ticks(r, q->symbol_count ? syms : NULL,
-				      q->symbol_count, q->from, q->to, q->limit,
-				      export_row, &p, err, errlen);
+		                      q->symbol_count, q->from, q->to, q->limit,
+		                      export_row, &p, err, errlen);
 		break;
 	}
 	if (!rc && (jsonbuf_failed(&p.chunk) || producer_flush(&p))) {
 		if (!err[0])
 			snprintf(err, errlen, "%s",
-				 job_cancelled(j) ? "cancelled"
-						  : "out of memory");
+			         job_cancelled(j) ? "cancelled"
+			                          : "out of memory");
 		rc = -1;
 	}
 	jsonbuf_free(&p.chunk);
@@ -473,7 +474,7 @@ worker_main(void *arg)
 		pthread_mutex_lock(&w->lock);
 		if (rc) {
 			snprintf(j->error, sizeof j->error, "%s",
-				 err[0] ? err : "query failed");
+			         err[0] ? err : "query failed");
 			if (j->spec.kind != QUERY_EXPORT) {
 				/* Nothing of a whole reply went out: drop
 				 * the partial output, the caller sends an
@@ -499,8 +500,8 @@ worker_main(void *arg)
 
 struct query_worker *
 query_worker_create(const char *db_path, unsigned threads,
-		    void (*wake)(void *ctx), void *ctx, char *err,
-		    size_t errlen)
+                    void (*wake)(void *ctx), void *ctx, char *err,
+                    size_t errlen)
 {
 	struct query_worker *w = calloc(1, sizeof *w);
 	unsigned i;
@@ -559,8 +560,7 @@ query_worker_destroy(struct query_worker *w)
 }
 
 struct query_job *
-query_submit(struct query_worker *w, const struct query_spec *spec,
-	     void *owner)
+query_submit(struct query_worker *w, const struct query_spec *spec, void *owner)
 {
 	struct query_job *j = calloc(1, sizeof *j);
 
@@ -593,7 +593,7 @@ query_owner_ready(void *owner, void *ctx)
 
 size_t
 query_worker_take_ready(struct query_worker *w,
-			void (*fn)(void *owner, void *ctx), void *ctx)
+                        void (*fn)(void *owner, void *ctx), void *ctx)
 {
 	struct query_job *j;
 	size_t n = 0;

@@ -673,7 +673,7 @@ publisher_send(struct redis_publisher *p, size_t n)
 		redis__resp_u64(&p->out, t->seq);
 		redis__resp_str(&p->out, "tick");
 		jsonbuf_reset(&p->scratch);
-		redis__tick_line(&p->scratch, t);
+		tick_file_write_json(&p->scratch, t);
 		if (jsonbuf_failed(&p->scratch))
 			p->out.failed = true;
 		redis__resp_buf(&p->out, &p->scratch);

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tick_parse.h"
+#include "tick_file.h"
 
 #define DEFAULT_LINES 2000000
 #define ROUNDS        3

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tick_parse.h"
+#include "tick_file.h"
 
 /* What a parsed tick and a reason must always satisfy. */
 static void
@@ -22,7 +22,7 @@ check_result(enum tick_parse_result r, const struct tick *t, const char *reason,
 
 	if (n == reason_len)
 		abort(); /* not terminated inside its buffer */
-	/* tick_parse.h: a hostile line cannot put control bytes in the log. */
+	/* tick_file.h: a hostile line cannot put control bytes in the log. */
 	for (i = 0; i < n; i++)
 		if ((unsigned char)reason[i] < 0x20 || reason[i] == 0x7f)
 			abort();

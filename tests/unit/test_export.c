@@ -1,7 +1,8 @@
 /*
- * Unit tests for publisher/export.c: the exact CSV and JSONL lines, and the
+ * Unit tests for publisher/export.c and the tick-file lines it writes
+ * (publisher/tick_file_write.c): the exact CSV and JSONL lines, and the
  * round trip that publisher/export.h promises: ticks stored, exported, then
- * read back with the replay feed's parser (feeds/tick_parse.c) are the same
+ * read back with the replay feed's parser (tick_parse_line) are the same
  * ticks, digit for digit, in both formats. Also what `publisher export`
  * selects and how it fails.
  */
@@ -24,7 +25,7 @@
 #include "export.h"
 #include "log.h"
 #include "store.h"
-#include "tick_parse.h"
+#include "tick_file.h"
 
 struct fixture {
 	char dir[256];
@@ -116,24 +117,24 @@ test_lines(void **state)
 	t.seq = 42; /* never written: seqs belong to the database */
 
 	jsonbuf_init(&b, 0);
-	export_write_csv_header(&b);
+	tick_file_write_csv_header(&b);
 	assert_string_equal(text(&b), "ts,symbol,bid,ask,bid_size,ask_size,"
 	                              "last,last_size,volume\n");
 	jsonbuf_reset(&b);
-	export_write_tick(&b, false, &t);
+	tick_file_write_line(&b, false, &t);
 	assert_string_equal(text(&b),
 	                    "1709303400123456,AAPL,189.30,,100,,,,\n");
 	jsonbuf_reset(&b);
-	export_write_tick(&b, false, &u);
+	tick_file_write_line(&b, false, &u);
 	assert_string_equal(text(&b), "-5,ES:H4/x_1-2,,,,,-0.000001,0,"
 	                              "0.123456789012345678\n");
 	jsonbuf_reset(&b);
-	export_write_tick(&b, true, &t);
+	tick_file_write_line(&b, true, &t);
 	assert_string_equal(text(&b), "{\"ts\":1709303400123456,\"symbol\":"
 	                              "\"AAPL\",\"bid\":189.30,"
 	                              "\"bid_size\":100}\n");
 	jsonbuf_reset(&b);
-	export_write_tick(&b, true, &u);
+	tick_file_write_line(&b, true, &u);
 	assert_string_equal(text(&b), "{\"ts\":-5,\"symbol\":\"ES:H4/x_1-2\","
 	                              "\"last\":-0.000001,\"last_size\":0,"
 	                              "\"volume\":0.123456789012345678}\n");

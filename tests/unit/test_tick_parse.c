@@ -1,7 +1,8 @@
 /*
- * Unit tests for feeds/tick_parse.c: JSONL and CSV lines into ticks with
- * exact decimals, format detection, and the reason given for every kind of
- * bad line.
+ * Unit tests for publisher/tick_file_read.c: JSONL and CSV lines into ticks
+ * with exact decimals, format detection, and the reason given for every kind
+ * of bad line; and that what tick_file_write.c writes reads back as the same
+ * tick. (The exact bytes written are held in test_export.c.)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "tick_parse.h"
+#include "tick_file.h"
 
 #define REASON_LEN 256
 
@@ -680,6 +681,94 @@ test_invalid_escape_is_printable_in_reason(void **state)
 	          "invalid escape '\\~' in a string");
 }
 
+/* --------------------------------------------------------- written lines */
+
+/* Every line in b read back with one parser: the ticks, how many. */
+static size_t
+read_back(const struct jsonbuf *b, enum tick_format format, struct tick *out,
+          size_t max)
+{
+	struct tick_parser p = parser(format);
+	const char *s = jsonbuf_data(b), *end = s + b->len;
+	size_t n = 0;
+
+	while (s < end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		char reason[REASON_LEN];
+
+		assert_non_null(nl); /* every line ends with its newline */
+		switch (tick_parse_line(&p, s, (size_t)(nl - s), &out[n],
+		                        reason, sizeof reason)) {
+		case TICK_PARSE_OK:
+			assert_true(++n <= max);
+			break;
+		case TICK_PARSE_SKIP:
+			break;
+		case TICK_PARSE_ERROR:
+			fail_msg("written line refused: %s", reason);
+		}
+		s = nl + 1;
+	}
+	return n;
+}
+
+static void
+assert_same_tick(const struct tick *a, const struct tick *b)
+{
+	int f;
+
+	assert_true(a->ts == b->ts);
+	assert_string_equal(a->symbol, b->symbol);
+	assert_int_equal(a->present, b->present);
+	for (f = 0; f < TICK_FIELD_COUNT; f++) {
+		if (!tick_has(a, (enum tick_field)f))
+			continue;
+		assert_true(a->value[f].mantissa == b->value[f].mantissa);
+		assert_int_equal(a->value[f].scale, b->value[f].scale);
+	}
+}
+
+static void
+test_written_lines_read_back(void **state)
+{
+	struct tick in[2] = {{.ts = 1709303400123456LL}, {.ts = -5}}, out[2];
+	struct decimal bid = {18930, 2}, last = {-1, 6}, vol = {7, 0};
+	struct jsonbuf b;
+	size_t i;
+
+	strcpy(in[0].symbol, "AAPL");
+	tick_set(&in[0], FIELD_BID, bid);
+	strcpy(in[1].symbol, "ES:H4/x_1-2");
+	tick_set(&in[1], FIELD_LAST, last);
+	tick_set(&in[1], FIELD_VOLUME, vol);
+
+	jsonbuf_init(&b, 0);
+	tick_file_write_csv_header(&b);
+	for (i = 0; i < 2; i++)
+		tick_file_write_line(&b, false, &in[i]);
+	assert_int_equal(read_back(&b, TICK_FORMAT_UNKNOWN, out, 2), 2);
+	for (i = 0; i < 2; i++)
+		assert_same_tick(&in[i], &out[i]);
+
+	jsonbuf_reset(&b);
+	for (i = 0; i < 2; i++)
+		tick_file_write_line(&b, true, &in[i]);
+	assert_int_equal(read_back(&b, TICK_FORMAT_UNKNOWN, out, 2), 2);
+	for (i = 0; i < 2; i++)
+		assert_same_tick(&in[i], &out[i]);
+
+	/* The JSON object alone is the JSONL line without its newline. */
+	jsonbuf_reset(&b);
+	tick_file_write_json(&b, &in[1]);
+	tick_file_write_line(&b, true, &in[1]);
+	assert_false(jsonbuf_failed(&b));
+	assert_int_equal(b.len % 2, 1);
+	assert_memory_equal(jsonbuf_data(&b), jsonbuf_data(&b) + b.len / 2,
+	                    b.len / 2);
+	assert_int_equal(jsonbuf_data(&b)[b.len - 1], '\n');
+	jsonbuf_free(&b);
+}
+
 int
 main(void)
 {
@@ -707,6 +796,7 @@ main(void)
 	        cmocka_unit_test(test_small_or_missing_reason_buffer),
 	        cmocka_unit_test(test_long_input_is_cut_in_reason),
 	        cmocka_unit_test(test_invalid_escape_is_printable_in_reason),
+	        cmocka_unit_test(test_written_lines_read_back),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

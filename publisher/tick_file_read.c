@@ -1,5 +1,6 @@
 /*
- * tick_parse: one JSONL or CSV line into a struct tick.
+ * tick_file_read: one JSONL or CSV line of a tick file into a struct tick
+ * (see tick_file.h).
  *
  * Hand-written because this is the hot path of a replay at full speed and of
  * a busy producer: millions of lines a second. The parser makes one pass over
@@ -16,16 +17,16 @@
  * the input quoted in a reason goes through quote(), so a hostile line cannot
  * put control characters into the log.
  */
-#include "tick_parse.h"
+#include "tick_file.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "../publisher/errbuf.h"
-#include "../publisher/time_parse.h"
+#include "errbuf.h"
+#include "time_parse.h"
 
-/* What a CSV column holds besides an enum tick_field (see tick_parse.h). */
+/* What a CSV column holds besides an enum tick_field (see tick_file.h). */
 #define COLUMN_TS     (-2)
 #define COLUMN_SYMBOL (-3)
 
