@@ -40,10 +40,11 @@ TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 # Modules. ENGINE_SRC has no lws and no SQL: units and benches link it alone.
 ENGINE_SRC := publisher/decimal.c publisher/tick.c publisher/jsonbuf.c publisher/engine.c \
 	publisher/engine_fanout.c publisher/engine_encode.c
-# Text formats every side shares, with no lws and no SQL: times (time_parse).
-CODEC_SRC := publisher/time_parse.c
+# Text formats every side shares, with no lws and no SQL: times (time_parse)
+# and the tick file, read and written (tick_file).
+CODEC_SRC := publisher/time_parse.c publisher/tick_file_read.c publisher/tick_file_write.c
 PROTOCOL_SRC := publisher/protocol.c
-FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/tick_parse.c feeds/feed_stdin.c \
+FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/feed_stdin.c \
 	feeds/feed_replay.c feeds/feed_tcp.c
 REDIS_LINK_SRC := publisher/redis_wire.c publisher/redis_publisher.c publisher/redis_follower.c
 SERVER_SRC := publisher/cli.c publisher/settings.c publisher/log.c publisher/query.c publisher/auth.c \
@@ -106,11 +107,11 @@ $(BUILD)/tests/test_protocol: $(BUILD)/tests/test_protocol.o $(call obj,$(ENGINE
 $(BUILD)/tests/test_cli: $(BUILD)/tests/test_cli.o $(call obj,publisher/cli.c publisher/settings.c publisher/decimal.c publisher/tick.c $(CODEC_SRC) $(PROTOCOL_SRC) publisher/jsonbuf.c)
 $(BUILD)/tests/test_tick_queue: $(BUILD)/tests/test_tick_queue.o $(call obj,publisher/tick_queue.c publisher/tick.c publisher/decimal.c)
 $(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(CODEC_SRC) publisher/jsonbuf.c)
-$(BUILD)/tests/test_tick_parse: $(BUILD)/tests/test_tick_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c $(CODEC_SRC) publisher/jsonbuf.c)
+$(BUILD)/tests/test_tick_parse: $(BUILD)/tests/test_tick_parse.o $(call obj,publisher/tick.c publisher/decimal.c $(CODEC_SRC) publisher/jsonbuf.c)
 $(BUILD)/tests/test_feed_replay: $(BUILD)/tests/test_feed_replay.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(CODEC_SRC) publisher/jsonbuf.c)
 $(BUILD)/tests/test_feed_tcp: $(BUILD)/tests/test_feed_tcp.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(CODEC_SRC) publisher/jsonbuf.c)
 $(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(call obj,$(STORE_CORE_SRC) $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
-$(BUILD)/tests/test_export: $(BUILD)/tests/test_export.o $(call obj,$(STORE_SRC) $(ENGINE_SRC) publisher/log.c feeds/tick_parse.c $(CODEC_SRC)) $(SCHEMA_OBJ)
+$(BUILD)/tests/test_export: $(BUILD)/tests/test_export.o $(call obj,$(STORE_SRC) $(ENGINE_SRC) publisher/log.c $(CODEC_SRC)) $(SCHEMA_OBJ)
 $(BUILD)/tests/test_auth: $(BUILD)/tests/test_auth.o $(call obj,publisher/auth.c publisher/log.c publisher/tick.c)
 $(BUILD)/tests/test_ws_deflate: $(BUILD)/tests/test_ws_deflate.o $(call obj,publisher/ws_deflate.c)
 # A session on a real pipeline and engine, with no socket: everything below
@@ -128,7 +129,7 @@ $(BUILD)/bench/%.o: tests/bench/%.c
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -c -o $@ $<
 $(BUILD)/bench/bench_engine: $(BUILD)/bench/bench_engine.o $(call obj,$(ENGINE_SRC))
 $(BUILD)/bench/bench_deflate: $(BUILD)/bench/bench_deflate.o $(call obj,$(ENGINE_SRC) publisher/ws_deflate.c)
-$(BUILD)/bench/bench_parse: $(BUILD)/bench/bench_parse.o $(call obj,feeds/tick_parse.c publisher/tick.c publisher/decimal.c $(CODEC_SRC) publisher/jsonbuf.c)
+$(BUILD)/bench/bench_parse: $(BUILD)/bench/bench_parse.o $(call obj,publisher/tick.c publisher/decimal.c $(CODEC_SRC) publisher/jsonbuf.c)
 $(BUILD)/bench/bench_replay: $(BUILD)/bench/bench_replay.o $(call obj,$(ENGINE_SRC) $(CODEC_SRC) $(FEED_SRC) publisher/log.c $(STORE_CORE_SRC)) $(SCHEMA_OBJ)
 $(BUILD)/bench/bench_store: $(BUILD)/bench/bench_store.o $(call obj,$(STORE_CORE_SRC) $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
 $(BENCHES):
@@ -142,7 +143,7 @@ $(BENCHES):
 REDIS_PKGS := hiredis
 REDIS_CFLAGS = $(shell pkg-config --cflags $(REDIS_PKGS) 2>/dev/null)
 REDIS_LIBS = $(shell pkg-config --libs $(REDIS_PKGS) 2>/dev/null)
-REDIS_SRC := $(REDIS_LINK_SRC) publisher/tick_queue.c publisher/log.c $(ENGINE_SRC)
+REDIS_SRC := $(REDIS_LINK_SRC) publisher/tick_queue.c publisher/log.c $(ENGINE_SRC) $(CODEC_SRC)
 $(call obj,$(REDIS_LINK_SRC)) $(BUILD)/tests/test_redis_link.o $(BUILD)/bench/bench_redis.o: \
 	PKG_CFLAGS += $(REDIS_CFLAGS)
 $(BUILD)/tests/test_redis_link: $(BUILD)/tests/test_redis_link.o $(call obj,$(REDIS_SRC))
@@ -188,7 +189,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/
 
 $(FUZZ_BUILD)/fuzz_protocol: $(PROTOCOL_SRC) $(CODEC_SRC) publisher/jsonbuf.c publisher/tick.c publisher/decimal.c
 $(FUZZ_BUILD)/fuzz_decimal: publisher/decimal.c
-$(FUZZ_BUILD)/fuzz_tick_jsonl $(FUZZ_BUILD)/fuzz_tick_csv: tests/fuzz/tick_fuzz.h feeds/tick_parse.c \
+$(FUZZ_BUILD)/fuzz_tick_jsonl $(FUZZ_BUILD)/fuzz_tick_csv: tests/fuzz/tick_fuzz.h \
 	publisher/tick.c publisher/decimal.c $(CODEC_SRC) publisher/jsonbuf.c
 $(FUZZ_BUILD)/fuzz_jwt: publisher/auth.c publisher/log.c publisher/tick.c
 $(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.c

@@ -1,19 +1,9 @@
 /*
- * export: stored ticks written as a tick file, in exactly the format the
- * replay feed reads back (feeds/tick_parse.h), so that export then replay
- * gives back the same ticks.
- *
- *   CSV:   ts,symbol,bid,ask,bid_size,ask_size,last,last_size,volume
- *          1709303400123456,AAPL,189.33,189.35,100,,,,
- *   JSONL: {"ts":1709303400123456,"symbol":"AAPL","bid":189.33,...}
- *
- * An absent field is an empty CSV cell, or left out of the JSON object.
- * Decimals are written from their mantissa and scale, never through a
- * double: 189.30 stays 189.30. There is no seq column: seqs belong to the
- * database that assigned them, and the parser refuses unknown fields.
- *
- * The writers append to a jsonbuf (see jsonbuf.h for allocation failure);
- * the server's /api/export streams with them too.
+ * export: the `publisher export` command: stored ticks written out as a tick
+ * file, in exactly the format the replay feed reads back (tick_file.h), so
+ * that export then replay gives back the same ticks. The lines are
+ * tick_file's; this module opens the database and the output and streams
+ * from one to the other.
  */
 #ifndef PUBLISHER_EXPORT_H
 #define PUBLISHER_EXPORT_H
@@ -21,16 +11,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include "jsonbuf.h"
-#include "tick.h"
-
-/* The CSV header row, with its newline. */
-void export_write_csv_header(struct jsonbuf *b);
-
-/* One tick as one line (with its newline): JSONL when jsonl, else a CSV row
- * that goes under export_write_csv_header(). */
-void export_write_tick(struct jsonbuf *b, bool jsonl, const struct tick *t);
 
 /* What `publisher export` writes: the ticks of opt->db in [from, to],
  * of the given symbols (none: every symbol). */

@@ -35,6 +35,7 @@
 #include "errbuf.h"
 #include "jsonbuf.h"
 #include "log.h"
+#include "tick_file.h"
 
 #define DEFAULT_STREAM_MAXLEN  100000
 #define DEFAULT_QUEUE_CAPACITY 65536
@@ -130,18 +131,10 @@ void redis__resp_u64(struct jsonbuf *b, uint64_t v);
 void redis__resp_buf(struct jsonbuf *b, const struct jsonbuf *v);
 
 /*
- * A tick's input fields as one JSONL line without its newline: the JSONL of
- * export_write_tick(), so the stream reads as a tick file. (export.c itself
- * is not linked here: it brings the store and SQLite along.)
- */
-void redis__tick_line(struct jsonbuf *b, const struct tick *t);
-
-/*
- * The inverse of redis__tick_line() and nothing more: {"ts":I,"symbol":"S"}
- * with
- * ,"<input field>":D members. Not the feed parser (tick_parse.h): that one
- * also enforces what a feed may send (no negative sizes, say), while an
- * edge must take exactly what the ingest's engine accepted.
+ * The inverse of tick_file_write_json(), which writes a tick's entry, and
+ * nothing more: {"ts":I,"symbol":"S"} with ,"<input field>":D members. Not
+ * tick_parse_line(): same format, but that parser applies feed policy (no
+ * negative sizes) and an edge must take back whatever the ingest accepted.
  */
 int redis__tick_from_line(const char *s, size_t len, uint64_t seq,
                           struct tick *out, char *why, size_t whylen);

@@ -251,31 +251,6 @@ redis__resp_buf(struct jsonbuf *b, const struct jsonbuf *v)
 
 /* ---------------------------------------------------------- encodings */
 
-/*
- * A tick's input fields as one JSONL line without its newline: the JSONL of
- * export_write_tick(), so the stream reads as a tick file. (export.c itself
- * is not linked here: it brings the store and SQLite along.)
- */
-void
-redis__tick_line(struct jsonbuf *b, const struct tick *t)
-{
-	int f;
-
-	jsonbuf_append_str(b, "{\"ts\":");
-	jsonbuf_append_i64(b, t->ts);
-	jsonbuf_append_str(b, ",\"symbol\":");
-	jsonbuf_append_quoted(b, t->symbol,
-	                      strnlen(t->symbol, sizeof t->symbol));
-	for (f = 0; f < TICK_FIELD_COUNT; f++) {
-		if (!tick_has(t, (enum tick_field)f))
-			continue;
-		jsonbuf_append_char(b, ',');
-		jsonbuf_append_key(b, tick_field_name((enum tick_field)f));
-		jsonbuf_append_decimal(b, t->value[f]);
-	}
-	jsonbuf_append_char(b, '}');
-}
-
 static bool
 eat(const char **p, const char *end, const char *lit)
 {
@@ -299,11 +274,13 @@ number_len(const char *p, const char *end)
 }
 
 /*
- * The inverse of redis__tick_line() and nothing more: {"ts":I,"symbol":"S"}
- * with
- * ,"<input field>":D members. Not the feed parser (tick_parse.h): that one
- * also enforces what a feed may send (no negative sizes, say), while an
- * edge must take exactly what the ingest's engine accepted.
+ * The inverse of tick_file_write_json() and nothing more: {"ts":I,"symbol":
+ * "S"} with ,"<input field>":D members, as the publisher wrote them. Not the
+ * tick-file parser (tick_parse_line): the format is the same, but that
+ * parser also applies what a feed may send (no negative sizes, at least one
+ * field) and reads what a person may write (ISO times, escapes, any member
+ * order), while an edge must take back exactly what the ingest's engine
+ * accepted, and only that.
  */
 int
 redis__tick_from_line(const char *s, size_t len, uint64_t seq, struct tick *out,
