@@ -11,6 +11,7 @@
  */
 #include "server_private.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,11 +384,108 @@ log_refusal(const char *who, const char *what, enum refusal r, const char *why)
 	                refusals[r].status, refusals[r].label, why);
 }
 
-void
-peer_of(struct lws *wsi, char *peer, size_t len)
+/* An address as 16 bytes, IPv4 as IPv4-mapped IPv6, so that "10.0.0.1"
+ * and "::ffff:10.0.0.1" compare equal. Brackets and a port are dropped
+ * ("[::1]:443", "10.0.0.1:5000"), as some proxies write them. */
+static bool
+address_bytes(const char *text, size_t len, unsigned char out[16])
 {
-	if (!lws_get_peer_simple(wsi, peer, len))
-		snprintf(peer, len, "?");
+	char buf[INET6_ADDRSTRLEN + 8];
+	char *colon;
+
+	while (len && (*text == ' ' || *text == '\t'))
+		text++, len--;
+	while (len && (text[len - 1] == ' ' || text[len - 1] == '\t'))
+		len--;
+	if (!len || len >= sizeof buf)
+		return false;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	if (buf[0] == '[') {
+		char *close = strchr(buf, ']');
+
+		if (!close)
+			return false;
+		*close = '\0';
+		return inet_pton(AF_INET6, buf + 1, out) == 1;
+	}
+	colon = strchr(buf, ':');
+	if (colon && !strchr(colon + 1, ':'))
+		*colon = '\0'; /* IPv4 with a port */
+	if (inet_pton(AF_INET, buf, out + 12) == 1) {
+		memset(out, 0, 10);
+		out[10] = out[11] = 0xff;
+		return true;
+	}
+	return inet_pton(AF_INET6, buf, out) == 1;
+}
+
+static bool
+trusted(const struct server *s, const unsigned char addr[16])
+{
+	unsigned char p[16];
+	size_t i;
+
+	for (i = 0; i < s->opt->trusted_proxy_count; i++)
+		if (address_bytes(s->opt->trusted_proxies[i],
+		                  strlen(s->opt->trusted_proxies[i]), p) &&
+		    !memcmp(p, addr, 16))
+			return true;
+	return false;
+}
+
+/* "::ffff:10.0.0.1" is written as the IPv4 address it is. */
+static void
+address_text(const unsigned char b[16], char *out, size_t len)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0,    0,
+	                                         0, 0, 0, 0, 0xff, 0xff};
+	char buf[INET6_ADDRSTRLEN];
+
+	if (!memcmp(b, mapped, 12))
+		inet_ntop(AF_INET, b + 12, buf, sizeof buf);
+	else
+		inet_ntop(AF_INET6, b, buf, sizeof buf);
+	snprintf(out, len, "%s", buf);
+}
+
+/*
+ * X-Forwarded-For lists the hops a request passed, the client first, each
+ * proxy appending the address it took the request from. Only what our
+ * trusted proxies appended can be believed, so it is read from the right:
+ * the first address that is not a trusted proxy is the client. An entry
+ * that is not an address ends the walk at the last one believed.
+ */
+void
+client_address(struct server *s, struct lws *wsi, char *out, size_t len)
+{
+	char xff[1024];
+	unsigned char addr[16], hop[16];
+	const char *end;
+	int n;
+
+	if (!lws_get_peer_simple(wsi, out, len)) {
+		snprintf(out, len, "?");
+		return;
+	}
+	if (!s->opt->trusted_proxy_count ||
+	    !address_bytes(out, strlen(out), addr) || !trusted(s, addr))
+		return;
+	n = lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR);
+	if (n <= 0)
+		return;
+	end = xff + n;
+	while (end > xff && trusted(s, addr)) {
+		const char *start = end;
+
+		while (start > xff && start[-1] != ',')
+			start--;
+		if (!address_bytes(start, (size_t)(end - start), hop))
+			break;
+		memcpy(addr, hop, sizeof addr);
+		end = start > xff ? start - 1 : xff;
+	}
+	address_text(addr, out, len);
 }
 
 /*
@@ -407,7 +505,7 @@ admit_upgrade(struct server *s, struct lws *wsi)
 	size_t n;
 
 	memset(&claims, 0, sizeof claims);
-	peer_of(wsi, peer, sizeof peer);
+	client_address(s, wsi, peer, sizeof peer);
 	if (s->stopping) {
 		r = REFUSED_SHUTTING_DOWN;
 		snprintf(why, sizeof why, "the server is shutting down");
@@ -420,8 +518,9 @@ admit_upgrade(struct server *s, struct lws *wsi)
 		snprintf(why, sizeof why,
 		         "%zu connections open, the max-connections limit",
 		         s->connections);
-	} else if ((n = peer_connections(s, peer)) >=
-	           s->opt->max_connections_per_ip) {
+	} else if (s->opt->max_connections_per_ip &&
+	           (n = peer_connections(s, peer)) >=
+	                   s->opt->max_connections_per_ip) {
 		r = REFUSED_PER_IP;
 		snprintf(why, sizeof why,
 		         "%zu connections open from this address, the "

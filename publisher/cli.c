@@ -268,6 +268,20 @@ check_origin(const char *v, void *target, char *w, size_t wl)
 	           "path)");
 }
 
+/* An IPv4 or IPv6 address, as a proxy connects from. */
+static int
+check_address(const char *v, void *target, char *w, size_t wl)
+{
+	unsigned char addr[16];
+
+	if (inet_pton(AF_INET, v, addr) == 1 ||
+	    inet_pton(AF_INET6, v, addr) == 1)
+		return 0;
+	return why(w, wl,
+	           "expected an IPv4 or IPv6 address, e.g. 10.0.0.2 "
+	           "or ::1");
+}
+
 static int
 check_symbol(const char *v, void *target, char *w, size_t wl)
 {
@@ -446,9 +460,17 @@ static const struct setting rows[] = {
                      server.max_connections, 1, MAX_CONNECTIONS, NULL, "10000",
                      "WebSocket clients at once; more get 503"),
         SETTING_UINT("max-connections-per-ip", "N", FOR_SERVING, GUARDS,
-                     struct cli, server.max_connections_per_ip, 1,
-                     MAX_CONNECTIONS, NULL, "100",
-                     "WebSocket clients from one address; more get 429"),
+                     struct cli, server.max_connections_per_ip, 0,
+                     MAX_CONNECTIONS, NULL, "0",
+                     "WebSocket clients from one address; more get 429; 0 "
+                     "= no cap, as an office behind one NAT is one "
+                     "address (behind a proxy, see --trusted-proxy)"),
+        SETTING_LIST("trusted-proxy", "ADDR", FOR_SERVING, GUARDS, struct cli,
+                     server.trusted_proxies, server.trusted_proxy_count,
+                     check_address, NULL,
+                     "a proxy (IPv4 or IPv6 address) whose X-Forwarded-For "
+                     "names the client, for the per-address cap, the logs "
+                     "and /api; repeat for more"),
         SETTING_UINT("handshake-timeout-secs", "N", FOR_SERVING, GUARDS,
                      struct cli, server.handshake_secs, 1, MAX_HANDSHAKE_SECS,
                      "seconds", "10",

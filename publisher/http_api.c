@@ -443,7 +443,7 @@ http_api(struct server *s, struct http_request *h, const char *path)
 	int rc;
 
 	memset(&claims, 0, sizeof claims);
-	peer_of(h->wsi, h->peer, sizeof h->peer);
+	client_address(s, h->wsi, h->peer, sizeof h->peer);
 	if (!origin_allowed(s, h->wsi, why, sizeof why))
 		r = REFUSED_ORIGIN;
 	else if (s->auth && authenticate(s, h->wsi, &claims, why, sizeof why))

@@ -30,6 +30,7 @@ struct redis_publisher;
 struct store;
 
 #define SERVER_MAX_ORIGINS 32
+#define SERVER_MAX_PROXIES 16
 
 /* How the server listens, serves and bounds its clients. Strings are
  * borrowed and must outlive the server. */
@@ -55,8 +56,13 @@ struct server_options {
 	const char *tls_cert; /* PEM; set together with tls_key */
 	const char *tls_key;
 	unsigned max_connections;        /* WebSocket clients; more get 503 */
-	unsigned max_connections_per_ip; /* more get 429 */
-	unsigned handshake_secs;         /* TLS and request headers within */
+	unsigned max_connections_per_ip; /* more get 429; 0 = no cap */
+	/* Proxies (IPv4 or IPv6 addresses) whose X-Forwarded-For names the
+	 * client: the per-address cap, the logs and /api use that address
+	 * for requests they pass on. Nobody else is believed. */
+	const char *trusted_proxies[SERVER_MAX_PROXIES];
+	size_t trusted_proxy_count;
+	unsigned handshake_secs; /* TLS and request headers within */
 };
 
 /* What the server works with; all borrowed, all must outlive the server. */

@@ -182,7 +182,9 @@ void log_refusal(const char *who, const char *what, enum refusal r,
                  const char *why);
 const char *refusal_label(enum refusal r);
 
-void peer_of(struct lws *wsi, char *peer, size_t len);
+/* The client's address: the peer's, or, when the peer is a trusted proxy,
+ * the nearest address in X-Forwarded-For that is not one. */
+void client_address(struct server *s, struct lws *wsi, char *out, size_t len);
 void peer_add(struct server *s, const char *peer, int delta);
 void peers_free(struct server *s);
 

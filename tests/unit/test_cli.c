@@ -92,7 +92,8 @@ assert_serve_defaults(void)
 	assert_null(cli.server.tls_cert);
 	assert_null(cli.server.tls_key);
 	assert_int_equal(cli.server.max_connections, 10000);
-	assert_int_equal(cli.server.max_connections_per_ip, 100);
+	assert_int_equal(cli.server.max_connections_per_ip, 0); /* no cap */
+	assert_int_equal(cli.server.trusted_proxy_count, 0);
 	assert_int_equal(cli.server.handshake_secs, 10);
 }
 
@@ -556,8 +557,21 @@ test_security_options(void **state)
 	          "1000000",
 	          "serve", "--max-connections", "0");
 	BAD("--max-connections '10k'", "serve", "--max-connections", "10k");
-	BAD("--max-connections-per-ip '0'", "serve", "--max-connections-per-ip",
-	    "0");
+	/* 0 is "no cap" (the default), stated explicitly */
+	OK("serve", "--max-connections-per-ip", "0");
+	assert_int_equal(cli.server.max_connections_per_ip, 0);
+	BAD("--max-connections-per-ip '-1'", "serve",
+	    "--max-connections-per-ip", "-1");
+	OK("serve", "--trusted-proxy", "10.0.0.2", "--trusted-proxy=::1");
+	assert_int_equal(cli.server.trusted_proxy_count, 2);
+	assert_string_equal(cli.server.trusted_proxies[1], "::1");
+	BAD_EXACT("--trusted-proxy 'proxy.example': expected an IPv4 or IPv6 "
+	          "address, e.g. 10.0.0.2 or ::1",
+	          "serve", "--trusted-proxy", "proxy.example");
+	BAD("--trusted-proxy '10.0.0.0/8'", "serve", "--trusted-proxy",
+	    "10.0.0.0/8");
+	BAD("--trusted-proxy does not apply to 'export'", "export", "--db", "x",
+	    "--trusted-proxy", "::1");
 	BAD("--max-connections-per-ip '1000001'", "serve",
 	    "--max-connections-per-ip", "1000001");
 	BAD_EXACT("--handshake-timeout-secs '0': must be a whole number of "
