@@ -183,8 +183,8 @@ engine_create(const struct engine_config *config)
 		return NULL;
 	if (config)
 		e->config = *config;
-	e->frame_cap = e->config.frame_cap ? e->config.frame_cap
-					   : ENGINE_FRAME_CAP;
+	e->frame_cap =
+	        e->config.frame_cap ? e->config.frame_cap : ENGINE_FRAME_CAP;
 	if (e->frame_cap < ENGINE_MIN_FRAME)
 		e->frame_cap = ENGINE_MIN_FRAME;
 	e->headroom = e->config.frame_headroom;
@@ -428,7 +428,8 @@ engine_clear(struct engine *e)
 			if (sym->st.seq == 0)
 				continue;
 			memset(&empty, 0, sizeof empty);
-			memcpy(empty.symbol, sym->st.symbol, sizeof empty.symbol);
+			memcpy(empty.symbol, sym->st.symbol,
+			       sizeof empty.symbol);
 			engine_restore_symbol(e, &empty);
 		}
 	}

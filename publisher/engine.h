@@ -48,12 +48,14 @@ struct engine_client;
 /* The full state of one symbol, as the store persists and restores it. */
 struct symbol_state {
 	char symbol[TICK_SYMBOL_MAX + 1];
-	uint64_t seq; /* seq of the last tick applied; 0 = no data yet */
-	int64_t ts;   /* ts of the last tick applied */
+	uint64_t seq;     /* seq of the last tick applied; 0 = no data yet */
+	int64_t ts;       /* ts of the last tick applied */
 	uint16_t present; /* bit (1u << field) over STATE_FIELD_COUNT */
-	bool feed_sends_volume; /* volume comes from the feed, not from last_size */
+	bool feed_sends_volume; /* volume comes from the feed, not from
+	                           last_size */
 	struct decimal value[STATE_FIELD_COUNT];
-	uint64_t changed_seq[STATE_FIELD_COUNT]; /* seq of each field's last change */
+	uint64_t changed_seq[STATE_FIELD_COUNT]; /* seq of each field's last
+	                                            change */
 };
 
 /* The smallest frame a client can be given: one update of the longest kind
@@ -79,27 +81,25 @@ struct engine_config {
 
 struct engine_stats {
 	uint64_t ticks_applied;
-	uint64_t ticks_rejected;   /* invalid symbol or stale seq */
-	uint64_t updates_sent;     /* snapshots + deltas written to clients */
-	uint64_t ticks_conflated;  /* ticks merged away: sum of seq - from - 1 */
-	uint64_t encodings;	   /* snapshot/delta encodings made */
+	uint64_t ticks_rejected;  /* invalid symbol or stale seq */
+	uint64_t updates_sent;    /* snapshots + deltas written to clients */
+	uint64_t ticks_conflated; /* ticks merged away: sum of seq - from - 1 */
+	uint64_t encodings;       /* snapshot/delta encodings made */
 	uint64_t encodings_shared; /* updates served from a cached encoding */
-	uint64_t frames_shared;	   /* frames sent as bytes another client sent */
-	uint64_t rounds;	   /* group rounds closed by flushes */
-	uint64_t catch_ups;	   /* clients that left a group's rhythm */
+	uint64_t frames_shared; /* frames sent as bytes another client sent */
+	uint64_t rounds;        /* group rounds closed by flushes */
+	uint64_t catch_ups;     /* clients that left a group's rhythm */
 	size_t symbols;
 	size_t clients;
-	size_t groups;		   /* subscription groups */
-	size_t subscriptions;	   /* (client, symbol) pairs */
+	size_t groups;        /* subscription groups */
+	size_t subscriptions; /* (client, symbol) pairs */
 };
 
 /* Returns NULL on allocation failure. */
-struct engine *
-engine_create(const struct engine_config *config);
+struct engine *engine_create(const struct engine_config *config);
 
 /* Destroys the engine and any clients still attached. NULL is a no-op. */
-void
-engine_destroy(struct engine *e);
+void engine_destroy(struct engine *e);
 
 /*
  * Apply one tick. With t->seq == 0 the engine assigns the symbol's next seq;
@@ -112,8 +112,7 @@ engine_destroy(struct engine *e);
  * Returns the seq applied (> 0), or 0 when the tick is refused (invalid
  * symbol, stale seq, volume overflow); the state is then unchanged.
  */
-uint64_t
-engine_apply_tick(struct engine *e, const struct tick *t);
+uint64_t engine_apply_tick(struct engine *e, const struct tick *t);
 
 /*
  * Put back a symbol's state, e.g. from the store after a restart. Replaces
@@ -121,54 +120,45 @@ engine_apply_tick(struct engine *e, const struct tick *t);
  * snapshot, as the history their seqs came from was replaced.
  * Returns 0, or -1 on an invalid symbol or allocation failure.
  */
-int
-engine_restore_symbol(struct engine *e, const struct symbol_state *s);
+int engine_restore_symbol(struct engine *e, const struct symbol_state *s);
 
 /* Who is told that a client has something to send (see engine_config);
  * replaces what engine_create() was given. */
-void
-engine_set_client_ready(struct engine *e,
-			void (*client_ready)(void *user, void *ctx), void *ctx);
+void engine_set_client_ready(struct engine *e,
+                             void (*client_ready)(void *user, void *ctx),
+                             void *ctx);
 
 /* Empty every symbol (a new life of the data): seqs start again from 0,
  * subscriptions stay and get a snapshot with each symbol's next tick. */
-void
-engine_clear(struct engine *e);
+void engine_clear(struct engine *e);
 
 /* Symbols with data. */
-size_t
-engine_symbol_count(const struct engine *e);
+size_t engine_symbol_count(const struct engine *e);
 
 /* Copy a symbol's state into *out. Returns 0, or -1 when the symbol has no
  * data (unknown, or subscribed to but never ticked). */
-int
-engine_get_state(const struct engine *e, const char *symbol,
-		 struct symbol_state *out);
+int engine_get_state(const struct engine *e, const char *symbol,
+                     struct symbol_state *out);
 
 /* Call fn for every symbol with data (seq > 0), in no particular order.
  * fn must not call back into the engine. */
-void
-engine_foreach_symbol(const struct engine *e,
-		      void (*fn)(const struct symbol_state *s, void *ctx),
-		      void *ctx);
+void engine_foreach_symbol(const struct engine *e,
+                           void (*fn)(const struct symbol_state *s, void *ctx),
+                           void *ctx);
 
 /* Hand every symbol that changed since the last flush to its subscribers,
  * calling config->client_ready for each client that became ready. */
-void
-engine_flush(struct engine *e);
+void engine_flush(struct engine *e);
 
-void
-engine_get_stats(const struct engine *e, struct engine_stats *out);
+void engine_get_stats(const struct engine *e, struct engine_stats *out);
 
 /* ------------------------------------------------------------------ clients */
 
 /* A subscriber. `user` is handed back in client_ready. NULL on failure. */
-struct engine_client *
-engine_client_create(struct engine *e, void *user);
+struct engine_client *engine_client_create(struct engine *e, void *user);
 
 /* Detach and free the client and its subscriptions. NULL is a no-op. */
-void
-engine_client_destroy(struct engine_client *c);
+void engine_client_destroy(struct engine_client *c);
 
 /*
  * Optional entitlement filter: a wildcard subscription only picks up symbols
@@ -179,18 +169,16 @@ engine_client_destroy(struct engine_client *c);
  * this client's alone. The ctx is borrowed and must outlive the client.
  * Set it before the first subscription.
  */
-void
-engine_client_set_filter(struct engine_client *c,
-			 bool (*allowed)(const char *symbol, void *ctx),
-			 void *ctx, const char *key);
+void engine_client_set_filter(struct engine_client *c,
+                              bool (*allowed)(const char *symbol, void *ctx),
+                              void *ctx, const char *key);
 
 /*
  * Cap the update rate for this client; 0 = no cap. A client with a cap is
  * sent at most max_hz frames a second, so no symbol is updated more often
  * than that; what is held back is conflated, never queued.
  */
-void
-engine_client_set_max_hz(struct engine_client *c, double max_hz);
+void engine_client_set_max_hz(struct engine_client *c, double max_hz);
 
 /* What a client says it holds, for the resume rules: true with *seq set
  * when it holds `symbol` at that seq. */
@@ -211,44 +199,37 @@ typedef bool (*engine_resume_fn)(const char *symbol, uint64_t *seq, void *ctx);
  * Returns 0, -1 for an invalid symbol (nothing is subscribed then), -2 on
  * allocation failure.
  */
-int
-engine_client_subscribe_many(struct engine_client *c,
-			     const char (*symbols)[TICK_SYMBOL_MAX + 1],
-			     size_t n, engine_resume_fn resume, void *ctx);
+int engine_client_subscribe_many(struct engine_client *c,
+                                 const char (*symbols)[TICK_SYMBOL_MAX + 1],
+                                 size_t n, engine_resume_fn resume, void *ctx);
 
 /* One symbol (not "*"), with have_seq/seq as what the client holds. */
-int
-engine_client_subscribe(struct engine_client *c, const char *symbol,
-			bool have_seq, uint64_t seq);
+int engine_client_subscribe(struct engine_client *c, const char *symbol,
+                            bool have_seq, uint64_t seq);
 
 /* "*", with resume as in engine_client_subscribe_many(). */
-int
-engine_client_subscribe_all(struct engine_client *c, engine_resume_fn resume,
-			    void *ctx);
+int engine_client_subscribe_all(struct engine_client *c,
+                                engine_resume_fn resume, void *ctx);
 
 /* Unsubscribe symbols, or "*" (the wildcard and the symbols it alone
  * brought in). Nothing more is written for them. Unknown symbols are a
  * no-op. Returns 0, or -2 on allocation failure (nothing changed). */
-int
-engine_client_unsubscribe_many(struct engine_client *c,
-			       const char (*symbols)[TICK_SYMBOL_MAX + 1],
-			       size_t n);
+int engine_client_unsubscribe_many(struct engine_client *c,
+                                   const char (*symbols)[TICK_SYMBOL_MAX + 1],
+                                   size_t n);
 
-int
-engine_client_unsubscribe(struct engine_client *c, const char *symbol);
+int engine_client_unsubscribe(struct engine_client *c, const char *symbol);
 
 /* Explicitly subscribed symbols (the wildcard counts as one). */
-size_t
-engine_client_subscription_count(const struct engine_client *c);
+size_t engine_client_subscription_count(const struct engine_client *c);
 
 /* Subscribed to symbol, named or brought by "*" ("*": the wildcard is
  * on). */
-bool
-engine_client_is_subscribed(const struct engine_client *c, const char *symbol);
+bool engine_client_is_subscribed(const struct engine_client *c,
+                                 const char *symbol);
 
 /* True when updates are waiting (possibly held back by max_hz). */
-bool
-engine_client_has_pending(const struct engine_client *c);
+bool engine_client_has_pending(const struct engine_client *c);
 
 /*
  * The client's next frame: one JSON object when a single update is due,
@@ -267,9 +248,9 @@ engine_client_has_pending(const struct engine_client *c);
  * held back by max_hz, *next_due_us (if not NULL) gets the time (same clock
  * as now_us) the next frame is due, else 0.
  */
-size_t
-engine_client_frame(struct engine_client *c, int64_t now_us, char *scratch,
-		    const char **out, int64_t *next_due_us);
+size_t engine_client_frame(struct engine_client *c, int64_t now_us,
+                           char *scratch, const char **out,
+                           int64_t *next_due_us);
 
 /*
  * What names the bytes the last engine_client_frame() returned: the same
@@ -278,14 +259,12 @@ engine_client_frame(struct engine_client *c, int64_t now_us, char *scratch,
  * this client alone. A caller that transforms frames (compresses them) can
  * do it once per id.
  */
-uint64_t
-engine_client_frame_id(const struct engine_client *c);
+uint64_t engine_client_frame_id(const struct engine_client *c);
 
 /* engine_client_frame() copied into buf[0..cap), for a caller that does not
  * keep the engine's frames (tests, benchmarks). cap must be at least the
  * engine's frame cap. */
-size_t
-engine_client_write(struct engine_client *c, int64_t now_us, char *buf,
-		    size_t cap, int64_t *next_due_us);
+size_t engine_client_write(struct engine_client *c, int64_t now_us, char *buf,
+                           size_t cap, int64_t *next_due_us);
 
 #endif

@@ -94,7 +94,7 @@ key_hash(const struct group_key *k)
 
 	if (k->filter_key)
 		h = mix(h, engine__hash_name(k->filter_key,
-					     strlen(k->filter_key)));
+		                             strlen(k->filter_key)));
 	for (i = 0; i < k->nnamed; i++)
 		h = mix(h, (uintptr_t)k->named[i]);
 	h = mix(h, 0x5bd1e995ull);
@@ -114,7 +114,7 @@ key_equal(const struct group *g, const struct group_key *k)
 		return false;
 	return !memcmp(g->named, k->named, k->nnamed * sizeof *k->named) &&
 	       !memcmp(g->excluded, k->excluded,
-		       k->nexcluded * sizeof *k->excluded);
+	               k->nexcluded * sizeof *k->excluded);
 }
 
 static struct group *
@@ -188,7 +188,7 @@ entry_mark_dirty(struct engine *e, struct entry *en)
  * in the group (a symbol with no data yet holds 0). */
 static struct entry *
 entry_add(struct engine *e, struct group *g, struct symbol *sym,
-	  bool is_explicit)
+          bool is_explicit)
 {
 	struct entry *en;
 
@@ -288,7 +288,7 @@ group_destroy(struct engine *e, struct group *g)
 
 static struct group *
 group_create(struct engine *e, const struct group_key *k, uint64_t hash,
-	     const struct engine_client *c)
+             const struct engine_client *c)
 {
 	struct group *g = calloc(1, sizeof *g);
 	size_t i;
@@ -481,9 +481,9 @@ member_leave(struct engine *e, struct engine_client *c)
 	/* The wildcard's filter was borrowed from this client: take another
 	 * one's, the same by key. */
 	if (g->allowed_ctx == c->allowed_ctx) {
-		struct engine_client *o = g->idle ? g->idle
-				       : g->behind ? g->behind
-						   : g->catching_up;
+		struct engine_client *o = g->idle     ? g->idle
+		                          : g->behind ? g->behind
+		                                      : g->catching_up;
 
 		if (o)
 			g->allowed_ctx = o->allowed_ctx;
@@ -544,8 +544,8 @@ seqs_held(struct engine *e, const struct engine_client *c)
 				continue;
 			en->mark = stamp;
 			held[en->idx] = en->reset_round > c->round
-						? 0
-						: rd->changes[k].from;
+			                        ? 0
+			                        : rd->changes[k].from;
 		}
 	}
 	if (c->frame) {
@@ -557,7 +557,7 @@ seqs_held(struct engine *e, const struct engine_client *c)
 
 			for (u = 0; u < ch->updates; u++) {
 				const struct frame_update *fu =
-					&c->frame->ups[ch->first_up + u];
+				        &c->frame->ups[ch->first_up + u];
 
 				held[fu->idx] = fu->to;
 			}
@@ -655,7 +655,7 @@ struct merge_update {
 
 static void
 merge_rounds(struct engine *e, struct group *g, uint64_t r,
-	     bool (*add)(const struct merge_update *u, void *ctx), void *ctx)
+             bool (*add)(const struct merge_update *u, void *ctx), void *ctx)
 {
 	char scratch[ENCODING_MAX];
 	uint64_t n, stamp = ++e->merge_stamp;
@@ -679,7 +679,7 @@ merge_rounds(struct engine *e, struct group *g, uint64_t r,
 				from = 0;
 			u.en = en;
 			u.enc = engine__update(e, en->sym, from, scratch,
-					       &u.len, &u.fresh);
+			                       &u.len, &u.fresh);
 			u.conflated = from ? cur - from - 1 : 0;
 			if (!add(&u, ctx))
 				return;
@@ -694,7 +694,7 @@ add_to_frame(const struct merge_update *u, void *ctx)
 	struct frame *f = ((void **)ctx)[1];
 
 	return engine__frame_add(e, f, u->enc, u->len, u->fresh, u->conflated,
-				 u->en->idx, u->en->sym->st.seq) == 0;
+	                         u->en->idx, u->en->sym->st.seq) == 0;
 }
 
 /* The frame made already that takes clients at round r to the latest. */
@@ -862,7 +862,7 @@ engine__fanout_flush(struct engine *e)
 
 static void
 count_sent(struct engine *e, uint32_t updates, uint32_t fresh,
-	   uint64_t conflated)
+           uint64_t conflated)
 {
 	e->stats.updates_sent += updates;
 	e->stats.encodings += fresh;
@@ -959,8 +959,8 @@ write_merge_direct(struct engine *e, struct engine_client *c, char *buf)
 	d.c = c;
 	d.nwritten = 0;
 	d.full = false;
-	d.written_idx = malloc((g->nentries ? g->nentries : 1) *
-			       sizeof *d.written_idx);
+	d.written_idx =
+	        malloc((g->nentries ? g->nentries : 1) * sizeof *d.written_idx);
 	if (!d.written_idx)
 		return 0;
 	engine__writer_init(&d.w, buf, e->frame_cap);
@@ -972,7 +972,7 @@ write_merge_direct(struct engine *e, struct engine_client *c, char *buf)
 	} else if (start_catching_up(e, c) == 0) {
 		for (i = 0; i < d.nwritten; i++)
 			c->held[d.written_idx[i]] =
-				g->entries[d.written_idx[i]]->sym->st.seq;
+			        g->entries[d.written_idx[i]]->sym->st.seq;
 	} else {
 		/* Out of memory: nothing was sent after all. */
 		d.w.n = 0;
@@ -1035,7 +1035,7 @@ write_catching_up(struct engine *e, struct engine_client *c, char *buf)
 
 size_t
 engine_client_frame(struct engine_client *c, int64_t now_us, char *scratch,
-		    const char **out, int64_t *next_due_us)
+                    const char **out, int64_t *next_due_us)
 {
 	struct engine *e = c->e;
 	struct group *g = c->g;
@@ -1069,7 +1069,7 @@ engine_client_frame(struct engine_client *c, int64_t now_us, char *scratch,
 		/* Another client at the same round will want the same frame
 		 * (or did: it is kept while it takes them to the latest). */
 		bool alone = !(c->prev && c->prev->round == c->round) &&
-			     !(c->next && c->next->round == c->round);
+		             !(c->next && c->next->round == c->round);
 		struct frame *f = shared_frame_find(g, c->round);
 
 		if (!f && !alone)
@@ -1103,7 +1103,7 @@ engine_client_frame_id(const struct engine_client *c)
 
 size_t
 engine_client_write(struct engine_client *c, int64_t now_us, char *buf,
-		    size_t cap, int64_t *next_due_us)
+                    size_t cap, int64_t *next_due_us)
 {
 	const char *out;
 	size_t n;
@@ -1165,8 +1165,8 @@ engine__client_destroy_all(struct engine *e)
 
 void
 engine_client_set_filter(struct engine_client *c,
-			 bool (*allowed)(const char *symbol, void *ctx),
-			 void *ctx, const char *key)
+                         bool (*allowed)(const char *symbol, void *ctx),
+                         void *ctx, const char *key)
 {
 	char own[32];
 
@@ -1215,8 +1215,8 @@ resume_held(const struct regroup *rg, const struct symbol *sym)
 {
 	uint64_t seq = 0, cur = sym->st.seq;
 
-	if (!cur || !rg->resume || !rg->resume(sym->st.symbol, &seq,
-					       rg->resume_ctx))
+	if (!cur || !rg->resume ||
+	    !rg->resume(sym->st.symbol, &seq, rg->resume_ctx))
 		return 0;
 	/* Same seq: nothing; an older one: a delta from it; a newer one
 	 * (another life of the data): a snapshot. */
@@ -1263,7 +1263,7 @@ dirty_list_remove(struct group *g, struct entry *en)
 
 static int
 set_copy(struct symbol ***dst, size_t *ndst, struct symbol *const *src,
-	 size_t n)
+         size_t n)
 {
 	struct symbol **p = realloc(*dst, (n + 1) * sizeof *p);
 
@@ -1285,8 +1285,8 @@ set_copy(struct symbol ***dst, size_t *ndst, struct symbol *const *src,
  * back every exclusion: a new group is simpler).
  */
 static int
-regroup_in_place(struct engine *e, struct engine_client *c,
-		 struct regroup *rg, uint64_t hash)
+regroup_in_place(struct engine *e, struct engine_client *c, struct regroup *rg,
+                 uint64_t hash)
 {
 	struct group *g = c->g, **pp;
 	uint64_t *held = seqs_held(e, c), *p;
@@ -1295,9 +1295,9 @@ regroup_in_place(struct engine *e, struct engine_client *c,
 	if (!held)
 		return -2;
 	/* Room for every entry the change may add. */
-	p = realloc(held, (g->nentries + rg->key.nnamed + rg->nasked +
-			   g->nexcluded + 1) *
-				  sizeof *held);
+	p = realloc(held,
+	            (g->nentries + rg->key.nnamed + rg->nasked + g->nexcluded +
+	             1) * sizeof *held);
 	if (!p) {
 		free(held);
 		return -2;
@@ -1305,7 +1305,7 @@ regroup_in_place(struct engine *e, struct engine_client *c,
 	held = p;
 	if (set_copy(&g->named, &g->nnamed, rg->key.named, rg->key.nnamed) ||
 	    set_copy(&g->excluded, &g->nexcluded, rg->key.excluded,
-		     rg->key.nexcluded)) {
+	             rg->key.nexcluded)) {
 		/* The key is half changed: give up the group's identity by
 		 * leaving it (nothing else refers to it). */
 		free(held);
@@ -1318,7 +1318,7 @@ regroup_in_place(struct engine *e, struct engine_client *c,
 		bool named = contains(g->named, g->nnamed, en->sym);
 
 		if (!named && !(g->wildcard && en->sym->st.seq &&
-				group_takes(g, en->sym))) {
+		                group_takes(g, en->sym))) {
 			if (en->dirty)
 				dirty_list_remove(g, en);
 			e->stats.subscriptions -= g->nmembers;
@@ -1352,8 +1352,8 @@ regroup_in_place(struct engine *e, struct engine_client *c,
 		}
 	}
 	for (i = 0; i < g->nentries; i++)
-		if (rg->asked_all || contains(rg->asked, rg->nasked,
-					      g->entries[i]->sym))
+		if (rg->asked_all ||
+		    contains(rg->asked, rg->nasked, g->entries[i]->sym))
 			held[i] = resume_held(rg, g->entries[i]->sym);
 	/* Its new place in the table. */
 	for (pp = &e->groups[g->key_hash & e->group_mask]; *pp;
@@ -1410,8 +1410,8 @@ regroup(struct engine *e, struct engine_client *c, struct regroup *rg)
 	}
 	hash = key_hash(&rg->key);
 	g = group_find(e, &rg->key, hash);
-	if (!g && old && old->nmembers == 1 && old->wildcard == rg->key.wildcard &&
-	    !rg->asked_all)
+	if (!g && old && old->nmembers == 1 &&
+	    old->wildcard == rg->key.wildcard && !rg->asked_all)
 		return regroup_in_place(e, c, rg, hash);
 	if (!g && !(g = group_create(e, &rg->key, hash, c)))
 		return -2;
@@ -1459,8 +1459,7 @@ regroup(struct engine *e, struct engine_client *c, struct regroup *rg)
 
 /* The client's current key, copied into rg with room for `more` names. */
 static int
-key_from_client(const struct engine_client *c, struct regroup *rg,
-		size_t more)
+key_from_client(const struct engine_client *c, struct regroup *rg, size_t more)
 {
 	const struct group *g = c->g;
 	size_t nn = g ? g->nnamed : 0, ne = g ? g->nexcluded : 0;
@@ -1498,7 +1497,7 @@ regroup_free(struct engine *e, struct regroup *rg, bool release)
 /* Remove the symbols of `drop` (sorted) from v; returns the new count. */
 static size_t
 remove_all(struct symbol **v, size_t n, struct symbol *const *drop,
-	   size_t ndrop)
+           size_t ndrop)
 {
 	size_t i, k = 0;
 
@@ -1510,8 +1509,8 @@ remove_all(struct symbol **v, size_t n, struct symbol *const *drop,
 
 int
 engine_client_subscribe_many(struct engine_client *c,
-			     const char (*symbols)[TICK_SYMBOL_MAX + 1],
-			     size_t n, engine_resume_fn resume, void *ctx)
+                             const char (*symbols)[TICK_SYMBOL_MAX + 1],
+                             size_t n, engine_resume_fn resume, void *ctx)
 {
 	struct engine *e = c->e;
 	struct regroup rg;
@@ -1521,7 +1520,8 @@ engine_client_subscribe_many(struct engine_client *c,
 	for (i = 0; i < n; i++) {
 		size_t len = strnlen(symbols[i], TICK_SYMBOL_MAX + 1);
 
-		if (strcmp(symbols[i], "*") && !tick_symbol_valid(symbols[i], len))
+		if (strcmp(symbols[i], "*") &&
+		    !tick_symbol_valid(symbols[i], len))
 			return -1;
 	}
 	if (key_from_client(c, &rg, n)) {
@@ -1541,7 +1541,7 @@ engine_client_subscribe_many(struct engine_client *c,
 		/* A placeholder for a name with no data: its snapshot comes
 		 * with its first tick. */
 		sym = engine__symbol_get(e, symbols[i],
-					 strnlen(symbols[i], TICK_SYMBOL_MAX));
+		                         strnlen(symbols[i], TICK_SYMBOL_MAX));
 		if (!sym) {
 			regroup_free(e, &rg, true);
 			return -2;
@@ -1556,7 +1556,7 @@ engine_client_subscribe_many(struct engine_client *c,
 		rg.key.nexcluded = 0;
 	else
 		rg.key.nexcluded = remove_all(rg.key.excluded, rg.key.nexcluded,
-					      rg.asked, rg.nasked);
+		                              rg.asked, rg.nasked);
 	rc = regroup(e, c, &rg);
 	regroup_free(e, &rg, rc != 0);
 	return rc;
@@ -1580,7 +1580,7 @@ resume_one(const char *symbol, uint64_t *seq, void *ctx)
 
 int
 engine_client_subscribe(struct engine_client *c, const char *symbol,
-			bool have_seq, uint64_t seq)
+                        bool have_seq, uint64_t seq)
 {
 	char name[1][TICK_SYMBOL_MAX + 1];
 	size_t len = strnlen(symbol, TICK_SYMBOL_MAX + 1);
@@ -1591,13 +1591,13 @@ engine_client_subscribe(struct engine_client *c, const char *symbol,
 	memcpy(name[0], symbol, len);
 	name[0][len] = '\0';
 	return engine_client_subscribe_many(
-		c, (const char(*)[TICK_SYMBOL_MAX + 1])name, 1,
-		have_seq ? resume_one : NULL, &r);
+	        c, (const char(*)[TICK_SYMBOL_MAX + 1]) name, 1,
+	        have_seq ? resume_one : NULL, &r);
 }
 
 int
 engine_client_subscribe_all(struct engine_client *c, engine_resume_fn resume,
-			    void *ctx)
+                            void *ctx)
 {
 	static const char all[1][TICK_SYMBOL_MAX + 1] = {"*"};
 
@@ -1606,8 +1606,8 @@ engine_client_subscribe_all(struct engine_client *c, engine_resume_fn resume,
 
 int
 engine_client_unsubscribe_many(struct engine_client *c,
-			       const char (*symbols)[TICK_SYMBOL_MAX + 1],
-			       size_t n)
+                               const char (*symbols)[TICK_SYMBOL_MAX + 1],
+                               size_t n)
 {
 	struct engine *e = c->e;
 	struct regroup rg;
@@ -1628,14 +1628,15 @@ engine_client_unsubscribe_many(struct engine_client *c,
 			all = true;
 			continue;
 		}
-		sym = engine__symbol_find(e, symbols[i],
-					  strnlen(symbols[i], TICK_SYMBOL_MAX + 1));
+		sym = engine__symbol_find(
+		        e, symbols[i],
+		        strnlen(symbols[i], TICK_SYMBOL_MAX + 1));
 		if (sym && entry_of(c->g, sym))
 			rg.asked[k++] = sym;
 	}
 	rg.nasked = sort_unique(rg.asked, k);
-	rg.key.nnamed = remove_all(rg.key.named, rg.key.nnamed, rg.asked,
-				   rg.nasked);
+	rg.key.nnamed =
+	        remove_all(rg.key.named, rg.key.nnamed, rg.asked, rg.nasked);
 	if (all) {
 		/* The wildcard goes, and the symbols it alone brought. */
 		rg.key.wildcard = false;
@@ -1644,8 +1645,8 @@ engine_client_unsubscribe_many(struct engine_client *c,
 		/* So that "*" does not bring them back. */
 		for (i = 0; i < rg.nasked; i++)
 			rg.key.excluded[rg.key.nexcluded++] = rg.asked[i];
-		rg.key.nexcluded = sort_unique(rg.key.excluded,
-					       rg.key.nexcluded);
+		rg.key.nexcluded =
+		        sort_unique(rg.key.excluded, rg.key.nexcluded);
 	}
 	/* Nothing asked for is subscribed again. */
 	rg.nasked = 0;
@@ -1665,7 +1666,7 @@ engine_client_unsubscribe(struct engine_client *c, const char *symbol)
 	memcpy(name[0], symbol, len);
 	name[0][len] = '\0';
 	return engine_client_unsubscribe_many(
-		c, (const char(*)[TICK_SYMBOL_MAX + 1])name, 1);
+	        c, (const char(*)[TICK_SYMBOL_MAX + 1]) name, 1);
 }
 
 size_t
@@ -1684,7 +1685,7 @@ engine_client_is_subscribed(const struct engine_client *c, const char *symbol)
 	if (!strcmp(symbol, "*"))
 		return c->g->wildcard;
 	sym = engine__symbol_find(c->e, symbol,
-				  strnlen(symbol, TICK_SYMBOL_MAX + 1));
+	                          strnlen(symbol, TICK_SYMBOL_MAX + 1));
 	return sym && entry_of(c->g, sym);
 }
 

@@ -90,17 +90,17 @@ struct symbol {
 struct entry {
 	struct symbol *sym;
 	struct group *g;
-	uint32_t idx;		/* in g->entries */
-	bool is_explicit;	/* named in the group's set (else brought by *) */
-	bool dirty;		/* changed since the group's latest round */
-	uint64_t seq;		/* the symbol's seq as of the latest round;
-				 * 0: no data, or history replaced */
+	uint32_t idx;     /* in g->entries */
+	bool is_explicit; /* named in the group's set (else brought by *) */
+	bool dirty;       /* changed since the group's latest round */
+	uint64_t seq;     /* the symbol's seq as of the latest round;
+	                   * 0: no data, or history replaced */
 	uint64_t changed_round; /* the round that last changed seq */
-	uint64_t reset_round;	/* the round whose change replaced the
-				 * symbol's history: no delta from before */
+	uint64_t reset_round;   /* the round whose change replaced the
+	                         * symbol's history: no delta from before */
 	struct entry *sym_prev, *sym_next;
 	struct entry *dirty_next;
-	uint64_t mark;		/* merge scratch: stamp of the last merge */
+	uint64_t mark; /* merge scratch: stamp of the last merge */
 };
 
 struct change {
@@ -115,14 +115,14 @@ struct round {
 };
 
 struct chunk {
-	size_t off;	     /* of the payload in frame->buf */
+	size_t off; /* of the payload in frame->buf */
 	size_t len;
-	uint32_t first_up;   /* its updates are ups[first_up ..] */
+	uint32_t first_up; /* its updates are ups[first_up ..] */
 	uint32_t updates;
-	uint32_t fresh;	     /* updates encoded for this chunk, not cached */
-	uint64_t conflated;  /* sum of seq - from - 1 over its deltas */
-	uint64_t id;	     /* names these bytes (engine_client_frame_id) */
-	bool sent;	     /* sent to some client already */
+	uint32_t fresh;     /* updates encoded for this chunk, not cached */
+	uint64_t conflated; /* sum of seq - from - 1 over its deltas */
+	uint64_t id;        /* names these bytes (engine_client_frame_id) */
+	bool sent;          /* sent to some client already */
 };
 
 /* Which entry an update of a frame moved, and to which seq: what a client
@@ -146,9 +146,9 @@ struct frame {
 
 /* Where a client stands in its group. */
 enum member_state {
-	MEMBER_NONE,	/* subscribed to nothing: no group */
-	MEMBER_IDLE,	/* holds the group's latest round */
-	MEMBER_BEHIND,	/* holds an older round (still kept) */
+	MEMBER_NONE,        /* subscribed to nothing: no group */
+	MEMBER_IDLE,        /* holds the group's latest round */
+	MEMBER_BEHIND,      /* holds an older round (still kept) */
 	MEMBER_CATCHING_UP, /* holds seqs of its own (held[]) */
 };
 
@@ -174,8 +174,8 @@ struct group {
 	struct group *dirty_next;
 	bool dirty;
 
-	uint64_t round;	      /* latest round; 0 before the first */
-	uint64_t kept_from;   /* rounds kept_from..round are in the ring */
+	uint64_t round;     /* latest round; 0 before the first */
+	uint64_t kept_from; /* rounds kept_from..round are in the ring */
 	struct round ring[ROUND_RING];
 	/* The latest round's frame, and merged frames to it from older rounds,
 	 * made when two or more clients need the same one. */
@@ -194,21 +194,21 @@ struct engine_client {
 
 	struct group *g;
 	enum member_state state;
-	uint64_t round;	    /* MEMBER_IDLE, MEMBER_BEHIND */
-	uint64_t *held;	    /* MEMBER_CATCHING_UP: seq held per entry */
+	uint64_t round; /* MEMBER_IDLE, MEMBER_BEHIND */
+	uint64_t *held; /* MEMBER_CATCHING_UP: seq held per entry */
 	uint32_t held_len;
 	struct engine_client *prev, *next; /* in the group's list */
 
 	struct frame *frame; /* being sent chunk by chunk */
 	uint32_t chunk;
 	struct frame *done_frame; /* sent; released at the next call */
-	uint64_t frame_id;	  /* of the bytes the last call returned */
+	uint64_t frame_id;        /* of the bytes the last call returned */
 
 	bool (*allowed)(const char *symbol, void *ctx);
 	void *allowed_ctx;
 	char *filter_key;
 	int64_t min_interval_us; /* 0 = no max_hz */
-	int64_t last_frame_us;	 /* for max_hz; INT64_MIN before the first */
+	int64_t last_frame_us;   /* for max_hz; INT64_MIN before the first */
 
 	bool stalled; /* caught up, but the group had a round to close */
 	bool ready_queued;
@@ -246,74 +246,62 @@ struct engine {
 
 /* ---------------------------------------------------------- engine.c */
 
-uint64_t
-engine__hash_name(const char *s, size_t len);
+uint64_t engine__hash_name(const char *s, size_t len);
 
-struct symbol *
-engine__symbol_find(const struct engine *e, const char *name, size_t len);
+struct symbol *engine__symbol_find(const struct engine *e, const char *name,
+                                   size_t len);
 
 /* Find or make (a placeholder, seq 0); NULL for an invalid name or out of
  * memory. */
-struct symbol *
-engine__symbol_get(struct engine *e, const char *name, size_t len);
+struct symbol *engine__symbol_get(struct engine *e, const char *name,
+                                  size_t len);
 
 /* Free a placeholder that no group names any more. */
-void
-engine__symbol_release_if_unused(struct engine *e, struct symbol *sym);
+void engine__symbol_release_if_unused(struct engine *e, struct symbol *sym);
 
 /* ---------------------------------------------------- engine_fanout.c */
 
 /* A symbol got its first data: the wildcard groups that allow it take it.
  * Returns 0, or -1 out of memory. */
-int
-engine__attach_wildcards(struct engine *e, struct symbol *sym);
+int engine__attach_wildcards(struct engine *e, struct symbol *sym);
 
 /* The symbol's history was replaced (restore): every group's clients get a
  * snapshot at the next round. */
-void
-engine__symbol_reset(struct engine *e, struct symbol *sym);
+void engine__symbol_reset(struct engine *e, struct symbol *sym);
 
 /* engine_flush()'s fan-out: close a round in every group a dirty symbol is
  * in, then make the idle clients of those groups pending. */
-void
-engine__fanout_flush(struct engine *e);
+void engine__fanout_flush(struct engine *e);
 
-void
-engine__client_destroy_all(struct engine *e);
+void engine__client_destroy_all(struct engine *e);
 
 /* ---------------------------------------------------- engine_encode.c */
 
 /* The bytes of the update from `from` (0 = snapshot) to the symbol's
  * current seq, cached per symbol. *fresh: encoded now for the first use. */
-const char *
-engine__update(struct engine *e, struct symbol *sym, uint64_t from,
-	       char *scratch, size_t *len, bool *fresh);
+const char *engine__update(struct engine *e, struct symbol *sym, uint64_t from,
+                           char *scratch, size_t *len, bool *fresh);
 
-void
-engine__encoding_free(struct symbol *sym);
+void engine__encoding_free(struct symbol *sym);
 
 /* Drop a symbol's cached encodings (its history was replaced). */
-void
-engine__encoding_drop(struct symbol *sym);
+void engine__encoding_drop(struct symbol *sym);
 
 /* Build a frame: updates go in chunk by chunk, each chunk at most the frame
  * cap, each with the engine's headroom before it. */
-struct frame *
-engine__frame_new(struct engine *e, uint64_t from_round, uint64_t to_round);
+struct frame *engine__frame_new(struct engine *e, uint64_t from_round,
+                                uint64_t to_round);
 
 /* Add one update, which moves entry idx to seq `to`; returns 0, or -1
  * out of memory (the frame is failed). */
-int
-engine__frame_add(struct engine *e, struct frame *f, const char *enc,
-		  size_t len, bool fresh, uint64_t conflated, uint32_t idx,
-		  uint64_t to);
+int engine__frame_add(struct engine *e, struct frame *f, const char *enc,
+                      size_t len, bool fresh, uint64_t conflated, uint32_t idx,
+                      uint64_t to);
 
 /* Close the last chunk. */
-void
-engine__frame_end(struct frame *f);
+void engine__frame_end(struct frame *f);
 
-void
-engine__frame_unref(struct frame *f);
+void engine__frame_unref(struct frame *f);
 
 /* A frame into a caller's buffer: buf[0..cap) gets '[' or the single
  * update, and the updates that fit. */
@@ -323,15 +311,12 @@ struct frame_writer {
 	uint32_t n;
 };
 
-void
-engine__writer_init(struct frame_writer *w, char *buf, size_t cap);
+void engine__writer_init(struct frame_writer *w, char *buf, size_t cap);
 
 /* Returns false (and writes nothing) when the update does not fit. */
-bool
-engine__writer_add(struct frame_writer *w, const char *enc, size_t len);
+bool engine__writer_add(struct frame_writer *w, const char *enc, size_t len);
 
 /* The frame's final length (0 when empty); its first byte is at w->buf. */
-size_t
-engine__writer_end(struct frame_writer *w);
+size_t engine__writer_end(struct frame_writer *w);
 
 #endif

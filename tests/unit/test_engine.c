@@ -849,8 +849,10 @@ test_frame_never_exceeds_cap(void **state)
 		a1 = engine_client_create(e, &ready);
 		a2 = engine_client_create(e, &ready);
 		b = engine_client_create(e, &ready);
-		assert_int_equal(engine_client_subscribe_all(a1, NULL, NULL), 0);
-		assert_int_equal(engine_client_subscribe_all(a2, NULL, NULL), 0);
+		assert_int_equal(engine_client_subscribe_all(a1, NULL, NULL),
+		                 0);
+		assert_int_equal(engine_client_subscribe_all(a2, NULL, NULL),
+		                 0);
 		for (k = 0; k < NSYM; k++) {
 			/* Long names and long values make big updates. */
 			char name[TICK_SYMBOL_MAX + 1];
@@ -873,9 +875,9 @@ test_frame_never_exceeds_cap(void **state)
 		assert_int_equal(drain_capped(a2, buf, sizeof buf, cap, u, NSYM,
 		                              &frames),
 		                 NSYM);
-		assert_int_equal(drain_capped(b, buf, sizeof buf, cap, u, NSYM,
-		                              &frames),
-		                 NSYM);
+		assert_int_equal(
+		        drain_capped(b, buf, sizeof buf, cap, u, NSYM, &frames),
+		        NSYM);
 		assert_true(frames > 3);
 		assert_false(engine_client_has_pending(a1));
 		assert_false(engine_client_has_pending(b));
