@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store.h"
 #include "time_parse.h"
 
 /* Used when the caller passes no limits: the defaults in README, Protocol. */
@@ -789,6 +790,40 @@ write_head(struct jsonbuf *b, const char *type, const char *id)
 	}
 }
 
+/* The members after the first: ,"key":value. Keys are this file's own
+ * words, which need no escaping. */
+static void
+write_str_member(struct jsonbuf *b, const char *key, const char *value)
+{
+	jsonbuf_append_char(b, ',');
+	jsonbuf_append_key(b, key);
+	jsonbuf_append_quoted(b, value, strlen(value));
+}
+
+static void
+write_i64_member(struct jsonbuf *b, const char *key, int64_t v)
+{
+	jsonbuf_append_char(b, ',');
+	jsonbuf_append_key(b, key);
+	jsonbuf_append_i64(b, v);
+}
+
+static void
+write_u64_member(struct jsonbuf *b, const char *key, uint64_t v)
+{
+	jsonbuf_append_char(b, ',');
+	jsonbuf_append_key(b, key);
+	jsonbuf_append_u64(b, v);
+}
+
+static void
+write_decimal_member(struct jsonbuf *b, const char *key, struct decimal d)
+{
+	jsonbuf_append_char(b, ',');
+	jsonbuf_append_key(b, key);
+	jsonbuf_append_decimal(b, d);
+}
+
 static void
 write_symbol_array(struct jsonbuf *b,
                    const char (*symbols)[TICK_SYMBOL_MAX + 1], size_t count)
@@ -810,20 +845,11 @@ protocol_write_hello(struct jsonbuf *b, const char *epoch,
                      const char *feed)
 {
 	write_head(b, "hello", NULL);
-	jsonbuf_append_str(b, ",\"protocol\":");
-	jsonbuf_append_i64(b, PROTOCOL_VERSION);
-	jsonbuf_append_char(b, ',');
-	jsonbuf_append_key(b, "epoch");
-	jsonbuf_append_quoted(b, epoch, strlen(epoch));
-	jsonbuf_append_char(b, ',');
-	jsonbuf_append_key(b, "server");
-	jsonbuf_append_quoted(b, server_version, strlen(server_version));
-	jsonbuf_append_char(b, ',');
-	jsonbuf_append_key(b, "heartbeat_ms");
-	jsonbuf_append_u64(b, heartbeat_ms);
-	jsonbuf_append_char(b, ',');
-	jsonbuf_append_key(b, "feed");
-	jsonbuf_append_quoted(b, feed, strlen(feed));
+	write_i64_member(b, "protocol", PROTOCOL_VERSION);
+	write_str_member(b, "epoch", epoch);
+	write_str_member(b, "server", server_version);
+	write_u64_member(b, "heartbeat_ms", heartbeat_ms);
+	write_str_member(b, "feed", feed);
 	jsonbuf_append_char(b, '}');
 }
 
@@ -860,8 +886,7 @@ protocol_write_symbols_entry(struct jsonbuf *b, bool first, const char *symbol,
 		jsonbuf_append_char(b, ',');
 	jsonbuf_append_str(b, "{\"symbol\":");
 	jsonbuf_append_quoted(b, symbol, strlen(symbol));
-	jsonbuf_append_str(b, ",\"seq\":");
-	jsonbuf_append_u64(b, seq);
+	write_u64_member(b, "seq", seq);
 	jsonbuf_append_char(b, '}');
 }
 
@@ -875,8 +900,7 @@ void
 protocol_write_pong(struct jsonbuf *b, const char *id, int64_t now_us)
 {
 	write_head(b, "pong", id);
-	jsonbuf_append_str(b, ",\"ts\":");
-	jsonbuf_append_i64(b, now_us);
+	write_i64_member(b, "ts", now_us);
 	jsonbuf_append_char(b, '}');
 }
 
@@ -884,8 +908,7 @@ void
 protocol_write_heartbeat(struct jsonbuf *b, int64_t now_us)
 {
 	write_head(b, "heartbeat", NULL);
-	jsonbuf_append_str(b, ",\"ts\":");
-	jsonbuf_append_i64(b, now_us);
+	write_i64_member(b, "ts", now_us);
 	jsonbuf_append_char(b, '}');
 }
 
@@ -894,23 +917,132 @@ protocol_write_error(struct jsonbuf *b, const char *id, const char *code,
                      const char *message)
 {
 	write_head(b, "error", id);
-	jsonbuf_append_char(b, ',');
-	jsonbuf_append_key(b, "code");
-	jsonbuf_append_quoted(b, code, strlen(code));
-	jsonbuf_append_char(b, ',');
-	jsonbuf_append_key(b, "message");
-	jsonbuf_append_quoted(b, message, strlen(message));
+	write_str_member(b, "code", code);
+	write_str_member(b, "message", message);
 	jsonbuf_append_char(b, '}');
 }
+
+/* ------------------------------------------------------ the history reply */
+
+/* ,"symbol":…, then where the rows go: ,"ticks":[ or ,"interval":…,"bars":[ */
+static void
+write_rows_head(struct jsonbuf *b, const char *symbol, const char *interval)
+{
+	write_str_member(b, "symbol", symbol);
+	if (interval && interval[0]) {
+		write_str_member(b, "interval", interval);
+		jsonbuf_append_str(b, ",\"bars\":[");
+	} else {
+		jsonbuf_append_str(b, ",\"ticks\":[");
+	}
+}
+
+void
+protocol_write_history_begin(struct jsonbuf *b, const char *id,
+                             const char *symbol, const char *interval)
+{
+	write_head(b, "history", id);
+	write_rows_head(b, symbol, interval);
+}
+
+void
+protocol_write_history_tick(struct jsonbuf *b, bool first, const struct tick *t)
+{
+	int f;
+
+	if (!first)
+		jsonbuf_append_char(b, ',');
+	jsonbuf_append_str(b, "{\"ts\":");
+	jsonbuf_append_i64(b, t->ts);
+	write_u64_member(b, "seq", t->seq);
+	for (f = 0; f < TICK_FIELD_COUNT; f++)
+		if (tick_has(t, (enum tick_field)f))
+			write_decimal_member(
+			        b, tick_field_name((enum tick_field)f),
+			        t->value[f]);
+	jsonbuf_append_char(b, '}');
+}
+
+void
+protocol_write_history_bar(struct jsonbuf *b, bool first, const struct bar *bar)
+{
+	if (!first)
+		jsonbuf_append_char(b, ',');
+	jsonbuf_append_str(b, "{\"t\":");
+	jsonbuf_append_i64(b, bar->t);
+	write_decimal_member(b, "open", bar->open);
+	write_decimal_member(b, "high", bar->high);
+	write_decimal_member(b, "low", bar->low);
+	write_decimal_member(b, "close", bar->close);
+	write_decimal_member(b, "volume", bar->volume);
+	jsonbuf_append_char(b, '}');
+}
+
+void
+protocol_write_history_rows_end(struct jsonbuf *b)
+{
+	jsonbuf_append_char(b, ']');
+}
+
+void
+protocol_write_history_gap(struct jsonbuf *b, bool first,
+                           const struct store_gap *g)
+{
+	jsonbuf_append_str(b, first ? ",\"gaps\":[{\"from_seq\":"
+	                            : ",{\"from_seq\":");
+	jsonbuf_append_u64(b, g->first_seq);
+	write_u64_member(b, "to_seq", g->last_seq);
+	write_i64_member(b, "from_ts", g->first_ts);
+	write_i64_member(b, "to_ts", g->last_ts);
+	write_u64_member(b, "ticks", g->ticks);
+	jsonbuf_append_char(b, '}');
+}
+
+void
+protocol_write_history_gaps_end(struct jsonbuf *b, unsigned count, bool more)
+{
+	if (count)
+		jsonbuf_append_char(b, ']');
+	if (more)
+		jsonbuf_append_str(b, ",\"gaps_more\":true");
+}
+
+void
+protocol_write_history_end(struct jsonbuf *b, bool more, int64_t next_from)
+{
+	if (more) {
+		jsonbuf_append_str(b, ",\"more\":true");
+		write_i64_member(b, "next_from", next_from);
+	}
+	jsonbuf_append_char(b, '}');
+}
+
+void
+protocol_write_bars_begin(struct jsonbuf *b, const char *symbol,
+                          const char *interval)
+{
+	/* write_rows_head() less its leading comma: "symbol" opens the
+	 * object here. */
+	jsonbuf_append_str(b, "{\"symbol\":");
+	jsonbuf_append_quoted(b, symbol, strlen(symbol));
+	write_str_member(b, "interval", interval);
+	jsonbuf_append_str(b, ",\"bars\":[");
+}
+
+void
+protocol_write_bars_end(struct jsonbuf *b)
+{
+	jsonbuf_append_str(b, "}\n");
+}
+
+/* ------------------------------------------------------------- replay */
 
 void
 protocol_write_replay_state(struct jsonbuf *b, const char *id,
                             const struct replay_state *s)
 {
 	write_head(b, "replay", id);
-	jsonbuf_append_char(b, ',');
-	jsonbuf_append_key(b, "state");
-	jsonbuf_append_quoted(b, s->state, strlen(s->state));
+	write_str_member(b, "state", s->state);
 	jsonbuf_append_char(b, ',');
 	jsonbuf_append_key(b, "speed");
 	if (s->speed == 0) {
@@ -931,23 +1063,12 @@ protocol_write_replay_state(struct jsonbuf *b, const char *id,
 		jsonbuf_append_i64(b, s->position);
 	else
 		jsonbuf_append_str(b, "null");
-	if (s->start) {
-		jsonbuf_append_char(b, ',');
-		jsonbuf_append_key(b, "start");
-		jsonbuf_append_i64(b, s->start);
-	}
-	if (s->end) {
-		jsonbuf_append_char(b, ',');
-		jsonbuf_append_key(b, "end");
-		jsonbuf_append_i64(b, s->end);
-	}
-	if (strcmp(s->state, "seeking") == 0) {
-		jsonbuf_append_char(b, ',');
-		jsonbuf_append_key(b, "seek_to");
-		jsonbuf_append_i64(b, s->seek_to);
-	}
-	jsonbuf_append_char(b, ',');
-	jsonbuf_append_key(b, "passes");
-	jsonbuf_append_u64(b, s->passes);
+	if (s->start)
+		write_i64_member(b, "start", s->start);
+	if (s->end)
+		write_i64_member(b, "end", s->end);
+	if (strcmp(s->state, "seeking") == 0)
+		write_i64_member(b, "seek_to", s->seek_to);
+	write_u64_member(b, "passes", s->passes);
 	jsonbuf_append_char(b, '}');
 }

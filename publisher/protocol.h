@@ -3,8 +3,10 @@
  *
  * protocol_parse() turns one inbound text message into a struct request or a
  * struct protocol_error with the code and a message a person can act on.
- * The protocol_write_*() functions append one outbound message to a jsonbuf.
- * Neither side touches sockets or the engine.
+ * The protocol_write_*() functions append one outbound message to a jsonbuf:
+ * every reply a client gets, the history reply included (query.c runs the
+ * query and writes its rows with them). Neither side touches sockets, the
+ * engine or the database.
  */
 #ifndef PUBLISHER_PROTOCOL_H
 #define PUBLISHER_PROTOCOL_H
@@ -15,6 +17,10 @@
 
 #include "jsonbuf.h"
 #include "tick.h"
+
+/* The rows of a history reply, as the store reads them (store.h). */
+struct bar;
+struct store_gap;
 
 #define PROTOCOL_VERSION 1
 #define PROTOCOL_ID_MAX 128	/* longest encoded request id echoed back */
@@ -149,6 +155,51 @@ protocol_write_heartbeat(struct jsonbuf *b, int64_t now_us);
 void
 protocol_write_error(struct jsonbuf *b, const char *id, const char *code,
 		     const char *message);
+
+/*
+ * The reply to {"op":"history",…}, written as its rows are read:
+ *
+ *   {"type":"history","id":…,"symbol":"AAPL","ticks":[{"ts":…,"seq":…,
+ *    "bid":189.33,…},…],"gaps":[…],"gaps_more":true,"more":true,
+ *    "next_from":…}
+ *
+ * or, for bars, "interval":"1m","bars":[{"t":…,"open":…,"high":…,"low":…,
+ * "close":…,"volume":…},…] in place of "ticks". In this order: _begin; a
+ * _tick or _bar per row, first true for the first; _rows_end; a _gap per
+ * gap the rows overlap, first true for the first; _gaps_end with their
+ * count (and more: some were left out); _end, with more when the reply was
+ * cut at its page size and next_from where the next page starts. id may be
+ * "" (no id); interval is "" for ticks.
+ */
+void
+protocol_write_history_begin(struct jsonbuf *b, const char *id,
+			     const char *symbol, const char *interval);
+void
+protocol_write_history_tick(struct jsonbuf *b, bool first,
+			    const struct tick *t);
+void
+protocol_write_history_bar(struct jsonbuf *b, bool first,
+			   const struct bar *bar);
+void
+protocol_write_history_rows_end(struct jsonbuf *b);
+void
+protocol_write_history_gap(struct jsonbuf *b, bool first,
+			   const struct store_gap *g);
+void
+protocol_write_history_gaps_end(struct jsonbuf *b, unsigned count, bool more);
+void
+protocol_write_history_end(struct jsonbuf *b, bool more, int64_t next_from);
+
+/*
+ * GET /api/bars answers with the bars of a history reply and no envelope:
+ * {"symbol":"AAPL","interval":"1m","bars":[…],"gaps":[…]} and a newline.
+ * _bars_begin, then the rows and gaps as for history, then _bars_end.
+ */
+void
+protocol_write_bars_begin(struct jsonbuf *b, const char *symbol,
+			  const char *interval);
+void
+protocol_write_bars_end(struct jsonbuf *b);
 
 /* Where a replay feed stands, for the reply to {"op":"replay",…}. The
  * server fills it from feed_get_status(); times are the file's own

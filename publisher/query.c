@@ -10,6 +10,10 @@
  * Lifetime: a job is referenced by the service thread until
  * query_job_release() and by a worker while it runs. The last of the two
  * frees it. Cancellation is a flag the worker checks between rows.
+ *
+ * The bytes are written by their formats' owners: protocol.c's history
+ * and bars writers, tick_file's lines for an export. This file runs the
+ * queries, pages them and hands the bytes over.
  */
 #include "query.h"
 
@@ -182,18 +186,14 @@ producer_row_done(struct producer *p)
 	return 0;
 }
 
-static void
-write_tick_fields(struct jsonbuf *b, const struct tick *t)
+/* A history or bars row (at time ts) has been written: count it. */
+static int
+producer_row_added(struct producer *p, int64_t ts)
 {
-	int f;
-
-	for (f = 0; f < TICK_FIELD_COUNT; f++) {
-		if (!tick_has(t, f))
-			continue;
-		jsonbuf_append_char(b, ',');
-		jsonbuf_append_key(b, tick_field_name(f));
-		jsonbuf_append_decimal(b, t->value[f]);
-	}
+	if (p->rows++ == 0)
+		p->first_ts = ts;
+	p->last_ts = ts;
+	return producer_row_done(p);
 }
 
 static int
@@ -222,36 +222,8 @@ history_tick_row(const struct tick *t, void *ctx)
 		p->run_start_len = p->chunk.len;
 		p->run_start_rows = p->rows;
 	}
-	if (!p->rows)
-		p->first_ts = t->ts;
-	if (p->rows++)
-		jsonbuf_append_char(&p->chunk, ',');
-	jsonbuf_append_str(&p->chunk, "{\"ts\":");
-	jsonbuf_append_i64(&p->chunk, t->ts);
-	jsonbuf_append_str(&p->chunk, ",\"seq\":");
-	jsonbuf_append_u64(&p->chunk, t->seq);
-	write_tick_fields(&p->chunk, t);
-	jsonbuf_append_char(&p->chunk, '}');
-	p->last_ts = t->ts;
-	return producer_row_done(p);
-}
-
-static void
-write_bar(struct jsonbuf *b, const struct bar *bar)
-{
-	jsonbuf_append_str(b, "{\"t\":");
-	jsonbuf_append_i64(b, bar->t);
-	jsonbuf_append_str(b, ",\"open\":");
-	jsonbuf_append_decimal(b, bar->open);
-	jsonbuf_append_str(b, ",\"high\":");
-	jsonbuf_append_decimal(b, bar->high);
-	jsonbuf_append_str(b, ",\"low\":");
-	jsonbuf_append_decimal(b, bar->low);
-	jsonbuf_append_str(b, ",\"close\":");
-	jsonbuf_append_decimal(b, bar->close);
-	jsonbuf_append_str(b, ",\"volume\":");
-	jsonbuf_append_decimal(b, bar->volume);
-	jsonbuf_append_char(b, '}');
+	protocol_write_history_tick(&p->chunk, p->rows == 0, t);
+	return producer_row_added(p, t->ts);
 }
 
 static int
@@ -264,13 +236,8 @@ bar_row(const struct bar *bar, void *ctx)
 		p->next_from = bar->t; /* bars have distinct start times */
 		return 1;
 	}
-	if (!p->rows)
-		p->first_ts = bar->t;
-	if (p->rows++)
-		jsonbuf_append_char(&p->chunk, ',');
-	write_bar(&p->chunk, bar);
-	p->last_ts = bar->t;
-	return producer_row_done(p);
+	protocol_write_history_bar(&p->chunk, p->rows == 0, bar);
+	return producer_row_added(p, bar->t);
 }
 
 static int
@@ -301,26 +268,14 @@ gap_row(const struct store_gap *g, void *ctx)
 		l->more = true;
 		return 1;
 	}
-	jsonbuf_append_str(l->b, l->n++ ? ",{\"from_seq\":"
-	                                : ",\"gaps\":[{\"from_seq\":");
-	jsonbuf_append_u64(l->b, g->first_seq);
-	jsonbuf_append_str(l->b, ",\"to_seq\":");
-	jsonbuf_append_u64(l->b, g->last_seq);
-	jsonbuf_append_str(l->b, ",\"from_ts\":");
-	jsonbuf_append_i64(l->b, g->first_ts);
-	jsonbuf_append_str(l->b, ",\"to_ts\":");
-	jsonbuf_append_i64(l->b, g->last_ts);
-	jsonbuf_append_str(l->b, ",\"ticks\":");
-	jsonbuf_append_u64(l->b, g->ticks);
-	jsonbuf_append_char(l->b, '}');
+	protocol_write_history_gap(l->b, l->n++ == 0, g);
 	return 0;
 }
 
 /*
  * The gaps (ticks the store did not keep) that overlap what a reply
- * covers, as ,"gaps":[{"from_seq":…,"to_seq":…,"from_ts":…,"to_ts":…,
- * "ticks":N},…] after its rows; nothing when there are none. What it
- * covers: the range asked for; for a last-N request, from its first row on.
+ * covers, after its rows (protocol_write_history_gap). What it covers: the
+ * range asked for; for a last-N request, from its first row on.
  */
 static int
 write_gaps(struct store_reader *r, struct producer *p,
@@ -336,30 +291,69 @@ write_gaps(struct store_reader *r, struct producer *p,
 	if (store_read_gaps(r, q->symbols[0], from, to, gap_row, &l, err,
 	                    errlen))
 		return -1;
-	if (l.n)
-		jsonbuf_append_char(&p->chunk, ']');
-	if (l.more)
-		jsonbuf_append_str(&p->chunk, ",\"gaps_more\":true");
+	protocol_write_history_gaps_end(&p->chunk, l.n, l.more);
 	return 0;
 }
 
-static void
-write_history_head(struct jsonbuf *b, const struct query_spec *q)
+/* A history reply, built whole: ticks, or bars when an interval was asked
+ * for, at most QUERY_HISTORY_MAX rows, then the gaps they overlap. */
+static int
+run_history(struct store_reader *r, struct producer *p,
+            const struct query_spec *q, char *err, size_t errlen)
 {
-	jsonbuf_append_str(b, "{\"type\":\"history\"");
-	if (q->id[0]) {
-		jsonbuf_append_str(b, ",\"id\":");
-		jsonbuf_append_str(b, q->id);
-	}
-	jsonbuf_append_str(b, ",\"symbol\":");
-	jsonbuf_append_quoted(b, q->symbols[0], strlen(q->symbols[0]));
-	if (q->interval_us) {
-		jsonbuf_append_str(b, ",\"interval\":");
-		jsonbuf_append_quoted(b, q->interval, strlen(q->interval));
-		jsonbuf_append_str(b, ",\"bars\":[");
-	} else {
-		jsonbuf_append_str(b, ",\"ticks\":[");
-	}
+	int rc;
+
+	p->whole = true;
+	p->max_rows = QUERY_HISTORY_MAX;
+	protocol_write_history_begin(&p->chunk, q->id, q->symbols[0],
+	                             q->interval_us ? q->interval : "");
+	if (q->interval_us)
+		rc = store_read_bars(r, q->symbols[0], q->from, q->to,
+		                     q->interval_us, q->limit, bar_row, p, err,
+		                     errlen);
+	else
+		rc = store_read_history(r, q->symbols[0], q->from, q->to,
+		                        q->limit, history_tick_row, p, err,
+		                        errlen);
+	protocol_write_history_rows_end(&p->chunk);
+	if (!rc)
+		rc = write_gaps(r, p, q, err, errlen);
+	protocol_write_history_end(&p->chunk, p->more, p->next_from);
+	return rc;
+}
+
+/* GET /api/bars: the bars and their gaps, streamed. */
+static int
+run_bars(struct store_reader *r, struct producer *p, const struct query_spec *q,
+         char *err, size_t errlen)
+{
+	int rc;
+
+	protocol_write_bars_begin(&p->chunk, q->symbols[0], q->interval);
+	rc = store_read_bars(r, q->symbols[0], q->from, q->to, q->interval_us,
+	                     q->limit, bar_row, p, err, errlen);
+	protocol_write_history_rows_end(&p->chunk);
+	if (!rc)
+		rc = write_gaps(r, p, q, err, errlen);
+	protocol_write_bars_end(&p->chunk);
+	return rc;
+}
+
+/* GET /api/export: tick-file lines, streamed. */
+static int
+run_export(struct store_reader *r, struct producer *p,
+           const struct query_spec *q, char *err, size_t errlen)
+{
+	const char *syms[QUERY_MAX_SYMBOLS];
+	size_t i;
+
+	for (i = 0; i < q->symbol_count; i++)
+		syms[i] = q->symbols[i];
+	if (!q->jsonl)
+		tick_file_write_csv_header(&p->chunk);
+	return store_read_ticks(r, q->symbol_count ? syms : NULL,
+	                        q->symbol_count, q->from, q->to, q->limit,
+	                        export_row, p, err, errlen);
 }
 
 static int
@@ -367,59 +361,18 @@ run_job(struct store_reader *r, struct query_job *j, char *err, size_t errlen)
 {
 	const struct query_spec *q = &j->spec;
 	struct producer p = {.job = j};
-	const char *syms[QUERY_MAX_SYMBOLS];
-	size_t i;
 	int rc = 0;
 
 	jsonbuf_init(&p.chunk, 0);
-	for (i = 0; i < q->symbol_count; i++)
-		syms[i] = q->symbols[i];
-
 	switch (q->kind) {
 	case QUERY_HISTORY:
-		p.whole = true;
-		p.max_rows = QUERY_HISTORY_MAX;
-		write_history_head(&p.chunk, q);
-		if (q->interval_us)
-			rc = store_read_bars(r, q->symbols[0], q->from, q->to,
-			                     q->interval_us, q->limit, bar_row,
-			                     &p, err, errlen);
-		else
-			rc = store_read_history(
-			        r, q->symbols[0], q->from, q->to, q->limit,
-			        history_tick_row, &p, err, errlen);
-		jsonbuf_append_str(&p.chunk, "]");
-		if (!rc)
-			rc = write_gaps(r, &p, q, err, errlen);
-		if (p.more) {
-			jsonbuf_append_str(&p.chunk,
-			                   ",\"more\":true,\"next_from\":");
-			jsonbuf_append_i64(&p.chunk, p.next_from);
-		}
-		jsonbuf_append_str(&p.chunk, "}");
+		rc = run_history(r, &p, q, err, errlen);
 		break;
 	case QUERY_BARS:
-		jsonbuf_append_str(&p.chunk, "{\"symbol\":");
-		jsonbuf_append_quoted(&p.chunk, q->symbols[0],
-		                      strlen(q->symbols[0]));
-		jsonbuf_append_str(&p.chunk, ",\"interval\":");
-		jsonbuf_append_quoted(&p.chunk, q->interval,
-		                      strlen(q->interval));
-		jsonbuf_append_str(&p.chunk, ",\"bars\":[");
-		rc = store_read_bars(r, q->symbols[0], q->from, q->to,
-		                     q->interval_us, q->limit, bar_row, &p, err,
-		                     errlen);
-		jsonbuf_append_str(&p.chunk, "]");
-		if (!rc)
-			rc = write_gaps(r, &p, q, err, errlen);
-		jsonbuf_append_str(&p.chunk, "}\n");
+		rc = run_bars(r, &p, q, err, errlen);
 		break;
 	case QUERY_EXPORT:
-		if (!q->jsonl)
-			tick_file_write_csv_header(&p.chunk);
-		rc = store_read_ticks(r, q->symbol_count ? syms : NULL,
-		                      q->symbol_count, q->from, q->to, q->limit,
-		                      export_row, &p, err, errlen);
+		rc = run_export(r, &p, q, err, errlen);
 		break;
 	}
 	if (!rc && (jsonbuf_failed(&p.chunk) || producer_flush(&p))) {

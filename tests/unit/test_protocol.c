@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "protocol.h"
+#include "store.h"
 
 static const struct protocol_limits limits = {
         .max_symbols = 10000,
@@ -905,6 +906,101 @@ test_write_error(void **state)
 	jsonbuf_free(&b);
 }
 
+static struct decimal
+d(int64_t mantissa, uint8_t scale)
+{
+	struct decimal v = {mantissa, scale};
+
+	return v;
+}
+
+static void
+test_write_history_ticks(void **state)
+{
+	struct tick t = {.ts = 1709303400123456LL, .seq = 41};
+	struct tick u = {.ts = 1709303400123457LL, .seq = 42};
+	struct store_gap g = {.first_seq = 7,
+	                      .last_seq = 9,
+	                      .first_ts = -1,
+	                      .last_ts = 5,
+	                      .ticks = 3};
+	struct jsonbuf b;
+
+	strcpy(t.symbol, "AAPL");
+	tick_set(&t, FIELD_BID, d(18930, 2));
+	tick_set(&t, FIELD_VOLUME, d(100, 0));
+	strcpy(u.symbol, "AAPL");
+	tick_set(&u, FIELD_LAST, d(-1, 6));
+
+	jsonbuf_init(&b, 0);
+	protocol_write_history_begin(&b, "9", "AAPL", "");
+	protocol_write_history_tick(&b, true, &t);
+	protocol_write_history_tick(&b, false, &u);
+	protocol_write_history_rows_end(&b);
+	protocol_write_history_gap(&b, true, &g);
+	protocol_write_history_gap(&b, false, &g);
+	protocol_write_history_gaps_end(&b, 2, true);
+	protocol_write_history_end(&b, true, 1709303400123458LL);
+	assert_data(&b, "{\"type\":\"history\",\"id\":9,\"symbol\":\"AAPL\","
+	                "\"ticks\":[{\"ts\":1709303400123456,\"seq\":41,"
+	                "\"bid\":189.30,\"volume\":100},"
+	                "{\"ts\":1709303400123457,\"seq\":42,"
+	                "\"last\":-0.000001}],"
+	                "\"gaps\":[{\"from_seq\":7,\"to_seq\":9,\"from_ts\":-1,"
+	                "\"to_ts\":5,\"ticks\":3},{\"from_seq\":7,\"to_seq\":9,"
+	                "\"from_ts\":-1,\"to_ts\":5,\"ticks\":3}],"
+	                "\"gaps_more\":true,\"more\":true,"
+	                "\"next_from\":1709303400123458}");
+
+	/* No rows, no gaps, no id, nothing more. */
+	protocol_write_history_begin(&b, "", "MSFT", NULL);
+	protocol_write_history_rows_end(&b);
+	protocol_write_history_gaps_end(&b, 0, false);
+	protocol_write_history_end(&b, false, 0);
+	assert_data(&b,
+	            "{\"type\":\"history\",\"symbol\":\"MSFT\",\"ticks\":[]}");
+	jsonbuf_free(&b);
+}
+
+static void
+test_write_history_and_api_bars(void **state)
+{
+	struct bar bar = {.t = 60000000,
+	                  .open = {18930, 2},
+	                  .high = {1895, 1},
+	                  .low = {189, 0},
+	                  .close = {18931, 2},
+	                  .volume = {0, 0}};
+	struct jsonbuf b;
+
+	jsonbuf_init(&b, 0);
+	protocol_write_history_begin(&b, "\"h\"", "AAPL", "1m");
+	protocol_write_history_bar(&b, true, &bar);
+	protocol_write_history_bar(&b, false, &bar);
+	protocol_write_history_rows_end(&b);
+	protocol_write_history_gaps_end(&b, 0, false);
+	protocol_write_history_end(&b, false, 0);
+	assert_data(&b,
+	            "{\"type\":\"history\",\"id\":\"h\",\"symbol\":\"AAPL\","
+	            "\"interval\":\"1m\",\"bars\":[{\"t\":60000000,"
+	            "\"open\":189.30,\"high\":189.5,\"low\":189,"
+	            "\"close\":189.31,\"volume\":0},{\"t\":60000000,"
+	            "\"open\":189.30,\"high\":189.5,\"low\":189,"
+	            "\"close\":189.31,\"volume\":0}]}");
+
+	/* /api/bars: the same rows and gaps, no type, no id, a newline. */
+	protocol_write_bars_begin(&b, "AAPL", "1m");
+	protocol_write_history_bar(&b, true, &bar);
+	protocol_write_history_rows_end(&b);
+	protocol_write_history_gaps_end(&b, 0, true);
+	protocol_write_bars_end(&b);
+	assert_data(&b, "{\"symbol\":\"AAPL\",\"interval\":\"1m\",\"bars\":["
+	                "{\"t\":60000000,\"open\":189.30,\"high\":189.5,"
+	                "\"low\":189,\"close\":189.31,\"volume\":0}],"
+	                "\"gaps_more\":true}\n");
+	jsonbuf_free(&b);
+}
+
 /* What the server does: parse, fail, echo the error with the id. */
 static void
 test_error_reply_round_trip(void **state)
@@ -1039,6 +1135,8 @@ main(void)
 	        cmocka_unit_test(test_write_subscribed_unsubscribed),
 	        cmocka_unit_test(test_write_symbols),
 	        cmocka_unit_test(test_write_error),
+	        cmocka_unit_test(test_write_history_ticks),
+	        cmocka_unit_test(test_write_history_and_api_bars),
 	        cmocka_unit_test(test_error_reply_round_trip),
 	        cmocka_unit_test(test_write_replay_state),
 	};
