@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "decimal.h"
+#include "hash.h"
 #include "tick.h"
 
 #define FIELD_BIT(f) ((uint16_t)(1u << (f)))
@@ -30,40 +31,10 @@ _Static_assert(ENCODING_MAX + 2 <= ENGINE_MIN_FRAME,
 
 /* ------------------------------------------------------------ symbol table */
 
-/*
- * Hash a symbol name eight bytes at a time. Names are at most 32 bytes, so
- * this is a handful of multiplies; the final mix spreads the bits so that
- * both the engine's table and each client's table can use the low bits.
- */
-uint64_t
-engine__hash_name(const char *s, size_t len)
-{
-	const uint64_t k = 0x9e3779b97f4a7c15ull;
-	uint64_t h = k ^ (uint64_t)len, w;
-
-	while (len >= 8) {
-		memcpy(&w, s, 8);
-		h = (h ^ w) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-		s += 8;
-		len -= 8;
-	}
-	if (len) {
-		w = 0;
-		memcpy(&w, s, len);
-		h = (h ^ w) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-	}
-	h ^= h >> 29;
-	h *= 0xbf58476d1ce4e5b9ull;
-	h ^= h >> 32;
-	return h;
-}
-
 struct symbol *
 engine__symbol_find(const struct engine *e, const char *name, size_t len)
 {
-	uint64_t hash = engine__hash_name(name, len);
+	uint64_t hash = hash_name(name, len);
 	struct symbol *sym = e->buckets[hash & e->bucket_mask];
 
 	for (; sym; sym = sym->hash_next)
@@ -118,7 +89,7 @@ engine__symbol_get(struct engine *e, const char *name, size_t len)
 	 * on when it copies the name with a fixed-size memcpy. */
 	memcpy(sym->st.symbol, name, len);
 	sym->name_len = len;
-	sym->hash = engine__hash_name(name, len);
+	sym->hash = hash_name(name, len);
 	i = sym->hash & e->bucket_mask;
 	sym->hash_next = e->buckets[i];
 	e->buckets[i] = sym;

@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
+
 #define GROUP_BUCKETS_MIN 1024
 /* last_frame_us before the first frame, so max_hz never holds it back. */
 #define NEVER_SENT INT64_MIN
@@ -80,26 +82,19 @@ struct group_key {
 };
 
 static uint64_t
-mix(uint64_t h, uint64_t v)
-{
-	h = (h ^ v) * 0xff51afd7ed558ccdull;
-	return h ^ (h >> 32);
-}
-
-static uint64_t
 key_hash(const struct group_key *k)
 {
 	uint64_t h = 0x9e3779b97f4a7c15ull ^ k->wildcard;
 	size_t i;
 
 	if (k->filter_key)
-		h = mix(h, engine__hash_name(k->filter_key,
-		                             strlen(k->filter_key)));
+		h = hash_mix(h,
+		             hash_name(k->filter_key, strlen(k->filter_key)));
 	for (i = 0; i < k->nnamed; i++)
-		h = mix(h, (uintptr_t)k->named[i]);
-	h = mix(h, 0x5bd1e995ull);
+		h = hash_mix(h, (uintptr_t)k->named[i]);
+	h = hash_mix(h, 0x5bd1e995ull);
 	for (i = 0; i < k->nexcluded; i++)
-		h = mix(h, (uintptr_t)k->excluded[i]);
+		h = hash_mix(h, (uintptr_t)k->excluded[i]);
 	return h;
 }
 

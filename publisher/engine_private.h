@@ -246,8 +246,6 @@ struct engine {
 
 /* ---------------------------------------------------------- engine.c */
 
-uint64_t engine__hash_name(const char *s, size_t len);
-
 struct symbol *engine__symbol_find(const struct engine *e, const char *name,
                                    size_t len);
 

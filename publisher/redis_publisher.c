@@ -9,6 +9,8 @@
  */
 #include "redis_private.h"
 
+#include "hash.h"
+
 struct redis_publisher {
 	char host[HOST_MAX];
 	int port;
@@ -253,7 +255,7 @@ static void
 publisher_touch(struct redis_publisher *p, size_t i)
 {
 	const char *sym = p->batch[i].symbol;
-	size_t h = redis__name_hash(sym) & (TOUCH_SLOTS - 1);
+	size_t h = hash_name(sym, strlen(sym)) & (TOUCH_SLOTS - 1);
 
 	while (p->touch_gen[h] == p->gen) {
 		if (strcmp(p->batch[p->touch_idx[h]].symbol, sym) == 0)
@@ -864,7 +866,8 @@ note_dropped(struct redis_publisher *p, const char *symbol)
 
 			if (!p->dropped[k][0])
 				continue;
-			j = redis__name_hash(p->dropped[k]) & (size - 1);
+			j = hash_name(p->dropped[k], strlen(p->dropped[k])) &
+			    (size - 1);
 			while (t[j][0])
 				j = (j + 1) & (size - 1);
 			memcpy(t[j], p->dropped[k], sizeof t[j]);
@@ -873,7 +876,7 @@ note_dropped(struct redis_publisher *p, const char *symbol)
 		p->dropped = t;
 		p->dropped_mask = size - 1;
 	}
-	for (i = redis__name_hash(symbol) & p->dropped_mask; p->dropped[i][0];
+	for (i = hash_name(symbol, len) & p->dropped_mask; p->dropped[i][0];
 	     i = (i + 1) & p->dropped_mask)
 		if (!strncmp(p->dropped[i], symbol, TICK_SYMBOL_MAX))
 			return;

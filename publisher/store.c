@@ -30,19 +30,6 @@
  */
 #include "store_private.h"
 
-uint64_t
-store__name_hash(const char *s, size_t len)
-{
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ull;
-	}
-	return h ^ (h >> 29);
-}
-
 struct sym *
 store__sym_find(const struct sym_table *t, const char *name, size_t len,
                 uint64_t hash)
@@ -109,7 +96,7 @@ store__sym_add(struct sym_table *t, const char *name, size_t len, int64_t id)
 		return NULL;
 	memcpy(y->name, name, len);
 	y->name[len] = '\0';
-	y->hash = store__name_hash(name, len);
+	y->hash = hash_name(name, len);
 	y->id = id ? id : t->next_id;
 	if (y->id >= t->next_id)
 		t->next_id = y->id + 1;
@@ -494,7 +481,7 @@ load(struct store *s, char *err, size_t errlen)
 		size_t len = strlen(name);
 		struct symbol_state st;
 		struct sym *y = store__sym_find(&s->syms, name, len,
-		                                store__name_hash(name, len));
+		                                hash_name(name, len));
 
 		memset(&st, 0, sizeof st);
 		snprintf(st.symbol, sizeof st.symbol, "%s", name);

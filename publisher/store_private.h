@@ -33,6 +33,7 @@
 #include "clock.h"
 #include "decimal.h"
 #include "errbuf.h"
+#include "hash.h"
 #include "log.h"
 
 #define DEFAULT_COMMIT_MS      50
@@ -288,8 +289,6 @@ int store__check_schema(sqlite3 *db, const char *path, char *err,
 void store__dir_of(const char *path, char *out, size_t len);
 
 /* store.c: the writer's symbol table */
-
-uint64_t store__name_hash(const char *s, size_t len);
 
 struct sym *store__sym_find(const struct sym_table *t, const char *name,
                             size_t len, uint64_t hash);

@@ -18,7 +18,7 @@ static struct gap *
 gap_of(struct store *s, const char *symbol)
 {
 	size_t len = strnlen(symbol, TICK_SYMBOL_MAX);
-	uint64_t h = store__name_hash(symbol, len);
+	uint64_t h = hash_name(symbol, len);
 	size_t i;
 
 	if ((s->ngaps + 1) * 2 > (s->gap_slots ? s->gap_mask + 1 : 0)) {
@@ -29,8 +29,8 @@ gap_of(struct store *s, const char *symbol)
 			return NULL;
 		memset(slots, 0xff, size * sizeof *slots);
 		for (k = 0; k < s->ngaps; k++) {
-			size_t j = store__name_hash(s->gaps[k].symbol,
-			                            strlen(s->gaps[k].symbol)) &
+			size_t j = hash_name(s->gaps[k].symbol,
+			                     strlen(s->gaps[k].symbol)) &
 			           (size - 1);
 
 			while (slots[j] != UINT32_MAX)

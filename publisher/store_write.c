@@ -58,7 +58,7 @@ batch_prepare(struct store *s, size_t n)
 		uint64_t seq;
 
 		y = store__sym_find(&s->syms, t->symbol, len,
-		                    store__name_hash(t->symbol, len));
+		                    hash_name(t->symbol, len));
 		seq = engine_apply_tick(s->engine, t);
 		if (!seq) {
 			/* Refused (invalid symbol, stale seq): the state
@@ -164,9 +164,8 @@ batch_prepare(struct store *s, size_t n)
 		const struct gap *gp = &s->pending_gaps[i];
 		size_t len = strnlen(gp->symbol, TICK_SYMBOL_MAX);
 		struct gap_row *row = &b->gaps[b->ngaps];
-		struct sym *y =
-		        store__sym_find(&s->syms, gp->symbol, len,
-		                        store__name_hash(gp->symbol, len));
+		struct sym *y = store__sym_find(&s->syms, gp->symbol, len,
+		                                hash_name(gp->symbol, len));
 
 		if (!y && !(y = store__sym_add(&s->syms, gp->symbol, len, 0)))
 			continue;
