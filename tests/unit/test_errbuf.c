@@ -18,9 +18,8 @@ test_writes_message_and_returns_minus_one(void **state)
 {
 	char err[64] = "stale";
 
-	assert_int_equal(errf(err, sizeof err, "cannot open '%s': %d", "x.db",
-	                      7),
-	                 -1);
+	assert_int_equal(
+	        errf(err, sizeof err, "cannot open '%s': %d", "x.db", 7), -1);
 	assert_string_equal(err, "cannot open 'x.db': 7");
 }
 
