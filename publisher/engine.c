@@ -12,13 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decimal.h"
 #include "hash.h"
 #include "tick.h"
-
-#define FIELD_BIT(f) ((uint16_t)(1u << (f)))
-#define INPUT_MASK   ((uint16_t)((1u << TICK_FIELD_COUNT) - 1u))
-#define STATE_MASK   ((uint16_t)((1u << STATE_FIELD_COUNT) - 1u))
 
 #define SYMBOL_BUCKETS_MIN 1024
 
@@ -209,112 +204,32 @@ engine_destroy(struct engine *e)
 	free(e);
 }
 
-/* Numeric equality, with the common case (same scale) done inline. */
-static inline bool
-decimal_same(struct decimal a, struct decimal b)
-{
-	if (a.scale == b.scale)
-		return a.mantissa == b.mantissa;
-	return decimal_cmp(a, b) == 0;
-}
-
-/* Store v in field f at seq, unless it is numerically the stored value: then
- * nothing changed and the stored text (say "189.30") is kept as it was. */
-static inline void
-field_set(struct symbol_state *st, int f, struct decimal v, uint64_t seq)
-{
-	uint16_t bit = FIELD_BIT(f);
-
-	if ((st->present & bit) && decimal_same(st->value[f], v))
-		return;
-	st->value[f] = v;
-	st->changed_seq[f] = seq;
-	st->present |= bit;
-}
-
 uint64_t
 engine_apply_tick(struct engine *e, const struct tick *t)
 {
 	struct symbol *sym;
-	struct symbol_state *st;
-	struct decimal volume = {0, 0}, trades = {0, 0};
-	const struct decimal one = {1, 0};
-	bool set_volume = false, sends_volume, has_last;
-	uint16_t present = t->present & INPUT_MASK;
 	size_t len = strnlen(t->symbol, sizeof t->symbol);
 	uint64_t seq;
-	int f;
+	bool first;
 
 	if (len == 0 || len > TICK_SYMBOL_MAX)
 		goto refuse;
 	sym = engine__symbol_get(e, t->symbol, len);
 	if (!sym)
 		goto refuse;
-	st = &sym->st;
-
-	if (t->seq != 0) {
-		if (t->seq <= st->seq)
-			goto refuse_release;
-		seq = t->seq;
-	} else {
-		if (st->seq == UINT64_MAX)
-			goto refuse_release;
-		seq = st->seq + 1;
-	}
-
-	/* Everything that can fail is worked out before the state is touched,
-	 * so a refused tick leaves it as it was. */
-	sends_volume = st->feed_sends_volume;
-	if (present & FIELD_BIT(FIELD_VOLUME)) {
-		volume = t->value[FIELD_VOLUME];
-		sends_volume = true;
-		set_volume = true;
-	} else if (!sends_volume && (present & FIELD_BIT(FIELD_LAST_SIZE))) {
-		if (st->present & FIELD_BIT(FIELD_VOLUME)) {
-			if (decimal_add(st->value[FIELD_VOLUME],
-			                t->value[FIELD_LAST_SIZE],
-			                &volume) != 0)
-				goto refuse_release;
-		} else {
-			volume = t->value[FIELD_LAST_SIZE];
-		}
-		set_volume = true;
-	}
-	has_last = present & FIELD_BIT(FIELD_LAST);
-	if (has_last) {
-		if (!(st->present & FIELD_BIT(FIELD_TRADES)))
-			trades = one;
-		else if (decimal_add(st->value[FIELD_TRADES], one, &trades) !=
-		         0)
-			goto refuse_release;
-	}
-	if (st->seq == 0 && e->wildcards &&
-	    engine__attach_wildcards(e, sym) != 0)
+	first = sym->st.seq == 0;
+	/* A symbol's first data brings it into the wildcard groups. That is
+	 * done before the fold, so that their entries hold seq 0 and the
+	 * tick reaches them as a snapshot. A state with no data never
+	 * refuses a tick, so the fold below cannot leave the symbol in a
+	 * group for nothing. */
+	if (first && e->wildcards && engine__attach_wildcards(e, sym) != 0)
 		goto refuse_release;
-
-	for (f = 0; f < FIELD_VOLUME; f++)
-		if (present & FIELD_BIT(f))
-			field_set(st, f, t->value[f], seq);
-	if (set_volume)
-		field_set(st, FIELD_VOLUME, volume, seq);
-	if (has_last) {
-		struct decimal last = t->value[FIELD_LAST];
-
-		if (!(st->present & FIELD_BIT(FIELD_OPEN)))
-			field_set(st, FIELD_OPEN, last, seq);
-		if (!(st->present & FIELD_BIT(FIELD_HIGH)) ||
-		    decimal_cmp(last, st->value[FIELD_HIGH]) > 0)
-			field_set(st, FIELD_HIGH, last, seq);
-		if (!(st->present & FIELD_BIT(FIELD_LOW)) ||
-		    decimal_cmp(last, st->value[FIELD_LOW]) < 0)
-			field_set(st, FIELD_LOW, last, seq);
-		field_set(st, FIELD_TRADES, trades, seq);
-	}
-	st->feed_sends_volume = sends_volume;
-	st->ts = t->ts;
-	if (st->seq == 0)
+	seq = symbol_state_apply(&sym->st, t);
+	if (!seq)
+		goto refuse_release;
+	if (first)
 		e->nsymbols_data++;
-	st->seq = seq;
 	e->stats.ticks_applied++;
 	symbol_mark_dirty(e, sym);
 	return seq;
@@ -333,7 +248,6 @@ engine_restore_symbol(struct engine *e, const struct symbol_state *s)
 	size_t len = strnlen(s->symbol, sizeof s->symbol);
 	struct symbol *sym;
 	struct symbol_state *st;
-	int f;
 
 	if (len == 0 || len > TICK_SYMBOL_MAX)
 		return -1;
@@ -351,19 +265,7 @@ engine_restore_symbol(struct engine *e, const struct symbol_state *s)
 		e->nsymbols_data--;
 	if (s->seq != 0)
 		e->nsymbols_data++;
-	st->seq = s->seq;
-	st->ts = s->ts;
-	st->present = s->seq != 0 ? (s->present & STATE_MASK) : 0;
-	st->feed_sends_volume = s->feed_sends_volume;
-	for (f = 0; f < STATE_FIELD_COUNT; f++) {
-		st->value[f] = s->value[f];
-		/* A change seq of 0 or beyond the state's seq cannot be
-		 * right; taking the state's seq makes every delta carry the
-		 * field, which is always correct. */
-		st->changed_seq[f] = s->changed_seq[f];
-		if (st->changed_seq[f] == 0 || st->changed_seq[f] > st->seq)
-			st->changed_seq[f] = st->seq;
-	}
+	symbol_state_restore(st, s);
 	/* What the subscribers hold came from the history just replaced,
 	 * possibly at the same seq: no delta can be trusted to apply, and no
 	 * cached encoding either. Each gets a snapshot. */

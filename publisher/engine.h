@@ -40,23 +40,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "symbol_state.h"
 #include "tick.h"
 
 struct engine;
 struct engine_client;
-
-/* The full state of one symbol, as the store persists and restores it. */
-struct symbol_state {
-	char symbol[TICK_SYMBOL_MAX + 1];
-	uint64_t seq;     /* seq of the last tick applied; 0 = no data yet */
-	int64_t ts;       /* ts of the last tick applied */
-	uint16_t present; /* bit (1u << field) over STATE_FIELD_COUNT */
-	bool feed_sends_volume; /* volume comes from the feed, not from
-	                           last_size */
-	struct decimal value[STATE_FIELD_COUNT];
-	uint64_t changed_seq[STATE_FIELD_COUNT]; /* seq of each field's last
-	                                            change */
-};
 
 /* The smallest frame a client can be given: one update of the longest kind
  * with room to spare. */
@@ -102,13 +90,11 @@ struct engine *engine_create(const struct engine_config *config);
 void engine_destroy(struct engine *e);
 
 /*
- * Apply one tick. With t->seq == 0 the engine assigns the symbol's next seq;
- * with t->seq set (an edge following an ingest node) that seq is used and
- * must be greater than the symbol's current seq.
- * Fields equal to the stored value (numerically) do not count as changed.
- * Derived fields: open/high/low follow `last`; `trades` counts ticks that
- * carry `last`; `volume` adds up `last_size` until the feed sends `volume`
- * itself, after which the feed's value is taken as is.
+ * Apply one tick: fold it into its symbol's state by the rules of
+ * symbol_state_apply() (seqs, unchanged values, open/high/low, trades,
+ * volume). With t->seq == 0 the engine assigns the symbol's next seq; with
+ * t->seq set (an edge following an ingest node) that seq is used and must
+ * be greater than the symbol's current seq.
  * Returns the seq applied (> 0), or 0 when the tick is refused (invalid
  * symbol, stale seq, volume overflow); the state is then unchanged.
  */

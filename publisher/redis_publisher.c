@@ -1,7 +1,8 @@
 /*
  * redis_publisher.c: the ingest side of the Redis link (redis_link.h). A
  * thread of its own takes the applied ticks the pipeline appends, folds
- * them into its engine (the states), and publishes them in pipelined
+ * them into its states (a state_table: the engine's folding rules, without
+ * its subscribers), and publishes them in pipelined
  * batches: a stream entry per tick and the states that changed, with a
  * full state rewrite (a new run) whenever Redis lost track of it. As the
  * pipeline's sink it never holds up live data: when its queue is full it
@@ -10,6 +11,7 @@
 #include "redis_private.h"
 
 #include "hash.h"
+#include "state_table.h"
 
 struct redis_publisher {
 	char host[HOST_MAX];
@@ -23,7 +25,7 @@ struct redis_publisher {
 	void *wake_ctx;
 
 	/* The thread's (and before start, the creator's). */
-	struct engine *engine;
+	struct state_table *states;
 	redisContext *rc;
 	uint64_t rng;
 	struct backoff backoff;
@@ -68,7 +70,6 @@ struct redis_publisher *
 redis_publisher_create(const struct redis_publisher_options *opt, char *err,
                        size_t errlen)
 {
-	struct engine_config ec = {0};
 	struct redis_publisher *p;
 	const char *prefix;
 
@@ -121,13 +122,13 @@ redis_publisher_create(const struct redis_publisher_options *opt, char *err,
 	pthread_mutex_init(&p->mu, NULL);
 	clock_cond_init_mono(&p->cond);
 
-	p->engine = engine_create(&ec);
+	p->states = state_table_create();
 	p->ring = p->cap <= SIZE_MAX / sizeof *p->ring
 	                  ? malloc(p->cap * sizeof *p->ring)
 	                  : NULL;
 	p->enq_us = malloc(p->cap * sizeof *p->enq_us);
 	p->batch = malloc(BATCH_MAX * sizeof *p->batch);
-	if (!p->engine || !p->ring || !p->enq_us || !p->batch) {
+	if (!p->states || !p->ring || !p->enq_us || !p->batch) {
 		errf(err, errlen, "out of memory (queue of %zu ticks)", p->cap);
 		redis_publisher_destroy(p);
 		return NULL;
@@ -141,7 +142,7 @@ redis_publisher_restore(struct redis_publisher *p,
 {
 	if (!p || p->started)
 		return -1;
-	return engine_restore_symbol(p->engine, st);
+	return state_table_restore(p->states, st);
 }
 
 /* ------------------------------------------------------- the queue */
@@ -195,7 +196,7 @@ redis_publisher_append(struct redis_publisher *p, const struct tick *applied,
  * Wait until there are ticks (or states to resume with), the heartbeat or a
  * reconnect is due, or the publisher stops; then move up to BATCH_MAX ticks
  * into p->batch. States the sink resumed with are taken in the same step
- * and put into the engine before those ticks, which came after them
+ * and put into the states before those ticks, which came after them
  * (*resync then says a run must start). Returns the number of ticks moved;
  * *stop says whether the publisher is stopping.
  */
@@ -239,7 +240,7 @@ publisher_take(struct redis_publisher *p, bool *stop, bool *resync)
 		p->stats.state_resyncs++;
 	pthread_mutex_unlock(&p->mu);
 	for (i = 0; i < nr; i++)
-		if (engine_restore_symbol(p->engine, &r[i]))
+		if (state_table_restore(p->states, &r[i]))
 			log_warn("redis: could not restore symbol '%.32s'",
 			         r[i].symbol);
 	free(r);
@@ -268,7 +269,7 @@ publisher_touch(struct redis_publisher *p, size_t i)
 }
 
 /*
- * Apply the batch to the publisher's engine, which is what edges will be
+ * Fold the batch into the publisher's states, which is what edges will be
  * given as state, connected or not. The applied ticks stay at the front of
  * p->batch with their seqs, and the symbols they touched are noted.
  * Returns the number applied.
@@ -285,7 +286,7 @@ publisher_apply(struct redis_publisher *p, size_t n)
 	}
 	p->nunique = 0;
 	for (i = 0; i < n; i++) {
-		uint64_t seq = engine_apply_tick(p->engine, &p->batch[i]);
+		uint64_t seq = state_table_apply(p->states, &p->batch[i]);
 
 		if (!seq) {
 			refused++;
@@ -303,7 +304,7 @@ publisher_apply(struct redis_publisher *p, size_t n)
 		pthread_mutex_unlock(&p->mu);
 		log_limited(LOG_WARN,
 		            "redis: %llu ticks refused by the publisher's "
-		            "engine (a seq not after the one it holds: was "
+		            "states (a seq not after the one it holds: was "
 		            "it restored like the serving engine?)",
 		            (unsigned long long)refused);
 	}
@@ -478,7 +479,8 @@ publisher_check_ahead(struct redis_publisher *p)
 		for (i = 0; i + 1 < r->elements; i += 2) {
 			const redisReply *k = r->element[i],
 			                 *v = r->element[i + 1];
-			struct symbol_state rs, st;
+			const struct symbol_state *st;
+			struct symbol_state rs;
 			const char *why;
 
 			if (k->type != REDIS_REPLY_STRING ||
@@ -486,17 +488,14 @@ publisher_check_ahead(struct redis_publisher *p)
 			    redis__state_decode(k->str, k->len, v->str, v->len,
 			                        &rs, &why))
 				continue;
-			if (engine_get_state(p->engine, rs.symbol, &st) == 0 &&
-			    st.seq >= rs.seq)
+			st = state_table_find(p->states, rs.symbol);
+			if (st && st->seq >= rs.seq)
 				continue;
 			if (!ahead++) {
 				snprintf(sample, sizeof sample, "%s",
 				         rs.symbol);
 				theirs = rs.seq;
-				ours = engine_get_state(p->engine, rs.symbol,
-				                        &st) == 0
-				               ? st.seq
-				               : 0;
+				ours = st ? st->seq : 0;
 			}
 		}
 	}
@@ -582,7 +581,7 @@ rewrite:
 	redis__resp_str(&p->out, "DEL");
 	redis__resp_str(&p->out, p->key_state);
 	p->commands++;
-	engine_foreach_symbol(p->engine, add_state_cb, p);
+	state_table_foreach(p->states, add_state_cb, p);
 	publisher_flush_chunk(p);
 	redis__resp_array(&p->out, 3);
 	redis__resp_str(&p->out, "SET");
@@ -604,7 +603,7 @@ rewrite:
 static void
 publisher_connect(struct redis_publisher *p)
 {
-	struct engine_stats es;
+	size_t nsymbols;
 	char why[160];
 
 	p->rc = redis__link_connect(p->host, p->port, p->connect_us, p->io_us,
@@ -620,7 +619,7 @@ publisher_connect(struct redis_publisher *p)
 	}
 	redis__backoff_reset(&p->backoff);
 	p->last_send_us = clock_mono_us();
-	engine_get_stats(p->engine, &es);
+	nsymbols = state_table_count(p->states);
 	pthread_mutex_lock(&p->mu);
 	if (p->ever_connected) {
 		p->stats.reconnects++;
@@ -630,12 +629,12 @@ publisher_connect(struct redis_publisher *p)
 		        p->host, p->port,
 		        (long long)((clock_wall_us() - p->stats.down_since_us) /
 		                    1000000),
-		        p->run, es.symbols);
+		        p->run, nsymbols);
 	} else {
 		log_info("redis: publishing to %s:%d under '%s' (run %s, "
 		         "epoch %s, %zu symbols)",
 		         p->host, p->port, p->prefix, p->run, p->epoch,
-		         es.symbols);
+		         nsymbols);
 	}
 	p->ever_connected = true;
 	p->stats.connected = true;
@@ -653,17 +652,18 @@ publisher_connect(struct redis_publisher *p)
 static int
 publisher_send(struct redis_publisher *p, size_t n)
 {
-	struct symbol_state st;
+	const struct symbol_state *st;
 	size_t i;
 
 	jsonbuf_reset(&p->out);
 	jsonbuf_reset(&p->chunk);
 	p->chunk_pairs = 0;
 	p->commands = 0;
-	for (i = 0; i < p->nunique; i++)
-		if (engine_get_state(p->engine, p->batch[p->unique[i]].symbol,
-		                     &st) == 0)
-			publisher_add_state(p, &st);
+	for (i = 0; i < p->nunique; i++) {
+		st = state_table_find(p->states, p->batch[p->unique[i]].symbol);
+		if (st)
+			publisher_add_state(p, st);
+	}
 	publisher_flush_chunk(p);
 	for (i = 0; i < n; i++) {
 		const struct tick *t = &p->batch[i];
@@ -717,7 +717,7 @@ publisher_main(void *arg)
 		if (!p->rc && !stop && clock_mono_us() >= p->next_attempt_us)
 			publisher_connect(p);
 		n = publisher_take(p, &stop, &resync);
-		/* States the sink resumed with are in the engine, before the
+		/* States the sink resumed with were folded in before the
 		 * ticks taken with them: a run starts with them now. */
 		if (resync && p->rc && publisher_full_sync(p, false) != 0) {
 			/* The next connect's run carries them. */
@@ -831,7 +831,7 @@ redis_publisher_destroy(struct redis_publisher *p)
 			         p->count + p->unsent_at_close);
 	}
 	publisher_disconnect(p);
-	engine_destroy(p->engine);
+	state_table_destroy(p->states);
 	jsonbuf_free(&p->xadd_head);
 	jsonbuf_free(&p->out);
 	jsonbuf_free(&p->chunk);

@@ -15,14 +15,14 @@
  *
  * Writer thread. store_append() copies ticks into a ring under a mutex. The
  * writer takes up to BATCH_MAX of them in place (producers only ever write
- * the free part of the ring) once the oldest has waited commit_ms, applies
- * them to its private engine (which yields each symbol's state after the
- * batch), groups them by symbol and writes ticks, runs, states, a commits
- * row and the meta counters in one transaction. Everything about a batch is
- * worked out once, before the first attempt, so a failed commit is simply
- * rolled back and attempted again with the same rows: the engine has
- * already applied those ticks and must not apply them twice. Only after the
- * commit are the ring slots freed.
+ * the free part of the ring) once the oldest has waited commit_ms, folds
+ * them into its own symbol states (a state_table: the engine's folding
+ * rules, without its subscribers), groups them by symbol and writes ticks,
+ * runs, states, a commits row and the meta counters in one transaction.
+ * Everything about a batch is worked out once, before the first attempt,
+ * so a failed commit is simply rolled back and attempted again with the
+ * same rows: the states have taken those ticks already and must not take
+ * them twice. Only after the commit are the ring slots freed.
  *
  * Retention and run sweeping happen on the writer thread too, between
  * batches and in small transactions, because SQLite has one writer at a
@@ -400,22 +400,16 @@ state_from_row(sqlite3_stmt *q, int col, struct symbol_state *st)
 	"st.bid_size_seq, st.ask_size_seq, st.last_seq, st.last_size_seq, "    \
 	"st.volume_seq, st.open_seq, st.high_seq, st.low_seq, st.trades_seq"
 
-static void
-noop_client_ready(void *user, void *ctx)
-{
-}
-
 /* Load meta, symbols and states: the writer continues from them. */
 static int
 load(struct store *s, char *err, size_t errlen)
 {
-	struct engine_config ec = {.client_ready = noop_client_ready};
 	sqlite3_stmt *q = NULL;
 	int64_t max_id = 0;
 	int rc;
 
-	s->engine = engine_create(&ec);
-	if (!s->engine)
+	s->states = state_table_create();
+	if (!s->states)
 		return errf(err, errlen, "out of memory");
 
 	rc = sqlite3_prepare_v2(s->db,
@@ -486,7 +480,7 @@ load(struct store *s, char *err, size_t errlen)
 		memset(&st, 0, sizeof st);
 		snprintf(st.symbol, sizeof st.symbol, "%s", name);
 		state_from_row(q, 3, &st);
-		if (!y || engine_restore_symbol(s->engine, &st) != 0) {
+		if (!y || state_table_restore(s->states, &st) != 0) {
 			sqlite3_finalize(q);
 			return errf(err, errlen,
 			            "db '%s': cannot restore the state of "
@@ -634,32 +628,17 @@ store_epoch(const struct store *s)
 	return s->epoch;
 }
 
-struct load_ctx {
-	void (*fn)(const struct symbol_state *st, void *ctx);
-	void *ctx;
-};
-
-static void
-load_one(const struct symbol_state *st, void *ctx)
-{
-	struct load_ctx *l = ctx;
-
-	l->fn(st, l->ctx);
-}
-
 int
 store_load_state(struct store *s,
                  void (*fn)(const struct symbol_state *st, void *ctx),
                  void *ctx)
 {
-	struct load_ctx l = {fn, ctx};
-
-	/* The writer's engine was restored from the state table on open and
-	 * is what the writer continues from; once the writer runs, it is
+	/* The writer's states were restored from the state table on open and
+	 * are what the writer continues from; once the writer runs, they are
 	 * the writer's alone. */
 	if (!s || !fn || s->started)
 		return -1;
-	engine_foreach_symbol(s->engine, load_one, &l);
+	state_table_foreach(s->states, fn, ctx);
 	return 0;
 }
 
@@ -690,7 +669,7 @@ store_restore_state(struct store *s, const struct symbol_state *st)
 	return rc;
 }
 
-/* Writer thread: put queued restored states into the writer's engine,
+/* Writer thread: put queued restored states into the writer's states,
  * never between a batch's preparation and its commit; the gaps they close
  * wait in pending_gaps for the next transaction. */
 void
@@ -706,7 +685,7 @@ store__apply_restores(struct store *s)
 	s->nrestores = s->restores_cap = 0;
 	pthread_mutex_unlock(&s->mu);
 	for (i = 0; i < n; i++) {
-		if (engine_restore_symbol(s->engine, &r[i].st)) {
+		if (state_table_restore(s->states, &r[i].st)) {
 			log_warn("store: could not restore symbol '%.32s'",
 			         r[i].st.symbol);
 			continue;
@@ -897,7 +876,7 @@ store_close(struct store *s)
 	if (s->started) {
 		pthread_cond_broadcast(&s->cond);
 		pthread_join(s->writer, NULL);
-	} else if (s->db && s->engine && s->count) {
+	} else if (s->db && s->states && s->count) {
 		/* Never started: write what was queued on this thread. */
 		s->next_retain_us = INT64_MAX;
 		writer_main(s);
@@ -907,7 +886,7 @@ store_close(struct store *s)
 		sqlite3_close(s->db);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd);
-	engine_destroy(s->engine);
+	state_table_destroy(s->states);
 	store__sym_table_free(&s->syms);
 	free(s->batch.items);
 	free(s->batch.order);

@@ -35,6 +35,7 @@
 #include "errbuf.h"
 #include "hash.h"
 #include "log.h"
+#include "state_table.h"
 
 #define DEFAULT_COMMIT_MS      50
 #define DEFAULT_QUEUE_CAPACITY 262144
@@ -115,7 +116,7 @@ struct gap {
 	uint64_t ticks;
 };
 
-/* A state for the writer's engine: a resync (edge), or the state a symbol
+/* A state for the writer's states: a resync (edge), or the state a symbol
  * had when the store took up again after a gap. */
 struct restore {
 	struct symbol_state st;
@@ -127,7 +128,7 @@ struct restore {
 struct item {
 	uint32_t slot;  /* in the ring */
 	uint32_t group; /* in batch.groups */
-	uint64_t seq;   /* as applied by the writer's engine */
+	uint64_t seq;   /* as the writer's states applied it */
 };
 
 /* One symbol's ticks in the batch: one run. */
@@ -199,7 +200,7 @@ struct store {
 	void *wake_ctx;
 
 	/* Writer thread only (and store_open before it starts). */
-	struct engine *engine;
+	struct state_table *states; /* each symbol's state, as stored */
 	struct sym_table syms;
 	struct batch batch;
 	int64_t next_id;        /* ticks.id of the next tick */
@@ -322,7 +323,7 @@ int store__writer_pragmas(struct store *s, char *err, size_t errlen);
 
 /* store.c: the queue */
 
-/* Writer thread: put queued restored states into the writer's engine,
+/* Writer thread: put queued restored states into the writer's states,
  * never between a batch's preparation and its commit; the gaps they close
  * wait in pending_gaps for the next transaction. */
 void store__apply_restores(struct store *s);

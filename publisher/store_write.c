@@ -1,6 +1,6 @@
 /*
  * store_write.c: the writer thread's work. A batch of queued ticks is
- * worked out once (applied to the writer's engine, grouped by symbol into
+ * worked out once (folded into the writer's states, grouped by symbol into
  * runs, with the states after it) and written in one transaction: ticks,
  * runs, states, a commits row, the meta counters and any gaps. A failed
  * commit is rolled back and tried again with the same rows; only a commit
@@ -9,7 +9,7 @@
  */
 #include "store_private.h"
 
-/* A tick the writer's engine refused: counted, and logged once a minute.
+/* A tick the writer's states refused: counted, and logged once a minute.
  * The server's engine applied it, so the two have drifted apart (a caller
  * that appends a tick twice, or out of seq order). */
 static void
@@ -32,8 +32,8 @@ refused(struct store *s, const struct tick *t)
 }
 
 /*
- * Work out everything about the next n queued ticks: apply them to the
- * engine, give new symbols their ids, group the ticks by symbol, and take
+ * Work out everything about the next n queued ticks: fold them into the
+ * states, give new symbols their ids, group the ticks by symbol, and take
  * each touched symbol's state. Called once per batch; the result is then
  * written as often as it takes.
  */
@@ -41,6 +41,7 @@ static void
 batch_prepare(struct store *s, size_t n)
 {
 	struct batch *b = &s->batch;
+	const struct symbol_state *st;
 	size_t i, g;
 
 	b->serial++;
@@ -59,7 +60,7 @@ batch_prepare(struct store *s, size_t n)
 
 		y = store__sym_find(&s->syms, t->symbol, len,
 		                    hash_name(t->symbol, len));
-		seq = engine_apply_tick(s->engine, t);
+		seq = state_table_apply(s->states, t);
 		if (!seq) {
 			/* Refused (invalid symbol, stale seq): the state
 			 * stays as it was, so the tick is not stored
@@ -71,7 +72,7 @@ batch_prepare(struct store *s, size_t n)
 		if (!y) {
 			y = store__sym_add(&s->syms, t->symbol, len, 0);
 			if (!y) {
-				/* Out of memory: the engine has the tick but
+				/* Out of memory: the state has the tick but
 				 * the store cannot place it. */
 				log_error("store: out of memory: tick of '%s' "
 				          "not stored",
@@ -146,7 +147,9 @@ batch_prepare(struct store *s, size_t n)
 			b->ts_min = gr->ts_min;
 		if (gr->max_ts > b->max_ts)
 			b->max_ts = gr->max_ts;
-		engine_get_state(s->engine, y->name, &gr->st);
+		st = state_table_find(s->states, y->name);
+		if (st)
+			gr->st = *st;
 	}
 	/* Gaps: each with its symbol's state after this batch (what the
 	 * state row says either way) and its symbols row when it has none. */
@@ -178,12 +181,12 @@ batch_prepare(struct store *s, size_t n)
 			y->group = UINT32_MAX;
 		}
 		row->gap = *gp;
-		if (engine_get_state(s->engine, y->name, &row->st))
+		st = state_table_find(s->states, y->name);
+		if (!st)
 			continue;
+		row->st = *st;
 		b->ngaps++;
 	}
-	/* The engine's change list has no reader here; keep it short. */
-	engine_flush(s->engine);
 	if (b->ngroups && store__span(b->max_ts, b->ts_min) > s->max_lag)
 		s->max_lag = store__span(b->max_ts, b->ts_min);
 	if (b->ngroups)
