@@ -286,26 +286,41 @@ engine_set_client_ready(struct engine *e,
 	e->config.ctx = ctx;
 }
 
+/*
+ * One sweep: every state goes empty and every cached encoding with it;
+ * a symbol that no group names is freed. The dirty list is emptied first:
+ * nothing is owed for a symbol whose data is gone. Then the groups forget
+ * the old life (engine__fanout_clear).
+ */
 void
 engine_clear(struct engine *e)
 {
+	struct symbol *sym;
 	size_t i;
 
+	while ((sym = e->dirty_head) != NULL) {
+		e->dirty_head = sym->dirty_next;
+		sym->dirty_next = NULL;
+		sym->dirty = false;
+	}
+	e->dirty_tail = NULL;
 	for (i = 0; i <= e->bucket_mask; i++) {
-		struct symbol *sym = e->buckets[i], *next;
+		struct symbol **pp = &e->buckets[i];
 
-		for (; sym; sym = next) {
-			struct symbol_state empty;
-
-			next = sym->hash_next;
-			if (sym->st.seq == 0)
+		while ((sym = *pp) != NULL) {
+			if (sym->nentries == 0) {
+				*pp = sym->hash_next;
+				e->nsymbols--;
+				symbol_free(sym);
 				continue;
-			memset(&empty, 0, sizeof empty);
-			memcpy(empty.symbol, sym->st.symbol,
-			       sizeof empty.symbol);
-			engine_restore_symbol(e, &empty);
+			}
+			symbol_state_clear(&sym->st);
+			engine__encoding_drop(sym);
+			pp = &sym->hash_next;
 		}
 	}
+	e->nsymbols_data = 0;
+	engine__fanout_clear(e);
 }
 
 size_t

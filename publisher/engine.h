@@ -114,8 +114,15 @@ void engine_set_client_ready(struct engine *e,
                              void (*client_ready)(void *user, void *ctx),
                              void *ctx);
 
-/* Empty every symbol (a new life of the data): seqs start again from 0,
- * subscriptions stay and get a snapshot with each symbol's next tick. */
+/*
+ * Drop every symbol's state (a new life of the data, e.g. a new epoch):
+ * seqs start again from 0 and the engine counts no symbol. Subscriptions
+ * stay as they are ("*" included) and clients stay attached, but what they
+ * hold is of the old life: nothing of it is owed to them any more (a frame
+ * already half sent is dropped too), and each subscribed symbol comes to
+ * them as a snapshot with its next tick. Telling clients of the new life
+ * (the server closes their connections) is the caller's business.
+ */
 void engine_clear(struct engine *e);
 
 /* Symbols with data. */

@@ -819,6 +819,53 @@ engine__symbol_reset(struct engine *e, struct symbol *sym)
 }
 
 void
+engine__fanout_clear(struct engine *e)
+{
+	size_t b;
+
+	for (b = 0; b <= e->group_mask; b++) {
+		struct group *g;
+
+		for (g = e->groups[b]; g; g = g->hash_next) {
+			struct engine_client *c;
+			uint32_t i;
+
+			for (i = 0; i < g->nentries; i++) {
+				struct entry *en = g->entries[i];
+
+				en->seq = 0;
+				en->dirty = false;
+				en->reset_round = g->round + 1;
+			}
+			g->dirty_head = g->dirty_tail = NULL;
+			g->dirty = false;
+			for (i = 0; i < ROUND_RING; i++) {
+				g->ring[i].n = 0;
+				g->ring[i].count = 0;
+			}
+			g->kept_from = g->round + 1;
+			for (i = 0; i < g->nframes; i++)
+				engine__frame_unref(g->frames[i]);
+			g->nframes = 0;
+			/* What a client holds is of the old life, and every
+			 * entry now holds nothing: the same thing. */
+			while ((c = g->behind ? g->behind : g->catching_up)) {
+				member_unlink(c);
+				engine__frame_unref(c->frame);
+				c->frame = NULL;
+				free(c->held);
+				c->held = NULL;
+				c->held_len = 0;
+				c->stalled = false;
+				c->round = g->round;
+				member_push(c, MEMBER_IDLE);
+			}
+		}
+	}
+	e->dirty_groups = NULL;
+}
+
+void
 engine__fanout_flush(struct engine *e)
 {
 	struct symbol *sym;

@@ -267,6 +267,11 @@ int engine__attach_wildcards(struct engine *e, struct symbol *sym);
  * snapshot at the next round. */
 void engine__symbol_reset(struct engine *e, struct symbol *sym);
 
+/* engine_clear(): the symbols were emptied. Every group forgets its rounds
+ * and frames, its entries hold seq 0 (what comes next is a snapshot), and
+ * every client stands idle at its group's latest round, owing nothing. */
+void engine__fanout_clear(struct engine *e);
+
 /* engine_flush()'s fan-out: close a round in every group a dirty symbol is
  * in, then make the idle clients of those groups pending. */
 void engine__fanout_flush(struct engine *e);

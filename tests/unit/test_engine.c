@@ -2,7 +2,8 @@
  * Unit tests for publisher/engine.c: symbol state and derived fields, exact
  * decimals, snapshots and deltas (checked by parsing what a client receives
  * and applying it as a client would), conflation, max_hz, wildcards, resume,
- * batching and frame limits, restore, and refused ticks.
+ * batching and frame limits, restore, refused ticks, and clearing every
+ * symbol (a new epoch).
  *
  * Frames are parsed with jansson for their structure, but field values are
  * read from the raw text with decimal_parse: jansson would turn 189.30 into
@@ -1051,6 +1052,208 @@ test_clients_in_step_share_one_encoding(void **state)
 	engine_destroy(NULL);
 }
 
+static void
+count_symbol(const struct symbol_state *s, void *ctx)
+{
+	(*(int *)ctx)++;
+}
+
+/* An update's field is present with the text want. */
+static void
+assert_update_field(const struct update *u, enum tick_field f, const char *want)
+{
+	assert_true((u->present >> f) & 1u);
+	assert_decimal_text(u->value[f], want);
+}
+
+/*
+ * engine_clear (a new epoch): every state goes, whatever the clients stood
+ * at (in step, behind with a merged frame owed, catching up after a resume,
+ * half-way through a frame of several chunks), nothing of the old life is
+ * sent after it, and each subscribed symbol comes back as a snapshot of the
+ * new life only. Subscriptions, "*" included, stay.
+ */
+static void
+test_clear_drops_every_state_and_what_clients_are_owed(void **state)
+{
+	enum { NSYM = 1200 };
+	struct engine *e = engine_new(NULL);
+	struct engine_client *step, *slow, *resumed, *wide[2];
+	struct engine_stats before, after;
+	struct symbol_state s;
+	struct update *u = malloc(MAX_UPDATES * sizeof *u);
+	int ready_step = 0, ready_slow = 0, ready_resumed = 0,
+	    ready_wide[2] = {0};
+	int n, i;
+	struct tick t;
+	char name[16];
+
+	assert_non_null(u);
+	step = engine_client_create(e, &ready_step);
+	slow = engine_client_create(e, &ready_slow);
+	resumed = engine_client_create(e, &ready_resumed);
+	assert_int_equal(engine_client_subscribe(step, "AAPL", false, 0), 0);
+	assert_int_equal(engine_client_subscribe(step, "NODATA", false, 0), 0);
+	assert_int_equal(engine_client_subscribe(slow, "AAPL", false, 0), 0);
+	for (i = 0; i < 2; i++) {
+		wide[i] = engine_client_create(e, &ready_wide[i]);
+		assert_int_equal(
+		        engine_client_subscribe_all(wide[i], NULL, NULL), 0);
+	}
+	/* Enough symbols that a frame of all of them takes several chunks. */
+	for (i = 0; i < NSYM; i++) {
+		snprintf(name, sizeof name, "S%04d", i);
+		apply_trade(e, name, 1, "10.5", "100");
+	}
+	apply_trade(e, "AAPL", 1, "189.30", "100");
+	apply_quote(e, "AAPL", 2, "189.25", "189.35");
+	engine_flush(e);
+	assert_int_equal(drain(step, 0, u, MAX_UPDATES), 1);
+	assert_int_equal(drain(slow, 0, u, MAX_UPDATES), 1);
+	assert_int_equal(drain(wide[1], 0, u, MAX_UPDATES), NSYM + 1);
+	for (i = 0; i < 3; i++) {
+		apply_quote(e, "AAPL", 3 + i, i % 2 ? "189.26" : "189.27",
+		            "189.35");
+		engine_flush(e);
+		/* slow takes nothing: it falls behind by rounds. */
+		assert_int_equal(drain(step, 0, u, MAX_UPDATES), 1);
+	}
+	/* resumed says it holds seq 2: it catches up on its own. */
+	assert_int_equal(engine_client_subscribe(resumed, "AAPL", true, 2), 0);
+	/* wide[0] takes the first chunk of its frame and no more. */
+	n = (int)write_updates(wide[0], 0, u, MAX_UPDATES);
+	assert_true(n > 0 && n < NSYM + 1);
+	for (i = 0; i < NSYM; i++) {
+		snprintf(name, sizeof name, "S%04d", i);
+		apply_trade(e, name, 2, "10.75", "5");
+	}
+	engine_flush(e);
+	assert_true(engine_client_has_pending(slow));
+	assert_true(engine_client_has_pending(resumed));
+	assert_true(engine_client_has_pending(wide[0]));
+	assert_true(engine_client_has_pending(wide[1]));
+	/* Ticks applied and not flushed yet go too. */
+	apply_quote(e, "AAPL", 9, "1", "2");
+	engine_get_stats(e, &before);
+	assert_int_equal(before.symbols, NSYM + 1);
+
+	engine_clear(e);
+
+	engine_get_stats(e, &after);
+	assert_int_equal(engine_symbol_count(e), 0);
+	assert_int_equal(after.symbols, 0);
+	assert_int_equal(after.clients, 5);
+	assert_int_equal(after.subscriptions, before.subscriptions);
+	assert_int_equal(engine_get_state(e, "AAPL", &s), -1);
+	assert_int_equal(engine_get_state(e, "S0000", &s), -1);
+	n = 0;
+	engine_foreach_symbol(e, count_symbol, &n);
+	assert_int_equal(n, 0);
+	assert_int_equal(engine_client_subscription_count(step), 2);
+	assert_true(engine_client_is_subscribed(step, "NODATA"));
+	assert_true(engine_client_is_subscribed(wide[0], "*"));
+	engine_flush(e);
+	assert_false(engine_client_has_pending(step));
+	assert_false(engine_client_has_pending(slow));
+	assert_false(engine_client_has_pending(resumed));
+	assert_false(engine_client_has_pending(wide[0]));
+	assert_false(engine_client_has_pending(wide[1]));
+	assert_int_equal(drain(slow, 0, u, MAX_UPDATES), 0);
+	assert_int_equal(drain(resumed, 0, u, MAX_UPDATES), 0);
+	assert_int_equal(drain(wide[0], 0, u, MAX_UPDATES), 0);
+	assert_int_equal(drain(wide[1], 0, u, MAX_UPDATES), 0);
+
+	/* The new life: seqs start again, from the engine or from a follower
+	 * (a seq lower than the old life's is taken), and every client gets
+	 * a snapshot with the new values alone. */
+	assert_int_equal(apply_quote(e, "AAPL", 100, "50.5", "50.6"), 1);
+	t = tick_make("S0007", 100);
+	tick_set(&t, FIELD_BID, dec("7.25"));
+	t.seq = 1;
+	assert_int_equal(engine_apply_tick(e, &t), 1);
+	assert_int_equal(apply_quote(e, "NEW", 100, "3", "4"), 1);
+	engine_flush(e);
+	assert_int_equal(engine_symbol_count(e), 3);
+	assert_int_equal(engine_get_state(e, "AAPL", &s), 0);
+	assert_int_equal(s.seq, 1);
+	assert_false((s.present >> FIELD_LAST) & 1u);
+	assert_false((s.present >> FIELD_TRADES) & 1u);
+	assert_int_equal(s.changed_seq[FIELD_BID], 1);
+
+	assert_int_equal(drain(step, 0, u, MAX_UPDATES), 1);
+	assert_false(u[0].is_delta);
+	assert_string_equal(u[0].symbol, "AAPL");
+	assert_int_equal(u[0].seq, 1);
+	assert_int_equal(u[0].present, (1u << FIELD_BID) | (1u << FIELD_ASK));
+	assert_update_field(&u[0], FIELD_BID, "50.5");
+	assert_int_equal(drain(slow, 0, u, MAX_UPDATES), 1);
+	assert_false(u[0].is_delta);
+	assert_int_equal(u[0].seq, 1);
+	assert_int_equal(drain(resumed, 0, u, MAX_UPDATES), 1);
+	assert_false(u[0].is_delta);
+	assert_int_equal(u[0].seq, 1);
+	for (i = 0; i < 2; i++) {
+		int k;
+
+		n = (int)drain(wide[i], 0, u, MAX_UPDATES);
+		assert_int_equal(n, 3);
+		for (k = 0; k < n; k++) {
+			assert_false(u[k].is_delta);
+			assert_int_equal(u[k].seq, 1);
+			if (!strcmp(u[k].symbol, "S0007")) {
+				assert_int_equal(u[k].present, 1u << FIELD_BID);
+				assert_update_field(&u[k], FIELD_BID, "7.25");
+			}
+		}
+	}
+	/* And deltas from there on. */
+	assert_int_equal(apply_quote(e, "AAPL", 101, "50.55", "50.6"), 2);
+	engine_flush(e);
+	assert_int_equal(drain(step, 0, u, MAX_UPDATES), 1);
+	assert_true(u[0].is_delta);
+	assert_int_equal(u[0].from, 1);
+	assert_int_equal(u[0].present, 1u << FIELD_BID);
+	free(u);
+	engine_destroy(e);
+}
+
+/* engine_clear keeps the engine whole: an empty engine stays empty, a
+ * restore after it works, and symbols nobody subscribed to are gone (they
+ * come back with their next tick, from seq 1). */
+static void
+test_clear_then_restore_and_clear_of_an_empty_engine(void **state)
+{
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c;
+	struct symbol_state s;
+	struct update u[4];
+	int ready = 0;
+
+	engine_clear(e);
+	assert_int_equal(engine_symbol_count(e), 0);
+	apply_trade(e, "AAPL", 1, "10", "5");
+	apply_trade(e, "AAPL", 2, "11", "5");
+	assert_int_equal(engine_get_state(e, "AAPL", &s), 0);
+	assert_int_equal(s.seq, 2);
+	engine_clear(e);
+	engine_clear(e);
+	assert_int_equal(engine_get_state(e, "AAPL", &s), -1);
+
+	c = engine_client_create(e, &ready);
+	engine_client_subscribe(c, "AAPL", false, 0);
+	assert_false(engine_client_has_pending(c));
+	s.seq = 40;
+	assert_int_equal(engine_restore_symbol(e, &s), 0);
+	engine_flush(e);
+	assert_int_equal(drain(c, 0, u, 4), 1);
+	assert_false(u[0].is_delta);
+	assert_int_equal(u[0].seq, 40);
+	assert_update_field(&u[0], FIELD_LAST, "11");
+	assert_update_field(&u[0], FIELD_VOLUME, "10");
+	assert_int_equal(apply_trade(e, "AAPL", 3, "12", "1"), 41);
+	engine_destroy(e);
+}
+
 int
 main(void)
 {
@@ -1082,6 +1285,10 @@ main(void)
 	                test_restore_symbol_then_delta_and_snapshot_are_correct),
 	        cmocka_unit_test(test_stale_seq_and_invalid_symbol_rejected),
 	        cmocka_unit_test(test_clients_in_step_share_one_encoding),
+	        cmocka_unit_test(
+	                test_clear_drops_every_state_and_what_clients_are_owed),
+	        cmocka_unit_test(
+	                test_clear_then_restore_and_clear_of_an_empty_engine),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
