@@ -7,10 +7,13 @@
 #include "feed.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../publisher/errbuf.h"
 
@@ -337,17 +340,207 @@ create_replay(const char *spec, const char *rest, struct tick_queue *queue,
 	return f;
 }
 
+/* A secret file is read whole up to three bytes over the limit: room for a
+ * "\r\n" to strip, and one more to tell a secret at the limit from one over
+ * it. */
+#define TCP_SECRET_BUF (FEED_TCP_SECRET_MAX + 3)
+
 /*
- * tcp:HOST:PORT, with an IPv6 address in brackets (tcp:[::1]:9000). The
- * address is only resolved and bound by feed_start(): a port in use is a
- * runtime failure, a malformed spec a usage error.
+ * The secret of tcp's secret=FILE, read into buf (TCP_SECRET_BUF bytes) at
+ * start, so that a missing file is a usage error rather than producers
+ * refused later. The file's one trailing newline ("\n" or "\r\n", as
+ * editors and echo write) is not part of the secret; any other line break
+ * is refused, as a producer sends the secret on one line.
+ */
+static int
+read_tcp_secret(const char *spec, const char *path, char *buf, size_t *len,
+                char *err, size_t errlen)
+{
+	struct stat st;
+	size_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		errf(err, errlen, "feed '%s': cannot read secret file '%s': %s",
+		     spec, path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		errf(err, errlen,
+		     "feed '%s': secret file '%s' is not a regular file", spec,
+		     path);
+		close(fd);
+		return -1;
+	}
+	while (n < TCP_SECRET_BUF) {
+		ssize_t r = read(fd, buf + n, TCP_SECRET_BUF - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			errf(err, errlen,
+			     "feed '%s': cannot read secret file '%s': %s",
+			     spec, path, strerror(errno));
+			close(fd);
+			return -1;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	if (n == 0) {
+		errf(err, errlen,
+		     "feed '%s': secret file '%s' is empty (make one with: "
+		     "openssl rand -hex 32 > FILE)",
+		     spec, path);
+		return -1;
+	}
+	if (n > FEED_TCP_SECRET_MAX) {
+		errf(err, errlen,
+		     "feed '%s': secret file '%s' is over %d bytes; is it the "
+		     "right file?",
+		     spec, path, FEED_TCP_SECRET_MAX);
+		return -1;
+	}
+	if (memchr(buf, '\n', n) || memchr(buf, '\r', n)) {
+		errf(err, errlen,
+		     "feed '%s': secret file '%s' holds more than one line; a "
+		     "producer sends the secret as one line",
+		     spec, path);
+		return -1;
+	}
+	if (memchr(buf, '\0', n)) {
+		errf(err, errlen,
+		     "feed '%s': secret file '%s' holds a NUL byte; is it the "
+		     "right file?",
+		     spec, path);
+		return -1;
+	}
+	*len = n;
+	return 0;
+}
+
+/*
+ * The options after tcp:HOST:PORT: ",idle=SECS" and ",secret=FILE", in any
+ * order, each at most once (opts is what follows the first comma, NULL
+ * for none). The secret is read into secret (TCP_SECRET_BUF bytes), which
+ * o->secret then points to.
+ */
+static int
+parse_tcp_options(const char *spec, const char *opts,
+                  struct feed_tcp_options *o, char *secret, char *err,
+                  size_t errlen)
+{
+	bool seen_idle = false, seen_secret = false;
+	const char *p = opts;
+
+	while (p) {
+		const char *comma = strchr(p, ',');
+		size_t item_len = comma ? (size_t)(comma - p) : strlen(p);
+		const char *eq = memchr(p, '=', item_len);
+		size_t key_len, val_len;
+		const char *val;
+		bool *seen;
+
+		if (item_len == 0) {
+			errf(err, errlen,
+			     "feed '%s': empty option (expected idle=SECS or "
+			     "secret=FILE, separated by commas)",
+			     spec);
+			return -1;
+		}
+		if (!eq) {
+			errf(err, errlen,
+			     "feed '%s': option '%.*s' needs a value "
+			     "(name=value)",
+			     spec, (int)item_len, p);
+			return -1;
+		}
+		key_len = (size_t)(eq - p);
+		val = eq + 1;
+		val_len = item_len - key_len - 1;
+		if (key_len == 4 && memcmp(p, "idle", 4) == 0) {
+			seen = &seen_idle;
+		} else if (key_len == 6 && memcmp(p, "secret", 6) == 0) {
+			seen = &seen_secret;
+		} else {
+			errf(err, errlen,
+			     "feed '%s': unknown option '%.*s' (expected "
+			     "idle=SECS or secret=FILE)",
+			     spec, (int)key_len, p);
+			return -1;
+		}
+		if (*seen) {
+			errf(err, errlen,
+			     "feed '%s': option '%.*s' is given twice", spec,
+			     (int)key_len, p);
+			return -1;
+		}
+		*seen = true;
+
+		if (seen == &seen_idle) {
+			uint64_t v;
+
+			if (parse_u64(val, val_len, &v) < 0 || v < 1 ||
+			    v > FEED_TCP_IDLE_MAX) {
+				errf(err, errlen,
+				     "feed '%s': idle must be a whole number "
+				     "of seconds from 1 to %d (how long a "
+				     "producer may send no line)",
+				     spec, FEED_TCP_IDLE_MAX);
+				return -1;
+			}
+			o->idle_secs = (unsigned)v;
+		} else {
+			char *path;
+			int rc;
+
+			if (val_len == 0) {
+				errf(err, errlen,
+				     "feed '%s': secret needs a FILE "
+				     "(secret=FILE)",
+				     spec);
+				return -1;
+			}
+			path = strndup(val, val_len);
+			if (!path) {
+				errf(err, errlen, "feed '%s': out of memory",
+				     spec);
+				return -1;
+			}
+			rc = read_tcp_secret(spec, path, secret, &o->secret_len,
+			                     err, errlen);
+			free(path);
+			if (rc != 0)
+				return -1;
+			o->secret = secret;
+		}
+		p = comma ? comma + 1 : NULL;
+	}
+	return 0;
+}
+
+/*
+ * tcp:HOST:PORT[,idle=SECS][,secret=FILE], with an IPv6 address in
+ * brackets (tcp:[::1]:9000). The address runs to the first comma (no host
+ * name or address holds one, and so a FILE cannot either). It is only
+ * resolved and bound by feed_start(): a port in use is a runtime failure,
+ * a malformed spec or an unreadable secret file a usage error.
  */
 static struct feed *
 create_tcp(const char *spec, const char *rest, struct tick_queue *queue,
            char *err, size_t errlen)
 {
-	struct feed_tcp_options o;
-	const char *host, *colon;
+	struct feed_tcp_options o = {.idle_secs = FEED_TCP_IDLE_DEFAULT};
+	char secret[TCP_SECRET_BUF];
+	const char *host, *colon, *comma, *end;
 	size_t host_len;
 	uint64_t port;
 	char *h;
@@ -355,18 +548,22 @@ create_tcp(const char *spec, const char *rest, struct tick_queue *queue,
 
 	if (!rest || !*rest)
 		goto usage;
+	comma = strchr(rest, ',');
+	end = comma ? comma : rest + strlen(rest);
 	if (rest[0] == '[') {
-		const char *close = strchr(rest, ']');
+		const char *bracket = memchr(rest, ']', (size_t)(end - rest));
 
-		if (!close || close[1] != ':')
+		if (!bracket || bracket + 1 == end || bracket[1] != ':')
 			goto usage;
 		host = rest + 1;
-		host_len = (size_t)(close - host);
-		colon = close + 1;
+		host_len = (size_t)(bracket - host);
+		colon = bracket + 1;
 	} else {
-		colon = strrchr(rest, ':');
-		if (!colon)
+		for (colon = end; colon > rest && colon[-1] != ':'; colon--)
+			;
+		if (colon == rest)
 			goto usage;
+		colon--; /* the last ':' before the options */
 		host = rest;
 		host_len = (size_t)(colon - rest);
 		if (memchr(host, ':', host_len)) {
@@ -379,7 +576,7 @@ create_tcp(const char *spec, const char *rest, struct tick_queue *queue,
 	}
 	if (host_len == 0 || host_len > 255)
 		goto usage;
-	if (parse_u64(colon + 1, strlen(colon + 1), &port) < 0 ||
+	if (parse_u64(colon + 1, (size_t)(end - colon - 1), &port) < 0 ||
 	    port > 65535) {
 		errf(err, errlen,
 		     "feed '%s': port must be a whole number from 0 to "
@@ -387,14 +584,22 @@ create_tcp(const char *spec, const char *rest, struct tick_queue *queue,
 		     spec);
 		return NULL;
 	}
+	o.port = (unsigned)port;
+	if (parse_tcp_options(spec, comma ? comma + 1 : NULL, &o, secret, err,
+	                      errlen) != 0) {
+		explicit_bzero(secret, sizeof secret);
+		return NULL;
+	}
 	h = strndup(host, host_len);
 	if (!h) {
+		explicit_bzero(secret, sizeof secret);
 		errf(err, errlen, "feed '%s': out of memory", spec);
 		return NULL;
 	}
 	o.host = h;
-	o.port = (unsigned)port;
 	f = feed_tcp_create(&o, queue);
+	/* The feed keeps its own copy. */
+	explicit_bzero(secret, sizeof secret);
 	free(h);
 	if (!f)
 		errf(err, errlen, "feed '%s': out of memory", spec);
@@ -402,7 +607,8 @@ create_tcp(const char *spec, const char *rest, struct tick_queue *queue,
 
 usage:
 	errf(err, errlen,
-	     "feed '%s': expected tcp:HOST:PORT (e.g. tcp:127.0.0.1:9000)",
+	     "feed '%s': expected tcp:HOST:PORT[,idle=SECS][,secret=FILE] "
+	     "(e.g. tcp:127.0.0.1:9000)",
 	     spec);
 	return NULL;
 }

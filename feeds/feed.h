@@ -6,7 +6,8 @@
  * Spec strings (README, Command line):
  *   synthetic[:symbols=N,rate=R,seed=S]   seeded random walk (the default)
  *   replay:FILE[,speed=X|max][,loop]      recorded tick file
- *   tcp:HOST:PORT                         line ticks from producers
+ *   tcp:HOST:PORT[,idle=SECS][,secret=FILE]
+ *                                         line ticks from producers
  *   stdin                                 line ticks from standard input
  *   none                                  no feed: serve what the store holds
  */
@@ -186,16 +187,46 @@ feed_replay_create(const struct feed_replay_options *opt,
 /*
  * Line ticks from TCP producers: listens on host:port (port 0 = any free
  * port; the bound port is logged as "tcp feed listening on HOST:PORT" and
- * shown in feed_status.listen_port). Each connection sends JSONL or CSV (a
- * CSV producer sends its header first); a bad line is answered with
- * "ERR <line> <reason>\n" on that connection and skipped. feed_start() fails
- * when the address cannot be bound.
+ * shown in feed_status.listen_port). feed_start() fails when the address
+ * cannot be bound. At most 64 producers are connected at once; one more is
+ * answered "ERR 0 too many producers connected; try again later" and closed.
+ *
+ * Each connection sends JSONL or CSV (a CSV producer sends its header
+ * first). A bad line is answered with "ERR <line> <reason>\n" on that
+ * connection and skipped; lines are numbered from 1 per connection. The
+ * format is that of the connection's first valid line (a JSONL tick or a
+ * CSV header): a bad line before it is answered and decides nothing.
+ *
+ * Options (spec tcp:HOST:PORT[,idle=SECS][,secret=FILE], in any order):
+ *  - idle: a producer that sends no complete line for idle_secs seconds is
+ *    answered "ERR 0 idle for N s, closing" and closed, which frees its
+ *    slot. Only whole lines count, so trickling bytes of a line that never
+ *    ends does not keep a connection open; a quiet producer keeps its
+ *    connection with a blank line or a '#' comment line now and then.
+ *  - secret: the producer's first line must be "AUTH <secret>" (a trailing
+ *    '\r' is ignored); any other first line is answered "ERR 0 wrong
+ *    secret; closing" or "ERR 0 this feed needs 'AUTH <secret>' as the
+ *    first line; closing", and the connection is closed. The spec names a
+ *    file; feed_create() reads it (its one trailing newline is not part of
+ *    the secret), so a missing or empty file is a usage error. The secret
+ *    crosses the network as sent, in clear text: it keeps out those who
+ *    can reach the port, not those who can read the traffic. Listening
+ *    beyond loopback without a secret is logged as a warning at start.
  */
+#define FEED_TCP_IDLE_DEFAULT 60    /* seconds */
+#define FEED_TCP_IDLE_MAX     86400 /* seconds: a day */
+#define FEED_TCP_SECRET_MAX   1024  /* bytes */
+
 struct feed_tcp_options {
-	const char *host; /* copied: an address or a name; IPv6 without [] */
-	unsigned port;	  /* 0..65535 */
+	const char *host;   /* copied: an address or a name; IPv6 without [] */
+	unsigned port;      /* 0..65535 */
+	unsigned idle_secs; /* 1..FEED_TCP_IDLE_MAX, or 0 for the default */
+	const char *secret; /* copied; NULL: no AUTH line is asked for */
+	size_t secret_len;  /* 1..FEED_TCP_SECRET_MAX when secret is set */
 };
 
+/* Returns the feed (not started), or NULL when an option is out of range
+ * or memory runs out. */
 struct feed *
 feed_tcp_create(const struct feed_tcp_options *opt, struct tick_queue *queue);
 

@@ -19,6 +19,26 @@
  * that does not fit the peer's socket buffer (a producer that writes bad
  * lines and never reads) is dropped and logged instead.
  *
+ * Slots. At most MAX_CONNS producers are connected at once, so a
+ * connection that sends nothing must not keep one forever: a producer that
+ * finishes no line for the idle time is told so and closed. Only complete
+ * lines reset the clock, so a producer trickling the bytes of a line that
+ * never ends is closed all the same (and the unfinished line it holds is
+ * bounded by LINE_MAX_BYTES meanwhile). Time this thread spends blocked on
+ * a full queue is not counted: the producers cannot send while it does not
+ * read.
+ *
+ * Format. Each connection's format is decided by its first valid line: a
+ * JSONL tick, or a CSV header. The parser guesses from the first byte, so
+ * after a bad line while nothing is decided it is reset, and the next line
+ * is judged afresh; a stray banner line does not make a JSONL producer CSV
+ * for good.
+ *
+ * Secret. With secret=FILE the first line must be "AUTH <secret>"; any
+ * other is answered "ERR 0 ..." and the connection closed. The comparison
+ * takes the same time whatever the guess, so timing does not tell how much
+ * of it was right.
+ *
  * A producer that disconnects in the middle of a line loses that line
  * only: every complete line before it was handled as it arrived. A batch is
  * flushed as soon as no connection has input waiting, so a producer that
@@ -61,6 +81,14 @@
 #define POLL_MS 20
 /* Bad lines logged per connection (all are answered and counted). */
 #define BAD_LINES_LOGGED 100
+/* How often idle connections are looked for: the timeout is in seconds,
+ * so a tenth of one is precise enough, and busy rounds stay cheap. */
+#define IDLE_SWEEP_US 100000
+/* Reads of what a refused producer sent before its socket is closed (see
+ * refuse_conn). */
+#define DRAIN_READS 4
+/* A secret shorter than this is warned about at start. */
+#define SECRET_WEAK_BYTES 16
 /* "[" address "]:" port */
 #define PEER_MAX (INET6_ADDRSTRLEN + 8)
 
@@ -71,8 +99,11 @@ struct tcp_conn {
 	uint64_t lines; /* lines seen so far, the number in replies */
 	uint64_t ticks;
 	uint64_t bad;
-	bool discarding; /* dropping the rest of a line over the limit */
-	size_t held;     /* start of an unfinished line at the front of buf */
+	int64_t last_line_us; /* clock_mono_us() of the last complete line,
+	                       * or of the accept; see the idle sweep */
+	bool authed;          /* sent the secret, or none is asked for */
+	bool discarding;      /* dropping the rest of a line over the limit */
+	size_t held; /* start of an unfinished line at the front of buf */
 	char buf[CONN_BUF];
 };
 
@@ -80,6 +111,10 @@ struct feed_tcp {
 	struct feed base; /* first: a struct feed * points here */
 	char *host;
 	unsigned port;
+	unsigned idle_secs;
+	int64_t idle_us;
+	char *secret; /* NULL: no AUTH line is asked for */
+	size_t secret_len;
 	int listen_fd;
 	int bound_port;      /* __atomic: read by the status */
 	unsigned conn_count; /* __atomic: read by the status */
@@ -92,6 +127,7 @@ struct feed_tcp {
 	/* Owned by the thread once it runs. */
 	struct tcp_conn *conns[MAX_CONNS];
 	size_t nconns;
+	int64_t next_sweep_us;
 	size_t batch_len;
 	struct tick batch[BATCH_MAX];
 };
@@ -134,11 +170,19 @@ static int
 flush_batch(struct feed_tcp *ft)
 {
 	struct feed *f = &ft->base;
+	int64_t t0, blocked;
+	size_t i;
 
 	if (ft->batch_len == 0)
 		return 0;
+	t0 = clock_mono_us();
 	if (tick_queue_push(f->queue, ft->batch, ft->batch_len) != 0)
 		return -1;
+	/* While the push blocked, nobody's lines were read: that time is not
+	 * the producers' idleness, so their clocks move on by as much. */
+	blocked = clock_mono_us() - t0;
+	for (i = 0; i < ft->nconns; i++)
+		ft->conns[i]->last_line_us += blocked;
 	__atomic_add_fetch(&f->ticks, ft->batch_len, __ATOMIC_RELAXED);
 	__atomic_store_n(&f->last_tick_us, clock_wall_us(), __ATOMIC_RELAXED);
 	ft->batch_len = 0;
@@ -191,28 +235,131 @@ bad_line(struct feed_tcp *ft, struct tcp_conn *c, const char *reason)
 	send_reply(c, msg, (size_t)n);
 }
 
-static void
+/* ------------------------------------------------------------- secret */
+
+/* Whether given[0..len) is the secret. Every byte of the secret is looked
+ * at whatever the guess, so the time taken depends on the secret's length
+ * alone, never on how much of a guess is right. */
+static bool
+secret_matches(const struct feed_tcp *ft, const char *given, size_t len)
+{
+	unsigned diff = len != ft->secret_len;
+	size_t i;
+
+	for (i = 0; i < ft->secret_len; i++)
+		diff |= (unsigned char)ft->secret[i] ^
+		        (unsigned char)(i < len ? given[i] : 0);
+	return diff == 0;
+}
+
+/* A first line that is not AUTH, where one is needed: say so. Returns 1,
+ * as check_auth(). */
+static int
+refuse_no_auth(struct tcp_conn *c)
+{
+	static const char need[] = "ERR 0 this feed needs 'AUTH <secret>' as "
+	                           "the first line; closing\n";
+
+	log_warn("tcp %s: refused: the first line is not AUTH <secret>",
+	         c->peer);
+	send_reply(c, need, sizeof need - 1);
+	return 1;
+}
+
+/* The first line of a connection that must authenticate. Returns 0 when
+ * it is "AUTH <secret>", else 1 after telling the producer why. */
+static int
+check_auth(struct feed_tcp *ft, struct tcp_conn *c, const char *line,
+           size_t len)
+{
+	static const char wrong[] = "ERR 0 wrong secret; closing\n";
+
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (len < 4 || memcmp(line, "AUTH", 4) != 0 ||
+	    (len > 4 && line[4] != ' '))
+		return refuse_no_auth(c);
+	if (!secret_matches(ft, line + 5, len > 5 ? len - 5 : 0)) {
+		log_warn("tcp %s: refused: wrong secret", c->peer);
+		send_reply(c, wrong, sizeof wrong - 1);
+		return 1;
+	}
+	c->authed = true;
+	log_info("tcp %s: producer authenticated", c->peer);
+	return 0;
+}
+
+/* -------------------------------------------------------------- lines */
+
+/* A line over LINE_MAX_BYTES. Returns 0, or 1 when it came before the
+ * secret: as a first line it is no AUTH, and were it only answered, a
+ * stream of long lines would keep a connection without the secret open. */
+static int
 long_line(struct feed_tcp *ft, struct tcp_conn *c)
 {
 	char reason[64];
 
 	c->lines++;
+	if (!c->authed)
+		return refuse_no_auth(c);
 	snprintf(reason, sizeof reason, "line is longer than %d bytes",
 	         LINE_MAX_BYTES);
 	bad_line(ft, c, reason);
+	return 0;
 }
 
-/* -------------------------------------------------------------- lines */
+/* True when the line would be read as JSON (its first byte that is no
+ * blank is '{'), as the parser guesses it. */
+static bool
+looks_like_json(const char *line, size_t len)
+{
+	size_t i = 0;
 
-/* One complete line, without its newline. Returns -1 when the queue is
+	if (len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0)
+		i = 3;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	return i < len && line[i] == '{';
+}
+
+/*
+ * A bad line while the connection's format is not decided yet. The parser
+ * took the format from the line's first byte; forget that, so the next
+ * line is judged afresh and the first valid one decides. A line that is no
+ * JSON was refused as a CSV header: say that it was neither.
+ */
+static void
+bad_first_line(struct feed_tcp *ft, struct tcp_conn *c, const char *line,
+               size_t len, const char *reason)
+{
+	static const char csv_header[] = "CSV header: ";
+	char why[320];
+
+	tick_parser_init(&c->parser, TICK_FORMAT_UNKNOWN);
+	if (looks_like_json(line, len)) {
+		bad_line(ft, c, reason);
+		return;
+	}
+	if (strncmp(reason, csv_header, sizeof csv_header - 1) == 0)
+		reason += sizeof csv_header - 1;
+	snprintf(why, sizeof why,
+	         "neither a JSON object nor a valid CSV header: %s", reason);
+	bad_line(ft, c, why);
+}
+
+/* One complete line, without its newline. Returns 0, 1 when the
+ * connection is to be closed (it was told why), -1 when the queue is
  * closed. */
 static int
 handle_line(struct feed_tcp *ft, struct tcp_conn *c, const char *line,
             size_t len)
 {
+	bool deciding = c->parser.format == TICK_FORMAT_UNKNOWN;
 	char reason[256];
 
 	c->lines++;
+	if (!c->authed)
+		return check_auth(ft, c, line, len);
 	switch (tick_parse_line(&c->parser, line, len,
 	                        &ft->batch[ft->batch_len], reason,
 	                        sizeof reason)) {
@@ -224,7 +371,10 @@ handle_line(struct feed_tcp *ft, struct tcp_conn *c, const char *line,
 	case TICK_PARSE_SKIP:
 		break;
 	case TICK_PARSE_ERROR:
-		bad_line(ft, c, reason);
+		if (deciding)
+			bad_first_line(ft, c, line, len, reason);
+		else
+			bad_line(ft, c, reason);
 		break;
 	}
 	return 0;
@@ -233,7 +383,8 @@ handle_line(struct feed_tcp *ft, struct tcp_conn *c, const char *line,
 /*
  * c->buf[0..held) is the start of a line and c->buf[held..end) was just
  * read. Handle every complete line, then keep the unfinished one at the
- * front. Returns -1 when the queue is closed.
+ * front. Returns 0, 1 when the connection is to be closed (what follows
+ * the line that closes it is dropped), -1 when the queue is closed.
  */
 static int
 take_lines(struct feed_tcp *ft, struct tcp_conn *c, size_t end)
@@ -241,18 +392,28 @@ take_lines(struct feed_tcp *ft, struct tcp_conn *c, size_t end)
 	char *line = c->buf, *scan = c->buf + c->held, *stop = c->buf + end;
 	char *nl;
 	size_t rest;
+	bool any = false;
+	int rc;
 
 	while ((nl = memchr(scan, '\n', (size_t)(stop - scan))) != NULL) {
-		if (c->discarding) {
+		any = true;
+		if (c->discarding || nl - line > LINE_MAX_BYTES) {
 			c->discarding = false;
-			long_line(ft, c);
-		} else if (nl - line > LINE_MAX_BYTES) {
-			long_line(ft, c);
-		} else if (handle_line(ft, c, line, (size_t)(nl - line)) != 0) {
-			return -1;
+			rc = long_line(ft, c);
+		} else {
+			rc = handle_line(ft, c, line, (size_t)(nl - line));
+		}
+		if (rc != 0) {
+			if (rc > 0)
+				c->held = 0;
+			return rc;
 		}
 		line = scan = nl + 1;
 	}
+	/* After the lines, not before: a full queue may have blocked
+	 * handle_line, and that moved every clock on by as long. */
+	if (any)
+		c->last_line_us = clock_mono_us();
 	rest = (size_t)(stop - line);
 	if (c->discarding || rest > LINE_MAX_BYTES) {
 		/* Too long with no end in sight: drop it as it arrives, so
@@ -284,6 +445,47 @@ close_conn(struct feed_tcp *ft, struct tcp_conn *c, const char *why)
 	         c->peer, why, c->lines, c->ticks, c->bad);
 	close(c->fd);
 	free(c);
+}
+
+/* Close a producer that was just told why (a refusal, an idle timeout).
+ * What it sent meanwhile is read and dropped first, as far as it is there
+ * already: closing a socket with unread input sends a reset, which may
+ * overtake the reply on its way and make the producer lose it. */
+static void
+refuse_conn(struct feed_tcp *ft, struct tcp_conn *c, const char *why)
+{
+	int i;
+
+	for (i = 0; i < DRAIN_READS; i++)
+		if (read(c->fd, c->buf + c->held, sizeof c->buf - c->held) <= 0)
+			break;
+	close_conn(ft, c, why);
+}
+
+/* Close every producer that sent no complete line for the idle time, and
+ * say why. The array is compacted as for the reads. */
+static void
+close_idle(struct feed_tcp *ft, int64_t now)
+{
+	char msg[64], why[64];
+	size_t i, kept = 0;
+	int n;
+
+	n = snprintf(msg, sizeof msg, "ERR 0 idle for %u s, closing\n",
+	             ft->idle_secs);
+	snprintf(why, sizeof why, "closed: idle for %u s", ft->idle_secs);
+	for (i = 0; i < ft->nconns; i++) {
+		struct tcp_conn *c = ft->conns[i];
+
+		if (now - c->last_line_us < ft->idle_us) {
+			ft->conns[kept++] = c;
+			continue;
+		}
+		send_reply(c, msg, (size_t)n);
+		refuse_conn(ft, c, why);
+	}
+	ft->nconns = kept;
+	__atomic_store_n(&ft->conn_count, (unsigned)kept, __ATOMIC_RELAXED);
 }
 
 static void
@@ -342,6 +544,8 @@ accept_all(struct feed_tcp *ft)
 		memcpy(c->peer, peer, sizeof c->peer);
 		tick_parser_init(&c->parser, TICK_FORMAT_UNKNOWN);
 		c->lines = c->ticks = c->bad = 0;
+		c->last_line_us = clock_mono_us();
+		c->authed = ft->secret == NULL;
 		c->discarding = false;
 		c->held = 0;
 		ft->conns[ft->nconns++] = c;
@@ -357,9 +561,14 @@ static int
 service_conn(struct feed_tcp *ft, struct tcp_conn *c)
 {
 	ssize_t n = read(c->fd, c->buf + c->held, sizeof c->buf - c->held);
+	int rc;
 
-	if (n > 0)
-		return take_lines(ft, c, c->held + (size_t)n) != 0 ? -1 : 0;
+	if (n > 0) {
+		rc = take_lines(ft, c, c->held + (size_t)n);
+		if (rc > 0)
+			refuse_conn(ft, c, "refused");
+		return rc;
+	}
 	if (n < 0 &&
 	    (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
@@ -376,10 +585,17 @@ tcp_main(void *arg)
 	size_t i;
 
 	while (!stop_requested(ft)) {
-		size_t n = ft->nconns, kept = 0;
+		int64_t now = clock_mono_us();
 		bool queue_closed = false;
+		size_t n, kept = 0;
 		int r;
 
+		/* First, so that the slots it frees are seen by this round. */
+		if (now >= ft->next_sweep_us) {
+			close_idle(ft, now);
+			ft->next_sweep_us = now + IDLE_SWEEP_US;
+		}
+		n = ft->nconns;
 		pfd[0].fd = ft->listen_fd;
 		pfd[0].events = POLLIN;
 		for (i = 0; i < n; i++) {
@@ -479,6 +695,53 @@ listen_on(struct feed_tcp *ft, char *err, size_t errlen)
 	return fd;
 }
 
+/* True when the socket address is a loopback one (127.0.0.0/8, ::1, or
+ * 127.0.0.0/8 mapped into IPv6), reachable from this host only. */
+static bool
+is_loopback_addr(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+		const uint8_t *b = in6->sin6_addr.s6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+		       (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127);
+	}
+	return false;
+}
+
+/*
+ * What start says about who may send ticks. Beyond loopback without a
+ * secret anyone who can reach the port can feed prices to every client, so
+ * it is said loudly; it is not refused, because an ingest node on a
+ * private network behind a firewall is a setup the README shows (and the
+ * WebSocket listener treats a missing --auth-secret the same way).
+ */
+static void
+log_access(const struct feed_tcp *ft, const char *where, bool loopback)
+{
+	if (ft->secret && ft->secret_len < SECRET_WEAK_BYTES)
+		log_warn("tcp feed: the secret is only %zu bytes; a longer "
+		         "one is harder to guess (openssl rand -hex 32 > "
+		         "FILE)",
+		         ft->secret_len);
+	if (ft->secret)
+		log_info("tcp feed: producers must send AUTH <secret> as "
+		         "their first line");
+	else if (!loopback)
+		log_warn("tcp feed listening on %s, beyond loopback, without a "
+		         "secret (secret=FILE): anyone who can reach it can "
+		         "send ticks",
+		         where);
+	log_info("tcp feed: a producer that sends no line for %u s is closed",
+	         ft->idle_secs);
+}
+
 static int
 tcp_start(struct feed *f, char *err, size_t errlen)
 {
@@ -486,6 +749,7 @@ tcp_start(struct feed *f, char *err, size_t errlen)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
 	char where[PEER_MAX];
+	bool loopback = false;
 	int rc;
 
 	if (ft->started) {
@@ -503,6 +767,7 @@ tcp_start(struct feed *f, char *err, size_t errlen)
 		                ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
 		                : ntohs(((struct sockaddr_in *)&ss)->sin_port),
 		        __ATOMIC_RELAXED);
+		loopback = is_loopback_addr(&ss);
 	} else {
 		snprintf(where, sizeof where, "%s:%u", ft->host, ft->port);
 	}
@@ -519,6 +784,7 @@ tcp_start(struct feed *f, char *err, size_t errlen)
 	}
 	ft->started = true;
 	log_info("tcp feed listening on %s", where);
+	log_access(ft, where, loopback);
 	return 0;
 }
 
@@ -549,6 +815,10 @@ tcp_destroy(struct feed *f)
 
 	if (ft->listen_fd >= 0)
 		close(ft->listen_fd);
+	if (ft->secret) {
+		explicit_bzero(ft->secret, ft->secret_len);
+		free(ft->secret);
+	}
 	free(ft->host);
 	free(ft);
 }
@@ -574,13 +844,24 @@ feed_tcp_create(const struct feed_tcp_options *opt, struct tick_queue *queue)
 {
 	struct feed_tcp *ft;
 
-	if (!opt || !opt->host || !*opt->host || opt->port > 65535)
+	if (!opt || !opt->host || !*opt->host || opt->port > 65535 ||
+	    opt->idle_secs > FEED_TCP_IDLE_MAX ||
+	    (opt->secret &&
+	     (opt->secret_len == 0 || opt->secret_len > FEED_TCP_SECRET_MAX)))
 		return NULL;
 	ft = calloc(1, sizeof *ft);
 	if (!ft)
 		return NULL;
 	ft->host = strdup(opt->host);
-	if (!ft->host) {
+	if (opt->secret) {
+		ft->secret = malloc(opt->secret_len);
+		if (ft->secret)
+			memcpy(ft->secret, opt->secret, opt->secret_len);
+		ft->secret_len = opt->secret_len;
+	}
+	if (!ft->host || (opt->secret && !ft->secret)) {
+		free(ft->host);
+		free(ft->secret);
 		free(ft);
 		return NULL;
 	}
@@ -588,6 +869,8 @@ feed_tcp_create(const struct feed_tcp_options *opt, struct tick_queue *queue)
 	ft->base.kind = "tcp";
 	ft->base.queue = queue;
 	ft->port = opt->port;
+	ft->idle_secs = opt->idle_secs ? opt->idle_secs : FEED_TCP_IDLE_DEFAULT;
+	ft->idle_us = (int64_t)ft->idle_secs * 1000000;
 	ft->listen_fd = -1;
 	return &ft->base;
 }
