@@ -6,7 +6,9 @@ Integration test runner: the real binary, real sockets, no mocks.
 Discovers tests/integration/test_*.py and runs every `async def test_*` in
 file and definition order, each in its own event loop with its own fresh
 server(s) and a time limit (30 s, or the function's `timeout` attribute).
-`filter` keeps the tests whose "module.test_name" contains it.
+`filter` keeps the tests whose "module.test_name" contains it. A new test
+file needs nothing else; what tests share comes from the harness package
+(tests/integration/harness/, whose docstring lists it).
 
 Prints one line per test (PASS, or FAIL with the assertion message and the
 tail of each server's stderr), then exactly "N passed, N failed".
@@ -47,7 +49,7 @@ def discover(filter_text):
 
 async def run_one(fn):
 	"""Returns (ok, message, [(server, stderr tail)])."""
-	harness._reset_registry()
+	harness.reset()
 	timeout = getattr(fn, "timeout", DEFAULT_TIMEOUT)
 	ok, msg = False, ""
 	try:

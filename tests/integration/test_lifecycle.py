@@ -100,7 +100,7 @@ async def test_cli_port_in_use_exit_1_with_cause():
 
 async def test_http_root_serves_dashboard_with_security_headers():
 	srv = await start_server(feed="none")
-	status, headers, body = await asyncio.wait_for(_get(srv.port, "/"), 10)
+	status, headers, body = await asyncio.wait_for(http_request(srv.port, "/"), 10)
 	check(status == 200, "GET / status %s (body %r)" % (status, body[:200]))
 	ctype = headers.get("content-type", "")
 	check(ctype.startswith("text/html"), "GET / content-type %r, want text/html" % ctype)
@@ -112,14 +112,10 @@ async def test_http_root_serves_dashboard_with_security_headers():
 	return "CSP: " + headers["content-security-policy"][:100]
 
 
-async def _get(port, path, headers=None):
-	return await http_request(port, path, headers=headers)
-
-
 async def test_plain_http_get_ws_does_not_crash_server():
 	srv = await start_server(feed="none")
 	try:
-		status, headers, body = await asyncio.wait_for(_get(srv.port, "/ws"), 10)
+		status, headers, body = await asyncio.wait_for(http_request(srv.port, "/ws"), 10)
 		note = "GET /ws without upgrade: %s" % status
 	except (OSError, Exception) as e:  # the server may just close it
 		note = "GET /ws without upgrade: %s" % type(e).__name__

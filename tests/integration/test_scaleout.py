@@ -14,102 +14,17 @@ import random
 import shutil
 import signal
 import socket
-import subprocess
 import time
 
-import harness
-from harness import Client, Decimal, Server, check, http_request, metric, run_cli, tick
+from harness import BASE, REDIS_SERVER, SKIP, Client, Decimal, Helper, Node, Redis, check, \
+	cluster, converged, counts, free_port, http_request, metric, run_cli, snapshot_view, tick, \
+	view, wait_all, wait_published
 
-REDIS_SERVER = shutil.which("redis-server") or (
-	"/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
-SKIP = "skipped: redis-server not installed (make deps)"
-BASE = 1709303400_000000
 SYMS = ["AAPL", "MSFT", "EUR/USD", "ES:H4"]
 
 
-# --------------------------------------------------------------- helpers
-
-def free_port():
-	s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-	s.bind(("127.0.0.1", 0))
-	port = s.getsockname()[1]
-	s.close()
-	return port
-
-
-def _redis_ping(port):
-	try:
-		with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-			s.sendall(b"PING\r\n")
-			return s.recv(64).startswith(b"+PONG")
-	except OSError:
-		return False
-
-
-class Redis(Server):
-	"""redis-server on 127.0.0.1:port, registered with the harness so the
-	runner kills it after the test like any server."""
-
-	def __init__(self, port=None, name="redis"):
-		Server.__init__(self, name=name, web=None)
-		self.redis_port = port or free_port()
-
-	def argv(self):
-		return [REDIS_SERVER, "--port", str(self.redis_port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", self.tmp]
-
-	async def start(self, timeout=10.0):
-		self._err = open(self.stderr_path, "wb")
-		self._out = open(self.stdout_path, "wb")
-		self.proc = await asyncio.create_subprocess_exec(
-			*self.argv(), stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err)
-		deadline = time.monotonic() + timeout
-		while time.monotonic() < deadline:
-			if self.proc.returncode is not None:
-				raise AssertionError("redis-server exited with code %s" % self.proc.returncode)
-			if await asyncio.to_thread(_redis_ping, self.redis_port):
-				return self
-			await asyncio.sleep(0.05)
-		raise AssertionError("redis-server did not answer PING within %.0f s" % timeout)
-
-	def stderr_text(self):
-		# Redis logs to stdout; nothing there is a sanitizer report of ours.
-		return ""
-
-	@property
-	def addr(self):
-		return "127.0.0.1:%d" % self.redis_port
-
-
-class Node(Server):
-	"""A publisher in a role: ingest (stdin feed, a temporary db) or edge
-	(no feed, --db none; with edge_db, a temporary db of its own)."""
-
-	def __init__(self, role, redis, name, args=(), edge_db=False):
-		Server.__init__(self, feed="stdin", name=name, args=args)
-		self.role = role
-		self.redis = redis
-		self.edge_db = edge_db
-
-	def argv(self):
-		argv = Server.argv(self)
-		if self.role == "edge":
-			i = argv.index("--feed")
-			del argv[i:i + 2]
-			if not self.edge_db:
-				argv[argv.index("--db") + 1] = "none"
-		return argv + ["--role", self.role, "--redis", self.redis.addr]
-
-
-async def cluster(edges=2):
-	"""Redis, an ingest and `edges` edges, all started."""
-	r = await Redis().start()
-	ing = await Node("ingest", r, "ingest").start()
-	es = [await Node("edge", r, "edge%d" % (i + 1)).start() for i in range(edges)]
-	return r, ing, es
-
-
-def gen_ticks(rng, n, ts0, syms=SYMS):
+def simple_ticks(rng, n, ts0, syms=SYMS):
+	"""n ticks round-robin over syms, each a quote or a trade at two places."""
 	out = []
 	for i in range(n):
 		s = syms[i % len(syms)]
@@ -120,69 +35,6 @@ def gen_ticks(rng, n, ts0, syms=SYMS):
 		else:
 			out.append(tick(s, ts=ts0 + i * 1000, last=p, last_size=rng.randint(1, 90)))
 	return out
-
-
-def counts(ticks):
-	n = {}
-	for t in ticks:
-		n[t["symbol"]] = n.get(t["symbol"], 0) + 1
-	return n
-
-
-async def wait_all(client, seqs, timeout=10.0):
-	for s, q in seqs.items():
-		await client.wait_seq(s, q, timeout=timeout)
-
-
-def view(state):
-	"""{symbol: (seq, ts, {field: text})} of a client's held state."""
-	return {s: (h["seq"], h["ts"], {k: str(v) for k, v in h["fields"].items()})
-		for s, h in state.items()}
-
-
-async def snapshot_view(node, syms, name):
-	"""What a fresh client subscribing now gets, as view() gives it."""
-	c = await Client.connect(node, name=name)
-	await c.subscribe(syms)
-	got = set()
-	while len(got) < len(syms):
-		m = await c.expect("snapshot", what="snapshots of %s (have %s)" % (syms, sorted(got)))
-		got.add(m["symbol"])
-	c.assert_clean()
-	await c.close()
-	return c.hello["epoch"], view({s: c.state[s] for s in syms})
-
-
-async def converged(nodes, ref, syms, timeout):
-	"""Poll until every node's fresh snapshots equal ref's; returns the
-	reference view."""
-	deadline = time.monotonic() + timeout
-	while True:
-		want = await snapshot_view(ref, syms, "ref-snapper")
-		diffs = []
-		for n in nodes:
-			got = await snapshot_view(n, syms, n.name + "-snapper")
-			if got != want:
-				diffs.append((n.name, got, want))
-		if not diffs:
-			return want
-		if time.monotonic() > deadline:
-			name, got, w = diffs[0]
-			bad = {s: (got[1].get(s), w[1].get(s)) for s in syms if got[1].get(s) != w[1].get(s)}
-			raise AssertionError("%s did not converge to the ingest within %.0f s: epoch %s vs %s; "
-					     "(got, want) %s" % (name, timeout, got[0], w[0], str(bad)[:600]))
-		await asyncio.sleep(0.2)
-
-
-async def wait_published(ing, n, timeout=10.0):
-	deadline = time.monotonic() + timeout
-	while True:
-		v = await metric(ing, "publisher_redis_ticks_published_total")
-		if v is not None and v >= n:
-			return
-		if time.monotonic() > deadline:
-			raise AssertionError("ingest published %s of %d ticks within %.0f s" % (v, n, timeout))
-		await asyncio.sleep(0.05)
 
 
 # ----------------------------------------------------------------- tests
@@ -213,7 +65,7 @@ async def test_edge_with_own_db_answers_history_and_export_like_the_ingest():
 		return SKIP
 	r = await Redis().start()
 	ing = await Node("ingest", r, "ingest").start()
-	first = gen_ticks(random.Random(7), 40, BASE)
+	first = simple_ticks(random.Random(7), 40, BASE)
 	await ing.send_ticks(first)
 	await wait_published(ing, len(first))
 	edge = await Node("edge", r, "edge-db", edge_db=True).start()
@@ -221,7 +73,7 @@ async def test_edge_with_own_db_answers_history_and_export_like_the_ingest():
 	ci = await Client.connect(ing, name="ingest-client")
 	check(ce.epoch == ci.epoch, "epochs differ: edge %s, ingest %s" % (ce.epoch, ci.epoch))
 	await ce.subscribe(SYMS)
-	ticks = gen_ticks(random.Random(8), 400, BASE + 10_000_000)
+	ticks = simple_ticks(random.Random(8), 400, BASE + 10_000_000)
 	await ing.send_ticks(ticks)
 	want = counts(first + ticks)
 	await wait_all(ce, want)
@@ -258,7 +110,7 @@ async def test_ticks_reach_clients_of_both_edges_with_ingest_seqs():
 	check(len(set(epochs.values())) == 1, "epochs differ: %s" % epochs)
 	for c in clients:
 		await c.subscribe(SYMS)
-	ticks = gen_ticks(random.Random(1), 400, BASE)
+	ticks = simple_ticks(random.Random(1), 400, BASE)
 	await ing.send_ticks(ticks)
 	want = counts(ticks)
 	for c in clients:
@@ -292,7 +144,7 @@ async def test_client_alternating_between_edges_resumes_with_zero_gaps():
 	sent = []
 	state, epoch = {}, None
 	for rnd in range(8):
-		ticks = gen_ticks(rng, 60, BASE + rnd * 1_000_000)
+		ticks = simple_ticks(rng, 60, BASE + rnd * 1_000_000)
 		sent += ticks
 		await ing.send_ticks(ticks)
 		want = counts(sent)
@@ -331,7 +183,7 @@ async def test_redis_killed_2s_mid_stream_every_edge_converges():
 	for w in watchers:
 		await w.subscribe(SYMS)
 	rng = random.Random(3)
-	t1 = gen_ticks(rng, 200, BASE)
+	t1 = simple_ticks(rng, 200, BASE)
 	await ing.send_ticks(t1)
 	for w in watchers:
 		await wait_all(w, counts(t1))
@@ -363,7 +215,7 @@ async def test_redis_killed_2s_mid_stream_every_edge_converges():
 	r2 = await Redis(port=r.redis_port, name="redis-restarted").start()
 	sent = await stream
 	# After the restart: more ticks, then every edge must equal the ingest.
-	t3 = gen_ticks(rng, 100, BASE + 20_000_000)
+	t3 = simple_ticks(rng, 100, BASE + 20_000_000)
 	await ing.send_ticks(t3)
 	total = counts(t1 + sent + t3)
 	await wait_all(watchers[0], total)
@@ -407,7 +259,7 @@ async def _stream(ing, rng, ts0, secs):
 	end = time.monotonic() + secs
 	i = 0
 	while time.monotonic() < end:
-		batch = gen_ticks(rng, 8, ts0 + i * 8000)
+		batch = simple_ticks(rng, 8, ts0 + i * 8000)
 		i += 1
 		out += batch
 		await ing.send_ticks(batch)
@@ -419,7 +271,7 @@ async def test_edge_started_late_comes_up_warm():
 	if not REDIS_SERVER:
 		return SKIP
 	r, ing, _ = await cluster(edges=0)
-	ticks = gen_ticks(random.Random(4), 300, BASE)
+	ticks = simple_ticks(random.Random(4), 300, BASE)
 	await ing.send_ticks(ticks)
 	await wait_published(ing, len(ticks))
 	late = await Node("edge", r, "late-edge").start()
@@ -434,7 +286,7 @@ async def test_edge_started_late_comes_up_warm():
 	check(view(c.state) == want, "late edge holds %s, ingest %s" % (view(c.state), want))
 	check({s: v[0] for s, v in want.items()} == counts(ticks), "ingest seqs %s" % want)
 	# And it follows from there.
-	more = gen_ticks(random.Random(5), 40, BASE + 5_000_000)
+	more = simple_ticks(random.Random(5), 40, BASE + 5_000_000)
 	await ing.send_ticks(more)
 	await wait_all(c, counts(ticks + more))
 	c.assert_clean()
@@ -503,11 +355,13 @@ def _tcp_open(port):
 		return False
 
 
-class Nginx(Server):
+class Nginx(Helper):
 	"""nginx from tests/integration/nginx.conf.in in front of the edges."""
 
+	ready_what = "listen"
+
 	def __init__(self, edges, name="nginx"):
-		Server.__init__(self, name=name, web=None)
+		Helper.__init__(self, name=name)
 		self.port = free_port()
 		with open(NGINX_CONF) as f:
 			conf = f.read()
@@ -522,27 +376,15 @@ class Nginx(Server):
 		return [NGINX, "-p", self.tmp + "/", "-e", os.path.join(self.tmp, "error.log"),
 			"-c", self.conf, "-g", "daemon off; master_process off;"]
 
+	def ready(self):
+		return _tcp_open(self.port)
+
 	def stderr_text(self):
 		try:
 			with open(os.path.join(self.tmp, "error.log"), "rb") as f:
 				return f.read().decode("utf-8", "replace")
 		except FileNotFoundError:
 			return ""
-
-	async def start(self, timeout=10.0):
-		self._err = open(self.stderr_path, "wb")
-		self._out = open(self.stdout_path, "wb")
-		self.proc = await asyncio.create_subprocess_exec(
-			*self.argv(), stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err)
-		deadline = time.monotonic() + timeout
-		while time.monotonic() < deadline:
-			if self.proc.returncode is not None:
-				raise AssertionError("nginx exited with code %s: %s" % (
-					self.proc.returncode, self.stderr_tail()))
-			if await asyncio.to_thread(_tcp_open, self.port):
-				return self
-			await asyncio.sleep(0.05)
-		raise AssertionError("nginx did not listen within %.0f s" % timeout)
 
 
 async def test_through_nginx_client_reconnecting_resumes_with_zero_gaps():
@@ -566,7 +408,7 @@ async def test_through_nginx_client_reconnecting_resumes_with_zero_gaps():
 			r.proc.send_signal(signal.SIGKILL)
 			r.exit_expected = True
 			await r.proc.wait()
-		ticks = gen_ticks(rng, 50, BASE + rnd * 1_000_000)
+		ticks = simple_ticks(rng, 50, BASE + rnd * 1_000_000)
 		sent += ticks
 		await ing.send_ticks(ticks)
 		if rnd == 4:

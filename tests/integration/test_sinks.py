@@ -15,7 +15,8 @@ import sqlite3
 import tempfile
 import time
 
-from harness import Client, Server, check, http_request, metric, start_server
+from harness import REDIS_SERVER, SKIP, Client, Node, Redis, Server, check, converged, free_port, \
+	http_request, metric, redis_command, start_server
 from harness import now_us as harness_now_us
 
 
@@ -130,14 +131,6 @@ async def test_a_replay_waits_for_the_store_instead():
 
 # ------------------------------------------------------------ Redis link
 
-def _redis_command(port, *args):
-	"""One command to redis on 127.0.0.1:port, in RESP; returns the reply line."""
-	cmd = "*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(a), a) for a in args)
-	with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-		s.sendall(cmd.encode())
-		return s.recv(256)
-
-
 def _pump(port, syms, seconds, rate=100_000):
 	"""Write tick lines to a tcp feed at about `rate` a second for about
 	`seconds`, each stamped with the time it is sent; returns how many."""
@@ -159,7 +152,6 @@ def _pump(port, syms, seconds, rate=100_000):
 
 
 async def test_ingest_whose_redis_is_paused_keeps_its_clients_fresh():
-	from test_scaleout import REDIS_SERVER, SKIP, Node, Redis, converged, free_port
 	if not REDIS_SERVER:
 		return SKIP
 	r = await Redis().start()
@@ -172,7 +164,7 @@ async def test_ingest_whose_redis_is_paused_keeps_its_clients_fresh():
 	await c.subscribe(["*"])
 	# Redis answers nothing for 3 s (as a slow or blocked Redis would)
 	# while ticks pour in.
-	reply = await asyncio.to_thread(_redis_command, r.redis_port, "CLIENT", "PAUSE", "3000", "ALL")
+	reply = await asyncio.to_thread(redis_command, r.redis_port, "CLIENT", "PAUSE", "3000", "ALL")
 	check(reply.startswith(b"+OK"), "CLIENT PAUSE answered %r" % reply)
 	pump = asyncio.create_task(asyncio.to_thread(_pump, feed_port, syms, 2.5))
 	ages, health = [], None

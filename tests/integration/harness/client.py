@@ -1,345 +1,26 @@
-"""
-harness: start the real `publisher` binary and talk to it like a client would.
+"""A WebSocket client as a dashboard would be (Client), and raw-socket
+helpers for what a library client cannot do: a handshake by hand, frames
+read and written byte by byte.
 
-    srv = await Server(feed="stdin").start()       # fresh db, free loopback port
-    await srv.send_ticks([tick("AAPL", bid="189.33", ask="189.35")])
-    c = await Client.connect(srv)                  # reads the hello
-    await c.request({"op": "subscribe", "symbols": ["AAPL"]})
-    snap = await c.expect("snapshot")
-
-Every server and client made during a test is registered here, and the runner
-(run.py) calls cleanup() after each test: clients are dropped, servers still
-running are killed, and their stderr tails are handed back for the report.
-
-Prices are compared as decimal.Decimal (frames are parsed with
-parse_float=Decimal) and the exact text can be checked in the raw frames, so
-"189.35 goes out as 189.35" is tested on the wire itself.
-"""
+Frames are parsed with parse_float=Decimal, so prices are compared as
+decimals and the exact text can be checked in the raw frames: "189.35 goes
+out as 189.35" is tested on the wire itself."""
 
 import asyncio
 import base64
 import collections
-import decimal
 import hashlib
-import http.client
 import json
 import os
 import re
-import shutil
-import signal
 import socket
-import subprocess
-import tempfile
 import time
 
 import websockets
 
-Decimal = decimal.Decimal
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-WEB_DIR = os.path.join(REPO, "web")
-
-# Field names a symbol state may carry (publisher/tick.h); anything else in a
-# snapshot or delta, apart from the envelope keys, is a protocol error.
-INPUT_FIELDS = ("bid", "ask", "bid_size", "ask_size", "last", "last_size", "volume")
-DERIVED_FIELDS = ("open", "high", "low", "volume", "trades")
-STATE_FIELDS = set(INPUT_FIELDS) | set(DERIVED_FIELDS)
-UPDATE_ENVELOPE = {"type", "symbol", "seq", "from", "ts"}
-
-
-def binary():
-	path = os.environ.get("PUBLISHER_BIN", "")
-	return path
-
-
-def now_us():
-	return int(time.time() * 1_000_000)
-
-
-# ------------------------------------------------------------------ ticks
-
-_ts_counter = [0]
-
-
-def next_ts():
-	"""A strictly increasing wall-clock-ish timestamp in µs."""
-	t = now_us()
-	if t <= _ts_counter[0]:
-		t = _ts_counter[0] + 1
-	_ts_counter[0] = t
-	return t
-
-
-def tick(symbol, ts=None, **fields):
-	"""A tick dict. String values that look like numbers become Decimal, so
-	the exact text is written to the feed and can be compared afterwards."""
-	t = {"ts": next_ts() if ts is None else ts, "symbol": symbol}
-	for k, v in fields.items():
-		if isinstance(v, str):
-			v = Decimal(v)
-		elif isinstance(v, float):
-			v = Decimal(repr(v))
-		t[k] = v
-	return t
-
-
-def _json_value(v):
-	if isinstance(v, Decimal):
-		return str(v)
-	if isinstance(v, bool):
-		return "true" if v else "false"
-	if isinstance(v, int):
-		return str(v)
-	if isinstance(v, float):
-		return repr(v)
-	return json.dumps(v)
-
-
-def tick_line(t):
-	"""One JSONL line for a tick dict, decimals written from their text."""
-	if isinstance(t, (bytes, str)):
-		return t if isinstance(t, str) else t.decode()
-	return "{" + ",".join(json.dumps(k) + ":" + _json_value(v) for k, v in t.items()) + "}"
-
-
-def tick_fields(t):
-	"""The data fields of a tick dict (no ts/symbol)."""
-	return {k: v for k, v in t.items() if k not in ("ts", "symbol")}
-
-
-# --------------------------------------------------------------- registry
-
-_servers = []
-_clients = []
-
-
-def _reset_registry():
-	del _servers[:]
-	del _clients[:]
-
-
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-		   "ThreadSanitizer", "Segmentation fault")
-
-
-def server_problems():
-	"""What went wrong with the current test's servers that the test itself
-	did not look at: an exit nobody asked for, a sanitizer report."""
-	out = []
-	for s in _servers:
-		if s.proc is None:
-			continue
-		if s.proc.returncode is not None and not s.exit_expected:
-			out.append("%s exited unexpectedly with code %s" % (s.name, s.proc.returncode))
-		text = s.stderr_text()
-		for mark in SANITIZER_MARKS:
-			if mark in text:
-				out.append("%s stderr reports %r" % (s.name, mark))
-	return out
-
-
-def kill_all_now():
-	"""Synchronous last resort (e.g. on Ctrl-C): SIGKILL every server of
-	the current test that may still run."""
-	for s in _servers:
-		if s.proc is not None and s.proc.returncode is None:
-			try:
-				os.kill(s.proc.pid, signal.SIGKILL)
-			except ProcessLookupError:
-				pass
-
-
-async def cleanup():
-	"""Drop every client and kill every server of the current test.
-	Returns [(server name, stderr tail)] for the report."""
-	for c in list(_clients):
-		if c.ws is not None:
-			try:
-				c.ws.transport.abort()
-			except Exception:
-				pass
-		if getattr(c, "sock", None) is not None:
-			try:
-				c.sock.close()
-			except Exception:
-				pass
-	tails = []
-	for s in list(_servers):
-		try:
-			await s.kill()
-		except Exception:
-			pass
-		tails.append((s.name, s.stderr_tail()))
-		s.remove_tmp()
-	_reset_registry()
-	return tails
-
-
-# ----------------------------------------------------------------- server
-
-class Server:
-	"""The real binary on 127.0.0.1:0 with its own temporary db."""
-
-	def __init__(self, feed="stdin", args=(), name="server", db=None, web=WEB_DIR):
-		self.feed = feed
-		self.args = list(args)
-		self.name = name
-		self.tmp = tempfile.mkdtemp(prefix="publisher-it-")
-		self.db = db or os.path.join(self.tmp, "ticks.db")
-		self.port_file = os.path.join(self.tmp, "port")
-		self.stderr_path = os.path.join(self.tmp, "stderr")
-		self.stdout_path = os.path.join(self.tmp, "stdout")
-		self.web = web
-		self.proc = None
-		self.port = None
-		self.returncode = None
-		self.exit_expected = False  # set when the test stops or awaits the exit
-		_servers.append(self)
-
-	@property
-	def pid(self):
-		return self.proc.pid
-
-	def argv(self):
-		argv = [binary(), "serve", "--listen", "127.0.0.1:0",
-			"--port-file", self.port_file, "--feed", self.feed,
-			"--db", self.db]
-		if self.web:
-			argv += ["--web", self.web]
-		# debug by default: the stderr tail printed for a failed test then
-		# shows the connection's story (PUBLISHER_LOG_LEVEL overrides).
-		argv += ["--log-level", os.environ.get("PUBLISHER_LOG_LEVEL", "debug")]
-		return argv + self.args
-
-	async def start(self, timeout=10.0):
-		self._err = open(self.stderr_path, "wb")
-		self._out = open(self.stdout_path, "wb")
-		self.proc = await asyncio.create_subprocess_exec(
-			*self.argv(), stdin=subprocess.PIPE, stdout=self._out,
-			stderr=self._err)
-		deadline = time.monotonic() + timeout
-		while time.monotonic() < deadline:
-			if self.proc.returncode is not None:
-				raise AssertionError(
-					"%s exited with code %s before writing its port file "
-					"(argv: %s)" % (self.name, self.proc.returncode,
-							 " ".join(self.argv())))
-			try:
-				with open(self.port_file) as f:
-					text = f.read().strip()
-				if text:
-					self.port = int(text)
-					return self
-			except (FileNotFoundError, ValueError):
-				pass
-			await asyncio.sleep(0.02)
-		raise AssertionError("%s wrote no port file within %.0f s" % (self.name, timeout))
-
-	def alive(self):
-		return self.proc is not None and self.proc.returncode is None
-
-	async def send_ticks(self, ticks):
-		"""Write ticks (dicts or raw lines) to the server's stdin feed."""
-		data = "".join(tick_line(t) + "\n" for t in ticks).encode()
-		try:
-			self.proc.stdin.write(data)
-			await self.proc.stdin.drain()
-		except (BrokenPipeError, ConnectionResetError) as e:
-			raise AssertionError("%s: cannot write ticks to stdin (%s); alive=%s"
-					     % (self.name, e, self.alive()))
-
-	async def wait_exit(self, timeout):
-		"""The exit code, or None if still running after timeout seconds."""
-		self.exit_expected = True
-		try:
-			self.returncode = await asyncio.wait_for(self.proc.wait(), timeout)
-		except asyncio.TimeoutError:
-			return None
-		return self.returncode
-
-	async def stop(self, sig=signal.SIGTERM, timeout=5.0):
-		"""Send sig and wait; returns the exit code (None if it hung, then
-		the process is killed)."""
-		self.exit_expected = True
-		if self.proc.returncode is not None:
-			return self.proc.returncode
-		self.proc.send_signal(sig)
-		rc = await self.wait_exit(timeout)
-		if rc is None:
-			await self.kill()
-		return rc
-
-	async def kill(self):
-		if self.proc is None:
-			return
-		if self.proc.returncode is None:
-			try:
-				self.proc.kill()
-			except ProcessLookupError:
-				pass
-			try:
-				await asyncio.wait_for(self.proc.wait(), 5)
-			except asyncio.TimeoutError:
-				pass
-		try:
-			self.proc.stdin.close()
-		except Exception:
-			pass
-		for f in (getattr(self, "_err", None), getattr(self, "_out", None)):
-			if f:
-				f.close()
-
-	def stderr_text(self):
-		try:
-			with open(self.stderr_path, "rb") as f:
-				return f.read().decode("utf-8", "replace")
-		except FileNotFoundError:
-			return ""
-
-	def stderr_tail(self, lines=15):
-		return "\n".join(self.stderr_text().splitlines()[-lines:])
-
-	def rss_kb(self):
-		"""VmRSS of the server process in kB (None when gone)."""
-		try:
-			with open("/proc/%d/status" % self.pid) as f:
-				for line in f:
-					if line.startswith("VmRSS:"):
-						return int(line.split()[1])
-		except (FileNotFoundError, ProcessLookupError):
-			return None
-		return None
-
-	def remove_tmp(self):
-		if not os.environ.get("KEEP_TMP"):
-			shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-async def start_server(feed="stdin", args=(), name="server"):
-	return await Server(feed=feed, args=args, name=name).start()
-
-
-async def run_cli(args, timeout=10.0):
-	"""Run the binary with args; returns (exit code, stdout, stderr)."""
-	proc = await asyncio.create_subprocess_exec(
-		binary(), *args, stdin=subprocess.DEVNULL,
-		stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-	try:
-		out, err = await asyncio.wait_for(proc.communicate(), timeout)
-	except asyncio.TimeoutError:
-		proc.kill()
-		await proc.wait()
-		raise AssertionError("`publisher %s` still running after %.0f s"
-				     % (" ".join(args), timeout))
-	return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-
-
-# ----------------------------------------------------------------- client
-
-def _summary(m, limit=160):
-	s = json.dumps(m, default=str)
-	return s if len(s) <= limit else s[:limit] + "…"
+from . import registry
+from .checks import Decimal, check, summary
+from .ticks import STATE_FIELDS, UPDATE_ENVELOPE
 
 
 class Closed(AssertionError):
@@ -369,7 +50,7 @@ class Client:
 		self.problems = [] # protocol violations seen while applying
 		self.hello = None
 		self._next_id = 1
-		_clients.append(self)
+		registry.clients.append(self)
 
 	@classmethod
 	async def connect(cls, server, path="/ws", name="client", expect_hello=True,
@@ -448,11 +129,11 @@ class Client:
 		sym = m.get("symbol")
 		seq = m.get("seq")
 		if not isinstance(sym, str) or not isinstance(seq, int):
-			self.problems.append("update without symbol/seq: %s" % _summary(m))
+			self.problems.append("update without symbol/seq: %s" % summary(m))
 			return
 		extra = set(m) - UPDATE_ENVELOPE - STATE_FIELDS
 		if extra:
-			self.problems.append("unknown keys %s in %s" % (sorted(extra), _summary(m)))
+			self.problems.append("unknown keys %s in %s" % (sorted(extra), summary(m)))
 		fields = {k: v for k, v in m.items() if k not in UPDATE_ENVELOPE}
 		held = self.state.get(sym)
 		if m["type"] == "snapshot":
@@ -463,7 +144,7 @@ class Client:
 			return
 		frm = m.get("from")
 		if not isinstance(frm, int) or frm >= seq:
-			self.problems.append("delta with bad from/seq: %s" % _summary(m))
+			self.problems.append("delta with bad from/seq: %s" % summary(m))
 			return
 		if held is None or held["seq"] != frm:
 			self.gaps.append((sym, None if held is None else held["seq"], frm, seq))
@@ -485,7 +166,7 @@ class Client:
 					raise asyncio.TimeoutError()
 				m = await self.recv_json(left)
 			except asyncio.TimeoutError:
-				seen = [_summary(x, 120) for x in self.log[start:]][-6:]
+				seen = [summary(x, 120) for x in self.log[start:]][-6:]
 				raise AssertionError("%s: no %s within %.1f s; received meanwhile: %s"
 						     % (self.name, what or self._describe(type_, id),
 							timeout, seen or "nothing"))
@@ -528,7 +209,7 @@ class Client:
 					raise asyncio.TimeoutError()
 				await self.recv_json(left)
 			except asyncio.TimeoutError:
-				seen = [_summary(x, 120) for x in self.log[start:]][-6:]
+				seen = [summary(x, 120) for x in self.log[start:]][-6:]
 				raise AssertionError(
 					"%s: %s did not reach seq %d within %.1f s (held %s; gaps %s); "
 					"received meanwhile: %s" % (self.name, symbol, seq, timeout,
@@ -604,7 +285,7 @@ class Client:
 					raise asyncio.TimeoutError()
 				m = await self.recv_json(left)
 			except asyncio.TimeoutError:
-				seen = [_summary(x, 120) for x in self.log[start:]][-6:]
+				seen = [summary(x, 120) for x in self.log[start:]][-6:]
 				raise AssertionError("%s: no reply to %s within %.1f s; received meanwhile: %s"
 						     % (self.name, json.dumps(op)[:120], timeout, seen or "nothing"))
 			if m.get("type") in ("snapshot", "delta", "heartbeat", "hello"):
@@ -613,21 +294,21 @@ class Client:
 				return m
 			if m.get("type") == "error" and "id" not in m:
 				raise AssertionError("%s: error without id in reply to %s: %s"
-						     % (self.name, json.dumps(op)[:120], _summary(m)))
+						     % (self.name, json.dumps(op)[:120], summary(m)))
 
 	async def subscribe(self, symbols, timeout=5.0, **extra):
 		op = {"op": "subscribe", "symbols": list(symbols)}
 		op.update(extra)
 		r = await self.request(op, timeout)
 		if r.get("type") != "subscribed":
-			raise AssertionError("%s: subscribe %s answered %s" % (self.name, symbols, _summary(r)))
+			raise AssertionError("%s: subscribe %s answered %s" % (self.name, symbols, summary(r)))
 		return r
 
 	async def ping_ok(self, timeout=5.0):
 		"""A ping gets its pong: the connection is open and still served."""
 		r = await self.request({"op": "ping"}, timeout)
 		if r.get("type") != "pong":
-			raise AssertionError("%s: ping answered %s" % (self.name, _summary(r)))
+			raise AssertionError("%s: ping answered %s" % (self.name, summary(r)))
 		return r
 
 	async def close(self):
@@ -651,24 +332,6 @@ class Client:
 		"""True when some raw frame carries "field":text literally."""
 		pat = re.compile(r'"%s"\s*:\s*%s(?![0-9eE.])' % (re.escape(field), re.escape(text)))
 		return any(pat.search(r) for r in self.raw)
-
-
-def assert_fields(got, want, who=""):
-	"""Every field of want is in got with the same (decimal) value."""
-	bad = []
-	for k, v in want.items():
-		if k not in got:
-			bad.append("%s missing" % k)
-		elif Decimal(str(got[k])) != Decimal(str(v)):
-			bad.append("%s=%s, want %s" % (k, got[k], v))
-	if bad:
-		raise AssertionError("%s%s (have %s)" % (who and who + ": ", "; ".join(bad),
-							 _summary(got, 300)))
-
-
-def check(cond, msg):
-	if not cond:
-		raise AssertionError(msg)
 
 
 # --------------------------------------------------------- raw sockets
@@ -714,7 +377,7 @@ def raw_ws_handshake(port, path="/ws", rcvbuf=None, timeout=5.0, extensions=None
 	accept = base64.b64encode(hashlib.sha1(
 		(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
 	check(accept in head, "raw client: wrong Sec-WebSocket-Accept in %r" % head)
-	_clients.append(_RawSocket(s))
+	registry.clients.append(_RawSocket(s))
 	return s, head
 
 
@@ -753,29 +416,3 @@ def ws_frame(text, opcode=0x1, rsv1=False):
 		head = bytes([b0, 0x80 | 127]) + n.to_bytes(8, "big")
 	return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
-
-async def metric(srv, name):
-	"""The value of a /metrics line (the first with labels, if it has
-	some), or None when there is no such metric."""
-	status, _, body = await http_request(srv.port, "/metrics")
-	check(status == 200, "%s /metrics: %s" % (srv.name, status))
-	for line in body.decode().splitlines():
-		if line.startswith(name + " ") or line.startswith(name + "{"):
-			return float(line.rsplit(" ", 1)[1])
-	return None
-
-
-def _http_sync(port, method, path, headers, timeout):
-	conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-	try:
-		conn.request(method, path, headers=headers or {})
-		r = conn.getresponse()
-		body = r.read()
-		return r.status, {k.lower(): v for k, v in r.getheaders()}, body
-	finally:
-		conn.close()
-
-
-async def http_request(port, path="/", method="GET", headers=None, timeout=5.0):
-	"""(status, {lower-case header: value}, body bytes)."""
-	return await asyncio.to_thread(_http_sync, port, method, path, headers, timeout)
