@@ -23,42 +23,39 @@
 #include "decimal.h"
 #include "engine.h"
 #include "tick.h"
-#include "bench_util.h"
 #include "ws_deflate.h"
 
-#define NSYMBOLS 1000
-#define NFRAMES	 64
+#include "support/rng.h"
+#include "support/ticks.h"
+#include "support/timing.h"
 
+#define NSYMBOLS 1000
+#define NFRAMES  64
+
+/* Every run draws the same workload. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 /* A price walk per symbol: quotes, and one time in three a trade. */
 static void
 tick_random(struct tick *t, unsigned sym, int64_t ts, int64_t *mid)
 {
-	struct decimal d;
+	char name[TICK_SYMBOL_MAX + 1];
 
-	memset(t, 0, sizeof *t);
-	snprintf(t->symbol, sizeof t->symbol, "SYM%04u.X", sym);
-	t->ts = ts;
-	mid[sym] += (int64_t)(bench_rng() % 5) - 2;
-	if (bench_rng() % 3 == 0) {
-		d.mantissa = mid[sym];
-		d.scale = 2;
-		tick_set(t, FIELD_LAST, d);
-		d.mantissa = 100 * (1 + bench_rng() % 50);
-		d.scale = 0;
-		tick_set(t, FIELD_LAST_SIZE, d);
-	} else {
-		d.mantissa = mid[sym] - 1;
-		d.scale = 2;
-		tick_set(t, FIELD_BID, d);
-		d.mantissa = mid[sym] + 1;
-		tick_set(t, FIELD_ASK, d);
-		d.mantissa = 100 * (1 + bench_rng() % 50);
-		d.scale = 0;
-		tick_set(t, FIELD_BID_SIZE, d);
-		d.mantissa = 100 * (1 + bench_rng() % 50);
-		tick_set(t, FIELD_ASK_SIZE, d);
+	snprintf(name, sizeof name, "SYM%04u.X", sym);
+	mid[sym] += (int64_t)(xorshift64_next(&rng_state) % 5) - 2;
+	if (xorshift64_next(&rng_state) % 3 == 0) {
+		*t = tick_trade(
+		        name, ts, dec_raw(mid[sym], 2),
+		        dec_raw(100 * (1 + xorshift64_next(&rng_state) % 50),
+		                0));
+		return;
 	}
+	*t = tick_quote(name, ts, dec_raw(mid[sym] - 1, 2),
+	                dec_raw(mid[sym] + 1, 2));
+	tick_set(t, FIELD_BID_SIZE,
+	         dec_raw(100 * (1 + xorshift64_next(&rng_state) % 50), 0));
+	tick_set(t, FIELD_ASK_SIZE,
+	         dec_raw(100 * (1 + xorshift64_next(&rng_state) % 50), 0));
 }
 
 struct frames {
@@ -84,7 +81,8 @@ make_frames(struct frames *fr, unsigned dirty)
 	if (!e || !scratch)
 		exit(1);
 	for (i = 0; i < NSYMBOLS; i++) {
-		mid[i] = 1000 + 100 * (int64_t)(bench_rng() % 5000);
+		mid[i] = 1000 +
+		         100 * (int64_t)(xorshift64_next(&rng_state) % 5000);
 		tick_random(&t, i, ts++, mid);
 		engine_apply_tick(e, &t);
 	}
@@ -96,20 +94,23 @@ make_frames(struct frames *fr, unsigned dirty)
 	fr->total = 0;
 	for (k = 0; k < NFRAMES; k++) {
 		for (i = 0; i < dirty; i++) {
-			tick_random(&t, dirty == NSYMBOLS ? i
-							  : bench_rng() % NSYMBOLS,
-				    ts += 137, mid);
+			tick_random(&t,
+			            dirty == NSYMBOLS
+			                    ? i
+			                    : xorshift64_next(&rng_state) %
+			                              NSYMBOLS,
+			            ts += 137, mid);
 			engine_apply_tick(e, &t);
 		}
 		engine_flush(e);
 		fr->len[k] = engine_client_write(c, 0, scratch,
-						 ENGINE_FRAME_CAP, NULL);
+		                                 ENGINE_FRAME_CAP, NULL);
 		fr->text[k] = malloc(fr->len[k]);
 		memcpy(fr->text[k], scratch, fr->len[k]);
 		fr->total += fr->len[k];
 		/* Whatever did not fit the frame cap is left for later. */
 		while (engine_client_write(c, 0, scratch, ENGINE_FRAME_CAP,
-					   NULL))
+		                           NULL))
 			;
 	}
 	engine_destroy(e);
@@ -131,13 +132,13 @@ bench_level(const struct frames *fr, unsigned dirty, int level, double secs)
 	d = ws_deflate_create(&cfg);
 	if (!d)
 		exit(1);
-	t0 = bench_now_s();
+	t0 = timing_now_s();
 	do {
 		for (unsigned k = 0; k < NFRAMES; k++)
 			ws_deflate_frame(d, ++id, fr->text[k], fr->len[k], 0,
-					 &z);
+			                 &z);
 		frames += NFRAMES;
-		t1 = bench_now_s();
+		t1 = timing_now_s();
 	} while (t1 - t0 < secs);
 	ws_deflate_get_stats(d, &st);
 	printf("%6u %6zu  %d  %7.0f  %5.2f:1  %8.1f  %7.0f\n", dirty,
@@ -164,13 +165,13 @@ bench_hit(const struct frames *fr, double secs)
 	if (!d)
 		exit(1);
 	ws_deflate_frame(d, 1, fr->text[0], fr->len[0], 0, &z);
-	t0 = bench_now_s();
+	t0 = timing_now_s();
 	do {
 		for (int i = 0; i < 100000; i++)
 			sum += ws_deflate_frame(d, 1, fr->text[0], fr->len[0],
-						0, &z);
+			                        0, &z);
 		n += 100000;
-		t1 = bench_now_s();
+		t1 = timing_now_s();
 	} while (t1 - t0 < secs);
 	printf("cache hit (every other client of a shared frame): %.1f ns "
 	       "(checksum %zu)\n",

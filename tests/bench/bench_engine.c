@@ -30,13 +30,18 @@
 #include "decimal.h"
 #include "engine.h"
 #include "tick.h"
-#include "bench_util.h"
+
+#include "support/rng.h"
+#include "support/ticks.h"
+#include "support/timing.h"
 
 #define NSYMBOLS  1000
 #define NCLIENTS  1000
 #define NTICKS    (1u << 20)
 #define FRAME_CAP ENGINE_FRAME_CAP
 
+/* Every run draws the same workload. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 /* Resident memory in MiB, from /proc (0 where there is none). */
 static double
@@ -65,30 +70,25 @@ symbol_name(char *out, size_t n, unsigned i)
 static void
 tick_random(struct tick *t, unsigned sym, int64_t ts)
 {
-	struct decimal d;
+	char name[TICK_SYMBOL_MAX + 1];
+	int64_t price;
 
-	memset(t, 0, sizeof *t);
-	symbol_name(t->symbol, sizeof t->symbol, sym);
-	t->ts = ts;
-	if (bench_rng() % 3 == 0) {
-		d.mantissa = 10000 + bench_rng() % 500;
-		d.scale = 2;
-		tick_set(t, FIELD_LAST, d);
-		d.mantissa = 1 + bench_rng() % 1000;
-		d.scale = 0;
-		tick_set(t, FIELD_LAST_SIZE, d);
-	} else {
-		d.mantissa = 10000 + bench_rng() % 500;
-		d.scale = 2;
-		tick_set(t, FIELD_BID, d);
-		d.mantissa += 1 + bench_rng() % 5;
-		tick_set(t, FIELD_ASK, d);
-		d.mantissa = 100 * (1 + bench_rng() % 10);
-		d.scale = 0;
-		tick_set(t, FIELD_BID_SIZE, d);
-		d.mantissa = 100 * (1 + bench_rng() % 10);
-		tick_set(t, FIELD_ASK_SIZE, d);
+	symbol_name(name, sizeof name, sym);
+	if (xorshift64_next(&rng_state) % 3 == 0) {
+		price = 10000 + xorshift64_next(&rng_state) % 500;
+		*t = tick_trade(
+		        name, ts, dec_raw(price, 2),
+		        dec_raw(1 + xorshift64_next(&rng_state) % 1000, 0));
+		return;
 	}
+	price = 10000 + xorshift64_next(&rng_state) % 500;
+	*t = tick_quote(
+	        name, ts, dec_raw(price, 2),
+	        dec_raw(price + 1 + xorshift64_next(&rng_state) % 5, 2));
+	tick_set(t, FIELD_BID_SIZE,
+	         dec_raw(100 * (1 + xorshift64_next(&rng_state) % 10), 0));
+	tick_set(t, FIELD_ASK_SIZE,
+	         dec_raw(100 * (1 + xorshift64_next(&rng_state) % 10), 0));
 }
 
 static void
@@ -141,17 +141,18 @@ bench_apply(double seconds)
 		exit(1);
 	}
 	for (i = 0; i < NTICKS; i++)
-		tick_random(&ticks[i], bench_rng() % NSYMBOLS, (int64_t)i);
+		tick_random(&ticks[i], xorshift64_next(&rng_state) % NSYMBOLS,
+		            (int64_t)i);
 	e = engine_new(&ready);
 	/* One pass to create the symbols, untimed. */
 	for (i = 0; i < NSYMBOLS; i++)
 		engine_apply_tick(e, &ticks[i]);
 
-	t0 = bench_now_s();
+	t0 = timing_now_s();
 	do {
 		for (i = 0; i < NTICKS; i++)
 			applied += engine_apply_tick(e, &ticks[i]) != 0;
-		t1 = bench_now_s();
+		t1 = timing_now_s();
 	} while (t1 - t0 < seconds);
 
 	engine_get_stats(e, &st);
@@ -174,12 +175,12 @@ bench_apply(double seconds)
  */
 static void
 bench_rounds(const char *label, unsigned nclients, unsigned per_client,
-	     unsigned take_every, double seconds)
+             unsigned take_every, double seconds)
 {
 	static struct tick ticks[NSYMBOLS];
 	static char names[NSYMBOLS][TICK_SYMBOL_MAX + 1];
 	struct engine_client **c = calloc(nclients, sizeof *c);
-	char (*list)[TICK_SYMBOL_MAX + 1] = calloc(per_client, sizeof *list);
+	char(*list)[TICK_SYMBOL_MAX + 1] = calloc(per_client, sizeof *list);
 	char *buf = malloc(FRAME_CAP + 64);
 	struct engine_stats before, after;
 	double t_tick = 0, t_flush = 0, t_write = 0, t0, t1, t2, t3, start;
@@ -196,7 +197,7 @@ bench_rounds(const char *label, unsigned nclients, unsigned per_client,
 		symbol_name(names[i], sizeof names[i], i);
 	e = engine_new(&ready);
 	rss0 = rss_mib();
-	t0 = bench_now_s();
+	t0 = timing_now_s();
 	for (k = 0; k < nclients; k++) {
 		c[k] = engine_client_create(e, NULL);
 		if (!c[k]) {
@@ -207,18 +208,18 @@ bench_rounds(const char *label, unsigned nclients, unsigned per_client,
 		for (i = 0; i < per_client; i++)
 			memcpy(list[i],
 			       names[per_client == NSYMBOLS
-					     ? i
-					     : (k * 7 + i * 97) % NSYMBOLS],
+			                     ? i
+			                     : (k * 7 + i * 97) % NSYMBOLS],
 			       sizeof list[i]);
-		if (engine_client_subscribe_many(c[k],
-						 (const char(*)[TICK_SYMBOL_MAX + 1])list,
-						 per_client, NULL, NULL)) {
+		if (engine_client_subscribe_many(
+		            c[k], (const char(*)[TICK_SYMBOL_MAX + 1]) list,
+		            per_client, NULL, NULL)) {
 			fprintf(stderr, "bench_engine: subscribe failed (out "
-					"of memory?)\n");
+			                "of memory?)\n");
 			exit(1);
 		}
 	}
-	t_subscribe = bench_now_s() - t0;
+	t_subscribe = timing_now_s() - t0;
 	/* The first round brings everyone a snapshot; untimed. */
 	for (i = 0; i < NSYMBOLS; i++) {
 		tick_random(&ticks[i], i, 0);
@@ -230,21 +231,21 @@ bench_rounds(const char *label, unsigned nclients, unsigned per_client,
 	rss1 = rss_mib();
 	engine_get_stats(e, &before);
 
-	start = bench_now_s();
+	start = timing_now_s();
 	do {
 		/* New ticks each round, made outside the timed phases. */
 		for (i = 0; i < NSYMBOLS; i++)
 			tick_random(&ticks[i], i, (int64_t)rounds + 1);
-		t0 = bench_now_s();
+		t0 = timing_now_s();
 		for (i = 0; i < NSYMBOLS; i++)
 			engine_apply_tick(e, &ticks[i]);
-		t1 = bench_now_s();
+		t1 = timing_now_s();
 		engine_flush(e);
-		t2 = bench_now_s();
+		t2 = timing_now_s();
 		for (k = 0; k < nclients; k++)
 			if ((k + rounds) % take_every == 0)
 				bytes += drain(c[k], (int64_t)rounds + 1, buf);
-		t3 = bench_now_s();
+		t3 = timing_now_s();
 		t_tick += t1 - t0;
 		t_flush += t2 - t1;
 		t_write += t3 - t2;
@@ -261,11 +262,11 @@ bench_rounds(const char *label, unsigned nclients, unsigned per_client,
 	       "bytes/update, %.0f%% of frames shared\n",
 	       (unsigned long long)rounds, NSYMBOLS,
 	       take_every == 1 ? "every client taking its frames"
-			       : "1 client in 100 taking its frames",
+	                       : "1 client in 100 taking its frames",
 	       (double)bytes / (double)updates,
 	       100.0 * (double)(after.frames_shared - before.frames_shared) /
-		       (double)(after.frames_shared - before.frames_shared +
-				(after.rounds - before.rounds) + 1));
+	               (double)(after.frames_shared - before.frames_shared +
+	                        (after.rounds - before.rounds) + 1));
 	printf("           %.0f delta updates/s written (flush + write: "
 	       "%.1f ns each); a flush takes %.1f us\n",
 	       (double)updates / (t_flush + t_write),

@@ -17,30 +17,16 @@
 
 #include "tick_file.h"
 
+#include "support/rng.h"
+#include "support/timing.h"
+
 #define DEFAULT_LINES 2000000
 #define ROUNDS        3
 #define SYMBOLS       100
 
+/* xorshift64* (support/rng.h): deterministic, so every run parses the same
+ * text. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-/* xorshift64*: deterministic, so every run parses the same text. */
-static uint64_t
-rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dULL;
-}
-
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct text {
 	char *data;
@@ -72,7 +58,7 @@ struct gen_tick {
 static void
 gen_next(struct gen_tick *g, unsigned *prices)
 {
-	uint64_t r = rng();
+	uint64_t r = xorshift64star_next(&rng_state);
 
 	g->ts += 1 + (int64_t)(r % 500);
 	g->symbol = (unsigned)(r >> 16) % SYMBOLS;
@@ -93,7 +79,8 @@ generate(size_t lines, struct text *jsonl, struct text *csv)
 	size_t i;
 
 	for (i = 0; i < SYMBOLS; i++)
-		prices[i] = 1000 + (unsigned)(rng() % 50000);
+		prices[i] = 1000 +
+		            (unsigned)(xorshift64star_next(&rng_state) % 50000);
 	text_reserve(csv, 64);
 	csv->len += (size_t)sprintf(csv->data + csv->len,
 	                            "ts,symbol,bid,ask,bid_size,ask_size,last,"
@@ -189,10 +176,10 @@ bench(const char *name, const struct text *t, enum tick_format format)
 	int round;
 
 	for (round = 0; round < ROUNDS; round++) {
-		double t0 = now_seconds(), dt;
+		double t0 = timing_now_s(), dt;
 
 		ticks = parse_all(t, format, &checksum);
-		dt = now_seconds() - t0;
+		dt = timing_now_s() - t0;
 		if (round == 0 || dt < best)
 			best = dt;
 	}

@@ -33,10 +33,11 @@
 #include "feed.h"
 #include "log.h"
 #include "store.h"
-
-/* The database of the store-on runs; NULL while the store is off. */
-static const char *store_path;
 #include "tick_queue.h"
+
+#include "support/rng.h"
+#include "support/timing.h"
+#include "support/tmpdir.h"
 
 #define DEFAULT_TICKS  2000000
 #define ROUNDS         3
@@ -44,26 +45,12 @@ static const char *store_path;
 #define QUEUE_CAPACITY (256 * 1024) /* as publisher/main.c */
 #define DRAIN_MAX      4096
 
+/* The database of the store-on runs; NULL while the store is off. */
+static const char *store_path;
+
+/* xorshift64* (support/rng.h): deterministic, so every run replays the same
+ * file. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-/* xorshift64*: deterministic, so every run replays the same file. */
-static uint64_t
-rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dULL;
-}
-
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static FILE *
 open_out(const char *path)
@@ -100,10 +87,11 @@ generate(size_t n, const char *jsonl_path, const char *csv_path)
 	size_t i;
 
 	for (i = 0; i < SYMBOLS; i++)
-		prices[i] = 1000 + (unsigned)(rng() % 50000);
+		prices[i] = 1000 +
+		            (unsigned)(xorshift64star_next(&rng_state) % 50000);
 	fputs("ts,symbol,bid,ask,bid_size,ask_size,last,last_size\n", c);
 	for (i = 0; i < n; i++) {
-		uint64_t r = rng();
+		uint64_t r = xorshift64star_next(&rng_state);
 		unsigned sym = (unsigned)(r >> 16) % SYMBOLS;
 		unsigned p, q, sa = 100 * (1 + (unsigned)((r >> 48) % 50));
 		unsigned sb = 100 * (1 + (unsigned)((r >> 56) % 50));
@@ -215,7 +203,7 @@ run_once(const char *path, size_t want)
 		fprintf(stderr, "bench_replay: %s\n", err);
 		exit(1);
 	}
-	t0 = now_seconds();
+	t0 = timing_now_s();
 	if (feed_start(f, err, sizeof err) != 0) {
 		fprintf(stderr, "bench_replay: %s\n", err);
 		exit(1);
@@ -264,7 +252,7 @@ run_once(const char *path, size_t want)
 		got += n;
 	}
 	store_close(st); /* commits what is queued */
-	r.seconds = now_seconds() - t0;
+	r.seconds = timing_now_s() - t0;
 	engine_get_stats(e, &es);
 	r.applied = es.ticks_applied;
 	r.symbols = es.symbols;
@@ -319,8 +307,7 @@ bench(const char *name, const char *path, size_t ticks)
 int
 main(int argc, char **argv)
 {
-	char dir[] = "/tmp/bench_replay.XXXXXX", jsonl[64], csv[64], db[64],
-	     db2[80];
+	char dir[] = "/tmp/bench_replay.XXXXXX", jsonl[64], csv[64], db[64];
 	size_t ticks = DEFAULT_TICKS;
 
 	if (argc > 1)
@@ -354,15 +341,6 @@ main(int argc, char **argv)
 	bench("jsonl", jsonl, ticks);
 	bench("csv", csv, ticks);
 	store_path = NULL;
-	unlink(db);
-	snprintf(db2, sizeof db2, "%s/ticks.db-wal", dir);
-	unlink(db2);
-	snprintf(db2, sizeof db2, "%s/ticks.db-shm", dir);
-	unlink(db2);
-	snprintf(db2, sizeof db2, "%s/ticks.db-lock", dir);
-	unlink(db2);
-	unlink(jsonl);
-	unlink(csv);
-	rmdir(dir);
+	tmpdir_remove(dir);
 	return 0;
 }

@@ -25,19 +25,11 @@
 
 #include "engine.h"
 #include "store.h"
-#include "bench_util.h"
+
+#include "support/timing.h"
+#include "support/tmpdir.h"
 
 #define CHUNK 1024
-
-
-static double
-cpu_s(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static double
 process_cpu_s(void)
@@ -185,12 +177,12 @@ main(int argc, char **argv)
 
 	printf("store: %llu ticks over %zu symbols into %s\n",
 	       (unsigned long long)total, symbols, path);
-	t0 = bench_now_s();
+	t0 = timing_now_s();
 	while (made < total) {
 		size_t space = store_append_space(st), n;
 
 		if (space == 0) {
-			double w0 = bench_now_s();
+			double w0 = timing_now_s();
 			struct timespec until;
 			unsigned seen;
 
@@ -206,7 +198,7 @@ main(int argc, char **argv)
 				pthread_cond_timedwait(&wake_cv, &wake_mu,
 				                       &until);
 			pthread_mutex_unlock(&wake_mu);
-			waited += bench_now_s() - w0;
+			waited += timing_now_s() - w0;
 			continue;
 		}
 		n = space < CHUNK ? space : CHUNK;
@@ -225,14 +217,14 @@ main(int argc, char **argv)
 		}
 		made += n;
 	}
-	t_appended = bench_now_s();
-	main_cpu = cpu_s(CLOCK_THREAD_CPUTIME_ID);
+	t_appended = timing_now_s();
+	main_cpu = timing_s_of(CLOCK_THREAD_CPUTIME_ID);
 	store_get_stats(st, &ss);
 	printf("  appended in %.2f s; main thread waited for room %.2f s "
 	       "(%.0f%%)\n",
 	       t_appended - t0, waited, 100 * waited / (t_appended - t0));
 	store_close(st);
-	t_closed = bench_now_s();
+	t_closed = timing_now_s();
 	proc_cpu = process_cpu_s();
 	printf("  persisted %.0f ticks/s  (%llu ticks committed in %.2f s, "
 	       "closed)\n",
@@ -265,74 +257,74 @@ main(int argc, char **argv)
 		int q;
 
 		rows = 0;
-		t = bench_now_s();
+		t = timing_now_s();
 		store_read_ticks(r, one, 1, 0, INT64_MAX, 0, count_row, &rows,
 		                 err, sizeof err);
-		t = bench_now_s() - t;
+		t = timing_now_s() - t;
 		printf("read: one symbol's history: %llu ticks in %.1f ms "
 		       "(%.0f ticks/s)\n",
 		       (unsigned long long)rows, t * 1e3, (double)rows / t);
 
 		rows = 0;
-		t = bench_now_s();
+		t = timing_now_s();
 		for (q = 0; q < 1000; q++) {
 			one[0] = g.names[(size_t)q % symbols];
 			store_read_ticks(r, one, 1, 0, INT64_MAX, 100,
 			                 count_row, &rows, err, sizeof err);
 		}
-		t = bench_now_s() - t;
+		t = timing_now_s() - t;
 		printf("read: last 100 ticks of a symbol: %.0f queries/s "
 		       "(%.0f µs each)\n",
 		       1000 / t, t * 1e3);
 
 		rows = 0;
-		t = bench_now_s();
+		t = timing_now_s();
 		one[0] = g.names[1];
 		store_read_ticks(
 		        r, one, 1, 1700000000000000ll + (int64_t)total / 2,
 		        1700000000000000ll + (int64_t)total / 2 + 100000, 0,
 		        count_row, &rows, err, sizeof err);
-		t = bench_now_s() - t;
+		t = timing_now_s() - t;
 		printf("read: one symbol, a 0.1 s range mid-history: %llu "
 		       "ticks in %.2f ms\n",
 		       (unsigned long long)rows, t * 1e3);
 
 		rows = 0;
-		t = bench_now_s();
+		t = timing_now_s();
 		if (store_read_ticks(r, NULL, 0, 0, INT64_MAX, 0, count_row,
 		                     &rows, err, sizeof err))
 			fprintf(stderr, "bench_store: %s\n", err);
-		t = bench_now_s() - t;
+		t = timing_now_s() - t;
 		printf("read: every symbol in ts order (export): %llu ticks "
 		       "in %.2f s (%.0f ticks/s)\n",
 		       (unsigned long long)rows, t, (double)rows / t);
 
 		one[0] = g.names[2];
-		t = bench_now_s();
+		t = timing_now_s();
 		store_read_bars(r, g.names[2], 0, INT64_MAX, 1000, 0, count_bar,
 		                &bars, err, sizeof err);
-		t = bench_now_s() - t;
+		t = timing_now_s() - t;
 		printf("read: 1 ms bars of one symbol's history: %llu bars in "
 		       "%.1f ms\n",
 		       (unsigned long long)bars, t * 1e3);
 		bars = 0;
-		t = bench_now_s();
+		t = timing_now_s();
 		for (q = 0; q < 1000; q++)
 			store_read_bars(r, g.names[(size_t)q % symbols], 0,
 			                INT64_MAX, 1000, 60, count_bar, &bars,
 			                err, sizeof err);
-		t = bench_now_s() - t;
+		t = timing_now_s() - t;
 		printf("read: last 60 1 ms bars of a symbol: %.0f queries/s "
 		       "(%.0f µs each)\n",
 		       1000 / t, t * 1e3);
 
 		rows = 0;
-		t = bench_now_s();
+		t = timing_now_s();
 		for (q = 0; q < 1000; q++)
 			store_read_history(r, g.names[(size_t)q % symbols], 0,
 			                   INT64_MAX, 100, count_row, &rows,
 			                   err, sizeof err);
-		t = bench_now_s() - t;
+		t = timing_now_s() - t;
 		printf("read: last 100 ticks of a symbol in ts order "
 		       "(history): %.0f queries/s (%.0f µs each)\n",
 		       1000 / t, t * 1e3);
@@ -341,10 +333,7 @@ main(int argc, char **argv)
 	engine_destroy(e);
 
 	if (!getenv("BENCH_KEEP")) {
-		char sh[800];
-
-		snprintf(sh, sizeof sh, "rm -rf '%s'", dir);
-		if (system(sh) != 0)
+		if (tmpdir_remove(dir) != 0)
 			fprintf(stderr, "bench_store: could not remove %s\n",
 			        dir);
 	} else {

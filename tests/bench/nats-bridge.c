@@ -31,6 +31,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "support/net.h"
+
 #define IN_CAP  (1024 * 1024)
 #define OUT_CAP (2 * IN_CAP)
 
@@ -44,23 +46,6 @@ on_signal(int sig)
 	stop_flag = 1;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR && !stop_flag)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Answer PINGs; other server lines (INFO, -ERR) are logged once. */
 static int
 service_nats(int nfd)
@@ -70,7 +55,8 @@ service_nats(int nfd)
 
 	while ((n = recv(nfd, buf, sizeof buf - 1, MSG_DONTWAIT)) > 0) {
 		buf[n] = '\0';
-		if (strstr(buf, "PING\r\n") && write_all(nfd, "PONG\r\n", 6))
+		if (strstr(buf, "PING\r\n") &&
+		    net_write_all(nfd, "PONG\r\n", 6, &stop_flag))
 			return -1;
 		if (strstr(buf, "-ERR"))
 			fprintf(stderr, "nats-bridge: nats said %s", buf);
@@ -107,7 +93,7 @@ connect_nats(const char *hostport)
 		return -1;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (write_all(fd, hello, sizeof hello - 1)) {
+	if (net_write_all(fd, hello, sizeof hello - 1, &stop_flag)) {
 		close(fd);
 		return -1;
 	}
@@ -243,7 +229,8 @@ main(int argc, char **argv)
 				break;
 			have += (size_t)n;
 			used = translate(in, have, out, &out_len);
-			if (out_len && write_all(nfd, out, out_len)) {
+			if (out_len &&
+			    net_write_all(nfd, out, out_len, &stop_flag)) {
 				stop_flag = 1;
 				break;
 			}

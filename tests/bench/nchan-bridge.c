@@ -73,6 +73,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "support/net.h"
+
 #define IN_CAP        (1024 * 1024)
 #define SYM_MAX       48
 #define MAX_CHANNELS  16384
@@ -165,23 +167,6 @@ tcp_connect(void)
 	return fd;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n < 0) {
-			if (errno == EINTR && !stop_flag)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* The WebSocket upgrade, blocking (~0.1 ms on loopback). */
 static int
 ws_handshake(int fd, const char *sym)
@@ -199,7 +184,7 @@ ws_handshake(int fd, const char *sym)
 	             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 	             "Sec-WebSocket-Version: 13\r\n\r\n",
 	             mode == MODE_WSQ ? "pubq" : "pub", sym);
-	if (write_all(fd, req, (size_t)n))
+	if (net_write_all(fd, req, (size_t)n, &stop_flag))
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	while (have < sizeof resp - 1) {

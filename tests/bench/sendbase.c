@@ -127,7 +127,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proc_stats.h"
+#include "clock.h"
+
+#include "support/proc_stats.h"
 
 /* The reader's receive buffer. */
 #define READ_CHUNK (256 * 1024)
@@ -251,15 +253,6 @@ reap_reader(double wait_s)
 }
 
 /* ------------------------------------------------------------ clocks, /proc */
-
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static double
 self_cpu_s(double *sys_s)
@@ -661,7 +654,7 @@ make_frame(unsigned total)
 static void
 take_snap(struct snap *s)
 {
-	s->t_ns = mono_ns();
+	s->t_ns = clock_mono_ns();
 	s->c = cnt;
 	s->cpu = self_cpu_s(&s->sys);
 	s->rx_bytes = __atomic_load_n(&sh->rx_bytes, __ATOMIC_RELAXED);
@@ -737,7 +730,7 @@ push(struct conn *c, unsigned idx)
 		         MSG_DONTWAIT | MSG_NOSIGNAL);
 		cnt.sends++;
 		if ((cnt.sends & (CLOCK_EVERY - 1)) == 0) {
-			int64_t now = mono_ns();
+			int64_t now = clock_mono_ns();
 
 			if (now >= run.next_due)
 				advance(now);
@@ -835,7 +828,7 @@ send_ready(void)
 			serve(ev[k].data.u32);
 		}
 		cnt.rounds++;
-		now = mono_ns();
+		now = clock_mono_ns();
 		if (now >= run.next_due)
 			advance(now);
 	}
@@ -1086,7 +1079,7 @@ accept_all(int lfd, int64_t limit_ns)
 
 		if (stop_signal)
 			die("interrupted");
-		if (mono_ns() > limit_ns)
+		if (clock_mono_ns() > limit_ns)
 			die("only %u of %u connections arrived in time (the "
 			    "reader had connected %u)",
 			    got, opt.conns,
@@ -1117,7 +1110,7 @@ accept_all(int lfd, int64_t limit_ns)
 
 		if (stop_signal)
 			die("interrupted");
-		if (mono_ns() > limit_ns)
+		if (clock_mono_ns() > limit_ns)
 			die("the reader did not start reading in time");
 		check_reader();
 		nanosleep(&ms, NULL);
@@ -1190,7 +1183,7 @@ main(int argc, char **argv)
 
 	lfd = listen_loopback(&port);
 	parent = getpid();
-	t_open = mono_ns();
+	t_open = clock_mono_ns();
 	reader_pid = fork();
 	if (reader_pid < 0)
 		die("fork(): %s", strerror(errno));
@@ -1200,7 +1193,7 @@ main(int argc, char **argv)
 	pin_to(opt.sender_cpu, "sender");
 	accept_all(lfd, t_open + open_limit);
 	close(lfd);
-	open_s = (double)(mono_ns() - t_open) / 1e9;
+	open_s = (double)(clock_mono_ns() - t_open) / 1e9;
 	fprintf(stderr,
 	        "sendbase: %u connections open in %.1f s (sender CPU %d, "
 	        "reader CPU %d, load %.2f); %s mode, %u-byte frames, "
@@ -1210,7 +1203,7 @@ main(int argc, char **argv)
 	        opt.warmup, opt.duration);
 
 	{
-		int64_t t0 = mono_ns();
+		int64_t t0 = clock_mono_ns();
 
 		run.phase = PH_WARMUP;
 		run.warm_end = t0 + (int64_t)(opt.warmup * 1e9);

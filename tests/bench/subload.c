@@ -114,8 +114,11 @@
 
 #include <zlib.h>
 
-#include "proc_stats.h"
+#include "clock.h"
 #include "tick_shm.h"
+
+#include "support/proc_stats.h"
+#include "support/rng.h"
 
 /* Bytes read per recv() call. */
 #define READ_CHUNK (256 * 1024)
@@ -133,8 +136,8 @@
 /* Misbehaving clients: a slow one reads this much every CHAOS_SLOW_US; a
  * closer closes and comes back about every CHAOS_CLOSE_US. */
 #define CHAOS_SLOW_BYTES 4096
-#define CHAOS_SLOW_US	 100000
-#define CHAOS_CLOSE_US	 1000000
+#define CHAOS_SLOW_US    100000
+#define CHAOS_CLOSE_US   1000000
 /* How long subload waits, after the generator stops, for every client to
  * hold every symbol's last tick. */
 #define CONVERGE_WAIT_US 5000000
@@ -241,11 +244,11 @@ struct conn {
 	uint8_t chaos; /* enum chaos */
 	bool subscribed;
 	bool epollout;
-	uint8_t msg_op;    /* opcode of the fragmented message */
-	bool in_fragments; /* continuation frames expected */
-	bool deflate;	   /* permessage-deflate agreed */
+	uint8_t msg_op;      /* opcode of the fragmented message */
+	bool in_fragments;   /* continuation frames expected */
+	bool deflate;        /* permessage-deflate agreed */
 	bool msg_compressed; /* the fragmented message is compressed */
-	char *out;         /* bytes not yet taken by the kernel */
+	char *out;           /* bytes not yet taken by the kernel */
 	size_t out_len, out_off, out_cap;
 	char *in; /* an incomplete frame (or upgrade reply) carried over */
 	size_t in_len, in_cap;
@@ -316,8 +319,8 @@ static struct counters cnt;       /* while measuring */
 static struct counters cnt_total; /* whole run */
 static struct hist lat, stale_age, stale_lag, stale_src;
 static struct tick_shm *shm; /* --shm: what tickgen has sent */
-static int64_t *best_ts; /* [symbols]: newest ts seen by any connection */
-static int64_t ts_base;  /* CLOCK_REALTIME µs a little before the start */
+static int64_t *best_ts;     /* [symbols]: newest ts seen by any connection */
+static int64_t ts_base;      /* CLOCK_REALTIME µs a little before the start */
 
 static inline int64_t
 held_ts(const struct held *h)
@@ -340,34 +343,9 @@ held_take_ts(struct held *h, int64_t ts)
 static unsigned ready_count, failed_count, closed_count;
 static char first_error[256];
 static volatile sig_atomic_t stop_flag;
-static uint64_t rng = 0x2545F4914F6CDD1DULL;
-
-static uint64_t
-rng_next(void)
-{
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return rng * 2685821657736338717ULL;
-}
-
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-real_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
+/* Masking keys and the chaos steps' picks (support/rng.h); main() mixes in
+ * the pid, so that two instances differ. */
+static uint64_t rng_state = 0x2545F4914F6CDD1DULL;
 
 static void
 on_signal(int sig)
@@ -474,7 +452,8 @@ static void conn_close(struct conn *c, bool by_server);
 static bool
 reads_when_ready(const struct conn *c)
 {
-	return !c->subscribed || (c->chaos != CH_SLOW && c->chaos != CH_STALLED);
+	return !c->subscribed ||
+	       (c->chaos != CH_SLOW && c->chaos != CH_STALLED);
 }
 
 static void
@@ -541,7 +520,7 @@ ws_send(struct conn *c, unsigned opcode, const void *payload, size_t len)
 {
 	unsigned char hdr[14];
 	size_t h = 0, i;
-	uint32_t key = (uint32_t)rng_next();
+	uint32_t key = (uint32_t)xorshift64star_next(&rng_state);
 	unsigned char *mask, *p;
 
 	hdr[h++] = (unsigned char)(0x80 | opcode);
@@ -820,8 +799,8 @@ fast_update(struct conn *c, const char *p, const char *e)
 /* Every update of a frame made of updates only (a batch or one), into *ups;
  * false when anything else is in it. */
 static bool
-parse_all_updates(const char *s, size_t len, struct update_ref **ups,
-                  size_t *n, size_t *cap)
+parse_all_updates(const char *s, size_t len, struct update_ref **ups, size_t *n,
+                  size_t *cap)
 {
 	const char *p = s, *e = s + len, *q;
 	bool array = p < e && *p == '[';
@@ -1219,8 +1198,7 @@ on_frame_message(struct conn *c, unsigned op, bool compressed, const char *s,
 {
 	struct seen_frame *m;
 
-	if (opt.proto != P_PUBLISHER ||
-	    (!compressed && len < SEEN_MIN_TEXT)) {
+	if (opt.proto != P_PUBLISHER || (!compressed && len < SEEN_MIN_TEXT)) {
 		on_message(c, op, s, len);
 		return;
 	}
@@ -1300,8 +1278,9 @@ ws_parse(struct conn *c, char *buf, size_t len)
 			c->msg_len += plen;
 			if (fin) {
 				c->in_fragments = false;
-				on_frame_message(c, c->msg_op, c->msg_compressed,
-				                 c->msg, c->msg_len);
+				on_frame_message(c, c->msg_op,
+				                 c->msg_compressed, c->msg,
+				                 c->msg_len);
 				c->msg_len = 0;
 				if (c->msg_cap > 1024 * 1024) {
 					free(c->msg);
@@ -1368,8 +1347,7 @@ conn_close(struct conn *c, bool by_server)
 	(void)by_server;
 }
 
-static unsigned
-conn_symbol(const struct conn *c, unsigned j);
+static unsigned conn_symbol(const struct conn *c, unsigned j);
 
 /* The upgrade's path: nchan takes the channels there. */
 static void
@@ -1434,21 +1412,20 @@ conn_open(struct conn *c)
 		int n;
 
 		conn_path(c, path, sizeof path);
-		n = snprintf(
-		        req, sizeof req,
-		        "GET %s HTTP/1.1\r\n"
-		        "Host: %s:%d\r\n"
-		        "Upgrade: websocket\r\n"
-		        "Connection: Upgrade\r\n"
-		        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-		        "Sec-WebSocket-Version: 13\r\n"
-		        "%s"
-		        "\r\n",
-		        path, opt.host, opt.port,
-		        opt.deflate ? "Sec-WebSocket-Extensions: "
-		                      "permessage-deflate; "
-		                      "server_no_context_takeover\r\n"
-		                    : "");
+		n = snprintf(req, sizeof req,
+		             "GET %s HTTP/1.1\r\n"
+		             "Host: %s:%d\r\n"
+		             "Upgrade: websocket\r\n"
+		             "Connection: Upgrade\r\n"
+		             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		             "Sec-WebSocket-Version: 13\r\n"
+		             "%s"
+		             "\r\n",
+		             path, opt.host, opt.port,
+		             opt.deflate ? "Sec-WebSocket-Extensions: "
+		                           "permessage-deflate; "
+		                           "server_no_context_takeover\r\n"
+		                         : "");
 
 		conn_send(c, req, (size_t)n);
 	}
@@ -1528,7 +1505,7 @@ conn_on_readable(struct conn *c, size_t limit)
 		conn_close(c, true);
 		return;
 	}
-	recv_now_us = real_us();
+	recv_now_us = clock_wall_us();
 	have += (size_t)n;
 	if (c->state == C_HANDSHAKE) {
 		used = handshake_parse(c, buf, have);
@@ -1750,9 +1727,10 @@ parse_args(int argc, char **argv)
 		                                  : "/ws";
 	if (opt.proto == P_NCHAN &&
 	    (opt.per_conn ? opt.per_conn : opt.symbols) > 255) {
-		fprintf(stderr, "subload: nchan takes at most 255 channels per "
-		                "connection; --per-conn %u over %u symbols needs "
-		                "more\n",
+		fprintf(stderr,
+		        "subload: nchan takes at most 255 channels per "
+		        "connection; --per-conn %u over %u symbols needs "
+		        "more\n",
 		        opt.per_conn, opt.symbols);
 		exit(2);
 	}
@@ -1850,10 +1828,10 @@ stale_vs_source(const struct conn *c, unsigned sym, int64_t now)
 		return 0;
 	ts = tick_shm_ts(shm, sym, k, count);
 	if (!ts)
-		ts = tick_shm_ts(shm, sym,
-		                 count > TICK_SHM_RING ? count - TICK_SHM_RING + 1
-		                                       : 1,
-		                 count);
+		ts = tick_shm_ts(
+		        shm, sym,
+		        count > TICK_SHM_RING ? count - TICK_SHM_RING + 1 : 1,
+		        count);
 	return ts && now > ts ? now - ts : 0;
 }
 
@@ -1936,7 +1914,7 @@ chaos_step(int64_t now)
 		char part[1000];
 
 		if (c->chaos != CH_CLOSER || c->state != C_READY ||
-		    rng_next() % 2)
+		    xorshift64star_next(&rng_state) % 2)
 			continue;
 		/* Part of a frame, then gone, with the rest unread. */
 		if (recv(c->fd, part, sizeof part, MSG_DONTWAIT) < 0 &&
@@ -1989,7 +1967,7 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	rng ^= (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL;
+	rng_state ^= (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL;
 
 	conns = calloc(opt.conns, sizeof *conns);
 	best_ts = calloc(opt.symbols, sizeof *best_ts);
@@ -2007,8 +1985,8 @@ main(int argc, char **argv)
 	if (opt.shm_path)
 		shm_create();
 	rss_base = servers_rss_kb();
-	ts_base = real_us() - 10 * 1000000LL;
-	t_start = t_phase = mono_us();
+	ts_base = clock_wall_us() - 10 * 1000000LL;
+	t_start = t_phase = clock_mono_us();
 	open_deadline =
 	        t_start + (int64_t)((opt.conns / opt.open_rate + 20) * 1e6);
 	fprintf(stderr, "subload: %s, opening %u connections at %.0f/s\n",
@@ -2037,7 +2015,7 @@ main(int argc, char **argv)
 			     (EPOLLIN | EPOLLERR | EPOLLHUP)))
 				conn_on_readable(c, READ_CHUNK);
 		}
-		now = mono_us();
+		now = clock_mono_us();
 		if (stop_flag) {
 			aborted = "signal";
 			break;
@@ -2096,14 +2074,16 @@ main(int argc, char **argv)
 			break;
 		case PH_MEASURE:
 			if (now >= next_stale) {
-				int64_t rnow = real_us();
+				int64_t rnow = clock_wall_us();
 				unsigned s;
 
 				next_stale += STALE_PERIOD_US;
 				for (s = 0; s < STALE_SAMPLES && ready_count;
 				     s++) {
 					struct conn *c =
-					        &conns[rng_next() % opt.conns];
+					        &conns[xorshift64star_next(
+					                       &rng_state) %
+					               opt.conns];
 					unsigned sym;
 
 					if (c->state != C_READY || !c->held)
@@ -2111,9 +2091,11 @@ main(int argc, char **argv)
 					sym = opt.per_conn
 					              ? conn_symbol(
 					                        c,
-					                        (unsigned)(rng_next() %
+					                        (unsigned)(xorshift64star_next(
+					                                           &rng_state) %
 					                                   opt.per_conn))
-					              : (unsigned)(rng_next() %
+					              : (unsigned)(xorshift64star_next(
+					                                   &rng_state) %
 					                           opt.symbols);
 					if (!c->held[sym].ts_off || c->chaos)
 						continue;
@@ -2123,9 +2105,10 @@ main(int argc, char **argv)
 						                         rnow));
 					hist_add(&stale_age,
 					         rnow - held_ts(&c->held[sym]));
-					hist_add(&stale_lag,
-					         best_ts[sym] -
-					                 held_ts(&c->held[sym]));
+					hist_add(
+					        &stale_lag,
+					        best_ts[sym] -
+					                held_ts(&c->held[sym]));
 				}
 			}
 			if (opt.rss_limit_mb > 0 && now >= next_rss) {
@@ -2177,10 +2160,12 @@ main(int argc, char **argv)
 				next_stale = now + 20000;
 				unconverged = unconverged_pairs();
 				if (!unconverged) {
-					converge_ms =
-					        (double)(real_us() - done) / 1e3;
+					converge_ms = (double)(clock_wall_us() -
+					                       done) /
+					              1e3;
 					phase = PH_DONE;
-				} else if (real_us() - done > CONVERGE_WAIT_US) {
+				} else if (clock_wall_us() - done >
+				           CONVERGE_WAIT_US) {
 					phase = PH_DONE;
 				}
 			}
@@ -2195,7 +2180,8 @@ main(int argc, char **argv)
 	}
 
 	if (phase != PH_DONE) { /* interrupted */
-		win_secs = measuring ? (double)(mono_us() - t_phase) / 1e6 : 0;
+		win_secs = measuring ? (double)(clock_mono_us() - t_phase) / 1e6
+		                     : 0;
 		srv_cpu1 = srv_cpu0;
 		self_cpu1 = self_cpu0;
 		gen_cpu1 = gen_cpu0;
@@ -2292,8 +2278,9 @@ main(int argc, char **argv)
 		       (long long)(shm ? hist_pct(&stale_src, 99.9) : -1),
 		       (unsigned long long)stale_src.total, converge_ms,
 		       (unsigned long long)unconverged,
-		       cnt.updates ? (double)cnt.wire_bytes / (double)cnt.updates
-		                   : 0,
+		       cnt.updates
+		               ? (double)cnt.wire_bytes / (double)cnt.updates
+		               : 0,
 		       cnt.updates ? (double)cnt.bytes / (double)cnt.updates
 		                   : 0,
 		       cnt.frames ? (double)cnt.updates / (double)cnt.frames

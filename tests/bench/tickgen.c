@@ -49,7 +49,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "tick_shm.h"
+
+#include "support/net.h"
+#include "support/rng.h"
 
 /* Largest batch written at once (bytes); a batch never splits a line. */
 #define OUT_CAP (1024 * 1024)
@@ -73,40 +77,14 @@ on_signal(int sig)
 	stop_flag = 1;
 }
 
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-real_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* xorshift64*: fast, good enough for picking symbols. */
+/* xorshift64* (support/rng.h): fast, good enough for picking symbols. */
 static uint64_t rng_state = 88172645463325252ULL;
-
-static uint64_t
-rng_next(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 2685821657736338717ULL;
-}
 
 static double
 rng_unit(void)
 {
-	return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0);
+	return (double)(xorshift64star_next(&rng_state) >> 11) *
+	       (1.0 / 9007199254740992.0);
 }
 
 /* Write v in decimal at p; returns the end. */
@@ -155,7 +133,7 @@ static char *
 put_tick(char *p, struct symbol *s, int64_t ts, unsigned trade_every,
          uint64_t n)
 {
-	uint64_t r = rng_next();
+	uint64_t r = xorshift64star_next(&rng_state);
 
 	p = put_str(p, "{\"ts\":");
 	p = put_u64(p, (uint64_t)ts);
@@ -248,26 +226,6 @@ drain_replies(int fd)
 	return lines;
 }
 
-static int
-write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR) {
-				if (stop_flag)
-					return -1;
-				continue;
-			}
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void
 usage(void)
 {
@@ -354,7 +312,9 @@ main(int argc, char **argv)
 			total += 1.0 / pow(k + 1, zipf);
 			cdf[k] = total;
 			snprintf(sym[k].name, sizeof sym[k].name, "S%04u", k);
-			sym[k].bid = 10000 + (int64_t)(rng_next() % 20000);
+			sym[k].bid = 10000 +
+			             (int64_t)(xorshift64star_next(&rng_state) %
+			                       20000);
 		}
 		for (k = 0; k < symbols; k++)
 			cdf[k] /= total;
@@ -389,9 +349,9 @@ main(int argc, char **argv)
 	if (fd < 0)
 		return 1;
 
-	start = mono_us();
+	start = clock_mono_us();
 	end_at = start + (int64_t)(duration * 1e6);
-	while (!stop_flag && (now = mono_us()) < end_at) {
+	while (!stop_flag && (now = clock_mono_us()) < end_at) {
 		uint64_t due, n, k;
 		char *p = out;
 
@@ -431,7 +391,7 @@ main(int argc, char **argv)
 			nanosleep(&ts, NULL);
 			continue;
 		}
-		t_real = real_us();
+		t_real = clock_wall_us();
 		for (k = 0; k < n; k++) {
 			double u = rng_unit();
 			unsigned lo = 0, hi = symbols - 1;
@@ -449,7 +409,7 @@ main(int argc, char **argv)
 			p = put_tick(p, &sym[lo], t_real, trade_every,
 			             per_sym[lo]);
 		}
-		if (write_all(fd, out, (size_t)(p - out)))
+		if (net_write_all(fd, out, (size_t)(p - out), &stop_flag))
 			break;
 		for (k = 0; shm && k < n; k++)
 			tick_shm_record(shm, batch_sym[k], t_real);
@@ -458,9 +418,10 @@ main(int argc, char **argv)
 		if ((sent & 0xff) < n)
 			err_lines += drain_replies(fd);
 	}
-	now = mono_us();
+	now = clock_mono_us();
 	if (shm) {
-		__atomic_store_n(&shm->done_us, real_us(), __ATOMIC_RELEASE);
+		__atomic_store_n(&shm->done_us, clock_wall_us(),
+		                 __ATOMIC_RELEASE);
 		munmap(shm, shm_len);
 	}
 	shutdown(fd, SHUT_WR);

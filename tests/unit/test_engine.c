@@ -23,8 +23,11 @@
 
 #include "decimal.h"
 #include "engine.h"
-#include "engine_test_util.h"
 #include "tick.h"
+
+#include "support/asserts.h"
+#include "support/engine_model.h"
+#include "support/ticks.h"
 
 /* ---------------------------------------------------------------- tests */
 

@@ -6,8 +6,6 @@
  * ticks, digit for digit, in both formats. Also what `publisher export`
  * selects and how it fails.
  */
-#define _GNU_SOURCE /* mkdtemp */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +25,9 @@
 #include "store.h"
 #include "tick_file.h"
 
+#include "support/ticks.h"
+#include "support/tmpdir.h"
+
 struct fixture {
 	char dir[256];
 	char db[512];
@@ -41,8 +42,7 @@ setup(void **state)
 	struct fixture *f = calloc(1, sizeof *f);
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof f->dir, "/tmp/test_export.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(tmpdir_make(f->dir, sizeof f->dir, "test_export"), 0);
 	snprintf(f->db, sizeof f->db, "%s/ticks.db", f->dir);
 	snprintf(f->out, sizeof f->out, "%s/out", f->dir);
 	log_set_level(LOG_WARN);
@@ -54,42 +54,10 @@ static int
 teardown(void **state)
 {
 	struct fixture *f = *state;
-	DIR *d = opendir(f->dir);
-	struct dirent *e;
-	char path[600];
 
-	while (d && (e = readdir(d))) {
-		snprintf(path, sizeof path, "%s/%s", f->dir, e->d_name);
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			unlink(path);
-	}
-	if (d)
-		closedir(d);
-	rmdir(f->dir);
+	tmpdir_remove(f->dir);
 	free(f);
 	return 0;
-}
-
-static struct decimal
-dec(int64_t mantissa, uint8_t scale)
-{
-	return (struct decimal){mantissa, scale};
-}
-
-static struct tick
-tick0(const char *symbol, int64_t ts)
-{
-	struct tick t;
-
-	memset(&t, 0, sizeof t);
-	snprintf(t.symbol, sizeof t.symbol, "%s", symbol);
-	t.ts = ts;
-	return t;
-}
-
-static void
-noop_ready(void *user, void *ctx)
-{
 }
 
 /* ---------------------------------------------------------- the lines */
@@ -106,14 +74,14 @@ static void
 test_lines(void **state)
 {
 	struct jsonbuf b;
-	struct tick t = tick0("AAPL", 1709303400123456ll);
-	struct tick u = tick0("ES:H4/x_1-2", -5);
+	struct tick t = tick_make("AAPL", 1709303400123456ll);
+	struct tick u = tick_make("ES:H4/x_1-2", -5);
 
-	tick_set(&t, FIELD_BID, dec(18930, 2));
-	tick_set(&t, FIELD_BID_SIZE, dec(100, 0));
-	tick_set(&u, FIELD_LAST, dec(-1, 6));
-	tick_set(&u, FIELD_LAST_SIZE, dec(0, 0));
-	tick_set(&u, FIELD_VOLUME, dec(123456789012345678ll, 18));
+	tick_set(&t, FIELD_BID, dec_raw(18930, 2));
+	tick_set(&t, FIELD_BID_SIZE, dec_raw(100, 0));
+	tick_set(&u, FIELD_LAST, dec_raw(-1, 6));
+	tick_set(&u, FIELD_LAST_SIZE, dec_raw(0, 0));
+	tick_set(&u, FIELD_VOLUME, dec_raw(123456789012345678ll, 18));
 	t.seq = 42; /* never written: seqs belong to the database */
 
 	jsonbuf_init(&b, 0);
@@ -160,26 +128,29 @@ make_ticks(void)
 		struct tick *t = &sent[i];
 		int64_t p = 100000 + (int64_t)((i * 7919) % 5000) - 2500;
 
-		*t = tick0(syms[i % 5], 1709303400000000ll + (int64_t)i * 1500);
+		*t = tick_make(syms[i % 5],
+		               1709303400000000ll + (int64_t)i * 1500);
 		switch (i % 4) {
 		case 0:
-			tick_set(t, FIELD_BID, dec(p, 3));
-			tick_set(t, FIELD_ASK, dec(p + 10, 3));
+			tick_set(t, FIELD_BID, dec_raw(p, 3));
+			tick_set(t, FIELD_ASK, dec_raw(p + 10, 3));
 			tick_set(t, FIELD_BID_SIZE,
-			         dec((int64_t)i % 7 * 100, 0));
+			         dec_raw((int64_t)i % 7 * 100, 0));
 			break;
 		case 1:
-			tick_set(t, FIELD_LAST, dec(p * 10, 4)); /* 0 kept */
-			tick_set(t, FIELD_LAST_SIZE, dec((int64_t)i, 2));
+			tick_set(t, FIELD_LAST,
+			         dec_raw(p * 10, 4)); /* 0 kept */
+			tick_set(t, FIELD_LAST_SIZE, dec_raw((int64_t)i, 2));
 			break;
 		case 2:
-			tick_set(t, FIELD_ASK, dec(-p, 18 - (uint8_t)(i % 19)));
-			tick_set(t, FIELD_ASK_SIZE, dec(INT64_MAX, 0));
+			tick_set(t, FIELD_ASK,
+			         dec_raw(-p, 18 - (uint8_t)(i % 19)));
+			tick_set(t, FIELD_ASK_SIZE, dec_raw(INT64_MAX, 0));
 			break;
 		default:
-			tick_set(t, FIELD_LAST, dec(1, 18));
+			tick_set(t, FIELD_LAST, dec_raw(1, 18));
 			tick_set(t, FIELD_VOLUME,
-			         dec((int64_t)i * 1000 + 7, 3));
+			         dec_raw((int64_t)i * 1000 + 7, 3));
 			break;
 		}
 	}
@@ -188,9 +159,8 @@ make_ticks(void)
 static void
 store_ticks(const struct fixture *f)
 {
-	struct engine_config ec = {.client_ready = noop_ready};
 	struct store_options o = {.path = f->db, .commit_ms = 5};
-	struct engine *e = engine_create(&ec);
+	struct engine *e = quiet_engine_create();
 	struct store *s = store_open(&o, err, sizeof err);
 	size_t i;
 

@@ -1,10 +1,11 @@
 /*
- * Unit tests for the engine's fan-out (publisher/engine_fanout.c):
- * subscription groups, rounds shared as one frame, clients that fall
- * behind, catch up, change their subscriptions mid-frame or resume, the
- * wildcard's exclusions and filters. Every test applies what clients receive
- * as a client must (a delta only on the seq it holds) and ends comparing
- * each client's state with the engine's.
+ * Unit tests for the engine's fan-out (publisher/engine_fanout.c, with
+ * engine_group.c and engine_subscribe.c): subscription groups, rounds
+ * shared as one frame, clients that fall behind, catch up, change their
+ * subscriptions mid-frame or resume, the wildcard's exclusions and filters.
+ * Every test applies what clients receive as a client must (a delta only on
+ * the seq it holds) and ends comparing each client's state with the
+ * engine's.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,8 +19,11 @@
 #include <cmocka.h>
 
 #include "engine.h"
-#include "engine_test_util.h"
 #include "tick.h"
+
+#include "support/asserts.h"
+#include "support/engine_model.h"
+#include "support/ticks.h"
 
 #define NSYM_MAX 64
 
@@ -103,9 +107,9 @@ test_clients_with_one_watchlist_share_a_group_and_its_frames(void **state)
 
 	for (i = 0; i < NC; i++) {
 		c[i] = engine_client_create(e, &ready[i]);
-		assert_int_equal(engine_client_subscribe_many(c[i], list, 3,
-		                                              NULL, NULL),
-		                 0);
+		assert_int_equal(
+		        engine_client_subscribe_many(c[i], list, 3, NULL, NULL),
+		        0);
 	}
 	engine_get_stats(e, &st);
 	assert_int_equal(st.groups, 1);
@@ -139,7 +143,8 @@ test_clients_with_one_watchlist_share_a_group_and_its_frames(void **state)
 	apply_quote(e, "AAPL", 4, "189.31", "189.35");
 	engine_flush(e);
 	for (i = 0; i < NC; i++) {
-		assert_true(engine_client_write(c[i], 0, buf, sizeof buf, NULL));
+		assert_true(
+		        engine_client_write(c[i], 0, buf, sizeof buf, NULL));
 		assert_true(engine_client_frame_id(c[i]) != 0);
 		assert_true(engine_client_frame_id(c[i]) != id);
 	}
@@ -166,8 +171,8 @@ test_flush_wakes_only_clients_that_were_idle(void **state)
 	for (i = 0; i < NC; i++) {
 		h[i].c = engine_client_create(e, &h[i].ready);
 		h[i].subscribed[0] = true;
-		assert_int_equal(engine_client_subscribe_all(h[i].c, NULL, NULL),
-		                 0);
+		assert_int_equal(
+		        engine_client_subscribe_all(h[i].c, NULL, NULL), 0);
 	}
 	/* Many rounds while nobody writes: one wake each, at the first. */
 	for (k = 1; k <= 50; k++) {
@@ -210,19 +215,19 @@ test_random_clients_always_apply_and_end_equal(void **state)
 		/* A third on "*", a third on the even symbols, a third on a
 		 * set of their own. */
 		if (i % 3 == 0) {
-			assert_int_equal(engine_client_subscribe_all(h[i].c,
-			                                             NULL, NULL),
-			                 0);
+			assert_int_equal(
+			        engine_client_subscribe_all(h[i].c, NULL, NULL),
+			        0);
 			for (j = 0; j < NSYM; j++)
 				h[i].subscribed[j] = true;
 			continue;
 		}
 		for (j = 0; j < NSYM; j++) {
 			if (i % 3 == 1 ? j % 2 == 0 : rng_below(3) == 0) {
-				assert_int_equal(engine_client_subscribe(
-				                         h[i].c, names[j], false,
-				                         0),
-				                 0);
+				assert_int_equal(
+				        engine_client_subscribe(
+				                h[i].c, names[j], false, 0),
+				        0);
 				h[i].subscribed[j] = true;
 			}
 		}
@@ -247,11 +252,10 @@ test_random_clients_always_apply_and_end_equal(void **state)
 			i = (int)rng_below(NC);
 			j = (int)rng_below(NSYM);
 			if (h[i].subscribed[j] && h[i].m[j].seq)
-				assert_int_equal(
-				        engine_client_subscribe(h[i].c,
-				                                names[j], true,
-				                                h[i].m[j].seq),
-				        0);
+				assert_int_equal(engine_client_subscribe(
+				                         h[i].c, names[j], true,
+				                         h[i].m[j].seq),
+				                 0);
 		}
 		if (rng_below(300) == 0) {
 			/* Someone adds or drops a symbol, maybe mid-frame. */
@@ -264,10 +268,10 @@ test_random_clients_always_apply_and_end_equal(void **state)
 				h[i].subscribed[j] = false;
 				memset(&h[i].m[j], 0, sizeof h[i].m[j]);
 			} else if (!h[i].subscribed[j]) {
-				assert_int_equal(engine_client_subscribe(
-				                         h[i].c, names[j], false,
-				                         0),
-				                 0);
+				assert_int_equal(
+				        engine_client_subscribe(
+				                h[i].c, names[j], false, 0),
+				        0);
 				h[i].subscribed[j] = true;
 			}
 		}
@@ -433,7 +437,8 @@ test_restore_sends_a_snapshot_whatever_the_client_holds(void **state)
 	idle.c = engine_client_create(e, &idle.ready);
 	behind.c = engine_client_create(e, &behind.ready);
 	catching.c = engine_client_create(e, &catching.ready);
-	assert_int_equal(engine_client_subscribe(idle.c, names[0], false, 0), 0);
+	assert_int_equal(engine_client_subscribe(idle.c, names[0], false, 0),
+	                 0);
 	assert_int_equal(engine_client_subscribe(behind.c, names[0], false, 0),
 	                 0);
 	for (k = 1; k <= 5; k++) {
@@ -471,7 +476,8 @@ main(void)
 	        cmocka_unit_test(
 	                test_clients_with_one_watchlist_share_a_group_and_its_frames),
 	        cmocka_unit_test(test_flush_wakes_only_clients_that_were_idle),
-	        cmocka_unit_test(test_random_clients_always_apply_and_end_equal),
+	        cmocka_unit_test(
+	                test_random_clients_always_apply_and_end_equal),
 	        cmocka_unit_test(test_client_far_behind_catches_up_with_deltas),
 	        cmocka_unit_test(
 	                test_unsubscribing_one_symbol_of_the_wildcard_excludes_it),

@@ -21,13 +21,7 @@
 
 #include "feed.h"
 
-static void
-short_sleep(void)
-{
-	struct timespec ts = {0, 1000000};
-
-	nanosleep(&ts, NULL);
-}
+#include "support/timing.h"
 
 static void
 test_good_specs_create_feeds(void **state)
@@ -222,7 +216,7 @@ collect(const char *spec, size_t n)
 		have += k;
 		if (k == 0) {
 			idle++;
-			short_sleep();
+			timing_sleep_ms(1);
 		} else {
 			idle = 0;
 		}
@@ -401,7 +395,7 @@ test_stop_joins_a_sleeping_feed(void **state)
 	assert_non_null(f);
 	assert_int_equal(feed_start(f, err, sizeof err), 0);
 	for (i = 0; i < 20000 && tick_queue_depth(q) < 64; i++)
-		short_sleep();
+		timing_sleep_ms(1);
 	assert_int_equal(tick_queue_depth(q), 64);
 	tick_queue_close(q);
 	feed_stop(f);

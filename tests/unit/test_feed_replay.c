@@ -7,7 +7,7 @@
  *
  * Two tests measure wall time on purpose (the pacer is a promise about
  * time). They are short (about a second) and check against the file's own
- * span with the 5 % tolerance of the issue; everything else counts ticks
+ * span with a 5 % tolerance; everything else counts ticks
  * and waits on states with generous deadlines, never on sleeps alone.
  */
 #include <errno.h>
@@ -25,8 +25,13 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "feed.h"
 #include "log.h"
+
+#include "support/asserts.h"
+#include "support/timing.h"
+#include "support/tmpdir.h"
 
 #define REAL_FILE  "usdthb-1997.csv"
 #define REAL_TICKS 2984
@@ -38,23 +43,6 @@
 #define DEADLINE_MS 10000
 
 static char tmpdir[64];
-
-static int64_t
-mono_ns(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
-}
-
-static void
-sleep_us(long us)
-{
-	struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-
-	nanosleep(&ts, NULL);
-}
 
 /* The real file, whether the test runs from the repository root (as `make
  * test` does) or elsewhere. */
@@ -151,7 +139,7 @@ sink_drain(struct sink *s)
 			assert_non_null(s->at_ns);
 		}
 		k = tick_queue_drain(s->q, s->ticks + s->n, 1024);
-		now = mono_ns();
+		now = clock_mono_ns();
 		for (i = 0; i < k; i++)
 			s->at_ns[s->n + i] = now;
 		s->n += k;
@@ -164,11 +152,11 @@ sink_drain(struct sink *s)
 static void
 sink_wait_count(struct sink *s, size_t n)
 {
-	int64_t give_up = mono_ns() + DEADLINE_MS * 1000000LL;
+	int64_t give_up = clock_mono_ns() + DEADLINE_MS * 1000000LL;
 
-	while (s->n < n && mono_ns() < give_up) {
+	while (s->n < n && clock_mono_ns() < give_up) {
 		if (sink_drain(s) == 0)
-			sleep_us(200);
+			timing_sleep_us(200);
 	}
 	if (s->n < n)
 		fail_msg("only %zu of %zu ticks arrived", s->n, n);
@@ -187,11 +175,11 @@ state_is(struct feed *f, const char *state)
 static void
 sink_wait_state(struct sink *s, struct feed *f, const char *state)
 {
-	int64_t give_up = mono_ns() + DEADLINE_MS * 1000000LL;
+	int64_t give_up = clock_mono_ns() + DEADLINE_MS * 1000000LL;
 
-	while (!state_is(f, state) && mono_ns() < give_up) {
+	while (!state_is(f, state) && clock_mono_ns() < give_up) {
 		if (sink_drain(s) == 0)
-			sleep_us(200);
+			timing_sleep_us(200);
 	}
 	if (!state_is(f, state))
 		fail_msg("the replay never became '%s'", state);
@@ -281,15 +269,6 @@ assert_logged(const char *log, const char *want)
 		fail_msg("the log lacks \"%s\"", want);
 }
 
-static struct decimal
-dec(const char *s)
-{
-	struct decimal d;
-
-	assert_int_equal(decimal_parse(s, strlen(s), &d), 0);
-	return d;
-}
-
 /* --------------------------------------------------------------- tests */
 
 static void
@@ -345,7 +324,7 @@ test_real_file_at_max_ends_in_its_last_quote(void **state)
 	assert_int_equal(st.passes, 1);
 	assert_true(st.speed == 0);
 	/* Finished, it stays quiet while the server keeps serving. */
-	sleep_us(20000);
+	timing_sleep_us(20000);
 	assert_int_equal(sink_drain(&s), 0);
 	finish(f, &s);
 }
@@ -574,10 +553,10 @@ test_pause_resume_and_speed(void **state)
 	assert_true(st.paused);
 	assert_string_equal(st.replay_state, "paused");
 	/* A tick that was already due may still land; then nothing. */
-	sleep_us(50000);
+	timing_sleep_us(50000);
 	sink_drain(&s);
 	held = s.n;
-	sleep_us(300000);
+	timing_sleep_us(300000);
 	assert_int_equal(sink_drain(&s), 0);
 	feed_get_status(f, &st);
 	assert_int_equal(st.position_ts, s.ticks[held - 1].ts);
@@ -617,13 +596,13 @@ test_speed_change_keeps_the_file_clock(void **state)
 	f = start(spec, &s);
 	sink_wait_count(&s, 2);
 	control(f, FEED_CMD_SPEED, 20, 0);
-	t0 = mono_ns();
+	t0 = clock_mono_ns();
 	sink_wait_state(&s, f, "finished");
 	assert_int_equal(s.n, 21);
 	/* 1.9 s of file time left at most: 95 ms at speed 20, against 1.9 s
 	 * had the speed not changed (the bound is loose for loaded machines).
 	 * Not instantaneous either: the gaps are still kept. */
-	assert_true(mono_ns() - t0 < 1500000000LL);
+	assert_true(clock_mono_ns() - t0 < 1500000000LL);
 	assert_true(s.at_ns[20] - s.at_ns[3] >= 17 * 5000000LL * 95 / 100);
 	finish(f, &s);
 }
@@ -673,7 +652,7 @@ test_seek_forward_back_and_after_the_end(void **state)
 		                 base + (int64_t)i * step);
 	feed_get_status(f, &st);
 	assert_int_equal(st.position_ts, base + 10 * step);
-	sleep_us(100000);
+	timing_sleep_us(100000);
 	assert_int_equal(sink_drain(&s), 0);
 
 	/* Past the end: the rest at once, then finished. */
@@ -711,11 +690,11 @@ test_stop_is_prompt_in_a_long_gap(void **state)
 	snprintf(spec, sizeof spec, "replay:%s", path);
 	f = start(spec, &s);
 	sink_wait_count(&s, 1);
-	t0 = mono_ns();
+	t0 = clock_mono_ns();
 	feed_stop(f);
 	/* Waiting for the hour-long gap would take an hour; the bound is
 	 * loose for loaded machines. */
-	assert_true(mono_ns() - t0 < 1000000000LL);
+	assert_true(clock_mono_ns() - t0 < 1000000000LL);
 	assert_int_equal(sink_drain(&s), 0);
 	finish(f, &s);
 }
@@ -791,8 +770,7 @@ test_pipe_replays_once(void **state)
 static int
 setup(void **state)
 {
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/test_feed_replay.XXXXXX");
-	if (!mkdtemp(tmpdir))
+	if (tmpdir_make(tmpdir, sizeof tmpdir, "test_feed_replay") != 0)
 		return -1;
 	/* Summaries and bad lines are logged at info and warn. */
 	log_set_level(LOG_INFO);
@@ -802,10 +780,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tmpdir_remove(tmpdir);
 }
 
 int

@@ -28,28 +28,14 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
 #include "feed.h"
 #include "log.h"
 
+#include "support/timing.h"
+
 /* A deadlock guard, not a timing assertion. */
 #define DEADLINE_MS 10000
-
-static int64_t
-mono_ns(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
-}
-
-static void
-sleep_us(long us)
-{
-	struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-
-	nanosleep(&ts, NULL);
-}
 
 /* A tcp feed on a free loopback port, with the spec's options (after
  * "tcp:127.0.0.1:0"; "" for none). */
@@ -152,14 +138,14 @@ read_replies(int fd)
 static size_t
 drain_until(struct tick_queue *q, struct tick *out, size_t have, size_t n)
 {
-	int64_t give_up = mono_ns() + DEADLINE_MS * 1000000LL;
+	int64_t give_up = clock_mono_ns() + DEADLINE_MS * 1000000LL;
 
-	while (have < n && mono_ns() < give_up) {
+	while (have < n && clock_mono_ns() < give_up) {
 		size_t k = tick_queue_drain(q, out + have, n + 64 - have);
 
 		have += k;
 		if (k == 0)
-			sleep_us(200);
+			timing_sleep_us(200);
 	}
 	if (have < n)
 		fail_msg("only %zu of %zu ticks arrived", have, n);
@@ -246,7 +232,7 @@ test_two_producers_arrive_complete(void **state)
 	assert_int_equal(pthread_create(&ta, NULL, produce, &a), 0);
 	assert_int_equal(pthread_create(&tb, NULL, produce, &b), 0);
 	/* Let the producers fill the queue and their sockets first. */
-	sleep_us(100000);
+	timing_sleep_us(100000);
 	n = drain_until(q, got, 0, 2 * PRODUCER_TICKS);
 	pthread_join(ta, &ra);
 	pthread_join(tb, &rb);
@@ -380,7 +366,7 @@ test_mid_line_disconnect_loses_only_that_line(void **state)
 	assert_int_equal(got[3].ts, 2);
 	/* A's partial line counts as one bad line, nothing else is lost. */
 	for (int i = 0; i < 1000 && bad_lines(f) < 1; i++)
-		sleep_us(1000);
+		timing_sleep_us(1000);
 	assert_int_equal(bad_lines(f), 1);
 	feed_get_status(f, &st);
 	assert_int_equal(st.ticks, 4);
@@ -426,12 +412,12 @@ test_port_is_logged_and_stop_is_prompt(void **state)
 		feed_get_status(f, &st);
 		if (st.connections == 1)
 			break;
-		sleep_us(1000);
+		timing_sleep_us(1000);
 	}
 	assert_int_equal(st.connections, 1);
-	t0 = mono_ns();
+	t0 = clock_mono_ns();
 	feed_stop(f);
-	assert_true(mono_ns() - t0 < 100000000LL);
+	assert_true(clock_mono_ns() - t0 < 100000000LL);
 	feed_get_status(f, &st);
 	assert_false(st.running);
 	assert_int_equal(st.connections, 0);
@@ -482,10 +468,10 @@ connections(struct feed *f)
 static void
 wait_connections(struct feed *f, unsigned n)
 {
-	int64_t give_up = mono_ns() + DEADLINE_MS * 1000000LL;
+	int64_t give_up = clock_mono_ns() + DEADLINE_MS * 1000000LL;
 
-	while (connections(f) != n && mono_ns() < give_up)
-		sleep_us(1000);
+	while (connections(f) != n && clock_mono_ns() < give_up)
+		timing_sleep_us(1000);
 	if (connections(f) != n)
 		fail_msg("%u producers connected, expected %u", connections(f),
 		         n);
@@ -509,7 +495,7 @@ test_idle_producers_are_closed_and_free_their_slots(void **state)
 	for (i = 0; i < MAX_PRODUCERS; i++)
 		idle[i] = connect_to(port);
 	wait_connections(f, MAX_PRODUCERS);
-	t0 = mono_ns();
+	t0 = clock_mono_ns();
 	extra = connect_to(port);
 	reply = read_until_closed(extra);
 	assert_string_equal(reply, "ERR 0 too many producers connected; try "
@@ -524,7 +510,7 @@ test_idle_producers_are_closed_and_free_their_slots(void **state)
 	}
 	print_message("64 idle producers closed %.2f s after the slots ran "
 	              "out\n",
-	              (double)(mono_ns() - t0) / 1e9);
+	              (double)(clock_mono_ns() - t0) / 1e9);
 	wait_connections(f, 0);
 
 	/* Their slots are free again: a real producer gets in. */
@@ -560,7 +546,7 @@ test_a_trickler_cannot_hold_a_slot(void **state)
 	for (i = 0; i < 20; i++) {
 		ssize_t k;
 
-		sleep_us(100000);
+		timing_sleep_us(100000);
 		if (!closed)
 			(void)!send(trickler, " ", 1, MSG_NOSIGNAL);
 		if (i % 3 == 2) {
@@ -625,7 +611,7 @@ test_a_full_queue_is_not_idleness(void **state)
 	free(flood);
 	/* 1.5 s, more than idle, without draining. */
 	for (i = 1; i <= 5; i++) {
-		sleep_us(300000);
+		timing_sleep_us(300000);
 		snprintf(line, sizeof line,
 		         "{\"ts\":%d,\"symbol\":\"STEADY\",\"bid\":1}\n", i);
 		send_str(steady, line);
@@ -807,7 +793,7 @@ test_producers_must_authenticate_when_a_secret_is_set(void **state)
 	assert_string_equal(got[0].symbol, "GOOD");
 	assert_string_equal(got[1].symbol, "GOOD");
 	/* Refused producers' lines are not ticks, nor bad lines. */
-	sleep_us(50000);
+	timing_sleep_us(50000);
 	assert_int_equal(tick_queue_drain(q, got, 64), 0);
 	assert_int_equal(bad_lines(f), 1);
 	tick_queue_close(q);

@@ -1,8 +1,8 @@
 /*
- * Unit tests for the Redis link (publisher/redis_*.c) against a real redis-server, started
- * here on a free loopback port without persistence (--save "" --appendonly
- * no) and stopped at the end; they are skipped, saying so, only when
- * redis-server is not installed (tests/deps.sh installs it).
+ * Unit tests for the Redis link (publisher/redis_*.c) against a real
+ * redis-server, started here on a free loopback port without persistence
+ * (--save "" --appendonly no) and stopped at the end; they are skipped, saying
+ * so, only when redis-server is not installed (tests/deps.sh installs it).
  *
  * Each test plays both nodes: an "ingest" (a serving engine that assigns
  * seqs, and the publisher) and one "edge" (a follower, its tick queue, and a
@@ -12,23 +12,14 @@
  * Redis is killed and restarted empty, after the stream was trimmed past it,
  * and after an epoch change; and the /healthz reasons.
  */
-#define _GNU_SOURCE /* mkdtemp */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,152 +31,30 @@
 #include "redis_link.h"
 #include "tick_queue.h"
 
+#include "support/asserts.h"
+#include "support/redis_nodes.h"
+#include "support/redis_server.h"
+#include "support/ticks.h"
+#include "support/timing.h"
+
 /* ------------------------------------------------------------ the server */
 
-static struct {
-	bool available;
-	char dir[64];
-	int port;
-	pid_t pid;
-} srv;
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void
-sleep_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-}
-
-static bool
-have_redis_server(void)
-{
-	return system("command -v redis-server >/dev/null 2>&1") == 0;
-}
-
-/* A port nothing listens on now (the kernel's pick for port 0). */
-static int
-free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET};
-	socklen_t len = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-static redisContext *
-redis_at(int port)
-{
-	struct timeval tv = {1, 0};
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-
-	if (c && c->err) {
-		redisFree(c);
-		return NULL;
-	}
-	if (c)
-		redisSetTimeout(c, tv);
-	return c;
-}
-
-/* Start redis-server on srv.port and wait until it answers PING. */
-static int
-server_start(void)
-{
-	char port[16], log[128];
-	int64_t until;
-	pid_t pid;
-
-	snprintf(port, sizeof port, "%d", srv.port);
-	snprintf(log, sizeof log, "%s/redis.log", srv.dir);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		/* Never outlive the test, even when it crashes. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execlp("redis-server", "redis-server", "--port", port, "--bind",
-		       "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
-		       srv.dir, (char *)NULL);
-		_exit(127);
-	}
-	srv.pid = pid;
-	for (until = now_us() + 5000000; now_us() < until; sleep_ms(20)) {
-		redisContext *c = redis_at(srv.port);
-		redisReply *r = c ? redisCommand(c, "PING") : NULL;
-		bool up = r && r->type == REDIS_REPLY_STATUS;
-
-		if (r)
-			freeReplyObject(r);
-		if (c)
-			redisFree(c);
-		if (up)
-			return 0;
-		if (waitpid(pid, NULL, WNOHANG) == pid) {
-			srv.pid = 0;
-			return -1;
-		}
-	}
-	return -1;
-}
-
-static void
-server_kill(void)
-{
-	if (srv.pid > 0) {
-		kill(srv.pid, SIGKILL);
-		waitpid(srv.pid, NULL, 0);
-		srv.pid = 0;
-	}
-}
+static struct redis_server srv;
+static bool redis_up;
 
 static int
 group_setup(void **state)
 {
-	int attempt;
-
 	/* The fault tests log warnings; TEST_LOG=1 shows them. */
 	log_set_level(getenv("TEST_LOG") ? LOG_DEBUG : LOG_ERROR);
-	if (!have_redis_server()) {
+	if (!redis_server_installed()) {
 		fprintf(stderr, "test_redis_link: SKIPPED: redis-server is not "
 		                "installed (tests/deps.sh installs it)\n");
 		return 0;
 	}
-	snprintf(srv.dir, sizeof srv.dir, "/tmp/test_redis_link.XXXXXX");
-	if (!mkdtemp(srv.dir))
-		return -1;
-	/* The port is free when chosen; another process may take it before
-	 * Redis binds it, so try a few. */
-	for (attempt = 0; attempt < 5; attempt++) {
-		srv.port = free_port();
-		if (srv.port > 0 && server_start() == 0) {
-			srv.available = true;
-			return 0;
-		}
-		server_kill();
+	if (redis_server_start(&srv, "test_redis_link") == 0) {
+		redis_up = true;
+		return 0;
 	}
 	fprintf(stderr,
 	        "test_redis_link: cannot start redis-server (see "
@@ -197,56 +66,18 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
-	char cmd[128];
-
-	server_kill();
-	if (srv.dir[0]) {
-		snprintf(cmd, sizeof cmd, "rm -rf '%s'", srv.dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", srv.dir);
-	}
+	if (redis_server_stop(&srv) != 0)
+		fprintf(stderr, "could not remove %s\n", srv.dir);
 	return 0;
 }
 
 #define NEED_REDIS()                                                           \
 	do {                                                                   \
-		if (!srv.available)                                            \
+		if (!redis_up)                                                 \
 			skip();                                                \
 	} while (0)
 
-/* One command on a fresh connection; the reply is freed by the caller. */
-static redisReply *
-command(const char *fmt, ...)
-{
-	redisContext *c = redis_at(srv.port);
-	redisReply *r = NULL;
-	va_list ap;
-
-	if (!c)
-		return NULL;
-	va_start(ap, fmt);
-	r = redisvCommand(c, fmt, ap);
-	va_end(ap);
-	redisFree(c);
-	return r;
-}
-
 /* ------------------------------------------------------------ ticks */
-
-static void
-noop_ready(void *user, void *ctx)
-{
-}
-
-static struct engine *
-new_engine(void)
-{
-	struct engine_config ec = {.client_ready = noop_ready};
-	struct engine *e = engine_create(&ec);
-
-	assert_non_null(e);
-	return e;
-}
 
 /*
  * The i-th tick of a deterministic mix over nsym symbols named <name>N:
@@ -285,110 +116,36 @@ make_tick(struct tick *t, const char *name, unsigned i, unsigned nsym)
 	}
 }
 
+/* ------------------------------------------------------------ the nodes */
+
+/* An ingest (support/redis_nodes.h) keeping its first cap ticks applied. */
 static void
-assert_ticks_equal(const struct tick *a, const struct tick *b)
-{
-	int f;
-
-	assert_string_equal(a->symbol, b->symbol);
-	assert_int_equal(a->ts, b->ts);
-	assert_int_equal(a->seq, b->seq);
-	assert_int_equal(a->present, b->present);
-	for (f = 0; f < TICK_FIELD_COUNT; f++) {
-		if (!tick_has(a, (enum tick_field)f))
-			continue;
-		assert_int_equal(a->value[f].mantissa, b->value[f].mantissa);
-		assert_int_equal(a->value[f].scale, b->value[f].scale);
-	}
-}
-
-static bool
-states_equal(const struct symbol_state *a, const struct symbol_state *b)
-{
-	int f;
-
-	if (strcmp(a->symbol, b->symbol) || a->seq != b->seq ||
-	    a->ts != b->ts || a->present != b->present ||
-	    a->feed_sends_volume != b->feed_sends_volume)
-		return false;
-	for (f = 0; f < STATE_FIELD_COUNT; f++) {
-		if (!((a->present >> f) & 1u))
-			continue;
-		if (a->value[f].mantissa != b->value[f].mantissa ||
-		    a->value[f].scale != b->value[f].scale ||
-		    a->changed_seq[f] != b->changed_seq[f])
-			return false;
-	}
-	return true;
-}
-
-/* ------------------------------------------------------------ the ingest */
-
-struct ingest {
-	struct engine *engine; /* the serving engine: assigns the seqs */
-	struct redis_publisher *pub;
-	struct tick *sent; /* every applied tick, in order */
-	size_t nsent, cap;
-	pthread_mutex_t mu; /* the serving engine, for comparisons */
-};
-
-static void
-ingest_open(struct ingest *in, const char *prefix, const char *epoch,
+ingest_open(struct redis_ingest *in, const char *prefix, const char *epoch,
             uint64_t maxlen, unsigned backoff_max_ms, int port, size_t cap)
 {
 	struct redis_publisher_options o = {0};
 	char err[256];
 
-	memset(in, 0, sizeof *in);
-	pthread_mutex_init(&in->mu, NULL);
-	in->engine = new_engine();
-	in->cap = cap;
-	in->sent = cap ? malloc(cap * sizeof *in->sent) : NULL;
 	o.host = "127.0.0.1";
 	o.port = port;
 	o.prefix = prefix;
 	o.epoch = epoch;
 	o.stream_maxlen = maxlen;
 	o.backoff_max_ms = backoff_max_ms;
-	in->pub = redis_publisher_create(&o, err, sizeof err);
-	assert_non_null(in->pub);
+	if (redis_ingest_open(in, &o, cap, err, sizeof err) != 0)
+		fail_msg("ingest: %s", err);
 }
 
 static void
-ingest_start(struct ingest *in)
+ingest_start(struct redis_ingest *in)
 {
 	char err[256];
 
 	assert_int_equal(redis_publisher_start(in->pub, err, sizeof err), 0);
 }
 
-/* What the server's drain does: apply to the serving engine, then hand the
- * applied ticks (with their seqs) to the publisher, waiting while it is
- * full (back-pressure). */
 static void
-ingest_push(struct ingest *in, const struct tick *ticks, size_t n)
-{
-	struct tick buf[256];
-	size_t i, k = 0;
-
-	assert_true(n <= 256);
-	pthread_mutex_lock(&in->mu);
-	for (i = 0; i < n; i++) {
-		buf[k] = ticks[i];
-		buf[k].seq = engine_apply_tick(in->engine, &ticks[i]);
-		if (buf[k].seq) {
-			if (in->nsent < in->cap)
-				in->sent[in->nsent++] = buf[k];
-			k++;
-		}
-	}
-	pthread_mutex_unlock(&in->mu);
-	while (redis_publisher_append(in->pub, buf, k) != 0)
-		sleep_ms(1);
-}
-
-static void
-ingest_push_many(struct ingest *in, const char *name, unsigned from,
+ingest_push_many(struct redis_ingest *in, const char *name, unsigned from,
                  unsigned count, unsigned nsym)
 {
 	struct tick t[100];
@@ -397,14 +154,14 @@ ingest_push_many(struct ingest *in, const char *name, unsigned from,
 	for (i = from; i < from + count; i++) {
 		make_tick(&t[k++], name, i, nsym);
 		if (k == 100 || i + 1 == from + count) {
-			ingest_push(in, t, k);
+			redis_ingest_push(in, t, k);
 			k = 0;
 		}
 	}
 }
 
 static bool
-publisher_connected(struct ingest *in)
+publisher_connected(struct redis_ingest *in)
 {
 	struct redis_publisher_stats s;
 
@@ -413,7 +170,7 @@ publisher_connected(struct ingest *in)
 }
 
 static uint64_t
-published(struct ingest *in)
+published(struct redis_ingest *in)
 {
 	struct redis_publisher_stats s;
 
@@ -421,186 +178,27 @@ published(struct ingest *in)
 	return s.ticks_published;
 }
 
+/* An edge (support/redis_nodes.h) keeping its first cap ticks applied. */
 static void
-ingest_close(struct ingest *in)
-{
-	redis_publisher_destroy(in->pub);
-	engine_destroy(in->engine);
-	free(in->sent);
-	pthread_mutex_destroy(&in->mu);
-}
-
-/* ------------------------------------------------------------ the edge */
-
-struct edge {
-	struct tick_queue *queue;
-	struct redis_follower *fol;
-	struct engine *engine;
-	pthread_t thread;
-	pthread_mutex_t mu; /* the engine and everything below */
-	pthread_cond_t cond;
-	bool stop, paused, woken;
-	char epoch[REDIS_LINK_EPOCH_MAX + 1];
-	unsigned epoch_changes;
-	uint64_t restores;
-	uint64_t restores_backwards; /* a restore older than what we held */
-	struct tick *got;            /* every tick the engine applied */
-	size_t ngot, cap;
-};
-
-static void
-edge_wake(void *ctx)
-{
-	struct edge *e = ctx;
-
-	pthread_mutex_lock(&e->mu);
-	e->woken = true;
-	pthread_cond_signal(&e->cond);
-	pthread_mutex_unlock(&e->mu);
-}
-
-/* Called under e->mu (from redis_follower_apply_pending on the edge's
- * thread). A new epoch is a new life: start from an empty engine. */
-static void
-edge_epoch(const char *epoch, void *ctx)
-{
-	struct edge *e = ctx;
-
-	if (e->epoch[0]) {
-		engine_destroy(e->engine);
-		e->engine = new_engine();
-	}
-	snprintf(e->epoch, sizeof e->epoch, "%s", epoch);
-	e->epoch_changes++;
-}
-
-static void
-edge_restore(const struct symbol_state *st, void *ctx)
-{
-	struct edge *e = ctx;
-	struct symbol_state cur;
-
-	/* No cmocka asserts off the test's thread: count, check later. */
-	if (engine_get_state(e->engine, st->symbol, &cur) == 0 &&
-	    st->seq < cur.seq)
-		e->restores_backwards++;
-	if (engine_restore_symbol(e->engine, st) == 0)
-		e->restores++;
-}
-
-/* The service thread: resyncs first, then ticks (both orders are safe). */
-static void *
-edge_main(void *arg)
-{
-	struct edge *e = arg;
-	struct tick buf[512];
-
-	pthread_mutex_lock(&e->mu);
-	while (!e->stop) {
-		size_t n, i;
-
-		if (!e->woken) {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 5000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&e->cond, &e->mu, &ts);
-		}
-		e->woken = false;
-		redis_follower_apply_pending(e->fol);
-		while (!e->paused &&
-		       (n = tick_queue_drain(e->queue, buf, 512)) > 0) {
-			for (i = 0; i < n; i++) {
-				if (!engine_apply_tick(e->engine, &buf[i]))
-					continue;
-				if (e->ngot < e->cap)
-					e->got[e->ngot++] = buf[i];
-			}
-		}
-	}
-	pthread_mutex_unlock(&e->mu);
-	return NULL;
-}
-
-static void
-edge_open(struct edge *e, const char *prefix, int port, size_t queue_cap,
+edge_open(struct redis_edge *e, const char *prefix, int port, size_t queue_cap,
           size_t cap, unsigned backoff_max_ms, unsigned silent_ms)
 {
-	struct redis_follower_options o = {0};
+	struct redis_edge_options o = {
+	        .port = port,
+	        .prefix = prefix,
+	        .queue_cap = queue_cap,
+	        .backoff_max_ms = backoff_max_ms,
+	        .silent_ms = silent_ms,
+	        .keep_ticks = cap,
+	};
 	char err[256];
 
-	memset(e, 0, sizeof *e);
-	pthread_mutex_init(&e->mu, NULL);
-	pthread_cond_init(&e->cond, NULL);
-	e->engine = new_engine();
-	e->queue = tick_queue_create(queue_cap, edge_wake, e);
-	assert_non_null(e->queue);
-	e->cap = cap;
-	e->got = cap ? malloc(cap * sizeof *e->got) : NULL;
-	o.host = "127.0.0.1";
-	o.port = port;
-	o.prefix = prefix;
-	o.ticks = e->queue;
-	o.epoch = edge_epoch;
-	o.restore = edge_restore;
-	o.wake = edge_wake;
-	o.ctx = e;
-	o.backoff_max_ms = backoff_max_ms;
-	o.silent_ms = silent_ms;
-	e->fol = redis_follower_create(&o, err, sizeof err);
-	assert_non_null(e->fol);
-	assert_int_equal(pthread_create(&e->thread, NULL, edge_main, e), 0);
-	assert_int_equal(redis_follower_start(e->fol, err, sizeof err), 0);
-}
-
-static void
-edge_close(struct edge *e)
-{
-	/* The service thread goes first (it calls into the follower); a
-	 * follower blocked on a full queue is released by closing it, one
-	 * waiting for its resync to be applied by being destroyed. */
-	pthread_mutex_lock(&e->mu);
-	e->stop = true;
-	pthread_cond_signal(&e->cond);
-	pthread_mutex_unlock(&e->mu);
-	pthread_join(e->thread, NULL);
-	tick_queue_close(e->queue);
-	redis_follower_destroy(e->fol);
-	tick_queue_destroy(e->queue);
-	engine_destroy(e->engine);
-	free(e->got);
-	pthread_cond_destroy(&e->cond);
-	pthread_mutex_destroy(&e->mu);
-}
-
-static size_t
-edge_got(struct edge *e)
-{
-	size_t n;
-
-	pthread_mutex_lock(&e->mu);
-	n = e->ngot;
-	pthread_mutex_unlock(&e->mu);
-	return n;
-}
-
-static unsigned
-edge_epoch_changes(struct edge *e)
-{
-	unsigned n;
-
-	pthread_mutex_lock(&e->mu);
-	n = e->epoch_changes;
-	pthread_mutex_unlock(&e->mu);
-	return n;
+	if (redis_edge_open(e, &o, err, sizeof err) != 0)
+		fail_msg("edge: %s", err);
 }
 
 static struct redis_follower_stats
-edge_stats(struct edge *e)
+edge_stats(struct redis_edge *e)
 {
 	struct redis_follower_stats s;
 
@@ -628,7 +226,7 @@ cmp_one(const struct symbol_state *s, void *ctx)
 }
 
 static bool
-converged(struct ingest *in, struct edge *e)
+converged(struct redis_ingest *in, struct redis_edge *e)
 {
 	struct cmp_ctx c = {0};
 	struct engine_stats a, b;
@@ -646,9 +244,10 @@ converged(struct ingest *in, struct edge *e)
 
 #define WAIT_FOR(cond, seconds)                                                \
 	do {                                                                   \
-		int64_t wait__until = now_us() + (int64_t)(seconds)*1000000;   \
-		while (!(cond) && now_us() < wait__until)                      \
-			sleep_ms(10);                                          \
+		int64_t wait__until =                                          \
+		        clock_mono_us() + (int64_t)(seconds)*1000000;          \
+		while (!(cond) && clock_mono_us() < wait__until)               \
+			timing_sleep_ms(10);                                   \
 		assert_true(cond);                                             \
 	} while (0)
 
@@ -686,8 +285,8 @@ static void
 test_carries_ticks_with_seqs(void **state)
 {
 	enum { N = 20000 };
-	struct ingest in;
-	struct edge e;
+	struct redis_ingest in;
+	struct redis_edge e;
 	size_t i;
 
 	NEED_REDIS();
@@ -696,24 +295,26 @@ test_carries_ticks_with_seqs(void **state)
 	WAIT_FOR(publisher_connected(&in), 5);
 	edge_open(&e, "t1", srv.port, 4096, N + 1, 0, 0);
 	assert_int_equal(redis_follower_wait_synced(e.fol, 5000), 0);
-	WAIT_FOR(edge_stats(&e).resyncs == 1 && edge_epoch_changes(&e) == 1, 5);
+	WAIT_FOR(edge_stats(&e).resyncs == 1 &&
+	                 redis_edge_counts(&e).epoch_changes == 1,
+	         5);
 	pthread_mutex_lock(&e.mu);
 	assert_string_equal(e.epoch, "epoch-1");
 	pthread_mutex_unlock(&e.mu);
 
 	ingest_push_many(&in, "S", 0, N, 50);
-	WAIT_FOR(edge_got(&e) == N, 20);
+	WAIT_FOR(redis_edge_counts(&e).ngot == N, 20);
 	pthread_mutex_lock(&e.mu);
 	for (i = 0; i < N; i++)
-		assert_ticks_equal(&e.got[i], &in.sent[i]);
+		assert_tick_equal(&e.got[i], &in.sent[i]);
 	pthread_mutex_unlock(&e.mu);
 	assert_true(converged(&in, &e));
 	assert_int_equal(edge_stats(&e).ticks_pushed, N);
 	assert_int_equal(edge_stats(&e).resyncs, 1);
 	assert_int_equal(published(&in), N);
 
-	edge_close(&e);
-	ingest_close(&in);
+	redis_edge_close(&e);
+	redis_ingest_close(&in);
 }
 
 /* A follower started after the ticks comes up warm: every symbol's state,
@@ -721,8 +322,8 @@ test_carries_ticks_with_seqs(void **state)
 static void
 test_late_follower_warm(void **state)
 {
-	struct ingest in;
-	struct edge e;
+	struct redis_ingest in;
+	struct redis_edge e;
 	struct engine_stats es;
 
 	NEED_REDIS();
@@ -743,12 +344,12 @@ test_late_follower_warm(void **state)
 	assert_int_equal(edge_stats(&e).ticks_pushed, 0);
 	assert_int_equal(edge_stats(&e).symbols_restored, 200);
 
-	edge_close(&e);
-	ingest_close(&in);
+	redis_edge_close(&e);
+	redis_ingest_close(&in);
 }
 
 struct producer {
-	struct ingest *in;
+	struct redis_ingest *in;
 	unsigned seconds, rate, sent;
 };
 
@@ -757,13 +358,13 @@ static void *
 producer_main(void *arg)
 {
 	struct producer *p = arg;
-	int64_t start = now_us(), end = start + p->seconds * 1000000ll;
+	int64_t start = clock_mono_us(), end = start + p->seconds * 1000000ll;
 
-	while (now_us() < end) {
+	while (clock_mono_us() < end) {
 		int64_t due = start + (int64_t)p->sent * 1000000 / p->rate;
 
-		if (now_us() < due) {
-			sleep_ms(1);
+		if (clock_mono_us() < due) {
+			timing_sleep_ms(1);
 			continue;
 		}
 		ingest_push_many(p->in, "K", p->sent, 100, 100);
@@ -782,8 +383,8 @@ test_redis_killed_and_restarted(void **state)
 	struct producer prod = {.seconds = 5, .rate = 20000};
 	struct redis_publisher_stats ps;
 	struct redis_follower_stats fs;
-	struct ingest in;
-	struct edge e;
+	struct redis_ingest in;
+	struct redis_edge e;
 	pthread_t t;
 	char why[256];
 
@@ -796,15 +397,15 @@ test_redis_killed_and_restarted(void **state)
 	prod.in = &in;
 	assert_int_equal(pthread_create(&t, NULL, producer_main, &prod), 0);
 
-	sleep_ms(1000);
-	server_kill();
-	sleep_ms(1500);
+	timing_sleep_ms(1000);
+	redis_server_kill(&srv);
+	timing_sleep_ms(1500);
 	assert_true(redis_follower_degraded(e.fol, why, sizeof why));
 	assert_non_null(strstr(why, "unreachable since"));
 	assert_true(redis_publisher_degraded(in.pub, why, sizeof why));
 	assert_non_null(strstr(why, "unreachable since"));
-	sleep_ms(500);
-	assert_int_equal(server_start(), 0);
+	timing_sleep_ms(500);
+	assert_int_equal(redis_server_restart(&srv), 0);
 
 	pthread_join(t, NULL);
 	WAIT_FOR(converged(&in, &e), 20);
@@ -821,15 +422,15 @@ test_redis_killed_and_restarted(void **state)
 	pthread_mutex_unlock(&e.mu);
 	assert_false(redis_follower_degraded(e.fol, why, sizeof why));
 
-	edge_close(&e);
-	ingest_close(&in);
+	redis_edge_close(&e);
+	redis_ingest_close(&in);
 }
 
 /* The follower's connection id in CLIENT LIST (named by the follower). */
 static long long
 edge_client_id(void)
 {
-	redisReply *r = command("CLIENT LIST");
+	redisReply *r = redis_server_command(&srv, "CLIENT LIST");
 	long long id = -1;
 	char *line, *save = NULL;
 
@@ -848,8 +449,8 @@ static void
 test_trimmed_while_disconnected(void **state)
 {
 	uint64_t resyncs, reconnects;
-	struct ingest in;
-	struct edge e;
+	struct redis_ingest in;
+	struct redis_edge e;
 	redisReply *r;
 	long long id;
 
@@ -874,13 +475,13 @@ test_trimmed_while_disconnected(void **state)
 	WAIT_FOR(published(&in) == 6000, 10);
 	id = edge_client_id();
 	assert_true(id > 0);
-	r = command("CLIENT KILL ID %lld", id);
+	r = redis_server_command(&srv, "CLIENT KILL ID %lld", id);
 	assert_non_null(r);
 	assert_int_equal(r->integer, 1);
 	freeReplyObject(r);
 	ingest_push_many(&in, "T", 6000, 5000, 40);
 	WAIT_FOR(published(&in) == 11000, 10);
-	r = command("XLEN t4:ticks");
+	r = redis_server_command(&srv, "XLEN t4:ticks");
 	assert_non_null(r);
 	assert_true(r->integer < 1000); /* trimmed */
 	freeReplyObject(r);
@@ -897,8 +498,8 @@ test_trimmed_while_disconnected(void **state)
 	assert_int_equal(e.restores_backwards, 0);
 	pthread_mutex_unlock(&e.mu);
 
-	edge_close(&e);
-	ingest_close(&in);
+	redis_edge_close(&e);
+	redis_ingest_close(&in);
 }
 
 /* A dropped link with the stream intact: the follower reconnects and
@@ -907,8 +508,8 @@ static void
 test_reconnect_catches_up(void **state)
 {
 	enum { N = 5000 };
-	struct ingest in;
-	struct edge e;
+	struct redis_ingest in;
+	struct redis_edge e;
 	redisReply *r;
 	size_t i;
 
@@ -919,24 +520,24 @@ test_reconnect_catches_up(void **state)
 	edge_open(&e, "t8", srv.port, 4096, N, 1000, 0);
 	assert_int_equal(redis_follower_wait_synced(e.fol, 5000), 0);
 	ingest_push_many(&in, "C", 0, 2000, 30);
-	WAIT_FOR(edge_got(&e) == 2000, 10);
+	WAIT_FOR(redis_edge_counts(&e).ngot == 2000, 10);
 
-	r = command("CLIENT KILL ID %lld", edge_client_id());
+	r = redis_server_command(&srv, "CLIENT KILL ID %lld", edge_client_id());
 	assert_non_null(r);
 	assert_int_equal(r->integer, 1);
 	freeReplyObject(r);
 	ingest_push_many(&in, "C", 2000, N - 2000, 30);
-	WAIT_FOR(edge_got(&e) == N, 10);
+	WAIT_FOR(redis_edge_counts(&e).ngot == N, 10);
 	pthread_mutex_lock(&e.mu);
 	for (i = 0; i < N; i++)
-		assert_ticks_equal(&e.got[i], &in.sent[i]);
+		assert_tick_equal(&e.got[i], &in.sent[i]);
 	pthread_mutex_unlock(&e.mu);
 	assert_true(converged(&in, &e));
 	assert_true(edge_stats(&e).reconnects >= 1);
 	assert_int_equal(edge_stats(&e).resyncs, 1);
 
-	edge_close(&e);
-	ingest_close(&in);
+	redis_edge_close(&e);
+	redis_ingest_close(&in);
 }
 
 /* A new ingest with another epoch overwrites Redis; the edge is told,
@@ -944,8 +545,8 @@ test_reconnect_catches_up(void **state)
 static void
 test_epoch_change(void **state)
 {
-	struct ingest a, b;
-	struct edge e;
+	struct redis_ingest a, b;
+	struct redis_edge e;
 	redisReply *r;
 
 	NEED_REDIS();
@@ -959,7 +560,7 @@ test_epoch_change(void **state)
 	assert_string_equal(e.epoch, "epoch-a");
 	assert_int_equal(e.epoch_changes, 1);
 	pthread_mutex_unlock(&e.mu);
-	ingest_close(&a);
+	redis_ingest_close(&a);
 
 	ingest_open(&b, "t5", "epoch-b", 0, 0, srv.port, 0);
 	ingest_start(&b);
@@ -970,18 +571,18 @@ test_epoch_change(void **state)
 	assert_string_equal(e.epoch, "epoch-b");
 	assert_int_equal(e.epoch_changes, 2);
 	pthread_mutex_unlock(&e.mu);
-	r = command("GET t5:epoch");
+	r = redis_server_command(&srv, "GET t5:epoch");
 	assert_non_null(r);
 	assert_string_equal(r->str, "epoch-b");
 	freeReplyObject(r);
 	/* The old life's entries were deleted with it. */
-	r = command("XLEN t5:ticks");
+	r = redis_server_command(&srv, "XLEN t5:ticks");
 	assert_non_null(r);
 	assert_true(r->integer <= 301);
 	freeReplyObject(r);
 
-	edge_close(&e);
-	ingest_close(&b);
+	redis_edge_close(&e);
+	redis_ingest_close(&b);
 }
 
 /* /healthz reasons: unreachable, no state yet, heartbeats keep an idle
@@ -991,20 +592,20 @@ test_degraded_reasons(void **state)
 {
 	struct redis_publisher_options po = {0};
 	struct redis_publisher *p;
-	struct ingest in;
-	struct edge e, dead;
+	struct redis_ingest in;
+	struct redis_edge e, dead;
 	char why[256], err[256];
 	int64_t until;
 	int port;
 
 	NEED_REDIS();
-	port = free_port();
+	port = loopback_free_port();
 	edge_open(&dead, "t6", port, 64, 0, 200, 0);
 	WAIT_FOR(redis_follower_degraded(dead.fol, why, sizeof why) &&
 	                 strstr(why, "unreachable since") &&
 	                 strstr(why, "refused"),
 	         5);
-	edge_close(&dead);
+	redis_edge_close(&dead);
 	po.host = "127.0.0.1";
 	po.port = port;
 	po.epoch = "x";
@@ -1025,14 +626,15 @@ test_degraded_reasons(void **state)
 	assert_int_equal(redis_follower_wait_synced(e.fol, 5000), 0);
 	WAIT_FOR(!redis_follower_degraded(e.fol, why, sizeof why), 5);
 	/* Idle but alive: the heartbeats keep it healthy. */
-	for (until = now_us() + 3000000; now_us() < until; sleep_ms(100))
+	for (until = clock_mono_us() + 3000000; clock_mono_us() < until;
+	     timing_sleep_ms(100))
 		assert_false(redis_follower_degraded(e.fol, why, sizeof why));
 	assert_true(edge_stats(&e).entries_read >= 2);
-	ingest_close(&in);
+	redis_ingest_close(&in);
 	WAIT_FOR(redis_follower_degraded(e.fol, why, sizeof why) &&
 	                 strstr(why, "ingest silent"),
 	         5);
-	edge_close(&e);
+	redis_edge_close(&e);
 }
 
 /* An ingest that comes back behind what Redis holds in the same epoch (it
@@ -1042,7 +644,7 @@ test_ingest_behind_redis_detected(void **state)
 {
 	struct redis_publisher_stats ps;
 	struct symbol_state st;
-	struct ingest a, b;
+	struct redis_ingest a, b;
 	struct engine *store;
 	struct tick t;
 	unsigned i;
@@ -1052,7 +654,7 @@ test_ingest_behind_redis_detected(void **state)
 	ingest_start(&a);
 	ingest_push_many(&a, "X", 0, 10, 1);
 	WAIT_FOR(published(&a) == 10, 10);
-	ingest_close(&a);
+	redis_ingest_close(&a);
 
 	/* The same epoch, restored from a store that had only 5 ticks. */
 	store = new_engine();
@@ -1069,13 +671,14 @@ test_ingest_behind_redis_detected(void **state)
 	WAIT_FOR(publisher_connected(&b), 5);
 	redis_publisher_get_stats(b.pub, &ps);
 	assert_int_equal(ps.ahead_symbols, 1);
-	ingest_close(&b);
+	redis_ingest_close(&b);
 }
 
 static int
 ingest_state(const char *symbol, struct symbol_state *out, void *ctx)
 {
-	return engine_get_state(((struct ingest *)ctx)->engine, symbol, out);
+	return engine_get_state(((struct redis_ingest *)ctx)->engine, symbol,
+	                        out);
 }
 
 /*
@@ -1089,8 +692,8 @@ static void
 test_sink_drops_while_redis_is_slow_then_edges_get_the_state(void **state)
 {
 	struct redis_publisher_options o = {0};
-	struct ingest in;
-	struct edge e;
+	struct redis_ingest in;
+	struct redis_edge e;
 	struct sink sink;
 	struct sink_status ss;
 	struct redis_publisher_stats ps;
@@ -1114,7 +717,7 @@ test_sink_drops_while_redis_is_slow_then_edges_get_the_state(void **state)
 	assert_int_equal(redis_follower_wait_synced(e.fol, 5000), 0);
 	sink = redis_publisher_sink(in.pub);
 
-	r = command("CLIENT PAUSE 1500 ALL");
+	r = redis_server_command(&srv, "CLIENT PAUSE 1500 ALL");
 	freeReplyObject(r);
 	for (i = 0; i < 5000; i += 100) {
 		struct tick t[100];
@@ -1142,8 +745,8 @@ test_sink_drops_while_redis_is_slow_then_edges_get_the_state(void **state)
 	redis_publisher_get_stats(in.pub, &ps);
 	assert_true(ps.state_resyncs >= 1);
 	assert_false(ps.dropping);
-	edge_close(&e);
-	ingest_close(&in);
+	redis_edge_close(&e);
+	redis_ingest_close(&in);
 }
 
 int

@@ -1,14 +1,12 @@
 /*
- * Unit tests for the store (publisher/store*.c), against real SQLite files in a fresh
- * temporary directory per test: the epoch, exact state and decimals across
- * restarts, what is refused and left untouched (newer schema, not a
+ * Unit tests for the store (publisher/store*.c), against real SQLite files in a
+ * fresh temporary directory per test: the epoch, exact state and decimals
+ * across restarts, what is refused and left untouched (newer schema, not a
  * database, a foreign database, a missing directory, a second writer),
  * migration from an older schema, reads (time ranges, last-N, every symbol,
  * several symbols, out-of-order timestamps), bars, retention by rows and by
  * age, back-pressure, and recovery from a write failure.
  */
-#define _GNU_SOURCE /* mkdtemp */
-#include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -31,6 +29,11 @@
 #include "log.h"
 #include "store.h"
 
+#include "support/asserts.h"
+#include "support/ticks.h"
+#include "support/timing.h"
+#include "support/tmpdir.h"
+
 struct fixture {
 	char dir[256];
 	char path[512];
@@ -46,34 +49,11 @@ setup(void **state)
 	struct fixture *f = calloc(1, sizeof *f);
 
 	assert_non_null(f);
-	snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(tmpdir_make(f->dir, sizeof f->dir, "test_store"), 0);
 	snprintf(f->path, sizeof f->path, "%s/ticks.db", f->dir);
 	log_set_level(LOG_ERROR); /* the failure tests log warnings */
 	*state = f;
 	return 0;
-}
-
-static void
-remove_tree(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	char sub[600];
-
-	if (!d) {
-		unlink(path);
-		return;
-	}
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-		chmod(sub, 0700);
-		remove_tree(sub);
-	}
-	closedir(d);
-	rmdir(path);
 }
 
 static int
@@ -81,58 +61,9 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	remove_tree(f->dir);
+	tmpdir_remove(f->dir);
 	free(f);
 	return 0;
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
-static struct decimal
-dec(int64_t mantissa, uint8_t scale)
-{
-	return (struct decimal){mantissa, scale};
-}
-
-static struct tick
-quote(const char *symbol, int64_t ts, struct decimal bid, struct decimal ask)
-{
-	struct tick t;
-
-	memset(&t, 0, sizeof t);
-	snprintf(t.symbol, sizeof t.symbol, "%s", symbol);
-	t.ts = ts;
-	tick_set(&t, FIELD_BID, bid);
-	tick_set(&t, FIELD_ASK, ask);
-	return t;
-}
-
-static struct tick
-trade(const char *symbol, int64_t ts, struct decimal last, struct decimal size)
-{
-	struct tick t;
-
-	memset(&t, 0, sizeof t);
-	snprintf(t.symbol, sizeof t.symbol, "%s", symbol);
-	t.ts = ts;
-	tick_set(&t, FIELD_LAST, last);
-	tick_set(&t, FIELD_LAST_SIZE, size);
-	return t;
 }
 
 static struct store *
@@ -156,21 +87,6 @@ open_store(const struct fixture *f, const struct store_options *extra)
 	return s;
 }
 
-static void
-noop_ready(void *user, void *ctx)
-{
-}
-
-static struct engine *
-new_engine(void)
-{
-	struct engine_config ec = {.client_ready = noop_ready};
-	struct engine *e = engine_create(&ec);
-
-	assert_non_null(e);
-	return e;
-}
-
 /* As the server does: apply to its engine (which assigns the seq), then
  * hand the tick to the store. */
 static void
@@ -183,7 +99,7 @@ feed(struct engine *e, struct store *s, struct tick *t, size_t n)
 		assert_true(t[i].seq > 0);
 	}
 	while (store_append_space(s) < n)
-		sleep_ms(1);
+		timing_sleep_ms(1);
 	assert_int_equal(store_append(s, t, n), 0);
 }
 
@@ -198,53 +114,11 @@ wait_written(struct store *s, uint64_t ticks)
 		store_get_stats(s, &st);
 		if (st.ticks_written >= ticks && st.queued == 0)
 			return;
-		sleep_ms(2);
+		timing_sleep_ms(2);
 	}
 	fail_msg("store wrote %llu of %llu ticks (last error: %s)",
 	         (unsigned long long)st.ticks_written,
 	         (unsigned long long)ticks, st.last_error);
-}
-
-static void
-assert_decimal_equal(struct decimal a, struct decimal b)
-{
-	if (a.mantissa != b.mantissa || a.scale != b.scale)
-		fail_msg("decimal %lld/10^%d != %lld/10^%d",
-		         (long long)a.mantissa, a.scale, (long long)b.mantissa,
-		         b.scale);
-}
-
-static void
-assert_tick_equal(const struct tick *a, const struct tick *b)
-{
-	int f;
-
-	assert_string_equal(a->symbol, b->symbol);
-	assert_int_equal(a->ts, b->ts);
-	assert_int_equal(a->seq, b->seq);
-	assert_int_equal(a->present, b->present);
-	for (f = 0; f < TICK_FIELD_COUNT; f++)
-		if (tick_has(a, (enum tick_field)f))
-			assert_decimal_equal(a->value[f], b->value[f]);
-}
-
-/* Every field the engine keeps, exactly: what a restart must restore. */
-static void
-assert_state_equal(const struct symbol_state *a, const struct symbol_state *b)
-{
-	int f;
-
-	assert_string_equal(a->symbol, b->symbol);
-	assert_int_equal(a->seq, b->seq);
-	assert_int_equal(a->ts, b->ts);
-	assert_int_equal(a->present, b->present);
-	assert_int_equal(a->feed_sends_volume, b->feed_sends_volume);
-	for (f = 0; f < STATE_FIELD_COUNT; f++) {
-		if (!((a->present >> f) & 1u))
-			continue;
-		assert_decimal_equal(a->value[f], b->value[f]);
-		assert_int_equal(a->changed_seq[f], b->changed_seq[f]);
-	}
 }
 
 struct collected {
@@ -407,19 +281,21 @@ make_ticks(struct tick *t, size_t n, int64_t ts0)
 		int64_t p = 18930 + (int64_t)((i * 7919) % 200) - 100;
 
 		if (i % 3 == 0) {
-			t[i] = trade(sym, ts0 + (int64_t)i * 1000, dec(p, 2),
-			             dec((int64_t)(i % 17) * 100 + 5, 0));
+			t[i] = tick_trade(
+			        sym, ts0 + (int64_t)i * 1000, dec_raw(p, 2),
+			        dec_raw((int64_t)(i % 17) * 100 + 5, 0));
 			if (i % 5 == 4) /* X/Y-Z_1: the feed sends volume */
 				tick_set(&t[i], FIELD_VOLUME,
-				         dec((int64_t)i * 1000 + 1, 3));
+				         dec_raw((int64_t)i * 1000 + 1, 3));
 		} else {
-			t[i] = quote(sym, ts0 + (int64_t)i * 1000,
-			             dec(p - 1, 2), dec(p * 10 + 1, 3));
+			t[i] = tick_quote(sym, ts0 + (int64_t)i * 1000,
+			                  dec_raw(p - 1, 2),
+			                  dec_raw(p * 10 + 1, 3));
 			tick_set(&t[i], FIELD_BID_SIZE,
-			         dec((int64_t)(i % 9) * 100, 0));
+			         dec_raw((int64_t)(i % 9) * 100, 0));
 			if (i % 7 == 0)
 				tick_set(&t[i], FIELD_ASK_SIZE,
-				         dec(123456789012345678ll, 18));
+				         dec_raw(123456789012345678ll, 18));
 		}
 	}
 	return n;
@@ -521,12 +397,12 @@ test_decimals_exact(void **state)
 
 	/* Trailing zeros, 18 digits after the point, the int64 extremes,
 	 * negative prices. */
-	t[0] = quote("DEC", 1, dec(18930, 2), dec(-1, 18));
-	tick_set(&t[0], FIELD_BID_SIZE, dec(INT64_MAX, 0));
-	tick_set(&t[0], FIELD_ASK_SIZE, dec(100000, 5));
-	t[1] = trade("DEC", 2, dec(INT64_MIN, 18), dec(0, 3));
-	tick_set(&t[1], FIELD_VOLUME, dec(999999999999999999ll, 9));
-	t[2] = quote("DEC", 3, dec(-5, 1), dec(0, 0));
+	t[0] = tick_quote("DEC", 1, dec_raw(18930, 2), dec_raw(-1, 18));
+	tick_set(&t[0], FIELD_BID_SIZE, dec_raw(INT64_MAX, 0));
+	tick_set(&t[0], FIELD_ASK_SIZE, dec_raw(100000, 5));
+	t[1] = tick_trade("DEC", 2, dec_raw(INT64_MIN, 18), dec_raw(0, 3));
+	tick_set(&t[1], FIELD_VOLUME, dec_raw(999999999999999999ll, 9));
+	t[2] = tick_quote("DEC", 3, dec_raw(-5, 1), dec_raw(0, 0));
 
 	s = open_store(f, NULL);
 	feed(e, s, t, 3);
@@ -585,7 +461,7 @@ test_newer_schema_refused(void **state)
 {
 	struct fixture *f = *state;
 	struct engine *e = new_engine();
-	struct tick t = quote("A", 1, dec(1, 0), dec(2, 0));
+	struct tick t = tick_quote("A", 1, dec_raw(1, 0), dec_raw(2, 0));
 	struct store *s = open_store(f, NULL);
 	char want[128];
 
@@ -660,8 +536,9 @@ test_migrates_older_schema(void **state)
 {
 	struct fixture *f = *state;
 	struct engine *e = new_engine();
-	struct tick t[2] = {quote("OLD", 10, dec(1005, 1), dec(1010, 1)),
-	                    trade("OLD", 20, dec(1007, 1), dec(3, 0))};
+	struct tick t[2] = {
+	        tick_quote("OLD", 10, dec_raw(1005, 1), dec_raw(1010, 1)),
+	        tick_trade("OLD", 20, dec_raw(1007, 1), dec_raw(3, 0))};
 	struct store_reader *r;
 	struct collected got;
 	struct store *s;
@@ -699,15 +576,16 @@ static void
 fill_known(struct fixture *f, struct engine *e)
 {
 	struct tick t[] = {
-	        quote("A", 1000, dec(10, 0), dec(11, 0)),
-	        quote("B", 1500, dec(20, 0), dec(21, 0)),
-	        trade("A", 2000, dec(105, 1), dec(1, 0)),
-	        quote("C", 2500, dec(30, 0), dec(31, 0)),
-	        trade("A", 3000, dec(106, 1), dec(2, 0)),
-	        quote("B", 3000, dec(22, 0), dec(23, 0)),
-	        trade("A", 2200, dec(99, 1), dec(4, 0)), /* back in time */
-	        quote("C", 4000, dec(32, 0), dec(33, 0)),
-	        trade("A", 5000, dec(107, 1), dec(8, 0)),
+	        tick_quote("A", 1000, dec_raw(10, 0), dec_raw(11, 0)),
+	        tick_quote("B", 1500, dec_raw(20, 0), dec_raw(21, 0)),
+	        tick_trade("A", 2000, dec_raw(105, 1), dec_raw(1, 0)),
+	        tick_quote("C", 2500, dec_raw(30, 0), dec_raw(31, 0)),
+	        tick_trade("A", 3000, dec_raw(106, 1), dec_raw(2, 0)),
+	        tick_quote("B", 3000, dec_raw(22, 0), dec_raw(23, 0)),
+	        tick_trade("A", 2200, dec_raw(99, 1),
+	                   dec_raw(4, 0)), /* back in time */
+	        tick_quote("C", 4000, dec_raw(32, 0), dec_raw(33, 0)),
+	        tick_trade("A", 5000, dec_raw(107, 1), dec_raw(8, 0)),
 	};
 	struct store *s = open_store(f, NULL);
 	size_t i;
@@ -752,7 +630,7 @@ test_read_ticks(void **state)
 	c = read_ticks(r, a, 1, INT64_MIN, INT64_MAX, 0);
 	assert_ts(&c, (int64_t[]){1000, 2000, 3000, 2200, 5000}, 5);
 	assert_int_equal(c.v[3].seq, 4);
-	assert_decimal_equal(c.v[3].value[FIELD_LAST], dec(99, 1));
+	assert_decimal_exact(c.v[3].value[FIELD_LAST], dec_raw(99, 1));
 	free(c.v);
 	c = read_ticks(r, a, 1, 2000, 3000, 0); /* [from, to) */
 	assert_ts(&c, (int64_t[]){2000, 2200}, 2);
@@ -885,10 +763,11 @@ test_read_history_pages(void **state)
 	size_t i, total = 0;
 
 	for (i = 0; i < N; i++)
-		t[i] = quote("P",
-		             1000 + (int64_t)i * 10 - (i % 3 == 1 ? 10 : 0),
-		             dec((int64_t)i, 0), dec(1, 0));
-	t[N] = quote("P", 1000 + 55, dec(-1, 0), dec(1, 0)); /* late */
+		t[i] = tick_quote(
+		        "P", 1000 + (int64_t)i * 10 - (i % 3 == 1 ? 10 : 0),
+		        dec_raw((int64_t)i, 0), dec_raw(1, 0));
+	t[N] = tick_quote("P", 1000 + 55, dec_raw(-1, 0),
+	                  dec_raw(1, 0)); /* late */
 	s = open_store(f, NULL);
 	for (i = 0; i <= N; i += 500) {
 		size_t n = N + 1 - i < 500 ? N + 1 - i : 500;
@@ -948,11 +827,11 @@ assert_bar(const struct bar *b, int64_t t, struct decimal o, struct decimal h,
            struct decimal l, struct decimal c, struct decimal v, uint64_t n)
 {
 	assert_int_equal(b->t, t);
-	assert_decimal_equal(b->open, o);
-	assert_decimal_equal(b->high, h);
-	assert_decimal_equal(b->low, l);
-	assert_decimal_equal(b->close, c);
-	assert_decimal_equal(b->volume, v);
+	assert_decimal_exact(b->open, o);
+	assert_decimal_exact(b->high, h);
+	assert_decimal_exact(b->low, l);
+	assert_decimal_exact(b->close, c);
+	assert_decimal_exact(b->volume, v);
 	assert_int_equal(b->ticks, n);
 }
 
@@ -963,13 +842,16 @@ test_bars(void **state)
 	const int64_t s = 1000000, m = 60 * s;
 	const int64_t t0 = 1709303400ll * s; /* 2024-03-01T14:30:00Z */
 	struct tick t[] = {
-	        trade("X", t0 + 100, dec(10000, 2), dec(5, 0)),
-	        quote("X", t0 + 200, dec(99, 0), dec(101, 0)), /* no last */
-	        trade("X", t0 + s / 2, dec(10250, 2), dec(10, 0)),
-	        trade("X", t0 + s + 1, dec(1010, 1), dec(1, 0)),
-	        trade("X", t0 + 999999, dec(9950, 2), dec(25, 1)), /* late */
-	        trade("X", t0 + 61 * s, dec(104, 0), dec(7, 0)),
-	        trade("X", t0 + 61 * s + 5, dec(1035, 1), dec(1, 0)),
+	        tick_trade("X", t0 + 100, dec_raw(10000, 2), dec_raw(5, 0)),
+	        tick_quote("X", t0 + 200, dec_raw(99, 0),
+	                   dec_raw(101, 0)), /* no last */
+	        tick_trade("X", t0 + s / 2, dec_raw(10250, 2), dec_raw(10, 0)),
+	        tick_trade("X", t0 + s + 1, dec_raw(1010, 1), dec_raw(1, 0)),
+	        tick_trade("X", t0 + 999999, dec_raw(9950, 2),
+	                   dec_raw(25, 1)), /* late */
+	        tick_trade("X", t0 + 61 * s, dec_raw(104, 0), dec_raw(7, 0)),
+	        tick_trade("X", t0 + 61 * s + 5, dec_raw(1035, 1),
+	                   dec_raw(1, 0)),
 	};
 	struct engine *e = new_engine();
 	struct store *st = open_store(f, NULL);
@@ -988,22 +870,22 @@ test_bars(void **state)
 	assert_int_equal(b.n, 3);
 	/* The late tick (sent 4th, at t0 + 0.999999) closes the first
 	 * second: open and close go by time. */
-	assert_bar(&b.v[0], t0, dec(10000, 2), dec(10250, 2), dec(9950, 2),
-	           dec(9950, 2), dec(175, 1), 3);
-	assert_bar(&b.v[1], t0 + s, dec(1010, 1), dec(1010, 1), dec(1010, 1),
-	           dec(1010, 1), dec(1, 0), 1);
-	assert_bar(&b.v[2], t0 + 61 * s, dec(104, 0), dec(104, 0), dec(1035, 1),
-	           dec(1035, 1), dec(8, 0), 2);
+	assert_bar(&b.v[0], t0, dec_raw(10000, 2), dec_raw(10250, 2),
+	           dec_raw(9950, 2), dec_raw(9950, 2), dec_raw(175, 1), 3);
+	assert_bar(&b.v[1], t0 + s, dec_raw(1010, 1), dec_raw(1010, 1),
+	           dec_raw(1010, 1), dec_raw(1010, 1), dec_raw(1, 0), 1);
+	assert_bar(&b.v[2], t0 + 61 * s, dec_raw(104, 0), dec_raw(104, 0),
+	           dec_raw(1035, 1), dec_raw(1035, 1), dec_raw(8, 0), 2);
 
 	b.n = 0;
 	assert_int_equal(store_read_bars(r, "X", INT64_MIN, INT64_MAX, m, 0,
 	                                 collect_bar, &b, err, sizeof err),
 	                 0);
 	assert_int_equal(b.n, 2);
-	assert_bar(&b.v[0], t0, dec(10000, 2), dec(10250, 2), dec(9950, 2),
-	           dec(1010, 1), dec(185, 1), 4);
-	assert_bar(&b.v[1], t0 + m, dec(104, 0), dec(104, 0), dec(1035, 1),
-	           dec(1035, 1), dec(8, 0), 2);
+	assert_bar(&b.v[0], t0, dec_raw(10000, 2), dec_raw(10250, 2),
+	           dec_raw(9950, 2), dec_raw(1010, 1), dec_raw(185, 1), 4);
+	assert_bar(&b.v[1], t0 + m, dec_raw(104, 0), dec_raw(104, 0),
+	           dec_raw(1035, 1), dec_raw(1035, 1), dec_raw(8, 0), 2);
 
 	/* last N bars; a range holds the bars that start in it. */
 	b.n = 0;
@@ -1067,7 +949,7 @@ test_retention_by_rows(void **state)
 	}
 	/* Retention runs in the background, about once a second. */
 	for (tries = 0; tries < 100 && count_all(f) > 1000; tries++)
-		sleep_ms(100);
+		timing_sleep_ms(100);
 	store_close(s);
 
 	r = open_reader(f);
@@ -1094,7 +976,7 @@ test_retention_by_age(void **state)
 {
 	struct fixture *f = *state;
 	struct store_options o = {.retain_age_us = 3600ll * 1000000};
-	const int64_t now = now_us();
+	const int64_t now = clock_wall_us();
 	struct tick old[200], fresh[100];
 	struct engine *e = new_engine();
 	struct store *s;
@@ -1110,7 +992,7 @@ test_retention_by_age(void **state)
 	feed(e, s, fresh, 100);
 	wait_written(s, 300);
 	for (tries = 0; tries < 100 && count_all(f) > 100; tries++)
-		sleep_ms(100);
+		timing_sleep_ms(100);
 	store_close(s);
 	assert_int_equal(count_all(f), 100);
 	/* Runs and commits of deleted ticks go too (swept in the
@@ -1145,7 +1027,8 @@ test_backpressure(void **state)
 	size_t i;
 
 	for (i = 0; i < 101; i++) {
-		t[i] = quote("Q", (int64_t)i, dec((int64_t)i, 0), dec(1, 0));
+		t[i] = tick_quote("Q", (int64_t)i, dec_raw((int64_t)i, 0),
+		                  dec_raw(1, 0));
 		t[i].seq = engine_apply_tick(e, &t[i]);
 	}
 	/* Not started: ticks queue up to the capacity, then none. */
@@ -1162,7 +1045,7 @@ test_backpressure(void **state)
 	wait_written(s, 100);
 	/* The writer freed space after the queue was full: wake. */
 	for (i = 0; i < 500 && !wakes; i++)
-		sleep_ms(2);
+		timing_sleep_ms(2);
 	assert_true(wakes >= 1);
 	assert_int_equal(store_append(s, t + 100, 1), 0);
 	store_close(s);
@@ -1212,8 +1095,8 @@ test_live_overflow_records_gaps(void **state)
 
 	/* The serving engine applies each tick before the sink gets it. */
 	for (i = 0; i < N; i++)
-		t[i] = trade(i % 2 ? "AAA" : "BBB", (int64_t)i + 1,
-		             dec((int64_t)i, 2), dec(1, 0));
+		t[i] = tick_trade(i % 2 ? "AAA" : "BBB", (int64_t)i + 1,
+		                  dec_raw((int64_t)i, 2), dec_raw(1, 0));
 	for (i = 0; i < 1510; i++)
 		t[i].seq = engine_apply_tick(e, &t[i]);
 	s = store_open(&o, err, sizeof err);
@@ -1230,7 +1113,7 @@ test_live_overflow_records_gaps(void **state)
 	assert_int_equal(store_start(s, err, sizeof err), 0);
 	wait_written(s, 1000);
 	for (i = 0; i < 500 && !sink.ops->wants_resume(sink.impl); i++)
-		sleep_ms(2);
+		timing_sleep_ms(2);
 	assert_true(sink.ops->wants_resume(sink.impl));
 	assert_true(wakes >= 1);
 	/* Until it resumes, nothing is taken, even with room. */
@@ -1348,7 +1231,7 @@ test_failure_then_recovery(void **state)
 		store_get_stats(s, &st);
 		if (st.failing)
 			break;
-		sleep_ms(5);
+		timing_sleep_ms(5);
 	}
 	assert_true(st.failing);
 	assert_true(st.write_errors >= 1);
@@ -1366,7 +1249,7 @@ test_failure_then_recovery(void **state)
 	store_get_stats(s, &st);
 	assert_false(st.failing);
 	for (i = 0; i < 500 && !wakes; i++)
-		sleep_ms(2);
+		timing_sleep_ms(2);
 	assert_true(wakes >= 1);
 	feed(ref, s, t + 500, 100);
 	store_close(s);
@@ -1415,7 +1298,7 @@ test_read_only_file(void **state)
 		store_get_stats(s, &st);
 		if (st.failing)
 			break;
-		sleep_ms(5);
+		timing_sleep_ms(5);
 	}
 	assert_true(st.failing);
 	assert_non_null(strstr(st.last_error, "-shm"));
@@ -1433,9 +1316,9 @@ test_refused_tick_not_stored(void **state)
 {
 	struct fixture *f = *state;
 	struct engine *e = new_engine();
-	struct tick t[3] = {quote("R", 1, dec(1, 0), dec(2, 0)),
-	                    quote("R", 2, dec(3, 0), dec(4, 0)),
-	                    quote("R", 3, dec(5, 0), dec(6, 0))};
+	struct tick t[3] = {tick_quote("R", 1, dec_raw(1, 0), dec_raw(2, 0)),
+	                    tick_quote("R", 2, dec_raw(3, 0), dec_raw(4, 0)),
+	                    tick_quote("R", 3, dec_raw(5, 0), dec_raw(6, 0))};
 	struct store_stats st;
 	struct store *s = open_store(f, NULL);
 
@@ -1448,7 +1331,7 @@ test_refused_tick_not_stored(void **state)
 		store_get_stats(s, &st);
 		if (st.ticks_refused)
 			break;
-		sleep_ms(2);
+		timing_sleep_ms(2);
 	}
 	assert_int_equal(st.ticks_refused, 1);
 	store_close(s);

@@ -23,6 +23,8 @@
 
 #include "tick_queue.h"
 
+#include "support/timing.h"
+
 static void
 make_tick(struct tick *t, uint64_t seq)
 {
@@ -33,14 +35,6 @@ make_tick(struct tick *t, uint64_t seq)
 	tick_set(t, FIELD_LAST, (struct decimal){(int64_t)seq, 2});
 }
 
-static void
-short_sleep(void)
-{
-	struct timespec ts = {0, 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
 /* Wait until the queue holds `depth` ticks; a generous bound turns a bug
  * into a failure instead of a hang. */
 static void
@@ -49,7 +43,7 @@ wait_for_depth(struct tick_queue *q, size_t depth)
 	int i;
 
 	for (i = 0; i < 20000 && tick_queue_depth(q) != depth; i++)
-		short_sleep();
+		timing_sleep_ms(1);
 	assert_int_equal(tick_queue_depth(q), depth);
 }
 
@@ -189,7 +183,7 @@ test_blocks_when_full_and_resumes(void **state)
 	/* The consumer must be woken for the first 4 before the producer
 	 * blocks on the rest, or nobody would ever drain them. */
 	for (i = 0; i < 20000 && wakes(&counter) == 0; i++)
-		short_sleep();
+		timing_sleep_ms(1);
 	assert_int_equal(wakes(&counter), 1);
 	/* The batch of 10 cannot fit in 4: the producer must be waiting. */
 	assert_int_equal(__atomic_load_n(&p.done, __ATOMIC_SEQ_CST), 0);
@@ -199,7 +193,7 @@ test_blocks_when_full_and_resumes(void **state)
 
 		got += n;
 		if (n == 0)
-			short_sleep();
+			timing_sleep_ms(1);
 	}
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_int_equal(p.rc, 0);

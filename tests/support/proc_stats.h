@@ -2,8 +2,8 @@
  * proc_stats.h: what a process has used, from /proc, for the load tools
  * (subload, sendbase) that measure a server and themselves from outside.
  */
-#ifndef BENCH_PROC_STATS_H
-#define BENCH_PROC_STATS_H
+#ifndef TESTS_SUPPORT_PROC_STATS_H
+#define TESTS_SUPPORT_PROC_STATS_H
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /*
- * engine_test_util.c: what the engine's unit tests share: a seeded RNG, tick
- * builders, a frame parser that reads decimals from the raw text, and a
+ * engine_model.c: what the engine's unit tests share: a seeded stream of
+ * random ticks, a frame parser that reads decimals from the raw text, and a
  * model of what a client holds that applies updates as a client must.
  */
 #include <setjmp.h>
@@ -15,12 +15,13 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "engine_test_util.h"
-
+#include "support/asserts.h"
+#include "support/engine_model.h"
+#include "support/rng.h"
+#include "support/ticks.h"
 
 /* ------------------------------------------------------------- helpers */
 
-/* A small deterministic generator, so a failure can be replayed. */
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 
 void
@@ -32,61 +33,13 @@ rng_seed(uint64_t seed)
 uint32_t
 rng_next(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return (uint32_t)(rng_state >> 16);
+	return xorshift64_next(&rng_state);
 }
 
 uint32_t
 rng_below(uint32_t n)
 {
 	return rng_next() % n;
-}
-
-struct decimal
-dec(const char *s)
-{
-	struct decimal d;
-
-	assert_int_equal(decimal_parse(s, strlen(s), &d), 0);
-	return d;
-}
-
-struct decimal
-dec_raw(int64_t mantissa, uint8_t scale)
-{
-	struct decimal d = {mantissa, scale};
-
-	return d;
-}
-
-void
-assert_decimal_exact(struct decimal got, struct decimal want)
-{
-	assert_int_equal(got.mantissa, want.mantissa);
-	assert_int_equal(got.scale, want.scale);
-}
-
-void
-assert_decimal_text(struct decimal d, const char *want)
-{
-	char buf[DECIMAL_MAX_TEXT + 1];
-	size_t n = decimal_format(d, buf);
-
-	buf[n] = '\0';
-	assert_string_equal(buf, want);
-}
-
-struct tick
-tick_make(const char *symbol, int64_t ts)
-{
-	struct tick t;
-
-	memset(&t, 0, sizeof t);
-	snprintf(t.symbol, sizeof t.symbol, "%s", symbol);
-	t.ts = ts;
-	return t;
 }
 
 uint64_t
@@ -164,7 +117,6 @@ engine_new(int *total_ready)
 	assert_non_null(e);
 	return e;
 }
-
 
 int
 state_field_by_name(const char *name)
@@ -379,4 +331,3 @@ assert_engine_state(struct engine *e, const struct model *m, const char *symbol)
 	assert_int_equal(engine_get_state(e, symbol, &s), 0);
 	assert_model_equals_state(m, &s);
 }
-
