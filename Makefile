@@ -92,48 +92,43 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -c -o $@ $<
 
+# Tests and benchmarks include their shared helpers as "support/x.h".
 $(BUILD)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS_ALL) -Itests $(PKG_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
 
-# A unit test binary links its own module only.
-$(BUILD)/tests/test_decimal: $(BUILD)/tests/test_decimal.o $(call obj,publisher/decimal.c)
-$(BUILD)/tests/test_time_parse: $(BUILD)/tests/test_time_parse.o $(call obj,publisher/time_parse.c)
-$(BUILD)/tests/test_errbuf: $(BUILD)/tests/test_errbuf.o
-$(BUILD)/tests/test_jsonbuf: $(BUILD)/tests/test_jsonbuf.o $(call obj,publisher/decimal.c publisher/jsonbuf.c)
-$(BUILD)/tests/test_engine: $(BUILD)/tests/test_engine.o $(BUILD)/tests/engine_test_util.o $(call obj,$(ENGINE_SRC))
-$(BUILD)/tests/test_fanout: $(BUILD)/tests/test_fanout.o $(BUILD)/tests/engine_test_util.o $(call obj,$(ENGINE_SRC))
-$(BUILD)/tests/test_protocol: $(BUILD)/tests/test_protocol.o $(call obj,$(ENGINE_SRC) $(CODEC_SRC) $(PROTOCOL_SRC))
-$(BUILD)/tests/test_cli: $(BUILD)/tests/test_cli.o $(call obj,publisher/cli.c publisher/settings.c publisher/decimal.c publisher/tick.c $(CODEC_SRC) $(PROTOCOL_SRC) publisher/jsonbuf.c)
-$(BUILD)/tests/test_tick_queue: $(BUILD)/tests/test_tick_queue.o $(call obj,publisher/tick_queue.c publisher/tick.c publisher/decimal.c)
-$(BUILD)/tests/test_feed: $(BUILD)/tests/test_feed.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(CODEC_SRC) publisher/jsonbuf.c)
-$(BUILD)/tests/test_tick_parse: $(BUILD)/tests/test_tick_parse.o $(call obj,publisher/tick.c publisher/decimal.c $(CODEC_SRC) publisher/jsonbuf.c)
-$(BUILD)/tests/test_feed_replay: $(BUILD)/tests/test_feed_replay.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(CODEC_SRC) publisher/jsonbuf.c)
-$(BUILD)/tests/test_feed_tcp: $(BUILD)/tests/test_feed_tcp.o $(call obj,$(FEED_SRC) publisher/tick.c publisher/decimal.c publisher/log.c $(CODEC_SRC) publisher/jsonbuf.c)
-$(BUILD)/tests/test_store: $(BUILD)/tests/test_store.o $(call obj,$(STORE_CORE_SRC) $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
-$(BUILD)/tests/test_export: $(BUILD)/tests/test_export.o $(call obj,$(STORE_SRC) $(ENGINE_SRC) publisher/log.c $(CODEC_SRC)) $(SCHEMA_OBJ)
-$(BUILD)/tests/test_auth: $(BUILD)/tests/test_auth.o $(call obj,publisher/auth.c publisher/log.c publisher/tick.c)
-$(BUILD)/tests/test_ws_deflate: $(BUILD)/tests/test_ws_deflate.o $(call obj,publisher/ws_deflate.c)
-# A session on a real pipeline and engine, with no socket: everything below
-# the transport.
-SESSION_SRC := publisher/session.c publisher/pipeline.c publisher/wake.c publisher/query.c \
-	$(REDIS_LINK_SRC) publisher/log.c publisher/auth.c $(STORE_SRC) $(ENGINE_SRC) \
-	$(CODEC_SRC) $(PROTOCOL_SRC) $(FEED_SRC)
-$(BUILD)/tests/test_session: $(BUILD)/tests/test_session.o $(call obj,$(SESSION_SRC)) $(SCHEMA_OBJ)
-$(BUILD)/tests/test_session: PKG_LIBS += $(REDIS_LIBS)
-$(UNIT_TESTS):
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS) -pthread -lm
+# Tests and benchmarks link against libpublisher.a, every object of ALL_SRC
+# but main's plus the compiled-in schema, and libsupport.a, the helpers of
+# tests/support/. The linker takes from an archive only the objects that
+# resolve a symbol still missing, so a unit test still links its module and
+# what that module calls, nothing else; a new tests/unit/test_foo.c (or
+# tests/bench/bench_foo.c) needs no line here. Every link names every
+# library: an unused one costs nothing.
+LIB := $(BUILD)/libpublisher.a
+LIB_OBJ := $(call obj,$(filter-out $(MAIN_SRC),$(ALL_SRC))) $(SCHEMA_OBJ)
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+SUPPORT_LIB := $(BUILD)/libsupport.a
+SUPPORT_OBJ := $(patsubst tests/support/%.c,$(BUILD)/support/%.o,$(wildcard tests/support/*.c))
+$(BUILD)/support/%.o: tests/support/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests $(PKG_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
+$(SUPPORT_LIB): $(SUPPORT_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# Helpers first: they call into libpublisher.a.
+LINK_LIBS = $(SUPPORT_LIB) $(LIB) $(PKG_LIBS) $(REDIS_LIBS)
+$(UNIT_TESTS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(SUPPORT_LIB) $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LINK_LIBS) $(TEST_LIBS) -pthread -lm
 
 $(BUILD)/bench/%.o: tests/bench/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(PKG_CFLAGS) -c -o $@ $<
-$(BUILD)/bench/bench_engine: $(BUILD)/bench/bench_engine.o $(call obj,$(ENGINE_SRC))
-$(BUILD)/bench/bench_deflate: $(BUILD)/bench/bench_deflate.o $(call obj,$(ENGINE_SRC) publisher/ws_deflate.c)
-$(BUILD)/bench/bench_parse: $(BUILD)/bench/bench_parse.o $(call obj,publisher/tick.c publisher/decimal.c $(CODEC_SRC) publisher/jsonbuf.c)
-$(BUILD)/bench/bench_replay: $(BUILD)/bench/bench_replay.o $(call obj,$(ENGINE_SRC) $(CODEC_SRC) $(FEED_SRC) publisher/log.c $(STORE_CORE_SRC)) $(SCHEMA_OBJ)
-$(BUILD)/bench/bench_store: $(BUILD)/bench/bench_store.o $(call obj,$(STORE_CORE_SRC) $(ENGINE_SRC) publisher/log.c) $(SCHEMA_OBJ)
-$(BENCHES):
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -pthread -lm
+	$(CC) $(CFLAGS_ALL) -Itests $(PKG_CFLAGS) -c -o $@ $<
+$(BENCHES): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(SUPPORT_LIB) $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LINK_LIBS) -pthread -lm
 
 # Scale-out through Redis: publisher/redis_*.c and what they need.
 # hiredis is asked for only here: its cflags put /usr/include/hiredis on the
@@ -143,13 +138,8 @@ $(BENCHES):
 REDIS_PKGS := hiredis
 REDIS_CFLAGS = $(shell pkg-config --cflags $(REDIS_PKGS) 2>/dev/null)
 REDIS_LIBS = $(shell pkg-config --libs $(REDIS_PKGS) 2>/dev/null)
-REDIS_SRC := $(REDIS_LINK_SRC) publisher/tick_queue.c publisher/log.c $(ENGINE_SRC) $(CODEC_SRC)
-$(call obj,$(REDIS_LINK_SRC)) $(BUILD)/tests/test_redis_link.o $(BUILD)/bench/bench_redis.o: \
-	PKG_CFLAGS += $(REDIS_CFLAGS)
-$(BUILD)/tests/test_redis_link: $(BUILD)/tests/test_redis_link.o $(call obj,$(REDIS_SRC))
-$(BUILD)/tests/test_redis_link: PKG_LIBS = $(REDIS_LIBS)
-$(BUILD)/bench/bench_redis: $(BUILD)/bench/bench_redis.o $(call obj,$(REDIS_SRC))
-$(BUILD)/bench/bench_redis: PKG_LIBS = $(REDIS_LIBS)
+$(call obj,$(REDIS_LINK_SRC)) $(BUILD)/tests/test_redis_link.o $(BUILD)/bench/bench_redis.o \
+	$(BUILD)/support/redis_server.o: PKG_CFLAGS += $(REDIS_CFLAGS)
 
 # The side-by-side suite: a tick generator, a many-connection
 # WebSocket subscriber and a NATS bridge, driven by tests/bench/run-suite.sh
@@ -299,7 +289,7 @@ bench: all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; ./$$b || exit 1; done
 
 format:
-	clang-format -i $(ALL_SRC) $(wildcard publisher/*.h feeds/*.h tests/unit/*.c tests/bench/*.c)
+	clang-format -i $(ALL_SRC) $(wildcard publisher/*.h feeds/*.h tests/unit/*.c tests/bench/*.c tests/support/*.[ch])
 
 clean:
 	rm -rf build build-*
