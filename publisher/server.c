@@ -275,8 +275,8 @@ check_tls_files(const char *cert, const char *key, char *err, size_t errlen)
 }
 
 struct server *
-server_create(const struct server_options *opt, const struct server_parts *parts,
-              char *err, size_t errlen)
+server_create(const struct server_options *opt,
+              const struct server_parts *parts, char *err, size_t errlen)
 {
 	struct lws_context_creation_info info;
 	struct pipeline_hooks hooks;
@@ -445,10 +445,16 @@ server_create(const struct server_options *opt, const struct server_parts *parts
 		info.extensions = ws_deflate_extensions;
 	/* libwebsockets on our libuv loop: epoll underneath, so a loop turn
 	 * costs the sockets that are ready, not every socket open (its own
-	 * poll() loop walks them all), and the pipeline's wakes share it. */
+	 * poll() loop walks them all), and the pipeline's wakes share it.
+	 *
+	 * Not LWS_SERVER_OPTION_VALIDATE_UTF8: ws.c checks that text is UTF-8
+	 * itself. With the option, lws 4.1.6 also checks the reason in a
+	 * client's close frame, and on a bad one drops the connection without
+	 * a close frame of its own, before ws.c is told; without it, ws.c sees
+	 * the close frame and answers 1007. */
 	info.options =
 	        LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE |
-	        LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_LIBUV;
+	        LWS_SERVER_OPTION_LIBUV;
 	loops[0] = s->loop;
 	info.foreign_loops = loops;
 	/* lws finishes destroying a context on a foreign loop in close

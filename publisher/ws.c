@@ -22,6 +22,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "utf8.h"
 #include "ws_deflate.h"
 
 /* How long a connection whose output was held back by the kernel gets to
@@ -43,6 +44,7 @@ struct ws_conn {
 	char *rx;
 	size_t rx_len, rx_cap;
 	bool rx_binary;
+	struct utf8_check rx_utf8; /* a text message's UTF-8 so far */
 
 	/* Input is not read while lws holds output the kernel would not take
 	 * (see after_write). */
@@ -364,6 +366,63 @@ static const struct session_transport transport = {
 
 /* ------------------------------------------------------------- reading */
 
+/* A text message that is not UTF-8 (RFC 6455, 8.1). */
+static int
+close_invalid_utf8(struct ws_conn *c)
+{
+	log_limited(LOG_INFO,
+	            "conn %llu (%s): text that is not UTF-8, "
+	            "closing with 1007",
+	            (unsigned long long)session_id(c->session),
+	            session_peer(c->session));
+	return close_now(c, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "invalid UTF-8",
+	                 true);
+}
+
+/* A status code a peer may put in a close frame (RFC 6455, 7.4): the
+ * defined ones, those registered since (1012 to 1014) and the ranges for
+ * libraries and applications. 1005, 1006 and 1015 are never sent. */
+static bool
+close_code_valid(unsigned code)
+{
+	return (code >= 1000 && code <= 1003) ||
+	       (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+/*
+ * LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: the peer's close frame, before lws
+ * echoes it. A close payload is empty, or a status code and a UTF-8
+ * reason (RFC 6455, 5.5.1). lws 4.1.6 puts 1002 in place of most invalid
+ * codes itself, but echoes a 1-byte payload and a code of 5000 or more as
+ * they came, and no longer checks the reason (see server.c). Those get
+ * 1002, or 1007 for the reason, as our close. Returns what the callback
+ * returns: -1 closes with the reason set here.
+ */
+static int
+on_peer_close(struct ws_conn *c, const unsigned char *in, size_t len)
+{
+	const char *why = NULL;
+	int status = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+
+	if (len == 1)
+		why = "close frame with a 1-byte payload";
+	else if (len >= 2 && !close_code_valid((unsigned)in[0] << 8 | in[1]))
+		why = "invalid close code";
+	else if (len > 2 && !utf8_valid(in + 2, len - 2)) {
+		why = "close reason is not UTF-8";
+		status = LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+	}
+	if (!why)
+		return 0;
+	log_limited(LOG_INFO, "conn %llu (%s): %s, closing with %d",
+	            (unsigned long long)session_id(c->session),
+	            session_peer(c->session), why, status);
+	lws_close_reason(c->wsi, (enum lws_close_status)status,
+	                 (unsigned char *)why, strlen(why));
+	discard_pending_input(c->wsi);
+	return -1;
+}
+
 /* Put one inbound message together, refusing it as soon as it passes the
  * size limit so a huge frame never gets buffered. Returns -1 to close. */
 static int
@@ -374,6 +433,7 @@ on_receive(struct ws_conn *c, const char *in, size_t len)
 	if (lws_is_first_fragment(c->wsi)) {
 		c->rx_len = 0;
 		c->rx_binary = lws_frame_is_binary(c->wsi);
+		utf8_check_init(&c->rx_utf8);
 	}
 	if (c->rx_len + len + lws_remaining_packet_payload(c->wsi) > max) {
 		char reason[64];
@@ -401,12 +461,19 @@ on_receive(struct ws_conn *c, const char *in, size_t len)
 	memcpy(c->rx + c->rx_len, in, len);
 	c->rx_len += len;
 
+	/* Text must be UTF-8: checked as it comes, so a bad byte closes at
+	 * once, and at the end, where a character cut short is bad too
+	 * (see server.c for why lws does not check it). */
+	if (!c->rx_binary && utf8_check_feed(&c->rx_utf8, in, len))
+		return close_invalid_utf8(c);
 	if (!lws_is_final_fragment(c->wsi) ||
 	    lws_remaining_packet_payload(c->wsi)) {
 		if (c->deflate && !lws_remaining_packet_payload(c->wsi))
 			conn_work(c, WORK_INFLATE);
 		return 0;
 	}
+	if (!c->rx_binary && !utf8_check_complete(&c->rx_utf8))
+		return close_invalid_utf8(c);
 	session_receive(c->session, c->rx, c->rx_len, c->rx_binary);
 	c->rx_len = 0;
 	/* Keep a small buffer for the next message, drop a big one. */
@@ -519,6 +586,11 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (!c->server || c->close_armed)
 			break;
 		return on_receive(c, in, len);
+
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (!c->server || c->close_armed)
+			break;
+		return on_peer_close(c, in, len);
 
 	case LWS_CALLBACK_TIMER:
 		if (c->server && c->close_armed)
