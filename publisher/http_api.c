@@ -15,13 +15,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http_query.h"
 #include "jsonbuf.h"
 #include "log.h"
 #include "pipeline.h"
 #include "query.h"
 #include "sink.h"
 #include "tick_file.h"
-#include "time_parse.h"
 
 /* An HTTP client that takes nothing for this long is dropped. */
 #define HTTP_STALL_SECS 60
@@ -44,25 +44,6 @@ store_detached(struct server *s, struct sink_status *ss)
 	    !detached)
 		return NULL;
 	return ss->reason;
-}
-
-/* Value of the idx-th "name=value" query argument named `name`, or NULL.
- * lws has already URL-decoded the arguments. */
-static const char *
-http_arg(struct lws *wsi, const char *name, int idx, char *buf, int len)
-{
-	size_t nl = strlen(name);
-	int i, n, seen = 0;
-
-	for (i = 0;; i++) {
-		n = lws_hdr_copy_fragment(wsi, buf, len,
-		                          WSI_TOKEN_HTTP_URI_ARGS, i);
-		if (n < 0)
-			return NULL;
-		if ((size_t)n > nl && !strncmp(buf, name, nl) &&
-		    buf[nl] == '=' && seen++ == idx)
-			return buf + nl + 1;
-	}
 }
 
 /* Start a response whose body is already known; it is written on the
@@ -132,59 +113,35 @@ http_reject(struct http_request *h, const char *fmt, ...)
 	return -1;
 }
 
-/* Symbols, time range and limit shared by /api/export and /api/bars.
- * Returns 0, or -1 after answering 400 with the reason. */
+/*
+ * Read the request's URL arguments into q (http_query.h): lws has split
+ * them at '&' and decoded them. Returns 0, or -1 after answering 400 with
+ * the reason, which names the argument.
+ */
 static int
-http_query_args(struct http_request *h, struct query_spec *q, bool many_symbols)
+http_read_query(struct http_request *h, struct http_query *q)
 {
-	char buf[256];
-	const char *v;
-	int i;
+	int total = lws_hdr_total_length(h->wsi, WSI_TOKEN_HTTP_URI_ARGS);
+	char err[512], *arg;
+	int i, n, rc = 0;
 
-	for (i = 0; (v = http_arg(h->wsi, "symbol", i, buf, sizeof buf)); i++) {
-		if (!tick_symbol_valid(v, strlen(v)))
-			return http_reject(h,
-			                   "'%s' is not a valid symbol "
-			                   "(1-32 of A-Z a-z 0-9 . _ : / -)\n",
-			                   v);
-		if (q->symbol_count == (many_symbols ? QUERY_MAX_SYMBOLS : 1))
-			return http_reject(h,
-			                   "too many symbol= arguments "
-			                   "(at most %d)\n",
-			                   many_symbols ? QUERY_MAX_SYMBOLS
-			                                : 1);
-		snprintf(q->symbols[q->symbol_count++], sizeof q->symbols[0],
-		         "%s", v);
+	/* Room for the whole query, so that a long argument is copied whole
+	 * and refused by name: lws_hdr_copy_fragment() reports one that does
+	 * not fit as if there were no more. */
+	arg = malloc((size_t)total + 1);
+	if (!arg) {
+		http_respond_text(h, 500, "out of memory\n");
+		return -1;
 	}
-	q->to = INT64_MAX;
-	if ((v = http_arg(h->wsi, "from", 0, buf, sizeof buf)) &&
-	    time_parse(v, strlen(v), &q->from))
-		return http_reject(h,
-		                   "from='%s' is not a time: use integer "
-		                   "microseconds or ISO 8601 like "
-		                   "2024-03-01T14:30:00Z\n",
-		                   v);
-	if ((v = http_arg(h->wsi, "to", 0, buf, sizeof buf)) &&
-	    time_parse(v, strlen(v), &q->to))
-		return http_reject(h,
-		                   "to='%s' is not a time: use integer "
-		                   "microseconds or ISO 8601 like "
-		                   "2024-03-01T14:30:00Z\n",
-		                   v);
-	if (q->from > q->to)
-		return http_reject(h, "from is after to: nothing can match\n");
-	if ((v = http_arg(h->wsi, "limit", 0, buf, sizeof buf))) {
-		char *endp;
-		unsigned long lim = strtoul(v, &endp, 10);
-
-		if (!*v || *endp || lim == 0 || lim > UINT32_MAX)
-			return http_reject(h,
-			                   "limit='%s' must be a positive "
-			                   "integer\n",
-			                   v);
-		q->limit = (uint32_t)lim;
-	}
-	return 0;
+	for (i = 0; !rc && (n = lws_hdr_copy_fragment(h->wsi, arg, total + 1,
+	                                              WSI_TOKEN_HTTP_URI_ARGS,
+	                                              i)) >= 0;
+	     i++)
+		rc = http_query_arg(q, arg, (size_t)n, err, sizeof err);
+	free(arg);
+	if (!rc)
+		rc = http_query_finish(q, err, sizeof err);
+	return rc ? http_reject(h, "%s\n", err) : 0;
 }
 
 static int
@@ -307,60 +264,37 @@ static int
 http_export(struct server *s, struct http_request *h,
             const struct auth_claims *claims)
 {
-	struct query_spec q;
-	char buf[64];
-	const char *fmt;
+	struct http_query hq;
+	struct query_spec *q = &hq.spec;
 	int rc;
 
-	memset(&q, 0, sizeof q);
-	q.kind = QUERY_EXPORT;
-	if (http_query_args(h, &q, true))
+	http_query_init(&hq, QUERY_EXPORT);
+	if (http_read_query(h, &hq))
 		return 0;
-	fmt = http_arg(h->wsi, "format", 0, buf, sizeof buf);
-	if (fmt && strcmp(fmt, "csv") && strcmp(fmt, "jsonl"))
-		return http_respond_text(
-		        h, 400, "format='%s': use csv or jsonl\n", fmt);
-	q.jsonl = fmt && !strcmp(fmt, "jsonl");
-	if (http_check_entitled(s, h, claims, &q))
+	if (http_check_entitled(s, h, claims, q))
 		return 0;
-	if (claims && !claims->allow_all && !q.symbol_count) {
-		rc = http_export_entitled(h, claims, &q);
+	if (claims && !claims->allow_all && !q->symbol_count) {
+		rc = http_export_entitled(h, claims, q);
 		if (rc)
 			return rc < 0 ? -1 : 0;
 	}
-	return http_start_job(s, h, &q,
-	                      q.jsonl ? "application/x-ndjson"
-	                              : "text/csv; charset=utf-8");
+	return http_start_job(s, h, q,
+	                      q->jsonl ? "application/x-ndjson"
+	                               : "text/csv; charset=utf-8");
 }
 
 static int
 http_bars(struct server *s, struct http_request *h,
           const struct auth_claims *claims)
 {
-	struct query_spec q;
-	char buf[64];
-	const char *iv;
+	struct http_query hq;
 
-	memset(&q, 0, sizeof q);
-	q.kind = QUERY_BARS;
-	if (http_query_args(h, &q, false))
+	http_query_init(&hq, QUERY_BARS);
+	if (http_read_query(h, &hq))
 		return 0;
-	if (!q.symbol_count)
-		return http_respond_text(h, 400,
-		                         "/api/bars needs symbol=SYMBOL\n");
-	if (http_check_entitled(s, h, claims, &q))
+	if (http_check_entitled(s, h, claims, &hq.spec))
 		return 0;
-	iv = http_arg(h->wsi, "interval", 0, buf, sizeof buf);
-	if (!iv)
-		iv = "1m";
-	q.interval_us = protocol_interval_us(iv);
-	snprintf(q.interval, sizeof q.interval, "%s", iv);
-	if (!q.interval_us)
-		return http_respond_text(h, 400,
-		                         "interval='%s': use 1s, 1m, 5m, 1h or "
-		                         "1d\n",
-		                         iv);
-	return http_start_job(s, h, &q, "application/json");
+	return http_start_job(s, h, &hq.spec, "application/json");
 }
 
 static void
