@@ -46,14 +46,12 @@ store_detached(struct server *s, struct sink_status *ss)
 	return ss->reason;
 }
 
-/* Start a response whose body is already known; it is written on the
- * next HTTP_WRITEABLE. */
-/* Write the status line and headers of an API answer (never cached) and ask
- * for HTTP_WRITEABLE to send the body. len may be
- * LWS_ILLEGAL_HTTP_CONTENT_LEN: the body then ends with the connection. */
+/* Write the status line and headers of an API answer (never cached). len
+ * may be LWS_ILLEGAL_HTTP_CONTENT_LEN: the body then ends with the
+ * connection. */
 static int
-http_send_headers(struct http_request *h, unsigned status,
-                  const char *content_type, lws_filepos_t len)
+http_write_headers(struct http_request *h, unsigned status,
+                   const char *content_type, lws_filepos_t len)
 {
 	unsigned char headers[LWS_PRE + 1024], *start = headers + LWS_PRE,
 	                                       *p = start,
@@ -66,7 +64,6 @@ http_send_headers(struct http_request *h, unsigned status,
 	            (const unsigned char *)"no-store", 8, &p, end) ||
 	    lws_finalize_write_http_header(h->wsi, start, &p, end))
 		return -1;
-	lws_callback_on_writable(h->wsi);
 	return 0;
 }
 
@@ -74,10 +71,31 @@ int
 http_respond(struct http_request *h, unsigned status, const char *content_type,
              char *body, size_t len)
 {
-	h->body = body;
-	h->body_len = len;
-	h->body_sent = 0;
-	return http_send_headers(h, status, content_type, (lws_filepos_t)len);
+	struct server *s = lws_context_user(lws_get_context(h->wsi));
+	size_t off = 0, n;
+	int rc;
+
+	/* lws keeps what the kernel does not take at once and sends it
+	 * before the next request is read. */
+	rc = http_write_headers(h, status, content_type, (lws_filepos_t)len);
+	while (!rc && off < len) {
+		n = len - off < FRAME_CAP ? len - off : FRAME_CAP;
+		memcpy(s->frame + LWS_PRE, body + off, n);
+		off += n;
+		if (lws_write(h->wsi, (unsigned char *)s->frame + LWS_PRE, n,
+		              off == len ? LWS_WRITE_HTTP_FINAL
+		                         : LWS_WRITE_HTTP) < (int)n)
+			rc = -1;
+		else
+			s->m.http_bytes_sent += n;
+	}
+	free(body);
+	if (rc)
+		return -1;
+	h->answered = true;
+	/* As for an export: a client that takes nothing is dropped. */
+	lws_set_timeout(h->wsi, PENDING_TIMEOUT_HTTP_CONTENT, HTTP_STALL_SECS);
+	return 0;
 }
 
 int
@@ -148,7 +166,11 @@ static int
 http_start_job(struct server *s, struct http_request *h,
                const struct query_spec *q, const char *content_type)
 {
-	h->job = query_submit(s->queries, q, &h->owner);
+	struct query_spec capped = *q;
+
+	/* A replay: nothing from after its position. */
+	query_spec_end_at(&capped, pipeline_history_end(s->pipeline));
+	h->job = query_submit(s->queries, &capped, &h->owner);
 	if (!h->job)
 		return http_respond_text(h, 500, "out of memory\n");
 	h->next = s->exports;
@@ -156,8 +178,11 @@ http_start_job(struct server *s, struct http_request *h,
 	h->listed = true;
 	/* The length is not known before the rows are read: the body ends
 	 * when the connection closes. */
-	return http_send_headers(h, 200, content_type,
-	                         LWS_ILLEGAL_HTTP_CONTENT_LEN);
+	if (http_write_headers(h, 200, content_type,
+	                       LWS_ILLEGAL_HTTP_CONTENT_LEN))
+		return -1;
+	lws_callback_on_writable(h->wsi);
+	return 0;
 }
 
 /*
@@ -312,35 +337,22 @@ http_unlist(struct server *s, struct http_request *h)
 	h->listed = false;
 }
 
+/* HTTP_WRITEABLE: the next piece of an export or bars answer. */
 static int
 http_writeable(struct server *s, struct http_request *h)
 {
-	enum lws_write_protocol wp = LWS_WRITE_HTTP;
 	size_t n;
 	bool done = false;
 
-	if (h->body) {
-		n = h->body_len - h->body_sent;
-		if (n > FRAME_CAP)
-			n = FRAME_CAP;
-		memcpy(s->frame + LWS_PRE, h->body + h->body_sent, n);
-		h->body_sent += n;
-		done = h->body_sent == h->body_len;
-	} else if (h->job) {
-		n = query_job_read(h->job, s->frame + LWS_PRE, FRAME_CAP,
-		                   &done);
-		if (!n && !done)
-			return 0; /* the query wake brings us back */
-		if (done && query_job_error(h->job))
-			log_warn("http export cut short: %s",
-			         query_job_error(h->job));
-	} else {
+	if (!h || !h->job)
 		return 0;
-	}
-	if (done)
-		wp = LWS_WRITE_HTTP_FINAL;
-	if (lws_write(h->wsi, (unsigned char *)s->frame + LWS_PRE, n, wp) <
-	    (int)n)
+	n = query_job_read(h->job, s->frame + LWS_PRE, FRAME_CAP, &done);
+	if (!n && !done)
+		return 0; /* the query wake brings us back */
+	if (done && query_job_error(h->job))
+		log_warn("http export cut short: %s", query_job_error(h->job));
+	if (lws_write(h->wsi, (unsigned char *)s->frame + LWS_PRE, n,
+	              done ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
 		return -1;
 	s->m.http_bytes_sent += n;
 	/* An export holds a read snapshot open, which keeps the WAL from
@@ -351,12 +363,9 @@ http_writeable(struct server *s, struct http_request *h)
 		return 0;
 	}
 	http_unlist(s, h);
-	if (h->job) {
-		query_job_release(h->job);
-		h->job = NULL;
-	}
-	free(h->body);
-	h->body = NULL;
+	query_job_release(h->job);
+	h->job = NULL;
+	/* This may end the request, and free h. */
 	return lws_http_transaction_completed(h->wsi) ? -1 : 0;
 }
 
@@ -377,7 +386,6 @@ http_api(struct server *s, struct http_request *h, const char *path)
 	int rc;
 
 	memset(&claims, 0, sizeof claims);
-	client_address(s, h->wsi, h->peer, sizeof h->peer);
 	if (!origin_allowed(s, h->wsi, why, sizeof why))
 		r = REFUSED_ORIGIN;
 	else if (s->auth && authenticate(s, h->wsi, &claims, why, sizeof why))
@@ -390,7 +398,8 @@ http_api(struct server *s, struct http_request *h, const char *path)
 		log_refusal(who, what, r, why);
 		if (write_refusal(h->wsi, r, false))
 			return -1;
-		return lws_http_transaction_completed(h->wsi) ? -1 : 0;
+		h->answered = true;
+		return 0;
 	}
 	if (s->auth)
 		granted = &claims;
@@ -418,27 +427,100 @@ http_api(struct server *s, struct http_request *h, const char *path)
 	return rc;
 }
 
+/*
+ * Pipelining: a client may send its next requests on a keep-alive
+ * connection before the answer to the first, all in one write. lws 4.1.6
+ * keeps what it read past the end of a request's headers and parses it
+ * once the request is done. But while an answer is still going out (a job
+ * written from HTTP_WRITEABLE, or an answer the kernel did not take at
+ * once) it also hands that kept input to its parser on every loop turn;
+ * the parser, which still holds the request in flight, swallows the input
+ * and calls LWS_CALLBACK_HTTP for the request in flight a second time,
+ * after binding the connection to our protocol again. That frees lws's
+ * per-session data, which held the request (its job, its place in
+ * s->exports) and was then used after being freed; and from then on lws
+ * gives the connection no writeable callback and sends nothing it holds.
+ *
+ * So a request is ours (struct http_request, found from the connection)
+ * and lasts until lws has finished it. Answers known at once are written
+ * whole in LWS_CALLBACK_HTTP and the request is finished there and then,
+ * before lws looks at the next one: the requests behind it are answered,
+ * in order. When lws calls LWS_CALLBACK_HTTP again for a request in
+ * flight, the requests behind it are lost and the answer cannot go on:
+ * the connection is closed, so that the client knows to ask again.
+ */
+static void
+http_request_free(struct server *s, struct http_request *h)
+{
+	lws_set_opaque_user_data(h->wsi, NULL);
+	http_unlist(s, h);
+	query_job_release(h->job);
+	free(h);
+}
+
+void
+http_request_done(struct lws *wsi)
+{
+	struct server *s = lws_context_user(lws_get_context(wsi));
+	struct http_request *h = lws_get_opaque_user_data(wsi);
+
+	if (h)
+		http_request_free(s, h);
+}
+
+/* LWS_CALLBACK_HTTP on an API mount. */
+static int
+http_request_start(struct server *s, struct lws *wsi)
+{
+	struct http_request *h = lws_get_opaque_user_data(wsi);
+	char path[128];
+	int rc;
+
+	if (h) {
+		/* lws read the request in flight again (see above). */
+		log_limited(LOG_INFO,
+		            "http (%s): requests pipelined behind one still "
+		            "being answered were lost (libwebsockets 4.1.6); "
+		            "closing the connection",
+		            h->peer);
+		return -1;
+	}
+	h = calloc(1, sizeof *h);
+	if (!h)
+		return -1;
+	h->owner.ready = job_ready;
+	h->wsi = wsi;
+	lws_set_opaque_user_data(wsi, h);
+	client_address(s, wsi, h->peer, sizeof h->peer);
+	/* `in` is the path below the mount point; the mount point itself
+	 * tells which endpoint was asked for. */
+	lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI);
+	if (!strcmp(path, "/metrics"))
+		rc = http_metrics(s, h);
+	else if (!strcmp(path, "/healthz"))
+		rc = http_healthz(s, h);
+	else
+		rc = http_api(s, h, path);
+	if (rc)
+		return -1;
+	if (h->job)
+		return 0; /* written as it comes, from HTTP_WRITEABLE */
+	if (!h->answered)
+		return -1; /* even the error could not be written */
+	/* Answered whole: the request ends now, and lws goes on to the next
+	 * one. This may free h. */
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 int
 http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
               void *in, size_t len)
 {
-	struct http_request *h = user;
 	struct server *s = lws_context_user(lws_get_context(wsi));
-	char path[128];
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
-		memset(h, 0, sizeof *h);
-		h->owner.ready = job_ready;
-		h->wsi = wsi;
-		/* `in` is the path below the mount point; the mount point
-		 * itself tells which endpoint was asked for. */
-		lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI);
-		if (!strcmp(path, "/metrics"))
-			return http_metrics(s, h);
-		if (!strcmp(path, "/healthz"))
-			return http_healthz(s, h);
-		return http_api(s, h, path);
+		return http_request_start(s, wsi);
 
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		/* An upgrade on a keep-alive connection that last served an
@@ -448,17 +530,10 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return admit_upgrade(s, wsi);
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return http_writeable(s, h);
+		return http_writeable(s, lws_get_opaque_user_data(wsi));
 
 	case LWS_CALLBACK_CLOSED_HTTP:
-		if (h && h->wsi) {
-			http_unlist(s, h);
-			query_job_release(h->job);
-			h->job = NULL;
-			free(h->body);
-			h->body = NULL;
-			h->wsi = NULL;
-		}
+		http_request_done(wsi);
 		break;
 
 	default:

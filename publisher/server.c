@@ -404,7 +404,12 @@ server_create(const struct server_options *opt,
 	s->protocols[0].tx_packet_size = FRAME_CAP + LWS_PRE + 16;
 	s->protocols[1].name = "publisher-http";
 	s->protocols[1].callback = http_callback;
-	s->protocols[1].per_session_data_size = sizeof(struct http_request);
+	/* No per-session data: lws frees it whenever it binds the connection
+	 * to a protocol, so http_api.c keeps its own (struct http_request).
+	 * An answer goes to the kernel in one send where it can (see
+	 * "Pipelining" in http_api.c): left at 0, lws sends at most 4 KiB at
+	 * a time and keeps the rest for later writeable events. */
+	s->protocols[1].tx_packet_size = FRAME_CAP + LWS_PRE + 16;
 
 	s->mount.mountpoint = "/";
 	s->mount.mountpoint_len = 1;

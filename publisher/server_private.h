@@ -77,16 +77,22 @@ struct admission {
 	bool deflate; /* the client's permessage-deflate offer was taken */
 };
 
-/* Per HTTP request on the API mounts (/api/…, /metrics, /healthz). */
+/*
+ * Per HTTP request on the API mounts (/api/…, /metrics, /healthz), from
+ * LWS_CALLBACK_HTTP until lws has finished the request (it may still be
+ * sending the answer after our last write) or the connection closes. It is
+ * ours, not lws's per-session data, which lws frees and allocates again
+ * whenever it binds the connection to a protocol; the connection points
+ * to it with lws_set_opaque_user_data() (see "Pipelining" in http_api.c).
+ */
 struct http_request {
 	struct query_owner owner;  /* first: the job's owner */
 	struct http_request *next; /* the server's list of exports */
 	struct lws *wsi;
 	char peer[PEER_MAX];
-	struct query_job *job;
-	char *body; /* a small answer built at once (metrics, healthz) */
-	size_t body_len, body_sent;
+	struct query_job *job; /* export or bars, written as it comes */
 	bool listed;
+	bool answered; /* written whole at once: the request is done */
 };
 
 struct ws_conn;
@@ -199,7 +205,13 @@ bool is_loopback(const char *host);
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                   void *in, size_t len);
 
-/* Answer with a body built at once (taken over, freed when sent). */
+/* lws has finished the HTTP request on wsi (it binds the connection back
+ * to protocols[0]: ws_callback's HTTP_BIND_PROTOCOL), or closes the
+ * connection: what the request held is freed. */
+void http_request_done(struct lws *wsi);
+
+/* Answer with a body built at once (taken over and freed), written whole
+ * now: the request is then done when the callback returns. */
 int http_respond(struct http_request *h, unsigned status,
                  const char *content_type, char *body, size_t len);
 int http_respond_text(struct http_request *h, unsigned status, const char *fmt,

@@ -592,6 +592,13 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			break;
 		return on_peer_close(c, in, len);
 
+	case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
+		/* lws has finished a plain HTTP request and binds the
+		 * connection back to protocols[0] to read the next one. */
+	case LWS_CALLBACK_CLOSED_HTTP:
+		http_request_done(wsi);
+		break;
+
 	case LWS_CALLBACK_TIMER:
 		if (c->server && c->close_armed)
 			return -1;
