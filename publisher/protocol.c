@@ -682,7 +682,7 @@ protocol_parse(const char *text, size_t len,
 		return -1;
 	}
 	if (!json_is_object(msg)) {
-		set_error(err, "bad_json",
+		set_error(err, "bad_request",
 		          "message must be a JSON object, not %s",
 		          json_kind(msg));
 		goto out;

@@ -94,9 +94,9 @@ struct protocol_error {
 /*
  * Parse one text message. Returns 0 and fills *req (release it with
  * request_free), or -1 and fills *err (nothing to free).
- * Error codes: bad_json (not JSON or not an object), unknown_op, bad_request
- * (missing or ill-typed member, invalid symbol, bad time, bad interval),
- * too_many_symbols (over limits->max_symbols).
+ * Error codes: bad_json (not JSON), unknown_op, bad_request (JSON that is
+ * not an object, a missing or ill-typed member, invalid symbol, bad time,
+ * bad interval), too_many_symbols (over limits->max_symbols).
  */
 int
 protocol_parse(const char *text, size_t len,

@@ -446,13 +446,14 @@ test_bad_json(void **state)
 static void
 test_not_an_object(void **state)
 {
-	expect_error("[1,2]", "bad_json",
+	/* Valid JSON that is not a request: bad_request, not bad_json. */
+	expect_error("[1,2]", "bad_request",
 	             "message must be a JSON object, not an array");
-	expect_error("42", "bad_json",
+	expect_error("42", "bad_request",
 	             "message must be a JSON object, not a number");
-	expect_error("\"subscribe\"", "bad_json",
+	expect_error("\"subscribe\"", "bad_request",
 	             "message must be a JSON object, not a string");
-	expect_error("null", "bad_json",
+	expect_error("null", "bad_request",
 	             "message must be a JSON object, not null");
 }
 
