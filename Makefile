@@ -39,7 +39,8 @@ TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 # Modules. ENGINE_SRC has no lws and no SQL: units and benches link it alone.
 ENGINE_SRC := publisher/decimal.c publisher/tick.c publisher/jsonbuf.c publisher/symbol_state.c \
-	publisher/state_table.c publisher/engine.c publisher/engine_fanout.c publisher/engine_encode.c
+	publisher/state_table.c publisher/engine.c publisher/engine_group.c publisher/engine_fanout.c \
+	publisher/engine_subscribe.c publisher/engine_encode.c
 # Text formats every side shares, with no lws and no SQL: times (time_parse)
 # and the tick file, read and written (tick_file).
 CODEC_SRC := publisher/time_parse.c publisher/tick_file_read.c publisher/tick_file_write.c

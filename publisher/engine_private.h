@@ -1,9 +1,11 @@
 /*
- * engine_private.h: what the engine's three files share, and nobody else.
+ * engine_private.h: what the engine's files share, and nobody else.
  *
- *   engine.c          symbols: the table, ticks, states, restore, flush
- *   engine_fanout.c   subscription groups, rounds, clients, catching up
- *   engine_encode.c   snapshot/delta encodings and the frames they go in
+ *   engine.c            symbols: the table, ticks, states, restore, clear
+ *   engine_group.c      subscription groups: their table, entries, members
+ *   engine_fanout.c     rounds, the flush's fan-out, each client's frames
+ *   engine_subscribe.c  clients, and changes of what they subscribe to
+ *   engine_encode.c     snapshot/delta encodings and the frames they go in
  *
  * How the pieces point at each other:
  *
@@ -158,7 +160,7 @@ struct group {
 	/* The key: which symbols the clients subscribed to. Explicit names
 	 * and names excluded from the wildcard are sorted by pointer. */
 	bool wildcard;
-	char *filter_key; /* NULL: no filter (or see engine_fanout.c) */
+	char *filter_key; /* NULL: no filter (see engine_client_set_filter) */
 	struct symbol **named;
 	size_t nnamed;
 	struct symbol **excluded;
@@ -244,6 +246,97 @@ struct engine {
 	uint8_t key_len[STATE_FIELD_COUNT];
 };
 
+/* last_frame_us before the first frame, so max_hz never holds it back. */
+#define NEVER_SENT INT64_MIN
+
+/* What makes a group: which symbols its clients subscribed to. Explicit
+ * names and names excluded from the wildcard are sorted by address. */
+struct group_key {
+	bool wildcard;
+	const char *filter_key;
+	struct symbol **named;
+	size_t nnamed;
+	struct symbol **excluded;
+	size_t nexcluded;
+};
+
+/*
+ * A client's place in its group's lists, and the engine's list of clients
+ * owed a client_ready: small, and on the flush's path for every client
+ * that becomes pending, so they are inline here rather than calls into
+ * another file.
+ */
+static inline struct engine_client **
+engine__list_head(struct group *g, enum member_state state)
+{
+	switch (state) {
+	case MEMBER_IDLE:
+		return &g->idle;
+	case MEMBER_BEHIND:
+		return &g->behind;
+	default:
+		return &g->catching_up;
+	}
+}
+
+static inline void
+engine__member_unlink(struct engine_client *c)
+{
+	struct group *g = c->g;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		*engine__list_head(g, c->state) = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else if (c->state == MEMBER_BEHIND)
+		g->behind_tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+/* Into the idle or catching-up list (order does not matter there). */
+static inline void
+engine__member_push(struct engine_client *c, enum member_state state)
+{
+	struct engine_client **head = engine__list_head(c->g, state);
+
+	c->state = state;
+	c->prev = NULL;
+	c->next = *head;
+	if (*head)
+		(*head)->prev = c;
+	*head = c;
+}
+
+static inline void
+engine__ready_push(struct engine *e, struct engine_client *c)
+{
+	if (c->ready_queued)
+		return;
+	c->ready_queued = true;
+	c->ready_prev = NULL;
+	c->ready_next = e->ready;
+	if (e->ready)
+		e->ready->ready_prev = c;
+	e->ready = c;
+}
+
+static inline void
+engine__ready_remove(struct engine *e, struct engine_client *c)
+{
+	if (!c->ready_queued)
+		return;
+	if (c->ready_prev)
+		c->ready_prev->ready_next = c->ready_next;
+	else
+		e->ready = c->ready_next;
+	if (c->ready_next)
+		c->ready_next->ready_prev = c->ready_prev;
+	c->ready_prev = c->ready_next = NULL;
+	c->ready_queued = false;
+}
+
 /* ---------------------------------------------------------- engine.c */
 
 struct symbol *engine__symbol_find(const struct engine *e, const char *name,
@@ -257,11 +350,64 @@ struct symbol *engine__symbol_get(struct engine *e, const char *name,
 /* Free a placeholder that no group names any more. */
 void engine__symbol_release_if_unused(struct engine *e, struct symbol *sym);
 
-/* ---------------------------------------------------- engine_fanout.c */
+/* ----------------------------------------------------- engine_group.c */
+
+/* Sort by address and drop duplicates; returns the new count. */
+size_t engine__sort_unique(struct symbol **v, size_t n);
+
+/* Whether sym is in v[0..n), sorted by address. */
+bool engine__contains(struct symbol *const *v, size_t n,
+                      const struct symbol *sym);
+
+uint64_t engine__key_hash(const struct group_key *k);
+
+/* The group of key k (hash is engine__key_hash(k)), or NULL. */
+struct group *engine__group_find(struct engine *e, const struct group_key *k,
+                                 uint64_t hash);
+
+/* A new group of key k with its entries and no member yet (the wildcard's
+ * filter is borrowed from c); NULL out of memory. */
+struct group *engine__group_create(struct engine *e, const struct group_key *k,
+                                   uint64_t hash,
+                                   const struct engine_client *c);
+
+/* Unlink and free a group that no client is in any more. */
+void engine__group_destroy(struct engine *e, struct group *g);
+
+/* Whether g's wildcard takes sym: not excluded, and allowed by its filter. */
+bool engine__group_takes(const struct group *g, const struct symbol *sym);
+
+/* g's entry for sym, or NULL. */
+struct entry *engine__entry_of(const struct group *g, const struct symbol *sym);
+
+/* A new entry at the end of g->entries, holding the symbol's current seq;
+ * NULL out of memory. */
+struct entry *engine__entry_add(struct engine *e, struct group *g,
+                                struct symbol *sym, bool is_explicit);
+
+/* Unlink an entry from its symbol and free it (the caller takes it out of
+ * g->entries); a placeholder nothing names any more is released. */
+void engine__entry_unlink(struct engine *e, struct entry *en);
 
 /* A symbol got its first data: the wildcard groups that allow it take it.
  * Returns 0, or -1 out of memory. */
 int engine__attach_wildcards(struct engine *e, struct symbol *sym);
+
+/* Leave the group, dropping the frames and seqs held (the group goes with
+ * its last client). */
+void engine__member_leave(struct engine *e, struct engine_client *c);
+
+void engine__member_join(struct engine *e, struct engine_client *c,
+                         struct group *g);
+
+/* ---------------------------------------------------- engine_fanout.c */
+
+/* The seqs a client holds, one per entry of its group, in a new array of
+ * g->nentries (the caller frees it); NULL out of memory. */
+uint64_t *engine__seqs_held(struct engine *e, const struct engine_client *c);
+
+/* The client holds every entry's latest seq: back to the group's rhythm. */
+void engine__rejoin(struct engine_client *c);
 
 /* The symbol's history was replaced (restore): every group's clients get a
  * snapshot at the next round. */
@@ -275,6 +421,8 @@ void engine__fanout_clear(struct engine *e);
 /* engine_flush()'s fan-out: close a round in every group a dirty symbol is
  * in, then make the idle clients of those groups pending. */
 void engine__fanout_flush(struct engine *e);
+
+/* ------------------------------------------------- engine_subscribe.c */
 
 void engine__client_destroy_all(struct engine *e);
 
