@@ -43,6 +43,8 @@ struct feed_status {
 				   * ts pushed (running max), or a seek's
 				   * target once reached */
 	int64_t seek_ts;	  /* target while replay_state is "seeking" */
+	int64_t shift;		  /* the loop shift of the pass under way: a
+				   * tick at file time t goes out at t + shift */
 	int64_t first_ts;	  /* the file's first tick */
 	int64_t last_ts;	  /* the file's last tick (probed at start) */
 	uint64_t passes;	  /* passes completed (loop) */

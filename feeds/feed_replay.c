@@ -714,7 +714,9 @@ rewind_file(struct feed_replay *fr)
 	fr->line_no = 0;
 	tick_parser_init(&fr->parser, TICK_FORMAT_UNKNOWN);
 	if (fr->loop && fr->have_sent && fr->have_range)
-		fr->shift = fr->sent_max + loop_gap(fr) - fr->file_min;
+		__atomic_store_n(&fr->shift,
+		                 fr->sent_max + loop_gap(fr) - fr->file_min,
+		                 __ATOMIC_RELAXED);
 	fr->have_pos = false;
 	fr->pos_ts = 0;
 	fr->pass_ticks = 0;
@@ -1002,6 +1004,7 @@ replay_status(struct feed *f, struct feed_status *out)
 	}
 	pthread_mutex_unlock(&fr->lock);
 	out->position_ts = __atomic_load_n(&fr->position_ts, __ATOMIC_RELAXED);
+	out->shift = __atomic_load_n(&fr->shift, __ATOMIC_RELAXED);
 	out->first_ts = __atomic_load_n(&fr->first_ts, __ATOMIC_RELAXED);
 	out->last_ts = __atomic_load_n(&fr->last_ts, __ATOMIC_RELAXED);
 	out->passes = __atomic_load_n(&fr->passes, __ATOMIC_RELAXED);

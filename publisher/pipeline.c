@@ -406,6 +406,27 @@ pipeline_stop(struct pipeline *p)
 	p->follower = NULL;
 }
 
+int64_t
+pipeline_history_end(struct pipeline *p)
+{
+	struct feed_status fs;
+	int64_t end;
+
+	if (!p->feed)
+		return INT64_MAX;
+	feed_get_status(p->feed, &fs);
+	if (!fs.replay_state || !fs.position_ts)
+		return INT64_MAX;
+	end = fs.position_ts;
+	/* Going back: what lies at or after the target is on its way out. */
+	if (!strcmp(fs.replay_state, "seeking") && fs.seek_ts <= end)
+		end = fs.seek_ts - 1;
+	if ((fs.shift > 0 && end > INT64_MAX - fs.shift) ||
+	    (fs.shift < 0 && end < INT64_MIN - fs.shift))
+		return INT64_MAX;
+	return end + fs.shift;
+}
+
 void
 pipeline_get_stats(const struct pipeline *p, struct pipeline_stats *out)
 {

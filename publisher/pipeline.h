@@ -179,6 +179,13 @@ pipeline_stop(struct pipeline *p);
 void
 pipeline_get_stats(const struct pipeline *p, struct pipeline_stats *out);
 
+/* While a replay plays, the latest ts that history, bars and exports may
+ * serve: its position (a seek back's target less 1 µs while it is under
+ * way), loop shift included, so that nobody is shown what comes after the
+ * replay position. INT64_MAX for every other feed. Loop thread. */
+int64_t
+pipeline_history_end(struct pipeline *p);
+
 /* Stops what still runs, then destroys the sources, the sinks (each
  * flushes first), the engine and the queue, and closes the wakes (run the
  * loop once more to let libuv finish closing them). NULL is a no-op. */

@@ -536,6 +536,15 @@ query_submit(struct query_worker *w, const struct query_spec *spec, void *owner)
 }
 
 void
+query_spec_end_at(struct query_spec *q, int64_t end)
+{
+	if (end < INT64_MAX && end + 1 < q->to)
+		q->to = end + 1;
+	if (q->from > q->to)
+		q->from = q->to;
+}
+
+void
 query_owner_ready(void *owner, void *ctx)
 {
 	struct query_owner *o = owner;

@@ -71,6 +71,11 @@ struct query_job *
 query_submit(struct query_worker *w, const struct query_spec *spec,
 	     void *owner);
 
+/* End what q covers at end (inclusive): a replay serves nothing from after
+ * its position (pipeline_history_end). INT64_MAX leaves q as it is. */
+void
+query_spec_end_at(struct query_spec *q, int64_t end);
+
 /* Call fn(owner, ctx) once for every job that has new output or finished
  * since the last call, and has not been released. Returns how many. Called
  * from the same thread as query_submit(); fn must not submit or release. */

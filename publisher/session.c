@@ -673,6 +673,7 @@ handle_history(struct session *s, struct request *req)
 	                     1))
 		return;
 	history_spec(req, &q);
+	query_spec_end_at(&q, pipeline_history_end(hub->cfg.pipeline));
 	j = query_submit(hub->cfg.queries, &q, &s->owner);
 	if (!j) {
 		send_error(s, req->id, "internal",
