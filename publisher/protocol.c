@@ -176,12 +176,6 @@ bad_symbol(struct protocol_error *err, const char *what, const char *s,
 
 /* ------------------------------------------------------------------- time */
 
-int
-protocol_parse_time(const char *s, size_t len, int64_t *us)
-{
-	return time_parse(s, len, us);
-}
-
 /* A time member: a JSON integer, or a string time_parse() takes. */
 static int
 json_time(const json_t *v, int64_t *us)

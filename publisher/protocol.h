@@ -112,11 +112,6 @@ bool
 request_resume_seq(const struct request *req, const char *symbol,
 		   uint64_t *seq);
 
-/* time_parse() (time_parse.h) under the name the command line calls it
- * by; new callers use time_parse(). */
-int
-protocol_parse_time(const char *s, size_t len, int64_t *us);
-
 /* The length in µs of a bar interval named "1s", "1m", "5m", "1h" or "1d";
  * 0 for any other name. */
 int64_t

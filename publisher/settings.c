@@ -12,28 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
+
 /* How much of a bad value is quoted back. */
 #define QUOTE "'%.80s'"
 
 /* The help's layout: option names from column 2, text from column 26. */
 #define HELP_WIDTH  79
 #define HELP_INDENT 26
-
-static int fail(const struct settings_run *run, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-
-static int
-fail(const struct settings_run *run, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (run->err && run->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(run->err, run->errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 static void *
 target_of(const struct settings_run *run, const struct setting *row)
@@ -123,7 +109,7 @@ set_uint(const struct settings_run *run, const struct setting *row,
 	uint64_t n;
 
 	if (parse_uint(v, row->min, row->max, &n))
-		return fail(run,
+		return errf(run->err, run->errlen,
 		            "%s " QUOTE ": must be a whole number%s%s from "
 		            "%llu to %llu%s",
 		            shown, v, row->unit ? " of " : "",
@@ -142,7 +128,8 @@ set_number(const struct settings_run *run, const struct setting *row,
 	double d;
 
 	if (parse_positive(v, &d) || d < (double)row->min)
-		return fail(run, "%s " QUOTE ": %s", shown, v, row->expect);
+		return errf(run->err, run->errlen, "%s " QUOTE ": %s", shown, v,
+		            row->expect);
 	memcpy(target_of(run, row), &d, sizeof d);
 	return 0;
 }
@@ -177,7 +164,8 @@ set_choice(const struct settings_run *run, const struct setting *row,
 			return 0;
 		}
 	choices_text(row->choices, list, sizeof list);
-	return fail(run, "%s " QUOTE ": expected %s", shown, v, list);
+	return errf(run->err, run->errlen, "%s " QUOTE ": expected %s", shown,
+	            v, list);
 }
 
 static int
@@ -189,11 +177,13 @@ set_list(const struct settings_run *run, const struct setting *row,
 	char why[300];
 
 	if (row->parse && row->parse(v, NULL, why, sizeof why))
-		return fail(run, "%s " QUOTE ": %s", shown, v, why);
+		return errf(run->err, run->errlen, "%s " QUOTE ": %s", shown, v,
+		            why);
 	if (replace)
 		*count = 0;
 	if (*count == row->max)
-		return fail(run, "%s given more than %llu times%s", shown,
+		return errf(run->err, run->errlen,
+		            "%s given more than %llu times%s", shown,
 		            (unsigned long long)row->max,
 		            row->expect ? row->expect : "");
 	slots[(*count)++] = v;
@@ -211,9 +201,10 @@ settings_set(const struct settings_run *run, const struct setting *row,
 
 	if (row->kind == SETTING_KIND_SWITCH) {
 		if (value)
-			return fail(run, "%s takes no value", shown);
+			return errf(run->err, run->errlen, "%s takes no value",
+			            shown);
 	} else if (!value || !*value) {
-		return fail(run, "%s needs a value", shown);
+		return errf(run->err, run->errlen, "%s needs a value", shown);
 	}
 	switch (row->kind) {
 	case SETTING_KIND_UINT:
@@ -239,11 +230,12 @@ settings_set(const struct settings_run *run, const struct setting *row,
 	case SETTING_KIND_CUSTOM:
 		rc = row->parse(value, target_of(run, row), why, sizeof why);
 		if (rc)
-			fail(run, "%s " QUOTE ": %s", shown, value, why);
+			errf(run->err, run->errlen, "%s " QUOTE ": %s", shown,
+			     value, why);
 		break;
 	default:
-		rc = fail(run, "internal error: setting %s has no kind",
-		          row->name);
+		rc = errf(run->err, run->errlen,
+		          "internal error: setting %s has no kind", row->name);
 	}
 	if (rc == 0 && run->given)
 		run->given[i] = from_file ? 1 : 2;
@@ -360,19 +352,22 @@ slurp(const struct settings_run *run, const char *path, char *text, size_t cap)
 	size_t n;
 
 	if (!f)
-		return fail(run, "config " QUOTE ": %s", path, strerror(errno));
+		return errf(run->err, run->errlen, "config " QUOTE ": %s", path,
+		            strerror(errno));
 	n = fread(text, 1, cap, f);
 	if (ferror(f)) {
 		fclose(f);
-		return fail(run, "config " QUOTE ": cannot read it", path);
+		return errf(run->err, run->errlen,
+		            "config " QUOTE ": cannot read it", path);
 	}
 	fclose(f);
 	if (n == cap)
-		return fail(run, "config " QUOTE ": larger than %zu bytes",
-		            path, cap - 1);
+		return errf(run->err, run->errlen,
+		            "config " QUOTE ": larger than %zu bytes", path,
+		            cap - 1);
 	text[n] = '\0';
 	if (strlen(text) != n)
-		return fail(run,
+		return errf(run->err, run->errlen,
 		            "config " QUOTE ": not a text file (a NUL "
 		            "byte)",
 		            path);
@@ -416,23 +411,25 @@ read_line(const struct settings_run *run, char *line)
 	}
 	name[namelen] = '\0';
 	if (name[0] == '-')
-		return fail(run,
+		return errf(run->err, run->errlen,
 		            "'%s': write the name without its dashes, "
 		            "as 'listen 127.0.0.1:8080'",
 		            name);
 	row = settings_find(run, name, namelen, &other);
 	if (!row && other)
-		return fail(run, "'%s' does not apply to '%s'", name,
+		return errf(run->err, run->errlen,
+		            "'%s' does not apply to '%s'", name,
 		            run->scope_name);
 	if (!row) {
 		const struct setting *guess = settings_suggest(run, name);
 
 		if (guess)
-			return fail(run,
+			return errf(run->err, run->errlen,
 			            "unknown setting '%s' (did you mean "
 			            "%s?)",
 			            name, guess->name);
-		return fail(run, "unknown setting '%s'", name);
+		return errf(run->err, run->errlen, "unknown setting '%s'",
+		            name);
 	}
 	return settings_set(run, row, name, value, true);
 }
@@ -453,7 +450,8 @@ settings_read_file(const struct settings_run *run, const char *path, char *text,
 			*nl = '\0';
 		if (read_line(run, line)) {
 			snprintf(why, sizeof why, "%s", run->err);
-			return fail(run, "config " QUOTE " line %u: %s", path,
+			return errf(run->err, run->errlen,
+			            "config " QUOTE " line %u: %s", path,
 			            number, why);
 		}
 		if (!nl)
