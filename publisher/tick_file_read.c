@@ -230,9 +230,28 @@ set_field(struct tick *out, int field, const char *s, size_t len, char *reason,
 	return 0;
 }
 
+/*
+ * A time before 1970 (a negative ts) is refused like any bad line: every
+ * range a reader asks for (export, history, bars, their --from and from=)
+ * starts at 0 or later, so such a tick would be stored where nothing can
+ * reach it, and a negative ts in a feed is a bug upstream, not history.
+ */
+static int
+check_ts(const struct tick *out, const char *s, size_t len, char *reason,
+         size_t reason_len)
+{
+	char q[QUOTE_BUF];
+
+	if (out->ts >= 0)
+		return 0;
+	return errf(reason, reason_len,
+	            "ts %s is before 1970-01-01T00:00:00Z: a time must be 0 or "
+	            "more µs since the Unix epoch",
+	            quote(q, s, len));
+}
+
 /* ts from text: integer µs, or what time_parse() reads (ISO 8601).
- * Integers are read here because they are the common case. Negative ones
- * are taken, as time_parse() takes them: times before 1970. */
+ * Integers are read here because they are the common case. */
 static int
 set_ts_text(struct tick *out, const char *s, size_t len, char *reason,
             size_t reason_len)
@@ -241,12 +260,12 @@ set_ts_text(struct tick *out, const char *s, size_t len, char *reason,
 
 	if (integer_shape(s, len)) {
 		if (parse_int64(s, len, &out->ts) == 0)
-			return 0;
+			return check_ts(out, s, len, reason, reason_len);
 		return errf(reason, reason_len, "ts %s is out of range",
 		            quote(q, s, len));
 	}
 	if (time_parse(s, len, &out->ts) == 0)
-		return 0;
+		return check_ts(out, s, len, reason, reason_len);
 	return errf(reason, reason_len,
 	            "ts '%s' is neither integer µs nor an ISO 8601 time "
 	            "(e.g. 2024-03-01T14:30:00.123456Z)",
@@ -514,7 +533,7 @@ json_ts(struct tick *out, const struct json_value *v, char *reason,
 		return set_ts_text(out, v->s, v->len, reason, reason_len);
 	if (integer_shape(v->s, v->len) && !json_leading_zero(v->s, v->len)) {
 		if (parse_int64(v->s, v->len, &out->ts) == 0)
-			return 0;
+			return check_ts(out, v->s, v->len, reason, reason_len);
 		return errf(reason, reason_len, "ts %s is out of range",
 		            quote(q, v->s, v->len));
 	}

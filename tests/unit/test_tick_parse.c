@@ -349,11 +349,35 @@ test_jsonl_ts_range(void **state)
 	parse_ok(&p, "{\"ts\":9223372036854775807,\"symbol\":\"A\",\"bid\":1}",
 	         &t);
 	assert_true(t.ts == INT64_MAX);
-	/* Before 1970 is a time too, as time_parse() has it. */
-	parse_ok(&p, "{\"ts\":-1,\"symbol\":\"A\",\"bid\":1}", &t);
-	assert_true(t.ts == -1);
-	parse_ok(&p, "{\"ts\":\"-2\",\"symbol\":\"A\",\"bid\":1}", &t);
-	assert_true(t.ts == -2);
+	parse_ok(&p, "{\"ts\":0,\"symbol\":\"A\",\"bid\":1}", &t);
+	assert_true(t.ts == 0);
+	/* Before 1970 is refused, however it is written: no reader's range
+	 * reaches it. */
+	parse_bad(&p, "{\"ts\":-1,\"symbol\":\"A\",\"bid\":1}",
+	          "ts -1 is before 1970-01-01T00:00:00Z: a time must be 0 or "
+	          "more µs since the Unix epoch");
+	parse_bad_prefix(&p, "{\"ts\":\"-2\",\"symbol\":\"A\",\"bid\":1}",
+	                 "ts -2 is before 1970-01-01");
+	parse_bad_prefix(
+	        &p,
+	        "{\"ts\":\"1969-12-31T23:59:59Z\",\"symbol\":\"A\",\"bid\":1}",
+	        "ts 1969-12-31T23:59:59Z is before 1970-01-01");
+}
+
+static void
+test_csv_negative_ts(void **state)
+{
+	struct tick_parser p = parser(TICK_FORMAT_CSV);
+	char reason[REASON_LEN];
+	struct tick t;
+
+	assert_int_equal(parse(&p, "ts,symbol,bid", &t, reason),
+	                 TICK_PARSE_SKIP);
+	parse_bad(&p, "-1,A,1",
+	          "ts -1 is before 1970-01-01T00:00:00Z: a time must be 0 or "
+	          "more µs since the Unix epoch");
+	parse_ok(&p, "0,A,1", &t);
+	assert_true(t.ts == 0);
 }
 
 /* -------------------------------------------------------------------- CSV */
@@ -731,7 +755,7 @@ assert_same_tick(const struct tick *a, const struct tick *b)
 static void
 test_written_lines_read_back(void **state)
 {
-	struct tick in[2] = {{.ts = 1709303400123456LL}, {.ts = -5}}, out[2];
+	struct tick in[2] = {{.ts = 1709303400123456LL}, {.ts = 0}}, out[2];
 	struct decimal bid = {18930, 2}, last = {-1, 6}, vol = {7, 0};
 	struct jsonbuf b;
 	size_t i;
@@ -781,6 +805,7 @@ main(void)
 	        cmocka_unit_test(test_jsonl_bad_lines),
 	        cmocka_unit_test(test_jsonl_bad_ts),
 	        cmocka_unit_test(test_jsonl_ts_range),
+	        cmocka_unit_test(test_csv_negative_ts),
 	        cmocka_unit_test(test_csv_header_and_rows),
 	        cmocka_unit_test(test_csv_columns_in_any_order),
 	        cmocka_unit_test(test_csv_empty_cell_is_absent),
