@@ -180,6 +180,7 @@ struct feed_replay_options {
 	const char *path; /* copied */
 	double speed;	  /* > 0, or 0 for max; spec default 1 (real time) */
 	bool loop;	  /* start over at the end, timestamps shifted forward */
+	bool progress;	  /* a progress line on stderr (publisher/progress.h) */
 };
 
 struct feed *

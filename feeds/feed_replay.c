@@ -55,6 +55,7 @@
 
 #include "../publisher/clock.h"
 #include "../publisher/log.h"
+#include "../publisher/progress.h"
 #include "../publisher/tick_file.h"
 
 /* Ticks pushed at most per batch (one lock of the queue per batch). */
@@ -168,6 +169,13 @@ struct feed_replay {
 	int64_t pass_last_ts;
 	int64_t pass_start_ns;
 	int64_t summary_ns; /* when a loop summary was last logged, 0 = never */
+
+	/* `publisher replay` on a terminal: the progress line of the pass
+	 * (publisher/progress.h), from the ticks and the file offset. */
+	bool progress_on;
+	struct progress progress;
+	uint64_t progress_ticks; /* pass_ticks at the last update */
+	uint64_t file_size;
 };
 
 /* ------------------------------------------------------------- clocks */
@@ -631,6 +639,27 @@ note_tick(struct feed_replay *fr, int64_t file_ts)
 	fr->pass_last_ts = file_ts;
 }
 
+/* The progress line, when due: the ticks of this pass, and how far into
+ * the file it has read (its offset less what is buffered). A new pass
+ * (loop, seek back) starts the line again. */
+static void
+show_progress(struct feed_replay *fr)
+{
+	off_t at;
+
+	if (fr->pass_ticks < fr->progress_ticks) {
+		progress_end(&fr->progress);
+		progress_start(&fr->progress, true, fr->progress.what,
+		               fr->file_size);
+	}
+	fr->progress_ticks = fr->pass_ticks;
+	if (!progress_due(&fr->progress))
+		return;
+	at = fr->seekable ? lseek(fr->fd, 0, SEEK_CUR) : -1;
+	progress_update(&fr->progress, fr->pass_ticks,
+	                at < 0 ? 0 : (uint64_t)at - (fr->end - fr->pos));
+}
+
 /* Read, parse, pace and push until the end of the file, a stop or a
  * backward seek. */
 static enum pass_end
@@ -676,6 +705,8 @@ play(struct feed_replay *fr)
 		}
 		if (fr->batch_len == BATCH_MAX && flush(fr) != 0)
 			return PASS_STOP;
+		if (fr->progress_on)
+			show_progress(fr);
 	}
 	if (flush(fr) != 0 || r == -2)
 		return PASS_STOP;
@@ -728,6 +759,7 @@ rewind_file(struct feed_replay *fr)
 static void
 log_summary(struct feed_replay *fr, const char *how)
 {
+	progress_end(&fr->progress);
 	log_info("replay %s: %" PRIu64 " lines, %" PRIu64 " ticks, %" PRIu64
 	         " bad lines, took %.3f s%s",
 	         fr->path, fr->line_no, fr->pass_ticks, fr->pass_bad,
@@ -878,6 +910,13 @@ replay_start(struct feed *f, char *err, size_t errlen)
 	}
 	if (fr->seekable)
 		posix_fadvise(fr->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (fr->progress_on) {
+		char what[80];
+
+		fr->file_size = fr->seekable ? (uint64_t)st.st_size : 0;
+		snprintf(what, sizeof what, "replay %.60s", fr->path);
+		progress_start(&fr->progress, true, what, fr->file_size);
+	}
 
 	__atomic_store_n(&f->running, 1, __ATOMIC_RELEASE);
 	rc = pthread_create(&fr->thread, NULL, replay_main, fr);
@@ -1045,6 +1084,7 @@ feed_replay_create(const struct feed_replay_options *opt,
 	fr->base.kind = "replay";
 	fr->base.queue = queue;
 	fr->loop = opt->loop;
+	fr->progress_on = opt->progress;
 	fr->fd = -1;
 	fr->speed = fr->t_speed = opt->speed;
 	tick_parser_init(&fr->parser, TICK_FORMAT_UNKNOWN);

@@ -17,6 +17,7 @@
 
 #include "errbuf.h"
 #include "log.h"
+#include "progress.h"
 #include "store.h"
 #include "tick_file.h"
 
@@ -31,7 +32,15 @@ struct export_sink {
 	uint64_t ticks;
 	int write_errno; /* set when a write failed */
 	bool out_of_memory;
+	/* The progress line: how far the ticks' ts has come in [lo, hi],
+	 * the span asked for as far as the store holds it. Ticks come in ts
+	 * order across symbols, so that is how far the export has come. */
+	struct progress progress;
+	int64_t lo, hi;
 };
+
+/* Every this many ticks the progress line is looked at. */
+#define PROGRESS_EVERY 4096
 
 static int
 sink_flush(struct export_sink *k)
@@ -56,6 +65,15 @@ sink_row(const struct tick *t, void *ctx)
 
 	tick_file_write_line(&k->buf, k->jsonl, t);
 	k->ticks++;
+	if (k->progress.to && k->ticks % PROGRESS_EVERY == 1) {
+		if (k->ticks == 1 && t->ts > k->lo)
+			k->lo = t->ts;
+		k->progress.total =
+		        k->hi > k->lo ? (uint64_t)k->hi - (uint64_t)k->lo : 0;
+		progress_update(
+		        &k->progress, k->ticks,
+		        t->ts > k->lo ? (uint64_t)t->ts - (uint64_t)k->lo : 0);
+	}
 	if (k->buf.len >= FLUSH_BYTES || jsonbuf_failed(&k->buf))
 		return sink_flush(k) ? 1 : 0;
 	return 0;
@@ -111,6 +129,16 @@ export_run(const struct export_options *opt, char *err, size_t errlen)
 	jsonbuf_init(&k.buf, 0);
 	if (!opt->jsonl)
 		tick_file_write_csv_header(&k.buf);
+	k.lo = opt->from;
+	k.hi = opt->to;
+	if (opt->progress) {
+		int64_t max_ts;
+
+		if (store_read_max_ts(r, &max_ts, NULL, 0) == 0 &&
+		    max_ts < k.hi)
+			k.hi = max_ts;
+	}
+	progress_start(&k.progress, opt->progress, "export", 0);
 	rc = store_read_ticks(r, opt->symbol_count ? opt->symbols : NULL,
 	                      opt->symbol_count, opt->from, opt->to, 0,
 	                      sink_row, &k, rerr, sizeof rerr);
@@ -128,6 +156,7 @@ export_run(const struct export_options *opt, char *err, size_t errlen)
 		k.write_errno = errno ? errno : EIO;
 		rc = -1;
 	}
+	progress_end(&k.progress);
 	store_reader_close(r);
 	jsonbuf_free(&k.buf);
 

@@ -23,6 +23,7 @@ struct export_options {
 	int64_t from, to;   /* µs; 0 / INT64_MAX when absent */
 	bool jsonl;	    /* false: csv (the default) */
 	const char *output; /* NULL = stdout */
+	bool progress;      /* a progress line on stderr (progress.h) */
 };
 
 /*

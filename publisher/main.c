@@ -453,6 +453,7 @@ main(int argc, char **argv)
 		return 0;
 	case CLI_EXPORT:
 		log_set_level(cli.node.log_level);
+		cli.export.progress = isatty(STDERR_FILENO);
 		if (export_run(&cli.export, err, sizeof err)) {
 			fprintf(stderr, "publisher: export: %s\n", err);
 			return 1;
@@ -460,6 +461,8 @@ main(int argc, char **argv)
 		return 0;
 	case CLI_SERVE:
 	case CLI_REPLAY:
+		/* A progress line on a terminal; never in a log file. */
+		cli.replay.progress = isatty(STDERR_FILENO);
 		return serve(&cli);
 	}
 	return EXIT_USAGE;

@@ -251,4 +251,11 @@ store_read_bars(struct store_reader *r, const char *symbol, int64_t from,
 		int (*bar)(const struct bar *b, void *ctx), void *ctx,
 		char *err, size_t errlen);
 
+/* The newest ts stored (meta.max_ts) in *out, INT64_MIN when there is
+ * none: the end of an export's time span, for its progress line. Returns
+ * 0, or -1 with err. */
+int
+store_read_max_ts(struct store_reader *r, int64_t *out, char *err,
+		  size_t errlen);
+
 #endif

@@ -1145,3 +1145,19 @@ out_nosrc:
 	read_end(r);
 	return rc < 0 ? -1 : 0;
 }
+
+int
+store_read_max_ts(struct store_reader *r, int64_t *out, char *err,
+                  size_t errlen)
+{
+	int rc;
+
+	*out = INT64_MIN;
+	rc = store__query_int64(r->db, "SELECT max_ts FROM meta WHERE id = 1",
+	                        out, NULL);
+	if (rc != SQLITE_OK)
+		return errf(err, errlen, "cannot read db '%s': %s (%s)",
+		            r->path, sqlite3_errmsg(r->db),
+		            store__error_hint(rc));
+	return 0;
+}
