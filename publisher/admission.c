@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "clock.h"
+#include "hash.h"
 #include "log.h"
 #include "ws_deflate.h"
 
@@ -58,13 +59,9 @@ refusal_label(enum refusal r)
 static struct peer_count **
 peer_slot(struct server *s, const char *peer)
 {
-	uint64_t h = 1469598103934665603ull;
-	const char *c;
 	struct peer_count **pp;
 
-	for (c = peer; *c; c++)
-		h = (h ^ (unsigned char)*c) * 1099511628211ull;
-	pp = &s->peers[h & (PEER_BUCKETS - 1)];
+	pp = &s->peers[hash_name(peer, strlen(peer)) & (PEER_BUCKETS - 1)];
 	while (*pp && strcmp((*pp)->peer, peer))
 		pp = &(*pp)->next;
 	return pp;

@@ -116,8 +116,6 @@ int redis__stream_id_parse(const char *s, size_t len, struct stream_id *out);
 
 int redis__stream_id_cmp(struct stream_id a, struct stream_id b);
 
-uint64_t redis__name_hash(const char *s);
-
 void redis__resp_count(struct jsonbuf *b, char kind, size_t n);
 
 void redis__resp_array(struct jsonbuf *b, size_t n);

@@ -188,18 +188,6 @@ redis__stream_id_cmp(struct stream_id a, struct stream_id b)
 	return 0;
 }
 
-uint64_t
-redis__name_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h ^ (h >> 29);
-}
-
 /* ------------------------------------------------------------- RESP */
 
 void
