@@ -39,12 +39,12 @@ engine__symbol_find(const struct engine *e, const char *name, size_t len)
 	return NULL;
 }
 
-/* Double the table. On failure the table stays as it is: lookups still work,
- * chains only get longer. */
+/* Rehash into n buckets (a power of two). On failure the table stays as it
+ * is: lookups still work, on chains longer or shorter than they would be. */
 static void
-symbol_table_grow(struct engine *e)
+symbol_table_resize(struct engine *e, size_t n)
 {
-	size_t n = (e->bucket_mask + 1) * 2, i;
+	size_t i;
 	struct symbol **b = calloc(n, sizeof *b);
 
 	if (!b)
@@ -63,20 +63,20 @@ symbol_table_grow(struct engine *e)
 	e->bucket_mask = n - 1;
 }
 
-struct symbol *
-engine__symbol_get(struct engine *e, const char *name, size_t len)
+/* A new placeholder for a name not in the table; NULL for an invalid name
+ * or out of memory. */
+static struct symbol *
+symbol_insert(struct engine *e, const char *name, size_t len)
 {
-	struct symbol *sym = engine__symbol_find(e, name, len);
+	struct symbol *sym;
 	size_t i;
 
-	if (sym)
-		return sym;
 	/* Only a name that is not in the table yet needs checking: every name
 	 * in it was checked on the way in. */
 	if (!tick_symbol_valid(name, len))
 		return NULL;
 	if (e->nsymbols > e->bucket_mask)
-		symbol_table_grow(e);
+		symbol_table_resize(e, (e->bucket_mask + 1) * 2);
 	sym = calloc(1, sizeof *sym);
 	if (!sym)
 		return NULL;
@@ -92,9 +92,19 @@ engine__symbol_get(struct engine *e, const char *name, size_t len)
 	return sym;
 }
 
-static void
-symbol_free(struct symbol *sym)
+struct symbol *
+engine__symbol_get(struct engine *e, const char *name, size_t len)
 {
+	struct symbol *sym = engine__symbol_find(e, name, len);
+
+	return sym ? sym : symbol_insert(e, name, len);
+}
+
+static void
+symbol_free(struct engine *e, struct symbol *sym)
+{
+	e->stats.bytes_freed +=
+	        sizeof *sym + sym->snapshot.cap + sym->delta.cap;
 	engine__encoding_free(sym);
 	free(sym);
 }
@@ -104,6 +114,13 @@ symbol_free(struct symbol *sym)
  * is dropped, so that subscribing to made-up names cannot grow the table for
  * ever. A dirty symbol stays until engine_flush has taken it off the dirty
  * list, which calls this again.
+ *
+ * The table shrinks too once it is a quarter full, so that the buckets a
+ * burst of made-up names grew it to go with them. Growing at full and
+ * shrinking at a quarter keeps a table that hovers around one size from
+ * being rehashed back and forth. Nothing walks the buckets while a symbol
+ * is released (engine_clear() and engine_destroy() free symbols
+ * themselves), so rehashing here is safe.
  */
 void
 engine__symbol_release_if_unused(struct engine *e, struct symbol *sym)
@@ -120,7 +137,10 @@ engine__symbol_release_if_unused(struct engine *e, struct symbol *sym)
 		}
 	}
 	e->nsymbols--;
-	symbol_free(sym);
+	symbol_free(e, sym);
+	if (e->bucket_mask + 1 > SYMBOL_BUCKETS_MIN &&
+	    e->nsymbols < (e->bucket_mask + 1) / 4)
+		symbol_table_resize(e, (e->bucket_mask + 1) / 2);
 }
 
 static void
@@ -166,6 +186,7 @@ engine_create(const struct engine_config *config)
 	}
 	e->bucket_mask = SYMBOL_BUCKETS_MIN - 1;
 	e->group_mask = SYMBOL_BUCKETS_MIN - 1;
+	e->max_symbols = SIZE_MAX;
 
 	/* The keys are made once so that encoding copies them whole. */
 	for (f = 0; f < STATE_FIELD_COUNT; f++) {
@@ -195,13 +216,36 @@ engine_destroy(struct engine *e)
 
 		for (; sym; sym = next) {
 			next = sym->hash_next;
-			symbol_free(sym);
+			symbol_free(e, sym);
 		}
 	}
 	free(e->buckets);
 	free(e->groups);
 	free(e->scratch);
 	free(e);
+}
+
+void
+engine_set_max_symbols(struct engine *e, size_t max)
+{
+	e->max_symbols = max ? max : SIZE_MAX;
+}
+
+bool
+engine_refuses_new_symbol(const struct engine *e, const struct tick *t)
+{
+	size_t len;
+	const struct symbol *sym;
+
+	if (e->nsymbols_data < e->max_symbols)
+		return false;
+	len = strnlen(t->symbol, sizeof t->symbol);
+	if (len == 0 || len > TICK_SYMBOL_MAX)
+		return false; /* refused, but as an invalid name */
+	sym = engine__symbol_find(e, t->symbol, len);
+	if (sym)
+		return sym->st.seq == 0;
+	return tick_symbol_valid(t->symbol, len);
 }
 
 uint64_t
@@ -214,9 +258,19 @@ engine_apply_tick(struct engine *e, const struct tick *t)
 
 	if (len == 0 || len > TICK_SYMBOL_MAX)
 		goto refuse;
-	sym = engine__symbol_get(e, t->symbol, len);
-	if (!sym)
-		goto refuse;
+	sym = engine__symbol_find(e, t->symbol, len);
+	/* The symbol's first data: only within the bound. A name refused
+	 * here costs a lookup and nothing else: no placeholder is made for
+	 * it. */
+	if (!sym || sym->st.seq == 0) {
+		if (e->nsymbols_data >= e->max_symbols) {
+			if (sym || tick_symbol_valid(t->symbol, len))
+				e->stats.symbols_refused++;
+			goto refuse;
+		}
+		if (!sym && !(sym = symbol_insert(e, t->symbol, len)))
+			goto refuse;
+	}
 	first = sym->st.seq == 0;
 	/* A symbol's first data brings it into the wildcard groups. That is
 	 * done before the fold, so that their entries hold seq 0 and the
@@ -311,7 +365,7 @@ engine_clear(struct engine *e)
 			if (sym->nentries == 0) {
 				*pp = sym->hash_next;
 				e->nsymbols--;
-				symbol_free(sym);
+				symbol_free(e, sym);
 				continue;
 			}
 			symbol_state_clear(&sym->st);
@@ -327,6 +381,12 @@ size_t
 engine_symbol_count(const struct engine *e)
 {
 	return e->nsymbols_data;
+}
+
+size_t
+engine_pending_count(const struct engine *e)
+{
+	return e->nsymbols - e->nsymbols_data;
 }
 
 int
@@ -372,6 +432,7 @@ engine_get_stats(const struct engine *e, struct engine_stats *out)
 {
 	*out = e->stats;
 	out->symbols = e->nsymbols_data;
+	out->pending = e->nsymbols - e->nsymbols_data;
 	out->clients = e->nclients;
 	out->groups = e->ngroups;
 }

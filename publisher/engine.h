@@ -77,7 +77,16 @@ struct engine_stats {
 	uint64_t frames_shared; /* frames sent as bytes another client sent */
 	uint64_t rounds;        /* group rounds closed by flushes */
 	uint64_t catch_ups;     /* clients that left a group's rhythm */
+	/* Ticks refused because they would have given one symbol more than
+	 * the engine's max_symbols its first data (counted in ticks_rejected
+	 * too). */
+	uint64_t symbols_refused;
+	/* Bytes of symbols, subscription entries and groups freed so far (an
+	 * estimate): a caller that hands memory back to the system watches
+	 * it for a burst of frees. */
+	uint64_t bytes_freed;
 	size_t symbols;
+	size_t pending; /* symbols subscribed to that have no data yet */
 	size_t clients;
 	size_t groups;        /* subscription groups */
 	size_t subscriptions; /* (client, symbol) pairs */
@@ -108,6 +117,25 @@ uint64_t engine_apply_tick(struct engine *e, const struct tick *t);
  */
 int engine_restore_symbol(struct engine *e, const struct symbol_state *s);
 
+/*
+ * Bound the symbols with data: a tick that would give a symbol its first
+ * data while max symbols have data is refused (engine_apply_tick() returns
+ * 0 and counts it in symbols_refused), so that a feed inventing names
+ * cannot grow the engine without end; ticks of the symbols that have data
+ * go on. Restores are not bounded: what the store or an ingest holds comes
+ * back whole. 0: no bound (the default).
+ */
+void engine_set_max_symbols(struct engine *e, size_t max);
+
+/*
+ * Whether engine_apply_tick() would refuse t for the bound above: its
+ * symbol has no data and max symbols have. Changes and counts nothing. For
+ * a caller that acts on a tick before the engine applies it (asks a store
+ * for its seqs) and must not for a tick the engine will refuse. O(1) while
+ * there is room.
+ */
+bool engine_refuses_new_symbol(const struct engine *e, const struct tick *t);
+
 /* Who is told that a client has something to send (see engine_config);
  * replaces what engine_create() was given. */
 void engine_set_client_ready(struct engine *e,
@@ -127,6 +155,11 @@ void engine_clear(struct engine *e);
 
 /* Symbols with data. */
 size_t engine_symbol_count(const struct engine *e);
+
+/* Symbols subscribed to that have no data yet: each is a placeholder that
+ * lives as long as some client names it (freed with its last subscriber,
+ * or kept once its first tick comes). */
+size_t engine_pending_count(const struct engine *e);
 
 /* Copy a symbol's state into *out. Returns 0, or -1 when the symbol has no
  * data (unknown, or subscribed to but never ticked). */
@@ -215,6 +248,26 @@ int engine_client_unsubscribe(struct engine_client *c, const char *symbol);
 
 /* Explicitly subscribed symbols (the wildcard counts as one). */
 size_t engine_client_subscription_count(const struct engine_client *c);
+
+/* Of those, the symbols that have no data yet. Costs one look per
+ * subscribed symbol. */
+size_t engine_client_pending_count(const struct engine_client *c);
+
+/* What subscribing to a list of names would add to a client, for a caller
+ * that bounds it first (engine_client_subscribe_cost()). */
+struct engine_subscribe_cost {
+	size_t added;        /* names not subscribed yet ("*" counts as one) */
+	size_t pending;      /* of them, symbols with no data yet */
+	size_t placeholders; /* of them, names the engine holds nothing for:
+	                      * each would be a new symbol with no data */
+};
+
+/* Count, without changing anything, what subscribing c to symbols[0..n)
+ * would add. The names are taken as distinct and valid (a repeated one
+ * counts again). */
+void engine_client_subscribe_cost(const struct engine_client *c,
+                                  const char (*symbols)[TICK_SYMBOL_MAX + 1],
+                                  size_t n, struct engine_subscribe_cost *out);
 
 /* Subscribed to symbol, named or brought by "*" ("*": the wildcard is
  * on). */

@@ -179,6 +179,7 @@ engine__entry_unlink(struct engine *e, struct entry *en)
 		en->sym_next->sym_prev = en->sym_prev;
 	sym->nentries--;
 	free(en);
+	e->stats.bytes_freed += sizeof *en;
 	engine__symbol_release_if_unused(e, sym);
 }
 
@@ -221,10 +222,15 @@ engine__group_destroy(struct engine *e, struct group *g)
 	}
 	for (i = 0; i < g->nentries; i++)
 		engine__entry_unlink(e, g->entries[i]);
-	for (i = 0; i < ROUND_RING; i++)
+	for (i = 0; i < ROUND_RING; i++) {
+		e->stats.bytes_freed += g->ring[i].cap * sizeof(struct change);
 		free(g->ring[i].changes);
+	}
 	for (i = 0; i < g->nframes; i++)
 		engine__frame_unref(g->frames[i]);
+	e->stats.bytes_freed += sizeof *g +
+	                        g->entries_cap * sizeof *g->entries +
+	                        (g->nnamed + g->nexcluded) * sizeof *g->named;
 	free(g->entries);
 	free(g->named);
 	free(g->excluded);

@@ -226,6 +226,7 @@ struct engine {
 	size_t bucket_mask;
 	size_t nsymbols;      /* in the table, placeholders included */
 	size_t nsymbols_data; /* with seq > 0 */
+	size_t max_symbols;   /* bound on nsymbols_data; SIZE_MAX: none */
 	struct symbol *dirty_head, *dirty_tail;
 
 	struct group **groups; /* by key hash */

@@ -579,6 +579,57 @@ engine_client_subscription_count(const struct engine_client *c)
 	return c->g ? c->g->nnamed + (c->g->wildcard ? 1 : 0) : 0;
 }
 
+size_t
+engine_client_pending_count(const struct engine_client *c)
+{
+	size_t i, n = 0;
+
+	for (i = 0; c->g && i < c->g->nnamed; i++)
+		if (c->g->named[i]->st.seq == 0)
+			n++;
+	return n;
+}
+
+/* A name the client holds: named, or brought by its wildcard. The named
+ * ones are found by a binary search of the group's key, so that a client
+ * holding thousands of names pays a few steps per name asked about. */
+static bool
+client_holds(const struct engine_client *c, const struct symbol *sym)
+{
+	if (engine__contains(c->g->named, c->g->nnamed, sym))
+		return true;
+	return c->g->wildcard && engine__entry_of(c->g, sym) != NULL;
+}
+
+void
+engine_client_subscribe_cost(const struct engine_client *c,
+                             const char (*symbols)[TICK_SYMBOL_MAX + 1],
+                             size_t n, struct engine_subscribe_cost *out)
+{
+	size_t i;
+
+	memset(out, 0, sizeof *out);
+	for (i = 0; i < n; i++) {
+		const struct symbol *sym;
+
+		if (!strcmp(symbols[i], "*")) {
+			if (!c->g || !c->g->wildcard)
+				out->added++;
+			continue;
+		}
+		sym = engine__symbol_find(
+		        c->e, symbols[i],
+		        strnlen(symbols[i], TICK_SYMBOL_MAX + 1));
+		if (sym && c->g && client_holds(c, sym))
+			continue;
+		out->added++;
+		if (!sym)
+			out->placeholders++;
+		if (!sym || sym->st.seq == 0)
+			out->pending++;
+	}
+}
+
 bool
 engine_client_is_subscribed(const struct engine_client *c, const char *symbol)
 {

@@ -23,6 +23,7 @@
 
 #include "decimal.h"
 #include "engine.h"
+#include "engine_private.h" /* the symbol table's size */
 #include "tick.h"
 
 #include "support/asserts.h"
@@ -1257,6 +1258,173 @@ test_clear_then_restore_and_clear_of_an_empty_engine(void **state)
 	engine_destroy(e);
 }
 
+/* Symbols with no data yet: a placeholder each, for as long as some client
+ * names it, unsubscribed or gone. */
+static void
+test_placeholders_live_as_long_as_their_last_subscriber(void **state)
+{
+	static const char names[3][TICK_SYMBOL_MAX + 1] = {"GHOST1", "GHOST2",
+	                                                   "GHOST3"};
+	struct engine *e = engine_new(NULL);
+	struct engine_client *a, *b;
+	struct engine_stats st;
+	int ra = 0, rb = 0;
+
+	a = engine_client_create(e, &ra);
+	b = engine_client_create(e, &rb);
+	assert_int_equal(engine_client_subscribe_many(a, names, 3, NULL, NULL),
+	                 0);
+	assert_int_equal(engine_pending_count(e), 3);
+	assert_int_equal(engine_client_pending_count(a), 3);
+	assert_int_equal(engine_symbol_count(e), 0);
+	/* Shared: one placeholder for two subscribers. */
+	assert_int_equal(engine_client_subscribe(b, "GHOST1", false, 0), 0);
+	assert_int_equal(engine_client_subscribe(b, "GHOST4", false, 0), 0);
+	assert_int_equal(engine_pending_count(e), 4);
+	assert_int_equal(engine_client_pending_count(b), 2);
+
+	assert_int_equal(engine_client_unsubscribe(a, "GHOST2"), 0);
+	assert_int_equal(engine_pending_count(e), 3);
+	engine_client_destroy(a);
+	assert_int_equal(engine_pending_count(e), 2); /* GHOST1 is b's too */
+	/* A first tick makes a placeholder a symbol with data. */
+	assert_int_equal(apply_trade(e, "GHOST1", 1, "1.5", "10"), 1);
+	engine_flush(e);
+	assert_int_equal(engine_pending_count(e), 1);
+	assert_int_equal(engine_client_pending_count(b), 1);
+	assert_int_equal(engine_symbol_count(e), 1);
+	engine_client_destroy(b);
+	engine_get_stats(e, &st);
+	assert_int_equal(st.pending, 0);
+	assert_int_equal(st.symbols, 1); /* data stays */
+	assert_true(st.bytes_freed >= 3 * sizeof(struct symbol));
+	engine_destroy(e);
+}
+
+/* A client that subscribed to 20,000 made-up names and left leaves nothing:
+ * no placeholder, and a symbol table of the size it started at. */
+static void
+test_made_up_names_leave_nothing_behind(void **state)
+{
+	static char names[1000][TICK_SYMBOL_MAX + 1];
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c = engine_client_create(e, NULL);
+	size_t buckets = e->bucket_mask + 1, k, i;
+	struct engine_stats st;
+
+	for (k = 0; k < 20; k++) {
+		for (i = 0; i < 1000; i++)
+			snprintf(names[i], sizeof names[i], "P0_%zu_%zu", k, i);
+		assert_int_equal(
+		        engine_client_subscribe_many(
+		                c, (const char(*)[TICK_SYMBOL_MAX + 1]) names,
+		                1000, NULL, NULL),
+		        0);
+	}
+	assert_int_equal(engine_pending_count(e), 20000);
+	assert_int_equal(engine_client_pending_count(c), 20000);
+	assert_true(e->bucket_mask + 1 >= 16384);
+	engine_client_destroy(c);
+	engine_get_stats(e, &st);
+	assert_int_equal(st.pending, 0);
+	assert_int_equal(st.subscriptions, 0);
+	assert_int_equal(st.groups, 0);
+	assert_int_equal(e->bucket_mask + 1, buckets);
+	assert_true(st.bytes_freed >= 20000 * sizeof(struct symbol));
+	engine_destroy(e);
+}
+
+static void
+test_subscribe_cost_counts_what_is_new(void **state)
+{
+	static const char mine[2][TICK_SYMBOL_MAX + 1] = {"AAPL", "MINE"};
+	static const char ask[7][TICK_SYMBOL_MAX + 1] = {
+	        "AAPL", "MINE", "IPO", "NEW1", "NEW2", "*", "MSFT"};
+	struct engine *e = engine_new(NULL);
+	struct engine_client *a, *b, *w;
+	struct engine_subscribe_cost cost;
+
+	apply_quote(e, "AAPL", 1, "1", "2");
+	apply_quote(e, "MSFT", 1, "3", "4");
+	engine_flush(e);
+	a = engine_client_create(e, NULL);
+	b = engine_client_create(e, NULL);
+	w = engine_client_create(e, NULL);
+	assert_int_equal(engine_client_subscribe(b, "IPO", false, 0), 0);
+	assert_int_equal(engine_client_subscribe_many(a, mine, 2, NULL, NULL),
+	                 0);
+	assert_int_equal(engine_client_pending_count(a), 1);
+	/* Held already: nothing; IPO: a placeholder of b's, new to a; NEW1,
+	 * NEW2: new placeholders; "*": new; MSFT: has data. */
+	engine_client_subscribe_cost(a, ask, 7, &cost);
+	assert_int_equal(cost.added, 5);
+	assert_int_equal(cost.pending, 3);
+	assert_int_equal(cost.placeholders, 2);
+	assert_int_equal(engine_pending_count(e), 2); /* nothing changed */
+	/* A client with "*" holds every symbol with data, no placeholder. */
+	assert_int_equal(engine_client_subscribe_all(w, NULL, NULL), 0);
+	engine_client_subscribe_cost(w, ask, 7, &cost);
+	assert_int_equal(cost.added, 4);
+	assert_int_equal(cost.pending, 4);
+	assert_int_equal(cost.placeholders, 2);
+	engine_client_subscribe_cost(w, ask + 5, 2, &cost);
+	assert_int_equal(cost.added, 0);
+	engine_destroy(e);
+}
+
+/* A feed that invents symbols meets engine_set_max_symbols(): ticks of new
+ * symbols beyond it are refused and counted, leaving no trace; the symbols
+ * that have data go on, restores are not bounded, and a clear makes room. */
+static void
+test_max_symbols_refuses_only_new_symbols(void **state)
+{
+	struct engine *e = engine_new(NULL);
+	struct engine_client *c = engine_client_create(e, NULL);
+	struct tick t = tick_quote("NEWCO", 3, dec("1"), dec("2"));
+	struct tick known = tick_quote("AAPL", 3, dec("1"), dec("2"));
+	struct tick bad = tick_quote("NO SPACES", 3, dec("1"), dec("2"));
+	struct symbol_state s;
+	struct engine_stats st;
+	struct update u[2];
+
+	engine_set_max_symbols(e, 2);
+	assert_false(engine_refuses_new_symbol(e, &t));
+	assert_int_equal(apply_quote(e, "AAPL", 1, "1", "2"), 1);
+	assert_int_equal(apply_quote(e, "MSFT", 1, "1", "2"), 1);
+	assert_true(engine_refuses_new_symbol(e, &t));
+	assert_false(engine_refuses_new_symbol(e, &known));
+	assert_false(engine_refuses_new_symbol(e, &bad));
+	assert_int_equal(engine_apply_tick(e, &t), 0);
+	assert_int_equal(engine_apply_tick(e, &bad), 0);
+	engine_get_stats(e, &st);
+	assert_int_equal(st.symbols_refused, 1);
+	assert_int_equal(st.ticks_rejected, 2);
+	assert_int_equal(st.symbols, 2);
+	assert_int_equal(st.pending, 0); /* no placeholder for NEWCO */
+	assert_int_equal(engine_get_state(e, "NEWCO", &s), -1);
+	/* A subscriber's placeholder gets no data beyond the bound either. */
+	assert_int_equal(engine_client_subscribe(c, "LATER", false, 0), 0);
+	assert_int_equal(apply_quote(e, "LATER", 2, "1", "2"), 0);
+	engine_flush(e);
+	assert_int_equal(drain(c, 0, u, 2), 0);
+	assert_int_equal(engine_pending_count(e), 1);
+	assert_int_equal(apply_quote(e, "AAPL", 2, "1.5", "2"), 2);
+	/* What a store gives back is not bounded. */
+	memset(&s, 0, sizeof s);
+	snprintf(s.symbol, sizeof s.symbol, "OLD");
+	s.seq = 5;
+	assert_int_equal(engine_restore_symbol(e, &s), 0);
+	assert_int_equal(engine_symbol_count(e), 3);
+	/* A new life of the data has room again. */
+	engine_clear(e);
+	assert_int_equal(apply_quote(e, "LATER", 4, "1", "2"), 1);
+	engine_set_max_symbols(e, 0);
+	assert_int_equal(apply_quote(e, "NEWCO", 4, "1", "2"), 1);
+	assert_int_equal(apply_quote(e, "NEWER", 4, "1", "2"), 1);
+	assert_int_equal(apply_quote(e, "NEWEST", 4, "1", "2"), 1);
+	engine_destroy(e);
+}
+
 int
 main(void)
 {
@@ -1292,6 +1460,11 @@ main(void)
 	                test_clear_drops_every_state_and_what_clients_are_owed),
 	        cmocka_unit_test(
 	                test_clear_then_restore_and_clear_of_an_empty_engine),
+	        cmocka_unit_test(
+	                test_placeholders_live_as_long_as_their_last_subscriber),
+	        cmocka_unit_test(test_made_up_names_leave_nothing_behind),
+	        cmocka_unit_test(test_subscribe_cost_counts_what_is_new),
+	        cmocka_unit_test(test_max_symbols_refuses_only_new_symbols),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
