@@ -50,6 +50,12 @@ const char *const session_error_codes[SESSION_ERROR_CODES] = {
         "forbidden",        "unavailable",  "internal",
 };
 
+const char *const session_bound_names[SESSION_BOUNDS] = {
+        "max-symbols",
+        "max-pending-symbols",
+        "max-pending-symbols-total",
+};
+
 const double session_latency_buckets[SESSION_LATENCY_BUCKETS] = {
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
         0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
@@ -395,6 +401,76 @@ refuse_forbidden(struct session *s, const struct request *req,
 	return true;
 }
 
+/*
+ * Refuse a subscribe that would go past a bound on symbols, as a whole,
+ * like a forbidden one: nothing of it is subscribed. The bounds: the
+ * symbols the session holds (max_symbols); of those, the ones with no data
+ * yet (max_pending_symbols); and the symbols with no data in the engine,
+ * every session's together (max_pending_symbols_total). A name with no
+ * data costs a placeholder for as long as someone holds it, and anyone can
+ * make names up: these bounds cap what that costs (README, Security), and
+ * the session's bound, well below the total, keeps one client from taking
+ * all of the room. A symbol with data never counts against them.
+ * Returns true when refused.
+ */
+static bool
+refuse_too_many(struct session *s, const struct request *req)
+{
+	const struct session_hub_config *cfg = &s->hub->cfg;
+	struct engine_subscribe_cost cost;
+	enum session_symbol_bound bound;
+	size_t held = engine_client_subscription_count(s->client), now;
+	char msg[300];
+
+	engine_client_subscribe_cost(
+	        s->client, (const char(*)[TICK_SYMBOL_MAX + 1]) req->symbols,
+	        req->symbol_count, &cost);
+	if (held + cost.added > cfg->max_symbols) {
+		bound = SESSION_BOUND_SYMBOLS;
+		snprintf(msg, sizeof msg,
+		         "this subscribe would hold %zu symbols on the "
+		         "connection; the limit is %zu (max-symbols); nothing "
+		         "was subscribed",
+		         held + cost.added, cfg->max_symbols);
+	} else if (cost.pending && cfg->max_pending_symbols &&
+	           (now = engine_client_pending_count(s->client)) +
+	                           cost.pending >
+	                   cfg->max_pending_symbols) {
+		bound = SESSION_BOUND_PENDING;
+		snprintf(msg, sizeof msg,
+		         "this subscribe would hold %zu symbols that have no "
+		         "data yet on the connection; the limit is %zu "
+		         "(max-pending-symbols); nothing was subscribed",
+		         now + cost.pending, cfg->max_pending_symbols);
+	} else if (cost.placeholders && cfg->max_pending_symbols_total &&
+	           (now = engine_pending_count(s->hub->engine)) +
+	                           cost.placeholders >
+	                   cfg->max_pending_symbols_total) {
+		bound = SESSION_BOUND_PENDING_TOTAL;
+		snprintf(msg, sizeof msg,
+		         "this subscribe names %zu new symbols that have no "
+		         "data yet, and the server holds %zu of its limit of "
+		         "%zu such symbols (max-pending-symbols-total); "
+		         "nothing was subscribed; symbols that have data can "
+		         "still be subscribed to",
+		         cost.placeholders, now,
+		         cfg->max_pending_symbols_total);
+		/* Unlike the other bounds, this one is everybody's: the
+		 * operator should know it is reached. */
+		log_limited(LOG_WARN,
+		            "conn %llu (%s): subscribe refused: %zu symbols "
+		            "with no data yet are held, the limit "
+		            "(--max-pending-symbols-total %zu)",
+		            (unsigned long long)s->id, s->peer, now,
+		            cfg->max_pending_symbols_total);
+	} else {
+		return false;
+	}
+	s->hub->st.subscribes_refused[bound]++;
+	send_error(s, req->id, "too_many_symbols", msg);
+	return true;
+}
+
 static void
 handle_subscribe(struct session *s, struct request *req)
 {
@@ -402,27 +478,14 @@ handle_subscribe(struct session *s, struct request *req)
 	bool resume =
 	        req->has_resume &&
 	        !strcmp(req->resume_epoch, pipeline_epoch(hub->cfg.pipeline));
-	size_t adding = 0, i;
-	char msg[160];
 	struct jsonbuf *b;
 
 	if (refuse_forbidden(s, req,
 	                     (const char(*)[TICK_SYMBOL_MAX + 1]) req->symbols,
 	                     req->symbol_count))
 		return;
-	for (i = 0; i < req->symbol_count; i++)
-		if (!engine_client_is_subscribed(s->client, req->symbols[i]))
-			adding++;
-	if (engine_client_subscription_count(s->client) + adding >
-	    hub->cfg.max_symbols) {
-		snprintf(msg, sizeof msg,
-		         "this subscribe would hold %zu symbols on the "
-		         "connection; the limit is %zu",
-		         engine_client_subscription_count(s->client) + adding,
-		         hub->cfg.max_symbols);
-		send_error(s, req->id, "too_many_symbols", msg);
+	if (refuse_too_many(s, req))
 		return;
-	}
 	if (req->has_max_hz)
 		engine_client_set_max_hz(s->client, req->max_hz);
 

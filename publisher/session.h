@@ -65,7 +65,22 @@ struct session_hub_config {
 	unsigned heartbeat_ms;
 	size_t max_symbols;            /* subscriptions per session */
 	double ops_per_sec, ops_burst; /* inbound rate limit */
+	/* Symbols with no data yet (placeholders, engine.h): at most
+	 * max_pending_symbols subscribed per session and
+	 * max_pending_symbols_total in the engine. 0: no bound. */
+	size_t max_pending_symbols;
+	size_t max_pending_symbols_total;
 };
+
+/* The bounds a subscribe can meet, for /metrics: their names are the
+ * settings' (README, Security). */
+enum session_symbol_bound {
+	SESSION_BOUND_SYMBOLS,       /* max-symbols */
+	SESSION_BOUND_PENDING,       /* max-pending-symbols */
+	SESSION_BOUND_PENDING_TOTAL, /* max-pending-symbols-total */
+	SESSION_BOUNDS
+};
+extern const char *const session_bound_names[SESSION_BOUNDS];
 
 /* What the hub counts, for /metrics. */
 struct session_hub_stats {
@@ -73,6 +88,7 @@ struct session_hub_stats {
 	uint64_t opened;
 	uint64_t tokens_expired;
 	uint64_t errors[SESSION_ERROR_CODES + 1];     /* by code; last: other */
+	uint64_t subscribes_refused[SESSION_BOUNDS];  /* too_many_symbols */
 	uint64_t latency_le[SESSION_LATENCY_BUCKETS]; /* not cumulative */
 	uint64_t latency_count;
 	double latency_sum;

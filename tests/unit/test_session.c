@@ -59,8 +59,10 @@ ready_noop(void *user, void *ctx)
 	session_updates_ready(user, ctx);
 }
 
+/* With bounds on symbols with no data (0: none): per session, in all. */
 static struct fixture *
-fixture_new(bool auth, double ops_per_sec, double ops_burst)
+fixture_new_bounded(bool auth, double ops_per_sec, double ops_burst,
+                    size_t max_pending, size_t max_pending_total)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	struct pipeline_options po;
@@ -87,11 +89,19 @@ fixture_new(bool auth, double ops_per_sec, double ops_burst)
 	hc.headroom = HEADROOM;
 	hc.heartbeat_ms = 5000;
 	hc.max_symbols = 3;
+	hc.max_pending_symbols = max_pending;
+	hc.max_pending_symbols_total = max_pending_total;
 	hc.ops_per_sec = ops_per_sec;
 	hc.ops_burst = ops_burst;
 	f->hub = session_hub_create(&hc);
 	assert_non_null(f->hub);
 	return f;
+}
+
+static struct fixture *
+fixture_new(bool auth, double ops_per_sec, double ops_burst)
+{
+	return fixture_new_bounded(auth, ops_per_sec, ops_burst, 0, 0);
 }
 
 static void
@@ -265,6 +275,93 @@ test_bad_input_gets_an_error_and_the_session_goes_on(void **state)
 	fixture_free(f);
 }
 
+/* The next output is error too_many_symbols naming the bound `name`
+ * (between parentheses, as the settings are named), and saying that
+ * nothing was subscribed. */
+static void
+expect_too_many(struct session *s, const char *name)
+{
+	enum session_output_kind kind;
+	json_t *j = next_json(s, &kind);
+	const char *msg;
+	char want[64];
+
+	assert_non_null(j);
+	assert_string_equal(type_of(j), "error");
+	assert_string_equal(json_string_value(json_object_get(j, "code")),
+	                    "too_many_symbols");
+	msg = json_string_value(json_object_get(j, "message"));
+	snprintf(want, sizeof want, "(%s)", name);
+	assert_non_null(strstr(msg, want));
+	assert_non_null(strstr(msg, "nothing was subscribed"));
+	json_decref(j);
+}
+
+/*
+ * Names with no data (placeholders) are bounded per session and in all,
+ * and a subscribe over a bound is refused whole. Symbols with data never
+ * count; a placeholder another session holds is no new one; placeholders
+ * go with their last subscriber.
+ */
+static void
+test_names_with_no_data_are_bounded_per_session_and_in_all(void **state)
+{
+	struct fixture *f = fixture_new_bounded(false, 100, 200, 2, 3);
+	struct engine *e = pipeline_engine(f->p);
+	struct fake_conn ca = {0}, cb = {0};
+	struct session *a = open_session(f, &ca, NULL);
+	struct session *b = open_session(f, &cb, NULL);
+	struct session_hub_stats st;
+	enum session_output_kind kind;
+	json_t *j;
+
+	(void)state;
+	apply(f, "AAPL", "189.5");
+	expect_type(a, "hello");
+	expect_type(b, "hello");
+	send_text(a, "{\"op\":\"subscribe\",\"symbols\":[\"X1\",\"X2\","
+	             "\"X3\"]}");
+	expect_too_many(a, "max-pending-symbols");
+	assert_false(
+	        engine_client_is_subscribed(session_engine_client(a), "X1"));
+	assert_int_equal(engine_pending_count(e), 0);
+	send_text(a, "{\"op\":\"subscribe\",\"symbols\":[\"X1\",\"X2\"]}");
+	expect_type(a, "subscribed");
+	send_text(a, "{\"op\":\"subscribe\",\"symbols\":[\"AAPL\"]}");
+	expect_type(a, "subscribed");
+	j = next_json(a, &kind);
+	assert_int_equal(kind, SESSION_OUT_UPDATES);
+	json_decref(j);
+	assert_int_equal(engine_pending_count(e), 2);
+
+	/* Two new ones would make 4 in all. */
+	send_text(b, "{\"op\":\"subscribe\",\"symbols\":[\"Y1\",\"Y2\"]}");
+	expect_too_many(b, "max-pending-symbols-total");
+	/* X1 is a's already: one new placeholder, 3 in all. */
+	send_text(b, "{\"op\":\"subscribe\",\"symbols\":[\"X1\",\"Y1\"]}");
+	expect_type(b, "subscribed");
+	assert_int_equal(engine_pending_count(e), 3);
+	send_text(b, "{\"op\":\"subscribe\",\"symbols\":[\"AAPL\"]}");
+	expect_type(b, "subscribed");
+	j = next_json(b, &kind);
+	assert_int_equal(kind, SESSION_OUT_UPDATES);
+	json_decref(j);
+	send_text(b, "{\"op\":\"subscribe\",\"symbols\":[\"MSFT\"]}");
+	expect_too_many(b, "max-symbols");
+	session_hub_get_stats(f->hub, &st);
+	assert_int_equal(st.subscribes_refused[SESSION_BOUND_SYMBOLS], 1);
+	assert_int_equal(st.subscribes_refused[SESSION_BOUND_PENDING], 1);
+	assert_int_equal(st.subscribes_refused[SESSION_BOUND_PENDING_TOTAL], 1);
+
+	session_close(a); /* X2 goes; X1 is b's too */
+	assert_int_equal(engine_pending_count(e), 2);
+	apply(f, "Y1", "1.25");
+	assert_int_equal(engine_pending_count(e), 1);
+	session_close(b);
+	assert_int_equal(engine_pending_count(e), 0);
+	fixture_free(f);
+}
+
 static void
 test_sustained_flood_is_refused_then_closed_1008(void **state)
 {
@@ -429,6 +526,8 @@ main(void)
 	                test_sustained_flood_is_refused_then_closed_1008),
 	        cmocka_unit_test(test_replies_left_unread_close_the_session),
 	        cmocka_unit_test(test_entitlements_refuse_the_whole_request),
+	        cmocka_unit_test(
+	                test_names_with_no_data_are_bounded_per_session_and_in_all),
 	        cmocka_unit_test(
 	                test_max_hz_asks_to_be_woken_and_closing_all_comes_first),
 	        cmocka_unit_test(test_quiet_session_gets_a_heartbeat),
