@@ -37,6 +37,7 @@ const char cli_version_string[] = PUBLISHER_NAME_VERSION;
 #define MAX_PING_SECS      3600u        /* 1 hour */
 #define MAX_MESSAGE_BYTES  (1ull << 30) /* 1 GiB */
 #define MAX_SYMBOLS        1000000u
+#define MAX_SYMBOLS_TOTAL  100000000u
 #define MAX_CONNECTIONS    1000000u
 #define MAX_HANDSHAKE_SECS 300u
 /* Retention: an age of up to 100 years, a row count up to 10^15. */
@@ -398,6 +399,26 @@ static const struct setting rows[] = {
         SETTING_UINT("max-symbols", "N", FOR_SERVING, SERVING, struct cli,
                      server.max_symbols, 1, MAX_SYMBOLS, NULL, "10000",
                      "subscriptions per connection"),
+        SETTING_UINT("max-pending-symbols", "N", FOR_SERVING, SERVING,
+                     struct cli, server.max_pending_symbols, 1, MAX_SYMBOLS,
+                     NULL, "1000",
+                     "of those, symbols that have no data yet (each holds a "
+                     "placeholder of about 0.7 KB until its first tick); "
+                     "more are refused with too_many_symbols"),
+        SETTING_UINT("max-pending-symbols-total", "N", FOR_SERVING, SERVING,
+                     struct cli, server.max_pending_symbols_total, 1,
+                     MAX_SYMBOLS_TOTAL, NULL, "100000",
+                     "symbols with no data yet that all connections together "
+                     "may subscribe to: the default caps their placeholders "
+                     "at about 70 MB; beyond it new ones are refused, "
+                     "symbols with data are still served"),
+        SETTING_UINT("max-symbols-total", "N", FOR_SERVING, SERVING, struct cli,
+                     server.max_symbols_total, 1, MAX_SYMBOLS_TOTAL, NULL,
+                     "1000000",
+                     "symbols with data: ticks of further new symbols are "
+                     "refused, counted and logged; at about 2 KB a symbol "
+                     "with a store (0.7 KB without) the default caps them "
+                     "at about 2 GB"),
         SETTING_NUMBER("rate-limit", "OPS", FOR_SERVING, SERVING, struct cli,
                        server.ops_per_sec, 0,
                        "must be a number of ops per second > 0, e.g. 100 or "

@@ -128,6 +128,25 @@ metrics_stream(struct server *s, FILE *f)
 	pipeline_get_stats(s->pipeline, &ps);
 	metric_u64(f, "publisher_symbols", "gauge", "Symbols with data.",
 	           es.symbols);
+	metric_u64(f, "publisher_symbols_max", "gauge",
+	           "The --max-symbols-total limit on symbols with data.",
+	           s->opt->max_symbols_total);
+	metric_u64(f, "publisher_symbols_refused_total", "counter",
+	           "Ticks refused because their symbol would have been one "
+	           "more with data than --max-symbols-total.",
+	           es.symbols_refused);
+	metric_u64(f, "publisher_symbols_pending", "gauge",
+	           "Symbols subscribed to that have no data yet.", es.pending);
+	metric_u64(f, "publisher_symbols_pending_max", "gauge",
+	           "The --max-pending-symbols-total limit.",
+	           s->opt->max_pending_symbols_total);
+	metric_family(f, "publisher_subscribes_refused_total", "counter",
+	              "Subscribes refused with too_many_symbols, by the limit "
+	              "they met.");
+	for (i = 0; i < SESSION_BOUNDS; i++)
+		metric_labeled(f, "publisher_subscribes_refused_total", "limit",
+		               session_bound_names[i],
+		               hs.subscribes_refused[i]);
 	metric_u64(f, "publisher_subscriptions", "gauge", "Subscriptions held.",
 	           es.subscriptions);
 	metric_u64(f, "publisher_ticks_applied_total", "counter",

@@ -50,6 +50,7 @@ struct pipeline {
 	struct tick *batch; /* DRAIN_BUDGET ticks */
 	struct pipeline_stats stats;
 	bool logged_waiting;
+	uint64_t symbols_refused; /* the engine's count, as last logged */
 };
 
 /* ------------------------------------------------------------- the drain */
@@ -79,6 +80,26 @@ sinks_space(struct pipeline *p, size_t budget)
 			budget = room;
 	}
 	return budget;
+}
+
+/* Ticks of symbols new to the engine beyond its bound
+ * (engine_set_max_symbols) are refused there, before any sink sees them;
+ * the operator hears of it here, a few lines per 10 s at most. */
+static void
+log_refused_symbols(struct pipeline *p)
+{
+	struct engine_stats es;
+
+	engine_get_stats(p->engine, &es);
+	if (es.symbols_refused == p->symbols_refused)
+		return;
+	log_limited(
+	        LOG_WARN,
+	        "feed: %llu ticks of new symbols refused: %zu symbols "
+	        "have data, the limit (--max-symbols-total)",
+	        (unsigned long long)(es.symbols_refused - p->symbols_refused),
+	        es.symbols);
+	p->symbols_refused = es.symbols_refused;
 }
 
 /*
@@ -135,6 +156,7 @@ drain(void *ctx)
 		p->stats.drains++;
 		p->stats.drained_ticks += n;
 	}
+	log_refused_symbols(p);
 	p->stats.flush_mono_us = clock_mono_us();
 	engine_flush(p->engine);
 	/* Still more waiting: come back after this turn's writes rather than

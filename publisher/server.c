@@ -297,6 +297,16 @@ server_create(const struct server_options *opt,
 	s->pipeline = parts->pipeline;
 	s->engine = pipeline_engine(parts->pipeline);
 	s->started = time(NULL);
+	/* Set before the feed starts; what the store gave back is served
+	 * whole, even beyond the bound. */
+	engine_set_max_symbols(s->engine, opt->max_symbols_total);
+	if (opt->max_symbols_total &&
+	    engine_symbol_count(s->engine) > opt->max_symbols_total)
+		log_warn(
+		        "the store holds %zu symbols, more than "
+		        "--max-symbols-total %zu: all are served, but ticks of "
+		        "symbols new to the server are refused",
+		        engine_symbol_count(s->engine), opt->max_symbols_total);
 
 	if (opt->auth_secret) {
 		char why[400];
@@ -365,6 +375,8 @@ server_create(const struct server_options *opt,
 		hc.headroom = LWS_PRE;
 		hc.heartbeat_ms = opt->heartbeat_ms;
 		hc.max_symbols = opt->max_symbols;
+		hc.max_pending_symbols = opt->max_pending_symbols;
+		hc.max_pending_symbols_total = opt->max_pending_symbols_total;
 		hc.ops_per_sec = opt->ops_per_sec;
 		hc.ops_burst = opt->ops_burst;
 		s->hub = session_hub_create(&hc);

@@ -47,6 +47,14 @@ struct server_options {
 	double ops_burst;
 	bool compression; /* take permessage-deflate when offered */
 
+	/* Symbols with no data yet that clients may subscribe to: per
+	 * connection, and all connections together. */
+	size_t max_pending_symbols;
+	size_t max_pending_symbols_total;
+	/* Symbols with data: server_create() gives the pipeline's engine
+	 * this bound (engine_set_max_symbols). */
+	size_t max_symbols_total;
+
 	/* Exposure (README "Security"). */
 	const char *auth_secret; /* HS256 key file; NULL = no tokens */
 	/* Origins allowed to open /ws and call /api ("https://host:port",
