@@ -147,6 +147,10 @@ metrics_stream(struct server *s, FILE *f)
 		metric_labeled(f, "publisher_subscribes_refused_total", "limit",
 		               session_bound_names[i],
 		               hs.subscribes_refused[i]);
+	metric_u64(f, "publisher_memory_trims_total", "counter",
+	           "Times memory freed after clients left was handed back to "
+	           "the system.",
+	           s->m.memory_trims);
 	metric_u64(f, "publisher_subscriptions", "gauge", "Subscriptions held.",
 	           es.subscriptions);
 	metric_u64(f, "publisher_ticks_applied_total", "counter",

@@ -16,6 +16,9 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +44,10 @@
 #define SHUTDOWN_GRACE_US (1000 * LWS_US_PER_MS)
 /* Threads answering history and export requests. */
 #define QUERY_THREADS 2
+/* Freed memory is handed back to the system after a burst of frees of at
+ * least this much, once it is over, and at most this often. */
+#define TRIM_AFTER_BYTES (1u << 20)
+#define TRIM_EVERY_US    (1000 * LWS_US_PER_MS)
 
 /* The query workers' wake: only the owners whose jobs have news. */
 static void
@@ -65,9 +72,52 @@ begin_shutdown(struct server *s)
 }
 
 /*
+ * Hand freed memory back to the system once clients that held many symbols
+ * have gone. glibc keeps freed memory for reuse and gives back little of
+ * it by itself, so after a flood of subscriptions to made-up names the
+ * process would stay at its peak size. When the engine has freed
+ * TRIM_AFTER_BYTES or more since the last trim and a whole housekeeping
+ * tick went by without more (the burst is over), malloc_trim() returns the
+ * free pages of every arena. It walks the free lists, a few milliseconds
+ * for a heap of hundreds of MB, hence at most once a second. While frees
+ * keep coming it waits: allocations then usually keep coming too, and
+ * reuse that memory.
+ */
+static void
+trim_after_frees(struct server *s)
+{
+#ifdef __GLIBC__
+	struct engine_stats es;
+	int64_t t0 = clock_mono_us();
+	uint64_t freed;
+
+	engine_get_stats(s->engine, &es);
+	if (es.bytes_freed != s->trim.freed_seen) {
+		s->trim.freed_seen = es.bytes_freed;
+		return;
+	}
+	freed = es.bytes_freed - s->trim.freed_trimmed;
+	if (freed < TRIM_AFTER_BYTES ||
+	    (s->trim.last_us && t0 - s->trim.last_us < TRIM_EVERY_US))
+		return;
+	malloc_trim(0);
+	s->trim.freed_trimmed = es.bytes_freed;
+	s->trim.last_us = clock_mono_us();
+	s->m.memory_trims++;
+	log_debug("memory: the engine freed %llu KiB since the last trim; "
+	          "free memory handed back to the system in %lld us",
+	          (unsigned long long)(freed / 1024),
+	          (long long)(s->trim.last_us - t0));
+#else
+	(void)s;
+#endif
+}
+
+/*
  * Periodic: heartbeats on idle connections and token expiry (the
- * sessions'), log summaries. One timer for the whole server instead of one
- * per connection keeps the per-write cost flat.
+ * sessions'), log summaries, freed memory handed back. One timer for the
+ * whole server instead of one per connection keeps the per-write cost
+ * flat.
  */
 static void
 housekeeping(lws_sorted_usec_list_t *sul)
@@ -76,6 +126,7 @@ housekeeping(lws_sorted_usec_list_t *sul)
 
 	session_hub_housekeeping(s->hub, clock_wall_us());
 	log_flush_suppressed();
+	trim_after_frees(s);
 	lws_sul_schedule(s->context, 0, &s->housekeeping, housekeeping,
 	                 HOUSEKEEPING_US);
 }

@@ -54,6 +54,15 @@ struct server_metrics {
 	uint64_t refused_ws[REFUSED_COUNT];
 	uint64_t refused_api[REFUSED_COUNT];
 	uint64_t rx_paused; /* times input was held while output waited */
+	/* Times freed memory was handed back to the system. */
+	uint64_t memory_trims;
+};
+
+/* When freed memory was last handed back (server.c, housekeeping). */
+struct memory_trim {
+	uint64_t freed_seen;    /* the engine's bytes_freed a tick ago */
+	uint64_t freed_trimmed; /* ... at the last trim */
+	int64_t last_us;        /* the last trim (monotonic) */
 };
 
 /* Open connections per peer address, for --max-connections-per-ip. */
@@ -125,6 +134,7 @@ struct server {
 	struct auth *auth; /* NULL: no --auth-secret, everyone sees all */
 	struct admission admitted;
 	struct server_metrics m;
+	struct memory_trim trim;
 	time_t started;
 
 	char *frame;                /* LWS_PRE + FRAME_CAP: HTTP bodies */
