@@ -35,6 +35,24 @@
 typedef int (*sink_state_fn)(const char *symbol, struct symbol_state *out,
 			     void *ctx);
 
+/* A rewind (see sink_ops.rewind): keep a symbol's ticks up to seq. */
+struct sink_cut {
+	char symbol[TICK_SYMBOL_MAX + 1];
+	uint64_t seq;
+};
+
+/* What a rewind came to, for its done() callback; borrowed for the call. */
+struct sink_rewound {
+	int rc;		   /* 0, or -1: not done (the sink is closing) */
+	const char *epoch; /* the new epoch */
+	/* Each cut symbol's state at its cut (seq 0: no tick of it is left),
+	 * as the sink's ticks make it. */
+	const struct symbol_state *states;
+	size_t count;
+};
+
+typedef void (*sink_rewind_done_fn)(const struct sink_rewound *r, void *ctx);
+
 struct sink_status {
 	int64_t lag_us;	    /* age of the oldest tick waiting, 0 if none */
 	size_t queued;	    /* ticks waiting */
@@ -68,6 +86,15 @@ struct sink_ops {
 	 * in why when it cannot (an edge's store holds the old life): the
 	 * pipeline then stops feeding it. Thread: the loop. */
 	int (*epoch)(void *sink, const char *epoch, char *why, size_t len);
+	/* Optional (NULL: the sink cannot go back). A replay went back in
+	 * time (feed.h, feed_set_rewind): drop every tick of each cut's
+	 * symbol after its seq, in order with the ticks appended before
+	 * this call, put those symbols' states back to what their remaining
+	 * ticks make, and begin a new epoch. Returns 0 when it is queued:
+	 * done() is then called once, from the sink's thread; -1 when it
+	 * cannot be (out of memory, closing). Thread: the loop. */
+	int (*rewind)(void *sink, const struct sink_cut *cuts, size_t n,
+		      sink_rewind_done_fn done, void *ctx);
 };
 
 struct sink {

@@ -123,8 +123,8 @@ store__sym_table_free(struct sym_table *t)
 
 /* ------------------------------------------------------------ opening */
 
-static void
-make_epoch(char *out)
+void
+store__make_epoch(char *out)
 {
 	unsigned char rnd[EPOCH_BYTES];
 	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -182,7 +182,7 @@ migrate(struct store *s, int version, const char *want_epoch, char *err,
 		if (want_epoch)
 			snprintf(epoch, sizeof epoch, "%s", want_epoch);
 		else
-			make_epoch(epoch);
+			store__make_epoch(epoch);
 		rc = sqlite3_prepare_v2(s->db,
 		                        "INSERT INTO meta (id, epoch, "
 		                        "created_at, next_tick_id, max_ts, "
@@ -717,6 +717,50 @@ store__apply_restores(struct store *s)
 	free(r);
 }
 
+int
+store_rewind(struct store *s, const struct sink_cut *cuts, size_t n,
+             sink_rewind_done_fn done, void *ctx)
+{
+	struct sink_cut *copy = malloc((n ? n : 1) * sizeof *copy);
+	int rc = -1;
+
+	if (!copy)
+		return -1;
+	memcpy(copy, cuts, n * sizeof *copy);
+	pthread_mutex_lock(&s->mu);
+	if (!s->stopping && s->nrewinds == s->rewinds_cap) {
+		size_t cap = s->rewinds_cap ? s->rewinds_cap * 2 : 4;
+		struct rewind *p = realloc(s->rewinds, cap * sizeof *p);
+
+		if (p) {
+			s->rewinds = p;
+			s->rewinds_cap = cap;
+		}
+	}
+	if (!s->stopping && s->nrewinds < s->rewinds_cap) {
+		struct rewind *rw = &s->rewinds[s->nrewinds++];
+
+		rw->at = s->appended;
+		rw->cuts = copy;
+		rw->ncuts = n;
+		rw->done = done;
+		rw->ctx = ctx;
+		copy = NULL;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(copy);
+	if (!rc)
+		pthread_cond_signal(&s->cond);
+	return rc;
+}
+
+bool
+store__rewind_due(const struct store *s)
+{
+	return s->nrewinds && s->rewinds[0].at == s->released;
+}
+
 size_t
 store_append_space(struct store *s)
 {
@@ -752,6 +796,7 @@ store_append(struct store *s, const struct tick *ticks, size_t n)
 	memcpy(&s->ring[0], ticks + first, (n - first) * sizeof *ticks);
 	for (size_t i = 0; i < n; i++)
 		s->enq_us[(tail + i) % s->cap] = now;
+	s->appended += n;
 	/* The writer needs waking only when it sleeps without a deadline for
 	 * these ticks (the queue was empty) or a full batch is ready. */
 	signal = s->writer_waiting &&
@@ -783,14 +828,24 @@ writer_wait(struct store *s)
 		int64_t now = clock_mono_us(), deadline;
 		struct timespec ts;
 
+		/* A rewind whose ticks are written: its turn. */
+		if (store__rewind_due(s))
+			break;
 		if (s->count) {
 			int64_t due = s->enq_us[s->head] + s->commit_us;
 
 			/* A full queue is written at once: waiting would
-			 * only hold up a replay or make a live feed drop. */
+			 * only hold up a replay or make a live feed drop.
+			 * So are the ticks before a rewind, which a replay
+			 * waits for. */
 			if (s->stopping || s->count >= BATCH_MAX ||
-			    s->count == s->cap || now >= due) {
+			    s->count == s->cap || now >= due || s->nrewinds) {
 				n = s->count < BATCH_MAX ? s->count : BATCH_MAX;
+				/* Not past a rewind: it runs between. */
+				if (s->nrewinds &&
+				    n > s->rewinds[0].at - s->released)
+					n = (size_t)(s->rewinds[0].at -
+					             s->released);
 				break;
 			}
 			deadline = due;
@@ -842,6 +897,7 @@ writer_main(void *arg)
 		store__apply_restores(s);
 		if (n || s->npending_gaps)
 			store__writer_batch(s, n);
+		store__rewind_step(s);
 		if (s->db && clock_mono_us() >= s->next_retain_us &&
 		    !writer_stopping(s))
 			store__retention_step(s);
@@ -892,6 +948,7 @@ store_close(struct store *s)
 	free(s->batch.order);
 	free(s->batch.groups);
 	free(s->restores);
+	store__rewinds_free(s);
 	free(s->gaps);
 	free(s->gap_slots);
 	free(s->pending_gaps);

@@ -24,6 +24,10 @@
  * (store_read_gaps). The kill -9 promise below holds while there are no
  * gaps.
  *
+ * Rewinding. A replay that seeks back has the store drop what it stored
+ * after the target, in order with its ticks (store_rewind, in
+ * store_rewind.c), under a new epoch.
+ *
  * Failures (disk full, read-only file): the writer keeps the batch, logs the
  * cause at most once a minute, retries, and resumes when the cause clears.
  * Meanwhile the queue stays full: a live feed goes on, dropping into gaps.
@@ -150,6 +154,27 @@ store_append(struct store *s, const struct tick *ticks, size_t n);
  * Thread-safe. Returns 0, or -1 when out of memory. */
 int
 store_restore_state(struct store *s, const struct symbol_state *st);
+
+/*
+ * A replay's backward seek (feeds/feed.h, feed_set_rewind): for each cut,
+ * drop the symbol's stored ticks with seqs after cut.seq (they come again
+ * as the replay plays on), so that playing a file to the end after any
+ * seeks leaves each of its ticks stored once. Queued with the ticks, it
+ * runs once the ticks appended before it are written, and in one
+ * transaction deletes those ticks (their runs, and the commits and gaps
+ * they leave empty), writes each cut symbol's state as its remaining ticks
+ * make it (folded from the first with symbol_state_apply: exact while the
+ * store holds every tick of the symbol, as a replay's store without
+ * retention does; after retention it is the fold of what is left) and a
+ * new epoch, since the cut seqs are handed out again for other states.
+ * Then done() is called on the writer thread with those states and the
+ * epoch (rc -1 when the store closed before it could be written). Failed
+ * writes are retried as batches are. Returns 0, or -1 when out of memory
+ * or closing (done() is then never called). Thread-safe.
+ */
+int
+store_rewind(struct store *s, const struct sink_cut *cuts, size_t n,
+	     sink_rewind_done_fn done, void *ctx);
 
 /* Thread-safe. */
 void

@@ -6,6 +6,7 @@
  *                  it records when the queue is full
  *   store_write.c  writing a batch in one transaction, failures and
  *                  retries, retention
+ *   store_rewind.c a replay's seek back: dropping what came after it
  *   store_read.c   store_reader: history, export, bars and gaps
  *   store_sql.c    the SQLite helpers they all use
  *
@@ -122,6 +123,16 @@ struct restore {
 	struct symbol_state st;
 	bool has_gap;
 	struct gap gap;
+};
+
+/* A rewind (store_rewind), queued: it runs when the writer has released
+ * `at` ring slots in all, i.e. written every tick appended before it. */
+struct rewind {
+	uint64_t at;
+	struct sink_cut *cuts;
+	size_t ncuts;
+	sink_rewind_done_fn done;
+	void *ctx;
 };
 
 /* One tick of the batch being written. */
@@ -241,6 +252,12 @@ struct store {
 	size_t gap_mask;
 	int64_t dropping_since_us; /* wall clock */
 
+	/* Rewinds, in order with the ticks: appended and released count ring
+	 * slots since the start (under mu). */
+	uint64_t appended, released;
+	struct rewind *rewinds;
+	size_t nrewinds, rewinds_cap;
+
 	/* Writer thread: gaps taken from restores, written with the next
 	 * transaction. */
 	struct gap *pending_gaps;
@@ -328,7 +345,25 @@ int store__writer_pragmas(struct store *s, char *err, size_t errlen);
  * wait in pending_gaps for the next transaction. */
 void store__apply_restores(struct store *s);
 
+/* A fresh epoch: 2 * EPOCH_BYTES hex digits and a NUL into out. */
+void store__make_epoch(char *out);
+
+/* Under mu: the first queued rewind is due (every tick appended before it
+ * is written). */
+bool store__rewind_due(const struct store *s);
+
+/* store_rewind.c: run the first queued rewind when it is due. Writer
+ * thread. */
+void store__rewind_step(struct store *s);
+
+/* store_rewind.c: free what the queued rewinds hold (store_close). */
+void store__rewinds_free(struct store *s);
+
 /* store_write.c: writing and retention */
+
+/* Bind one symbol's state (gr->st, with gr->sym, gr->max_ts, gr->max_lag)
+ * as the parameters of W_STATE. */
+void store__bind_state(sqlite3_stmt *q, const struct group *gr);
 
 /* Write the next n queued ticks, retrying until it works, or, when the
  * store is closing and has failed for CLOSE_GIVE_UP_US, give up on

@@ -247,6 +247,13 @@ sink_epoch(void *impl, const char *epoch, char *why, size_t len)
 	return -1;
 }
 
+static int
+sink_rewind(void *impl, const struct sink_cut *cuts, size_t n,
+            sink_rewind_done_fn done, void *ctx)
+{
+	return store_rewind(impl, cuts, n, done, ctx);
+}
+
 static const struct sink_ops store_sink_ops = {
         .name = "store",
         .space = sink_space,
@@ -256,6 +263,7 @@ static const struct sink_ops store_sink_ops = {
         .status = sink_status,
         .restore = sink_restore,
         .epoch = sink_epoch,
+        .rewind = sink_rewind,
 };
 
 struct sink

@@ -218,8 +218,8 @@ bind_tick(sqlite3_stmt *st, int p, int64_t id, int64_t symbol_id,
 	        store__scales_pack(t->value, t->present, TICK_FIELD_COUNT));
 }
 
-static void
-bind_state(sqlite3_stmt *q, const struct group *gr)
+void
+store__bind_state(sqlite3_stmt *q, const struct group *gr)
 {
 	const struct symbol_state *st = &gr->st;
 	int f;
@@ -294,7 +294,7 @@ batch_write(struct store *s)
 		sqlite3_bind_int64(w[W_RUN], 5, gr->ts_min);
 		rc = store__step_done(w[W_RUN]);
 		if (rc == SQLITE_OK) {
-			bind_state(w[W_STATE], gr);
+			store__bind_state(w[W_STATE], gr);
 			rc = store__step_done(w[W_STATE]);
 		}
 	}
@@ -327,7 +327,7 @@ batch_write(struct store *s)
 			gr.st = row->st;
 			gr.max_ts = row->sym->max_ts;
 			gr.max_lag = row->sym->max_lag;
-			bind_state(w[W_STATE], &gr);
+			store__bind_state(w[W_STATE], &gr);
 			rc = store__step_done(w[W_STATE]);
 		}
 	}
@@ -438,6 +438,7 @@ release_slots(struct store *s, size_t n, const struct batch *b)
 	pthread_mutex_lock(&s->mu);
 	s->head = (s->head + n) % s->cap;
 	s->count -= n;
+	s->released += n;
 	queued = s->count;
 	if (queued)
 		lag = now - s->enq_us[s->head];

@@ -5,7 +5,9 @@
  * database, a foreign database, a missing directory, a second writer),
  * migration from an older schema, reads (time ranges, last-N, every symbol,
  * several symbols, out-of-order timestamps), bars, retention by rows and by
- * age, back-pressure, and recovery from a write failure.
+ * age, back-pressure, recovery from a write failure, and a replay's
+ * rewind (what it drops and keeps, the state it gives back, its order in
+ * the queue).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -1340,6 +1342,306 @@ test_refused_tick_not_stored(void **state)
 	engine_destroy(e);
 }
 
+/* ------------------------------------------------------------- rewinds */
+
+/* What a rewind's done() was given. */
+struct rewound {
+	int done; /* set last, with __atomic */
+	int rc;
+	char epoch[64];
+	struct symbol_state st[8];
+	size_t n;
+};
+
+static void
+rewound_cb(const struct sink_rewound *r, void *ctx)
+{
+	struct rewound *w = ctx;
+
+	w->rc = r->rc;
+	snprintf(w->epoch, sizeof w->epoch, "%s", r->epoch ? r->epoch : "");
+	w->n = r->count < 8 ? r->count : 8;
+	memcpy(w->st, r->states, w->n * sizeof *w->st);
+	__atomic_store_n(&w->done, 1, __ATOMIC_RELEASE);
+}
+
+static void
+wait_rewound(struct rewound *w)
+{
+	int i;
+
+	for (i = 0; i < 5000 && !__atomic_load_n(&w->done, __ATOMIC_ACQUIRE);
+	     i++)
+		timing_sleep_ms(2);
+	if (!__atomic_load_n(&w->done, __ATOMIC_ACQUIRE))
+		fail_msg("the rewind was never done");
+	assert_int_equal(w->rc, 0);
+}
+
+/* The state of symbol among w's. */
+static const struct symbol_state *
+rewound_state(const struct rewound *w, const char *symbol)
+{
+	size_t i;
+
+	for (i = 0; i < w->n; i++)
+		if (!strcmp(w->st[i].symbol, symbol))
+			return &w->st[i];
+	fail_msg("no state for '%s' came back", symbol);
+	return NULL;
+}
+
+/* Every stored tick of every symbol, in seq order per symbol, equals
+ * want[0..n) of that symbol (ts, seq, fields). */
+static void
+check_stored(const struct fixture *f, const struct tick *want, size_t n)
+{
+	static const char *const syms[] = {"AAPL", "MSFT", "BRK.B", "ES:H4",
+	                                   "X/Y-Z_1"};
+	struct store_reader *r = open_reader(f);
+	size_t total = 0, k;
+
+	for (k = 0; k < 5; k++) {
+		const char *one[1] = {syms[k]};
+		struct collected c =
+		        read_ticks(r, one, 1, INT64_MIN, INT64_MAX, 0);
+		size_t i, j = 0;
+
+		for (i = 0; i < n; i++) {
+			if (strcmp(want[i].symbol, syms[k]))
+				continue;
+			if (j >= c.n)
+				fail_msg("%s: %zu ticks stored, more expected",
+				         syms[k], c.n);
+			assert_int_equal(c.v[j].ts, want[i].ts);
+			assert_int_equal(c.v[j].seq, want[i].seq);
+			assert_int_equal(c.v[j].present, want[i].present);
+			for (int fl = 0; fl < TICK_FIELD_COUNT; fl++) {
+				if (!tick_has(&want[i], fl))
+					continue;
+				assert_int_equal(c.v[j].value[fl].mantissa,
+				                 want[i].value[fl].mantissa);
+				assert_int_equal(c.v[j].value[fl].scale,
+				                 want[i].value[fl].scale);
+			}
+			j++;
+		}
+		assert_int_equal(c.n, j);
+		total += c.n;
+		free(c.v);
+	}
+	assert_int_equal(total, n);
+	store_reader_close(r);
+}
+
+/* commits.max_ts never goes down along the ids, nor a symbol's runs'
+ * along (max_ts, first_id) with their ids: what retention and the reads
+ * rely on. */
+static void
+check_order(const struct fixture *f)
+{
+	assert_int_equal(sql_int(f->path,
+	                         "SELECT count(*) FROM commits AS a JOIN "
+	                         "commits AS b ON b.id > a.id WHERE b.max_ts "
+	                         "< a.max_ts"),
+	                 0);
+	assert_int_equal(sql_int(f->path,
+	                         "SELECT count(*) FROM runs AS a JOIN runs AS "
+	                         "b ON b.symbol_id = a.symbol_id AND "
+	                         "(b.max_ts, b.first_id) > (a.max_ts, "
+	                         "a.first_id) WHERE b.first_id < a.first_id"),
+	                 0);
+	/* Every tick lies in a run of its symbol. */
+	assert_int_equal(sql_int(f->path,
+	                         "SELECT count(*) FROM ticks AS t WHERE NOT "
+	                         "EXISTS (SELECT 1 FROM runs AS r WHERE "
+	                         "r.symbol_id = t.symbol_id AND t.id >= "
+	                         "r.first_id AND t.id < r.first_id + "
+	                         "r.count)"),
+	                 0);
+}
+
+/*
+ * A replay's seek back: ticks of five symbols written over many commits
+ * (one of them late), then a rewind to the place where the first K were
+ * applied. The store keeps exactly those K, each symbol's state is the one
+ * an engine had after them (derived fields and change seqs included), a
+ * new epoch is written, and the ticks from K on, applied again from those
+ * states, are stored once: the store then holds all N, as if there had
+ * been no seek, under the new epoch, after a restart too.
+ */
+static void
+test_rewind_drops_what_came_after_the_cut(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 3000, K = 1700, STEP = 250 };
+	static struct tick t[N];
+	struct engine *e = new_engine(), *ref = new_engine(), *again;
+	struct sink_cut cuts[5];
+	struct rewound w = {0};
+	char old_epoch[64];
+	struct store *s;
+	size_t i, k, ncuts = 0;
+
+	make_ticks(t, N, 1700000000000000ll);
+	/* A late tick: older than the ticks before it. */
+	t[K + 3].ts -= 50000;
+	t[K - 400].ts -= 50000;
+	s = open_store(f, NULL);
+	snprintf(old_epoch, sizeof old_epoch, "%s", store_epoch(s));
+	for (i = 0; i < N; i += STEP) {
+		feed(e, s, t + i, STEP);
+		wait_written(s, i + STEP);
+	}
+	for (i = 0; i < K; i++)
+		engine_apply_tick(ref, &t[i]);
+
+	/* Per symbol: its seq now, less its ticks from K on. */
+	for (i = K; i < N; i++) {
+		for (k = 0; k < ncuts && strcmp(cuts[k].symbol, t[i].symbol);
+		     k++)
+			;
+		if (k == ncuts) {
+			struct symbol_state st;
+
+			assert_int_equal(engine_get_state(e, t[i].symbol, &st),
+			                 0);
+			memset(&cuts[k], 0, sizeof cuts[k]);
+			snprintf(cuts[k].symbol, sizeof cuts[k].symbol, "%s",
+			         t[i].symbol);
+			cuts[k].seq = st.seq;
+			ncuts++;
+		}
+		cuts[k].seq--;
+	}
+	assert_int_equal(store_rewind(s, cuts, ncuts, rewound_cb, &w), 0);
+	wait_rewound(&w);
+	assert_int_equal(w.n, ncuts);
+	assert_int_equal(strlen(w.epoch), 16);
+	assert_string_not_equal(w.epoch, old_epoch);
+	again = new_engine();
+	for (k = 0; k < ncuts; k++) {
+		struct symbol_state want;
+		const struct symbol_state *got =
+		        rewound_state(&w, cuts[k].symbol);
+
+		assert_int_equal(engine_get_state(ref, cuts[k].symbol, &want),
+		                 0);
+		assert_state_equal(got, &want);
+		assert_int_equal(got->seq, cuts[k].seq);
+		assert_int_equal(engine_restore_symbol(again, got), 0);
+	}
+	check_stored(f, t, K);
+	check_order(f);
+	assert_string_equal(sql_text(f->path, "SELECT epoch FROM meta"),
+	                    w.epoch);
+
+	/* Played on from the cut: the same ticks, the same seqs. */
+	for (i = K; i < N; i += STEP) {
+		size_t n = N - i < STEP ? N - i : STEP;
+		uint64_t seqs[STEP];
+
+		for (k = 0; k < n; k++)
+			seqs[k] = t[i + k].seq;
+		feed(again, s, t + i, n);
+		for (k = 0; k < n; k++)
+			assert_int_equal(t[i + k].seq, seqs[k]);
+	}
+	store_close(s);
+	check_stored(f, t, N);
+	check_order(f);
+
+	/* A restart: the new epoch, and the state of the whole file. */
+	{
+		struct store_options o = {.path = f->path};
+		struct state_check c = {e, 0};
+
+		s = store_open(&o, err, sizeof err);
+		if (!s)
+			fail_msg("store_open: %s", err);
+		assert_string_equal(store_epoch(s), w.epoch);
+		assert_int_equal(store_load_state(s, check_state, &c), 0);
+		assert_int_equal(c.seen, 5);
+		store_close(s);
+	}
+	engine_destroy(again);
+	engine_destroy(ref);
+	engine_destroy(e);
+}
+
+/*
+ * A rewind is queued with the ticks: one asked for while ticks are still
+ * queued runs after them, and ticks queued after it are written after it.
+ * A symbol cut to seq 0 loses its ticks and its state row.
+ */
+static void
+test_rewind_in_order_with_the_queue(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.commit_ms = 1000};
+	struct tick a[100], b[30], z[5];
+	struct sink_cut cuts[2] = {{"Q", 50}, {"Z", 0}};
+	struct rewound w = {0};
+	struct store *s;
+	size_t i;
+
+	for (i = 0; i < 100; i++) {
+		a[i] = tick_quote("Q", 1000 + (int64_t)i, dec_raw(100 + i, 2),
+		                  dec_raw(200 + i, 2));
+		a[i].seq = i + 1;
+	}
+	for (i = 0; i < 30; i++) {
+		b[i] = tick_quote("Q", 2000 + (int64_t)i, dec_raw(500 + i, 1),
+		                  dec_raw(600 + i, 1));
+		b[i].seq = 51 + i;
+	}
+	for (i = 0; i < 5; i++) {
+		z[i] = tick_trade("Z", 1500 + (int64_t)i, dec_raw(7, 0),
+		                  dec_raw(1, 0));
+		z[i].seq = i + 1;
+	}
+	/* A long commit interval: the ticks are still queued when the
+	 * rewind and the ticks after it come. */
+	s = open_store(f, &o);
+	assert_int_equal(store_append(s, a, 100), 0);
+	assert_int_equal(store_append(s, z, 5), 0);
+	assert_int_equal(store_rewind(s, cuts, 2, rewound_cb, &w), 0);
+	assert_int_equal(store_append(s, b, 30), 0);
+	wait_rewound(&w);
+	assert_int_equal(rewound_state(&w, "Q")->seq, 50);
+	assert_int_equal(rewound_state(&w, "Z")->seq, 0);
+	store_close(s);
+
+	{
+		struct store_reader *r = open_reader(f);
+		const char *q[1] = {"Q"}, *zz[1] = {"Z"};
+		struct collected c =
+		        read_ticks(r, q, 1, INT64_MIN, INT64_MAX, 0);
+		struct collected cz =
+		        read_ticks(r, zz, 1, INT64_MIN, INT64_MAX, 0);
+
+		assert_int_equal(c.n, 80);
+		for (i = 0; i < 80; i++) {
+			assert_int_equal(c.v[i].seq, i + 1);
+			assert_int_equal(c.v[i].ts,
+			                 i < 50 ? a[i].ts : b[i - 50].ts);
+		}
+		assert_int_equal(cz.n, 0);
+		free(c.v);
+		free(cz.v);
+		store_reader_close(r);
+	}
+	assert_int_equal(sql_int(f->path, "SELECT seq FROM state AS st JOIN "
+	                                  "symbols AS s ON s.id = "
+	                                  "st.symbol_id WHERE s.name = 'Q'"),
+	                 80);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM state AS st "
+	                                  "JOIN symbols AS s ON s.id = "
+	                                  "st.symbol_id WHERE s.name = 'Z'"),
+	                 0);
+	check_order(f);
+}
+
 int
 main(void)
 {
@@ -1383,6 +1685,11 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_refused_tick_not_stored,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_rewind_drops_what_came_after_the_cut, setup,
+	                teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_rewind_in_order_with_the_queue, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
