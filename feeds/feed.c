@@ -709,6 +709,13 @@ feed_get_status(struct feed *f, struct feed_status *out)
 		f->ops->status(f, out);
 }
 
+void
+feed_set_rewind(struct feed *f, feed_rewind_fn fn, void *ctx)
+{
+	f->rewind = fn;
+	f->rewind_ctx = ctx;
+}
+
 int
 feed_control(struct feed *f, const struct feed_command *cmd, char *err,
              size_t errlen)

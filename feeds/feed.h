@@ -105,16 +105,21 @@ struct feed_command {
  * "seeking" until the target is reached.
  *
  * A seek keeps the state honest: every symbol must end up as it was at the
- * target time, so no tick before the target is dropped.
- *  - Forward (ts at or after the position): the ticks up to ts are pushed
- *    at max speed, then pacing resumes from ts.
- *  - Backward: the file is read again from the top and fast-forwarded the
- *    same way. Without loop the ticks carry their file timestamps again
- *    (time goes back, as asked); with loop they are shifted forward like a
- *    new pass, so the stream stays monotonic.
+ * target time, and every tick of the file must be applied once.
+ *  - Forward (ts at or after the position): the ticks up to ts are read
+ *    and pushed at max speed, none skipped, then pacing resumes from ts.
+ *  - Backward: the replay goes back to the cut, the first tick of the pass
+ *    under way, in file order, whose ts is at or after the target, and
+ *    plays on from there. The ticks it pushed from the cut on are undone
+ *    by its consumer (feed_set_rewind below), so each comes again once.
+ *    With loop, the pass under way keeps its shift: time goes back, as
+ *    asked. Without a rewind hook, the file is read again from the top
+ *    and fast-forwarded as a forward seek (with loop, as a new pass,
+ *    shifted forward): the consumer gets those ticks a second time.
  *  - A paused replay seeks and stays paused at ts.
  *  - Past the end of the file: to the end (then finished, or the next pass).
- *  - A finished replay starts again on a seek before its end.
+ *  - A finished replay starts again on a seek before its end (backward,
+ *    as above).
  *
  * Returns 0, or -1 with the reason in err: the feed is not a replay ("replay
  * control needs a replay feed; this server runs 'synthetic'"), a speed that
@@ -124,6 +129,56 @@ struct feed_command {
 int
 feed_control(struct feed *f, const struct feed_command *cmd, char *err,
 	     size_t errlen);
+
+/* -------------------------------------------------------- replay rewinds */
+
+/*
+ * What a replay asks of its consumer on a backward seek: undo the ticks it
+ * pushed from the cut on (feed_control above), per symbol the last `ticks`
+ * ticks of that symbol it pushed, which are also the last ones the
+ * consumer got. The cut is a place in the file, not a time: a late row
+ * (ts before the target) that comes after the cut is undone and pushed
+ * again; a cut by time would keep it and then get it twice.
+ */
+struct feed_rewind_symbol {
+	char symbol[TICK_SYMBOL_MAX + 1];
+	uint64_t ticks; /* pushed from the cut on: to undo (> 0) */
+};
+
+struct feed_rewind {
+	int64_t ts; /* the target as the ticks carry it (loop shift included) */
+	const struct feed_rewind_symbol *symbols;
+	size_t count; /* symbols with ticks to undo (> 0) */
+};
+
+enum feed_rewind_result {
+	/* The ticks from the cut on are undone: the replay plays on from
+	 * the cut, standing at the target. */
+	FEED_REWIND_UNDONE,
+	/* The consumer keeps no history to undo with and has forgotten
+	 * every tick: the replay pushes the pass under way again from its
+	 * top (same shift), fast, up to the target. */
+	FEED_REWIND_CLEARED,
+	/* Nothing was changed (the consumer cannot follow a rewind; it
+	 * logged why): the replay carries on from where it was. */
+	FEED_REWIND_REFUSED,
+	/* The consumer is shutting down: the replay stops. */
+	FEED_REWIND_STOP,
+};
+
+/*
+ * Called on the feed's thread once every tick pushed before the seek is in
+ * the queue, and nothing is pushed until it returns: it blocks until the
+ * rewind is complete (or refused), so no tick from after the target can
+ * reach the consumer before the undo. rw is borrowed for the call.
+ */
+typedef enum feed_rewind_result (*feed_rewind_fn)(const struct feed_rewind *rw,
+						  void *ctx);
+
+/* Who undoes a backward seek's ticks; set before feed_start(). A feed that
+ * cannot seek never calls it. */
+void
+feed_set_rewind(struct feed *f, feed_rewind_fn fn, void *ctx);
 
 /* ---------------------------------------------------- adapter constructors */
 /* Used by feed_create(); each adapter lives in feeds/feed_<kind>.c. */
@@ -152,6 +207,9 @@ struct feed {
 	int64_t last_tick_us;
 	int running;
 	int finished;
+	/* feed_set_rewind(); read by the adapter's thread once started */
+	feed_rewind_fn rewind;
+	void *rewind_ctx;
 };
 
 struct feed_synthetic_options {

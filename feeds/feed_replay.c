@@ -36,6 +36,15 @@
  * seek are in feed.h: nothing before the target is skipped, so the state a
  * dashboard shows after a seek is the state at that time.
  *
+ * Seeking back. The thread reads the pass again from the top without
+ * pushing, up to where it stood, to find the cut (the first tick, in file
+ * order, at or after the target) and to count, per symbol, the ticks it
+ * pushed from the cut on. Its consumer undoes those (feed_set_rewind);
+ * then the thread goes back to the cut's line (its byte offset, line
+ * number and the parser as they were there) and plays on, standing at the
+ * target. That costs a read of the file up to the position, as reading
+ * again from the top did.
+ *
  * End. Without loop, the thread reports finished, logs the summary and
  * parks until the feed is stopped or a seek asks for an earlier time; the
  * server keeps serving the final state.
@@ -54,6 +63,7 @@
 #include <unistd.h>
 
 #include "../publisher/clock.h"
+#include "../publisher/hash.h"
 #include "../publisher/log.h"
 #include "../publisher/progress.h"
 #include "../publisher/tick_file.h"
@@ -93,6 +103,21 @@ enum pass_end {
 	PASS_READ_ERROR,
 };
 
+/* What a seek back came to. */
+enum back {
+	BACK_PLAY,    /* play on (from the cut, or from the top) */
+	BACK_REFUSED, /* nothing changed: carry on from where it was */
+	BACK_STOP,    /* stop, or a read error (logged) */
+};
+
+/* A place in the file to come back to: the start of a line. */
+struct read_mark {
+	off_t off;
+	uint64_t line_no;          /* lines before it */
+	struct tick_parser parser; /* as it was before the line */
+	uint64_t pass_bad;         /* bad lines of the pass before it */
+};
+
 struct feed_replay {
 	struct feed base; /* first: a struct feed * points here */
 	char *path;
@@ -130,6 +155,8 @@ struct feed_replay {
 	struct tick_parser parser;
 	char *buf;
 	size_t pos, end; /* unread bytes are buf[pos..end) */
+	off_t buf_off;   /* file offset of buf[0] */
+	off_t line_off;  /* file offset of the line read_line() gave last */
 	bool eof;
 	bool discarding;      /* dropping the rest of a line over the limit */
 	uint64_t line_no;     /* lines read in this pass */
@@ -164,11 +191,19 @@ struct feed_replay {
 	/* This pass. */
 	bool have_pos;
 	int64_t pos_ts; /* running max of the file ts accepted in this pass */
-	uint64_t pass_ticks;
+	uint64_t pass_ticks; /* ticks read (the one being paced included) */
+	uint64_t pass_sent;  /* ticks accepted: pushed, or in the batch */
 	uint64_t pass_bad;
 	int64_t pass_last_ts;
 	int64_t pass_start_ns;
 	int64_t summary_ns; /* when a loop summary was last logged, 0 = never */
+
+	/* A seek back: per symbol, the ticks pushed from the cut on, with
+	 * an open-addressing index by name (UINT32_MAX = free). */
+	struct feed_rewind_symbol *undo;
+	size_t undo_count, undo_cap;
+	uint32_t *undo_slots;
+	size_t undo_mask;
 
 	/* `publisher replay` on a terminal: the progress line of the pass
 	 * (publisher/progress.h), from the ticks and the file offset. */
@@ -312,6 +347,7 @@ read_line(struct feed_replay *fr, const char **line, size_t *len)
 		if (nl) {
 			size_t l = (size_t)(nl - start);
 
+			fr->line_off = fr->buf_off + (off_t)fr->pos;
 			fr->pos += l + 1;
 			fr->line_no++;
 			if (fr->discarding) {
@@ -331,6 +367,7 @@ read_line(struct feed_replay *fr, const char **line, size_t *len)
 		}
 		if (fr->eof) {
 			/* The last line, which has no newline. */
+			fr->line_off = fr->buf_off + (off_t)fr->pos;
 			fr->pos = fr->end;
 			if (fr->discarding) {
 				fr->discarding = false;
@@ -358,7 +395,9 @@ read_line(struct feed_replay *fr, const char **line, size_t *len)
 			fr->discarding = true;
 			avail = 0;
 		}
-		memmove(fr->buf, start, avail);
+		/* What stays is the buffer's last `avail` bytes. */
+		fr->buf_off += (off_t)(fr->end - avail);
+		memmove(fr->buf, fr->buf + fr->end - avail, avail);
 		fr->pos = 0;
 		fr->end = avail;
 		do
@@ -695,6 +734,7 @@ play(struct feed_replay *fr)
 			return flush(fr) != 0 ? PASS_STOP : PASS_REWIND;
 		/* Accepted: it is in the batch. */
 		fr->batch_len++;
+		fr->pass_sent++;
 		if (!fr->have_pos || file_ts > fr->pos_ts) {
 			fr->have_pos = true;
 			fr->pos_ts = file_ts;
@@ -727,33 +767,277 @@ loop_gap(const struct feed_replay *fr)
 	return gap > 0 ? gap : 1;
 }
 
-/* Read the file again from the top. With loop, the next pass is shifted so
- * that its earliest tick comes after everything sent so far. */
+static void log_summary(struct feed_replay *fr, const char *how);
+
+/* Go to a place in the file; what was buffered is dropped. The lines read
+ * so far are remembered as reported (bad_line). Returns 0, or -1 (logged). */
 static int
-rewind_file(struct feed_replay *fr)
+go_to(struct feed_replay *fr, const struct read_mark *m)
 {
-	if (lseek(fr->fd, 0, SEEK_SET) < 0) {
-		log_error("replay %s: cannot go back to the start: %s",
-		          fr->path, strerror(errno));
+	if (lseek(fr->fd, m->off, SEEK_SET) < 0) {
+		log_error("replay %s: cannot go back to line %" PRIu64 ": %s",
+		          fr->path, m->line_no + 1, strerror(errno));
 		return -1;
 	}
 	if (fr->line_no > fr->lines_known)
 		fr->lines_known = fr->line_no;
 	fr->pos = fr->end = 0;
+	fr->buf_off = m->off;
 	fr->eof = false;
 	fr->discarding = false;
-	fr->line_no = 0;
-	tick_parser_init(&fr->parser, TICK_FORMAT_UNKNOWN);
-	if (fr->loop && fr->have_sent && fr->have_range)
+	fr->line_no = m->line_no;
+	fr->parser = m->parser;
+	fr->pass_bad = m->pass_bad;
+	return 0;
+}
+
+/* Read the file again from the top, as a new pass: with loop and new_pass,
+ * shifted so that its earliest tick comes after everything sent so far;
+ * otherwise the pass under way again, with its shift. */
+static int
+rewind_file(struct feed_replay *fr, bool new_pass)
+{
+	struct read_mark top = {.off = 0};
+
+	tick_parser_init(&top.parser, TICK_FORMAT_UNKNOWN);
+	if (go_to(fr, &top) != 0)
+		return -1;
+	if (new_pass && fr->loop && fr->have_sent && fr->have_range)
 		__atomic_store_n(&fr->shift,
 		                 fr->sent_max + loop_gap(fr) - fr->file_min,
 		                 __ATOMIC_RELAXED);
 	fr->have_pos = false;
 	fr->pos_ts = 0;
+	/* It stands at the top of the file now, not where the pass before
+	 * ended: a seek is taken by where the pass under way stands. */
+	if (fr->have_range)
+		__atomic_store_n(&fr->position_ts, fr->file_min,
+		                 __ATOMIC_RELAXED);
 	fr->pass_ticks = 0;
-	fr->pass_bad = 0;
+	fr->pass_sent = 0;
 	fr->pass_start_ns = clock_mono_ns();
 	return 0;
+}
+
+/* Count one more tick of symbol to undo. Returns -1 when out of memory. */
+static int
+undo_add(struct feed_replay *fr, const char *symbol)
+{
+	size_t len = strnlen(symbol, TICK_SYMBOL_MAX), i;
+
+	if ((fr->undo_count + 1) * 2 >
+	    (fr->undo_slots ? fr->undo_mask + 1 : 0)) {
+		size_t size = fr->undo_slots ? (fr->undo_mask + 1) * 2 : 64, k;
+		uint32_t *slots = malloc(size * sizeof *slots);
+
+		if (!slots)
+			return -1;
+		memset(slots, 0xff, size * sizeof *slots);
+		for (k = 0; k < fr->undo_count; k++) {
+			const char *name = fr->undo[k].symbol;
+
+			i = hash_name(name, strlen(name)) & (size - 1);
+			while (slots[i] != UINT32_MAX)
+				i = (i + 1) & (size - 1);
+			slots[i] = (uint32_t)k;
+		}
+		free(fr->undo_slots);
+		fr->undo_slots = slots;
+		fr->undo_mask = size - 1;
+	}
+	for (i = hash_name(symbol, len) & fr->undo_mask;
+	     fr->undo_slots[i] != UINT32_MAX; i = (i + 1) & fr->undo_mask) {
+		struct feed_rewind_symbol *u = &fr->undo[fr->undo_slots[i]];
+
+		if (!strncmp(u->symbol, symbol, sizeof u->symbol)) {
+			u->ticks++;
+			return 0;
+		}
+	}
+	if (fr->undo_count == fr->undo_cap) {
+		size_t cap = fr->undo_cap ? fr->undo_cap * 2 : 32;
+		struct feed_rewind_symbol *p =
+		        realloc(fr->undo, cap * sizeof *p);
+
+		if (!p)
+			return -1;
+		fr->undo = p;
+		fr->undo_cap = cap;
+	}
+	memset(&fr->undo[fr->undo_count], 0, sizeof fr->undo[0]);
+	memcpy(fr->undo[fr->undo_count].symbol, symbol, len);
+	fr->undo[fr->undo_count].ticks = 1;
+	fr->undo_slots[i] = (uint32_t)fr->undo_count++;
+	return 0;
+}
+
+static void
+undo_clear(struct feed_replay *fr)
+{
+	fr->undo_count = 0;
+	if (fr->undo_slots)
+		memset(fr->undo_slots, 0xff,
+		       (fr->undo_mask + 1) * sizeof *fr->undo_slots);
+}
+
+/*
+ * Read the pass again from the top, pushing nothing, as far as it was
+ * sent: find the cut for target (its place in *cut, its index in *cut_at)
+ * and count in fr->undo, per symbol, the ticks sent from the cut on. *here
+ * is where the reading stood (the line of the next tick, or the end).
+ * Returns 0, or -1 on a stop or a read error (logged).
+ */
+static int
+find_cut(struct feed_replay *fr, int64_t target, struct read_mark *cut,
+         uint64_t *cut_at, struct read_mark *here)
+{
+	struct read_mark top = {.off = 0};
+	uint64_t sent = fr->pass_sent, i = 0;
+	bool found = false;
+	const char *line;
+	size_t len;
+	int r;
+
+	tick_parser_init(&top.parser, TICK_FORMAT_UNKNOWN);
+	if (go_to(fr, &top) != 0)
+		return -1;
+	undo_clear(fr);
+	for (;;) {
+		struct tick_parser before = fr->parser;
+		struct read_mark m;
+		char reason[256];
+		struct tick t;
+
+		r = read_line(fr, &line, &len);
+		if (r <= 0)
+			break;
+		m.off = fr->line_off;
+		m.line_no = fr->line_no - 1;
+		m.parser = before;
+		m.pass_bad = fr->pass_bad;
+		switch (tick_parse_line(&fr->parser, line, len, &t, reason,
+		                        sizeof reason)) {
+		case TICK_PARSE_OK:
+			break;
+		case TICK_PARSE_SKIP:
+			continue;
+		case TICK_PARSE_ERROR:
+			bad_line(fr, reason); /* counted, not logged again */
+			continue;
+		}
+		if (i == sent) {
+			*here = m;
+			break;
+		}
+		if (!found && t.ts >= target) {
+			found = true;
+			*cut = m;
+			*cut_at = i;
+		}
+		if (found && undo_add(fr, t.symbol) != 0) {
+			log_error("replay %s: out of memory while seeking back",
+			          fr->path);
+			return -1;
+		}
+		i++;
+	}
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		/* The end of the file: where a finished replay stands. */
+		here->off = fr->buf_off + (off_t)fr->end;
+		here->line_no = fr->line_no;
+		here->parser = fr->parser;
+		here->pass_bad = fr->pass_bad;
+	}
+	if (!found) {
+		/* Every tick sent is before the target. */
+		*cut = *here;
+		*cut_at = i;
+	}
+	return 0;
+}
+
+/* After a seek back, from the cut: the replay stands at the target (even
+ * paused), and pacing starts again from there. */
+static void
+stand_at(struct feed_replay *fr, int64_t target)
+{
+	char when[48];
+
+	fr->anchored = true;
+	fr->anchor_ts = target + fr->shift;
+	fr->anchor_ns = clock_mono_ns();
+	fr->have_pace = true;
+	fr->pace_ts = fr->anchor_ts;
+	fr->have_pos = true;
+	fr->pos_ts = target;
+	__atomic_store_n(&fr->position_ts, target, __ATOMIC_RELAXED);
+	seek_done(fr);
+	log_info("replay %s: at %s after a seek back (line %" PRIu64 ")",
+	         fr->path, format_ts(target, when, sizeof when),
+	         fr->line_no + 1);
+}
+
+/*
+ * A backward seek to fr->ff_target (feed.h, feed_control; every tick
+ * accepted so far is pushed). With a rewind hook: find the cut, have the
+ * consumer undo the ticks sent from it on, and play on from the cut.
+ * Without one, or when the consumer has forgotten everything: read the
+ * file again from the top and fast-forward to the target (ff stays set).
+ * from_end: the replay had finished (its summary is logged already).
+ */
+static enum back
+seek_back(struct feed_replay *fr, bool from_end)
+{
+	struct feed *f = &fr->base;
+	int64_t target = fr->ff_target;
+	struct read_mark cut, here;
+	uint64_t cut_at = 0, sent = fr->pass_sent;
+
+	if (!f->rewind) {
+		if (!from_end)
+			log_summary(fr, " (seek: reading again from the top)");
+		return rewind_file(fr, true) == 0 ? BACK_PLAY : BACK_STOP;
+	}
+	if (find_cut(fr, target, &cut, &cut_at, &here) != 0)
+		return BACK_STOP;
+	if (fr->undo_count) {
+		struct feed_rewind rw = {
+		        .ts = target + fr->shift,
+		        .symbols = fr->undo,
+		        .count = fr->undo_count,
+		};
+
+		switch (f->rewind(&rw, f->rewind_ctx)) {
+		case FEED_REWIND_UNDONE:
+			log_info("replay %s: %" PRIu64 " ticks undone for a "
+			         "seek back",
+			         fr->path, sent - cut_at);
+			break;
+		case FEED_REWIND_CLEARED:
+			if (!from_end)
+				log_summary(fr, " (seek: reading again from "
+				                "the top)");
+			return rewind_file(fr, false) == 0 ? BACK_PLAY
+			                                   : BACK_STOP;
+		case FEED_REWIND_REFUSED:
+			/* Back to the tick it was at; it is read again. */
+			if (go_to(fr, &here) != 0)
+				return BACK_STOP;
+			fr->pass_ticks = sent;
+			seek_done(fr);
+			return BACK_REFUSED;
+		case FEED_REWIND_STOP:
+			return BACK_STOP;
+		}
+	}
+	if (go_to(fr, &cut) != 0)
+		return BACK_STOP;
+	fr->pass_ticks = cut_at;
+	fr->pass_sent = cut_at;
+	stand_at(fr, target);
+	return BACK_PLAY;
 }
 
 static void
@@ -768,8 +1052,9 @@ log_summary(struct feed_replay *fr, const char *how)
 
 /*
  * Finished without loop: wait for feed_stop or for a seek before the end
- * (which starts the replay again). Commands are kept in step meanwhile.
- * Returns true when asked to stop.
+ * (which starts the replay again: ff and ff_target are set for
+ * seek_back()). Commands are kept in step meanwhile. Returns true when
+ * asked to stop.
  */
 static bool
 park(struct feed_replay *fr)
@@ -800,6 +1085,28 @@ park(struct feed_replay *fr)
 	return stop;
 }
 
+/* Finished: park until a seek back plays the file again (true), or the
+ * feed stops (false). */
+static bool
+park_until_seek(struct feed_replay *fr)
+{
+	struct feed *f = &fr->base;
+
+	for (;;) {
+		enum back b;
+
+		if (park(fr))
+			return false;
+		__atomic_store_n(&f->finished, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&f->running, 1, __ATOMIC_RELEASE);
+		b = seek_back(fr, true);
+		if (b != BACK_REFUSED)
+			return b == BACK_PLAY;
+		__atomic_store_n(&f->finished, 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&f->running, 0, __ATOMIC_RELEASE);
+	}
+}
+
 static void *
 replay_main(void *arg)
 {
@@ -813,8 +1120,7 @@ replay_main(void *arg)
 		if (e == PASS_STOP || e == PASS_READ_ERROR)
 			break;
 		if (e == PASS_REWIND) {
-			log_summary(fr, " (seek: reading again from the top)");
-			if (rewind_file(fr) != 0)
+			if (seek_back(fr, false) == BACK_STOP)
 				break;
 			continue;
 		}
@@ -842,7 +1148,7 @@ replay_main(void *arg)
 				log_summary(fr, how);
 				fr->summary_ns = now;
 			}
-			if (rewind_file(fr) != 0)
+			if (rewind_file(fr, true) != 0)
 				break;
 			continue;
 		}
@@ -856,11 +1162,7 @@ replay_main(void *arg)
 		log_info("replay %s: finished; serving the final state (a "
 		         "seek plays it again)",
 		         fr->path);
-		if (park(fr))
-			break;
-		__atomic_store_n(&f->finished, 0, __ATOMIC_RELEASE);
-		__atomic_store_n(&f->running, 1, __ATOMIC_RELEASE);
-		if (rewind_file(fr) != 0)
+		if (!park_until_seek(fr))
 			break;
 	}
 	__atomic_store_n(&f->running, 0, __ATOMIC_RELEASE);
@@ -967,6 +1269,8 @@ replay_destroy(struct feed *f)
 		close(fr->fd);
 	pthread_cond_destroy(&fr->wakeup);
 	pthread_mutex_destroy(&fr->lock);
+	free(fr->undo);
+	free(fr->undo_slots);
 	free(fr->batch);
 	free(fr->buf);
 	free(fr->path);

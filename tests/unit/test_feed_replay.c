@@ -3,7 +3,9 @@
  * ends in its last quote; the pacer keeps span / speed without drift and
  * never sleeps backwards on an out-of-order row; loop stays monotonic; bad
  * lines are reported by number and the rest applied; pause, resume, speed
- * and seek behave; a missing file fails with its path and cause.
+ * and seek behave; a seek back asks its consumer to undo exactly what was
+ * sent from the cut on and plays on from there (with loop, in the pass
+ * under way); a missing file fails with its path and cause.
  *
  * Two tests measure wall time on purpose (the pacer is a promise about
  * time). They are short (about a second) and check against the file's own
@@ -767,6 +769,389 @@ test_pipe_replays_once(void **state)
 	close(p[0]);
 }
 
+/* ------------------------------------------------------- seeking back */
+
+/* What a consumer was asked to undo, and when: `at` ticks had been pushed
+ * then (the feed's own count, read in the hook, on the feed's thread). */
+struct undo_event {
+	uint64_t at;
+	int64_t ts;
+	enum feed_rewind_result answer;
+	size_t n;
+	struct feed_rewind_symbol sym[4];
+};
+
+struct undo_log {
+	struct feed *f;
+	enum feed_rewind_result answer;
+	int calls; /* read by the test's thread with __atomic */
+	struct undo_event ev[16];
+};
+
+static enum feed_rewind_result
+log_rewind(const struct feed_rewind *rw, void *ctx)
+{
+	struct undo_log *u = ctx;
+	struct undo_event *e = &u->ev[u->calls];
+	struct feed_status st;
+
+	assert_true(u->calls < 16);
+	assert_true(rw->count > 0 && rw->count <= 4);
+	feed_get_status(u->f, &st);
+	e->at = st.ticks;
+	e->ts = rw->ts;
+	e->answer = u->answer;
+	e->n = rw->count;
+	memcpy(e->sym, rw->symbols, rw->count * sizeof *rw->symbols);
+	__atomic_add_fetch(&u->calls, 1, __ATOMIC_RELEASE);
+	return u->answer;
+}
+
+static struct feed *
+start_undoing(const char *spec, struct sink *s, struct undo_log *u)
+{
+	char err[512] = "";
+	struct feed *f = feed_create(spec, s->q, err, sizeof err);
+
+	if (!f)
+		fail_msg("'%s' refused: %s", spec, err);
+	u->f = f;
+	feed_set_rewind(f, log_rewind, u);
+	if (feed_start(f, err, sizeof err) != 0)
+		fail_msg("'%s' did not start: %s", spec, err);
+	return f;
+}
+
+/* What a consumer that undoes as asked holds: the ticks received, less,
+ * at each undo, the last ticks of each symbol it names (all of them for
+ * an answer of CLEARED). Returns how many; out has room for s->n. */
+static size_t
+consumer_view(const struct sink *s, const struct undo_log *u, struct tick *out)
+{
+	int calls = __atomic_load_n(&u->calls, __ATOMIC_ACQUIRE), e = 0;
+	size_t n = 0, i;
+
+	for (i = 0; i <= s->n; i++) {
+		for (; e < calls && u->ev[e].at == i; e++) {
+			const struct undo_event *ev = &u->ev[e];
+			size_t k;
+
+			if (ev->answer == FEED_REWIND_CLEARED)
+				n = 0;
+			if (ev->answer != FEED_REWIND_UNDONE)
+				continue;
+			for (k = 0; k < ev->n; k++) {
+				uint64_t left = ev->sym[k].ticks;
+				size_t j = n, w;
+
+				while (left && j > 0)
+					if (!strcmp(out[--j].symbol,
+					            ev->sym[k].symbol))
+						left--;
+				assert_int_equal(left, 0);
+				/* Drop that symbol's ticks from j on. */
+				for (w = j; j < n; j++)
+					if (strcmp(out[j].symbol,
+					           ev->sym[k].symbol))
+						out[w++] = out[j];
+				n = w;
+			}
+		}
+		if (i < s->n)
+			out[n++] = s->ticks[i];
+	}
+	assert_int_equal(e, calls);
+	return n;
+}
+
+/* The rows of the file the seek tests replay: two symbols a second
+ * apart, one row written twice, one late (before the row above it), one
+ * bad line. */
+#define SEEK_ROWS 300
+#define SEEK_BASE 1600000000000000LL
+#define SEEK_DUP  100 /* written twice */
+#define SEEK_LATE 150 /* 10.5 s before its place */
+#define SEEK_BAD  120 /* a bad line after this row */
+
+struct row {
+	int64_t ts;
+	char symbol[8];
+	int64_t bid; /* hundredths */
+};
+
+static struct row seek_rows[SEEK_ROWS + 1];
+
+/* Writes the file; returns its path. seek_rows gets its good rows, in
+ * file order (SEEK_ROWS + 1 of them, with the twice-written row). */
+static const char *
+write_seek_file(const char *name)
+{
+	size_t cap = 64 + (SEEK_ROWS + 2) * 64, len = 0, k = 0;
+	char *text = malloc(cap);
+	const char *path;
+	int i, rep;
+
+	assert_non_null(text);
+	len += (size_t)snprintf(text + len, cap - len, "ts,symbol,bid\n");
+	for (i = 0; i < SEEK_ROWS; i++) {
+		for (rep = 0; rep < (i == SEEK_DUP ? 2 : 1); rep++) {
+			struct row *r = &seek_rows[k++];
+
+			r->ts = SEEK_BASE + (int64_t)i * 1000000;
+			if (i == SEEK_LATE)
+				r->ts -= 10500000;
+			snprintf(r->symbol, sizeof r->symbol, "%s",
+			         i % 3 ? "AA" : "B.B");
+			r->bid = 10000 + i;
+			len += (size_t)snprintf(text + len, cap - len,
+			                        "%lld,%s,%lld.%02lld\n",
+			                        (long long)r->ts, r->symbol,
+			                        (long long)(r->bid / 100),
+			                        (long long)(r->bid % 100));
+		}
+		if (i == SEEK_BAD)
+			len += (size_t)snprintf(text + len, cap - len,
+			                        "%lld,AA,1.x\n",
+			                        (long long)SEEK_BASE);
+	}
+	path = write_file(name, text);
+	free(text);
+	return path;
+}
+
+/* The first row (file order) at or after ts: where a seek to ts stands. */
+static size_t
+seek_cut(int64_t ts)
+{
+	size_t i;
+
+	for (i = 0; i <= SEEK_ROWS && seek_rows[i].ts < ts; i++)
+		;
+	return i;
+}
+
+/* view[0..n) is the file's rows from `from` on, shifted by shift. */
+static void
+assert_rows(const struct tick *view, size_t n, size_t from, int64_t shift)
+{
+	size_t i;
+
+	assert_int_equal(n, SEEK_ROWS + 1 - from);
+	for (i = 0; i < n; i++) {
+		const struct row *r = &seek_rows[from + i];
+
+		assert_int_equal(view[i].ts, r->ts + shift);
+		assert_string_equal(view[i].symbol, r->symbol);
+		assert_int_equal(view[i].value[FIELD_BID].mantissa, r->bid);
+	}
+}
+
+static void
+wait_calls(struct undo_log *u, struct sink *s, struct feed *f, int calls,
+           const char *state)
+{
+	int64_t give_up = clock_mono_ns() + DEADLINE_MS * 1000000LL;
+
+	while (__atomic_load_n(&u->calls, __ATOMIC_ACQUIRE) < calls &&
+	       clock_mono_ns() < give_up) {
+		sink_drain(s);
+		timing_sleep_us(200);
+	}
+	assert_int_equal(__atomic_load_n(&u->calls, __ATOMIC_ACQUIRE), calls);
+	sink_wait_state(s, f, state);
+}
+
+/*
+ * Forward seeks push every tick they pass over, at once, and never ask to
+ * undo; backward seeks ask to undo exactly the ticks sent from the cut on
+ * (a place in the file: a late row after it is undone too, a row written
+ * twice is undone twice) and play on from the cut, standing at the target;
+ * and from finished too. Whatever the sequence, what the consumer holds
+ * at the end is the file, each row once.
+ */
+static void
+test_seek_back_undoes_from_the_cut(void **state)
+{
+	const char *path = write_seek_file("seek-back.csv");
+	struct undo_log u = {.answer = FEED_REWIND_UNDONE};
+	static struct tick view[4 * SEEK_ROWS];
+	struct feed_status st;
+	char spec[256];
+	struct sink s;
+	struct feed *f;
+	size_t n;
+	int64_t t0;
+
+	sink_init(&s, 64);
+	/* At speed 1 the file takes five minutes: only seeks move it. */
+	snprintf(spec, sizeof spec, "replay:%s", path);
+	f = start_undoing(spec, &s, &u);
+	control(f, FEED_CMD_PAUSE, 0, 0);
+	sink_wait_state(&s, f, "paused");
+
+	/* Forward, paused: everything before row 200 at once. */
+	t0 = clock_mono_ns();
+	control(f, FEED_CMD_SEEK, 0, seek_rows[201].ts);
+	sink_wait_count(&s, 201);
+	sink_wait_state(&s, f, "paused");
+	assert_true(clock_mono_ns() - t0 < 2000000000LL);
+	assert_int_equal(s.n, 201);
+	assert_int_equal(__atomic_load_n(&u.calls, __ATOMIC_ACQUIRE), 0);
+
+	/* Back before the twice-written row and the late one. */
+	control(f, FEED_CMD_SEEK, 0, seek_rows[90].ts);
+	wait_calls(&u, &s, f, 1, "paused");
+	assert_int_equal(u.ev[0].at, 201);
+	assert_int_equal(u.ev[0].ts, seek_rows[90].ts);
+	feed_get_status(f, &st);
+	assert_int_equal(st.position_ts, seek_rows[90].ts);
+	n = consumer_view(&s, &u, view);
+	assert_int_equal(n, 90);
+	timing_sleep_us(50000);
+	assert_int_equal(sink_drain(&s), 0); /* paused at the target */
+
+	/* Forward over them, then back to just after the late row's time:
+	 * the cut is the first row at or after it, before the late row in
+	 * the file, so the late row is undone too. */
+	control(f, FEED_CMD_SEEK, 0, seek_rows[170].ts);
+	sink_wait_state(&s, f, "paused");
+	control(f, FEED_CMD_SEEK, 0, seek_rows[SEEK_LATE + 1].ts + 1);
+	wait_calls(&u, &s, f, 2, "paused");
+	assert_int_equal(consumer_view(&s, &u, view),
+	                 seek_cut(seek_rows[SEEK_LATE + 1].ts + 1));
+	assert_true(seek_cut(seek_rows[SEEK_LATE + 1].ts + 1) < SEEK_LATE + 1);
+
+	/* To the end at max speed, then back from finished, and to the end
+	 * again. */
+	control(f, FEED_CMD_SPEED, 0, 0);
+	control(f, FEED_CMD_RESUME, 0, 0);
+	sink_wait_state(&s, f, "finished");
+	n = consumer_view(&s, &u, view);
+	assert_rows(view, n, 0, 0);
+	control(f, FEED_CMD_SEEK, 0, seek_rows[250].ts);
+	wait_calls(&u, &s, f, 3, "finished");
+	assert_int_equal(u.ev[2].n, 2);
+	assert_int_equal(u.ev[2].sym[0].ticks + u.ev[2].sym[1].ticks,
+	                 SEEK_ROWS + 1 - seek_cut(seek_rows[250].ts));
+	n = consumer_view(&s, &u, view);
+	assert_rows(view, n, 0, 0);
+	feed_get_status(f, &st);
+	assert_int_equal(st.passes, 2);
+	assert_int_equal(st.bad_lines, 1); /* counted once, however read */
+	finish(f, &s);
+}
+
+/*
+ * A consumer that cannot undo: one that refuses leaves the replay where it
+ * was (nothing pushed again, nothing skipped); one that has forgotten
+ * everything gets the pass again from its top, up to the target.
+ */
+static void
+test_seek_back_refused_or_cleared(void **state)
+{
+	const char *path = write_seek_file("seek-refused.csv");
+	struct undo_log u = {.answer = FEED_REWIND_REFUSED};
+	static struct tick view[4 * SEEK_ROWS];
+	struct feed_status st;
+	char spec[256];
+	struct sink s;
+	struct feed *f;
+	size_t n;
+
+	sink_init(&s, 64);
+	snprintf(spec, sizeof spec, "replay:%s", path);
+	f = start_undoing(spec, &s, &u);
+	control(f, FEED_CMD_PAUSE, 0, 0);
+	control(f, FEED_CMD_SEEK, 0, seek_rows[60].ts);
+	sink_wait_count(&s, 60);
+	sink_wait_state(&s, f, "paused");
+	control(f, FEED_CMD_SEEK, 0, seek_rows[20].ts);
+	wait_calls(&u, &s, f, 1, "paused");
+	feed_get_status(f, &st);
+	assert_int_equal(st.position_ts, seek_rows[60].ts);
+	assert_int_equal(s.n, 60);
+
+	__atomic_store_n(&u.answer, FEED_REWIND_CLEARED, __ATOMIC_RELAXED);
+	control(f, FEED_CMD_SEEK, 0, seek_rows[20].ts);
+	wait_calls(&u, &s, f, 2, "paused");
+	sink_wait_count(&s, 80);
+	assert_int_equal(s.ticks[60].ts, seek_rows[0].ts);
+	control(f, FEED_CMD_SPEED, 0, 0);
+	control(f, FEED_CMD_RESUME, 0, 0);
+	sink_wait_state(&s, f, "finished");
+	n = consumer_view(&s, &u, view);
+	assert_rows(view, n, 0, 0);
+	finish(f, &s);
+}
+
+/*
+ * With loop, a seek back rewinds the pass under way and keeps its shift:
+ * the passes before it stay as they were, and every pass the consumer
+ * ends up with is the file once, shifted.
+ */
+static void
+test_loop_seek_back_keeps_the_pass(void **state)
+{
+	const char *path = write_seek_file("seek-loop.csv");
+	struct undo_log u = {.answer = FEED_REWIND_UNDONE};
+	static struct tick view[64 * SEEK_ROWS];
+	struct feed_status st;
+	char spec[256];
+	struct sink s;
+	struct feed *f;
+	size_t n, i, pass;
+
+	sink_init(&s, 64);
+	snprintf(spec, sizeof spec, "replay:%s,speed=max,loop", path);
+	f = start_undoing(spec, &s, &u);
+	sink_wait_count(&s, 2 * (SEEK_ROWS + 1) + 30);
+	control(f, FEED_CMD_PAUSE, 0, 0);
+	sink_wait_state(&s, f, "paused");
+	/* "paused" shows at once; the thread stops at its next tick, after
+	 * the batch it may be pushing. */
+	do
+		timing_sleep_us(50000);
+	while (sink_drain(&s));
+	feed_get_status(f, &st);
+	assert_true(st.passes >= 2);
+	if (st.position_ts <= seek_rows[40].ts) {
+		control(f, FEED_CMD_SEEK, 0, seek_rows[200].ts);
+		sink_wait_state(&s, f, "paused");
+	}
+	control(f, FEED_CMD_SEEK, 0, seek_rows[40].ts);
+	wait_calls(&u, &s, f, 1, "paused");
+	feed_get_status(f, &st);
+	assert_int_equal(u.ev[0].ts, seek_rows[40].ts + st.shift);
+	assert_true(st.shift > 0);
+	n = consumer_view(&s, &u, view);
+	assert_int_equal(n % (SEEK_ROWS + 1), 40);
+	assert_int_equal(view[n - 1].ts, seek_rows[39].ts + st.shift);
+
+	/* Played on: whole passes, each the file shifted. */
+	control(f, FEED_CMD_RESUME, 0, 0);
+	sink_wait_count(&s, s.n + 2 * (SEEK_ROWS + 1));
+	control(f, FEED_CMD_PAUSE, 0, 0);
+	sink_wait_state(&s, f, "paused");
+	n = consumer_view(&s, &u, view);
+	for (pass = 0; pass * (SEEK_ROWS + 1) < n; pass++) {
+		size_t from = pass * (SEEK_ROWS + 1);
+		size_t len =
+		        n - from < SEEK_ROWS + 1 ? n - from : SEEK_ROWS + 1;
+		int64_t shift = view[from].ts - seek_rows[0].ts;
+
+		if (pass)
+			assert_true(view[from].ts > view[from - 1].ts);
+		for (i = 0; i < len; i++) {
+			assert_int_equal(view[from + i].ts,
+			                 seek_rows[i].ts + shift);
+			assert_int_equal(
+			        view[from + i].value[FIELD_BID].mantissa,
+			        seek_rows[i].bid);
+		}
+	}
+	finish(f, &s);
+}
+
 static int
 setup(void **state)
 {
@@ -798,6 +1183,9 @@ main(void)
 	        cmocka_unit_test(test_stop_is_prompt_in_a_long_gap),
 	        cmocka_unit_test(test_missing_file_fails_at_start),
 	        cmocka_unit_test(test_pipe_replays_once),
+	        cmocka_unit_test(test_seek_back_undoes_from_the_cut),
+	        cmocka_unit_test(test_seek_back_refused_or_cleared),
+	        cmocka_unit_test(test_loop_seek_back_keeps_the_pass),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
