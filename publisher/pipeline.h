@@ -16,6 +16,10 @@
  * drain, a sink that has room again wakes the drain, the Redis follower
  * wakes the resync. A wake runs that producer's callback and nothing else.
  *
+ * A replay's seek back rewinds the engine and the store to the target
+ * under a new epoch before the replay goes on (feed_set_rewind; "Rewinds"
+ * in pipeline.c).
+ *
  * Sinks never hold up live data. A file (replay) may wait for them: with
  * file_source set, a drain takes no more ticks than every sink has room
  * for, so the replay slows down while the disk catches up. A live feed does
