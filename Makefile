@@ -52,7 +52,7 @@ FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/fee
 REDIS_LINK_SRC := publisher/redis_wire.c publisher/redis_publisher.c publisher/redis_follower.c
 SERVER_SRC := publisher/cli.c publisher/settings.c publisher/log.c publisher/query.c publisher/auth.c \
 	publisher/server.c publisher/ws.c publisher/admission.c publisher/http_api.c publisher/metrics.c \
-	publisher/session.c \
+	publisher/session.c publisher/http_query.c publisher/utf8.c \
 	publisher/pipeline.c publisher/wake.c publisher/ws_deflate.c \
 	$(REDIS_LINK_SRC)
 MAIN_SRC := publisher/main.c
@@ -186,6 +186,8 @@ $(FUZZ_BUILD)/fuzz_decimal: publisher/decimal.c
 $(FUZZ_BUILD)/fuzz_tick_jsonl $(FUZZ_BUILD)/fuzz_tick_csv: tests/fuzz/tick_fuzz.h \
 	publisher/tick.c publisher/decimal.c $(CODEC_SRC) publisher/jsonbuf.c
 $(FUZZ_BUILD)/fuzz_jwt: publisher/auth.c publisher/log.c publisher/tick.c
+$(FUZZ_BUILD)/fuzz_http_query: publisher/http_query.c $(PROTOCOL_SRC) $(CODEC_SRC) publisher/jsonbuf.c \
+	publisher/tick.c publisher/decimal.c
 $(FUZZ_TARGETS): $(FUZZ_BUILD)/%: tests/fuzz/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $$(pkg-config --cflags $(FUZZ_PKGS)) -o $@ $(filter %.c,$^) \
