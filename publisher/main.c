@@ -11,20 +11,19 @@
  * the pipeline's queue, and hands resyncs (epoch and states) to it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
 
 #include "cli.h"
 #include "engine.h"
+#include "epoch.h"
 #include "export.h"
 #include "feed.h"
 #include "log.h"
@@ -42,29 +41,6 @@
  * 200k ticks/s, so a loop turn spent writing to thousands of clients never
  * makes a live feed wait. */
 #define QUEUE_CAPACITY (256 * 1024)
-
-/* A new epoch names a new life of the data. Without a store (--db none)
- * every start is a new life; with one, the store keeps the epoch. */
-static void
-make_epoch(char *out, size_t len)
-{
-	unsigned char rnd[8] = {0};
-	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	size_t i;
-
-	if (fd >= 0) {
-		if (read(fd, rnd, sizeof rnd) != (ssize_t)sizeof rnd)
-			memset(rnd, 0, sizeof rnd);
-		close(fd);
-	}
-	if (!rnd[0] && !rnd[1]) {
-		uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-
-		memcpy(rnd, &t, sizeof rnd);
-	}
-	for (i = 0; i < sizeof rnd && 2 * i + 2 < len; i++)
-		snprintf(out + 2 * i, 3, "%02x", rnd[i]);
-}
 
 static int
 write_port_file(const char *path, int port)
@@ -323,7 +299,10 @@ serve(const struct cli *cli)
 	int rc = 1, i;
 
 	log_set_level(opt->log_level);
-	make_epoch(epoch, sizeof epoch);
+	/* A new epoch names a new life of the data. Without a store (--db
+	 * none) every start is a new life; with one, the store keeps the
+	 * epoch. */
+	epoch_make(epoch, sizeof epoch);
 	raise_fd_limit(so);
 	signal(SIGPIPE, SIG_IGN);
 	if (uv_loop_init(&loop)) {

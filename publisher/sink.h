@@ -17,6 +17,12 @@
  *    store's state rows, the Redis state hash) and later ticks apply on
  *    top of it.
  *
+ * A sink may also keep seqs durable (the store does; see "Seqs" in
+ * store.h): the pipeline hands out a symbol's seqs only up to what such a
+ * sink has reserved for it, asks it for more with reserve() before they
+ * run out, and learns what was reserved from reserved(). A sink without
+ * reserve() does not take part.
+ *
  * The interface is a table of functions and the sink's own pointer; each
  * sink module makes its own (store_sink(), redis_publisher_sink()).
  */
@@ -52,6 +58,29 @@ struct sink_rewound {
 };
 
 typedef void (*sink_rewind_done_fn)(const struct sink_rewound *r, void *ctx);
+
+/* One symbol's reservation: seqs up to `seq` may be handed out, and the
+ * symbol may have the state fields in `fields` (bit 1u << field) up to
+ * then. */
+struct sink_reservation {
+	char symbol[TICK_SYMBOL_MAX + 1];
+	uint64_t seq;
+	uint16_t fields;
+	/* A clean stop: `seq` is the last seq handed out, and the sink may
+	 * lower the reservation to it (see store.h). */
+	bool final;
+};
+
+/* What reserved() reports: the reservations of one reserve() call, now
+ * durable. Borrowed for the call. */
+struct sink_grant {
+	uint32_t gen;	    /* as reserve() was given it */
+	const char *epoch;  /* the epoch reserve() was given, or NULL */
+	const struct sink_reservation *r;
+	size_t n;
+};
+
+typedef void (*sink_grant_fn)(const struct sink_grant *g, void *ctx);
 
 struct sink_status {
 	int64_t lag_us;	    /* age of the oldest tick waiting, 0 if none */
@@ -95,6 +124,18 @@ struct sink_ops {
 	 * cannot be (out of memory, closing). Thread: the loop. */
 	int (*rewind)(void *sink, const struct sink_cut *cuts, size_t n,
 		      sink_rewind_done_fn done, void *ctx);
+	/* Optional, both or neither: seqs kept durable. reserve() asks for
+	 * the n reservations (copied) to be made durable together, in one
+	 * step that nothing splits; with epoch set (a new life of the data
+	 * that the pipeline began: at most 16 characters), that epoch
+	 * becomes the sink's in the same step. gen is handed back in the
+	 * grant. Returns 0, or -1 when out of memory (nothing is asked).
+	 * reserved() calls fn for each step made durable since the last
+	 * call, oldest first; a sink reports the reservations it starts
+	 * with as one step of gen 0. Thread: the loop. */
+	int (*reserve)(void *sink, uint32_t gen, const char *epoch,
+		       const struct sink_reservation *r, size_t n);
+	void (*reserved)(void *sink, sink_grant_fn fn, void *ctx);
 };
 
 struct sink {

@@ -256,6 +256,9 @@ static const char *const writer_sql[W_COUNT] = {
          * the oldest remaining commit (?2), which bounds the scan. */
         [W_RET_DEL_RUNS] = "DELETE FROM runs WHERE symbol_id = ?1 AND "
                            "max_ts <= ?2 AND first_id + count <= ?3",
+        [W_RESERVE] = "INSERT OR REPLACE INTO reservations (symbol_id, "
+                      "seq_reserved, fields) VALUES (?1, ?2, ?3)",
+        [W_EPOCH] = "UPDATE meta SET epoch = ?1",
 };
 
 int
@@ -607,6 +610,8 @@ store_open(const struct store_options *opt, char *err, size_t errlen)
 		     s->path, s->epoch, opt->epoch);
 		goto fail;
 	}
+	if (store__resv_load(s, opt->epoch != NULL, err, errlen))
+		goto fail;
 	if (store__writer_prepare(s) != SQLITE_OK) {
 		errf(err, errlen, "db '%s': cannot prepare statements: %s",
 		     s->path, sqlite3_errmsg(s->db));
@@ -837,9 +842,11 @@ writer_wait(struct store *s)
 			/* A full queue is written at once: waiting would
 			 * only hold up a replay or make a live feed drop.
 			 * So are the ticks before a rewind, which a replay
-			 * waits for. */
+			 * waits for, and seq reservations, which ticks may
+			 * wait for. */
 			if (s->stopping || s->count >= BATCH_MAX ||
-			    s->count == s->cap || now >= due || s->nrewinds) {
+			    s->count == s->cap || now >= due || s->nrewinds ||
+			    s->resv_asked.nsteps) {
 				n = s->count < BATCH_MAX ? s->count : BATCH_MAX;
 				/* Not past a rewind: it runs between. */
 				if (s->nrewinds &&
@@ -849,9 +856,10 @@ writer_wait(struct store *s)
 				break;
 			}
 			deadline = due;
-		} else if (s->nrestores || s->npending_gaps) {
-			/* Restored states (and the gaps they close) to write,
-			 * with or without ticks. */
+		} else if (s->nrestores || s->npending_gaps ||
+		           s->resv_asked.nsteps) {
+			/* Restored states (and the gaps they close), or seq
+			 * reservations, to write, with or without ticks. */
 			break;
 		} else if (s->stopping) {
 			n = SIZE_MAX;
@@ -895,7 +903,7 @@ writer_main(void *arg)
 		if (n == SIZE_MAX)
 			break;
 		store__apply_restores(s);
-		if (n || s->npending_gaps)
+		if (n || s->npending_gaps || store__resv_asked(s))
 			store__writer_batch(s, n);
 		store__rewind_step(s);
 		if (s->db && clock_mono_us() >= s->next_retain_us &&
@@ -932,7 +940,7 @@ store_close(struct store *s)
 	if (s->started) {
 		pthread_cond_broadcast(&s->cond);
 		pthread_join(s->writer, NULL);
-	} else if (s->db && s->states && s->count) {
+	} else if (s->db && s->states && (s->count || s->resv_asked.nsteps)) {
 		/* Never started: write what was queued on this thread. */
 		s->next_retain_us = INT64_MAX;
 		writer_main(s);
@@ -953,6 +961,10 @@ store_close(struct store *s)
 	free(s->gap_slots);
 	free(s->pending_gaps);
 	free(s->batch.gaps);
+	store__resv_list_free(&s->resv_asked);
+	store__resv_list_free(&s->resv_granted);
+	store__resv_list_free(&s->batch.resv);
+	free(s->batch.resv_rows);
 	free(s->ring);
 	free(s->enq_us);
 	free(s->path);

@@ -32,6 +32,39 @@
  * cause at most once a minute, retries, and resumes when the cause clears.
  * Meanwhile the queue stays full: a live feed goes on, dropping into gaps.
  *
+ * Seqs are never reused (schema/004). Within one epoch a (symbol, seq)
+ * pair names one state forever, and the ticks a crash or a full disk keeps
+ * from the store must not change that: clients saw them. So seqs are
+ * reserved ahead, durably, per symbol, as a database reserves the values
+ * of a sequence: the writer commits `reservations` rows (the seq a symbol
+ * may go up to, and the fields it may have had by then) in the same
+ * transactions as ticks and states, and the pipeline never hands out a
+ * seq past its symbol's committed reservation, nor a field outside it
+ * (pipeline.c, seq_gate.h). It asks for the next block (64Ki seqs, more
+ * for a symbol that burns through them in under a second) when half of
+ * the last one is used, so normally nothing waits: only a new symbol, or
+ * a symbol's first field of a kind, waits for one commit.
+ *   On open, a symbol whose reservation is past its stored state was not
+ * stopped cleanly: clients may have seen any seq up to the reservation,
+ * with values the store never got. It is restored at reservation + 1 with
+ * every field marked changed there, so a client resuming from any seq it
+ * holds gets a delta that carries every field, and ends with the stored
+ * state. A field the store never got (a symbol's first trade lost, say)
+ * cannot be taken back by a delta: then the store starts a new epoch,
+ * and every client a snapshot. A clean stop writes each symbol's last
+ * seq as its reservation, and its state, so a clean restart goes on
+ * exactly where it was: resumes get deltas, never snapshots.
+ *   When a reservation cannot be written in time (the disk full long
+ * enough that a symbol uses up its block), the pipeline begins a new
+ * epoch of its own, in memory: clients start over with snapshots, and no
+ * seq is reused under either epoch. It asks the store to make that epoch
+ * durable (store_reserve() with the epoch, and the reservations of every
+ * symbol, in one transaction) once writes succeed again; until then a
+ * crash restarts in the old epoch, past its reservations. So the epoch
+ * survives kill -9 and a short full disk, and changes only when the store
+ * could not keep up its promises. An edge (seqs from its ingest) does not
+ * reserve.
+ *
  * Durability. A commit is durable against a crash of the process (WAL,
  * synchronous=NORMAL), so after kill -9 the database holds every tick that
  * waited in the queue longer than commit_ms plus one batch's write time
@@ -175,6 +208,25 @@ store_restore_state(struct store *s, const struct symbol_state *st);
 int
 store_rewind(struct store *s, const struct sink_cut *cuts, size_t n,
 	     sink_rewind_done_fn done, void *ctx);
+
+/*
+ * Seqs (see above): ask for the n reservations (copied) to be committed
+ * together, with the next transaction, and, with epoch set, for that
+ * epoch to become the database's in it. gen is handed back with them.
+ * Reservations of one symbol are written in the order asked; a `final`
+ * one (a clean stop: its last seq handed out) also writes the symbol's
+ * state when the store has every tick up to it. Returns 0, or -1 when
+ * out of memory or closing. Thread-safe.
+ */
+int
+store_reserve(struct store *s, uint32_t gen, const char *epoch,
+	      const struct sink_reservation *r, size_t n);
+
+/* Call fn for each store_reserve() committed since the last call, oldest
+ * first (and, first of all, the reservations found on open, as gen 0).
+ * `wake` is called when there is something new. Thread-safe. */
+void
+store_reserved(struct store *s, sink_grant_fn fn, void *ctx);
 
 /* Thread-safe. */
 void

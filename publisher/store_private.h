@@ -97,6 +97,13 @@ struct sym {
 	uint32_t mark;   /* serial of the batch that last grouped it */
 	uint32_t group;  /* its group in that batch */
 	bool stored;     /* its symbols row is committed */
+	/* Seqs (store.h): its committed reservation (has_resv false: none,
+	 * taken as its stored seq), and the seq of its committed state row
+	 * (0: none). */
+	bool has_resv;
+	uint16_t resv_fields;
+	uint64_t reserved;
+	uint64_t row_seq;
 	uint64_t hash;
 	char name[TICK_SYMBOL_MAX + 1];
 };
@@ -133,6 +140,31 @@ struct rewind {
 	size_t ncuts;
 	sink_rewind_done_fn done;
 	void *ctx;
+};
+
+/* Reservations (store.h, "Seqs"), as the pipeline asked for them: one
+ * step per store_reserve(), written in one transaction. */
+struct resv_step {
+	uint32_t gen;
+	char epoch[2 * EPOCH_BYTES + 1]; /* "": no epoch change */
+	size_t first, n;                 /* in the list's r[] */
+};
+
+struct resv_list {
+	struct resv_step *steps;
+	size_t nsteps, steps_cap;
+	struct sink_reservation *r;
+	size_t n, cap;
+};
+
+/* A reservation row of the batch, with what it needs besides. */
+struct resv_row {
+	struct sym *sym;
+	bool insert_symbol;
+	/* A clean stop's last seq that the writer's state has reached:
+	 * the state row is written too, so the restart goes on from it. */
+	bool write_state;
+	struct symbol_state st;
 };
 
 /* One tick of the batch being written. */
@@ -174,6 +206,11 @@ struct batch {
 	int64_t first_id;
 	int64_t ts_min, max_ts, max_lag; /* the commits row and meta */
 	int64_t next_id;
+	/* Reservations taken for this transaction (from store.resv_asked),
+	 * and their rows (resv.n of them). */
+	struct resv_list resv;
+	struct resv_row *resv_rows;
+	size_t resv_rows_cap;
 };
 
 enum wstmt {
@@ -194,6 +231,8 @@ enum wstmt {
 	W_RET_DEL_COMMITS,
 	W_RET_OLDEST_COMMIT,
 	W_RET_DEL_RUNS,
+	W_RESERVE,
+	W_EPOCH,
 	W_COUNT
 };
 
@@ -251,6 +290,9 @@ struct store {
 	uint32_t *gap_slots; /* open addressing over gaps, by name */
 	size_t gap_mask;
 	int64_t dropping_since_us; /* wall clock */
+	/* Seqs (store.h): reservation steps asked and not yet taken by the
+	 * writer, and those committed and not yet reported (reserved()). */
+	struct resv_list resv_asked, resv_granted;
 
 	/* Rewinds, in order with the ticks: appended and released count ring
 	 * slots since the start (under mu). */
@@ -358,6 +400,36 @@ void store__rewind_step(struct store *s);
 
 /* store_rewind.c: free what the queued rewinds hold (store_close). */
 void store__rewinds_free(struct store *s);
+
+/* store_reserve.c: seqs reserved ahead (store.h, "Seqs") */
+
+/* On open, after load(): read the reservations; restore each symbol whose
+ * reservation is past its stored state at reservation + 1 (a stop that
+ * was not clean), and start a new epoch when one may have lost a field
+ * clients saw; report what was found as the grant of gen 0. An edge's
+ * store (seqs from its ingest) only reads them. Returns 0, or -1 with
+ * err. */
+int store__resv_load(struct store *s, bool edge, char *err, size_t errlen);
+
+/* Writer thread, at the end of batch_prepare: take the steps asked into
+ * the batch and work out their rows. */
+void store__resv_prepare(struct store *s);
+
+/* Inside the batch's transaction: the epoch and the reservation rows.
+ * Returns the SQLite result. */
+int store__resv_write(struct store *s);
+
+/* After the batch's commit: the writer's view of the stored state rows
+ * and reservations follows, and the steps are granted. */
+void store__resv_committed(struct store *s);
+
+/* Giving up at close: what was asked is not written. */
+void store__resv_give_up(struct store *s);
+
+/* Steps asked and not yet taken by the writer (takes mu). */
+bool store__resv_asked(struct store *s);
+
+void store__resv_list_free(struct resv_list *l);
 
 /* store_write.c: writing and retention */
 

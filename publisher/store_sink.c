@@ -254,6 +254,19 @@ sink_rewind(void *impl, const struct sink_cut *cuts, size_t n,
 	return store_rewind(impl, cuts, n, done, ctx);
 }
 
+static int
+sink_reserve(void *impl, uint32_t gen, const char *epoch,
+             const struct sink_reservation *r, size_t n)
+{
+	return store_reserve(impl, gen, epoch, r, n);
+}
+
+static void
+sink_reserved(void *impl, sink_grant_fn fn, void *ctx)
+{
+	store_reserved(impl, fn, ctx);
+}
+
 static const struct sink_ops store_sink_ops = {
         .name = "store",
         .space = sink_space,
@@ -264,6 +277,8 @@ static const struct sink_ops store_sink_ops = {
         .restore = sink_restore,
         .epoch = sink_epoch,
         .rewind = sink_rewind,
+        .reserve = sink_reserve,
+        .reserved = sink_reserved,
 };
 
 struct sink

@@ -195,6 +195,7 @@ batch_prepare(struct store *s, size_t n)
 	b->first_id = s->next_id;
 	s->next_id += (int64_t)b->nitems;
 	b->next_id = s->next_id;
+	store__resv_prepare(s);
 }
 
 static void
@@ -331,6 +332,8 @@ batch_write(struct store *s)
 			rc = store__step_done(w[W_STATE]);
 		}
 	}
+	if (rc == SQLITE_OK)
+		rc = store__resv_write(s);
 	if (rc == SQLITE_OK && b->nitems) {
 		sqlite3_bind_int64(w[W_COMMIT_ROW], 1, b->first_id);
 		sqlite3_bind_int64(w[W_COMMIT_ROW], 2, (int64_t)b->nitems);
@@ -495,7 +498,8 @@ store__writer_batch(struct store *s, size_t n)
 	int rc;
 
 	batch_prepare(s, n);
-	if (s->batch.nitems == 0 && s->batch.ngaps == 0) {
+	if (s->batch.nitems == 0 && s->batch.ngaps == 0 &&
+	    s->batch.resv.nsteps == 0) {
 		s->npending_gaps = 0;
 		release_slots(s, n, NULL);
 		return;
@@ -521,6 +525,7 @@ store__writer_batch(struct store *s, size_t n)
 			log_error("store: db '%s': giving up at shutdown: %zu "
 			          "queued ticks were not written (%s)",
 			          s->path, queued, s->stats.last_error);
+			store__resv_give_up(s);
 			release_slots(s, queued, NULL);
 			return;
 		}
@@ -541,6 +546,7 @@ store__writer_batch(struct store *s, size_t n)
 		pthread_mutex_unlock(&s->mu);
 	}
 	s->npending_gaps = 0;
+	store__resv_committed(s);
 	if (s->failing_since_us) {
 		log_info("store: db '%s': writing again after %.1f s", s->path,
 		         (double)(clock_mono_us() - s->failing_since_us) / 1e6);

@@ -75,8 +75,9 @@ async def test_older_schema_db_is_migrated_on_open_keeping_data():
 	      % (latest, views))
 	for v in views:
 		con.execute('drop view "%s"' % v)
-	# ... and no table of a later migration (003_gaps).
+	# ... and no table of a later migration (003_gaps, 004_seq_reservations).
 	con.execute("drop table if exists gaps")
+	con.execute("drop table if exists reservations")
 	con.execute("pragma user_version = 1")
 	con.commit()
 	con.close()
