@@ -53,7 +53,8 @@ REDIS_LINK_SRC := publisher/redis_wire.c publisher/redis_publisher.c publisher/r
 SERVER_SRC := publisher/cli.c publisher/settings.c publisher/log.c publisher/query.c publisher/auth.c \
 	publisher/server.c publisher/ws.c publisher/admission.c publisher/http_api.c publisher/metrics.c \
 	publisher/session.c publisher/http_query.c publisher/utf8.c \
-	publisher/pipeline.c publisher/epoch.c publisher/wake.c publisher/ws_deflate.c \
+	publisher/pipeline.c publisher/seq_gate.c publisher/epoch.c publisher/wake.c \
+	publisher/ws_deflate.c \
 	$(REDIS_LINK_SRC)
 MAIN_SRC := publisher/main.c
 # The SQLite store and export. The SQL of schema/NNN_name.sql is compiled in:

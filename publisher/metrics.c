@@ -157,6 +157,23 @@ metrics_stream(struct server *s, FILE *f)
 	           "Ticks applied by the engine.", es.ticks_applied);
 	metric_u64(f, "publisher_ticks_rejected_total", "counter",
 	           "Ticks the engine refused.", es.ticks_rejected);
+	if (ps.seq_gated) {
+		metric_u64(f, "publisher_epoch_durable", "gauge",
+		           "1 when the epoch is the store's and survives a "
+		           "crash; 0 while a new one is not stored yet.",
+		           ps.epoch_durable);
+		metric_u64(f, "publisher_epoch_changes_total", "counter",
+		           "New epochs begun because the store could not "
+		           "reserve seqs.",
+		           ps.epoch_changes);
+		metric_u64(f, "publisher_seq_holds_total", "counter",
+		           "Times ticks waited for their symbol's seqs to be "
+		           "reserved.",
+		           ps.seq_holds);
+		metric_u64(f, "publisher_seq_reservations_total", "counter",
+		           "Seq reservations the store committed.",
+		           ps.seq_grants);
+	}
 	metric_u64(f, "publisher_engine_batches_total", "counter",
 	           "Drains of the tick queue that moved ticks into the "
 	           "engine.",

@@ -11,9 +11,11 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "epoch.h"
 #include "feed.h"
 #include "log.h"
 #include "redis_link.h"
+#include "seq_gate.h"
 #include "wake.h"
 
 /* Ticks moved from the queue per drain before the loop gets to write: at
@@ -21,6 +23,12 @@
 #define DRAIN_BUDGET 65536
 #define MAX_SINKS    4
 #define MAX_WAKES    8
+/* Seqs (see "Seqs" below): a tick waiting for its reservation is looked
+ * at again this often, and waits at most HOLD_MAX_US before the pipeline
+ * gives up on the store and begins a new epoch (at once when the store
+ * is failing). */
+#define HOLD_POLL_MS 20
+#define HOLD_MAX_US  (1000 * 1000ll)
 
 struct pipeline_sink {
 	struct sink sink;
@@ -80,10 +88,26 @@ struct pipeline {
 	bool logged_waiting;
 	uint64_t symbols_refused; /* the engine's count, as last logged */
 
+	/* Seqs (see "Seqs" below). gate_on: seqs are handed out within
+	 * the reserver's grants; volatile: the epoch is the pipeline's own,
+	 * not stored yet, and nothing is gated until it is asked to be. */
+	struct pipeline_sink *reserver;
+	struct seq_gate *gate;
+	bool gate_on, gate_volatile;
+	size_t held;           /* ticks at the front of batch that wait */
+	int64_t held_since_us; /* monotonic; 0: none wait */
+	uv_timer_t *hold_timer;
+
 	struct rewind_state rw;
 };
 
 static void rewind_poll(struct pipeline *p);
+
+static void gate_sync(struct pipeline *p);
+
+static size_t gate_apply(struct pipeline *p, size_t n);
+
+static void gate_hold(struct pipeline *p);
 
 /* ------------------------------------------------------------- the drain */
 
@@ -146,7 +170,7 @@ static void
 drain(void *ctx)
 {
 	struct pipeline *p = ctx;
-	size_t budget = DRAIN_BUDGET, n, i, applied = 0;
+	size_t budget = DRAIN_BUDGET, n, i, applied = 0, got;
 
 	if (p->stopped)
 		return;
@@ -156,6 +180,8 @@ drain(void *ctx)
 		if (!ps->detached && ps->sink.ops->wants_resume(ps->sink.impl))
 			ps->sink.ops->resume(ps->sink.impl, state_of, p);
 	}
+	if (p->gate_on || p->gate_volatile)
+		gate_sync(p);
 	if (p->file_source) {
 		budget = sinks_space(p, budget);
 		p->stats.waiting_for_sink = budget == 0;
@@ -168,15 +194,24 @@ drain(void *ctx)
 		}
 		p->logged_waiting = false;
 	}
-	n = tick_queue_drain(p->queue, p->batch, budget);
-	for (i = 0; i < n; i++) {
-		uint64_t seq = engine_apply_tick(p->engine, &p->batch[i]);
+	/* Ticks that wait for their seqs' reservation come first. */
+	got = tick_queue_drain(p->queue, p->batch + p->held,
+	                       budget > p->held ? budget - p->held : 0);
+	n = p->held + got;
+	if (p->gate_on) {
+		applied = gate_apply(p, n);
+	} else {
+		for (i = 0; i < n; i++) {
+			uint64_t seq =
+			        engine_apply_tick(p->engine, &p->batch[i]);
 
-		if (!seq)
-			continue;
-		if (applied != i)
-			p->batch[applied] = p->batch[i];
-		p->batch[applied++].seq = seq;
+			if (!seq)
+				continue;
+			if (applied != i)
+				p->batch[applied] = p->batch[i];
+			p->batch[applied++].seq = seq;
+		}
+		p->held = 0;
 	}
 	for (i = 0; applied && i < p->nsinks; i++) {
 		struct pipeline_sink *ps = &p->sinks[i];
@@ -184,18 +219,379 @@ drain(void *ctx)
 		if (!ps->detached)
 			ps->sink.ops->append(ps->sink.impl, p->batch, applied);
 	}
-	if (n) {
+	if (p->held)
+		memmove(p->batch, p->batch + n - p->held,
+		        p->held * sizeof *p->batch);
+	if (got) {
 		p->stats.drains++;
-		p->stats.drained_ticks += n;
+		p->stats.drained_ticks += got;
 	}
 	log_refused_symbols(p);
 	p->stats.flush_mono_us = clock_mono_us();
 	engine_flush(p->engine);
+	if (p->held)
+		gate_hold(p);
 	/* Still more waiting: come back after this turn's writes rather than
-	 * starving the clients. */
-	if (n == budget)
+	 * starving the clients (unless ticks wait for a reservation: its
+	 * grant, or the hold's timer, comes back). */
+	if (n == budget && !p->held)
 		wake_signal(p->again);
 	rewind_poll(p);
+}
+
+/* ------------------------------------------------------------------ seqs */
+
+/*
+ * Seqs (store.h, "Seqs"): a seq is handed out only within what the
+ * reserving sink (the store) has made durable for its symbol, so that no
+ * crash or full disk can make it name other data later. The gate checks
+ * each tick the engine is to number (an edge's ticks come numbered, and
+ * are not checked); a tick the gate holds back stops the drain there: it
+ * and the ticks after it wait at the front of the batch, in order, until
+ * the grant comes (the sink's wake) or HOLD_MAX_US has passed (the hold's
+ * timer). Asks for more go out after each drain, so normally no tick ever
+ * waits: only a new symbol, or a symbol's first field of a kind.
+ *
+ * When the store cannot grant (it is failing, or too slow), the pipeline
+ * begins a new epoch of its own: clients are told (epoch_changed: they
+ * start over with snapshots), seqs go on ungated, since nobody can hold
+ * a seq of an epoch that no crash can bring back, and as soon as the
+ * store writes again it is asked to make the epoch its own, with a
+ * reservation for every symbol, in one step; the gate holds to those from
+ * then on.
+ */
+
+static int
+gate_lookup(const char *symbol, uint64_t *seq, uint16_t *fields, void *ctx)
+{
+	struct pipeline *p = ctx;
+	struct symbol_state st;
+
+	if (engine_get_state(p->engine, symbol, &st))
+		return -1;
+	*seq = st.seq;
+	*fields = st.present;
+	return 0;
+}
+
+/* Hand the gate's asks to the reserver. */
+static void
+gate_flush_asks(struct pipeline *p)
+{
+	const struct sink_reservation *r;
+	size_t n;
+
+	r = seq_gate_asks(p->gate, &n);
+	if (!n)
+		return;
+	if (p->reserver->sink.ops->reserve(p->reserver->sink.impl,
+	                                   seq_gate_gen(p->gate), NULL, r, n))
+		log_warn("seqs: out of memory: %zu reservations not asked "
+		         "for; their ticks wait",
+		         n);
+	else
+		p->stats.seq_asks += n;
+	seq_gate_clear_asks(p->gate);
+}
+
+/*
+ * Apply the n ticks at the front of the batch through the gate, and
+ * compact the applied ones to the front (seq set). A tick held back stops
+ * it: that tick and the rest stay for later (p->held of them, moved to
+ * the front by the caller once the applied ones are handed on), and the
+ * rest are looked at for what they will need, so their asks go out now,
+ * together. Returns the ticks applied.
+ */
+static size_t
+gate_apply(struct pipeline *p, size_t n)
+{
+	int64_t now = clock_mono_us();
+	size_t i, j, applied = 0;
+
+	for (i = 0; i < n; i++) {
+		struct tick *t = &p->batch[i];
+		struct seq_gate_sym *y = NULL;
+		uint64_t seq;
+
+		/* A new symbol beyond the engine's bound: the engine
+		 * refuses it (and counts it), and the store is not asked
+		 * for its seqs. */
+		if (!t->seq && engine_refuses_new_symbol(p->engine, t)) {
+			engine_apply_tick(p->engine, t);
+			continue;
+		}
+		if (!t->seq && !seq_gate_check(p->gate, t, now, &y))
+			break;
+		seq = engine_apply_tick(p->engine, t);
+		if (!seq)
+			continue;
+		seq_gate_applied(y, t, seq);
+		if (applied != i)
+			p->batch[applied] = *t;
+		p->batch[applied++].seq = seq;
+	}
+	p->held = n - i;
+	if (!p->held) {
+		p->held_since_us = 0;
+	} else if (i || !p->held_since_us) {
+		/* A new wait (not the same tick still waiting). */
+		struct seq_gate_sym *y;
+
+		p->held_since_us = now;
+		p->stats.seq_holds++;
+		for (j = i + 1; j < n; j++)
+			if (!p->batch[j].seq &&
+			    !engine_refuses_new_symbol(p->engine, &p->batch[j]))
+				seq_gate_check(p->gate, &p->batch[j], now, &y);
+	}
+	gate_flush_asks(p);
+	return applied;
+}
+
+static void
+hold_timer_cb(uv_timer_t *t)
+{
+	struct pipeline *p = t->data;
+
+	if (p->held)
+		drain(p);
+}
+
+/* A sink's grant: the gate may go that far. An epoch's grant of this
+ * generation: the epoch is the store's now, and survives a crash. */
+static void
+gate_granted(const struct sink_grant *g, void *ctx)
+{
+	struct pipeline *p = ctx;
+	size_t i;
+
+	if (g->gen != seq_gate_gen(p->gate))
+		return;
+	for (i = 0; i < g->n; i++)
+		if (seq_gate_grant(p->gate, g->gen, &g->r[i]))
+			log_warn("seqs: out of memory taking a grant for '%s'",
+			         g->r[i].symbol);
+	p->stats.seq_grants += g->n;
+	if (g->epoch && !strcmp(g->epoch, p->epoch) &&
+	    !p->stats.epoch_durable) {
+		p->stats.epoch_durable = true;
+		log_info("seqs: epoch %s is stored: it survives a crash from "
+		         "now on",
+		         p->epoch);
+	}
+}
+
+struct seed_list {
+	struct pipeline *p;
+	struct sink_reservation *r;
+	size_t n, cap;
+	bool failed;
+};
+
+static void
+seed_symbol(const struct symbol_state *st, void *ctx)
+{
+	struct seed_list *l = ctx;
+
+	if (l->failed || l->n == l->cap) {
+		l->failed = true;
+		return;
+	}
+	l->r[l->n] = seq_gate_first_ask(st->symbol, st->seq, st->present);
+	if (seq_gate_seed(l->p->gate, &l->r[l->n], st->seq, st->present))
+		l->failed = true;
+	l->n++;
+}
+
+/* The store writes again: ask it to make our epoch its own, with a block
+ * for every symbol, in one step; the gate holds to those blocks from now
+ * on (they are durable once the epoch is). */
+static void
+gate_make_durable(struct pipeline *p)
+{
+	struct seed_list l = {p, NULL, 0, engine_symbol_count(p->engine), 0};
+	int rc = -1;
+
+	l.r = malloc((l.cap ? l.cap : 1) * sizeof *l.r);
+	if (l.r) {
+		engine_foreach_symbol(p->engine, seed_symbol, &l);
+		if (!l.failed)
+			rc = p->reserver->sink.ops->reserve(
+			        p->reserver->sink.impl, seq_gate_gen(p->gate),
+			        p->epoch, l.r, l.n);
+	}
+	free(l.r);
+	if (rc) {
+		/* Tried again with the next drain. */
+		seq_gate_reset(p->gate);
+		return;
+	}
+	p->gate_volatile = false;
+	p->gate_on = true;
+	log_info("seqs: the store writes again: asking it to keep epoch %s "
+	         "(%zu symbols)",
+	         p->epoch, l.n);
+}
+
+/* Grants in; and an epoch of our own made durable once the store can. */
+static void
+gate_sync(struct pipeline *p)
+{
+	struct pipeline_sink *ps = p->reserver;
+	struct sink_status st;
+
+	if (ps->detached) {
+		p->gate_on = p->gate_volatile = false;
+		return;
+	}
+	ps->sink.ops->reserved(ps->sink.impl, gate_granted, p);
+	if (!p->gate_volatile)
+		return;
+	ps->sink.ops->status(ps->sink.impl, &st);
+	if (!st.failing)
+		gate_make_durable(p);
+}
+
+/*
+ * The store cannot reserve: begin an epoch of our own (see above). Seqs
+ * go on from where they are; every client starts over. Sinks other than
+ * the reserver follow the epoch as an edge's do (sink_ops.epoch).
+ */
+static void
+gate_new_epoch(struct pipeline *p, const char *why)
+{
+	char epoch[PIPELINE_EPOCH_MAX + 1];
+	size_t i;
+
+	epoch_make(epoch, sizeof epoch);
+	log_warn("seqs: %s: new epoch %s (was %s); clients start over with "
+	         "snapshots, and no seq is handed out twice",
+	         why, epoch, p->epoch);
+	snprintf(p->epoch, sizeof p->epoch, "%s", epoch);
+	seq_gate_reset(p->gate);
+	p->gate_on = false;
+	p->gate_volatile = true;
+	p->held_since_us = 0;
+	p->stats.epoch_changes++;
+	p->stats.epoch_durable = false;
+	for (i = 0; i < p->nsinks; i++) {
+		struct pipeline_sink *ps = &p->sinks[i];
+
+		if (ps == p->reserver || ps->detached || !ps->sink.ops->epoch)
+			continue;
+		if (ps->sink.ops->epoch(ps->sink.impl, epoch, ps->detached_why,
+		                        sizeof ps->detached_why)) {
+			ps->detached = true;
+			log_error("%s (ticks are not sent to it meanwhile)",
+			          ps->detached_why);
+		}
+	}
+	if (p->hooks.epoch_changed)
+		p->hooks.epoch_changed(epoch, p->hooks.ctx);
+}
+
+/* After a drain that left ticks waiting: give up on the store when it is
+ * failing or has not granted within HOLD_MAX_US, else look again soon. */
+static void
+gate_hold(struct pipeline *p)
+{
+	struct sink_status st;
+	int64_t waited = clock_mono_us() - p->held_since_us;
+
+	p->reserver->sink.ops->status(p->reserver->sink.impl, &st);
+	if (st.failing || waited >= HOLD_MAX_US) {
+		char why[300];
+
+		snprintf(why, sizeof why,
+		         "the store could not reserve seqs %s (%s)",
+		         st.failing ? "while failing" : "within 1 s",
+		         st.failing ? st.reason : "too slow");
+		gate_new_epoch(p, why);
+		wake_signal(p->again);
+		return;
+	}
+	uv_timer_start(p->hold_timer, hold_timer_cb, HOLD_POLL_MS, 0);
+}
+
+/* Start: the reserver's grants of what it holds, and asks for every
+ * symbol short of room, before the first tick. */
+static void
+gate_start(struct pipeline *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nsinks && !p->reserver; i++)
+		if (!p->sinks[i].detached && p->sinks[i].sink.ops->reserve &&
+		    p->sinks[i].sink.ops->reserved)
+			p->reserver = &p->sinks[i];
+	/* An edge's seqs come from its ingest. */
+	if (!p->reserver || p->follower)
+		return;
+	p->gate = seq_gate_create(gate_lookup, p);
+	p->hold_timer = malloc(sizeof *p->hold_timer);
+	if (!p->gate || !p->hold_timer ||
+	    uv_timer_init(p->loop, p->hold_timer)) {
+		free(p->hold_timer);
+		p->hold_timer = NULL;
+		log_error("seqs: out of memory: seqs are not reserved, so a "
+		          "crash may reuse them");
+		return;
+	}
+	p->hold_timer->data = p;
+	p->gate_on = true;
+	p->stats.seq_gated = true;
+	p->stats.epoch_durable = true;
+	gate_sync(p);
+	seq_gate_ask_due(p->gate, clock_mono_us());
+	gate_flush_asks(p);
+}
+
+static void
+free_timer(uv_handle_t *h)
+{
+	free(h);
+}
+
+struct final_list {
+	struct sink_reservation *r;
+	size_t n, cap;
+};
+
+static void
+final_symbol(const struct symbol_state *st, void *ctx)
+{
+	struct final_list *l = ctx;
+	struct sink_reservation *r;
+
+	if (l->n == l->cap)
+		return;
+	r = &l->r[l->n++];
+	memset(r, 0, sizeof *r);
+	snprintf(r->symbol, sizeof r->symbol, "%s", st->symbol);
+	r->seq = st->seq;
+	r->fields = st->present;
+	r->final = true;
+}
+
+/* A clean stop: every symbol's last seq, so the store trims the
+ * reservations to them and a clean restart goes on with no gap. */
+static void
+gate_finish(struct pipeline *p)
+{
+	struct final_list l = {NULL, 0, engine_symbol_count(p->engine)};
+
+	if (!p->gate || p->reserver->detached || !l.cap)
+		return;
+	l.r = malloc(l.cap * sizeof *l.r);
+	if (!l.r)
+		return;
+	engine_foreach_symbol(p->engine, final_symbol, &l);
+	if (p->reserver->sink.ops->reserve(p->reserver->sink.impl,
+	                                   seq_gate_gen(p->gate), NULL, l.r,
+	                                   l.n))
+		log_warn("seqs: out of memory: reservations are not trimmed; "
+		         "the restart goes on past them");
+	free(l.r);
 }
 
 /* ---------------------------------------------------------- following */
@@ -553,7 +949,7 @@ rewind_poll(struct pipeline *p)
 	pthread_mutex_lock(&p->rw.lock);
 	phase = p->rw.phase;
 	pthread_mutex_unlock(&p->rw.lock);
-	if (phase == RW_ASKED && !tick_queue_depth(p->queue))
+	if (phase == RW_ASKED && !tick_queue_depth(p->queue) && !p->held)
 		rewind_begin(p);
 	else if (phase == RW_STORED)
 		rewind_finish(p);
@@ -741,6 +1137,7 @@ pipeline_set_hooks(struct pipeline *p, const struct pipeline_hooks *hooks)
 int
 pipeline_start(struct pipeline *p, char *err, size_t errlen)
 {
+	gate_start(p);
 	if (p->feed && feed_start(p->feed, err, errlen))
 		return -1;
 	return 0;
@@ -803,6 +1200,7 @@ pipeline_destroy(struct pipeline *p)
 	if (p->queue)
 		pipeline_stop(p);
 	feed_destroy(p->feed);
+	gate_finish(p);
 	/* Each sink writes what it still holds as it goes. */
 	for (i = 0; i < p->nsinks; i++)
 		if (p->sinks[i].destroy)
@@ -815,6 +1213,9 @@ pipeline_destroy(struct pipeline *p)
 	pthread_cond_destroy(&p->rw.answered);
 	pthread_mutex_destroy(&p->rw.lock);
 	free(p->rw.states);
+	seq_gate_destroy(p->gate);
+	if (p->hold_timer)
+		uv_close((uv_handle_t *)p->hold_timer, free_timer);
 	for (i = 0; i < p->nwakes; i++)
 		wake_free(p->wakes[i]);
 	free(p->batch);

@@ -20,6 +20,14 @@
  * under a new epoch before the replay goes on (feed_set_rewind; "Rewinds"
  * in pipeline.c).
  *
+ * Seqs are never reused (store.h, "Seqs"). The engine numbers a tick
+ * only within the seqs a sink (the store) has reserved durably for its
+ * symbol; asks for more go out before a symbol runs short, so normally
+ * nothing waits. When the store cannot reserve (failing, or too slow for
+ * a second), the pipeline begins a new epoch of its own (epoch_changed:
+ * clients start over) and has the store keep it once it writes again.
+ * An edge's ticks come numbered and are not checked.
+ *
  * Sinks never hold up live data. A file (replay) may wait for them: with
  * file_source set, a drain takes no more ticks than every sink has room
  * for, so the replay slows down while the disk catches up. A live feed does
@@ -32,10 +40,11 @@
  *   pipeline_set_feed(p, feed);                 // owned from here
  *   pipeline_add_sink(p, store_sink(store), ...);
  *   pipeline_set_hooks(p, &hooks);              // the transport, when it exists
- *   pipeline_start(p, err, len);                // starts the feed
+ *   pipeline_start(p, err, len);                // seqs reserved, feed on
  *   uv_run(loop, ...);
  *   pipeline_stop(p);                           // feed and follower stopped
- *   pipeline_destroy(p);                        // sinks flushed and closed
+ *   pipeline_destroy(p);                        // last seqs to the store,
+ *                                               // sinks flushed and closed
  *
  * Threading: everything on the loop's thread, except what a producer calls
  * (the wakes) and pipeline_stop(), which must also run on the loop's thread.
@@ -78,7 +87,8 @@ struct pipeline_hooks {
 	 * nothing to send now has. Required before the first tick. */
 	void (*client_ready)(void *user, void *ctx);
 	/* The epoch changed (an edge's ingest started a new life of the
-	 * data): every client must start over. Optional. */
+	 * data, or the store could not reserve seqs): every client must
+	 * start over. Optional. */
 	void (*epoch_changed)(const char *epoch, void *ctx);
 	void *ctx;
 };
@@ -90,6 +100,15 @@ struct pipeline_stats {
 				 * the last one */
 	size_t queue_depth;	/* ticks waiting in the queue now */
 	bool waiting_for_sink;	/* a file source is held back by a sink */
+	/* Seqs (store.h, "Seqs"). */
+	bool seq_gated;		/* seqs are reserved (a store, not an edge) */
+	bool epoch_durable;	/* the epoch survives a crash (it is the
+				 * store's; false while a new one of ours is
+				 * not stored yet) */
+	uint64_t seq_holds;	/* times ticks waited for a reservation */
+	uint64_t seq_asks;	/* reservations asked for */
+	uint64_t seq_grants;	/* reservations granted */
+	uint64_t epoch_changes; /* new epochs begun for want of them */
 };
 
 /* NULL with the cause in err ("out of memory", "epoch ..."). */
