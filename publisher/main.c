@@ -42,6 +42,11 @@
  * makes a live feed wait. */
 #define QUEUE_CAPACITY (256 * 1024)
 
+/* Ticks the store was handed and could neither store nor record as a gap
+ * (store_close()), found when the pipeline closed it: the exit code says
+ * so (README, Storage). */
+static uint64_t unstored_ticks;
+
 static int
 write_port_file(const char *path, int port)
 {
@@ -77,7 +82,7 @@ restore_store(const struct symbol_state *st, void *ctx)
 static void
 close_store(void *impl)
 {
-	store_close(impl);
+	unstored_ticks += store_close(impl);
 }
 
 /*
@@ -410,6 +415,13 @@ out:
 		;
 	if (uv_loop_close(&loop))
 		log_warn("event loop closed with handles still open");
+	if (unstored_ticks) {
+		fprintf(stderr,
+		        "publisher: %llu ticks were not stored in '%s' (the "
+		        "store says why above); exit code 1\n",
+		        (unsigned long long)unstored_ticks, db);
+		rc = 1;
+	}
 	return rc;
 }
 

@@ -155,6 +155,15 @@ metrics_stream(struct server *s, FILE *f)
 	           es.subscriptions);
 	metric_u64(f, "publisher_ticks_applied_total", "counter",
 	           "Ticks applied by the engine.", es.ticks_applied);
+	if (s->parts.store) {
+		struct store_stats ss;
+
+		store_get_stats(s->parts.store, &ss);
+		metric_u64(f, "publisher_ticks_stored_total", "counter",
+		           "Ticks committed to the store; applied minus stored "
+		           "is queued, dropped (gaps) or lost.",
+		           ss.ticks_written);
+	}
 	metric_u64(f, "publisher_ticks_rejected_total", "counter",
 	           "Ticks the engine refused.", es.ticks_rejected);
 	if (ps.seq_gated) {

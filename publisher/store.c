@@ -618,8 +618,9 @@ store_open(const struct store_options *opt, char *err, size_t errlen)
 		goto fail;
 	}
 	if (sqlite3_db_readonly(s->db, "main") == 1)
-		log_warn("store: db '%s' is read-only: ticks will be held and "
-		         "the feed slowed until it is writable",
+		log_warn("store: db '%s' is read-only: until it is writable, "
+		         "ticks are held as far as the queue goes and the rest "
+		         "is not stored",
 		         s->path);
 	return s;
 fail:
@@ -928,11 +929,14 @@ store_start(struct store *s, char *err, size_t errlen)
 	return 0;
 }
 
-void
+uint64_t
 store_close(struct store *s)
 {
+	uint64_t unwritten;
+	size_t i;
+
 	if (!s)
-		return;
+		return 0;
 	pthread_mutex_lock(&s->mu);
 	s->stopping = true;
 	s->stop_us = clock_mono_us();
@@ -945,6 +949,20 @@ store_close(struct store *s)
 		s->next_retain_us = INT64_MAX;
 		writer_main(s);
 	}
+	/* Dropped ticks whose gap was never recorded: the store stopped
+	 * before it caught up, or gave up. */
+	unwritten = s->unwritten;
+	for (i = 0; i < s->ngaps; i++)
+		unwritten += s->gaps[i].ticks;
+	for (i = 0; i < s->nrestores; i++)
+		if (s->restores[i].has_gap)
+			unwritten += s->restores[i].gap.ticks;
+	if (unwritten > s->unwritten)
+		log_error("store: db '%s': %llu ticks dropped while the store "
+		          "was behind were not recorded as gaps (it stopped "
+		          "before catching up)",
+		          s->path,
+		          (unsigned long long)(unwritten - s->unwritten));
 	store__finalize_all(s->stmt, W_COUNT);
 	if (s->db)
 		sqlite3_close(s->db);
@@ -971,4 +989,5 @@ store_close(struct store *s)
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
+	return unwritten;
 }

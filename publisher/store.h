@@ -239,8 +239,11 @@ store_sink(struct store *s);
 
 /* Write everything queued, stop the writer, close. While writes fail it
  * keeps trying for up to 10 s, then logs how many ticks it could not
- * write. Works without store_start() too. NULL is a no-op. */
-void
+ * write. Works without store_start() too. Returns the ticks handed to the
+ * store that are neither stored nor recorded as a gap (given up, or
+ * dropped while it was behind and never recorded): 0 when all is well.
+ * NULL is a no-op. */
+uint64_t
 store_close(struct store *s);
 
 /* ------------------------------------------------------------ reading */

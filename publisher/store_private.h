@@ -293,6 +293,9 @@ struct store {
 	/* Seqs (store.h): reservation steps asked and not yet taken by the
 	 * writer, and those committed and not yet reported (reserved()). */
 	struct resv_list resv_asked, resv_granted;
+	/* Ticks given up at close: queued, or dropped and never recorded
+	 * as a gap (store_close() returns it). */
+	uint64_t unwritten;
 
 	/* Rewinds, in order with the ticks: appended and released count ring
 	 * slots since the start (under mu). */

@@ -420,8 +420,11 @@ note_failure(struct store *s, int rc, const char *what)
 		s->fails_since_log++;
 		return;
 	}
-	log_warn("store: db '%s': cannot %s; %zu ticks held and the feed "
-	         "slowed until this clears; retrying%s",
+	/* No feed waits for a failing store (a live one never does, and
+	 * sink_space() lets a file through too): say what happens. */
+	log_warn("store: db '%s': cannot %s; %zu ticks held, and until this "
+	         "clears what the queue cannot hold is not stored (recorded "
+	         "as gaps); retrying%s",
 	         s->path, msg, queued,
 	         s->fails_since_log ? " (it kept failing since the last "
 	                              "message)"
@@ -525,6 +528,12 @@ store__writer_batch(struct store *s, size_t n)
 			log_error("store: db '%s': giving up at shutdown: %zu "
 			          "queued ticks were not written (%s)",
 			          s->path, queued, s->stats.last_error);
+			/* Nothing of it is written: the gaps it would have
+			 * recorded are lost with the ticks. */
+			s->unwritten += queued;
+			for (size_t g = 0; g < s->npending_gaps; g++)
+				s->unwritten += s->pending_gaps[g].ticks;
+			s->npending_gaps = 0;
 			store__resv_give_up(s);
 			release_slots(s, queued, NULL);
 			return;

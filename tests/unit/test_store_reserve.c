@@ -259,7 +259,7 @@ test_reservations_are_granted_in_order(void **state)
 	assert_int_equal(g.gen[2], 2);
 	assert_int_equal(g.r[2][0].seq, 300);
 	assert_string_equal(g.epoch[1], "");
-	store_close(s);
+	assert_int_equal(store_close(s), 0);
 
 	/* Durable: in the table, symbols without a tick included. */
 	assert_int_equal(sql_int(f->path, "SELECT r.seq_reserved FROM "
@@ -334,7 +334,7 @@ test_clean_stop_trims_to_the_last_seq(void **state)
 	assert_int_equal(store_reserve(s, 1, NULL, &r, 1), 0);
 	r = resv("AAPL", 3, served.present, true);
 	assert_int_equal(store_reserve(s, 1, NULL, &r, 1), 0);
-	store_close(s);
+	assert_int_equal(store_close(s), 0);
 	assert_int_equal(sql_int(f->path, "SELECT seq_reserved FROM "
 	                                  "reservations"),
 	                 3);
@@ -358,7 +358,7 @@ test_clean_stop_trims_to_the_last_seq(void **state)
 	assert_int_equal(store_start(s, err, sizeof err), 0);
 	r = resv("AAPL", 5001, back.present, true);
 	assert_int_equal(store_reserve(s, 1, NULL, &r, 1), 0);
-	store_close(s);
+	assert_int_equal(store_close(s), 0);
 	assert_int_equal(sql_int(f->path, "SELECT seq FROM state"), 5001);
 	s = open_store(f, NULL, false);
 	served = back;
