@@ -338,6 +338,7 @@ store__writer_pragmas(struct store *s, char *err, size_t errlen)
 	char sql[256];
 	sqlite3_stmt *st;
 	bool wal = false;
+	const char *cap;
 
 	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st,
 	                       NULL) == SQLITE_OK) {
@@ -362,6 +363,14 @@ store__writer_pragmas(struct store *s, char *err, size_t errlen)
 	if (store__exec_sql(s->db, sql) != SQLITE_OK)
 		return errf(err, errlen, "cannot set up db '%s': %s", s->path,
 		            sqlite3_errmsg(s->db));
+	/* A full disk for tests that cannot mount a small one: the file
+	 * stops growing at this many pages (test_durability.py). */
+	cap = getenv("PUBLISHER_TEST_DB_MAX_PAGES");
+	if (cap && *cap) {
+		snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+		         atoll(cap));
+		store__exec_sql(s->db, sql);
+	}
 	return 0;
 }
 
