@@ -338,4 +338,95 @@ int
 store_read_max_ts(struct store_reader *r, int64_t *out, char *err,
 		  size_t errlen);
 
+/* ---------------------------------------------------------- importing */
+
+/*
+ * The bulk path of `publisher import` (publisher/import.h), in
+ * store_import.c: ticks written from the caller's thread, without the
+ * writer thread or its queue, in large transactions, each holding the
+ * ticks, the states they make and the import's progress (schema/005), so
+ * that a crash leaves the database saying exactly how far it got.
+ *
+ * Seqs continue each symbol's stored seq. A tick older than the newest the
+ * store holds for its symbol goes into the symbol's history with the next
+ * seq, and the state takes only that seq: its values never go back in time
+ * (a late tick is history, not news). Every other tick folds into the
+ * state by the engine's rules (symbol_state.h), ticks of equal ts
+ * included.
+ *
+ * The database is taken as the server takes it (store_open: the -lock
+ * flock, migrations), so a database that a running server holds is
+ * refused, and a server cannot open one that an import is filling.
+ *
+ * Pragmas (STORE_IMPORT_PRAGMAS): journal_mode=DELETE and
+ * synchronous=FULL while the import runs, so that each new page is written
+ * once (WAL writes it twice) and each commit survives a power cut as well
+ * as a kill -9; the database is put back in WAL mode when it closes. When
+ * a reader has the database open, the mode cannot change and the import
+ * runs in the server's (STORE_IMPORT_PRAGMAS_SHARED). In DELETE mode a
+ * commit waits for readers to finish (up to 5 s, then it fails and the
+ * import stops, to be resumed).
+ */
+struct store_import;
+
+#define STORE_IMPORT_PRAGMAS        "journal_mode=DELETE, synchronous=FULL"
+#define STORE_IMPORT_PRAGMAS_SHARED "journal_mode=WAL, synchronous=NORMAL"
+
+/* How far the import of one input (known by its content hash) got. */
+struct store_import_mark {
+	uint64_t offset;    /* bytes of the input taken */
+	uint64_t lines;     /* lines taken */
+	uint64_t rows;      /* ticks stored from it */
+	uint64_t bad_lines; /* lines refused */
+	bool done;          /* the whole input was taken */
+};
+
+/* Open path (created if missing) for importing. NULL with err when it
+ * cannot be opened, is in use ("db 'x' is in use by another publisher"),
+ * or is not a publisher database this build knows. */
+struct store_import *
+store_import_open(const char *path, char *err, size_t errlen);
+
+/* The mark of the input whose content hash is hash (64 hex digits).
+ * Returns 1 with *out set, 0 when it was never imported, -1 with err. */
+int
+store_import_find(struct store_import *im, const char *hash,
+		  struct store_import_mark *out, char *err, size_t errlen);
+
+/* Take one tick (its seq is ignored: the next of its symbol is used). It
+ * is written, inside the open transaction, when enough have gathered, and
+ * committed by store_import_commit(). Returns 0, or -1 with err when a
+ * write failed (the transaction is then rolled back: nothing since the
+ * last commit is stored, and the handle takes nothing more: close it and
+ * open the database again to go on). A tick the state
+ * refuses (a volume or trades count that would overflow) is not stored
+ * and counted in *refused when refused is not NULL. */
+int
+store_import_add(struct store_import *im, const struct tick *t,
+		 uint64_t *refused, char *err, size_t errlen);
+
+/* Write what was taken and the mark of the input (hash, its name and size
+ * for a person reading the table) in one transaction, and commit it.
+ * Returns 0, or -1 with err (then nothing since the last commit is
+ * stored). */
+int
+store_import_commit(struct store_import *im, const char *hash,
+		    const char *name, uint64_t size,
+		    const struct store_import_mark *mark, char *err,
+		    size_t errlen);
+
+/* The pragmas in force: STORE_IMPORT_PRAGMAS, or
+ * STORE_IMPORT_PRAGMAS_SHARED when the mode could not change. */
+const char *
+store_import_pragmas(const struct store_import *im);
+
+/* Ticks committed since store_import_open(). */
+uint64_t
+store_import_rows(const struct store_import *im);
+
+/* Drops what was not committed, checkpoints the WAL into the database and
+ * closes. NULL is a no-op. */
+void
+store_import_close(struct store_import *im);
+
 #endif

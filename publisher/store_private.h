@@ -436,8 +436,12 @@ void store__resv_list_free(struct resv_list *l);
 
 /* store_write.c: writing and retention */
 
-/* Bind one symbol's state (gr->st, with gr->sym, gr->max_ts, gr->max_lag)
- * as the parameters of W_STATE. */
+/* Bind one tick as the TICK_COLUMNS parameters from p of W_TICK_ONE or
+ * W_TICKS_MANY, and one symbol's state (gr->st, with gr->sym, gr->max_ts,
+ * gr->max_lag) as the parameters of W_STATE. store_import.c writes with
+ * the same statements. */
+void store__bind_tick(sqlite3_stmt *st, int p, int64_t id, int64_t symbol_id,
+                      const struct tick *t, uint64_t seq);
 void store__bind_state(sqlite3_stmt *q, const struct group *gr);
 
 /* Write the next n queued ticks, retrying until it works, or, when the

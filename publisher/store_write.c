@@ -198,9 +198,9 @@ batch_prepare(struct store *s, size_t n)
 	store__resv_prepare(s);
 }
 
-static void
-bind_tick(sqlite3_stmt *st, int p, int64_t id, int64_t symbol_id,
-          const struct tick *t, uint64_t seq)
+void
+store__bind_tick(sqlite3_stmt *st, int p, int64_t id, int64_t symbol_id,
+                 const struct tick *t, uint64_t seq)
 {
 	int f;
 
@@ -278,9 +278,9 @@ batch_write(struct store *s)
 		for (r = 0; r < rows; r++, k++) {
 			const struct item *it = &b->items[b->order[k]];
 
-			bind_tick(st, (int)(r * TICK_COLUMNS) + 1, id++,
-			          b->groups[it->group].sym->id,
-			          &s->ring[it->slot], it->seq);
+			store__bind_tick(st, (int)(r * TICK_COLUMNS) + 1, id++,
+			                 b->groups[it->group].sym->id,
+			                 &s->ring[it->slot], it->seq);
 		}
 		rc = store__step_done(st);
 	}

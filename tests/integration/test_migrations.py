@@ -78,6 +78,7 @@ async def test_older_schema_db_is_migrated_on_open_keeping_data():
 	# ... and no table of a later migration (003_gaps, 004_seq_reservations).
 	con.execute("drop table if exists gaps")
 	con.execute("drop table if exists reservations")
+	con.execute("drop table if exists imports")  # 005_imports
 	con.execute("pragma user_version = 1")
 	con.commit()
 	con.close()

@@ -553,7 +553,8 @@ test_migrates_older_schema(void **state)
 	snprintf(epoch, sizeof epoch, "%s", store_epoch(s));
 	store_close(s);
 	sql(f->path, "DROP VIEW tick_view; DROP VIEW state_view; "
-	             "DROP TABLE gaps; DROP TABLE IF EXISTS reservations; "
+	             "DROP TABLE gaps; DROP TABLE IF EXISTS imports; "
+	             "DROP TABLE IF EXISTS reservations; "
 	             "PRAGMA user_version = 1");
 
 	/* A reader takes it as it is (the tables are those of version 1). */
