@@ -28,8 +28,9 @@ const char cli_version_string[] = PUBLISHER_NAME_VERSION;
 #define FOR_SERVE   (1u << CLI_SERVE)
 #define FOR_REPLAY  (1u << CLI_REPLAY)
 #define FOR_EXPORT  (1u << CLI_EXPORT)
+#define FOR_IMPORT  (1u << CLI_IMPORT)
 #define FOR_SERVING (FOR_SERVE | FOR_REPLAY)
-#define FOR_ALL     (FOR_SERVING | FOR_EXPORT)
+#define FOR_ALL     (FOR_SERVING | FOR_EXPORT | FOR_IMPORT)
 
 /* Upper bounds keep later arithmetic (timers, buffer sizes) far from
  * overflow; each is stated in the message that enforces it. */
@@ -360,6 +361,7 @@ static const struct setting_choice formats[] = {
 #define GUARDS  "Security and limits (serve and replay)"
 #define REPLAY  "Replay"
 #define EXPORT  "Export"
+#define IMPORT  "Import"
 
 static const struct setting rows[] = {
         SETTING_STRING("config", "FILE", FOR_SERVING, SERVING, struct cli,
@@ -526,6 +528,14 @@ static const struct setting rows[] = {
         {"output", "-o", "FILE", FOR_EXPORT, EXPORT, SETTING_KIND_CUSTOM,
          SETTING_TARGET(struct cli, export.output), 0, 0, 0, NULL, parse_output,
          NULL, NULL, NULL, "write to FILE (default: standard output)", false},
+
+        SETTING_STRING("db", "FILE", FOR_IMPORT, IMPORT, struct cli, import.db,
+                       NULL,
+                       "SQLite database to load into (required), created "
+                       "if missing; refused while a server has it open"),
+        SETTING_CHOICE("log-level", "LEVEL", FOR_IMPORT, IMPORT, struct cli,
+                       node.log_level, log_levels, "info",
+                       "error, warn, info or debug"),
 };
 #define N_ROWS (sizeof rows / sizeof rows[0])
 
@@ -538,6 +548,7 @@ static const struct {
         {"serve", CLI_SERVE},
         {"replay", CLI_REPLAY},
         {"export", CLI_EXPORT},
+        {"import", CLI_IMPORT},
 };
 
 /* What parsing collects besides struct cli itself. */
@@ -636,6 +647,14 @@ check_whole(struct parse_state *st)
 		if (given(st, "from") && given(st, "to") &&
 		    out->export.from > out->export.to)
 			return fail(st, "--from is after --to");
+		return 0;
+	case CLI_IMPORT:
+		if (!out->import.file_count)
+			return fail(st, "import needs a FILE (a JSONL or CSV "
+			                "tick file, as export writes; - for "
+			                "standard input)");
+		if (!out->import.db)
+			return fail(st, "import needs --db FILE");
 		return 0;
 	default:
 		return 0;
@@ -799,7 +818,9 @@ cli_parse(int argc, char **argv, struct cli *out, char *err, size_t errlen)
 	if (asks_help_or_version(argc, argv, out))
 		return 0;
 	if (argc < 2 || argv[1][0] == '-')
-		return fail(&st, "missing command (serve, replay or export)");
+		return fail(
+		        &st,
+		        "missing command (serve, replay, export or import)");
 	if (!strcmp(argv[1], "help")) {
 		out->command = CLI_HELP;
 		out->help_for = CLI_HELP;
@@ -808,7 +829,7 @@ cli_parse(int argc, char **argv, struct cli *out, char *err, size_t errlen)
 	if (find_command(argv[1], &out->command))
 		return fail(&st,
 		            "unknown command " QUOTE
-		            " (expected serve, replay or export)",
+		            " (expected serve, replay, export or import)",
 		            argv[1]);
 	st.command_name = argv[1];
 	st.run.scope = 1u << out->command;
@@ -819,11 +840,22 @@ cli_parse(int argc, char **argv, struct cli *out, char *err, size_t errlen)
 	for (i = 2; i < argc; i++) {
 		const char *arg = argv[i];
 
-		/* Positional: replay's FILE ("-" alone is a name, too). */
+		/* Positional: replay's FILE, import's FILEs ("-" alone is a
+		 * name, too). */
 		if (arg[0] != '-' || arg[1] == '\0') {
 			if (out->command == CLI_REPLAY && !st.have_file) {
 				out->replay.path = arg;
 				st.have_file = true;
+				continue;
+			}
+			if (out->command == CLI_IMPORT) {
+				if (out->import.file_count == IMPORT_MAX_FILES)
+					return fail(&st,
+					            "import takes at most %d "
+					            "files at once",
+					            IMPORT_MAX_FILES);
+				out->import.files[out->import.file_count++] =
+				        arg;
 				continue;
 			}
 			return fail(&st,
@@ -842,7 +874,7 @@ static void
 print_usage(FILE *to, enum cli_command command)
 {
 	bool all = command != CLI_SERVE && command != CLI_REPLAY &&
-	           command != CLI_EXPORT;
+	           command != CLI_EXPORT && command != CLI_IMPORT;
 
 	fprintf(to, "%s - live market data over WebSocket\n\nUsage:\n",
 	        cli_version_string);
@@ -856,6 +888,8 @@ print_usage(FILE *to, enum cli_command command)
 		            "[--from T] [--to T]\n"
 		            "                   [--format csv|jsonl] [-o "
 		            "FILE]\n");
+	if (all || command == CLI_IMPORT)
+		fprintf(to, "  publisher import FILE... --db FILE\n");
 	fprintf(to, "  publisher%s --help | --version\n\n",
 	        all ? " [COMMAND]" : "");
 }
@@ -863,7 +897,17 @@ print_usage(FILE *to, enum cli_command command)
 static void
 print_notes(FILE *to, enum cli_command command)
 {
-	if (command != CLI_EXPORT)
+	if (command == CLI_IMPORT || command == CLI_HELP)
+		fprintf(to,
+		        "\n"
+		        "Import FILE: a tick file (JSONL or CSV, what export "
+		        "writes), or - for\n"
+		        "standard input. The same bytes imported again add "
+		        "nothing; an interrupted\n"
+		        "import resumes where it stopped. Bad lines are "
+		        "refused and named; they are\n"
+		        "not ticks, so they do not make the import fail.\n");
+	if (command != CLI_EXPORT && command != CLI_IMPORT)
 		fprintf(to,
 		        "\n"
 		        "Feed SPEC:\n"
@@ -894,7 +938,8 @@ print_notes(FILE *to, enum cli_command command)
 		        "per origin, 'loop'\n"
 		        "alone); # starts a comment line. Flags override "
 		        "it.\n");
-	if (command != CLI_SERVE && command != CLI_REPLAY)
+	if (command != CLI_SERVE && command != CLI_REPLAY &&
+	    command != CLI_IMPORT)
 		fprintf(to,
 		        "\n"
 		        "Times T: integer microseconds since the Unix "
@@ -932,6 +977,10 @@ cli_print_help(FILE *to, enum cli_command command)
 		fprintf(to, "export writes stored ticks in the format replay "
 		            "reads.\n\n");
 		break;
+	case CLI_IMPORT:
+		fprintf(to, "import loads tick files into a database at full "
+		            "speed, then exits.\n\n");
+		break;
 	default:
 		fprintf(to, "serve takes ticks from a feed, keeps the latest "
 		            "state of every symbol, stores\n"
@@ -940,7 +989,8 @@ cli_print_help(FILE *to, enum cli_command command)
 		            "it serves the dashboard at /. replay does the "
 		            "same with a recorded tick file\n"
 		            "as the feed. export writes stored ticks in the "
-		            "format replay reads.\n"
+		            "format replay reads;\n"
+		            "import loads tick files into a database.\n"
 		            "'publisher COMMAND --help' shows one command's "
 		            "options.\n\n");
 	}

@@ -6,13 +6,14 @@
  *   publisher replay FILE [--speed X|max] [--loop] [--config FILE] [options]
  *   publisher export --db FILE [--symbol S]... [--from T] [--to T]
  *                    [--format csv|jsonl] [-o FILE]
+ *   publisher import FILE... --db FILE
  *   publisher [COMMAND] --help | --version
  *
  * Every option is one row of the settings table in cli.c (see settings.h):
  * its name is the flag without "--" and the name in a config file, and its
  * target a field of server_options, store_options, feed_replay_options,
- * export_options or node_options below. A config file is read first and
- * the flags override it.
+ * export_options, import_options or node_options below. A config file is read
+ * first and the flags override it.
  *
  * Included by main.c and cli.c only: the modules never see the command
  * line, only their own options.
@@ -29,6 +30,7 @@
 
 #include "export.h"
 #include "feed.h"
+#include "import.h"
 #include "log.h"
 #include "server.h"
 #include "store.h"
@@ -40,6 +42,7 @@ enum cli_command {
 	CLI_SERVE,
 	CLI_REPLAY, /* serve with the replay feed of FILE */
 	CLI_EXPORT,
+	CLI_IMPORT, /* FILE... into --db */
 	CLI_HELP,
 	CLI_VERSION,
 };
@@ -77,6 +80,7 @@ struct cli {
 	struct store_options store;        /* path: --db, "none" for none */
 	struct feed_replay_options replay; /* replay's FILE, --speed, --loop */
 	struct export_options export;
+	struct import_options import;     /* FILE... (argv), --db */
 	char config_text[CLI_CONFIG_MAX]; /* the --config file's lines */
 };
 
@@ -87,8 +91,8 @@ struct cli {
  */
 int cli_parse(int argc, char **argv, struct cli *out, char *err, size_t errlen);
 
-/* Print the help of one command (serve, replay, export), or the whole help
- * for CLI_HELP. */
+/* Print the help of one command (serve, replay, export, import), or the whole
+ * help for CLI_HELP. */
 void cli_print_help(FILE *to, enum cli_command command);
 
 /* "publisher X.Y.Z" */

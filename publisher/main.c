@@ -1,5 +1,5 @@
 /*
- * main.c: `publisher serve | replay | export | --help | --version`.
+ * main.c: `publisher serve | replay | export | import | --help | --version`.
  *
  * Wires the parts together on one libuv loop: the pipeline (feed → queue →
  * engine → sinks) first, then the server (libwebsockets) as its transport.
@@ -26,6 +26,7 @@
 #include "epoch.h"
 #include "export.h"
 #include "feed.h"
+#include "import.h"
 #include "log.h"
 #include "pipeline.h"
 #include "redis_link.h"
@@ -447,6 +448,14 @@ main(int argc, char **argv)
 		cli.export.progress = isatty(STDERR_FILENO);
 		if (export_run(&cli.export, err, sizeof err)) {
 			fprintf(stderr, "publisher: export: %s\n", err);
+			return 1;
+		}
+		return 0;
+	case CLI_IMPORT:
+		log_set_level(cli.node.log_level);
+		cli.import.progress = isatty(STDERR_FILENO);
+		if (import_run(&cli.import, NULL, err, sizeof err)) {
+			fprintf(stderr, "publisher: import: %s\n", err);
 			return 1;
 		}
 		return 0;

@@ -280,10 +280,11 @@ test_unknown_options(void **state)
 static void
 test_commands(void **state)
 {
-	BAD_EXACT("missing command (serve, replay or export)", NULL);
-	BAD_EXACT("missing command (serve, replay or export)", "--listen",
-	          "127.0.0.1:1");
-	BAD_EXACT("unknown command 'srve' (expected serve, replay or export)",
+	BAD_EXACT("missing command (serve, replay, export or import)", NULL);
+	BAD_EXACT("missing command (serve, replay, export or import)",
+	          "--listen", "127.0.0.1:1");
+	BAD_EXACT("unknown command 'srve' (expected serve, replay, export or "
+	          "import)",
 	          "srve");
 
 	OK("--help");
@@ -408,6 +409,36 @@ test_export(void **state)
 	/* a negative time is a value, not an option */
 	OK("export", "--db", "x.db", "--from", "-5");
 	assert_int_equal(cli.export.from, -5);
+}
+
+static void
+test_import(void **state)
+{
+	OK("import", "a.csv", "--db", "x.db");
+	assert_int_equal(cli.command, CLI_IMPORT);
+	assert_string_equal(cli.import.db, "x.db");
+	assert_int_equal(cli.import.file_count, 1);
+	assert_string_equal(cli.import.files[0], "a.csv");
+	assert_false(cli.import.progress); /* main.c's to set */
+	assert_int_equal(cli.node.log_level, LOG_INFO);
+
+	/* Files before and after the options, "-" for standard input. */
+	OK("import", "a.csv", "--db=x.db", "-", "b.jsonl", "--log-level",
+	   "warn");
+	assert_int_equal(cli.import.file_count, 3);
+	assert_string_equal(cli.import.files[1], "-");
+	assert_string_equal(cli.import.files[2], "b.jsonl");
+	assert_int_equal(cli.node.log_level, LOG_WARN);
+
+	BAD_EXACT("import needs --db FILE", "import", "a.csv");
+	BAD_EXACT("import needs a FILE (a JSONL or CSV tick file, as export "
+	          "writes; - for standard input)",
+	          "import", "--db", "x.db");
+	BAD_EXACT("--speed does not apply to 'import'", "import", "a.csv",
+	          "--db", "x.db", "--speed", "2");
+	BAD_EXACT("--listen does not apply to 'import'", "import", "a.csv",
+	          "--db", "x.db", "--listen", "127.0.0.1:1");
+	BAD("did you mean --db?", "import", "a.csv", "--dbb", "x.db");
 }
 
 static void
@@ -829,6 +860,10 @@ test_command_help(void **state)
 	         {"--symbol S", "--format csv|jsonl", "-o, --output FILE",
 	          "Times T"},
 	         {"--listen", "--speed", "--config", "--feed"}},
+	        {CLI_IMPORT,
+	         {"publisher import FILE... --db FILE", "--db FILE",
+	          "--log-level LEVEL", "Import FILE"},
+	         {"--listen", "--speed", "--symbol", "Feed SPEC"}},
 	};
 	size_t i, k;
 
@@ -949,6 +984,7 @@ main(void)
 	        cmocka_unit_test(test_replay_long_file),
 	        cmocka_unit_test(test_export),
 	        cmocka_unit_test(test_export_errors),
+	        cmocka_unit_test(test_import),
 	        cmocka_unit_test(test_retain),
 	        cmocka_unit_test(test_security_options),
 	        cmocka_unit_test(test_too_many_origins),
