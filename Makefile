@@ -61,7 +61,7 @@ MAIN_SRC := publisher/main.c
 # schema/embed.sh turns it into $(SCHEMA_OBJ), linked wherever STORE_SRC is.
 STORE_CORE_SRC := publisher/store.c publisher/store_sql.c publisher/store_sink.c \
 	publisher/store_reserve.c \
-	publisher/store_write.c publisher/store_read.c publisher/store_import.c publisher/store_import.c \
+	publisher/store_write.c publisher/store_read.c publisher/store_import.c \
 	publisher/store_rewind.c
 STORE_SRC := $(STORE_CORE_SRC) publisher/export.c publisher/import.c
 ALL_SRC := $(ENGINE_SRC) $(CODEC_SRC) $(PROTOCOL_SRC) $(FEED_SRC) $(SERVER_SRC) $(MAIN_SRC) $(STORE_SRC)
