@@ -3,12 +3,10 @@
  */
 #include "pipeline.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "epoch.h"
@@ -692,29 +690,6 @@ follow(void *ctx)
  * top. A sink that cannot go back (Redis) refuses the seek as a whole.
  */
 
-/* A new epoch for a life without a store: 16 hex digits. */
-static void
-make_epoch(char *out, size_t len)
-{
-	unsigned char rnd[8];
-	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	bool ok = false;
-	size_t i;
-
-	if (fd >= 0) {
-		ok = read(fd, rnd, sizeof rnd) == (ssize_t)sizeof rnd;
-		close(fd);
-	}
-	if (!ok) {
-		uint64_t x = (uint64_t)clock_mono_us() ^ (uint64_t)getpid()
-		                                                 << 40;
-
-		memcpy(rnd, &x, sizeof rnd);
-	}
-	for (i = 0; i < sizeof rnd && 2 * i + 2 < len; i++)
-		snprintf(out + 2 * i, 3, "%02x", rnd[i]);
-}
-
 static void
 rewind_answer(struct pipeline *p, enum feed_rewind_result r)
 {
@@ -776,7 +751,7 @@ rewind_clear(struct pipeline *p)
 {
 	char epoch[PIPELINE_EPOCH_MAX + 1] = "";
 
-	make_epoch(epoch, sizeof epoch);
+	epoch_make(epoch, sizeof epoch);
 	log_info("replay: seek back without a store: every symbol starts "
 	         "over, epoch %s -> %s",
 	         p->epoch, epoch);

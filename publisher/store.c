@@ -30,6 +30,8 @@
  */
 #include "store_private.h"
 
+#include "epoch.h"
+
 struct sym *
 store__sym_find(const struct sym_table *t, const char *name, size_t len,
                 uint64_t hash)
@@ -123,31 +125,6 @@ store__sym_table_free(struct sym_table *t)
 
 /* ------------------------------------------------------------ opening */
 
-void
-store__make_epoch(char *out)
-{
-	unsigned char rnd[EPOCH_BYTES];
-	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	bool ok = false;
-	size_t i;
-
-	if (fd >= 0) {
-		ok = read(fd, rnd, sizeof rnd) == (ssize_t)sizeof rnd;
-		close(fd);
-	}
-	if (!ok) {
-		uint64_t x =
-		        (uint64_t)clock_wall_us() ^ ((uint64_t)getpid() << 40);
-
-		for (i = 0; i < sizeof rnd; i++) {
-			x = x * 6364136223846793005ull + 1442695040888963407ull;
-			rnd[i] = (unsigned char)(x >> 56);
-		}
-	}
-	for (i = 0; i < sizeof rnd; i++)
-		snprintf(out + 2 * i, 3, "%02x", rnd[i]);
-}
-
 int
 store__exec_sql(sqlite3 *db, const char *sql)
 {
@@ -182,7 +159,7 @@ migrate(struct store *s, int version, const char *want_epoch, char *err,
 		if (want_epoch)
 			snprintf(epoch, sizeof epoch, "%s", want_epoch);
 		else
-			store__make_epoch(epoch);
+			epoch_make(epoch, sizeof epoch);
 		rc = sqlite3_prepare_v2(s->db,
 		                        "INSERT INTO meta (id, epoch, "
 		                        "created_at, next_tick_id, max_ts, "

@@ -390,9 +390,6 @@ int store__writer_pragmas(struct store *s, char *err, size_t errlen);
  * wait in pending_gaps for the next transaction. */
 void store__apply_restores(struct store *s);
 
-/* A fresh epoch: 2 * EPOCH_BYTES hex digits and a NUL into out. */
-void store__make_epoch(char *out);
-
 /* Under mu: the first queued rewind is due (every tick appended before it
  * is written). */
 bool store__rewind_due(const struct store *s);

@@ -28,6 +28,8 @@
  */
 #include "store_private.h"
 
+#include "epoch.h"
+
 enum rstmt {
 	Q_RUN_BEFORE,
 	Q_DEL_TICKS,
@@ -426,7 +428,7 @@ attempt(struct job *j)
 	if (rc == SQLITE_OK && j->low_id != INT64_MAX)
 		rc = fix_commits(j);
 	if (rc == SQLITE_OK) {
-		store__make_epoch(j->epoch);
+		epoch_make(j->epoch, sizeof j->epoch);
 		sqlite3_bind_text(j->q[Q_META], 1, j->epoch, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(j->q[Q_META], 2, j->max_ts);
 		rc = step_done(j->q[Q_META]);
