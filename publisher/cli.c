@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errbuf.h"
 #include "redis_link.h"
 #include "settings.h"
 #include "tick.h"
@@ -51,22 +52,6 @@ const char cli_version_string[] = PUBLISHER_NAME_VERSION;
 
 /* How much of a bad value is quoted back. */
 #define QUOTE "'%.80s'"
-
-static int why(char *out, size_t len, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-/* Say what is wrong with a value (the row's name and the value are put in
- * front by settings.c). Returns -1. */
-static int
-why(char *out, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out, len, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* ------------------------------------------------------ values of a row */
 
@@ -105,34 +90,34 @@ parse_listen(const char *v, void *target, char *w, size_t wl)
 		const char *close = strchr(v, ']');
 
 		if (!close || close[1] != ':')
-			return why(w, wl,
-			           "expected [IPv6]:PORT, e.g. "
-			           "[::1]:8080");
+			return errf(w, wl,
+			            "expected [IPv6]:PORT, e.g. "
+			            "[::1]:8080");
 		host = v + 1;
 		hostlen = (size_t)(close - host);
 		colon = close + 1;
 	} else {
 		colon = strrchr(v, ':');
 		if (!colon)
-			return why(w, wl,
-			           "expected HOST:PORT, e.g. "
-			           "127.0.0.1:8080");
+			return errf(w, wl,
+			            "expected HOST:PORT, e.g. "
+			            "127.0.0.1:8080");
 		hostlen = (size_t)(colon - v);
 	}
 	if (hostlen == 0 || hostlen >= sizeof o->listen_host)
-		return why(w, wl,
-		           "host must be an IPv4 address, localhost "
-		           "or [IPv6]");
+		return errf(w, wl,
+		            "host must be an IPv4 address, localhost "
+		            "or [IPv6]");
 	memcpy(o->listen_host, host, hostlen);
 	o->listen_host[hostlen] = '\0';
 	if (v[0] == '[' ? inet_pton(AF_INET6, o->listen_host, addr) != 1
 	                : strcmp(o->listen_host, "localhost") != 0 &&
 	                          inet_pton(AF_INET, o->listen_host, addr) != 1)
-		return why(w, wl,
-		           "host must be an IPv4 address, localhost "
-		           "or [IPv6]");
+		return errf(w, wl,
+		            "host must be an IPv4 address, localhost "
+		            "or [IPv6]");
 	if (whole(colon + 1, 0, 65535, &port))
-		return why(w, wl, "port must be 0-65535");
+		return errf(w, wl, "port must be 0-65535");
 	o->listen_port = (int)port;
 	return 0;
 }
@@ -149,22 +134,22 @@ parse_redis(const char *v, void *target, char *w, size_t wl)
 	uint64_t port;
 
 	if (!colon || colon == v)
-		return why(w, wl, "expected HOST:PORT");
+		return errf(w, wl, "expected HOST:PORT");
 	hostlen = (size_t)(colon - v);
 	if (v[0] == '[') {
 		if (hostlen < 3 || v[hostlen - 1] != ']')
-			return why(w, wl, "expected HOST:PORT");
+			return errf(w, wl, "expected HOST:PORT");
 		host = v + 1;
 		hostlen -= 2;
 	} else if (memchr(v, ':', hostlen)) {
-		return why(w, wl,
-		           "an IPv6 address goes in brackets, "
-		           "[::1]:6379");
+		return errf(w, wl,
+		            "an IPv6 address goes in brackets, "
+		            "[::1]:6379");
 	}
 	if (hostlen >= sizeof o->redis_host)
-		return why(w, wl, "host name too long");
+		return errf(w, wl, "host name too long");
 	if (whole(colon + 1, 1, 65535, &port))
-		return why(w, wl, "port must be 1-65535");
+		return errf(w, wl, "port must be 1-65535");
 	memcpy(o->redis_host, host, hostlen);
 	o->redis_host[hostlen] = '\0';
 	o->redis_port = (int)port;
@@ -175,8 +160,8 @@ static int
 parse_redis_prefix(const char *v, void *target, char *w, size_t wl)
 {
 	if (!redis_link_prefix_valid(v))
-		return why(w, wl, "1-%d characters of A-Z a-z 0-9 . _ : / -",
-		           REDIS_LINK_PREFIX_MAX);
+		return errf(w, wl, "1-%d characters of A-Z a-z 0-9 . _ : / -",
+		            REDIS_LINK_PREFIX_MAX);
 	*(const char **)target = v;
 	return 0;
 }
@@ -213,10 +198,10 @@ parse_age(const char *v, void *target, char *w, size_t wl)
 				return 0;
 			}
 	}
-	return why(w, wl,
-	           "expected a whole number with a unit s, m, h or d (e.g. "
-	           "7d or 12h), up to %ud",
-	           MAX_RETAIN_DAYS);
+	return errf(w, wl,
+	            "expected a whole number with a unit s, m, h or d (e.g. "
+	            "7d or 12h), up to %ud",
+	            MAX_RETAIN_DAYS);
 }
 
 /*
@@ -264,10 +249,10 @@ check_origin(const char *v, void *target, char *w, size_t wl)
 {
 	if (valid_origin(v))
 		return 0;
-	return why(w, wl,
-	           "expected an origin like https://example.com or "
-	           "http://127.0.0.1:8080 (scheme, host, optional port, no "
-	           "path)");
+	return errf(w, wl,
+	            "expected an origin like https://example.com or "
+	            "http://127.0.0.1:8080 (scheme, host, optional port, no "
+	            "path)");
 }
 
 /* An IPv4 or IPv6 address, as a proxy connects from. */
@@ -279,9 +264,9 @@ check_address(const char *v, void *target, char *w, size_t wl)
 	if (inet_pton(AF_INET, v, addr) == 1 ||
 	    inet_pton(AF_INET6, v, addr) == 1)
 		return 0;
-	return why(w, wl,
-	           "expected an IPv4 or IPv6 address, e.g. 10.0.0.2 "
-	           "or ::1");
+	return errf(w, wl,
+	            "expected an IPv4 or IPv6 address, e.g. 10.0.0.2 "
+	            "or ::1");
 }
 
 static int
@@ -289,7 +274,8 @@ check_symbol(const char *v, void *target, char *w, size_t wl)
 {
 	if (tick_symbol_valid(v, strlen(v)))
 		return 0;
-	return why(w, wl, "not a valid symbol (1-32 of A-Z a-z 0-9 . _ : / -)");
+	return errf(w, wl,
+	            "not a valid symbol (1-32 of A-Z a-z 0-9 . _ : / -)");
 }
 
 static int
@@ -297,9 +283,9 @@ parse_time(const char *v, void *target, char *w, size_t wl)
 {
 	if (time_parse(v, strlen(v), target) == 0)
 		return 0;
-	return why(w, wl,
-	           "expected microseconds since the epoch or ISO 8601 "
-	           "like 2024-03-01T14:30:00Z");
+	return errf(w, wl,
+	            "expected microseconds since the epoch or ISO 8601 "
+	            "like 2024-03-01T14:30:00Z");
 }
 
 /* A number > 0 (1 = as recorded), or max: 0, as fast as possible. */
@@ -322,7 +308,7 @@ parse_speed(const char *v, void *target, char *w, size_t wl)
 			return 0;
 		}
 	}
-	return why(w, wl, "must be a number > 0 (1 = as recorded) or max");
+	return errf(w, wl, "must be a number > 0 (1 = as recorded) or max");
 }
 
 /* "-" is the usual spelling of standard output. */
@@ -560,21 +546,8 @@ struct parse_state {
 	bool have_file; /* replay's FILE */
 };
 
-static int fail(struct parse_state *st, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-
-static int
-fail(struct parse_state *st, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (st->run.err && st->run.errlen) {
-		va_start(ap, fmt);
-		vsnprintf(st->run.err, st->run.errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
+/* A usage error: the message into the caller's buffer; returns -1. */
+#define fail(st, ...) errf((st)->run.err, (st)->run.errlen, __VA_ARGS__)
 
 /* Was the row of this name (in this command) set by a flag or the file? */
 static bool
@@ -685,7 +658,7 @@ unknown_option(struct parse_state *st, const char *flag, size_t flaglen)
 	}
 	guess = flag[1] == '-' ? settings_suggest(&st->run, typed + 2) : NULL;
 	if (guess)
-		return fail(st,
+		return errf(st->run.err, st->run.errlen,
 		            "unknown option '%s' for '%s' (did you mean --%s?)",
 		            typed, st->command_name, guess->name);
 	return fail(st, "unknown option '%s' for '%s'", typed,
@@ -747,7 +720,7 @@ read_config(struct parse_state *st, int argc, char **argv)
 	                       sizeof st->out->config_text))
 		return -1;
 	if (st->given[config - rows])
-		return fail(st,
+		return errf(st->run.err, st->run.errlen,
 		            "config '%.200s': a config file cannot name "
 		            "another (config)",
 		            path);
@@ -818,8 +791,8 @@ cli_parse(int argc, char **argv, struct cli *out, char *err, size_t errlen)
 	if (asks_help_or_version(argc, argv, out))
 		return 0;
 	if (argc < 2 || argv[1][0] == '-')
-		return fail(
-		        &st,
+		return errf(
+		        st.run.err, st.run.errlen,
 		        "missing command (serve, replay, export or import)");
 	if (!strcmp(argv[1], "help")) {
 		out->command = CLI_HELP;
@@ -827,7 +800,7 @@ cli_parse(int argc, char **argv, struct cli *out, char *err, size_t errlen)
 		return 0;
 	}
 	if (find_command(argv[1], &out->command))
-		return fail(&st,
+		return errf(st.run.err, st.run.errlen,
 		            "unknown command " QUOTE
 		            " (expected serve, replay, export or import)",
 		            argv[1]);
@@ -850,7 +823,7 @@ cli_parse(int argc, char **argv, struct cli *out, char *err, size_t errlen)
 			}
 			if (out->command == CLI_IMPORT) {
 				if (out->import.file_count == IMPORT_MAX_FILES)
-					return fail(&st,
+					return errf(st.run.err, st.run.errlen,
 					            "import takes at most %d "
 					            "files at once",
 					            IMPORT_MAX_FILES);
@@ -858,7 +831,7 @@ cli_parse(int argc, char **argv, struct cli *out, char *err, size_t errlen)
 				        arg;
 				continue;
 			}
-			return fail(&st,
+			return errf(st.run.err, st.run.errlen,
 			            "unexpected argument " QUOTE " for '%s'",
 			            arg, argv[1]);
 		}
