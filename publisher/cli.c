@@ -55,26 +55,6 @@ const char cli_version_string[] = PUBLISHER_NAME_VERSION;
 
 /* ------------------------------------------------------ values of a row */
 
-/* A whole decimal number in [min, max]; no sign, no spaces, no suffix. */
-static int
-whole(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!*s)
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' ||
-		    v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
-			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
-	}
-	if (v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* HOST:PORT where HOST is an IPv4 address, "localhost" or "[IPv6]".
  * The brackets are dropped: listen_host holds an address lws can bind. */
 static int
@@ -116,7 +96,7 @@ parse_listen(const char *v, void *target, char *w, size_t wl)
 		return errf(w, wl,
 		            "host must be an IPv4 address, localhost "
 		            "or [IPv6]");
-	if (whole(colon + 1, 0, 65535, &port))
+	if (settings_parse_whole(colon + 1, 0, 65535, &port))
 		return errf(w, wl, "port must be 0-65535");
 	o->listen_port = (int)port;
 	return 0;
@@ -148,7 +128,7 @@ parse_redis(const char *v, void *target, char *w, size_t wl)
 	}
 	if (hostlen >= sizeof o->redis_host)
 		return errf(w, wl, "host name too long");
-	if (whole(colon + 1, 1, 65535, &port))
+	if (settings_parse_whole(colon + 1, 1, 65535, &port))
 		return errf(w, wl, "port must be 1-65535");
 	memcpy(o->redis_host, host, hostlen);
 	o->redis_host[hostlen] = '\0';
@@ -193,7 +173,8 @@ parse_age(const char *v, void *target, char *w, size_t wl)
 		digits[len - 1] = '\0';
 		for (i = 0; i < sizeof units / sizeof units[0]; i++)
 			if (v[len - 1] == units[i].unit &&
-			    !whole(digits, 1, max_us / units[i].us, &n)) {
+			    !settings_parse_whole(digits, 1,
+			                          max_us / units[i].us, &n)) {
 				*(int64_t *)target = (int64_t)(n * units[i].us);
 				return 0;
 			}
@@ -241,7 +222,7 @@ valid_origin(const char *v)
 		return false;
 	if (!*p)
 		return true;
-	return *p == ':' && whole(p + 1, 1, 65535, &port) == 0;
+	return *p == ':' && settings_parse_whole(p + 1, 1, 65535, &port) == 0;
 }
 
 static int
@@ -292,21 +273,15 @@ parse_time(const char *v, void *target, char *w, size_t wl)
 static int
 parse_speed(const char *v, void *target, char *w, size_t wl)
 {
-	char *end;
 	double d;
 
 	if (!strcmp(v, "max")) {
 		*(double *)target = 0;
 		return 0;
 	}
-	/* digits with at most one '.', so that "inf" or "1e9" are refused */
-	if (strspn(v, "0123456789.") == strlen(v) &&
-	    strchr(v, '.') == strrchr(v, '.') && strpbrk(v, "0123456789")) {
-		d = strtod(v, &end);
-		if (!*end && d > 0) {
-			*(double *)target = d;
-			return 0;
-		}
+	if (!settings_parse_positive(v, &d)) {
+		*(double *)target = d;
+		return 0;
 	}
 	return errf(w, wl, "must be a number > 0 (1 = as recorded) or max");
 }

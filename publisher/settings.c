@@ -30,8 +30,8 @@ target_of(const struct settings_run *run, const struct setting *row)
 /* ---------------------------------------------------------------- values */
 
 /* A whole decimal number in [min, max]; no sign, no spaces, no suffix. */
-static int
-parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+int
+settings_parse_whole(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	uint64_t v = 0;
 
@@ -55,8 +55,8 @@ parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
  * The shape is checked before strtod() so that "inf", "0x10" or "1e999"
  * are refused instead of silently accepted.
  */
-static int
-parse_positive(const char *s, double *out)
+int
+settings_parse_positive(const char *s, double *out)
 {
 	const char *p;
 	char *end;
@@ -108,7 +108,7 @@ set_uint(const struct settings_run *run, const struct setting *row,
 {
 	uint64_t n;
 
-	if (parse_uint(v, row->min, row->max, &n))
+	if (settings_parse_whole(v, row->min, row->max, &n))
 		return errf(run->err, run->errlen,
 		            "%s " QUOTE ": must be a whole number%s%s from "
 		            "%llu to %llu%s",
@@ -127,7 +127,7 @@ set_number(const struct settings_run *run, const struct setting *row,
 {
 	double d;
 
-	if (parse_positive(v, &d) || d < (double)row->min)
+	if (settings_parse_positive(v, &d) || d < (double)row->min)
 		return errf(run->err, run->errlen, "%s " QUOTE ": %s", shown, v,
 		            row->expect);
 	memcpy(target_of(run, row), &d, sizeof d);

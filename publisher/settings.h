@@ -151,6 +151,17 @@ struct settings_run {
 	size_t errlen;
 };
 
+/* A whole decimal number in [min, max]: digits only, no sign, spaces or
+ * suffix, no overflow. Returns 0 with *out set, or -1. For the parsers of
+ * custom rows, so that every number is read by one rule. */
+int settings_parse_whole(const char *s, uint64_t min, uint64_t max,
+                         uint64_t *out);
+
+/* A plain decimal number, finite and > 0: digits with at most one '.', so
+ * that "inf", "0x10" or "1e999" are refused. Returns 0 with *out set, or
+ * -1. */
+int settings_parse_positive(const char *s, double *out);
+
 /* The row named name (namelen bytes: "heartbeat-ms", or its alias "-o")
  * that applies to run->scope; NULL when none does. When none applies and
  * other is given, *other is set to a row of that name for another scope
