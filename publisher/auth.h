@@ -8,6 +8,17 @@
  *           auth_claims_free(&c);
  *   }
  *
+ * What it owns: a struct auth holds its copy of the secret, wiped and
+ * freed by auth_destroy(); the claims auth_verify() fills own their
+ * patterns until auth_claims_free(). No file stays open, no thread, no
+ * global state.
+ *
+ * Who calls it: server.c makes the one struct auth from --auth-secret;
+ * admission.c finds and verifies the token of every WebSocket upgrade and
+ * /api request; session.c and http_api.c check the symbols a client asks
+ * for against its claims, and session.c closes a session whose token has
+ * expired. All on the loop's thread.
+ *
  * Only HS256 is accepted: the header's "alg" must be exactly "HS256" ("none",
  * "HS512", "RS256" and a missing alg are all refused), so a token can never
  * choose a weaker check than the one configured. The signature is an HMAC

@@ -15,10 +15,14 @@
  * export_options, import_options or node_options below. A config file is read
  * first and the flags override it.
  *
- * Included by main.c and cli.c only: the modules never see the command
- * line, only their own options.
+ * What it owns: no state of its own. cli_parse() fills the caller's struct
+ * cli and allocates nothing: its strings point into argv or into the
+ * struct's config_text (the --config file is read there), so both must
+ * outlive the options.
  *
- * Parsing allocates nothing: strings point into argv or into config_text.
+ * Who calls it: main.c, once at start-up before any thread starts (and
+ * cli.c, which implements it). The modules never see the command line,
+ * only their own options: no other file includes this header.
  */
 #ifndef PUBLISHER_CLI_H
 #define PUBLISHER_CLI_H

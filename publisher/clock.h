@@ -12,6 +12,12 @@
  * made by clock_cond_init_mono(), with the deadline from
  * clock_timespec_of_ns(): a wall-clock step then neither stalls nor rushes
  * it. Header only: every function here is small enough to inline.
+ *
+ * What it owns: nothing (no state; the condition variable is the
+ * caller's). Who calls it: any module on any thread: the feeds for
+ * pacing, the pipeline, server, session and admission for timeouts and
+ * heartbeats, the store's writer and the Redis threads for commit
+ * intervals, timed waits and backoff, log and progress for their lines.
  */
 #ifndef PUBLISHER_CLOCK_H
 #define PUBLISHER_CLOCK_H

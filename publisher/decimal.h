@@ -7,7 +7,13 @@
  * value = mantissa / 10^scale. The scale is the number of digits the source
  * wrote after the point, so "189.30" keeps its trailing zero.
  *
- * All functions are pure and thread-safe.
+ * What it owns: nothing. All functions are pure and thread-safe; a struct
+ * decimal is a plain value.
+ *
+ * Who calls it: every place a price or size crosses a boundary or is
+ * combined: tick_file_read.c and redis_wire.c parse them, jsonbuf.c and
+ * engine_encode.c write them, symbol_state.c (the fold) and store_read.c
+ * (bars) compare and add them. tick.h carries them in every tick.
  */
 #ifndef PUBLISHER_DECIMAL_H
 #define PUBLISHER_DECIMAL_H

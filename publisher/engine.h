@@ -6,6 +6,20 @@
  * the transport asks it, when a client's socket is writable, for that
  * client's next frame.
  *
+ * What it owns: every symbol and its state, the subscription groups and
+ * the rounds they keep, the encoded frames (shared by reference count
+ * between the clients that send them) and each engine_client with its
+ * subscriptions. engine_destroy() frees them all; a client's frame bytes
+ * are borrowed until its next engine_client_frame().
+ *
+ * Who calls it: the pipeline (pipeline.c) creates it, applies and restores
+ * ticks and states, clears it and flushes it; the sessions (session.c)
+ * make one client per connection, subscribe it and take its frames;
+ * main.c restores it from the store at start-up, and gives its states to
+ * the Redis publisher (and an edge's store) so that they start from the
+ * same; server.c, metrics.c and http_api.c read its counts and stats. All
+ * on the loop's thread.
+ *
  * How conflation works. Every field of a symbol remembers the seq at which its
  * value last changed, so the delta from *any* earlier seq is computed from the
  * state alone: it is every field whose change seq is newer. Nothing is queued

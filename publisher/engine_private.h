@@ -7,6 +7,11 @@
  *   engine_subscribe.c  clients, and changes of what they subscribe to
  *   engine_encode.c     snapshot/delta encodings and the frames they go in
  *
+ * Included by those five files, and by tests/unit/test_engine.c (which
+ * looks at the symbol table's size). It owns nothing itself: it defines
+ * the structs below, which the functions of engine.h allocate and
+ * engine_destroy() frees.
+ *
  * How the pieces point at each other:
  *
  *  - struct symbol: one per symbol name, allocated on its own so pointers to

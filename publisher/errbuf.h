@@ -9,10 +9,11 @@
  *		return errf(err, errlen, "cannot open '%s': %s", path,
  *		            strerror(errno));
  *
- * Called by the store, the Redis link, the feeds and their tick-file
- * parser, export, auth: anything that reports failure into a caller's
- * buffer. Header only: it owns no state, and a module that uses it needs
- * nothing more at link time.
+ * Called by the store, the Redis link, the feeds and the tick-file
+ * parser, the command line and its settings table, http_query, import,
+ * export, auth: anything that reports failure into a caller's buffer.
+ * Header only: it owns no state, and a module that uses it needs nothing
+ * more at link time.
  */
 #ifndef PUBLISHER_ERRBUF_H
 #define PUBLISHER_ERRBUF_H

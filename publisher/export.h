@@ -4,6 +4,14 @@
  * that export then replay gives back the same ticks. The lines are
  * tick_file's; this module opens the database and the output and streams
  * from one to the other.
+ *
+ * What it owns: for the length of export_run() only, a read-only
+ * store_reader on the database, the output file (under a temporary name
+ * until it is complete) and one buffer of output; nothing outlives the
+ * call.
+ *
+ * Who calls it: main.c, for `publisher export`, on its own thread (no
+ * loop, no server). GET /api/export is query.c's, not this.
  */
 #ifndef PUBLISHER_EXPORT_H
 #define PUBLISHER_EXPORT_H

@@ -6,7 +6,9 @@
  * Who calls it: the engine (its symbol table, and the keys of its
  * subscription groups), the state tables (state_table.c), the store
  * writer's symbols and gaps, the Redis publisher's per-batch and
- * dropped-symbol sets. Owns nothing: static inline functions, no state.
+ * dropped-symbol sets, the seq gate's symbols, the replay feed's
+ * per-symbol tables and admission's connections per address. Owns
+ * nothing: static inline functions, no state.
  * The values are never stored or sent, so the function may change.
  *
  * Names are at most 32 bytes, so the hash reads eight bytes at a time (a

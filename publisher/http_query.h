@@ -18,7 +18,13 @@
  *   export   format=csv|jsonl (csv when absent)
  *   bars     interval=1s|1m|5m|1h|1d (1m when absent)
  *
- * Pure: no allocation, no lock, no global state.
+ * What it owns: nothing. Pure: no allocation, no lock, no global state;
+ * the arguments are copied into the caller's struct http_query.
+ *
+ * Who calls it: http_api.c, for each GET /api/export and /api/bars, on
+ * the loop's thread, before it hands the query_spec to query_submit().
+ * tests/unit/test_http_query.c and tests/fuzz/fuzz_http_query.c drive it
+ * too.
  */
 #ifndef PUBLISHER_HTTP_QUERY_H
 #define PUBLISHER_HTTP_QUERY_H

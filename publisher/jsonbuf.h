@@ -1,9 +1,11 @@
 /*
  * jsonbuf: a growable byte buffer with helpers to append JSON tokens.
  *
- * Every outbound message (engine snapshots and deltas, protocol replies,
- * exports) is written with these helpers instead of building a jansson tree:
- * it is several times faster and keeps decimals exact.
+ * Outbound messages (protocol replies, history, exports, tick-file lines,
+ * Redis commands) are written with these helpers instead of building a
+ * jansson tree: it is several times faster and keeps decimals exact. The
+ * engine's snapshots and deltas are written by engine_encode.c straight
+ * into fixed-size buffers, with format_u64() from here.
  *
  * The buffer keeps `headroom` spare bytes in front of the data so that a
  * finished message can be handed to lws_write() in place (LWS_PRE). The
@@ -11,6 +13,16 @@
  *
  * On allocation failure a buffer becomes "failed": later appends are ignored
  * and jsonbuf_failed() returns true; check it once before using the result.
+ *
+ * What it owns: nothing global. Each struct jsonbuf owns its one
+ * allocation (base), made on the first append and freed by
+ * jsonbuf_free(); a buffer is used by one thread at a time.
+ *
+ * Who calls it: the protocol's writers (protocol.c) and session.c for
+ * replies, query.c and http_api.c for history, bars and exports,
+ * export.c, the tick-file writer (tick_file_write.c) and the Redis link
+ * (redis_wire.c, redis_publisher.c) for its commands and entries; the
+ * engine's encoder takes format_u64() only.
  */
 #ifndef PUBLISHER_JSONBUF_H
 #define PUBLISHER_JSONBUF_H

@@ -11,6 +11,14 @@
  * LOG_LIMIT_WINDOW_US, so a flood of bad input cannot flood the log. What
  * a site held back is summed up in one line when its window ends, either at
  * the site's next call or at the next log_flush_suppressed().
+ *
+ * What it owns: the process's one log level and the list of rate-limited
+ * call sites (each a static struct log_limit at its site, linked into the
+ * list under a mutex in log.c). It writes to stderr and opens no file.
+ *
+ * Who calls it: every module, from any thread. main.c sets the level from
+ * --log-level; server.c's housekeeping timer calls log_flush_suppressed();
+ * metrics.c reports log_suppressed_total().
  */
 #ifndef PUBLISHER_LOG_H
 #define PUBLISHER_LOG_H

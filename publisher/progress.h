@@ -13,7 +13,11 @@
  * would only be noise. The percentage and the ETA need a total; without
  * one (a pipe of unknown length) the line gives rows and rows/s.
  *
- * No allocation, no locking: one progress belongs to one thread.
+ * What it owns: nothing beyond the caller's struct progress. No
+ * allocation, no locking: one progress belongs to one thread.
+ *
+ * Who calls it: import.c, export.c and the replay feed (feeds/), each on
+ * the thread that does the work.
  */
 #ifndef PUBLISHER_PROGRESS_H
 #define PUBLISHER_PROGRESS_H

@@ -7,6 +7,15 @@
  * every reply a client gets, the history reply included (query.c runs the
  * query and writes its rows with them). Neither side touches sockets, the
  * engine or the database.
+ *
+ * What it owns: no state. A parsed struct request owns its arrays until
+ * request_free(); the writers append to the caller's jsonbuf. Safe on any
+ * thread.
+ *
+ * Who calls it: session.c parses every inbound message and writes every
+ * reply with it, on the loop's thread; query.c writes history and bars
+ * replies on its worker threads; http_query.c reads interval names with
+ * protocol_interval_us().
  */
 #ifndef PUBLISHER_PROTOCOL_H
 #define PUBLISHER_PROTOCOL_H

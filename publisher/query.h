@@ -1,5 +1,6 @@
 /*
- * query: history and export answered from SQLite off the service thread.
+ * query: history, bars and exports answered from SQLite off the service
+ * thread.
  *
  * A query worker owns a small pool of threads, each with its own read-only
  * store_reader, so a long export never stalls the live stream or another
@@ -16,6 +17,14 @@
  *
  * Threading: query_submit, query_job_read and query_job_release are called
  * from one thread (the service thread); the rest happens inside.
+ *
+ * What it owns: the worker owns its threads, each thread's store_reader
+ * and every job until query_job_release(); a job owns its output buffer
+ * (at most QUERY_BUFFER_MAX bytes).
+ *
+ * Who calls it: server.c makes the one worker (when there is a database)
+ * and, on the worker's wake, takes the ready list; session.c submits
+ * history requests; http_api.c submits GET /api/export and /api/bars.
  */
 #ifndef PUBLISHER_QUERY_H
 #define PUBLISHER_QUERY_H

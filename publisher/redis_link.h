@@ -51,7 +51,7 @@
  * ------------------------------------------------------------ consistency
  * Runs. Every (re)connect of the publisher starts a new run R (64 random
  * bits) and first rewrites, in one MULTI/EXEC, the epoch, the whole state
- * hash (from its private engine) and a `sync` entry. Within a run, `g` counts
+ * hash (from its own states) and a `sync` entry. Within a run, `g` counts
  * tick entries (1, 2, 3 …) and a heartbeat repeats the g of the last tick.
  * A follower therefore knows exactly whether it has seen every entry: the
  * next entry must have the same R and g + 1 (a tick) or g (a heartbeat).
@@ -79,7 +79,7 @@
  *
  * ------------------------------------------------------------ faults
  * Publisher. Redis unreachable: the thread keeps taking queued ticks and
- * applies them to its private engine ("folding": they reach followers as
+ * folds them into its own states (a state_table: they reach followers as
  * state, not as stream entries), reconnects with exponential backoff and
  * jitter, and on reconnect rewrites the full state (a new run). So a dead
  * Redis never fills the queue and never slows the ingest. A slow but live
@@ -177,8 +177,8 @@ struct redis_publisher_stats {
 	uint64_t ticks_published; /* sent as stream entries, acknowledged */
 	uint64_t ticks_folded;    /* applied to the state while Redis was
 	                           * unreachable: they reach edges as state */
-	uint64_t ticks_refused;   /* the publisher's engine refused them
-	                           * (seq not after the one it holds) */
+	uint64_t ticks_refused;   /* the publisher's states refused them
+	                           * (seq not after the one they hold) */
 	uint64_t batches;
 	uint64_t heartbeats;
 	uint64_t full_syncs;    /* runs started (connects) */
@@ -205,10 +205,10 @@ struct redis_publisher *
 redis_publisher_create(const struct redis_publisher_options *opt, char *err,
                        size_t errlen);
 
-/* Give the publisher's engine a symbol's state, as the serving engine got it
+/* Give the publisher's states a symbol's state, as the serving engine got it
  * from the store. Call for every symbol before redis_publisher_start(); the
- * publisher's engine must start where the serving engine starts, or it
- * refuses (or mis-derives) the ticks that follow. Returns 0, or -1 after
+ * publisher's states must start where the serving engine starts, or they
+ * refuse (or mis-derive) the ticks that follow. Returns 0, or -1 after
  * start or on an invalid symbol. */
 int redis_publisher_restore(struct redis_publisher *p,
                             const struct symbol_state *st);

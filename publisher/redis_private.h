@@ -6,6 +6,10 @@
  *   redis_publisher.c  the ingest's publisher (and the pipeline's sink)
  *   redis_follower.c   the edge's follower
  *
+ * Included by those three files only. It owns nothing: constants and
+ * redis_wire.c's helpers; the threads, connections and queues belong to
+ * the publisher and the follower, each in its own file.
+ *
  * How the link works (keys, entries, runs, faults) is told in
  * redis_link.h; how both threads talk to Redis, at the top of
  * redis_wire.c.

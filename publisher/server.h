@@ -8,8 +8,16 @@
  *   server_run(s);          // until server_stop(), SIGINT or SIGTERM
  *   server_destroy(s);      // then run the loop once more to close handles
  *
- * Everything here runs on the loop's thread, except server_stop(), which
- * any thread may call.
+ * What it owns: the libwebsockets context with its listening socket (and
+ * TLS), the sessions' hub and so every client connection, the history and
+ * export workers (query.h) when there is a database, the token secret
+ * (auth.h), the compressor (ws_deflate.h), and its own timers, wakes and
+ * SIGINT/SIGTERM handlers on the loop. The loop, the pipeline, the store
+ * and the Redis publisher are borrowed (struct server_parts).
+ *
+ * Who calls it: main.c, which makes one server per serving process after
+ * the pipeline and its sinks. Everything here runs on the loop's thread,
+ * except server_stop(), which any thread may call.
  *
  * Exposure (README "Security"): every WebSocket upgrade and /api request
  * passes the Origin check and, with --auth-secret, a token check before it

@@ -9,6 +9,10 @@
  *
  * The protocol itself (ops, replies, what to send next) is session.c's,
  * which knows nothing of libwebsockets.
+ *
+ * Included by those five files only. It owns nothing itself: it defines
+ * struct server, whose fields are what server.h says the server owns,
+ * made by server_create() and freed by server_destroy().
  */
 #ifndef PUBLISHER_SERVER_PRIVATE_H
 #define PUBLISHER_SERVER_PRIVATE_H

@@ -23,7 +23,16 @@
  * session never writes or closes anything itself: closing is an output
  * (SESSION_OUT_CLOSE) like any other.
  *
- * Everything runs on the loop's thread.
+ * What it owns: a session owns its engine client, its queued replies, its
+ * history jobs (released at close) and its token's claims; the hub owns
+ * its sessions' list, the buffer their outputs share and the counters,
+ * and borrows the pipeline and the query workers.
+ *
+ * Who calls it: ws.c opens a session per WebSocket connection and drives
+ * it from lws's callbacks; server.c makes the hub, runs its housekeeping
+ * and closes every session at shutdown or on a new epoch; the engine calls
+ * session_updates_ready() through the pipeline's client_ready hook;
+ * metrics.c reads the hub's stats. Everything runs on the loop's thread.
  */
 #ifndef PUBLISHER_SESSION_H
 #define PUBLISHER_SESSION_H

@@ -8,7 +8,8 @@
  * publisher's), and each row's target is a field of the caller's options,
  * found by offsetof from a base pointer, so that every module keeps its
  * own options struct (server_options, store_options, export_options…) and
- * none of them knows where its values came from.
+ * none of them knows where its values came from. Who calls it: cli.c
+ * alone, at start-up, with the publisher's table.
  *
  *   static const struct setting rows[] = {
  *       SETTING_UINT("heartbeat-ms", "N", FOR_SERVE, struct cli,

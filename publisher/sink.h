@@ -23,8 +23,15 @@
  * run out, and learns what was reserved from reserved(). A sink without
  * reserve() does not take part.
  *
- * The interface is a table of functions and the sink's own pointer; each
- * sink module makes its own (store_sink(), redis_publisher_sink()).
+ * What it owns: nothing; this is an interface. A struct sink is a table
+ * of functions and the sink's own pointer; each sink module makes its own
+ * (store_sink(), redis_publisher_sink()), and the pipeline, once given it
+ * by pipeline_add_sink(), destroys it in pipeline_destroy().
+ *
+ * Who calls it: the pipeline (pipeline.c) calls every function here, on
+ * the loop's thread; store_sink.c and redis_publisher.c implement it;
+ * metrics.c, http_api.c and session.c read a sink's status through
+ * pipeline_sink_status().
  */
 #ifndef PUBLISHER_SINK_H
 #define PUBLISHER_SINK_H

@@ -10,9 +10,14 @@
  * ones the engine serves.
  *
  * What it owns: its states. Not thread-safe: a table is used by one thread
- * at a time (the store's writer thread, the Redis publisher's thread).
+ * at a time (the store's: the thread that opens it, then its writer
+ * thread, or the importing thread; the Redis publisher's: the thread that
+ * restores it before the start, then the publisher's own thread).
  *
- * Who calls it: store.c, store_write.c, redis_publisher.c.
+ * Who calls it: the store (store.c loads and restores the states,
+ * store_write.c folds each batch, store_reserve.c and store_rewind.c put
+ * states back, store_import.c folds imported ticks) and the Redis
+ * publisher (redis_publisher.c).
  */
 #ifndef PUBLISHER_STATE_TABLE_H
 #define PUBLISHER_STATE_TABLE_H

@@ -1,14 +1,29 @@
 /*
  * store: every tick and every symbol's state in SQLite (README, Storage).
  *
+ * What it owns: the database file and the -wal, -shm and -lock files
+ * beside it (the -lock flock is held from store_open() to store_close()),
+ * the writer thread, the queue of ticks toward it (queue_capacity ticks),
+ * the writer's states (a state_table: every symbol's state as stored) and
+ * what it records while dropping. A store_reader owns its read-only
+ * connection; a store_import its connection and the open transaction.
+ *
+ * Who calls it: main.c opens a store, restores the engine from it (or, on
+ * an edge, it from the engine), starts it and gives it to the pipeline as
+ * a sink (store_sink()); through the sink the pipeline appends, reserves
+ * and rewinds, on the loop's thread; metrics.c reads its stats. The
+ * readers: the query workers (query.c) and export.c. The importing part:
+ * import.c.
+ *
  * Writing. store_append() hands applied ticks (seq already assigned) to a
  * writer thread over a bounded in-memory queue; it never blocks and never
  * touches the disk on the caller's thread. The writer commits in batched
  * transactions (at least every commit_ms), each holding the ticks and, in
  * the same transaction, the state of every symbol they touched, so the
  * stored state always equals the stored ticks. The writer derives that state
- * itself by applying the ticks to a private engine, restored from the state
- * table on open.
+ * itself by folding the ticks into its own states (a state_table, by the
+ * engine's rules: symbol_state.h), restored from the `state` table on
+ * open.
  *
  * Falling behind. A file (a replay) may wait for the disk: the caller asks
  * store_append_space() before draining more ticks from its feed queue, so
@@ -131,7 +146,7 @@ struct store_stats {
 	size_t queued;		 /* waiting for the writer */
 	int64_t lag_us;		 /* age of the oldest queued tick, 0 if none */
 	uint64_t write_errors;
-	uint64_t ticks_refused;	 /* not stored: the store's engine refused
+	uint64_t ticks_refused;	 /* not stored: the writer's states refused
 				  * them (invalid symbol, seq not after the
 				  * stored one); logged once a minute */
 	uint64_t ticks_dropped;	 /* handed over live while the store was
@@ -169,17 +184,17 @@ store_start(struct store *s, char *err, size_t errlen);
 size_t
 store_append_space(struct store *s);
 
-/* Queue applied ticks (seq set; 0 lets the store's engine assign the next
+/* Queue applied ticks (seq set; 0 lets the writer's states assign the next
  * one). Copies them. Never blocks. Thread-safe. Returns 0, or -1 when there
  * is not room for all n (then none are queued, and `wake` will be called
- * once room frees). A tick the store's own engine refuses (a seq not after
+ * once room frees). A tick the writer's states refuse (a seq not after
  * the symbol's stored seq, an invalid symbol) is counted in
  * stats.ticks_refused and not stored. */
 int
 store_append(struct store *s, const struct tick *ticks, size_t n);
 
 /* An edge's resync: make st (seq included) the symbol's state in the
- * store's engine, so that later ticks with higher seqs are stored. Queued
+ * writer's states, so that later ticks with higher seqs are stored. Queued
  * for the writer, which applies it before its next batch; ticks queued
  * before it whose seqs are not after st->seq are refused (ticks_refused).
  * Ticks the edge never received (the gap a resync covers) are absent from

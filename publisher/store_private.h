@@ -1,14 +1,23 @@
 /*
  * store_private.h: what the store's files share, and nobody else.
  *
- *   store.c        opening, migrations, loading, the queue, the writer thread
- *   store_sink.c   the pipeline's sink: a live feed's ticks, and the gaps
- *                  it records when the queue is full
- *   store_write.c  writing a batch in one transaction, failures and
- *                  retries, retention
- *   store_rewind.c a replay's seek back: dropping what came after it
- *   store_read.c   store_reader: history, export, bars and gaps
- *   store_sql.c    the SQLite helpers they all use
+ *   store.c         opening, migrations, loading, the queue, the writer
+ *                   thread
+ *   store_sink.c    the pipeline's sink: a live feed's ticks, and the gaps
+ *                   it records when the queue is full
+ *   store_write.c   writing a batch in one transaction, failures and
+ *                   retries, retention
+ *   store_reserve.c seqs reserved ahead: the steps asked, written with a
+ *                   batch and reported; the reservations found on open
+ *   store_rewind.c  a replay's seek back: dropping what came after it
+ *   store_import.c  the bulk path of `publisher import`, without the
+ *                   writer thread
+ *   store_read.c    store_reader: history, export, bars and gaps
+ *   store_sql.c     the SQLite helpers they all use
+ *
+ * Included by those files only. It owns nothing itself: it defines struct
+ * store (what store.h says the store owns), made by store_open() and
+ * freed by store_close().
  *
  * The store's design (the layout, the writer thread, the batches) is told
  * at the top of store.c; the reads at the top of store_read.c.

@@ -8,10 +8,13 @@
  * engine serves.
  *
  * What it owns: nothing. Every function works on a state its caller owns
- * (the engine's symbols, a state_table's entries). No locking: a state is
- * used by one thread at a time.
+ * (the engine's symbols, a state_table's entries, the store's rewind).
+ * No locking: a state is used by one thread at a time.
  *
- * Who calls it: engine.c and state_table.c.
+ * Who calls it: engine.c and state_table.c; store_rewind.c too, which
+ * folds a rewound symbol's remaining ticks again from the first, and
+ * store_reserve.c, which on open starts an empty state for a symbol that
+ * was reserved but never stored.
  */
 #ifndef PUBLISHER_SYMBOL_STATE_H
 #define PUBLISHER_SYMBOL_STATE_H

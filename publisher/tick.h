@@ -5,6 +5,15 @@
  * (a quote carries bid/ask and sizes, a trade carries last/last_size). The
  * same field numbering is used by the engine's symbol state, which adds the
  * derived fields after the input ones.
+ *
+ * What it owns: nothing; a struct tick is a plain value, copied wherever
+ * it goes (a tick_queue, a sink's queue).
+ *
+ * Who calls it: every stage of the tick path: the feeds and the tick-file
+ * parser make ticks, the pipeline and the engine apply them, the store and
+ * the Redis link store and publish them. A symbol name that comes in from
+ * outside (a request, a token, the command line, a file, Redis) is checked
+ * with tick_symbol_valid().
  */
 #ifndef PUBLISHER_TICK_H
 #define PUBLISHER_TICK_H

@@ -5,9 +5,10 @@
  * replay feed plays back, and what a producer sends on stdin or TCP; a
  * Redis stream entry holds one JSONL line of it. This module owns the
  * format both ways: tick_file_read.c parses lines into ticks (the feeds
- * call it), tick_file_write.c appends ticks as lines to a jsonbuf (export,
- * the query workers, the HTTP API and the Redis publisher call it). What
- * one writes the other reads back to the same tick, digit for digit.
+ * and import call it), tick_file_write.c appends ticks as lines to a
+ * jsonbuf (export, the query workers, the HTTP API and the Redis link call
+ * it). What one writes the other reads back to the same tick, digit for
+ * digit.
  *
  *   JSONL: {"ts":1709303400123456,"symbol":"AAPL","bid":189.33,"ask":189.35}
  *   CSV:   a header row "ts,symbol,<fields in any order>", then rows; an empty
@@ -22,8 +23,9 @@
  * silently drop data), so there is no seq column: seqs belong to the
  * database that assigned them.
  *
- * A parser holds the CSV header it has seen; it is not thread-safe but costs
- * nothing to create on the stack. No allocation. The writers append to a
+ * It owns no state of its own: a parser is the caller's struct, which holds
+ * the CSV header it has seen; it is not thread-safe but costs nothing to
+ * create on the stack. No allocation. The writers append to the caller's
  * jsonbuf (see jsonbuf.h for allocation failure).
  */
 #ifndef PUBLISHER_TICK_FILE_H

@@ -8,10 +8,18 @@
  *
  * The consumer never blocks. When a push makes the ring non-empty the queue
  * calls `wake` once; the consumer then drains until the ring is empty. This
- * is the drain-the-queue contract of lws_cancel_service(): one wake may stand
- * for many pushes. The queue itself knows nothing of lws.
+ * is the contract of a wake (wake.h; the pipeline passes wake_signal()): one
+ * wake may stand for many pushes. The queue itself knows nothing of the
+ * loop.
  *
  * Thread-safe: any number of producers, one consumer.
+ *
+ * What it owns: the ring (capacity ticks, allocated by tick_queue_create()),
+ * its mutex and condition variable.
+ *
+ * Who calls it: the pipeline (pipeline.c) creates it, drains it on the
+ * loop's thread and closes it at shutdown; the feeds' threads (feeds/) and
+ * the Redis follower's thread push into it.
  */
 #ifndef PUBLISHER_TICK_QUEUE_H
 #define PUBLISHER_TICK_QUEUE_H

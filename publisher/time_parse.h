@@ -3,10 +3,11 @@
  * epoch (UTC).
  *
  * One syntax for every time a person or a file gives the server: the
- * "from"/"to"/"ts" of protocol requests, the from=/to= of the HTTP API,
- * the --from/--to of the command line and the ts of a tick file. This
- * module owns that syntax and nothing else; the callers say in their own
- * words what a refused time should have looked like.
+ * "from"/"to"/"ts" of protocol requests (protocol.c), the from=/to= of
+ * the HTTP API (http_query.c), the --from/--to of the command line
+ * (cli.c) and the ts of a tick file (tick_file_read.c). This module owns
+ * that syntax and nothing else; the callers say in their own words what a
+ * refused time should have looked like.
  *
  * Pure arithmetic: no time zone, no locale, no lock, no allocation, so it
  * is safe on any thread.

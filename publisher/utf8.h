@@ -7,7 +7,11 @@
  * in two, so the check carries its state from one piece to the next and
  * says no at the first byte that no valid text could continue with.
  *
- * Pure: no allocation, no global state.
+ * What it owns: nothing; the check's state is the caller's struct
+ * utf8_check. Pure: no allocation, no global state.
+ *
+ * Who calls it: ws.c, for each piece of an inbound text message and for a
+ * close frame's reason, on the loop's thread.
  */
 #ifndef PUBLISHER_UTF8_H
 #define PUBLISHER_UTF8_H

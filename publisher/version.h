@@ -1,6 +1,7 @@
 /*
  * version: the release of this tree, in one place: the CLI prints it
- * (--version) and the server names itself with it in its hello message.
+ * (--version, cli.c) and the server names itself with it in its hello
+ * message (server.c). Owns nothing: two macros.
  */
 #ifndef PUBLISHER_VERSION_H
 #define PUBLISHER_VERSION_H

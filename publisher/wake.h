@@ -16,6 +16,15 @@
  * Threading: wake_new() and wake_free() on the loop's thread; wake_signal()
  * from any thread, also from a signal handler, until wake_free(): no
  * producer may signal a wake after it is freed.
+ *
+ * What it owns: each wake owns one uv_async_t handle on the loop, from
+ * wake_new() until wake_free() (libuv closes it on the loop's next turn).
+ *
+ * Who calls it: pipeline.c and server.c make the wakes (the feed queue,
+ * the sinks, the Redis follower, a rewind, the query workers, a stop from
+ * another thread); main.c gives the sinks' wakes to the store and the
+ * Redis link as their wake callbacks; the producers' threads call
+ * wake_signal().
  */
 #ifndef PUBLISHER_WAKE_H
 #define PUBLISHER_WAKE_H

@@ -20,6 +20,15 @@
  * ws_deflate_offer_acceptable(); then for each frame ws_deflate_frame()
  * and, when it returns a length, ws_deflate_write() instead of
  * lws_write(). Everything runs on the loop's thread.
+ *
+ * What it owns: one struct ws_deflate per server: a zlib deflater, the
+ * cache of compressed shared frames (cache_slots of them), the buffer of
+ * the last frame compressed for one client, and the per-second budget.
+ * Nothing per connection.
+ *
+ * Who calls it: server.c makes it and puts the extension in the vhost;
+ * admission.c checks a client's offer; ws.c compresses and writes each
+ * frame; metrics.c reads the stats.
  */
 #ifndef PUBLISHER_WS_DEFLATE_H
 #define PUBLISHER_WS_DEFLATE_H

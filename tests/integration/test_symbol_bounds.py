@@ -1,5 +1,5 @@
 """Bounds on symbols, against the real binary: the made-up-symbols attack
-(issue 13, item 1) and a feed that invents symbols.
+(README, Security: "Made-up symbols") and a feed that invents symbols.
 
 A name that has no data yet costs the server a placeholder for as long as
 some client subscribes to it, and anyone can make names up. The bounds
