@@ -48,7 +48,8 @@ CODEC_SRC := publisher/time_parse.c publisher/tick_file_read.c publisher/tick_fi
 	publisher/progress.c
 PROTOCOL_SRC := publisher/protocol.c
 FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/feed_stdin.c \
-	feeds/feed_replay.c feeds/feed_tcp.c
+	feeds/feed_replay.c feeds/replay_read.c feeds/replay_pace.c \
+	feeds/replay_seek.c feeds/feed_tcp.c
 REDIS_LINK_SRC := publisher/redis_wire.c publisher/redis_publisher.c publisher/redis_follower.c
 SERVER_SRC := publisher/cli.c publisher/settings.c publisher/log.c publisher/query.c publisher/auth.c \
 	publisher/server.c publisher/ws.c publisher/admission.c publisher/http_api.c publisher/metrics.c \
