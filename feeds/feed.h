@@ -3,6 +3,14 @@
  * sits behind this one interface and runs on its own thread, pushing ticks
  * into a tick_queue; it never touches the engine or the service thread.
  *
+ * Each feed owns its thread, its adapter's state (a file, sockets, a
+ * generator) and nothing of the queue it pushes into. main.c makes the feed
+ * (feed_create() from a spec, or feed_replay_create() for `replay`) and
+ * hands it to the pipeline, which starts, steers (the replay op, through
+ * session.c), reads the status of (metrics.c, the history cap) and stops
+ * it. Each adapter lives in feeds/feed_<kind>.c; the replay's parts in
+ * feeds/replay_*.c.
+ *
  * Spec strings (README, Command line):
  *   synthetic[:symbols=N,rate=R,seed=S]   seeded random walk (the default)
  *   replay:FILE[,speed=X|max][,loop]      recorded tick file

@@ -25,6 +25,11 @@
  *
  * Output: a progress line on stderr when asked (a terminal), warnings for
  * bad lines on stderr, and one summary line on stdout at the end.
+ *
+ * Owns, while import_run() runs: the store it opens (the -lock flock, so a
+ * running server's database is refused), a reader thread that parses
+ * blocks of lines ahead of the writing thread, and the temporary copy of
+ * standard input. Called by main.c for `publisher import`.
  */
 #ifndef PUBLISHER_IMPORT_H
 #define PUBLISHER_IMPORT_H
