@@ -480,6 +480,13 @@ load(struct store *s, char *err, size_t errlen)
 		y->max_lag = sqlite3_column_int64(q, 2);
 		rc = SQLITE_OK;
 	}
+	return store__read_done(s, q, rc, err, errlen);
+}
+
+int
+store__read_done(struct store *s, sqlite3_stmt *q, int rc, char *err,
+                 size_t errlen)
+{
 	if (rc == SQLITE_DONE)
 		rc = SQLITE_OK;
 	sqlite3_finalize(q);

@@ -344,10 +344,7 @@ write_staged(struct store_import *im, char *err, size_t errlen)
 		if (st)
 			gr->st = *st;
 		if (gr->insert_symbol) {
-			sqlite3_bind_int64(w[W_SYMBOL], 1, y->id);
-			sqlite3_bind_text(w[W_SYMBOL], 2, y->name, -1,
-			                  SQLITE_STATIC);
-			rc = store__step_done(w[W_SYMBOL]);
+			rc = store__write_symbol(s, y);
 			y->stored = true;
 		}
 	}
@@ -379,38 +376,17 @@ write_staged(struct store_import *im, char *err, size_t errlen)
 		rc = store__step_done(st);
 	}
 
-	for (g = 0; rc == SQLITE_OK && g < (size_t)ngroups; g++) {
-		const struct group *gr = &im->groups[g];
-
-		sqlite3_bind_int64(w[W_RUN], 1, gr->sym->id);
-		sqlite3_bind_int64(w[W_RUN], 2, gr->max_ts);
-		sqlite3_bind_int64(w[W_RUN], 3, first_id + gr->first);
-		sqlite3_bind_int64(w[W_RUN], 4, gr->count);
-		sqlite3_bind_int64(w[W_RUN], 5, gr->ts_min);
-		rc = store__step_done(w[W_RUN]);
-		if (rc == SQLITE_OK) {
-			store__bind_state(w[W_STATE], gr);
-			rc = store__step_done(w[W_STATE]);
-		}
-	}
+	for (g = 0; rc == SQLITE_OK && g < (size_t)ngroups; g++)
+		rc = store__write_group(s, &im->groups[g], first_id);
 	if (store__span(max_ts, ts_min) > s->max_lag)
 		s->max_lag = store__span(max_ts, ts_min);
 	s->max_ts = max_ts;
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_int64(w[W_COMMIT_ROW], 1, first_id);
-		sqlite3_bind_int64(w[W_COMMIT_ROW], 2, (int64_t)im->n);
-		sqlite3_bind_int64(w[W_COMMIT_ROW], 3, ts_min);
-		sqlite3_bind_int64(w[W_COMMIT_ROW], 4, max_ts);
-		sqlite3_bind_int64(w[W_COMMIT_ROW], 5, clock_wall_us());
-		rc = store__step_done(w[W_COMMIT_ROW]);
-	}
+	if (rc == SQLITE_OK)
+		rc = store__write_commit(s, first_id, (int64_t)im->n, ts_min,
+		                         max_ts);
 	s->next_id = id;
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_int64(w[W_META], 1, s->next_id);
-		sqlite3_bind_int64(w[W_META], 2, s->max_ts);
-		sqlite3_bind_int64(w[W_META], 3, s->max_lag);
-		rc = store__step_done(w[W_META]);
-	}
+	if (rc == SQLITE_OK)
+		rc = store__write_meta(s, s->next_id, s->max_ts, s->max_lag);
 	if (rc != SQLITE_OK)
 		return write_failed(im, rc, err, errlen);
 	im->n = 0;

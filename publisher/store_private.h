@@ -392,6 +392,13 @@ int store__writer_connect(struct store *s, bool create, char *err,
  * an fsync per commit. */
 int store__writer_pragmas(struct store *s, char *err, size_t errlen);
 
+/* The end of a read of every row of q while opening: rc is the last
+ * step's result (SQLITE_DONE when every row was read, or the error that
+ * stopped it, prepare's included). q is finalized (it may be NULL).
+ * Returns 0, or -1 with err naming the database. */
+int store__read_done(struct store *s, sqlite3_stmt *q, int rc, char *err,
+                     size_t errlen);
+
 /* store.c: the queue */
 
 /* Writer thread: put queued restored states into the writer's states,
@@ -449,6 +456,43 @@ void store__resv_list_free(struct resv_list *l);
 void store__bind_tick(sqlite3_stmt *st, int p, int64_t id, int64_t symbol_id,
                       const struct tick *t, uint64_t seq);
 void store__bind_state(sqlite3_stmt *q, const struct group *gr);
+
+/* The writer's rows, each bound to its statement of s->stmt and stepped
+ * inside the transaction the caller began (a batch, a rewind, an import's
+ * step). Each returns the SQLite result. */
+
+/* The symbols row of y. */
+int store__write_symbol(struct store *s, const struct sym *y);
+
+/* A runs row of y: its ticks with ids first_id .. first_id + count - 1,
+ * the least ts among them and y's running max ts after them. */
+int store__write_run(struct store *s, const struct sym *y, int64_t max_ts,
+                     int64_t first_id, int64_t count, int64_t ts_min);
+
+/* The run of a group (its ticks from first_id + gr->first on) and then
+ * its symbol's state row (gr->st). */
+int store__write_group(struct store *s, const struct group *gr,
+                       int64_t first_id);
+
+/* The state row of y holding st, with y's running max ts max_ts and its
+ * max_lag as it is: for a symbol that has no run in the transaction. */
+int store__write_state(struct store *s, struct sym *y,
+                       const struct symbol_state *st, int64_t max_ts);
+
+/* The commits row of count ticks from first_id, and meta's counters. */
+int store__write_commit(struct store *s, int64_t first_id, int64_t count,
+                        int64_t ts_min, int64_t max_ts);
+int store__write_meta(struct store *s, int64_t next_id, int64_t max_ts,
+                      int64_t max_lag);
+
+/* Between the attempts of a failing write (a batch, a rewind): whether
+ * store_close() was called CLOSE_GIVE_UP_US or more before now, when the
+ * writer gives up rather than try again. Takes mu. */
+bool store__giving_up(struct store *s, int64_t now);
+
+/* Sleep *backoff, or less when store_close() asks the writer to stop, and
+ * double *backoff up to RETRY_MAX_US for the next time. */
+void store__retry_sleep(struct store *s, int64_t *backoff);
 
 /* Write the next n queued ticks, retrying until it works, or, when the
  * store is closing and has failed for CLOSE_GIVE_UP_US, give up on

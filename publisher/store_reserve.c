@@ -211,13 +211,8 @@ store__resv_load(struct store *s, bool edge, char *err, size_t errlen)
 		y->resv_fields =
 		        (uint16_t)(sqlite3_column_int64(q, 2) & FIELD_MASK);
 	}
-	if (rc == SQLITE_DONE)
-		rc = SQLITE_OK;
-	sqlite3_finalize(q);
-	if (rc != SQLITE_OK)
-		return errf(err, errlen, "cannot read db '%s': %s (%s)",
-		            s->path, sqlite3_errmsg(s->db),
-		            store__error_hint(rc));
+	if (store__read_done(s, q, rc, err, errlen))
+		return -1;
 	if (s->syms.count && !(r = calloc(s->syms.count, sizeof *r)))
 		return errf(err, errlen, "out of memory");
 
@@ -395,29 +390,17 @@ store__resv_write(struct store *s)
 
 		if (!row->sym)
 			continue;
-		if (row->insert_symbol) {
-			sqlite3_bind_int64(w[W_SYMBOL], 1, row->sym->id);
-			sqlite3_bind_text(w[W_SYMBOL], 2, row->sym->name, -1,
-			                  SQLITE_STATIC);
-			rc = store__step_done(w[W_SYMBOL]);
-		}
+		if (row->insert_symbol)
+			rc = store__write_symbol(s, row->sym);
 		if (rc != SQLITE_OK)
 			break;
 		sqlite3_bind_int64(w[W_RESERVE], 1, row->sym->id);
 		sqlite3_bind_int64(w[W_RESERVE], 2, (sqlite3_int64)r->seq);
 		sqlite3_bind_int64(w[W_RESERVE], 3, r->fields & FIELD_MASK);
 		rc = store__step_done(w[W_RESERVE]);
-		if (rc == SQLITE_OK && row->write_state) {
-			struct group gr;
-
-			memset(&gr, 0, sizeof gr);
-			gr.sym = row->sym;
-			gr.st = row->st;
-			gr.max_ts = row->sym->max_ts;
-			gr.max_lag = row->sym->max_lag;
-			store__bind_state(w[W_STATE], &gr);
-			rc = store__step_done(w[W_STATE]);
-		}
+		if (rc == SQLITE_OK && row->write_state)
+			rc = store__write_state(s, row->sym, &row->st,
+			                        row->sym->max_ts);
 	}
 	return rc;
 }

@@ -221,13 +221,8 @@ drop_ticks(struct job *j, const struct sym *y, uint64_t cut, int64_t *max_ts)
 		*max_ts = kept.ts_max;
 		if (rc == SQLITE_ROW && prev.max_ts > *max_ts)
 			*max_ts = prev.max_ts;
-		sqlite3_bind_int64(j->s->stmt[W_RUN], 1, y->id);
-		sqlite3_bind_int64(j->s->stmt[W_RUN], 2, *max_ts);
-		sqlite3_bind_int64(j->s->stmt[W_RUN], 3, first);
-		sqlite3_bind_int64(j->s->stmt[W_RUN], 4,
-		                   kept.max_id - first + 1);
-		sqlite3_bind_int64(j->s->stmt[W_RUN], 5, kept.ts_min);
-		return step_done(j->s->stmt[W_RUN]);
+		return store__write_run(j->s, y, *max_ts, first,
+		                        kept.max_id - first + 1, kept.ts_min);
 	}
 }
 
@@ -269,19 +264,11 @@ static int
 write_state(struct job *j, const struct rewound *w,
             const struct symbol_state *st)
 {
-	struct group gr;
-
 	if (!st->seq) {
 		sqlite3_bind_int64(j->q[Q_DEL_STATE], 1, w->sym->id);
 		return step_done(j->q[Q_DEL_STATE]);
 	}
-	memset(&gr, 0, sizeof gr);
-	gr.sym = w->sym;
-	gr.st = *st;
-	gr.max_ts = w->max_ts;
-	gr.max_lag = w->sym->max_lag;
-	store__bind_state(j->s->stmt[W_STATE], &gr);
-	return step_done(j->s->stmt[W_STATE]);
+	return store__write_state(j->s, w->sym, st, w->max_ts);
 }
 
 /* The commits from the one holding j->low_id on: deleted when empty, else
@@ -474,19 +461,6 @@ apply(struct job *j)
 	pthread_mutex_unlock(&s->mu);
 }
 
-static void
-sleep_us(struct store *s, int64_t us)
-{
-	int64_t until = clock_mono_us() + us;
-	struct timespec ts = {.tv_sec = until / 1000000,
-	                      .tv_nsec = (until % 1000000) * 1000};
-
-	pthread_mutex_lock(&s->mu);
-	if (!s->stopping)
-		pthread_cond_timedwait(&s->cond, &s->mu, &ts);
-	pthread_mutex_unlock(&s->mu);
-}
-
 /* Run rw until it is written, or the store closes and gives up. Returns
  * 0 or -1. */
 static int
@@ -496,8 +470,7 @@ run(struct store *s, struct job *j)
 	int rc;
 
 	for (;;) {
-		bool stopping;
-		int64_t stop_us, now;
+		int64_t now;
 
 		rc = s->db ? attempt(j) : SQLITE_CANTOPEN;
 		if (rc == SQLITE_OK)
@@ -514,20 +487,14 @@ run(struct store *s, struct job *j)
 			         store__error_hint(rc));
 			last_log = now;
 		}
-		pthread_mutex_lock(&s->mu);
-		stopping = s->stopping;
-		stop_us = s->stop_us;
-		pthread_mutex_unlock(&s->mu);
-		if (stopping && now - stop_us >= CLOSE_GIVE_UP_US) {
+		if (store__giving_up(s, now)) {
 			log_error(
 			        "store: db '%s': giving up the rewind at "
 			        "shutdown: the stored ticks stay as they were",
 			        s->path);
 			return -1;
 		}
-		sleep_us(s, backoff);
-		backoff =
-		        backoff * 2 > RETRY_MAX_US ? RETRY_MAX_US : backoff * 2;
+		store__retry_sleep(s, &backoff);
 	}
 }
 

@@ -246,6 +246,85 @@ store__bind_state(sqlite3_stmt *q, const struct group *gr)
 	sqlite3_bind_int64(q, 7 + 2 * STATE_FIELD_COUNT, gr->max_lag);
 }
 
+/* ---------------------------------------------------------- the rows */
+
+int
+store__write_symbol(struct store *s, const struct sym *y)
+{
+	sqlite3_stmt *q = s->stmt[W_SYMBOL];
+
+	sqlite3_bind_int64(q, 1, y->id);
+	sqlite3_bind_text(q, 2, y->name, -1, SQLITE_STATIC);
+	return store__step_done(q);
+}
+
+int
+store__write_run(struct store *s, const struct sym *y, int64_t max_ts,
+                 int64_t first_id, int64_t count, int64_t ts_min)
+{
+	sqlite3_stmt *q = s->stmt[W_RUN];
+
+	sqlite3_bind_int64(q, 1, y->id);
+	sqlite3_bind_int64(q, 2, max_ts);
+	sqlite3_bind_int64(q, 3, first_id);
+	sqlite3_bind_int64(q, 4, count);
+	sqlite3_bind_int64(q, 5, ts_min);
+	return store__step_done(q);
+}
+
+int
+store__write_group(struct store *s, const struct group *gr, int64_t first_id)
+{
+	int rc = store__write_run(s, gr->sym, gr->max_ts, first_id + gr->first,
+	                          gr->count, gr->ts_min);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	store__bind_state(s->stmt[W_STATE], gr);
+	return store__step_done(s->stmt[W_STATE]);
+}
+
+int
+store__write_state(struct store *s, struct sym *y,
+                   const struct symbol_state *st, int64_t max_ts)
+{
+	struct group gr;
+
+	memset(&gr, 0, sizeof gr);
+	gr.sym = y;
+	gr.st = *st;
+	gr.max_ts = max_ts;
+	gr.max_lag = y->max_lag;
+	store__bind_state(s->stmt[W_STATE], &gr);
+	return store__step_done(s->stmt[W_STATE]);
+}
+
+int
+store__write_commit(struct store *s, int64_t first_id, int64_t count,
+                    int64_t ts_min, int64_t max_ts)
+{
+	sqlite3_stmt *q = s->stmt[W_COMMIT_ROW];
+
+	sqlite3_bind_int64(q, 1, first_id);
+	sqlite3_bind_int64(q, 2, count);
+	sqlite3_bind_int64(q, 3, ts_min);
+	sqlite3_bind_int64(q, 4, max_ts);
+	sqlite3_bind_int64(q, 5, clock_wall_us());
+	return store__step_done(q);
+}
+
+int
+store__write_meta(struct store *s, int64_t next_id, int64_t max_ts,
+                  int64_t max_lag)
+{
+	sqlite3_stmt *q = s->stmt[W_META];
+
+	sqlite3_bind_int64(q, 1, next_id);
+	sqlite3_bind_int64(q, 2, max_ts);
+	sqlite3_bind_int64(q, 3, max_lag);
+	return store__step_done(q);
+}
+
 /* One attempt to write the prepared batch. Returns the SQLite result;
  * on failure nothing of it is in the database. */
 static int
@@ -258,16 +337,9 @@ batch_write(struct store *s)
 	int rc;
 
 	rc = store__step_done(w[W_BEGIN]);
-	for (g = 0; rc == SQLITE_OK && g < b->ngroups; g++) {
-		const struct group *gr = &b->groups[g];
-
-		if (!gr->insert_symbol)
-			continue;
-		sqlite3_bind_int64(w[W_SYMBOL], 1, gr->sym->id);
-		sqlite3_bind_text(w[W_SYMBOL], 2, gr->sym->name, -1,
-		                  SQLITE_STATIC);
-		rc = store__step_done(w[W_SYMBOL]);
-	}
+	for (g = 0; rc == SQLITE_OK && g < b->ngroups; g++)
+		if (b->groups[g].insert_symbol)
+			rc = store__write_symbol(s, b->groups[g].sym);
 
 	/* The ticks, grouped by symbol, INSERT_ROWS per statement. */
 	for (k = 0; rc == SQLITE_OK && k < b->nitems;) {
@@ -285,30 +357,13 @@ batch_write(struct store *s)
 		rc = store__step_done(st);
 	}
 
-	for (g = 0; rc == SQLITE_OK && g < b->ngroups; g++) {
-		const struct group *gr = &b->groups[g];
-
-		sqlite3_bind_int64(w[W_RUN], 1, gr->sym->id);
-		sqlite3_bind_int64(w[W_RUN], 2, gr->max_ts);
-		sqlite3_bind_int64(w[W_RUN], 3, b->first_id + gr->first);
-		sqlite3_bind_int64(w[W_RUN], 4, gr->count);
-		sqlite3_bind_int64(w[W_RUN], 5, gr->ts_min);
-		rc = store__step_done(w[W_RUN]);
-		if (rc == SQLITE_OK) {
-			store__bind_state(w[W_STATE], gr);
-			rc = store__step_done(w[W_STATE]);
-		}
-	}
+	for (g = 0; rc == SQLITE_OK && g < b->ngroups; g++)
+		rc = store__write_group(s, &b->groups[g], b->first_id);
 	for (g = 0; rc == SQLITE_OK && g < b->ngaps; g++) {
 		const struct gap_row *row = &b->gaps[g];
-		struct group gr;
 
-		if (row->insert_symbol) {
-			sqlite3_bind_int64(w[W_SYMBOL], 1, row->sym->id);
-			sqlite3_bind_text(w[W_SYMBOL], 2, row->sym->name, -1,
-			                  SQLITE_STATIC);
-			rc = store__step_done(w[W_SYMBOL]);
-		}
+		if (row->insert_symbol)
+			rc = store__write_symbol(s, row->sym);
 		if (rc != SQLITE_OK)
 			break;
 		sqlite3_bind_int64(w[W_GAP], 1, row->sym->id);
@@ -322,32 +377,17 @@ batch_write(struct store *s)
 		sqlite3_bind_int64(w[W_GAP], 7, clock_wall_us());
 		rc = store__step_done(w[W_GAP]);
 		/* The symbol's state row, unless its run above wrote it. */
-		if (rc == SQLITE_OK && row->sym->group == UINT32_MAX) {
-			memset(&gr, 0, sizeof gr);
-			gr.sym = row->sym;
-			gr.st = row->st;
-			gr.max_ts = row->sym->max_ts;
-			gr.max_lag = row->sym->max_lag;
-			store__bind_state(w[W_STATE], &gr);
-			rc = store__step_done(w[W_STATE]);
-		}
+		if (rc == SQLITE_OK && row->sym->group == UINT32_MAX)
+			rc = store__write_state(s, row->sym, &row->st,
+			                        row->sym->max_ts);
 	}
 	if (rc == SQLITE_OK)
 		rc = store__resv_write(s);
-	if (rc == SQLITE_OK && b->nitems) {
-		sqlite3_bind_int64(w[W_COMMIT_ROW], 1, b->first_id);
-		sqlite3_bind_int64(w[W_COMMIT_ROW], 2, (int64_t)b->nitems);
-		sqlite3_bind_int64(w[W_COMMIT_ROW], 3, b->ts_min);
-		sqlite3_bind_int64(w[W_COMMIT_ROW], 4, b->max_ts);
-		sqlite3_bind_int64(w[W_COMMIT_ROW], 5, clock_wall_us());
-		rc = store__step_done(w[W_COMMIT_ROW]);
-	}
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_int64(w[W_META], 1, b->next_id);
-		sqlite3_bind_int64(w[W_META], 2, s->max_ts);
-		sqlite3_bind_int64(w[W_META], 3, b->max_lag);
-		rc = store__step_done(w[W_META]);
-	}
+	if (rc == SQLITE_OK && b->nitems)
+		rc = store__write_commit(s, b->first_id, (int64_t)b->nitems,
+		                         b->ts_min, b->max_ts);
+	if (rc == SQLITE_OK)
+		rc = store__write_meta(s, b->next_id, s->max_ts, b->max_lag);
 	if (rc == SQLITE_OK)
 		rc = store__step_done(w[W_COMMIT]);
 	if (rc != SQLITE_OK) {
@@ -477,11 +517,23 @@ release_slots(struct store *s, size_t n, const struct batch *b)
 	}
 }
 
-/* Sleep up to us, or until store_close() asks the writer to stop. */
-static void
-writer_sleep(struct store *s, int64_t us)
+bool
+store__giving_up(struct store *s, int64_t now)
 {
-	int64_t until = clock_mono_us() + us;
+	bool stopping;
+	int64_t stop_us;
+
+	pthread_mutex_lock(&s->mu);
+	stopping = s->stopping;
+	stop_us = s->stop_us;
+	pthread_mutex_unlock(&s->mu);
+	return stopping && now - stop_us >= CLOSE_GIVE_UP_US;
+}
+
+void
+store__retry_sleep(struct store *s, int64_t *backoff)
+{
+	int64_t until = clock_mono_us() + *backoff;
 	struct timespec ts = {.tv_sec = until / 1000000,
 	                      .tv_nsec = (until % 1000000) * 1000};
 
@@ -489,6 +541,7 @@ writer_sleep(struct store *s, int64_t us)
 	if (!s->stopping)
 		pthread_cond_timedwait(&s->cond, &s->mu, &ts);
 	pthread_mutex_unlock(&s->mu);
+	*backoff = *backoff * 2 > RETRY_MAX_US ? RETRY_MAX_US : *backoff * 2;
 }
 
 /* Write the next n queued ticks, retrying until it works, or, when the
@@ -508,18 +561,11 @@ store__writer_batch(struct store *s, size_t n)
 		return;
 	}
 	for (;;) {
-		bool stopping;
-		int64_t stop_us;
-
 		rc = s->db ? batch_write(s) : SQLITE_CANTOPEN;
 		if (rc == SQLITE_OK)
 			break;
 		note_failure(s, rc, "write ticks");
-		pthread_mutex_lock(&s->mu);
-		stopping = s->stopping;
-		stop_us = s->stop_us;
-		pthread_mutex_unlock(&s->mu);
-		if (stopping && clock_mono_us() - stop_us >= CLOSE_GIVE_UP_US) {
+		if (store__giving_up(s, clock_mono_us())) {
 			size_t queued;
 
 			pthread_mutex_lock(&s->mu);
@@ -538,9 +584,7 @@ store__writer_batch(struct store *s, size_t n)
 			release_slots(s, queued, NULL);
 			return;
 		}
-		writer_sleep(s, backoff);
-		backoff =
-		        backoff * 2 > RETRY_MAX_US ? RETRY_MAX_US : backoff * 2;
+		store__retry_sleep(s, &backoff);
 		if ((rc & 0xff) == SQLITE_READONLY ||
 		    (rc & 0xff) == SQLITE_CANTOPEN || !s->db)
 			writer_reopen(s);
