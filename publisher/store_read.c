@@ -856,6 +856,37 @@ history_ready(const struct tick_heap *h, int64_t bound)
 	return h->v[0].ts <= bound || h->n >= HISTORY_WINDOW_MAX;
 }
 
+/* Where store_read_history()'s ticks go: to row() in (ts, seq) order, or,
+ * reading backward (last_n > 0), into keep until it holds last_n. */
+struct history_out {
+	uint32_t last_n;
+	struct tick_buf keep;
+	int (*row)(const struct tick *t, void *ctx);
+	void *ctx;
+	bool stop; /* row() asked to stop, or keep holds last_n */
+};
+
+/* Give out the held ticks, top first, as long as they are ready at bound
+ * (every one, with all). Returns 0, or -1 out of memory. */
+static int
+history_give(struct tick_heap *h, bool all, int64_t bound,
+             struct history_out *o)
+{
+	struct tick t;
+
+	while (h->n && !o->stop && (all || history_ready(h, bound))) {
+		tick_heap_pop(h, &t);
+		if (o->last_n) {
+			if (tick_buf_push(&o->keep, &t))
+				return -1;
+			o->stop = o->keep.n == o->last_n;
+		} else {
+			o->stop = o->row(&t, o->ctx) != 0;
+		}
+	}
+	return 0;
+}
+
 /*
  * The symbol's ticks arrive in seq order, and the runs bound how far that
  * is from ts order (see schema/001_init.sql): reading forward, every tick
@@ -870,11 +901,10 @@ store_read_history(struct store_reader *r, const char *symbol, int64_t from,
                    int (*row)(const struct tick *t, void *ctx), void *ctx,
                    char *err, size_t errlen)
 {
-	bool reverse = last_n > 0, stop = false;
+	bool reverse = last_n > 0;
 	struct tick_heap h = {.max = reverse};
-	struct tick_buf keep = {0};
+	struct history_out o = {.last_n = last_n, .row = row, .ctx = ctx};
 	struct source src;
-	struct tick t;
 	size_t i;
 	int rc;
 
@@ -890,51 +920,32 @@ store_read_history(struct store_reader *r, const char *symbol, int64_t from,
 	                   errlen);
 	if (rc <= 0)
 		goto out_nosrc;
-	while (!stop && (rc = source_next(&src, err, errlen)) == 1) {
+	while (!o.stop && (rc = source_next(&src, err, errlen)) == 1) {
 		int64_t bound =
 		        reverse ? src.cur_run_max_ts
 		                : store__sat_add(src.cur_run_max_ts, -src.lag);
 
-		while (h.n && !stop && history_ready(&h, bound)) {
-			tick_heap_pop(&h, &t);
-			if (reverse) {
-				if (tick_buf_push(&keep, &t)) {
-					rc = errf(err, errlen, "out of memory");
-					goto out;
-				}
-				stop = keep.n == last_n;
-			} else {
-				stop = row(&t, ctx) != 0;
-			}
-		}
-		if (!stop && tick_heap_push(&h, &src.cur)) {
+		if (history_give(&h, false, bound, &o) ||
+		    (!o.stop && tick_heap_push(&h, &src.cur))) {
 			rc = errf(err, errlen, "out of memory");
 			goto out;
 		}
 	}
 	if (rc < 0)
 		goto out;
-	while (h.n && !stop) {
-		tick_heap_pop(&h, &t);
-		if (reverse) {
-			if (tick_buf_push(&keep, &t)) {
-				rc = errf(err, errlen, "out of memory");
-				goto out;
-			}
-			stop = keep.n == last_n;
-		} else {
-			stop = row(&t, ctx) != 0;
-		}
+	if (history_give(&h, true, 0, &o)) {
+		rc = errf(err, errlen, "out of memory");
+		goto out;
 	}
-	for (i = keep.n; i-- > 0;)
-		if (row(&keep.v[i], ctx))
+	for (i = o.keep.n; i-- > 0;)
+		if (row(&o.keep.v[i], ctx))
 			break;
 	rc = 0;
 out:
 	source_free(&src);
 out_nosrc:
 	free(h.v);
-	free(keep.v);
+	free(o.keep.v);
 	read_end(r);
 	return rc < 0 ? -1 : 0;
 }
