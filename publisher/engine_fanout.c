@@ -161,10 +161,7 @@ start_catching_up(struct engine *e, struct engine_client *c)
 
 	if (!held)
 		return -1;
-	engine__member_unlink(c);
-	engine__frame_unref(c->frame);
-	c->frame = NULL;
-	free(c->held);
+	engine__member_drop(c);
 	c->held = held;
 	c->held_len = c->g->nentries;
 	engine__member_push(c, MEMBER_CATCHING_UP);
@@ -198,12 +195,7 @@ ring_make_room(struct engine *e, struct group *g, uint64_t n)
 				 * gets every symbol afresh. */
 				struct engine_client *c = g->behind;
 
-				engine__member_unlink(c);
-				engine__frame_unref(c->frame);
-				c->frame = NULL;
-				free(c->held);
-				c->held = NULL;
-				c->held_len = 0;
+				engine__member_drop(c);
 				engine__member_push(c, MEMBER_CATCHING_UP);
 			}
 		}
@@ -334,7 +326,6 @@ round_close(struct engine *e, struct group *g)
 	struct engine_client *c, *next;
 	struct round *rd;
 	struct entry *en;
-	uint32_t i;
 	bool failed = false;
 
 	ring_make_room(e, g, n);
@@ -372,9 +363,7 @@ round_close(struct engine *e, struct group *g)
 	if (g->kept_from > n)
 		g->kept_from = n;
 	/* Frames to an older round are of no more use to newcomers. */
-	for (i = 0; i < g->nframes; i++)
-		engine__frame_unref(g->frames[i]);
-	g->nframes = 0;
+	engine__frames_drop(g);
 	if (g->idle && g->idle->next)
 		shared_frame(e, g, n - 1);
 	for (c = g->idle; c; c = next) {
@@ -429,23 +418,11 @@ engine__fanout_clear(struct engine *e)
 			}
 			g->dirty_head = g->dirty_tail = NULL;
 			g->dirty = false;
-			for (i = 0; i < ROUND_RING; i++) {
-				g->ring[i].n = 0;
-				g->ring[i].count = 0;
-			}
-			g->kept_from = g->round + 1;
-			for (i = 0; i < g->nframes; i++)
-				engine__frame_unref(g->frames[i]);
-			g->nframes = 0;
+			engine__rounds_forget(g);
 			/* What a client holds is of the old life, and every
 			 * entry now holds nothing: the same thing. */
 			while ((c = g->behind ? g->behind : g->catching_up)) {
-				engine__member_unlink(c);
-				engine__frame_unref(c->frame);
-				c->frame = NULL;
-				free(c->held);
-				c->held = NULL;
-				c->held_len = 0;
+				engine__member_drop(c);
 				c->stalled = false;
 				c->round = g->round;
 				engine__member_push(c, MEMBER_IDLE);

@@ -322,14 +322,9 @@ engine__member_leave(struct engine *e, struct engine_client *c)
 
 	if (!g)
 		return;
-	engine__member_unlink(c);
-	engine__frame_unref(c->frame);
-	c->frame = NULL;
+	engine__member_drop(c);
 	engine__frame_unref(c->done_frame);
 	c->done_frame = NULL;
-	free(c->held);
-	c->held = NULL;
-	c->held_len = 0;
 	c->g = NULL;
 	c->state = MEMBER_NONE;
 	g->nmembers--;

@@ -38,6 +38,8 @@
 #ifndef PUBLISHER_ENGINE_PRIVATE_H
 #define PUBLISHER_ENGINE_PRIVATE_H
 
+#include <stdlib.h>
+
 #include "engine.h"
 
 /* A field key as written in an update, `,"last_size":`, padded to a fixed
@@ -475,5 +477,53 @@ bool engine__writer_add(struct frame_writer *w, const char *enc, size_t len);
 
 /* The frame's final length (0 when empty); its first byte is at w->buf. */
 size_t engine__writer_end(struct frame_writer *w);
+
+/* ------------------------------------------ members and rounds, inline */
+
+/*
+ * What engine_fanout.c, engine_group.c and engine_subscribe.c each do to a
+ * client or a group that starts over. Inline for the same reason as the
+ * lists above: a client that starts catching up and a group that closes a
+ * round are on the flush's path.
+ */
+
+/* The client lets go of its place in its group's lists, of the frame under
+ * way and of the seqs it held; it is still in its group, in no list. */
+static inline void
+engine__member_drop(struct engine_client *c)
+{
+	engine__member_unlink(c);
+	engine__frame_unref(c->frame);
+	c->frame = NULL;
+	free(c->held);
+	c->held = NULL;
+	c->held_len = 0;
+}
+
+/* The group lets go of its frames (made for its latest round). */
+static inline void
+engine__frames_drop(struct group *g)
+{
+	uint32_t i;
+
+	for (i = 0; i < g->nframes; i++)
+		engine__frame_unref(g->frames[i]);
+	g->nframes = 0;
+}
+
+/* The group forgets its rounds and frames: the next round it closes is
+ * the first it keeps. */
+static inline void
+engine__rounds_forget(struct group *g)
+{
+	uint32_t i;
+
+	for (i = 0; i < ROUND_RING; i++) {
+		g->ring[i].n = 0;
+		g->ring[i].count = 0;
+	}
+	g->kept_from = g->round + 1;
+	engine__frames_drop(g);
+}
 
 #endif

@@ -270,18 +270,8 @@ regroup_in_place(struct engine *e, struct engine_client *c, struct regroup *rg,
 	e->groups[hash & e->group_mask] = g;
 	/* Its rounds and frames were made for the old set: the only client
 	 * now holds seqs of its own. */
-	for (i = 0; i < ROUND_RING; i++) {
-		g->ring[i].n = 0;
-		g->ring[i].count = 0;
-	}
-	g->kept_from = g->round + 1;
-	for (i = 0; i < g->nframes; i++)
-		engine__frame_unref(g->frames[i]);
-	g->nframes = 0;
-	engine__member_unlink(c);
-	engine__frame_unref(c->frame);
-	c->frame = NULL;
-	free(c->held);
+	engine__rounds_forget(g);
+	engine__member_drop(c);
 	settle(e, c, held);
 	return 0;
 
