@@ -126,6 +126,89 @@ parse_double(const char *s, size_t len, double *out)
 	return 0;
 }
 
+/*
+ * One item of a spec's option list (what follows the kind, or the FILE or
+ * the address): NAME or NAME=VALUE, items separated by commas.
+ */
+struct spec_item {
+	const char *key; /* the item, up to any '=' */
+	size_t key_len;
+	const char *val; /* after the '='; NULL when there is none */
+	size_t val_len;
+	size_t len; /* the whole item */
+};
+
+/*
+ * The item at *p, which then moves to the next one (NULL after the last;
+ * *p NULL: the list is done). Returns 1 with *it set, 0 when the list is
+ * done, or -1 with err for an empty item; `expected` names the options
+ * for that message ("idle=SECS or secret=FILE").
+ */
+static int
+next_item(const char *spec, const char **p, const char *expected,
+          struct spec_item *it, char *err, size_t errlen)
+{
+	const char *comma, *eq;
+
+	if (!*p)
+		return 0;
+	comma = strchr(*p, ',');
+	it->key = *p;
+	it->len = comma ? (size_t)(comma - *p) : strlen(*p);
+	if (it->len == 0)
+		return errf(err, errlen,
+		            "feed '%s': empty option (expected %s, separated "
+		            "by commas)",
+		            spec, expected);
+	eq = memchr(*p, '=', it->len);
+	it->key_len = eq ? (size_t)(eq - *p) : it->len;
+	it->val = eq ? eq + 1 : NULL;
+	it->val_len = eq ? it->len - it->key_len - 1 : 0;
+	*p = comma ? comma + 1 : NULL;
+	return 1;
+}
+
+static bool
+item_is(const struct spec_item *it, const char *name)
+{
+	return it->key_len == strlen(name) &&
+	       memcmp(it->key, name, it->key_len) == 0;
+}
+
+/* An item that must be NAME=VALUE: -1 with err when it has no '='. */
+static int
+item_needs_value(const char *spec, const struct spec_item *it, char *err,
+                 size_t errlen)
+{
+	if (it->val)
+		return 0;
+	return errf(err, errlen,
+	            "feed '%s': option '%.*s' needs a value (name=value)", spec,
+	            (int)it->len, it->key);
+}
+
+/* Each option at most once: -1 with err when *seen, else it is set. */
+static int
+item_once(const char *spec, const struct spec_item *it, bool *seen, char *err,
+          size_t errlen)
+{
+	if (*seen)
+		return errf(err, errlen,
+		            "feed '%s': option '%.*s' is given twice", spec,
+		            (int)it->key_len, it->key);
+	*seen = true;
+	return 0;
+}
+
+static int
+item_unknown(const char *spec, const struct spec_item *it, const char *expected,
+             char *err, size_t errlen)
+{
+	return errf(err, errlen,
+	            "feed '%s': unknown option '%.*s' (expected %s)", spec,
+	            (int)it->key_len, it->key, expected);
+}
+
 static struct feed *
 create_synthetic(const char *spec, const char *opts, struct tick_queue *queue,
                  char *err, size_t errlen)
@@ -134,40 +217,21 @@ create_synthetic(const char *spec, const char *opts, struct tick_queue *queue,
 	        .symbols = 20, .rate = 200, .seed = 1};
 	bool seen_symbols = false, seen_rate = false, seen_seed = false;
 	const char *p = opts;
+	struct spec_item it;
 	struct feed *f;
+	int rc;
 
-	while (p) {
-		const char *comma = strchr(p, ',');
-		size_t item_len = comma ? (size_t)(comma - p) : strlen(p);
-		const char *eq = memchr(p, '=', item_len);
-		size_t key_len, val_len;
-		const char *val;
+	while ((rc = next_item(spec, &p, "symbols=N, rate=R or seed=S", &it,
+	                       err, errlen)) > 0) {
 		bool *seen;
 
-		if (item_len == 0) {
-			errf(err, errlen,
-			     "feed '%s': empty option (expected "
-			     "symbols=N, rate=R or seed=S, separated by "
-			     "commas)",
-			     spec);
+		if (item_needs_value(spec, &it, err, errlen))
 			return NULL;
-		}
-		if (!eq) {
-			errf(err, errlen,
-			     "feed '%s': option '%.*s' needs a value "
-			     "(name=value)",
-			     spec, (int)item_len, p);
-			return NULL;
-		}
-		key_len = (size_t)(eq - p);
-		val = eq + 1;
-		val_len = item_len - key_len - 1;
-
-		if (key_len == 7 && memcmp(p, "symbols", 7) == 0) {
+		if (item_is(&it, "symbols")) {
 			uint64_t v;
 
 			seen = &seen_symbols;
-			if (parse_u64(val, val_len, &v) < 0 || v < 1 ||
+			if (parse_u64(it.val, it.val_len, &v) < 0 || v < 1 ||
 			    v > SYNTHETIC_MAX_SYMBOLS) {
 				errf(err, errlen,
 				     "feed '%s': symbols must be a whole "
@@ -176,11 +240,12 @@ create_synthetic(const char *spec, const char *opts, struct tick_queue *queue,
 				return NULL;
 			}
 			o.symbols = (unsigned)v;
-		} else if (key_len == 4 && memcmp(p, "rate", 4) == 0) {
+		} else if (item_is(&it, "rate")) {
 			double v;
 
 			seen = &seen_rate;
-			if (parse_double(val, val_len, &v) < 0 || !(v > 0)) {
+			if (parse_double(it.val, it.val_len, &v) < 0 ||
+			    !(v > 0)) {
 				errf(err, errlen,
 				     "feed '%s': rate must be a positive "
 				     "number (ticks per second)",
@@ -195,9 +260,9 @@ create_synthetic(const char *spec, const char *opts, struct tick_queue *queue,
 				return NULL;
 			}
 			o.rate = v;
-		} else if (key_len == 4 && memcmp(p, "seed", 4) == 0) {
+		} else if (item_is(&it, "seed")) {
 			seen = &seen_seed;
-			if (parse_u64(val, val_len, &o.seed) < 0) {
+			if (parse_u64(it.val, it.val_len, &o.seed) < 0) {
 				errf(err, errlen,
 				     "feed '%s': seed must be a whole "
 				     "number from 0 to 18446744073709551615",
@@ -205,21 +270,15 @@ create_synthetic(const char *spec, const char *opts, struct tick_queue *queue,
 				return NULL;
 			}
 		} else {
-			errf(err, errlen,
-			     "feed '%s': unknown option '%.*s' (expected "
-			     "symbols, rate or seed)",
-			     spec, (int)key_len, p);
+			item_unknown(spec, &it, "symbols, rate or seed", err,
+			             errlen);
 			return NULL;
 		}
-		if (*seen) {
-			errf(err, errlen,
-			     "feed '%s': option '%.*s' is given twice", spec,
-			     (int)key_len, p);
+		if (item_once(spec, &it, seen, err, errlen))
 			return NULL;
-		}
-		*seen = true;
-		p = comma ? comma + 1 : NULL;
 	}
+	if (rc < 0)
+		return NULL;
 
 	f = feed_synthetic_create(&o, queue);
 	if (!f)
@@ -246,8 +305,10 @@ create_replay(const char *spec, const char *rest, struct tick_queue *queue,
 	const char *comma = rest ? strchr(rest, ',') : NULL;
 	const char *p = comma ? comma + 1 : NULL;
 	size_t path_len = 0;
+	struct spec_item it;
 	char *path;
 	struct feed *f;
+	int rc;
 
 	if (rest)
 		path_len = comma ? (size_t)(comma - rest) : strlen(rest);
@@ -258,35 +319,17 @@ create_replay(const char *spec, const char *rest, struct tick_queue *queue,
 		     spec);
 		return NULL;
 	}
-	while (p) {
-		const char *next = strchr(p, ',');
-		size_t item_len = next ? (size_t)(next - p) : strlen(p);
-		const char *eq = memchr(p, '=', item_len);
-		size_t key_len = eq ? (size_t)(eq - p) : item_len;
-
-		if (item_len == 0) {
-			errf(err, errlen,
-			     "feed '%s': empty option (expected speed=X, "
-			     "speed=max or loop, separated by commas)",
-			     spec);
-			return NULL;
-		}
-		if (key_len == 5 && memcmp(p, "speed", 5) == 0) {
-			const char *val = eq ? eq + 1 : NULL;
-			size_t val_len = eq ? item_len - key_len - 1 : 0;
+	while ((rc = next_item(spec, &p, "speed=X, speed=max or loop", &it, err,
+	                       errlen)) > 0) {
+		if (item_is(&it, "speed")) {
 			double v;
 
-			if (seen_speed) {
-				errf(err, errlen,
-				     "feed '%s': option 'speed' is given "
-				     "twice",
-				     spec);
+			if (item_once(spec, &it, &seen_speed, err, errlen))
 				return NULL;
-			}
-			seen_speed = true;
-			if (val_len == 3 && memcmp(val, "max", 3) == 0) {
+			if (it.val_len == 3 && memcmp(it.val, "max", 3) == 0) {
 				o.speed = 0;
-			} else if (!val || parse_double(val, val_len, &v) < 0 ||
+			} else if (!it.val ||
+			           parse_double(it.val, it.val_len, &v) < 0 ||
 			           !(v > 0)) {
 				errf(err, errlen,
 				     "feed '%s': speed must be > 0 or max",
@@ -301,31 +344,24 @@ create_replay(const char *spec, const char *rest, struct tick_queue *queue,
 			} else {
 				o.speed = v;
 			}
-		} else if (key_len == 4 && memcmp(p, "loop", 4) == 0) {
-			if (eq) {
+		} else if (item_is(&it, "loop")) {
+			if (it.val) {
 				errf(err, errlen,
 				     "feed '%s': option 'loop' takes no "
 				     "value",
 				     spec);
 				return NULL;
 			}
-			if (o.loop) {
-				errf(err, errlen,
-				     "feed '%s': option 'loop' is given "
-				     "twice",
-				     spec);
+			if (item_once(spec, &it, &o.loop, err, errlen))
 				return NULL;
-			}
-			o.loop = true;
 		} else {
-			errf(err, errlen,
-			     "feed '%s': unknown option '%.*s' (expected "
-			     "speed=X, speed=max or loop)",
-			     spec, (int)key_len, p);
+			item_unknown(spec, &it, "speed=X, speed=max or loop",
+			             err, errlen);
 			return NULL;
 		}
-		p = next ? next + 1 : NULL;
 	}
+	if (rc < 0)
+		return NULL;
 
 	path = strndup(rest, path_len);
 	if (!path) {
@@ -440,55 +476,31 @@ parse_tcp_options(const char *spec, const char *opts,
 {
 	bool seen_idle = false, seen_secret = false;
 	const char *p = opts;
+	struct spec_item it;
+	int rc;
 
-	while (p) {
-		const char *comma = strchr(p, ',');
-		size_t item_len = comma ? (size_t)(comma - p) : strlen(p);
-		const char *eq = memchr(p, '=', item_len);
-		size_t key_len, val_len;
-		const char *val;
+	while ((rc = next_item(spec, &p, "idle=SECS or secret=FILE", &it, err,
+	                       errlen)) > 0) {
 		bool *seen;
 
-		if (item_len == 0) {
-			errf(err, errlen,
-			     "feed '%s': empty option (expected idle=SECS or "
-			     "secret=FILE, separated by commas)",
-			     spec);
+		if (item_needs_value(spec, &it, err, errlen))
 			return -1;
-		}
-		if (!eq) {
-			errf(err, errlen,
-			     "feed '%s': option '%.*s' needs a value "
-			     "(name=value)",
-			     spec, (int)item_len, p);
-			return -1;
-		}
-		key_len = (size_t)(eq - p);
-		val = eq + 1;
-		val_len = item_len - key_len - 1;
-		if (key_len == 4 && memcmp(p, "idle", 4) == 0) {
+		if (item_is(&it, "idle")) {
 			seen = &seen_idle;
-		} else if (key_len == 6 && memcmp(p, "secret", 6) == 0) {
+		} else if (item_is(&it, "secret")) {
 			seen = &seen_secret;
 		} else {
-			errf(err, errlen,
-			     "feed '%s': unknown option '%.*s' (expected "
-			     "idle=SECS or secret=FILE)",
-			     spec, (int)key_len, p);
-			return -1;
+			return item_unknown(spec, &it,
+			                    "idle=SECS or secret=FILE", err,
+			                    errlen);
 		}
-		if (*seen) {
-			errf(err, errlen,
-			     "feed '%s': option '%.*s' is given twice", spec,
-			     (int)key_len, p);
+		if (item_once(spec, &it, seen, err, errlen))
 			return -1;
-		}
-		*seen = true;
 
 		if (seen == &seen_idle) {
 			uint64_t v;
 
-			if (parse_u64(val, val_len, &v) < 0 || v < 1 ||
+			if (parse_u64(it.val, it.val_len, &v) < 0 || v < 1 ||
 			    v > FEED_TCP_IDLE_MAX) {
 				errf(err, errlen,
 				     "feed '%s': idle must be a whole number "
@@ -500,16 +512,15 @@ parse_tcp_options(const char *spec, const char *opts,
 			o->idle_secs = (unsigned)v;
 		} else {
 			char *path;
-			int rc;
 
-			if (val_len == 0) {
+			if (it.val_len == 0) {
 				errf(err, errlen,
 				     "feed '%s': secret needs a FILE "
 				     "(secret=FILE)",
 				     spec);
 				return -1;
 			}
-			path = strndup(val, val_len);
+			path = strndup(it.val, it.val_len);
 			if (!path) {
 				errf(err, errlen, "feed '%s': out of memory",
 				     spec);
@@ -522,9 +533,8 @@ parse_tcp_options(const char *spec, const char *opts,
 				return -1;
 			o->secret = secret;
 		}
-		p = comma ? comma + 1 : NULL;
 	}
-	return 0;
+	return rc < 0 ? -1 : 0;
 }
 
 /*
