@@ -919,6 +919,22 @@ take_history(struct session *s, struct session_output *out)
 	return true;
 }
 
+/* The control message at the head of the queue, as the output (it is
+ * s->sent until the next call). False, and nothing to send, when building
+ * it ran out of memory. */
+static bool
+take_control(struct session *s, struct session_output *out)
+{
+	struct control_msg *m = control_take(s);
+
+	if (jsonbuf_failed(&m->buf))
+		return false;
+	out->kind = SESSION_OUT_MESSAGE;
+	out->data = (char *)jsonbuf_data(&m->buf);
+	out->len = m->buf.len;
+	return true;
+}
+
 static bool
 take_updates(struct session *s, int64_t now, struct session_output *out)
 {
@@ -978,16 +994,8 @@ session_take_output(struct session *s, int64_t now, struct session_output *out)
 	 * fragmented message cannot be interleaved with other frames. */
 	if (!taken && s->job_count && s->job_started)
 		return false;
-	if (!taken && s->ctl_head) {
-		struct control_msg *m = control_take(s);
-
-		if (!jsonbuf_failed(&m->buf)) {
-			out->kind = SESSION_OUT_MESSAGE;
-			out->data = (char *)jsonbuf_data(&m->buf);
-			out->len = m->buf.len;
-			taken = true;
-		}
-	}
+	if (!taken && s->ctl_head)
+		taken = take_control(s, out);
 	if (!taken)
 		taken = take_updates(s, now, out);
 	if (!taken &&
@@ -995,16 +1003,8 @@ session_take_output(struct session *s, int64_t now, struct session_output *out)
 		struct jsonbuf *b = control_begin(s);
 
 		if (b) {
-			struct control_msg *m;
-
 			protocol_write_heartbeat(b, now);
-			m = control_take(s);
-			if (!jsonbuf_failed(&m->buf)) {
-				out->kind = SESSION_OUT_MESSAGE;
-				out->data = (char *)jsonbuf_data(&m->buf);
-				out->len = m->buf.len;
-				taken = true;
-			}
+			taken = take_control(s, out);
 		}
 	}
 	if (!taken)
