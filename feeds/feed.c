@@ -689,6 +689,21 @@ feed_start(struct feed *f, char *err, size_t errlen)
 	return f->ops->start(f, err, errlen);
 }
 
+int
+feed__start_thread(struct feed *f, pthread_t *thread, void *(*fn)(void *),
+                   void *arg, char *err, size_t errlen)
+{
+	int rc;
+
+	__atomic_store_n(&f->running, 1, __ATOMIC_RELEASE);
+	rc = pthread_create(thread, NULL, fn, arg);
+	if (rc == 0)
+		return 0;
+	__atomic_store_n(&f->running, 0, __ATOMIC_RELEASE);
+	return errf(err, errlen, "%s feed: cannot start its thread: %s",
+	            f->kind, strerror(rc));
+}
+
 void
 feed_stop(struct feed *f)
 {

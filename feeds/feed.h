@@ -22,6 +22,7 @@
 #ifndef PUBLISHER_FEED_H
 #define PUBLISHER_FEED_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -219,6 +220,15 @@ struct feed {
 	feed_rewind_fn rewind;
 	void *rewind_ctx;
 };
+
+/*
+ * For the adapters' start(): run fn(arg) on a new thread (*thread), with
+ * f->running set first and cleared again when no thread could be made.
+ * Returns 0, or -1 with "<kind> feed: cannot start its thread: ..." in err.
+ */
+int
+feed__start_thread(struct feed *f, pthread_t *thread, void *(*fn)(void *),
+		   void *arg, char *err, size_t errlen);
 
 struct feed_synthetic_options {
 	unsigned symbols; /* 1..100000, default 20 */

@@ -241,23 +241,14 @@ static int
 stdin_start(struct feed *f, char *err, size_t errlen)
 {
 	struct feed_stdin *fs = (struct feed_stdin *)f;
-	int rc;
 
 	if (fs->started) {
 		if (err && errlen)
 			snprintf(err, errlen, "stdin feed: already started");
 		return -1;
 	}
-	__atomic_store_n(&f->running, 1, __ATOMIC_RELEASE);
-	rc = pthread_create(&fs->thread, NULL, stdin_main, fs);
-	if (rc != 0) {
-		__atomic_store_n(&f->running, 0, __ATOMIC_RELEASE);
-		if (err && errlen)
-			snprintf(err, errlen,
-			         "stdin feed: cannot start its thread: %s",
-			         strerror(rc));
+	if (feed__start_thread(f, &fs->thread, stdin_main, fs, err, errlen))
 		return -1;
-	}
 	fs->started = true;
 	return 0;
 }

@@ -393,7 +393,6 @@ static int
 synthetic_start(struct feed *f, char *err, size_t errlen)
 {
 	struct feed_synthetic *fs = (struct feed_synthetic *)f;
-	int rc;
 
 	if (fs->started) {
 		if (err && errlen)
@@ -401,16 +400,8 @@ synthetic_start(struct feed *f, char *err, size_t errlen)
 			         "synthetic feed: already started");
 		return -1;
 	}
-	__atomic_store_n(&f->running, 1, __ATOMIC_RELEASE);
-	rc = pthread_create(&fs->thread, NULL, synthetic_main, fs);
-	if (rc != 0) {
-		__atomic_store_n(&f->running, 0, __ATOMIC_RELEASE);
-		if (err && errlen)
-			snprintf(err, errlen,
-			         "synthetic feed: cannot start its thread: %s",
-			         strerror(rc));
+	if (feed__start_thread(f, &fs->thread, synthetic_main, fs, err, errlen))
 		return -1;
-	}
 	fs->started = true;
 	return 0;
 }

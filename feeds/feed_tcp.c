@@ -750,7 +750,6 @@ tcp_start(struct feed *f, char *err, size_t errlen)
 	socklen_t sl = sizeof ss;
 	char where[PEER_MAX];
 	bool loopback = false;
-	int rc;
 
 	if (ft->started) {
 		snprintf(err, errlen, "tcp feed: already started");
@@ -772,12 +771,7 @@ tcp_start(struct feed *f, char *err, size_t errlen)
 		snprintf(where, sizeof where, "%s:%u", ft->host, ft->port);
 	}
 
-	__atomic_store_n(&f->running, 1, __ATOMIC_RELEASE);
-	rc = pthread_create(&ft->thread, NULL, tcp_main, ft);
-	if (rc != 0) {
-		__atomic_store_n(&f->running, 0, __ATOMIC_RELEASE);
-		snprintf(err, errlen, "tcp feed: cannot start its thread: %s",
-		         strerror(rc));
+	if (feed__start_thread(f, &ft->thread, tcp_main, ft, err, errlen)) {
 		close(ft->listen_fd);
 		ft->listen_fd = -1;
 		return -1;
