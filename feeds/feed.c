@@ -623,13 +623,30 @@ usage:
 	return NULL;
 }
 
+/* A kind that takes no options (none, stdin), made by create(). */
+static struct feed *
+create_bare(const char *spec, const char *kind, bool has_options,
+            struct feed *(*create)(struct tick_queue *queue),
+            struct tick_queue *queue, char *err, size_t errlen)
+{
+	struct feed *f;
+
+	if (has_options) {
+		errf(err, errlen, "feed '%s': %s takes no options", spec, kind);
+		return NULL;
+	}
+	f = create(queue);
+	if (!f)
+		errf(err, errlen, "feed '%s': out of memory", spec);
+	return f;
+}
+
 struct feed *
 feed_create(const char *spec, struct tick_queue *queue, char *err,
             size_t errlen)
 {
 	const char *colon;
 	size_t kind_len;
-	struct feed *f;
 
 	if (!spec || !*spec) {
 		errf(err, errlen,
@@ -646,28 +663,12 @@ feed_create(const char *spec, struct tick_queue *queue, char *err,
 	if (KIND_IS("synthetic"))
 		return create_synthetic(spec, colon ? colon + 1 : NULL, queue,
 		                        err, errlen);
-	if (KIND_IS("none")) {
-		if (colon) {
-			errf(err, errlen, "feed '%s': none takes no options",
-			     spec);
-			return NULL;
-		}
-		f = feed_none_create(queue);
-		if (!f)
-			errf(err, errlen, "feed '%s': out of memory", spec);
-		return f;
-	}
-	if (KIND_IS("stdin")) {
-		if (colon) {
-			errf(err, errlen, "feed '%s': stdin takes no options",
-			     spec);
-			return NULL;
-		}
-		f = feed_stdin_create(queue);
-		if (!f)
-			errf(err, errlen, "feed '%s': out of memory", spec);
-		return f;
-	}
+	if (KIND_IS("none"))
+		return create_bare(spec, "none", colon != NULL,
+		                   feed_none_create, queue, err, errlen);
+	if (KIND_IS("stdin"))
+		return create_bare(spec, "stdin", colon != NULL,
+		                   feed_stdin_create, queue, err, errlen);
 	if (KIND_IS("replay"))
 		return create_replay(spec, colon ? colon + 1 : NULL, queue, err,
 		                     errlen);
