@@ -332,6 +332,57 @@ engine_restore_symbol(struct engine *e, const struct symbol_state *s)
 	return 0;
 }
 
+/* Whether next (restored, so its change seqs are within its seq) goes on
+ * from cur: see engine_advance_symbol(). */
+static bool
+state_goes_on(const struct symbol_state *cur, const struct symbol_state *next)
+{
+	int f;
+
+	if (cur->seq == 0 || next->seq < cur->seq ||
+	    (cur->present & ~next->present) ||
+	    (next->seq == cur->seq && next->ts != cur->ts))
+		return false;
+	for (f = 0; f < STATE_FIELD_COUNT; f++) {
+		if (!((next->present >> f) & 1u) ||
+		    next->changed_seq[f] > cur->seq)
+			continue;
+		/* Unchanged since at or before cur's seq: cur must have it,
+		 * digit for digit (an equal value keeps its text). */
+		if (!((cur->present >> f) & 1u) ||
+		    cur->value[f].mantissa != next->value[f].mantissa ||
+		    cur->value[f].scale != next->value[f].scale)
+			return false;
+	}
+	return true;
+}
+
+int
+engine_advance_symbol(struct engine *e, const struct symbol_state *s)
+{
+	size_t len = strnlen(s->symbol, sizeof s->symbol);
+	struct symbol *sym;
+	struct symbol_state next;
+
+	if (len == 0 || len > TICK_SYMBOL_MAX)
+		return -1;
+	sym = engine__symbol_find(e, s->symbol, len);
+	if (!sym || s->seq == 0)
+		return engine_restore_symbol(e, s) ? -1 : 1;
+	next = sym->st;
+	symbol_state_restore(&next, s);
+	if (!state_goes_on(&sym->st, &next))
+		return engine_restore_symbol(e, s) ? -1 : 1;
+	if (next.seq == sym->st.seq)
+		return 0;
+	/* As a tick would: the fan-out sends each group's subscribers the
+	 * delta from the seq they hold (engine_fanout.c). */
+	sym->st = next;
+	engine__encoding_drop(sym);
+	symbol_mark_dirty(e, sym);
+	return 0;
+}
+
 void
 engine_set_client_ready(struct engine *e,
                         void (*client_ready)(void *user, void *ctx), void *ctx)

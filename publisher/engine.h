@@ -132,6 +132,22 @@ uint64_t engine_apply_tick(struct engine *e, const struct tick *t);
 int engine_restore_symbol(struct engine *e, const struct symbol_state *s);
 
 /*
+ * Take s as the symbol's state when it goes on from the one the engine
+ * holds: the same history, further on (an edge's resync within one epoch,
+ * where a (symbol, seq) pair names one state on every node). Then
+ * subscribers keep their place: one that holds s's seq gets nothing, one
+ * at an older seq a delta of the fields s says changed after it (its
+ * per-field change seqs are trusted for that). s goes on from the engine's
+ * state when it is at or past its seq, has every field it has, and each
+ * field s says last changed at or before the engine's seq has the value
+ * the engine holds (so at the same seq, the same state). Anything else,
+ * or a symbol without data, is engine_restore_symbol(): snapshots.
+ * Returns 0 when subscribers kept their place, 1 after a restore, -1 as
+ * engine_restore_symbol().
+ */
+int engine_advance_symbol(struct engine *e, const struct symbol_state *s);
+
+/*
  * Bound the symbols with data: a tick that would give a symbol its first
  * data while max symbols have data is refused (engine_apply_tick() returns
  * 0 and counts it in symbols_refused), so that a feed inventing names

@@ -469,6 +469,114 @@ test_restore_sends_a_snapshot_whatever_the_client_holds(void **state)
 	engine_destroy(e);
 }
 
+/*
+ * An edge's resync within one epoch (engine_advance_symbol): the state
+ * taken goes on from the one held, so each client keeps its place: the
+ * one holding its seq gets nothing, the others a delta of what changed
+ * after the seq they hold. A state that does not go on (another value at
+ * a seq already served) still sends everyone a snapshot.
+ */
+static void
+test_advance_sends_each_client_only_what_changed_after_its_seq(void **state)
+{
+	struct engine *e = engine_new(NULL), *src = engine_new(NULL);
+	struct holder idle, behind, catching;
+	struct symbol_state st;
+	static struct update u[8];
+	int k;
+
+	make_names(1);
+	memset(&idle, 0, sizeof idle);
+	memset(&behind, 0, sizeof behind);
+	memset(&catching, 0, sizeof catching);
+	idle.c = engine_client_create(e, &idle.ready);
+	behind.c = engine_client_create(e, &behind.ready);
+	catching.c = engine_client_create(e, &catching.ready);
+	assert_int_equal(engine_client_subscribe(idle.c, names[0], false, 0),
+	                 0);
+	assert_int_equal(engine_client_subscribe(behind.c, names[0], false, 0),
+	                 0);
+	/* The same ticks on both: the edge's engine and its ingest's. */
+	for (k = 1; k <= 5; k++) {
+		apply_quote(e, names[0], k, "1", k % 2 ? "2" : "3");
+		apply_quote(src, names[0], k, "1", k % 2 ? "2" : "3");
+		engine_flush(e);
+		if (k == 4) {
+			/* What the third client resumes with. */
+			assert_int_equal(engine_get_state(src, names[0], &st),
+			                 0);
+			model_from_state(&catching.m[0], &st);
+		}
+	}
+	apply_trade(e, names[0], 6, "1.5", "10");
+	apply_trade(src, names[0], 6, "1.5", "10");
+	engine_flush(e);
+	take(&idle, 1, 0, true);
+	take(&behind, 1, 0, true);
+	apply_quote(e, names[0], 7, "1.1", "2.5");
+	apply_quote(src, names[0], 7, "1.1", "2.5");
+	engine_flush(e);
+	take(&idle, 1, 0, true);
+	assert_int_equal(engine_client_subscribe(catching.c, names[0], true, 4),
+	                 0);
+	take(&catching, 1, 0, true);
+
+	/* The same state again: nothing for anyone holding it. */
+	assert_int_equal(engine_get_state(src, names[0], &st), 0);
+	assert_int_equal(engine_advance_symbol(e, &st), 0);
+	engine_flush(e);
+	assert_int_equal(drain(idle.c, 0, u, 8), 0);
+	assert_int_equal(drain(catching.c, 0, u, 8), 0);
+
+	/* Further on: the ingest's bid changed, nothing else. */
+	apply_quote(src, names[0], 8, "1.2", "2.5");
+	apply_quote(src, names[0], 9, "1.3", "2.5");
+	assert_int_equal(engine_get_state(src, names[0], &st), 0);
+	assert_int_equal(engine_advance_symbol(e, &st), 0);
+	engine_flush(e);
+	assert_int_equal(drain(idle.c, 0, u, 8), 1);
+	assert_true(u[0].is_delta);
+	assert_int_equal(u[0].from, 7);
+	assert_int_equal(u[0].seq, 9);
+	assert_int_equal(u[0].present, 1u << FIELD_BID);
+	model_apply(&idle.m[0], &u[0]);
+	/* Behind since seq 6: the bid and the ask changed after it. */
+	assert_int_equal(drain(behind.c, 0, u, 8), 1);
+	assert_true(u[0].is_delta);
+	assert_int_equal(u[0].from, 6);
+	assert_int_equal(u[0].present, (1u << FIELD_BID) | (1u << FIELD_ASK));
+	model_apply(&behind.m[0], &u[0]);
+	assert_int_equal(drain(catching.c, 0, u, 8), 1);
+	assert_true(u[0].is_delta);
+	model_apply(&catching.m[0], &u[0]);
+	assert_holds_engine_state(e, &idle, 1);
+	assert_holds_engine_state(e, &catching, 1);
+	idle.subscribed[0] = behind.subscribed[0] = catching.subscribed[0] =
+	        true;
+	assert_holds_engine_state(e, &idle, 1);
+	assert_holds_engine_state(e, &behind, 1);
+	assert_holds_engine_state(e, &catching, 1);
+	assert_model_equals_state(&idle.m[0], &st);
+
+	/* Another value at a seq already served: snapshots for all. */
+	st.value[FIELD_LAST] = dec("9.99");
+	st.seq++;
+	assert_int_equal(engine_advance_symbol(e, &st), 1);
+	engine_flush(e);
+	assert_int_equal(drain(idle.c, 0, u, 8), 1);
+	assert_false(u[0].is_delta);
+	assert_decimal_exact(u[0].value[FIELD_LAST], dec("9.99"));
+	/* A state behind the one held, or with a field taken away: too. */
+	st.seq--;
+	assert_int_equal(engine_advance_symbol(e, &st), 1);
+	assert_int_equal(engine_get_state(e, names[0], &st), 0);
+	st.seq += 2;
+	st.present &= ~(1u << FIELD_ASK);
+	assert_int_equal(engine_advance_symbol(e, &st), 1);
+	engine_destroy(e);
+	engine_destroy(src);
+}
+
 int
 main(void)
 {
@@ -484,6 +592,8 @@ main(void)
 	        cmocka_unit_test(test_filter_key_decides_who_shares_a_group),
 	        cmocka_unit_test(
 	                test_restore_sends_a_snapshot_whatever_the_client_holds),
+	        cmocka_unit_test(
+	                test_advance_sends_each_client_only_what_changed_after_its_seq),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
