@@ -632,20 +632,34 @@ pipeline_follow_restore(const struct symbol_state *st, void *ctx)
 	struct pipeline *p = ctx;
 	struct symbol_state cur;
 	size_t i;
+	int rc;
+	bool had = !engine_get_state(p->engine, st->symbol, &cur);
 
-	/* Never show clients an older value than the one they have. */
-	if (!engine_get_state(p->engine, st->symbol, &cur) &&
-	    cur.seq > st->seq) {
-		log_debug("redis: state of '%s' at seq %llu is behind ours "
-			  "(%llu), kept ours",
-			  st->symbol, (unsigned long long)st->seq,
-			  (unsigned long long)cur.seq);
-		return;
-	}
-	if (engine_restore_symbol(p->engine, st)) {
+	/*
+	 * Within one epoch a (symbol, seq) pair names one state on every
+	 * node, and the state Redis holds is never behind the stream the
+	 * engine took its ticks from: the ingest's state goes on from ours,
+	 * so clients keep their place and get a delta from the seq they
+	 * hold, or nothing (engine_advance_symbol). One that does not go on
+	 * from ours means the ingest went back on seqs it had published (it
+	 * must not: README, "Scale-out through Redis"). It is taken all the
+	 * same, since every tick that follows would contradict ours, and
+	 * clients get snapshots.
+	 */
+	rc = engine_advance_symbol(p->engine, st);
+	if (rc < 0) {
 		log_warn("redis: could not restore symbol '%s'", st->symbol);
 		return;
 	}
+	if (rc > 0 && had)
+		log_limited(LOG_ERROR,
+		            "redis: the ingest's state of '%s' at seq %llu "
+		            "does not go on from this edge's at seq %llu in "
+		            "epoch %s: the ingest went back on seqs it had "
+		            "published; its state is taken, and clients get "
+		            "snapshots",
+		            st->symbol, (unsigned long long)st->seq,
+		            (unsigned long long)cur.seq, p->epoch);
 	/* The sinks follow: later ticks (higher seqs) are stored; the ticks
 	 * the resync skipped are absent from their history. */
 	for (i = 0; i < p->nsinks; i++) {
