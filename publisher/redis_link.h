@@ -104,12 +104,25 @@
  * One ingest per prefix: two would overwrite each other's runs and every
  * edge would keep resyncing. Not enforced (no lock key yet).
  *
- * Known limit: ingest restarts. An ingest that restarts from a store that
- * had not yet committed ticks it had already published re-assigns those
- * seqs to other ticks in the same epoch. The publisher detects it (Redis
- * holds a higher seq for a symbol in the same epoch) and counts it in
- * stats.ahead_symbols with a warning; the remedy (a new epoch, or publishing
- * only committed ticks) belongs to the ingest's wiring.
+ * Seqs across nodes. Within one epoch a (symbol, seq) pair names one
+ * state on every node (store.h, "Seqs are never reused"). The ingest's
+ * store reserves seqs ahead, so an ingest restarted after a crash goes on
+ * past every seq it handed out, Redis and the edges included. Redis is
+ * one more record of what was handed out: before it serves, an ingest
+ * with a store reads the state Redis holds in its epoch
+ * (redis_link_peek()) and takes it as a lower bound (redis_link_floor()):
+ * a symbol Redis holds further on (a database put back from a backup)
+ * goes on after Redis's seq, every field changed there; one with a field
+ * the store never had (no delta can take it from a client) makes the
+ * ingest begin a new epoch. When Redis could not be read then and is
+ * found further on later, at a connect, the publisher publishes nothing
+ * more in that epoch and asks for a new one (options.need_epoch); the
+ * ingest's new epochs reach Redis through the sink's epoch op, in order
+ * with the ticks: a run under the new epoch, the old stream deleted.
+ *   An edge's resync within one epoch takes each state as the history it
+ * holds, further on (engine_advance_symbol()), with the change seqs the
+ * state carries: a client holding the state's seq is sent nothing, one
+ * at an older seq a delta.
  */
 #ifndef PUBLISHER_REDIS_LINK_H
 #define PUBLISHER_REDIS_LINK_H
@@ -167,6 +180,14 @@ struct redis_publisher_options {
 	 * redis_publisher_append() found the queue full. Optional. */
 	void (*wake)(void *ctx);
 	void *wake_ctx;
+	/* Called from the publisher's thread when Redis holds this epoch
+	 * further on than the publisher (see "Seqs across nodes"), with the
+	 * epoch and why in words: nothing more is published in it, and the
+	 * ingest must begin a new one (pipeline_ask_new_epoch()), which
+	 * reaches the publisher through the sink's epoch op. Optional:
+	 * without it the publisher waits, degraded, for an epoch change. */
+	void (*need_epoch)(const char *epoch, const char *why, void *ctx);
+	void *need_epoch_ctx;
 };
 
 struct redis_publisher_stats {
@@ -185,7 +206,11 @@ struct redis_publisher_stats {
 	uint64_t reconnects;    /* connects after the first */
 	uint64_t errors;        /* failed connects, I/O errors, error
 	                         * replies */
-	uint64_t ahead_symbols; /* see "Known limit" above */
+	uint64_t ahead_symbols; /* Redis held them further on than the
+	                         * publisher in its epoch, at a connect
+	                         * (see "Seqs across nodes") */
+	uint64_t epoch_changes; /* new epochs published (the sink's epoch
+	                         * op) */
 	uint64_t ticks_dropped; /* live ticks not queued: Redis was behind;
 	                         * they reached edges as state instead */
 	uint64_t state_resyncs; /* runs started to carry those states */
@@ -244,8 +269,46 @@ bool redis_publisher_degraded(struct redis_publisher *p, char *reason,
 void redis_publisher_destroy(struct redis_publisher *p);
 
 /* The publisher as a pipeline sink (sink.h), named "redis"; the sink's
- * destroy is redis_publisher_destroy(). */
+ * destroy is redis_publisher_destroy(). Its epoch op publishes the new
+ * epoch after the ticks appended before it (a new run, the old stream
+ * deleted), so the edges reset and follow. */
 struct sink redis_publisher_sink(struct redis_publisher *p);
+
+/*
+ * An ingest's start, before it serves: read what Redis holds under the
+ * prefix (host, port and prefix as for redis_publisher_create()), trying
+ * for up to timeout_ms. When Redis holds `epoch`, call fn for the state of
+ * every symbol it holds and return 1; return 0 when it holds another
+ * epoch or none, and -1 with the cause in err when it could not be read.
+ * Blocks the caller.
+ */
+int redis_link_peek(const char *host, int port, const char *prefix,
+                    const char *epoch, unsigned timeout_ms,
+                    void (*fn)(const struct symbol_state *st, void *ctx),
+                    void *ctx, char *err, size_t errlen);
+
+/* What an ingest does with Redis's state of a symbol in its own epoch. */
+enum redis_floor {
+	REDIS_FLOOR_KEEP, /* Redis holds nothing the ingest's state does not
+	                   * go on from */
+	REDIS_FLOOR_PAST, /* go on after it: *out */
+	REDIS_FLOOR_LOST, /* Redis holds a field the ingest's state lacks
+	                   * (or a symbol it lacks): only a new epoch can
+	                   * take that from a client */
+};
+
+/*
+ * Redis's state `theirs` of a symbol as a lower bound on the ingest's
+ * `ours` (NULL: the ingest has no data for it). PAST when Redis is further
+ * on, or at the same seq with other values, or names a value at a seq
+ * where ours says it had another: then *out is ours at one past both
+ * seqs, every field changed there, so that a client holding any seq of
+ * either gets a delta of every field. LOST when theirs has a field ours
+ * lacks. Else KEEP.
+ */
+enum redis_floor redis_link_floor(const struct symbol_state *ours,
+                                  const struct symbol_state *theirs,
+                                  struct symbol_state *out);
 
 /* ================================================================== edge */
 

@@ -23,6 +23,8 @@ struct redis_publisher {
 	int64_t connect_us, io_us;
 	void (*wake)(void *ctx);
 	void *wake_ctx;
+	void (*need_epoch)(const char *epoch, const char *why, void *ctx);
+	void *need_epoch_ctx;
 
 	/* The thread's (and before start, the creator's). */
 	struct state_table *states;
@@ -42,6 +44,10 @@ struct redis_publisher {
 	uint32_t unique[BATCH_MAX];
 	size_t nunique;
 	size_t unsent_at_close;
+	/* An epoch change taken from the queue: made once the ticks queued
+	 * before it are published. */
+	bool switching;
+	char switch_to[REDIS_LINK_EPOCH_MAX + 1];
 
 	/* Shared, under mu. */
 	pthread_mutex_t mu;
@@ -64,6 +70,11 @@ struct redis_publisher {
 	struct symbol_state *restores;
 	size_t nrestores, restores_cap;
 	bool resync_pending;
+	/* A new epoch from the sink's epoch op, after the epoch_after ticks
+	 * queued before it. */
+	bool epoch_pending;
+	size_t epoch_after;
+	char next_epoch[REDIS_LINK_EPOCH_MAX + 1];
 };
 
 struct redis_publisher *
@@ -114,6 +125,8 @@ redis_publisher_create(const struct redis_publisher_options *opt, char *err,
 	        1000;
 	p->wake = opt->wake;
 	p->wake_ctx = opt->wake_ctx;
+	p->need_epoch = opt->need_epoch;
+	p->need_epoch_ctx = opt->need_epoch_ctx;
 	p->rng = redis__random_seed();
 	jsonbuf_init(&p->xadd_head, 0);
 	jsonbuf_init(&p->out, 0);
@@ -197,8 +210,9 @@ redis_publisher_append(struct redis_publisher *p, const struct tick *applied,
  * reconnect is due, or the publisher stops; then move up to BATCH_MAX ticks
  * into p->batch. States the sink resumed with are taken in the same step
  * and put into the states before those ticks, which came after them
- * (*resync then says a run must start). Returns the number of ticks moved;
- * *stop says whether the publisher is stopping.
+ * (*resync then says a run must start). An epoch change stops the batch at
+ * the ticks queued before it and sets p->switching. Returns the number of
+ * ticks moved; *stop says whether the publisher is stopping.
  */
 static size_t
 publisher_take(struct redis_publisher *p, bool *stop, bool *resync)
@@ -208,7 +222,8 @@ publisher_take(struct redis_publisher *p, bool *stop, bool *resync)
 	bool wake = false;
 
 	pthread_mutex_lock(&p->mu);
-	while (!p->stopping && p->count == 0 && !p->resync_pending) {
+	while (!p->stopping && p->count == 0 && !p->resync_pending &&
+	       !p->epoch_pending) {
 		int64_t now = clock_mono_us();
 		int64_t until = p->rc ? p->last_send_us + HEARTBEAT_US
 		                      : p->next_attempt_us;
@@ -218,6 +233,15 @@ publisher_take(struct redis_publisher *p, bool *stop, bool *resync)
 		redis__cond_wait_until(&p->cond, &p->mu, until);
 	}
 	n = p->count < BATCH_MAX ? p->count : BATCH_MAX;
+	/* A new epoch: the ticks before it go out under the old one. */
+	if (p->epoch_pending && n >= p->epoch_after) {
+		n = p->epoch_after;
+		p->epoch_pending = false;
+		p->switching = true;
+		memcpy(p->switch_to, p->next_epoch, sizeof p->switch_to);
+	} else if (p->epoch_pending) {
+		p->epoch_after -= n;
+	}
 	first = p->cap - p->head < n ? p->cap - p->head : n;
 	memcpy(p->batch, p->ring + p->head, first * sizeof *p->batch);
 	memcpy(p->batch + first, p->ring, (n - first) * sizeof *p->batch);
@@ -457,17 +481,20 @@ publisher_roundtrip(struct redis_publisher *p, const char *what)
 }
 
 /*
- * Redis held this epoch already: was it ahead of us? An ingest that
- * restarted from a store that had not committed ticks it had published is
- * behind Redis, and is about to give the same seqs to other ticks. Say so;
- * see "Known limit" in the header.
+ * Redis held this epoch already: was it ahead of us? Then seqs of this
+ * epoch were handed out that the publisher's states (the ingest's) do not
+ * have: an ingest whose store lost what it published, and that could not
+ * read Redis before it served (see "Seqs across nodes" in the header).
+ * Publishing would give those seqs other values: nothing more goes out
+ * in this epoch, and the ingest is asked for a new one. Returns 0, 1 when
+ * Redis is ahead, -1 when the link failed.
  */
 static int
 publisher_check_ahead(struct redis_publisher *p)
 {
 	redisReply *r = redisCommand(p->rc, "HGETALL %s", p->key_state);
 	uint64_t ahead = 0, theirs = 0, ours = 0;
-	char sample[TICK_SYMBOL_MAX + 1] = "";
+	char sample[TICK_SYMBOL_MAX + 1] = "", why[300];
 	size_t i;
 
 	if (!r) {
@@ -480,16 +507,18 @@ publisher_check_ahead(struct redis_publisher *p)
 			const redisReply *k = r->element[i],
 			                 *v = r->element[i + 1];
 			const struct symbol_state *st;
-			struct symbol_state rs;
-			const char *why;
+			struct symbol_state rs, out;
+			const char *bad;
 
 			if (k->type != REDIS_REPLY_STRING ||
 			    v->type != REDIS_REPLY_STRING ||
 			    redis__state_decode(k->str, k->len, v->str, v->len,
-			                        &rs, &why))
+			                        &rs, &bad))
 				continue;
 			st = state_table_find(p->states, rs.symbol);
-			if (st && st->seq >= rs.seq)
+			if (st && !st->seq)
+				st = NULL;
+			if (redis_link_floor(st, &rs, &out) == REDIS_FLOOR_KEEP)
 				continue;
 			if (!ahead++) {
 				snprintf(sample, sizeof sample, "%s",
@@ -500,37 +529,50 @@ publisher_check_ahead(struct redis_publisher *p)
 		}
 	}
 	freeReplyObject(r);
-	if (ahead) {
-		pthread_mutex_lock(&p->mu);
-		p->stats.ahead_symbols += ahead;
-		pthread_mutex_unlock(&p->mu);
-		log_warn("redis: %s held %llu symbols further on than this "
-		         "ingest in epoch %s (e.g. %s at seq %llu, here %llu): "
-		         "this ingest lost ticks it had published, and its "
-		         "next ticks reuse their seqs; edges and clients may "
-		         "hold values those ticks contradict (start a new "
-		         "epoch to be safe)",
-		         p->key_state, (unsigned long long)ahead, p->epoch,
-		         sample, (unsigned long long)theirs,
-		         (unsigned long long)ours);
-	}
-	return 0;
+	if (!ahead)
+		return 0;
+	pthread_mutex_lock(&p->mu);
+	p->stats.ahead_symbols += ahead;
+	pthread_mutex_unlock(&p->mu);
+	snprintf(why, sizeof why,
+	         "redis holds %llu symbols of epoch %s further on than this "
+	         "ingest (e.g. '%s' at seq %llu, here %llu): it lost ticks "
+	         "it had published, so nothing more is published in that "
+	         "epoch",
+	         (unsigned long long)ahead, p->epoch, sample,
+	         (unsigned long long)theirs, (unsigned long long)ours);
+	log_limited(LOG_ERROR, "redis: %s; %s", why,
+	            p->need_epoch ? "a new epoch begins"
+	                          : "waiting for a new epoch");
+	publisher_note_error(p, "%s", why);
+	if (p->need_epoch)
+		p->need_epoch(p->epoch, why, p->need_epoch_ctx);
+	return 1;
 }
+
+/* Why a run starts. */
+enum sync_kind {
+	SYNC_CONNECT, /* a connect: what does Redis hold? */
+	SYNC_STATES,  /* states the sink resumed with */
+	SYNC_EPOCH,   /* a new epoch of the ingest's */
+};
 
 /*
  * Start a run: rewrite the epoch, the whole state and a `sync` entry in one
  * MULTI, so a follower sees either the old state or the new one with its
- * sync entry, never a half-written hash. Returns 0, or -1 (link failed).
+ * sync entry, never a half-written hash. Returns 0, or -1 (link failed, or
+ * Redis holds this epoch further on).
  */
 static int
-publisher_full_sync(struct redis_publisher *p, bool check)
+publisher_full_sync(struct redis_publisher *p, enum sync_kind kind)
 {
-	redisReply *r =
-	        check ? redisCommand(p->rc, "GET %s", p->key_epoch) : NULL;
-	bool other_epoch = false;
+	redisReply *r = kind == SYNC_CONNECT
+	                        ? redisCommand(p->rc, "GET %s", p->key_epoch)
+	                        : NULL;
+	bool other_epoch = kind == SYNC_EPOCH;
 	size_t i;
 
-	if (!check)
+	if (kind != SYNC_CONNECT)
 		goto rewrite;
 	if (!r) {
 		publisher_note_error(p, "GET: %s", redis__link_error(p->rc));
@@ -550,7 +592,7 @@ publisher_full_sync(struct redis_publisher *p, bool check)
 	}
 	if (r->type == REDIS_REPLY_STRING && !other_epoch) {
 		freeReplyObject(r);
-		if (publisher_check_ahead(p))
+		if (publisher_check_ahead(p) != 0)
 			return -1;
 	} else {
 		freeReplyObject(r);
@@ -611,7 +653,7 @@ publisher_connect(struct redis_publisher *p)
 	if (!p->rc)
 		publisher_note_error(p, "cannot connect to %s:%d: %s", p->host,
 		                     p->port, why);
-	if (!p->rc || publisher_full_sync(p, true) != 0) {
+	if (!p->rc || publisher_full_sync(p, SYNC_CONNECT) != 0) {
 		publisher_disconnect(p);
 		p->next_attempt_us = clock_mono_us() +
 		                     redis__backoff_next(&p->backoff, &p->rng);
@@ -704,6 +746,41 @@ publisher_send(struct redis_publisher *p, size_t n)
 	return 0;
 }
 
+/*
+ * The ticks queued before a new epoch are out (or folded): publish the
+ * epoch, as a run of it with the whole state, the old stream deleted, so
+ * that the edges reset and follow. Disconnected, the next connect does
+ * it (Redis holds another epoch then).
+ */
+static void
+publisher_switch_epoch(struct redis_publisher *p)
+{
+	p->switching = false;
+	log_info("redis: epoch %s -> %s: a run of the new epoch replaces the "
+	         "old one's state and stream; edges reset and follow",
+	         p->epoch, p->switch_to);
+	snprintf(p->epoch, sizeof p->epoch, "%s", p->switch_to);
+	pthread_mutex_lock(&p->mu);
+	p->stats.epoch_changes++;
+	pthread_mutex_unlock(&p->mu);
+	if (!p->rc) {
+		/* Perhaps waiting for this very epoch: Redis held the old one
+		 * further on. */
+		p->next_attempt_us = clock_mono_us();
+		return;
+	}
+	if (publisher_full_sync(p, SYNC_EPOCH) != 0) {
+		publisher_disconnect(p);
+		p->next_attempt_us = clock_mono_us();
+		return;
+	}
+	p->last_send_us = clock_mono_us();
+	pthread_mutex_lock(&p->mu);
+	p->stats.full_syncs++;
+	snprintf(p->stats.run, sizeof p->stats.run, "%s", p->run);
+	pthread_mutex_unlock(&p->mu);
+}
+
 static void *
 publisher_main(void *arg)
 {
@@ -714,12 +791,15 @@ publisher_main(void *arg)
 	for (;;) {
 		size_t n, applied;
 
+		if (p->switching && !stop)
+			publisher_switch_epoch(p);
 		if (!p->rc && !stop && clock_mono_us() >= p->next_attempt_us)
 			publisher_connect(p);
 		n = publisher_take(p, &stop, &resync);
 		/* States the sink resumed with were folded in before the
 		 * ticks taken with them: a run starts with them now. */
-		if (resync && p->rc && publisher_full_sync(p, false) != 0) {
+		if (resync && p->rc &&
+		    publisher_full_sync(p, SYNC_STATES) != 0) {
 			/* The next connect's run carries them. */
 			publisher_disconnect(p);
 			p->next_attempt_us = clock_mono_us();
@@ -1002,6 +1082,33 @@ pub_sink_status(void *impl, struct sink_status *out)
 		         (double)(clock_wall_us() - since) / 1e6);
 }
 
+/* The ingest began a new epoch: published after the ticks queued before
+ * it (publisher_take, publisher_switch_epoch). A second one before the
+ * first is out replaces it: the ticks between them go out under the
+ * newer, where their seqs were never handed out for other values. */
+static int
+pub_sink_epoch(void *impl, const char *epoch, char *why, size_t len)
+{
+	struct redis_publisher *p = impl;
+
+	if (!redis__epoch_valid(epoch)) {
+		snprintf(why, len,
+		         "redis: epoch '%.64s' cannot be published (1..64 "
+		         "printable characters without spaces)",
+		         epoch);
+		return -1;
+	}
+	pthread_mutex_lock(&p->mu);
+	if (!p->epoch_pending) {
+		p->epoch_pending = true;
+		p->epoch_after = p->count;
+	}
+	snprintf(p->next_epoch, sizeof p->next_epoch, "%s", epoch);
+	pthread_mutex_unlock(&p->mu);
+	pthread_cond_signal(&p->cond);
+	return 0;
+}
+
 static const struct sink_ops pub_sink_ops = {
         .name = "redis",
         .space = pub_sink_space,
@@ -1009,6 +1116,7 @@ static const struct sink_ops pub_sink_ops = {
         .wants_resume = pub_sink_wants_resume,
         .resume = pub_sink_resume,
         .status = pub_sink_status,
+        .epoch = pub_sink_epoch,
 };
 
 struct sink
@@ -1017,4 +1125,125 @@ redis_publisher_sink(struct redis_publisher *p)
 	struct sink k = {&pub_sink_ops, p};
 
 	return k;
+}
+
+/* ------------------------------------------------- an ingest's start */
+
+int
+redis_link_peek(const char *host, int port, const char *prefix,
+                const char *epoch, unsigned timeout_ms,
+                void (*fn)(const struct symbol_state *st, void *ctx), void *ctx,
+                char *err, size_t errlen)
+{
+	char key_ticks[KEY_MAX], key_state[KEY_MAX], key_epoch[KEY_MAX];
+	int64_t until = clock_mono_us() + (int64_t)timeout_ms * 1000;
+	redisContext *rc;
+	redisReply *r = NULL, *x;
+	char why[160];
+	size_t i, bad = 0;
+	int k, same;
+
+	prefix = redis__check_address(host, port, prefix, err, errlen);
+	if (!prefix)
+		return -1;
+	redis__keys_init(prefix, key_ticks, key_state, key_epoch);
+	while (!(rc = redis__link_connect(
+	                 host, port, DEFAULT_CONNECT_MS * 1000ll,
+	                 DEFAULT_IO_MS * 1000ll, "publisher-ingest", why,
+	                 sizeof why))) {
+		if (clock_mono_us() + BACKOFF_MIN_US > until)
+			return errf(err, errlen, "cannot read %s:%d: %s", host,
+			            port, why);
+		usleep(BACKOFF_MIN_US);
+	}
+	/* One snapshot of both, as a follower takes it. */
+	redisAppendCommand(rc, "MULTI");
+	redisAppendCommand(rc, "GET %s", key_epoch);
+	redisAppendCommand(rc, "HGETALL %s", key_state);
+	redisAppendCommand(rc, "EXEC");
+	for (k = 0; k < 4; k++) {
+		if (r)
+			freeReplyObject(r);
+		if (redisGetReply(rc, (void **)&r) != REDIS_OK || !r) {
+			errf(err, errlen, "reading %s:%d: %s", host, port,
+			     redis__link_error(rc));
+			redisFree(rc);
+			return -1;
+		}
+	}
+	if (redis__reply_error(r) || r->type != REDIS_REPLY_ARRAY ||
+	    r->elements != 2) {
+		errf(err, errlen, "reading %s:%d: %s", host, port,
+		     redis__reply_error(r) ? redis__reply_error(r)
+		                           : "unexpected reply");
+		freeReplyObject(r);
+		redisFree(rc);
+		return -1;
+	}
+	x = r->element[0];
+	same = x->type == REDIS_REPLY_STRING && !strcmp(x->str, epoch);
+	x = r->element[1];
+	for (i = 0; same && x->type == REDIS_REPLY_ARRAY && i + 1 < x->elements;
+	     i += 2) {
+		const redisReply *name = x->element[i], *v = x->element[i + 1];
+		struct symbol_state st;
+		const char *no = "not a string";
+
+		if (name->type == REDIS_REPLY_STRING &&
+		    v->type == REDIS_REPLY_STRING &&
+		    redis__state_decode(name->str, name->len, v->str, v->len,
+		                        &st, &no) == 0)
+			fn(&st, ctx);
+		else if (!bad++)
+			log_warn("redis: %s: skipped the state of '%.40s': %s",
+			         key_state,
+			         name->type == REDIS_REPLY_STRING ? name->str
+			                                          : "?",
+			         no);
+	}
+	freeReplyObject(r);
+	redisFree(rc);
+	return same;
+}
+
+/* Whether ours says a field had another value at theirs' seq than theirs
+ * says: ours has not changed it since then, yet holds another value. */
+static bool
+floor_contradicts(const struct symbol_state *ours,
+                  const struct symbol_state *theirs)
+{
+	int f;
+
+	for (f = 0; f < STATE_FIELD_COUNT; f++) {
+		if (!((theirs->present >> f) & 1u) ||
+		    ours->changed_seq[f] > theirs->seq)
+			continue;
+		if (ours->value[f].mantissa != theirs->value[f].mantissa ||
+		    ours->value[f].scale != theirs->value[f].scale)
+			return true;
+	}
+	return false;
+}
+
+enum redis_floor
+redis_link_floor(const struct symbol_state *ours,
+                 const struct symbol_state *theirs, struct symbol_state *out)
+{
+	uint64_t seq;
+	int f;
+
+	if (!ours || (theirs->present & ~ours->present))
+		return REDIS_FLOOR_LOST;
+	if (theirs->seq < ours->seq && !floor_contradicts(ours, theirs))
+		return REDIS_FLOOR_KEEP;
+	if (theirs->seq == ours->seq && theirs->ts == ours->ts &&
+	    theirs->present == ours->present &&
+	    !floor_contradicts(ours, theirs))
+		return REDIS_FLOOR_KEEP;
+	seq = (theirs->seq > ours->seq ? theirs->seq : ours->seq) + 1;
+	*out = *ours;
+	out->seq = seq;
+	for (f = 0; f < STATE_FIELD_COUNT; f++)
+		out->changed_seq[f] = (out->present >> f) & 1u ? seq : 0;
+	return REDIS_FLOOR_PAST;
 }

@@ -637,24 +637,64 @@ test_degraded_reasons(void **state)
 	redis_edge_close(&e);
 }
 
-/* An ingest that comes back behind what Redis holds in the same epoch (it
- * lost ticks it had published) is detected and counted. */
+struct asked {
+	pthread_mutex_t mu;
+	int calls;
+	char epoch[REDIS_LINK_EPOCH_MAX + 1];
+	char why[300];
+};
+
 static void
-test_ingest_behind_redis_detected(void **state)
+on_need_epoch(const char *epoch, const char *why, void *ctx)
 {
+	struct asked *a = ctx;
+
+	pthread_mutex_lock(&a->mu);
+	a->calls++;
+	snprintf(a->epoch, sizeof a->epoch, "%s", epoch);
+	snprintf(a->why, sizeof a->why, "%s", why);
+	pthread_mutex_unlock(&a->mu);
+}
+
+static int
+asked_calls(struct asked *a)
+{
+	int n;
+
+	pthread_mutex_lock(&a->mu);
+	n = a->calls;
+	pthread_mutex_unlock(&a->mu);
+	return n;
+}
+
+/*
+ * An ingest that comes back behind what Redis holds in the same epoch (it
+ * lost ticks it had published, and could not read Redis before serving)
+ * publishes nothing more in that epoch: Redis keeps what it held, the
+ * ingest is asked for a new epoch, and once the sink's epoch op brings it
+ * the publisher overwrites Redis under it.
+ */
+static void
+test_ingest_behind_redis_publishes_nothing_until_a_new_epoch(void **state)
+{
+	struct redis_publisher_options o = {0};
 	struct redis_publisher_stats ps;
+	struct asked a = {PTHREAD_MUTEX_INITIALIZER, 0, "", ""};
 	struct symbol_state st;
-	struct redis_ingest a, b;
+	struct redis_ingest in, b;
 	struct engine *store;
+	struct sink sink;
 	struct tick t;
+	redisReply *r;
+	char why[300], err[256];
 	unsigned i;
 
 	NEED_REDIS();
-	ingest_open(&a, "t7", "epoch-7", 0, 0, srv.port, 0);
-	ingest_start(&a);
-	ingest_push_many(&a, "X", 0, 10, 1);
-	WAIT_FOR(published(&a) == 10, 10);
-	redis_ingest_close(&a);
+	ingest_open(&in, "t7", "epoch-7", 0, 0, srv.port, 0);
+	ingest_start(&in);
+	ingest_push_many(&in, "X", 0, 10, 1);
+	WAIT_FOR(published(&in) == 10, 10);
+	redis_ingest_close(&in);
 
 	/* The same epoch, restored from a store that had only 5 ticks. */
 	store = new_engine();
@@ -664,14 +704,167 @@ test_ingest_behind_redis_detected(void **state)
 	}
 	assert_int_equal(engine_get_state(store, "X0", &st), 0);
 	engine_destroy(store);
-	ingest_open(&b, "t7", "epoch-7", 0, 0, srv.port, 0);
+	o.host = "127.0.0.1";
+	o.port = srv.port;
+	o.prefix = "t7";
+	o.epoch = "epoch-7";
+	o.backoff_max_ms = 200;
+	o.need_epoch = on_need_epoch;
+	o.need_epoch_ctx = &a;
+	assert_int_equal(redis_ingest_open(&b, &o, 0, err, sizeof err), 0);
 	assert_int_equal(redis_publisher_restore(b.pub, &st), 0);
 	ingest_start(&b);
 	assert_int_equal(redis_publisher_restore(b.pub, &st), -1);
-	WAIT_FOR(publisher_connected(&b), 5);
+	WAIT_FOR(asked_calls(&a) >= 1, 5);
+	pthread_mutex_lock(&a.mu);
+	assert_string_equal(a.epoch, "epoch-7");
+	assert_non_null(strstr(a.why, "further on"));
+	pthread_mutex_unlock(&a.mu);
 	redis_publisher_get_stats(b.pub, &ps);
-	assert_int_equal(ps.ahead_symbols, 1);
+	assert_true(ps.ahead_symbols >= 1);
+	assert_false(ps.connected);
+	assert_true(redis_publisher_degraded(b.pub, why, sizeof why));
+	assert_non_null(strstr(why, "further on"));
+	/* Redis still holds what it held. */
+	r = redis_server_command(&srv, "HGET t7:state X0");
+	assert_non_null(r);
+	assert_non_null(strstr(r->str, "s1 10 "));
+	freeReplyObject(r);
+
+	/* The ingest's new epoch: published, the old one replaced. */
+	sink = redis_publisher_sink(b.pub);
+	assert_non_null(sink.ops->epoch);
+	assert_int_equal(sink.ops->epoch(sink.impl, "epoch-8", why, sizeof why),
+	                 0);
+	WAIT_FOR(publisher_connected(&b), 5);
+	r = redis_server_command(&srv, "GET t7:epoch");
+	assert_non_null(r);
+	assert_string_equal(r->str, "epoch-8");
+	freeReplyObject(r);
+	r = redis_server_command(&srv, "HGET t7:state X0");
+	assert_non_null(r);
+	assert_non_null(strstr(r->str, "s1 5 "));
+	freeReplyObject(r);
+	redis_publisher_get_stats(b.pub, &ps);
+	assert_int_equal(ps.epoch_changes, 1);
 	redis_ingest_close(&b);
+}
+
+/* The sink's epoch op, while ticks flow: those appended before it reach
+ * the edge under the old epoch, those after under the new one, which the
+ * edge follows (a reset) and then equals the ingest. */
+static void
+test_epoch_op_reaches_the_edge_in_order_with_the_ticks(void **state)
+{
+	struct redis_ingest in;
+	struct redis_edge e;
+	struct sink sink;
+	char why[200];
+
+	NEED_REDIS();
+	ingest_open(&in, "t9", "epoch-9a", 0, 0, srv.port, 0);
+	ingest_start(&in);
+	edge_open(&e, "t9", srv.port, 4096, 0, 0, 0);
+	ingest_push_many(&in, "E", 0, 300, 6);
+	WAIT_FOR(converged(&in, &e), 10);
+	sink = redis_publisher_sink(in.pub);
+	assert_int_equal(
+	        sink.ops->epoch(sink.impl, "epoch-9b", why, sizeof why), 0);
+	ingest_push_many(&in, "E", 300, 300, 6);
+	WAIT_FOR(published(&in) == 600, 10);
+	WAIT_FOR(converged(&in, &e), 10);
+	pthread_mutex_lock(&e.mu);
+	assert_string_equal(e.epoch, "epoch-9b");
+	assert_int_equal(e.epoch_changes, 2);
+	pthread_mutex_unlock(&e.mu);
+	assert_int_equal(
+	        sink.ops->epoch(sink.impl, "bad epoch", why, sizeof why), -1);
+	redis_edge_close(&e);
+	redis_ingest_close(&in);
+}
+
+static void
+collect_state(const struct symbol_state *st, void *ctx)
+{
+	struct symbol_state *out = ctx;
+
+	if (!strcmp(st->symbol, "P0"))
+		*out = *st;
+}
+
+/* An ingest's start reads Redis's states of its epoch (and none of
+ * another), and takes them as a lower bound: further on, or another value
+ * at a seq ours says had this one, goes past both; a field ours lacks
+ * needs a new epoch. */
+static void
+test_peek_and_floor(void **state)
+{
+	struct redis_ingest in;
+	struct symbol_state theirs, ours, out;
+	struct engine *eng;
+	struct tick t;
+	char err[256];
+	unsigned i;
+	int f;
+
+	NEED_REDIS();
+	ingest_open(&in, "t10", "epoch-10", 0, 0, srv.port, 0);
+	ingest_start(&in);
+	ingest_push_many(&in, "P", 0, 8, 1);
+	WAIT_FOR(published(&in) == 8, 10);
+	redis_ingest_close(&in);
+	memset(&theirs, 0, sizeof theirs);
+	assert_int_equal(redis_link_peek("127.0.0.1", srv.port, "t10",
+	                                 "epoch-10", 1000, collect_state,
+	                                 &theirs, err, sizeof err),
+	                 1);
+	assert_int_equal(theirs.seq, 8);
+	assert_int_equal(redis_link_peek("127.0.0.1", srv.port, "t10",
+	                                 "epoch-other", 1000, collect_state,
+	                                 &theirs, err, sizeof err),
+	                 0);
+	assert_int_equal(redis_link_peek("127.0.0.1", loopback_free_port(),
+	                                 "t10", "epoch-10", 300, collect_state,
+	                                 &theirs, err, sizeof err),
+	                 -1);
+	assert_non_null(strstr(err, "cannot read"));
+
+	/* Ours: the same ticks, fewer of them, then others. */
+	eng = new_engine();
+	for (i = 0; i < 8; i++) {
+		make_tick(&t, "P", i, 1);
+		assert_true(engine_apply_tick(eng, &t) > 0);
+		if (i == 5)
+			assert_int_equal(engine_get_state(eng, "P0", &ours), 0);
+	}
+	assert_int_equal(redis_link_floor(&ours, &theirs, &out),
+	                 REDIS_FLOOR_PAST);
+	assert_int_equal(out.seq, 9);
+	for (f = 0; f < STATE_FIELD_COUNT; f++)
+		if ((out.present >> f) & 1u)
+			assert_int_equal(out.changed_seq[f], 9);
+	assert_int_equal(out.present, ours.present);
+	assert_int_equal(engine_get_state(eng, "P0", &ours), 0);
+	assert_int_equal(redis_link_floor(&ours, &theirs, &out),
+	                 REDIS_FLOOR_KEEP);
+	make_tick(&t, "P", 8, 1);
+	assert_true(engine_apply_tick(eng, &t) > 0);
+	assert_int_equal(engine_get_state(eng, "P0", &ours), 0);
+	assert_int_equal(redis_link_floor(&ours, &theirs, &out),
+	                 REDIS_FLOOR_KEEP);
+	/* Ours went on from another history: a value it kept since before
+	 * Redis's seq differs from Redis's. */
+	ours.value[FIELD_BID].mantissa++;
+	ours.changed_seq[FIELD_BID] = 1;
+	assert_int_equal(redis_link_floor(&ours, &theirs, &out),
+	                 REDIS_FLOOR_PAST);
+	assert_int_equal(out.seq, 10);
+	ours.present &= (uint16_t) ~(1u << FIELD_LAST);
+	assert_int_equal(redis_link_floor(&ours, &theirs, &out),
+	                 REDIS_FLOOR_LOST);
+	assert_int_equal(redis_link_floor(NULL, &theirs, &out),
+	                 REDIS_FLOOR_LOST);
+	engine_destroy(eng);
 }
 
 static int
@@ -761,7 +954,11 @@ main(void)
 	        cmocka_unit_test(test_trimmed_while_disconnected),
 	        cmocka_unit_test(test_epoch_change),
 	        cmocka_unit_test(test_degraded_reasons),
-	        cmocka_unit_test(test_ingest_behind_redis_detected),
+	        cmocka_unit_test(
+	                test_ingest_behind_redis_publishes_nothing_until_a_new_epoch),
+	        cmocka_unit_test(
+	                test_epoch_op_reaches_the_edge_in_order_with_the_ticks),
+	        cmocka_unit_test(test_peek_and_floor),
 	        cmocka_unit_test(
 	                test_sink_drops_while_redis_is_slow_then_edges_get_the_state),
 	};
