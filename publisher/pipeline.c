@@ -92,11 +92,21 @@ struct pipeline {
 	struct pipeline_sink *reserver;
 	struct seq_gate *gate;
 	bool gate_on, gate_volatile;
+	bool started;
+	bool start_volatile;   /* a new epoch before the start */
 	size_t held;           /* ticks at the front of batch that wait */
 	int64_t held_since_us; /* monotonic; 0: none wait */
 	uv_timer_t *hold_timer;
 
 	struct rewind_state rw;
+
+	/* New epochs asked for from other threads (pipeline_ask_new_epoch):
+	 * under ask_lock, for the loop's epoch_wake. */
+	pthread_mutex_t ask_lock;
+	struct wake *epoch_wake;
+	bool asked;
+	char ask_epoch[PIPELINE_EPOCH_MAX + 1];
+	char ask_why[300];
 };
 
 static void rewind_poll(struct pipeline *p);
@@ -451,9 +461,10 @@ gate_sync(struct pipeline *p)
 }
 
 /*
- * The store cannot reserve: begin an epoch of our own (see above). Seqs
- * go on from where they are; every client starts over. Sinks other than
- * the reserver follow the epoch as an edge's do (sink_ops.epoch).
+ * Begin an epoch of our own (see above): the store cannot reserve, or
+ * another sink (Redis) holds seqs of this epoch that we do not. Seqs go
+ * on from where they are; every client starts over. Sinks other than the
+ * reserver follow the epoch as an edge's do (sink_ops.epoch).
  */
 static void
 gate_new_epoch(struct pipeline *p, const char *why)
@@ -466,12 +477,14 @@ gate_new_epoch(struct pipeline *p, const char *why)
 	         "snapshots, and no seq is handed out twice",
 	         why, epoch, p->epoch);
 	snprintf(p->epoch, sizeof p->epoch, "%s", epoch);
-	seq_gate_reset(p->gate);
-	p->gate_on = false;
-	p->gate_volatile = true;
-	p->held_since_us = 0;
+	if (p->gate) {
+		seq_gate_reset(p->gate);
+		p->gate_on = false;
+		p->gate_volatile = true;
+		p->held_since_us = 0;
+		p->stats.epoch_durable = false;
+	}
 	p->stats.epoch_changes++;
-	p->stats.epoch_durable = false;
 	for (i = 0; i < p->nsinks; i++) {
 		struct pipeline_sink *ps = &p->sinks[i];
 
@@ -486,6 +499,62 @@ gate_new_epoch(struct pipeline *p, const char *why)
 	}
 	if (p->hooks.epoch_changed)
 		p->hooks.epoch_changed(epoch, p->hooks.ctx);
+}
+
+/*
+ * A new epoch asked for from outside (an ingest's Redis holds seqs of
+ * this one that the store does not: see redis_link.h). Before the start,
+ * the gate starts in it (gate_start); no client or sink has seen the old
+ * one then, bar the store, which is asked to keep the new one.
+ */
+void
+pipeline_new_epoch(struct pipeline *p, const char *why)
+{
+	if (p->stopped)
+		return;
+	if (!p->started) {
+		char epoch[PIPELINE_EPOCH_MAX + 1];
+
+		epoch_make(epoch, sizeof epoch);
+		log_warn("seqs: %s: new epoch %s (was %s)", why, epoch,
+		         p->epoch);
+		snprintf(p->epoch, sizeof p->epoch, "%s", epoch);
+		p->start_volatile = true;
+		p->stats.epoch_changes++;
+		return;
+	}
+	gate_new_epoch(p, why);
+	/* Ticks that waited for a reservation go on ungated. */
+	if (p->held)
+		wake_signal(p->again);
+}
+
+/* The loop's side of pipeline_ask_new_epoch(). */
+static void
+epoch_asked(void *ctx)
+{
+	struct pipeline *p = ctx;
+	char why[sizeof p->ask_why];
+	bool go;
+
+	pthread_mutex_lock(&p->ask_lock);
+	go = p->asked && !strcmp(p->ask_epoch, p->epoch);
+	p->asked = false;
+	snprintf(why, sizeof why, "%s", p->ask_why);
+	pthread_mutex_unlock(&p->ask_lock);
+	if (go)
+		pipeline_new_epoch(p, why);
+}
+
+void
+pipeline_ask_new_epoch(struct pipeline *p, const char *epoch, const char *why)
+{
+	pthread_mutex_lock(&p->ask_lock);
+	p->asked = true;
+	snprintf(p->ask_epoch, sizeof p->ask_epoch, "%s", epoch);
+	snprintf(p->ask_why, sizeof p->ask_why, "%s", why);
+	pthread_mutex_unlock(&p->ask_lock);
+	wake_signal(p->epoch_wake);
 }
 
 /* After a drain that left ticks waiting: give up on the store when it is
@@ -539,6 +608,14 @@ gate_start(struct pipeline *p)
 	p->gate_on = true;
 	p->stats.seq_gated = true;
 	p->stats.epoch_durable = true;
+	if (p->start_volatile) {
+		/* A new epoch before the start: the store's reservations are
+		 * of the old one; it is asked to keep ours at once. */
+		seq_gate_reset(p->gate);
+		p->gate_on = false;
+		p->gate_volatile = true;
+		p->stats.epoch_durable = false;
+	}
 	gate_sync(p);
 	seq_gate_ask_due(p->gate, clock_mono_us());
 	gate_flush_asks(p);
@@ -1000,10 +1077,12 @@ pipeline_create(const struct pipeline_options *opt, char *err, size_t errlen)
 	p->queue_wake = wake_new(p->loop, drain, p);
 	p->again = wake_new(p->loop, drain, p);
 	p->rw.wake = wake_new(p->loop, rewind_wake, p);
+	p->epoch_wake = wake_new(p->loop, epoch_asked, p);
 	pthread_mutex_init(&p->rw.lock, NULL);
 	pthread_cond_init(&p->rw.answered, NULL);
+	pthread_mutex_init(&p->ask_lock, NULL);
 	if (!p->engine || !p->batch || !p->queue_wake || !p->again ||
-	    !p->rw.wake) {
+	    !p->rw.wake || !p->epoch_wake) {
 		snprintf(err, errlen, "out of memory");
 		pipeline_destroy(p);
 		return NULL;
@@ -1127,6 +1206,7 @@ int
 pipeline_start(struct pipeline *p, char *err, size_t errlen)
 {
 	gate_start(p);
+	p->started = true;
 	if (p->feed && feed_start(p->feed, err, errlen))
 		return -1;
 	return 0;
@@ -1199,8 +1279,10 @@ pipeline_destroy(struct pipeline *p)
 	wake_free(p->queue_wake);
 	wake_free(p->again);
 	wake_free(p->rw.wake);
+	wake_free(p->epoch_wake);
 	pthread_cond_destroy(&p->rw.answered);
 	pthread_mutex_destroy(&p->rw.lock);
+	pthread_mutex_destroy(&p->ask_lock);
 	free(p->rw.states);
 	seq_gate_destroy(p->gate);
 	if (p->hold_timer)

@@ -132,6 +132,23 @@ pipeline_epoch(const struct pipeline *p);
 void
 pipeline_set_epoch(struct pipeline *p, const char *epoch);
 
+/* Begin an epoch of the pipeline's own now, as when the store cannot
+ * reserve seqs: every client starts over (epoch_changed), the sinks other
+ * than the store follow it (sink_ops.epoch), seqs go on, and the store is
+ * asked to keep it once it writes. For when seqs of the epoch were handed
+ * out elsewhere (an ingest whose Redis holds seqs its store does not). why
+ * is logged. Loop thread; before pipeline_start() too (start-up: the
+ * pipeline starts in the new epoch, and sinks added after this take it
+ * from pipeline_epoch()). */
+void
+pipeline_new_epoch(struct pipeline *p, const char *why);
+
+/* Thread-safe: have the loop call pipeline_new_epoch(p, why) soon, unless
+ * the epoch is no longer `epoch` by then (a new one has begun since). */
+void
+pipeline_ask_new_epoch(struct pipeline *p, const char *epoch,
+		       const char *why);
+
 /* A new wake that runs the drain; for a sink's thread to call when it has
  * room again (its `wake` option, with wake_signal). Owned by the pipeline.
  * NULL when out of memory or descriptors. */
