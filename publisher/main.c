@@ -153,16 +153,101 @@ destroy_publisher(void *impl)
 	redis_publisher_destroy(impl);
 }
 
-/* An ingest's publisher, starting where the serving engine starts, as a
- * sink of the pipeline. Returns it, or NULL with the cause printed. */
+/* The publisher found Redis further on in this epoch than the ingest: a
+ * new epoch (redis_link.h, "Seqs across nodes"). */
+static void
+need_epoch(const char *epoch, const char *why, void *ctx)
+{
+	pipeline_ask_new_epoch(ctx, epoch, why);
+}
+
+/* Redis's states as a lower bound on the ingest's (redis_link_floor()). */
+struct floor_ctx {
+	struct pipeline *p;
+	struct store *store;
+	size_t past, lost;
+	char lost_name[TICK_SYMBOL_MAX + 1];
+};
+
+static void
+take_floor(const struct symbol_state *theirs, void *ctx)
+{
+	struct floor_ctx *f = ctx;
+	struct symbol_state ours, out;
+	bool have =
+	        !engine_get_state(pipeline_engine(f->p), theirs->symbol, &ours);
+
+	switch (redis_link_floor(have ? &ours : NULL, theirs, &out)) {
+	case REDIS_FLOOR_KEEP:
+		break;
+	case REDIS_FLOOR_PAST:
+		if (engine_restore_symbol(pipeline_engine(f->p), &out) ||
+		    store_restore_state(f->store, &out))
+			log_warn("redis: out of memory taking symbol '%s' past "
+			         "redis's seq",
+			         out.symbol);
+		f->past++;
+		break;
+	case REDIS_FLOOR_LOST:
+		if (!f->lost++)
+			snprintf(f->lost_name, sizeof f->lost_name, "%s",
+			         theirs->symbol);
+		break;
+	}
+}
+
+/*
+ * An ingest with a store, before it serves: what Redis holds of its epoch
+ * was handed out, so its seqs are one more lower bound (redis_link.h,
+ * "Seqs across nodes"): a symbol Redis holds further on goes on after it,
+ * and a field Redis has that the store lacks begins a new epoch.
+ */
+static void
+take_redis_floor(const struct node_options *opt, struct pipeline *p,
+                 struct store *store)
+{
+	struct floor_ctx f = {p, store, 0, 0, ""};
+	char err[300], why[300];
+
+	if (redis_link_peek(opt->redis_host, opt->redis_port, opt->redis_prefix,
+	                    pipeline_epoch(p), 2000, take_floor, &f, err,
+	                    sizeof err) < 0) {
+		log_warn("redis: %s: serving without the seqs redis holds; if "
+		         "it holds some of epoch %s further on than this store "
+		         "(a database put back from a backup), a new epoch "
+		         "begins when it answers",
+		         err, pipeline_epoch(p));
+		return;
+	}
+	if (f.past)
+		log_warn("redis: %zu symbols of epoch %s were further on in "
+		         "redis than in this store (a database put back from a "
+		         "backup?): they go on after redis's seqs, every field "
+		         "changed there",
+		         f.past, pipeline_epoch(p));
+	if (f.lost) {
+		snprintf(why, sizeof why,
+		         "redis holds values of %zu symbols (e.g. '%s') in "
+		         "fields this store never had",
+		         f.lost, f.lost_name);
+		pipeline_new_epoch(p, why);
+	}
+}
+
+/* An ingest's publisher, starting where the serving engine starts (past
+ * what Redis holds, with a store), as a sink of the pipeline. Returns it,
+ * or NULL with the cause printed. */
 static struct redis_publisher *
-start_publisher(const struct node_options *opt, struct pipeline *p)
+start_publisher(const struct node_options *opt, struct pipeline *p,
+                struct store *store)
 {
 	struct redis_publisher_options po;
 	struct redis_publisher *pub;
 	struct wake *wake = pipeline_sink_wake(p);
 	char err[512];
 
+	if (store)
+		take_redis_floor(opt, p, store);
 	memset(&po, 0, sizeof po);
 	po.host = opt->redis_host;
 	po.port = opt->redis_port;
@@ -170,6 +255,8 @@ start_publisher(const struct node_options *opt, struct pipeline *p)
 	po.epoch = pipeline_epoch(p);
 	po.wake = wake ? wake_signal : NULL;
 	po.wake_ctx = wake;
+	po.need_epoch = need_epoch;
+	po.need_epoch_ctx = p;
 	pub = redis_publisher_create(&po, err, sizeof err);
 	if (!pub) {
 		fprintf(stderr, "publisher: %s\n", err);
@@ -342,7 +429,7 @@ serve(const struct cli *cli)
 	if (strcmp(db, "none") && opt->role != ROLE_EDGE &&
 	    !(store = open_store(&cli->store, p, false)))
 		goto out;
-	if (opt->role == ROLE_INGEST && !(pub = start_publisher(opt, p)))
+	if (opt->role == ROLE_INGEST && !(pub = start_publisher(opt, p, store)))
 		goto out;
 	if (opt->role == ROLE_EDGE) {
 		if (start_follower(opt, p))
