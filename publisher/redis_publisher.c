@@ -796,6 +796,14 @@ publisher_main(void *arg)
 		if (!p->rc && !stop && clock_mono_us() >= p->next_attempt_us)
 			publisher_connect(p);
 		n = publisher_take(p, &stop, &resync);
+		/* An epoch change with no tick before it goes out now, and
+		 * its run carries the states the sink resumed with too: they
+		 * may have been taken after the change, and must not go out
+		 * under the old epoch. */
+		if (p->switching && n == 0 && !stop) {
+			publisher_switch_epoch(p);
+			resync = false;
+		}
 		/* States the sink resumed with were folded in before the
 		 * ticks taken with them: a run starts with them now. */
 		if (resync && p->rc &&
