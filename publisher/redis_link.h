@@ -4,15 +4,22 @@
  * follow them and apply the same ticks with the same seqs, so seqs and the
  * epoch are assigned once, at ingest, and a client may resume on any edge.
  *
+ * Who calls it: main.c makes an ingest's publisher (a sink of the
+ * pipeline, sink.h) or an edge's follower (a source of the pipeline, which
+ * applies its resyncs: pipeline_follow_epoch, pipeline_follow_restore);
+ * metrics.c reads their stats; cli.c checks a key prefix with
+ * redis_link_prefix_valid(). Each side owns its thread, its hiredis
+ * connection, its queue and, for the publisher, a state_table of what it
+ * published.
+ *
  * ------------------------------------------------------------ threading
  * One dedicated thread per direction, each with its own blocking hiredis
  * 0.14 connection (redisConnectWithTimeout, redisSetTimeout), handing data
- * to the service thread through queues and a wake callback (which the
- * server points at lws_cancel_service, as for the tick_queue). Not hiredis's
- * async API on a libuv loop shared with lws, because:
- *  - lws 4.1.6 runs our loop with its own poll(); moving the whole server
- *    onto a foreign libuv loop to host hiredis would change every other
- *    part of it for one client connection;
+ * to the loop's thread through queues and a wake of its own (wake.h). Not
+ * hiredis's async API on the libuv loop, because:
+ *  - the loop is shared with libwebsockets; a Redis connection on it would
+ *    put Redis's latency, parsing and reconnects on the thread that writes
+ *    to every client;
  *  - hiredis 0.14's async API has no timeouts: connect and command
  *    timeouts, reconnect and backoff would all be timers and state machines
  *    on the service thread. On a thread of its own a blocking call with a
@@ -330,8 +337,9 @@ struct redis_follower_options {
 	 *  - epoch(epoch, ctx): before the states, whenever the epoch differs
 	 *    from the one handed over before (so also on the first resync).
 	 *    An epoch that changed means a new life of the data: drop what
-	 *    the engine holds and what clients hold (see the wiring notes).
-	 *  - restore(st, ctx): once per symbol; call engine_restore_symbol().
+	 *    the engine holds and what clients hold (pipeline.h: the
+	 *    pipeline clears the engine and its clients start over).
+	 *  - restore(st, ctx): once per symbol (pipeline_follow_restore()).
 	 * Both required.
 	 */
 	void (*epoch)(const char *epoch, void *ctx);
