@@ -50,7 +50,8 @@ PROTOCOL_SRC := publisher/protocol.c
 FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/feed_stdin.c \
 	feeds/feed_replay.c feeds/replay_read.c feeds/replay_pace.c \
 	feeds/replay_seek.c feeds/feed_tcp.c
-REDIS_LINK_SRC := publisher/redis_wire.c publisher/redis_publisher.c publisher/redis_follower.c
+REDIS_LINK_SRC := publisher/redis_wire.c publisher/redis_publisher.c publisher/redis_publisher_sink.c \
+	publisher/redis_ingest_start.c publisher/redis_follower.c
 SERVER_SRC := publisher/cli.c publisher/settings.c publisher/log.c publisher/query.c publisher/auth.c \
 	publisher/server.c publisher/ws.c publisher/admission.c publisher/http_api.c publisher/metrics.c \
 	publisher/session.c publisher/http_query.c publisher/utf8.c \

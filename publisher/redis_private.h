@@ -1,14 +1,20 @@
 /*
  * redis_private.h: what the Redis link's files share, and nobody else.
  *
- *   redis_wire.c       the wire: RESP, the entry and state encodings,
- *                      connecting, backoff, and the checks both sides make
- *   redis_publisher.c  the ingest's publisher (and the pipeline's sink)
- *   redis_follower.c   the edge's follower
+ *   redis_wire.c            the wire: RESP, the entry and state
+ *                           encodings, connecting, backoff, and the
+ *                           checks both sides make
+ *   redis_publisher.c       the ingest's publisher: its queue, batches
+ *                           and thread
+ *   redis_publisher_sink.c  the publisher as the pipeline's sink
+ *   redis_ingest_start.c    an ingest's start: redis_link_peek(),
+ *                           redis_link_floor()
+ *   redis_follower.c        the edge's follower
  *
- * Included by those three files only. It owns nothing: constants and
- * redis_wire.c's helpers; the threads, connections and queues belong to
- * the publisher and the follower, each in its own file.
+ * Included by those files only. It owns nothing: constants, redis_wire.c's
+ * helpers, and struct redis_publisher, which redis_publisher.c and
+ * redis_publisher_sink.c both reach into; the threads, connections and
+ * queues belong to the publisher and the follower, each in its own files.
  *
  * How the link works (keys, entries, runs, faults) is told in
  * redis_link.h; how both threads talk to Redis, at the top of
@@ -173,5 +179,76 @@ void redis__keys_init(const char *prefix, char *ticks, char *state,
  * to use, or NULL with the reason in err. */
 const char *redis__check_address(const char *host, int port, const char *prefix,
                                  char *err, size_t errlen);
+
+struct state_table;
+
+/*
+ * The ingest's publisher, made and run by redis_publisher.c; its sink ops
+ * (redis_publisher_sink.c) append to its queue and hand its thread what
+ * the sink resumes with, under mu.
+ */
+struct redis_publisher {
+	char host[HOST_MAX];
+	int port;
+	char prefix[REDIS_LINK_PREFIX_MAX + 1];
+	char key_ticks[KEY_MAX], key_state[KEY_MAX], key_epoch[KEY_MAX];
+	char epoch[REDIS_LINK_EPOCH_MAX + 1];
+	uint64_t maxlen;
+	int64_t connect_us, io_us;
+	void (*wake)(void *ctx);
+	void *wake_ctx;
+	void (*need_epoch)(const char *epoch, const char *why, void *ctx);
+	void *need_epoch_ctx;
+
+	/* The thread's (and before start, the creator's). */
+	struct state_table *states;
+	redisContext *rc;
+	uint64_t rng;
+	struct backoff backoff;
+	int64_t next_attempt_us; /* mono */
+	int64_t last_send_us;    /* mono */
+	bool ever_connected;
+	char run[RUN_LEN + 1];
+	uint64_t g;
+	struct jsonbuf xadd_head; /* XADD … run R, without the array count */
+	struct jsonbuf out, chunk, scratch;
+	size_t chunk_pairs, commands;
+	struct tick *batch;
+	uint32_t touch_gen[TOUCH_SLOTS], touch_idx[TOUCH_SLOTS], gen;
+	uint32_t unique[BATCH_MAX];
+	size_t nunique;
+	size_t unsent_at_close;
+	/* An epoch change taken from the queue: made once the ticks queued
+	 * before it are published. */
+	bool switching;
+	char switch_to[REDIS_LINK_EPOCH_MAX + 1];
+
+	/* Shared, under mu. */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct tick *ring;
+	int64_t *enq_us;
+	size_t cap, head, count;
+	bool want_wake;
+	bool stopping;
+	int64_t stop_by_us;
+	bool started;
+	struct redis_publisher_stats stats;
+	pthread_t thread;
+	/* Behind (see "faults" in the header): the symbols whose ticks were
+	 * dropped, by name (open addressing), and the states they resume
+	 * with, for the thread. */
+	int64_t dropping_since_us; /* wall clock */
+	char (*dropped)[TICK_SYMBOL_MAX + 1];
+	size_t ndropped, dropped_mask;
+	struct symbol_state *restores;
+	size_t nrestores, restores_cap;
+	bool resync_pending;
+	/* A new epoch from the sink's epoch op, after the epoch_after ticks
+	 * queued before it. */
+	bool epoch_pending;
+	size_t epoch_after;
+	char next_epoch[REDIS_LINK_EPOCH_MAX + 1];
+};
 
 #endif
