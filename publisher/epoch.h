@@ -11,7 +11,7 @@
  *
  * Who calls it: store.c (a new database), store_reserve.c (on open, a
  * database that lost values clients had seen), store_rewind.c (a seek
- * back with a store), pipeline.c (reservations that could not be
+ * back with a store), pipeline_seqs.c (reservations that could not be
  * written, a seek back without a store) and main.c (a server without a
  * store).
  */

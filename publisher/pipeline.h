@@ -17,8 +17,8 @@
  * wakes the resync. A wake runs that producer's callback and nothing else.
  *
  * A replay's seek back rewinds the engine and the store to the target
- * under a new epoch before the replay goes on (feed_set_rewind; "Rewinds"
- * in pipeline.c).
+ * under a new epoch before the replay goes on (feed_set_rewind;
+ * pipeline_rewind.c).
  *
  * Seqs are never reused (store.h, "Seqs"). The engine numbers a tick
  * only within the seqs a sink (the store) has reserved durably for its

@@ -25,9 +25,9 @@
  * so half a block lasts for seconds at any rate: that is how long the
  * store may fail before a symbol runs out.
  *
- * Who calls it: pipeline.c alone, on the loop's thread (it is not
- * thread-safe), asking its sinks (the store, through sink.h's reserve and
- * reserved ops) for grants. Knows nothing of SQL.
+ * Who calls it: the pipeline alone (pipeline_seqs.c), on the loop's
+ * thread (it is not thread-safe), asking its sinks (the store, through
+ * sink.h's reserve and reserved ops) for grants. Knows nothing of SQL.
  */
 #ifndef PUBLISHER_SEQ_GATE_H
 #define PUBLISHER_SEQ_GATE_H

@@ -29,7 +29,7 @@
  * by pipeline_add_sink(), destroys it in pipeline_destroy().
  *
  * Who calls it: the pipeline (pipeline.c) calls every function here, on
- * the loop's thread; store_sink.c and redis_publisher.c implement it;
+ * the loop's thread; store_sink.c and redis_publisher_sink.c implement it;
  * metrics.c, http_api.c and session.c read a sink's status through
  * pipeline_sink_status().
  */

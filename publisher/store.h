@@ -55,7 +55,7 @@
  * may go up to, and the fields it may have had by then) in the same
  * transactions as ticks and states, and the pipeline never hands out a
  * seq past its symbol's committed reservation, nor a field outside it
- * (pipeline.c, seq_gate.h). It asks for the next block (64Ki seqs, more
+ * (pipeline_seqs.c, seq_gate.h). It asks for the next block (64Ki seqs, more
  * for a symbol that burns through them in under a second) when half of
  * the last one is used, so normally nothing waits: only a new symbol, or
  * a symbol's first field of a kind, waits for one commit.
