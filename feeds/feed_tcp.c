@@ -99,11 +99,12 @@ struct tcp_conn {
 	uint64_t lines; /* lines seen so far, the number in replies */
 	uint64_t ticks;
 	uint64_t bad;
-	int64_t last_line_us; /* clock_mono_us() of the last complete line,
-	                       * or of the accept; see the idle sweep */
-	bool authed;          /* sent the secret, or none is asked for */
-	bool discarding;      /* dropping the rest of a line over the limit */
-	size_t held; /* start of an unfinished line at the front of buf */
+	int64_t last_line_us;    /* clock_mono_us() of the last complete line,
+	                          * or of the accept; see the idle sweep */
+	int64_t blocked_at_line; /* the feed's blocked_us then */
+	bool authed;             /* sent the secret, or none is asked for */
+	bool discarding; /* dropping the rest of a line over the limit */
+	size_t held;     /* start of an unfinished line at the front of buf */
 	char buf[CONN_BUF];
 };
 
@@ -128,6 +129,11 @@ struct feed_tcp {
 	struct tcp_conn *conns[MAX_CONNS];
 	size_t nconns;
 	int64_t next_sweep_us;
+	/* Time spent blocked on a full queue so far: a producer's idleness is
+	 * the time since its last line less what was blocked since then. A
+	 * running total, because while a push blocks the connections array
+	 * may hold connections closed earlier in the same round. */
+	int64_t blocked_us;
 	size_t batch_len;
 	struct tick batch[BATCH_MAX];
 };
@@ -171,7 +177,6 @@ flush_batch(struct feed_tcp *ft)
 {
 	struct feed *f = &ft->base;
 	int64_t t0, blocked;
-	size_t i;
 
 	if (ft->batch_len == 0)
 		return 0;
@@ -179,10 +184,9 @@ flush_batch(struct feed_tcp *ft)
 	if (tick_queue_push(f->queue, ft->batch, ft->batch_len) != 0)
 		return -1;
 	/* While the push blocked, nobody's lines were read: that time is not
-	 * the producers' idleness, so their clocks move on by as much. */
+	 * the producers' idleness (see blocked_us). */
 	blocked = clock_mono_us() - t0;
-	for (i = 0; i < ft->nconns; i++)
-		ft->conns[i]->last_line_us += blocked;
+	ft->blocked_us += blocked;
 	__atomic_add_fetch(&f->ticks, ft->batch_len, __ATOMIC_RELAXED);
 	__atomic_store_n(&f->last_tick_us, clock_wall_us(), __ATOMIC_RELAXED);
 	ft->batch_len = 0;
@@ -411,9 +415,11 @@ take_lines(struct feed_tcp *ft, struct tcp_conn *c, size_t end)
 		line = scan = nl + 1;
 	}
 	/* After the lines, not before: a full queue may have blocked
-	 * handle_line, and that moved every clock on by as long. */
-	if (any)
+	 * handle_line, and the stamp and the blocked total go together. */
+	if (any) {
 		c->last_line_us = clock_mono_us();
+		c->blocked_at_line = ft->blocked_us;
+	}
 	rest = (size_t)(stop - line);
 	if (c->discarding || rest > LINE_MAX_BYTES) {
 		/* Too long with no end in sight: drop it as it arrives, so
@@ -477,7 +483,9 @@ close_idle(struct feed_tcp *ft, int64_t now)
 	for (i = 0; i < ft->nconns; i++) {
 		struct tcp_conn *c = ft->conns[i];
 
-		if (now - c->last_line_us < ft->idle_us) {
+		if (now - c->last_line_us -
+		            (ft->blocked_us - c->blocked_at_line) <
+		    ft->idle_us) {
 			ft->conns[kept++] = c;
 			continue;
 		}
@@ -545,6 +553,7 @@ accept_all(struct feed_tcp *ft)
 		tick_parser_init(&c->parser, TICK_FORMAT_UNKNOWN);
 		c->lines = c->ticks = c->bad = 0;
 		c->last_line_us = clock_mono_us();
+		c->blocked_at_line = ft->blocked_us;
 		c->authed = ft->secret == NULL;
 		c->discarding = false;
 		c->held = 0;
