@@ -584,7 +584,8 @@ handle_symbols(struct session *s, struct request *req)
 		           "out of memory while listing symbols");
 		return;
 	}
-	qsort(l.v, l.n, sizeof *l.v, compare_symbol_entry);
+	if (l.n) /* l.v is NULL when nothing was collected */
+		qsort(l.v, l.n, sizeof *l.v, compare_symbol_entry);
 	b = reply_begin(s);
 	if (b) {
 		protocol_write_symbols_begin(b, req->id);
