@@ -17,9 +17,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def _make(*args):
 	"""Run make in the repo with the build of the binary under test (so an
-	ASan run installs the ASan binary and nothing is rebuilt)."""
+	ASan run installs the ASan binary and nothing is rebuilt). A binary
+	built outside the repo has no build folder here: make uses its own
+	rather than rebuild into the binary's folder from this tree."""
 	build = os.path.relpath(os.path.dirname(binary()), REPO)
-	cmd = ["make", "--no-print-directory", "-C", REPO, "BUILD=" + build] + list(args)
+	cmd = ["make", "--no-print-directory", "-C", REPO]
+	if not build.startswith(".."):
+		cmd.append("BUILD=" + build)
+	cmd += list(args)
 	p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
 	check(p.returncode == 0, "%s: exit %s\n%s" % (" ".join(cmd), p.returncode, p.stdout[-2000:]))
 	return p.stdout
