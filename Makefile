@@ -55,6 +55,7 @@ REDIS_LINK_SRC := publisher/redis_wire.c publisher/redis_publisher.c publisher/r
 SERVER_SRC := publisher/cli.c publisher/settings.c publisher/log.c publisher/query.c publisher/auth.c \
 	publisher/server.c publisher/ws.c publisher/admission.c publisher/http_api.c publisher/metrics.c \
 	publisher/session.c publisher/http_query.c publisher/utf8.c \
+	publisher/http_stream.c publisher/stream_outbox.c \
 	publisher/pipeline.c publisher/pipeline_seqs.c publisher/pipeline_rewind.c \
 	publisher/seq_gate.c publisher/epoch.c publisher/wake.c \
 	publisher/ws_deflate.c \

@@ -485,6 +485,39 @@ client_address(struct server *s, struct lws *wsi, char *out, size_t len)
 	address_text(addr, out, len);
 }
 
+enum refusal
+admit_client(struct server *s, struct lws *wsi, const char *peer,
+             struct auth_claims *claims, bool token_checked, char *why,
+             size_t whylen)
+{
+	size_t n;
+
+	if (s->stopping) {
+		snprintf(why, whylen, "the server is shutting down");
+		return REFUSED_SHUTTING_DOWN;
+	}
+	if (!origin_allowed(s, wsi, why, whylen))
+		return REFUSED_ORIGIN;
+	if (s->auth && !token_checked &&
+	    authenticate(s, wsi, claims, why, whylen))
+		return REFUSED_UNAUTHORIZED;
+	if (s->connections >= s->opt->max_connections) {
+		snprintf(why, whylen,
+		         "%zu connections open, the max-connections limit",
+		         s->connections);
+		return REFUSED_SERVER_FULL;
+	}
+	if (s->opt->max_connections_per_ip &&
+	    (n = peer_connections(s, peer)) >= s->opt->max_connections_per_ip) {
+		snprintf(why, whylen,
+		         "%zu connections open from this address, the "
+		         "max-connections-per-ip limit",
+		         n);
+		return REFUSED_PER_IP;
+	}
+	return REFUSED_COUNT;
+}
+
 /*
  * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: admit the WebSocket upgrade or refuse
  * it with an HTTP status (see "Admission" at the top). Returns 0 to let
@@ -499,31 +532,11 @@ admit_upgrade(struct server *s, struct lws *wsi)
 	char peer[PEER_MAX], why[300], who[PEER_MAX + 32];
 	uint64_t id = ++s->next_conn_id;
 	enum refusal r;
-	size_t n;
 
 	memset(&claims, 0, sizeof claims);
 	client_address(s, wsi, peer, sizeof peer);
-	if (s->stopping) {
-		r = REFUSED_SHUTTING_DOWN;
-		snprintf(why, sizeof why, "the server is shutting down");
-	} else if (!origin_allowed(s, wsi, why, sizeof why)) {
-		r = REFUSED_ORIGIN;
-	} else if (s->auth && authenticate(s, wsi, &claims, why, sizeof why)) {
-		r = REFUSED_UNAUTHORIZED;
-	} else if (s->connections >= s->opt->max_connections) {
-		r = REFUSED_SERVER_FULL;
-		snprintf(why, sizeof why,
-		         "%zu connections open, the max-connections limit",
-		         s->connections);
-	} else if (s->opt->max_connections_per_ip &&
-	           (n = peer_connections(s, peer)) >=
-	                   s->opt->max_connections_per_ip) {
-		r = REFUSED_PER_IP;
-		snprintf(why, sizeof why,
-		         "%zu connections open from this address, the "
-		         "max-connections-per-ip limit",
-		         n);
-	} else {
+	r = admit_client(s, wsi, peer, &claims, false, why, sizeof why);
+	if (r == REFUSED_COUNT) {
 		auth_claims_free(&a->claims);
 		a->wsi = wsi;
 		a->conn_id = id;

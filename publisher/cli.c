@@ -356,6 +356,12 @@ static const struct setting rows[] = {
         SETTING_UINT("ping-secs", "N", FOR_SERVING, SERVING, struct cli,
                      server.ping_secs, 1, MAX_PING_SECS, "seconds", "20",
                      "WebSocket ping after N idle seconds, >= 1"),
+        SETTING_UINT("stream-linger-secs", "N", FOR_SERVING, SERVING,
+                     struct cli, server.stream_linger_secs, 1, 3600, "seconds",
+                     "30",
+                     "keep a Server-Sent Events or long-poll session N "
+                     "seconds without a connection, for its client to come "
+                     "back to without losing a frame"),
         SETTING_UINT("max-message-bytes", "N", FOR_SERVING, SERVING, struct cli,
                      server.max_message_bytes, 1024, MAX_MESSAGE_BYTES, "bytes",
                      "65536", "largest inbound message, >= 1024"),

@@ -452,6 +452,7 @@ http_api(struct server *s, struct http_request *h, const char *path)
 static void
 http_request_free(struct server *s, struct http_request *h)
 {
+	http_stream_request_done(s, h);
 	lws_set_opaque_user_data(h->wsi, NULL);
 	http_unlist(s, h);
 	query_job_release(h->job);
@@ -474,6 +475,7 @@ http_request_start(struct server *s, struct lws *wsi)
 {
 	struct http_request *h = lws_get_opaque_user_data(wsi);
 	char path[128];
+	bool post;
 	int rc;
 
 	if (h) {
@@ -494,16 +496,20 @@ http_request_start(struct server *s, struct lws *wsi)
 	client_address(s, wsi, h->peer, sizeof h->peer);
 	/* `in` is the path below the mount point; the mount point itself
 	 * tells which endpoint was asked for. */
-	lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI);
+	post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+	lws_hdr_copy(wsi, path, sizeof path,
+	             post ? WSI_TOKEN_POST_URI : WSI_TOKEN_GET_URI);
 	if (!strcmp(path, "/metrics"))
 		rc = http_metrics(s, h);
 	else if (!strcmp(path, "/healthz"))
 		rc = http_healthz(s, h);
+	else if (!strncmp(path, "/stream/", 8))
+		rc = http_stream_request(s, h, path, post);
 	else
 		rc = http_api(s, h, path);
 	if (rc)
 		return -1;
-	if (h->job)
+	if (h->job || h->later)
 		return 0; /* written as it comes, from HTTP_WRITEABLE */
 	if (!h->answered)
 		return -1; /* even the error could not be written */
@@ -529,8 +535,39 @@ http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			break;
 		return admit_upgrade(s, wsi);
 
-	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return http_writeable(s, lws_get_opaque_user_data(wsi));
+	case LWS_CALLBACK_HTTP_WRITEABLE: {
+		struct http_request *h = lws_get_opaque_user_data(wsi);
+
+		if (h && h->stream)
+			return http_stream_writeable(s, h);
+		return http_writeable(s, h);
+	}
+
+	/* The body of a POST, and the stream requests' timers: only
+	 * http_stream.c's requests have either. */
+	case LWS_CALLBACK_HTTP_BODY: {
+		struct http_request *h = lws_get_opaque_user_data(wsi);
+
+		if (h && h->stream)
+			return http_stream_body(s, h, in, len);
+		break;
+	}
+
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+		struct http_request *h = lws_get_opaque_user_data(wsi);
+
+		if (h && h->stream)
+			return http_stream_body_done(s, h);
+		break;
+	}
+
+	case LWS_CALLBACK_TIMER: {
+		struct http_request *h = lws_get_opaque_user_data(wsi);
+
+		if (h && h->stream)
+			return http_stream_timer(s, h);
+		return 0;
+	}
 
 	case LWS_CALLBACK_CLOSED_HTTP:
 		http_request_done(wsi);

@@ -69,6 +69,7 @@ begin_shutdown(struct server *s)
 	         s->connections ? "all" : "no");
 	session_hub_close_all(s->hub, SESSION_CLOSE_GOING_AWAY,
 	                      "server shutting down");
+	http_stream_shutdown(s);
 }
 
 /*
@@ -125,6 +126,7 @@ housekeeping(lws_sorted_usec_list_t *sul)
 	struct server *s = lws_container_of(sul, struct server, housekeeping);
 
 	session_hub_housekeeping(s->hub, clock_wall_us());
+	http_stream_housekeeping(s, clock_mono_us());
 	log_flush_suppressed();
 	trim_after_frees(s);
 	lws_sul_schedule(s->context, 0, &s->housekeeping, housekeeping,
@@ -348,6 +350,7 @@ server_create(const struct server_options *opt,
 	s->pipeline = parts->pipeline;
 	s->engine = pipeline_engine(parts->pipeline);
 	s->started = time(NULL);
+	jsonbuf_init(&s->stream_out, LWS_PRE);
 	/* Set before the feed starts; what the store gave back is served
 	 * whole, even beyond the bound. */
 	engine_set_max_symbols(s->engine, opt->max_symbols_total);
@@ -483,15 +486,17 @@ server_create(const struct server_options *opt,
 	s->mount_api.mountpoint = "/api";
 	s->mount_metrics.mountpoint = "/metrics";
 	s->mount_health.mountpoint = "/healthz";
+	s->mount_stream.mountpoint = "/stream";
 	s->mount.mount_next = &s->mount_api;
 	s->mount_api.mount_next = &s->mount_metrics;
 	s->mount_metrics.mount_next = &s->mount_health;
+	s->mount_health.mount_next = &s->mount_stream;
 	{
 		struct lws_http_mount *m[] = {&s->mount_api, &s->mount_metrics,
-		                              &s->mount_health};
+		                              &s->mount_health, &s->mount_stream};
 		size_t i;
 
-		for (i = 0; i < 3; i++) {
+		for (i = 0; i < 4; i++) {
 			m[i]->mountpoint_len =
 			        (unsigned char)strlen(m[i]->mountpoint);
 			m[i]->origin = "publisher-http";
@@ -690,6 +695,7 @@ server_destroy(struct server *s)
 		log_warn(
 		        "libwebsockets did not finish closing; exiting anyway");
 	auth_claims_free(&s->admitted.claims);
+	http_stream_destroy_all(s);
 	auth_destroy(s->auth);
 	peers_free(s);
 	session_hub_destroy(s->hub);

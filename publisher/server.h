@@ -49,6 +49,9 @@ struct server_options {
 	const char *web;          /* the dashboard's files */
 	unsigned heartbeat_ms;    /* heartbeat an idle client this often */
 	unsigned ping_secs;       /* WebSocket ping after this long idle */
+	/* A Server-Sent Events or long-poll session is kept this long
+	 * without a request carrying it, for its client to come back to. */
+	unsigned stream_linger_secs;
 	size_t max_message_bytes; /* largest inbound message */
 	size_t max_symbols;       /* subscriptions per connection */
 	double ops_per_sec;       /* inbound rate limit per connection */

@@ -5,12 +5,14 @@
  *   ws.c         the /ws protocol: a session's bytes over WebSocket
  *   admission.c  who may connect: origin, token, connection caps
  *   http_api.c   /api/export and /api/bars, and HTTP answers in general
+ *   http_stream.c the protocol over plain HTTP: /stream/ (Server-Sent
+ *                Events, long-poll, requests by POST)
  *   metrics.c    /metrics and /healthz
  *
  * The protocol itself (ops, replies, what to send next) is session.c's,
  * which knows nothing of libwebsockets.
  *
- * Included by those five files only. It owns nothing itself: it defines
+ * Included by those six files only. It owns nothing itself: it defines
  * struct server, whose fields are what server.h says the server owns,
  * made by server_create() and freed by server_destroy().
  */
@@ -27,6 +29,7 @@
 
 #include "auth.h"
 #include "engine.h"
+#include "jsonbuf.h"
 #include "query.h"
 #include "server.h"
 #include "session.h"
@@ -106,9 +109,18 @@ struct http_request {
 	struct query_job *job; /* export or bars, written as it comes */
 	bool listed;
 	bool answered; /* written whole at once: the request is done */
+	/* Answered later, by http_stream.c: a stream, a poll that waits, a
+	 * request whose body is still to come. */
+	bool later;
+	struct http_stream_request *stream; /* http_stream.c's, or NULL */
 };
 
 struct ws_conn;
+struct http_stream;
+struct stream_ticket;
+
+/* Stream sessions by key (http_stream.c): buckets, a power of two. */
+#define STREAM_BUCKETS 4096
 
 struct server {
 	uv_loop_t *loop;
@@ -125,15 +137,28 @@ struct server {
 	int port;
 
 	struct lws_protocols protocols[3];
-	struct lws_http_mount mount, mount_api, mount_metrics, mount_health;
+	struct lws_http_mount mount, mount_api, mount_metrics, mount_health,
+	        mount_stream;
 	struct http_request *exports;
 	lws_retry_bo_t retry;
 	lws_sorted_usec_list_t housekeeping;
 
-	size_t connections; /* WebSockets open */
+	/* Clients: WebSockets open and stream sessions held (attached to a
+	 * request or lingering); max-connections bounds them together. */
+	size_t connections;
 	size_t closing;     /* closed, whose socket lws still has */
 	uint64_t next_conn_id;
 	struct peer_count *peers[PEER_BUCKETS];
+
+	/* Stream sessions (http_stream.c): by key, those lingering without
+	 * a request (oldest first), tickets not yet used (oldest first), the
+	 * count of each transport, and the buffer responses are built in. */
+	struct http_stream *streams[STREAM_BUCKETS];
+	struct http_stream *lingering, *lingering_tail;
+	struct stream_ticket *tickets, *tickets_tail;
+	size_t ticket_count;
+	size_t stream_count[2]; /* SSE, long-poll */
+	struct jsonbuf stream_out; /* headroom LWS_PRE */
 
 	struct auth *auth; /* NULL: no --auth-secret, everyone sees all */
 	struct admission admitted;
@@ -178,6 +203,17 @@ void ws_work_idle(uv_idle_t *h);
  * s->admitted), 1 when a refusal was written, -1 to hang up.
  */
 int admit_upgrade(struct server *s, struct lws *wsi);
+
+/*
+ * The checks a new client passes, in order: the server is not stopping,
+ * the Origin, the token (skipped when token_checked: a stream's ticket
+ * stood for it), then the connection caps. Returns REFUSED_COUNT when
+ * admitted (with tokens, the token's claims in *claims, released by the
+ * caller), else the refusal, with the reason for the log in why.
+ */
+enum refusal admit_client(struct server *s, struct lws *wsi, const char *peer,
+                          struct auth_claims *claims, bool token_checked,
+                          char *why, size_t whylen);
 
 /* ESTABLISHED: take what admission decided for wsi into *a (the slot is
  * emptied). Returns -1 when this wsi was not admitted. */
@@ -230,6 +266,34 @@ int http_respond(struct http_request *h, unsigned status,
                  const char *content_type, char *body, size_t len);
 int http_respond_text(struct http_request *h, unsigned status, const char *fmt,
                       ...) __attribute__((format(printf, 3, 4)));
+
+/* -------------------------------------------------------- http_stream.c */
+
+/* LWS_CALLBACK_HTTP for a path under /stream/ (h is the new request).
+ * Returns what http_request_start returns: -1 hangs up. */
+int http_stream_request(struct server *s, struct http_request *h,
+                        const char *path, bool post);
+
+/* The request's HTTP_WRITEABLE, HTTP_BODY, HTTP_BODY_COMPLETION and
+ * TIMER callbacks. Each returns what the callback returns. */
+int http_stream_writeable(struct server *s, struct http_request *h);
+int http_stream_body(struct server *s, struct http_request *h, const void *in,
+                     size_t len);
+int http_stream_body_done(struct server *s, struct http_request *h);
+int http_stream_timer(struct server *s, struct http_request *h);
+
+/* The request is finished or its connection gone: its stream session
+ * (if any) lingers. Frees h->stream. */
+void http_stream_request_done(struct server *s, struct http_request *h);
+
+/* Periodic: sessions that lingered too long and tickets past their time
+ * go. Costs what expires. */
+void http_stream_housekeeping(struct server *s, int64_t now_mono_us);
+
+/* Shutdown: lingering sessions go now (those with a request get their
+ * close frame like WebSockets). Then, at destroy, everything left. */
+void http_stream_shutdown(struct server *s);
+void http_stream_destroy_all(struct server *s);
 
 /* ----------------------------------------------------------- metrics.c */
 
