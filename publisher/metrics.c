@@ -79,14 +79,24 @@ metrics_connections(struct server *s, FILE *f)
 	           "When the server started, in seconds since the epoch.",
 	           (uint64_t)s->started);
 	metric_u64(f, "publisher_connections", "gauge",
-	           "Open WebSocket connections.", s->connections);
+	           "Clients: open WebSocket connections and Server-Sent "
+	           "Events and long-poll sessions.",
+	           s->connections);
+	metric_family(f, "publisher_stream_sessions", "gauge",
+	              "Of those, the sessions over plain HTTP, by the transport "
+	              "that last carried them (lingering ones included).");
+	metric_labeled(f, "publisher_stream_sessions", "transport", "sse",
+	               s->stream_count[0]);
+	metric_labeled(f, "publisher_stream_sessions", "transport", "poll",
+	               s->stream_count[1]);
 	metric_u64(f, "publisher_connections_max", "gauge",
 	           "The --max-connections limit.", s->opt->max_connections);
 	metric_u64(f, "publisher_connections_opened_total", "counter",
-	           "WebSocket connections admitted.", hs.opened);
+	           "Clients admitted (WebSocket, SSE and long-poll).",
+	           hs.opened);
 	metric_family(f, "publisher_handshakes_refused_total", "counter",
-	              "WebSocket upgrades refused before the handshake, by "
-	              "reason.");
+	              "WebSocket upgrades and new SSE or long-poll sessions "
+	              "refused, by reason.");
 	for (i = 0; i < REFUSED_COUNT; i++)
 		if (i != REFUSED_FORBIDDEN)
 			metric_labeled(f, "publisher_handshakes_refused_total",
