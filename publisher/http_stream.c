@@ -156,6 +156,25 @@ parse_cursor(const char *text, char key[STREAM_KEY_LEN + 1], uint64_t *n)
 	return true;
 }
 
+/*
+ * The value of the URL argument `name` ("cursor=") into out, or NULL.
+ * libwebsockets 4.1.6 copies each argument whole into the buffer it is
+ * given and stops at the first that does not fit, so a small buffer would
+ * hide every argument after a long one: the scan gets a large one.
+ */
+static const char *
+url_arg(struct lws *wsi, const char *name, char *out, size_t outlen)
+{
+	char fragment[1024];
+	const char *v = lws_get_urlarg_by_name(wsi, name, fragment,
+	                                       (int)sizeof fragment);
+
+	if (!v)
+		return NULL;
+	snprintf(out, outlen, "%s", v);
+	return out;
+}
+
 /* --------------------------------------------------- the sessions */
 
 static struct http_stream **
@@ -786,10 +805,8 @@ admit_stream(struct server *s, struct http_request *h, enum stream_transport t)
 	enum refusal r;
 
 	memset(&claims, 0, sizeof claims);
-	if (lws_get_urlarg_by_name(h->wsi, "ticket=", ticket, sizeof ticket)) {
-		const char *id = ticket + strlen("ticket=");
-
-		if (!ticket_take(s, id, &claims))
+	if (url_arg(h->wsi, "ticket=", ticket, sizeof ticket)) {
+		if (!ticket_take(s, ticket, &claims))
 			checked = true;
 		else if (s->auth) {
 			r = REFUSED_UNAUTHORIZED;
@@ -816,15 +833,10 @@ refused:
 static bool
 request_cursor(struct lws *wsi, char *out, size_t len)
 {
-	char arg[STREAM_KEY_LEN + 40];
-	const char *v = lws_get_urlarg_by_name(wsi, "cursor=", arg,
-	                                       (int)sizeof arg);
 	int n;
 
-	if (v) {
-		snprintf(out, len, "%s", v);
+	if (url_arg(wsi, "cursor=", out, len))
 		return true;
-	}
 	n = lws_hdr_custom_copy(wsi, out, (int)len, "last-event-id:", 14);
 	return n > 0;
 }
@@ -893,9 +905,8 @@ open_stream(struct server *s, struct http_request *h, enum stream_transport t)
 		char wait[32];
 		long ms = POLL_WAIT_DEFAULT_MS;
 
-		if (lws_get_urlarg_by_name(h->wsi, "wait_ms=", wait,
-		                           sizeof wait)) {
-			ms = strtol(wait + strlen("wait_ms="), NULL, 10);
+		if (url_arg(h->wsi, "wait_ms=", wait, sizeof wait)) {
+			ms = strtol(wait, NULL, 10);
 			if (ms < 0)
 				ms = 0;
 			if (ms > POLL_WAIT_MAX_MS)
@@ -931,7 +942,7 @@ begin_send(struct server *s, struct http_request *h)
 		h->answered = true;
 		return 0;
 	}
-	v = lws_get_urlarg_by_name(h->wsi, "session=", arg, (int)sizeof arg);
+	v = url_arg(h->wsi, "session=", arg, sizeof arg);
 	if (!v || !is_key(v, strlen(v)))
 		return http_respond_text(h, 400,
 		                         "POST /stream/send needs ?session=KEY, "
