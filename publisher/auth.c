@@ -552,6 +552,15 @@ read_claims(const unsigned char *text, size_t len, int64_t now_us,
 		goto out;
 	if (read_patterns(json_object_get(p, "symbols"), c, why, whylen) != 0)
 		goto out;
+	/* Strictly a boolean: a token that says "admin": "no" or 1 was
+	 * minted by mistake, and guessing what it meant would grant too much
+	 * or too little. */
+	v = json_object_get(p, "admin");
+	if (v && !json_is_boolean(v)) {
+		errf(why, whylen, "claim admin is not true or false");
+		goto out;
+	}
+	c->admin = v && json_is_true(v);
 	rc = 0;
 out:
 	json_decref(p);

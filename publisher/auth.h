@@ -29,6 +29,9 @@
  *   nbf      optional, NumericDate
  *   sub      optional string, at most AUTH_SUB_MAX bytes, no control characters
  *   symbols  required array of entitlement patterns (see auth_claims_allow)
+ *   admin    optional boolean: true lets the holder read the server's own
+ *            figures (GET /api/status, the status page); absent is false,
+ *            and any value but true or false refuses the token
  * Other claims (iat, iss, aud, ...) are ignored. exp and nbf are checked with
  * AUTH_LEEWAY_US of leeway to absorb clock skew between the machine that mints
  * tokens and this one.
@@ -79,6 +82,7 @@ struct auth_claims {
 	size_t pattern_count;
 	size_t exact_count;
 	bool allow_all; /* the token holds "*" */
+	bool admin;     /* "admin": true, an operator's token */
 };
 
 /*

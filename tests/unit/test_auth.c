@@ -794,6 +794,64 @@ test_sub_checked(void **state)
 	signed_bad(hs256_header, payload, "claim sub is 128 bytes");
 }
 
+/* ------------------------------------------------------------------- admin */
+
+/* A token with "admin" set to the JSON text value (NULL: no admin claim). */
+static char *
+admin_token(const char *value)
+{
+	char payload[256];
+
+	if (value)
+		snprintf(payload, sizeof payload,
+		         "{\"sub\":\"ops\",\"exp\":%lld,\"symbols\":[],"
+		         "\"admin\":%s}",
+		         NOW_S + 60, value);
+	else
+		snprintf(payload, sizeof payload,
+		         "{\"sub\":\"ops\",\"exp\":%lld,\"symbols\":[]}",
+		         NOW_S + 60);
+	return make_token(hs256_header, payload);
+}
+
+static void
+test_admin_claim(void **state)
+{
+	static const char *const refused[] = {"\"true\"", "1",      "0",
+	                                      "null",     "[true]", "{}"};
+	struct auth_claims c;
+	char *t;
+	size_t i;
+
+	t = admin_token(NULL);
+	verify_ok_at(t, NOW_US, &c);
+	assert_false(c.admin);
+	auth_claims_free(&c);
+	free(t);
+
+	t = admin_token("false");
+	verify_ok_at(t, NOW_US, &c);
+	assert_false(c.admin);
+	auth_claims_free(&c);
+	free(t);
+
+	t = admin_token("true");
+	verify_ok_at(t, NOW_US, &c);
+	assert_true(c.admin);
+	/* Admin reads the server's figures; it grants no symbol. */
+	assert_false(c.allow_all);
+	assert_false(auth_claims_allow(&c, "AAPL"));
+	auth_claims_free(&c);
+	assert_false(c.admin);
+	free(t);
+
+	for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		t = admin_token(refused[i]);
+		verify_bad_str(t, "claim admin is not true or false");
+		free(t);
+	}
+}
+
 /* ------------------------------------------------------------- secret file */
 
 static char *
@@ -1006,6 +1064,7 @@ main(void)
 	        cmocka_unit_test(test_pattern_matching),
 	        cmocka_unit_test(test_many_exact_symbols_binary_search),
 	        cmocka_unit_test(test_sub_checked),
+	        cmocka_unit_test(test_admin_claim),
 	        cmocka_unit_test(test_secret_file),
 	        cmocka_unit_test(test_secret_file_refused),
 	        cmocka_unit_test(test_find_cookie),
