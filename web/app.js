@@ -1,20 +1,20 @@
-// publisher dashboard: wires the connection, the model and the views.
+// publisher dashboard: wires the client library, the view model and the views.
 //
-// Messages are applied to the in-memory model the moment they arrive; the
-// DOM is touched once per animation frame (frame() below), however many
-// messages came in between. The protocol is in README, Protocol.
+// The library (client/publisher.js, the same file any other client of the
+// server uses) holds the connection, its transport and the book of symbol
+// states; its state events go into the view model the moment they arrive,
+// and the DOM is touched once per animation frame (frame() below), however
+// many came in between.
 //
-// What each part does lives in its own module under js/: the Connection
-// (connection.js), the Model (model.js), the watchlist grid (watchlist.js),
-// the chart (chart.js), the quote panel (quote.js), the status bar and the
-// banner (status.js), the watched symbols and their subscriptions
-// (symbols.js), the replay controls (replay.js) and the theme button
-// (theme-toggle.js). This file creates them, routes the server's messages,
-// and holds the one piece of state they share: the selected symbol.
+// What each part does lives in its own module under js/: the view model
+// (view-model.js), the watchlist grid (watchlist.js), the chart (chart.js),
+// the quote panel (quote.js), the status bar and the banner (status.js), the
+// watched symbols (symbols.js), the replay controls (replay.js) and the theme
+// button (theme-toggle.js). This file creates them, routes the library's
+// events, and holds the one piece of state they share: the selected symbol.
 
-import { parseFrame } from './js/json.js';
-import { Model, SecondBars } from './js/model.js';
-import { Connection } from './js/connection.js';
+import { PublisherClient } from './client/publisher.js';
+import { ViewModel, SecondBars } from './js/view-model.js';
 import { Watchlist } from './js/watchlist.js';
 import { ChartView } from './js/chart.js';
 import { QuotePanel } from './js/quote.js';
@@ -26,10 +26,10 @@ import { load, save } from './js/storage.js';
 
 const $ = (id) => document.getElementById(id);
 
-const model = new Model();
+const client = new PublisherClient({ url: location.href });
+const model = new ViewModel();
 let selected = null;
 let frameQueued = false;
-let helloCount = 0;
 
 /* ---- views -------------------------------------------------------------- */
 
@@ -47,7 +47,7 @@ view.setSort(load('sort', null));
 
 const chart = new ChartView(
 	{ chart: $('chart'), legend: $('legend'), note: $('chart-note'), empty: $('chart-empty') },
-	(msg) => conn.request({ op: 'history', ...msg }),
+	(msg) => client.request({ op: 'history', ...msg }),
 );
 chart.onIntervalChange = (iv) => {
 	for (const b of $('intervals').querySelectorAll('button'))
@@ -89,37 +89,14 @@ function frame(now) {
 	if (view.pending || chart.pending) scheduleFrame();
 }
 
-/* ---- model hooks -------------------------------------------------------- */
+/* ---- view model hooks --------------------------------------------------- */
 
 model.onDirty = scheduleFrame;
-model.onGap = (q) => symbols.resync(q.symbol);
 model.onTrade = (q, sec, price, vol) => {
 	if (!q.bars) q.bars = new SecondBars();
 	q.bars.add(sec, price, vol);
 	if (q === chart.quote) chart.trade(sec, price, vol);
 };
-
-/* ---- connection --------------------------------------------------------- */
-
-const wsUrl = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
-const conn = new Connection(wsUrl, {
-	onFrame(text) {
-		let data;
-		try {
-			data = parseFrame(text);
-		} catch (e) {
-			console.warn('publisher: a frame that is not JSON was ignored', e);
-			return;
-		}
-		if (Array.isArray(data)) for (const m of data) dispatch(m);
-		else dispatch(data);
-	},
-	onState(state, info) {
-		view.setLive(state === 'open' || !info.everOpen);
-		status.connection(state, info);
-	},
-	onRtt: (ms) => status.rtt(ms),
-});
 
 const status = new StatusBar({
 	conn: $('st-conn'),
@@ -134,7 +111,8 @@ const status = new StatusBar({
 	banner: $('banner'),
 	bannerText: $('banner-text'),
 	retry: $('retry-now'),
-}, conn, model);
+	transport: $('st-transport'),
+}, client, model);
 
 /* An op the server refused: say why. (A dropped connection has no code; the
  * banner says that already.) */
@@ -145,7 +123,7 @@ function requestFailed(err) {
 const symbols = new Symbols({
 	model,
 	view,
-	conn,
+	client,
 	form: $('add-form'),
 	input: $('add-input'),
 	suggestions: $('symbol-list'),
@@ -157,41 +135,36 @@ const symbols = new Symbols({
 	select: selectSymbol,
 });
 
-function dispatch(m) {
-	if (!m || typeof m !== 'object') return;
-	switch (m.type) {
-	case 'delta':
-	case 'snapshot':
-		model.apply(m);
-		return;
-	case 'heartbeat':
-		return;
-	case 'hello':
-		hello(m);
-		return;
-	default:
-		if (conn.reply(m)) return;
-		if (m.type === 'replay') replay.status(m);
-		else if (m.type === 'error') status.toast('Server: ' + (m.message || m.code), 'error');
-	}
-}
+/* ---- the library's events ---------------------------------------------- */
 
-function hello(h) {
-	helloCount++;
-	conn.hello(h.heartbeat_ms);
-	const changed = model.epoch !== null && h.epoch !== model.epoch;
-	if (changed) {
-		// Another store: what we hold belongs to it. Drop it and reload.
-		model.clear();
-		view.renderAll();
-	}
-	model.epoch = h.epoch;
+client.on('state', (e) => model.update(e));
+client.on('connection', (c) => {
+	view.setLive(c.state === 'open' || !c.everOpen);
+	status.connection(c);
+});
+client.on('rtt', (ms) => status.rtt(ms));
+client.on('epoch', (e) => {
+	// Another store: the library dropped what it held. Redraw from nothing.
+	if (!e.dropped) return;
+	model.clear();
+	view.renderAll();
+});
+client.on('session', (s) => {
+	const h = s.hello;
 	status.server(h.epoch, h.server);
 	replay.start(h.feed === 'replay');
-	symbols.connected({ reconnect: helloCount > 1, epochChanged: changed });
+	symbols.connected(s);
 	chart.serverChanged();
 	drawQuote();
-}
+});
+// Replay states the server broadcasts to every dashboard.
+client.on('message', (m) => {
+	if (m.type === 'replay') replay.status(m);
+});
+client.on('error', (err) => {
+	if (err.code) status.toast('Server: ' + err.message, 'error');
+	else console.warn('publisher:', err.message);
+});
 
 /* ---- top bar ------------------------------------------------------------ */
 
@@ -206,10 +179,10 @@ const replay = new ReplayControls({
 	state: $('replay-state'),
 	seekForm: $('replay-seek'),
 	seekInput: $('replay-ts'),
-}, conn, requestFailed);
+}, client, requestFailed);
 
 /* ---- start -------------------------------------------------------------- */
 
 symbols.restore();
 drawQuote();
-conn.start();
+client.connect();

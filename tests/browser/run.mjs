@@ -327,13 +327,17 @@ async function main() {
 		page.on('console', (m) => {
 			if (m.type() !== 'error') return;
 			const text = m.text();
-			// Chromium logs each refused WebSocket attempt; expected while down.
+			// Chromium logs each refused WebSocket attempt, and each refused
+			// fetch of the SSE fallback the client library tries next;
+			// expected while down.
 			if (outage && /WebSocket connection to .* failed/.test(text)) return;
+			if (outage && /Failed to load resource/.test(text) && /\/stream\//.test((m.location() || {}).url || '')) return;
 			problems.push('console: ' + text);
 		});
 		page.on('pageerror', (e) => problems.push('page error: ' + e.message));
 		page.on('requestfailed', (r) => {
-			if (!(outage && r.url().startsWith('ws'))) problems.push('request failed: ' + r.url() + ' ' + (r.failure() || {}).errorText);
+			const fallback = /^(ws|http)s?:\/\/[^/]+\/(ws|stream\/)/.test(r.url());
+			if (!(outage && fallback)) problems.push('request failed: ' + r.url() + ' ' + (r.failure() || {}).errorText);
 		});
 		page.on('response', (r) => {
 			if (r.status() >= 400) problems.push('HTTP ' + r.status() + ' for ' + r.url());
@@ -363,9 +367,7 @@ async function main() {
 
 		await check('client rules in the page: exact numbers, decimal arithmetic, delta and gap handling', async () => {
 			const results = await page.evaluate(async () => {
-				const { parseFrame } = await import('./js/json.js');
-				const { Model } = await import('./js/model.js');
-				const { sub, percent, signed, group } = await import('./js/decimal.js');
+				const { parseFrame, Book, sub, percent, signed, group } = await import('./client/publisher.js');
 				const r = {};
 				const f = parseFrame('[{"type":"delta","symbol":"X","from":9007199254740993,"seq":9007199254740995,' +
 					'"bid":470.90,"volume":120,"message":"said \\"bid\\":1.50","heartbeat_ms":5000}]')[0];
@@ -377,26 +379,25 @@ async function main() {
 				r['scales mix'] = sub('189.35', '189.4') === '-0.05' && signed(sub('189.35', '189.4')) === '\u22120.05';
 				r['percent'] = percent('1.00', '200.00') === '+0.50%';
 				r['grouping'] = group('1234567.5') === '1,234,567.5';
-				const m = new Model();
+				const m = new Book();
 				let gaps = 0;
-				m.onGap = () => gaps++;
 				const q = m.watch('X');
-				const apply = (t) => m.apply(parseFrame(t));
+				const apply = (t) => { const c = m.apply(parseFrame(t)); if (c && c.gap) gaps++; };
 				apply('{"type":"snapshot","symbol":"X","seq":10,"bid":1.10,"ask":1.20}');
 				apply('{"type":"delta","symbol":"X","from":10,"seq":11,"bid":1.11}');
-				r['from = held applies'] = q.seq === '11' && q.f.bid === '1.11';
+				r['from = held applies'] = q.seq === '11' && q.fields.bid === '1.11';
 				apply('{"type":"delta","symbol":"X","from":10,"seq":11,"bid":1.05}');
-				r['seq <= held is ignored'] = q.seq === '11' && q.f.bid === '1.11' && gaps === 0;
+				r['seq <= held is ignored'] = q.seq === '11' && q.fields.bid === '1.11' && gaps === 0;
 				apply('{"type":"delta","symbol":"X","from":10,"seq":13,"ask":1.25}');
-				r['from < held < seq applies (a superset)'] = q.seq === '13' && q.f.ask === '1.25' && gaps === 0;
+				r['from < held < seq applies (a superset)'] = q.seq === '13' && q.fields.ask === '1.25' && gaps === 0;
 				apply('{"type":"delta","symbol":"X","from":20,"seq":21,"bid":9}');
-				r['from > held is a gap, not applied'] = gaps === 1 && q.seq === '13' && q.f.bid === '1.11';
+				r['from > held is a gap, not applied'] = gaps === 1 && q.seq === '13' && q.fields.bid === '1.11';
 				apply('{"type":"delta","symbol":"X","from":22,"seq":23,"bid":9}');
 				r['one resubscribe per gap burst'] = gaps === 1;
 				apply('{"type":"snapshot","symbol":"X","seq":30,"bid":2.00}');
-				r['a snapshot replaces everything'] = q.seq === '30' && q.f.bid === '2.00' && q.f.ask === undefined;
+				r['a snapshot replaces everything'] = q.seq === '30' && q.fields.bid === '2.00' && q.fields.ask === undefined;
 				apply('{"type":"delta","symbol":"Y","from":1,"seq":2,"bid":1}');
-				r['updates for unwatched symbols are dropped'] = !m.quotes.has('Y');
+				r['updates for unwatched symbols are dropped'] = !m.has('Y');
 				return r;
 			});
 			const bad = Object.entries(results).filter(([, ok]) => !ok).map(([k]) => k);
@@ -425,7 +426,7 @@ async function main() {
 			return after + ' rows changed, ' + flashes + ' cells flashing';
 		});
 
-		await check('the status bar shows live state, round-trip latency, updates/s and the epoch', async () => {
+		await check('the status bar shows live state, the transport, round-trip latency, updates/s and the epoch', async () => {
 			const st = await waitFor(async () => {
 				const s = await page.evaluate(() => ({
 					conn: document.getElementById('st-conn-text').textContent,
@@ -433,13 +434,15 @@ async function main() {
 					rtt: document.getElementById('st-rtt').textContent,
 					rate: document.getElementById('st-rate').textContent,
 					epoch: document.getElementById('st-epoch').textContent,
+					transport: document.getElementById('st-transport').textContent,
 					banner: document.getElementById('banner').hidden,
 				}));
 				return s.state === 'open' && /ms$/.test(s.rtt) && Number(s.rate.replace(/,/g, '')) > 0 && /^[0-9a-zA-Z-]{4,}$/.test(s.epoch) ? s : null;
 			}, 8000, 'status bar incomplete');
+			assert(st.transport === 'WebSocket', 'the status bar says the transport is "' + st.transport + '"');
 			assert(st.banner, 'the disconnected banner is visible while live');
 			assert(await page.$eval('#replay', (e) => e.hidden), 'replay controls shown for a synthetic feed');
-			return `${st.conn}, RTT ${st.rtt}, ${st.rate} updates/s, epoch ${st.epoch}`;
+			return `${st.conn} over ${st.transport}, RTT ${st.rtt}, ${st.rate} updates/s, epoch ${st.epoch}`;
 		});
 
 		await check('the chart of the selected symbol renders', async () => {

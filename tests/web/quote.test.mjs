@@ -1,22 +1,29 @@
 // web/js/quote.js, the part without DOM: what the quote panel says for a
-// selected symbol and its Quote.
+// selected symbol and its ViewQuote.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { quoteView } from '../../web/js/quote.js';
-import { Quote } from '../../web/js/model.js';
+import { ViewQuote } from '../../web/js/view-model.js';
+import { Quote } from '../../web/client/publisher.js';
 
 const DASH = '\u2014';
 const MINUS = '\u2212';
 
+/* A view quote of X holding `fields`; `more` sets seq and ts (the state's)
+ * or tick (the view's). */
 function quote(fields, more = {}) {
-	const q = new Quote('X');
-	Object.assign(q.f, fields);
-	return Object.assign(q, more);
+	const q = new ViewQuote('X');
+	q.state = new Quote('X');
+	Object.assign(q.state.fields, fields);
+	const { seq, ts, ...view } = more;
+	if (seq !== undefined) q.state.seq = seq;
+	if (ts !== undefined) q.state.ts = ts;
+	return Object.assign(q, view);
 }
 
 test('nothing selected: dashes everywhere, no change', () => {
-	for (const [symbol, q] of [[null, null], ['AAPL', undefined], ['AAPL', new Quote('AAPL')]]) {
+	for (const [symbol, q] of [[null, null], ['AAPL', undefined], ['AAPL', new ViewQuote('AAPL')]]) {
 		const v = quoteView(symbol, q);
 		assert.equal(v.symbol, symbol ?? DASH);
 		assert.equal(v.last, DASH);

@@ -1,9 +1,9 @@
 // web/js/status.js, the parts without DOM: when the connection banner shows,
-// what it says, and the round-trip time as text.
+// what it says, the round-trip time and the transport as text.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bannerHidden, bannerText, rttText } from '../../web/js/status.js';
+import { bannerHidden, bannerText, rttText, transportText } from '../../web/js/status.js';
 
 test('the banner is hidden while live, and during the very first attempt only', () => {
 	assert.equal(bannerHidden('open', { everOpen: true, attempt: 0 }), true);
@@ -41,4 +41,12 @@ test('rttText: one decimal under 10 ms, whole milliseconds from 10', () => {
 	assert.equal(rttText(10), '10 ms');
 	assert.equal(rttText(27.5), '28 ms');
 	assert.equal(rttText(1234.4), '1234 ms');
+});
+
+test('transportText names the transport while open, a dash otherwise', () => {
+	assert.equal(transportText({ state: 'open', transport: 'ws' }), 'WebSocket');
+	assert.equal(transportText({ state: 'open', transport: 'sse' }), 'SSE');
+	assert.equal(transportText({ state: 'open', transport: 'poll' }), 'long-poll');
+	assert.equal(transportText({ state: 'connecting', transport: 'ws' }), '\u2014');
+	assert.equal(transportText({ state: 'waiting', transport: 'sse' }), '\u2014');
 });

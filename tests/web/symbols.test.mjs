@@ -1,10 +1,10 @@
 // web/js/symbols.js, the parts without DOM: which stored lists and typed
-// symbols are accepted, what a first visit watches, and the subscribe op's
-// text with `resume`.
+// symbols are accepted, and what a first visit watches. (The subscribe op's
+// text with `resume` is the library's: client-book.test.mjs.)
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SYMBOL_RE, validList, typedSymbol, firstVisitList, subscribeText } from '../../web/js/symbols.js';
+import { SYMBOL_RE, validList, typedSymbol, firstVisitList } from '../../web/js/symbols.js';
 
 test('SYMBOL_RE: 1 to 32 of A-Z a-z 0-9 . _ : / -', () => {
 	for (const s of ['AAPL', 'BRK.B', 'BTC/USD', 'ES:H26', 'a_b-c', 'X', 'A'.repeat(32)])
@@ -47,34 +47,4 @@ test('firstVisitList: the first 50 valid symbols of a symbols reply', () => {
 test('firstVisitList skips entries that are not a valid symbol', () => {
 	const reply = { symbols: [{ symbol: 'has space' }, null, {}, { symbol: 123 }, 'AAPL', { symbol: 'MSFT' }] };
 	assert.deepEqual(firstVisitList(reply), ['MSFT']);
-});
-
-test('subscribeText without anything held is a plain subscribe', () => {
-	const t = subscribeText(['AAPL', 'MSFT'], [], 'e1', 7);
-	assert.equal(t, '{"op":"subscribe","symbols":["AAPL","MSFT"],"id":7}');
-	assert.deepEqual(JSON.parse(t), { op: 'subscribe', symbols: ['AAPL', 'MSFT'], id: 7 });
-});
-
-test('subscribeText resumes the held seqs, written as exact text', () => {
-	const t = subscribeText(['AAPL', 'MSFT', 'X'], [['AAPL', '18446744073709551615'], ['MSFT', '3']], 'ab12', 9);
-	assert.equal(t, '{"op":"subscribe","symbols":["AAPL","MSFT","X"],' +
-		'"resume":{"epoch":"ab12","seq":{"AAPL":18446744073709551615,"MSFT":3}},"id":9}');
-	// JSON.stringify of the number would have sent ...551616.
-	assert.ok(!t.includes('18446744073709552000'));
-	const m = JSON.parse(t);
-	assert.equal(m.resume.epoch, 'ab12');
-	assert.deepEqual(Object.keys(m.resume.seq), ['AAPL', 'MSFT']);
-});
-
-test('subscribeText does not resume without an epoch', () => {
-	const t = subscribeText(['AAPL'], [['AAPL', '5']], null, 1);
-	assert.equal(t, '{"op":"subscribe","symbols":["AAPL"],"id":1}');
-});
-
-test('subscribeText escapes what JSON needs escaped', () => {
-	const t = subscribeText(['A"B'], [['A"B', '1']], 'ep"och', 2);
-	const m = JSON.parse(t);
-	assert.deepEqual(m.symbols, ['A"B']);
-	assert.equal(m.resume.epoch, 'ep"och');
-	assert.equal(m.resume.seq['A"B'], 1);
 });

@@ -4,7 +4,7 @@
 // Bars come from the server's history (`history` with an interval) when it
 // has a store; live trades then extend the last bar or open a new one. When
 // history answers an error the chart builds its bars from live updates alone,
-// starting from the one-second ring every watched symbol keeps (model.js).
+// starting from the one-second ring every watched symbol keeps (view-model.js).
 //
 // Times: the protocol speaks UTC microseconds; the chart gets UTC seconds and
 // formats its labels in the viewer's local time (shifting the data instead
@@ -12,8 +12,8 @@
 // library refuses).
 
 import { load, save } from './storage.js';
-import { group } from './decimal.js';
-import { midPrice } from './model.js';
+import { group } from '../client/publisher.js';
+import { midPrice } from './view-model.js';
 
 export const INTERVALS = { '1s': 1, '1m': 60, '5m': 300, '1h': 3600, '1d': 86400 };
 const HISTORY_LIMIT = 500; // bars

@@ -5,9 +5,9 @@
 // It owns those elements and nothing else. app.js calls draw() when the
 // selection changes, when a hello arrives, and in the animation frame when
 // the selected symbol's quote is dirty. quoteView() is the part without DOM:
-// what each element should say, from a Quote of model.js.
+// what each element should say, from a ViewQuote of view-model.js.
 
-import { group, sub, sign, signed, percent } from './decimal.js';
+import { group, sub, sign, signed, percent } from '../client/publisher.js';
 import { setText, setClass } from './dom.js';
 import { stampText } from './timetext.js';
 

@@ -8,8 +8,8 @@
 //  "speed":N|"max","position":µs,"start":µs,"end":µs,...}; app.js hands the
 // unsolicited ones to status(), the answers to our own ops come here directly.
 //
-// It owns the #replay group and its controls, and sends `replay` ops on the
-// Connection. app.js calls start() on every hello. sliderValue(),
+// It owns the #replay group and its controls, and sends `replay` ops through
+// the client library. app.js calls start() on every hello. sliderValue(),
 // sliderTime() and seekArgument() are the parts without DOM.
 
 import { setText } from './dom.js';
@@ -45,12 +45,12 @@ export function seekArgument(text) {
 export class ReplayControls {
 	/**
 	 * els: group (#replay), toggle, speed, slider, pos, state, seekForm,
-	 * seekInput. conn: the Connection. onError(err): a failed op (app.js
+	 * seekInput. client: the PublisherClient. onError(err): a failed op (app.js
 	 * shows the server's errors).
 	 */
-	constructor(els, conn, onError) {
+	constructor(els, client, onError) {
 		this.els = els;
-		this.conn = conn;
+		this.client = client;
 		this.onError = onError;
 		this.last = null; // the last state, or null when the feed is not a replay
 		this.timer = 0;
@@ -93,7 +93,7 @@ export class ReplayControls {
 			return;
 		}
 		const poll = () => {
-			if (this.conn.open) this.op({ action: 'status' }).catch(() => {});
+			if (this.client.open) this.op({ action: 'status' }).catch(() => {});
 		};
 		poll();
 		this.timer = setInterval(poll, POLL_MS);
@@ -101,7 +101,7 @@ export class ReplayControls {
 
 	/** Send a replay op; its answer is drawn, then resolves the promise. */
 	op(msg) {
-		return this.conn.request({ op: 'replay', ...msg }).then((r) => {
+		return this.client.request({ op: 'replay', ...msg }).then((r) => {
 			this.status(r);
 			return r;
 		});

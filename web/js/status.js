@@ -1,20 +1,22 @@
 // The status bar and the connection banner: whether the page is live, the
-// round-trip time, updates per second, the number of watched symbols, the
-// server's epoch and name, the clock, and the one-line toast for notices and
-// errors; above the page, the banner shown while the connection is down, with
-// its countdown to the next attempt and its "Reconnect now" button.
+// transport it is connected over, the round-trip time, updates per second,
+// the number of watched symbols, the server's epoch and name, the clock, and
+// the one-line toast for notices and errors; above the page, the banner shown
+// while the connection is down, with its countdown to the next attempt and
+// its "Reconnect now" button.
 //
 // It owns those elements, and two timers of its own: the updates/s and the
 // clock once a second, the banner's countdown four times a second. It reads
-// the Connection (state, attempt, retryAt, everOpen) and the Model's update
-// counter; it writes nothing to either, except that its button asks the
-// Connection to retry now. app.js creates it and forwards the Connection's
-// onState and onRtt to connection() and rtt(); any part of the page may call
-// toast().
+// the client library (state, attempt, retryAt, everOpen) and the view
+// model's update counter; it writes nothing to either, except that its
+// button asks the client to retry now. app.js creates it and forwards the
+// client's 'connection' and 'rtt' events to connection() and rtt(); any part
+// of the page may call toast().
 //
-// bannerHidden(), bannerText() and rttText() are the parts without DOM.
+// bannerHidden(), bannerText(), rttText() and transportText() are the parts
+// without DOM.
 
-import { group } from './decimal.js';
+import { group, TRANSPORT_LABELS } from '../client/publisher.js';
 import { setText } from './dom.js';
 import { clockText } from './timetext.js';
 
@@ -25,8 +27,8 @@ const TOAST_MS = 6000;
 const TOAST_ERROR_MS = 10000;
 
 /**
- * Whether the banner stays hidden in Connection state `state` (info as the
- * Connection's onState gives it). The banner shows once a live connection is
+ * Whether the banner stays hidden in connection state `state` (info as the
+ * client's 'connection' event gives it). The banner shows once a live connection is
  * lost, or once the very first attempt has failed (the page loaded, but its
  * WebSocket cannot connect); not during that first attempt.
  */
@@ -35,8 +37,8 @@ export function bannerHidden(state, info) {
 }
 
 /**
- * The banner's text for a Connection `c` ({ everOpen, state, retryAt,
- * attempt }) at time `now` (performance.now() milliseconds).
+ * The banner's text for a client `c` ({ everOpen, state, retryAt, attempt })
+ * at time `now` (performance.now() milliseconds).
  */
 export function bannerText(c, now) {
 	let text = c.everOpen ? 'Connection to the server lost.' : 'Cannot connect to the server.';
@@ -55,35 +57,46 @@ export function rttText(ms) {
 	return ms < 10 ? ms.toFixed(1) + ' ms' : Math.round(ms) + ' ms';
 }
 
+/**
+ * The transport in words ("WebSocket", "SSE", "long-poll"); while not
+ * connected, a dash.
+ */
+export function transportText(info) {
+	return info.state === 'open' ? TRANSPORT_LABELS[info.transport] || DASH : DASH;
+}
+
 export class StatusBar {
 	/**
-	 * els: conn, connText, rtt, rate, count, epoch, server, clock, toast (in
-	 * the status bar), banner, bannerText, retry (the banner and its button).
-	 * conn: the Connection; model: the Model (for its update counter).
+	 * els: conn, connText, transport, rtt, rate, count, epoch, server, clock,
+	 * toast (in the status bar), banner, bannerText, retry (the banner and
+	 * its button). client: the PublisherClient; model: the ViewModel (for
+	 * its update counter).
 	 */
-	constructor(els, conn, model) {
+	constructor(els, client, model) {
 		this.els = els;
-		this.conn = conn;
+		this.client = client;
 		this.model = model;
 		this.toastTimer = 0;
 		this.lastUpdates = 0;
 		this.lastTick = performance.now();
-		els.retry.addEventListener('click', () => conn.retryNow());
+		els.retry.addEventListener('click', () => client.retryNow());
 		setInterval(() => this.drawRate(), RATE_MS);
 		setInterval(() => this.drawBanner(), BANNER_MS);
 	}
 
-	/** The Connection's onState. */
-	connection(state, info) {
+	/** The client's 'connection' event: {state, transport, attempt, everOpen, ...}. */
+	connection(info) {
+		const state = info.state;
 		const live = state === 'open';
 		this.els.conn.dataset.state = state;
 		this.els.connText.textContent = live ? 'Live' : state === 'connecting' ? 'Connecting' : 'Disconnected';
+		setText(this.els.transport, transportText(info));
 		this.els.rtt.textContent = DASH; // until the next pong
 		this.els.banner.hidden = bannerHidden(state, info);
 		this.drawBanner();
 	}
 
-	/** The Connection's onRtt. */
+	/** The client's 'rtt' event. */
 	rtt(ms) {
 		this.els.rtt.textContent = rttText(ms);
 	}
@@ -114,7 +127,7 @@ export class StatusBar {
 
 	drawBanner() {
 		if (this.els.banner.hidden) return;
-		setText(this.els.bannerText, bannerText(this.conn, performance.now()));
+		setText(this.els.bannerText, bannerText(this.client, performance.now()));
 	}
 
 	drawRate() {

@@ -1,31 +1,28 @@
-// Which symbols the page watches, and keeping the server's subscriptions in
-// line with that list.
+// Which symbols the page watches, and keeping the client library's
+// subscriptions in line with that list.
 //
 // It owns the watch list (kept in storage under 'watchlist'; null until the
 // first visit has chosen one), the set of symbols the server knows (from the
 // `symbols` op, asked on every hello and every 30 s) that fills the add box's
-// suggestions, the add form with its '/' shortcut, and every subscribe and
-// unsubscribe op. On the first visit it lists up to 50 of the server's
-// symbols. A gap the Model finds comes here too: the symbol is resubscribed
-// with `resume`, the gaps of one burst in one subscribe.
+// suggestions, and the add form with its '/' shortcut. On the first visit it
+// lists up to 50 of the server's symbols. It subscribes and unsubscribes
+// through the library, which resubscribes them with `resume` after every
+// reconnect and resubscribes a symbol whose deltas have a gap.
 //
-// app.js creates it, calls connected() on every hello, resync() from the
-// Model's onGap, and remove() from the Watchlist's onRemove. It adds and
-// removes the Model's symbols and the Watchlist's rows; the selection stays
-// app.js's, read through `selected()` and changed through `select()` or by
-// selecting a row.
+// app.js creates it, calls connected() on every new session (the library's
+// 'session' event) and remove() from the Watchlist's onRemove. It adds and
+// removes the Watchlist's rows and the view model's symbols; the selection
+// stays app.js's, read through `selected()` and changed through `select()`
+// or by selecting a row.
 //
-// validList(), typedSymbol(), firstVisitList() and subscribeText() are the
-// parts without DOM.
+// validList(), typedSymbol() and firstVisitList() are the parts without DOM.
 
 import { load, save } from './storage.js';
 
 export const SYMBOL_RE = /^[A-Za-z0-9._:/-]{1,32}$/;
 const FIRST_VISIT_MAX = 50; // a first visit lists up to 50 symbols
 const FIRST_VISIT_RETRY_MS = 2000;
-const SUBSCRIBE_CHUNK = 500; // symbols per subscribe: well under 64 KiB
 const REFRESH_MS = 30000;
-const GAP_BATCH_MS = 50;
 
 /**
  * A stored watch list, checked: the valid symbols of `v` in order, each once;
@@ -61,25 +58,10 @@ export function firstVisitList(reply) {
 		.slice(0, FIRST_VISIT_MAX);
 }
 
-/**
- * A subscribe op's JSON text for `symbols` with request id `id`. With `held`
- * ([symbol, seqText] pairs) and an `epoch`, it asks to `resume`: the server
- * sends nothing for a symbol we are current on, one delta for one we are
- * behind on, a snapshot otherwise. Seqs are written from their exact text
- * (they may exceed 2^53, which JSON.stringify of a number would round).
- */
-export function subscribeText(symbols, held, epoch, id) {
-	let t = '{"op":"subscribe","symbols":' + JSON.stringify(symbols);
-	if (held.length && epoch !== null) {
-		t += ',"resume":{"epoch":' + JSON.stringify(epoch) + ',"seq":{' +
-			held.map(([s, seq]) => JSON.stringify(s) + ':' + seq).join(',') + '}}';
-	}
-	return t + ',"id":' + id + '}';
-}
-
 export class Symbols {
 	/**
-	 * opts: model, view (the Watchlist), conn (the Connection); form, input
+	 * opts: model (the ViewModel), view (the Watchlist), client (the
+	 * PublisherClient); form, input
 	 * and suggestions (the add form, its input and its <datalist>), grid (the
 	 * watchlist element, focused on Escape); toast(text, level), onError(err)
 	 * for a failed op, onCount(n) when the list's length changes; selected()
@@ -89,8 +71,6 @@ export class Symbols {
 		Object.assign(this, opts);
 		this.list = validList(load('watchlist', null)); // null: first visit
 		this.known = new Set();
-		this.gapSymbols = new Set();
-		this.gapTimer = 0;
 
 		this.form.addEventListener('submit', (e) => {
 			e.preventDefault();
@@ -110,13 +90,20 @@ export class Symbols {
 				this.input.focus();
 			}
 		});
-		setInterval(() => { if (this.conn.open) this.refresh(); }, REFRESH_MS);
+		setInterval(() => { if (this.client.open) this.refresh(); }, REFRESH_MS);
 	}
 
-	/** Show the stored list, if there is one; before the connection starts. */
+	/**
+	 * Show the stored list, if there is one, and subscribe it; before the
+	 * connection starts (the library sends it once connected).
+	 */
 	restore() {
-		if (this.list !== null) this.setList(this.list);
-		else this.view.updateCount();
+		if (this.list !== null) {
+			this.setList(this.list);
+			this.subscribe(this.list);
+		} else {
+			this.view.updateCount();
+		}
 		this.onCount(this.count());
 	}
 
@@ -125,53 +112,29 @@ export class Symbols {
 	}
 
 	/**
-	 * On every hello: subscribe the list (resuming what we hold), or choose
-	 * one on a first visit; then ask for the server's symbols again.
+	 * On every new session (the library has resubscribed the list, resuming
+	 * what it held): choose a list on a first visit, say what was resumed
+	 * after a reconnect, and ask for the server's symbols again.
 	 */
-	connected({ reconnect, epochChanged }) {
+	connected({ reconnect, epochChanged, resumed }) {
 		if (this.list === null) {
 			this.firstVisit();
-		} else {
-			const list = this.list;
-			const held = this.model.heldSeqs(list).length;
-			this.subscribe(list);
-			if (reconnect)
-				this.toast(epochChanged ? 'Reconnected: the server has a new epoch, prices reloaded.'
-					: 'Reconnected: resumed ' + held + ' of ' + list.length + ' symbols.', 'info');
+		} else if (reconnect) {
+			this.toast(epochChanged ? 'Reconnected: the server has a new epoch, prices reloaded.'
+				: 'Reconnected: resumed ' + resumed + ' of ' + this.list.length + ' symbols.', 'info');
 		}
 		this.refresh();
 	}
 
-	/* Subscribe in chunks, each resuming the seqs we hold for its symbols. */
+	/* A refusal (a symbol the server will not give) is shown as an error. */
 	subscribe(list) {
-		for (let i = 0; i < list.length; i += SUBSCRIBE_CHUNK) {
-			const chunk = list.slice(i, i + SUBSCRIBE_CHUNK);
-			const held = this.model.heldSeqs(chunk);
-			this.conn.request((id) => subscribeText(chunk, held, this.model.epoch, id)).catch(this.onError);
-		}
-	}
-
-	/**
-	 * The Model's onGap: a delta whose `from` is not the seq we hold. The
-	 * symbol is resubscribed with resume; gaps found in the same burst go
-	 * out as one subscribe.
-	 */
-	resync(symbol) {
-		this.gapSymbols.add(symbol);
-		if (!this.gapTimer) this.gapTimer = setTimeout(() => this.flushGaps(), GAP_BATCH_MS);
-	}
-
-	flushGaps() {
-		this.gapTimer = 0;
-		const list = [...this.gapSymbols].filter((s) => this.model.quotes.has(s));
-		this.gapSymbols = new Set();
-		if (list.length) this.subscribe(list);
+		if (list.length) this.client.subscribe(list).catch(this.onError);
 	}
 
 	async firstVisit() {
 		let reply;
 		try {
-			reply = await this.conn.request({ op: 'symbols' });
+			reply = await this.client.symbols();
 		} catch (e) {
 			this.onError(e);
 			return;
@@ -181,7 +144,7 @@ export class Symbols {
 		const list = firstVisitList(reply);
 		if (!list.length) {
 			// The feed has not produced anything yet: ask again shortly.
-			setTimeout(() => { if (this.list === null && this.conn.open) this.firstVisit(); }, FIRST_VISIT_RETRY_MS);
+			setTimeout(() => { if (this.list === null && this.client.open) this.firstVisit(); }, FIRST_VISIT_RETRY_MS);
 			return;
 		}
 		this.setList(list);
@@ -191,7 +154,7 @@ export class Symbols {
 
 	async refresh() {
 		try {
-			this.learn(await this.conn.request({ op: 'symbols' }));
+			this.learn(await this.client.symbols());
 		} catch (e) {
 			this.onError(e);
 		}
@@ -252,7 +215,7 @@ export class Symbols {
 		this.view.select(s);
 		this.fillSuggestions();
 		this.onCount(this.count());
-		if (this.conn.open) this.subscribe([s]);
+		this.subscribe([s]);
 		if (this.known.size && !this.known.has(s))
 			this.toast(s + ' has no data on the server yet; it fills in with its first tick.', 'info');
 		return true;
@@ -264,8 +227,8 @@ export class Symbols {
 		const next = this.view.removeRow(s);
 		this.list = this.list.filter((x) => x !== s);
 		save('watchlist', this.list);
-		this.model.unwatch(s);
-		if (this.conn.open) this.conn.request({ op: 'unsubscribe', symbols: [s] }).catch(this.onError);
+		this.model.forget(s);
+		this.client.unsubscribe([s]).catch(this.onError);
 		this.fillSuggestions();
 		this.onCount(this.count());
 		if (this.selected() === s) {

@@ -4,7 +4,7 @@
 // view are brought up to date at most once a second (and at once when they
 // scroll back in), so a long list costs little more than the visible part.
 
-import { sub, sign, signed, percent, group } from './decimal.js';
+import { sub, sign, signed, percent, group } from '../client/publisher.js';
 
 const COLS = ['bid', 'ask', 'last', 'chg', 'pct', 'volume'];
 const DASH = '\u2014';

@@ -1,10 +1,11 @@
-// web/js/decimal.js: exact arithmetic and display of the server's decimal
-// text. Prices must reach the screen as sent ("189.30", never 189.3), and a
-// change or a spread must be exact (0.3 - 0.1 is 0.2, not 0.19999999999999998).
+// web/client/publisher.js, the decimal helpers: exact arithmetic and display
+// of the server's decimal text. Prices must reach the screen as sent
+// ("189.30", never 189.3), and a change or a spread must be exact (0.3 - 0.1
+// is 0.2, not 0.19999999999999998).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { scaleOf, sub, sign, signed, percent, group, compact } from '../../web/js/decimal.js';
+import { scaleOf, sub, sign, signed, percent, group, compact } from '../../web/client/publisher.js';
 
 const MINUS = '\u2212';
 

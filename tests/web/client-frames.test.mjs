@@ -1,9 +1,9 @@
-// web/js/json.js: frames parsed with the protocol's numbers kept as their
-// exact source text, and nothing else changed.
+// web/client/publisher.js, parseFrame(): frames parsed with the protocol's
+// numbers kept as their exact source text, and nothing else changed.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseFrame } from '../../web/js/json.js';
+import { parseFrame } from '../../web/client/publisher.js';
 
 test('a price keeps its text, trailing zeros included', () => {
 	const m = parseFrame('{"type":"delta","symbol":"X","bid":470.90,"ask":189.30,"last":100}');
@@ -69,6 +69,15 @@ test('a batch is an array of messages, each rewritten', () => {
 	assert.equal(a[0].seq, '2');
 	assert.deepEqual(a[1], { type: 'heartbeat' });
 	assert.equal(a[2].ask, '1.20');
+});
+
+test('a poll answer: the cursor stays a string, the frames inside are rewritten', () => {
+	const a = parseFrame('{"cursor":"0123456789abcdef0123456789abcdef:7","frames":[{"type":"stream","linger_ms":30000},' +
+		'[{"type":"delta","symbol":"X","from":1,"seq":2,"bid":1.10}]]}');
+	assert.equal(a.cursor, '0123456789abcdef0123456789abcdef:7');
+	assert.equal(a.frames[0].linger_ms, 30000);
+	assert.equal(a.frames[1][0].bid, '1.10');
+	assert.equal(a.frames[1][0].seq, '2');
 });
 
 test('nested objects are rewritten too', () => {
