@@ -54,6 +54,7 @@ REDIS_LINK_SRC := publisher/redis_wire.c publisher/redis_publisher.c publisher/r
 	publisher/redis_ingest_start.c publisher/redis_follower.c
 SERVER_SRC := publisher/cli.c publisher/settings.c publisher/log.c publisher/query.c publisher/auth.c \
 	publisher/server.c publisher/ws.c publisher/admission.c publisher/http_api.c publisher/metrics.c \
+	publisher/server_figures.c publisher/http_status.c \
 	publisher/session.c publisher/http_query.c publisher/utf8.c \
 	publisher/http_stream.c publisher/stream_outbox.c \
 	publisher/pipeline.c publisher/pipeline_seqs.c publisher/pipeline_rewind.c \

@@ -17,7 +17,8 @@
  * admission.c finds and verifies the token of every WebSocket upgrade and
  * /api request; session.c and http_api.c check the symbols a client asks
  * for against its claims, and session.c closes a session whose token has
- * expired. All on the loop's thread.
+ * expired; http_status.c serves the server's figures only to a token with
+ * the admin claim. All on the loop's thread.
  *
  * Only HS256 is accepted: the header's "alg" must be exactly "HS256" ("none",
  * "HS512", "RS256" and a missing alg are all refused), so a token can never

@@ -417,11 +417,13 @@ http_api(struct server *s, struct http_request *h, const char *path)
 		rc = http_export(s, h, granted);
 	else if (!strcmp(path, "/api/bars"))
 		rc = http_bars(s, h, granted);
+	else if (!strcmp(path, "/api/status"))
+		rc = http_status(s, h, granted);
 	else
 		rc = http_respond_text(h, 404,
 		                       "no such endpoint '%s' (try "
-		                       "/api/export, /api/bars, /metrics, "
-		                       "/healthz)\n",
+		                       "/api/export, /api/bars, /api/status, "
+		                       "/metrics, /healthz)\n",
 		                       path);
 	auth_claims_free(&claims);
 	return rc;

@@ -1,23 +1,17 @@
 /*
  * metrics.c: GET /metrics (Prometheus text, version 0.0.4) and GET
- * /healthz. Both are built at once from the counters of every part: the
- * sessions (session.h), the transport (server_private.h), the engine, the
- * pipeline, the feed, the store and the Redis link.
+ * /healthz. /metrics is written at once from one reading of the counters
+ * of every part (server_figures.h), the same reading /api/status writes as
+ * JSON.
  */
 #define _GNU_SOURCE /* open_memstream */
-#include "server_private.h"
+#include "server_figures.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "feed.h"
-#include "log.h"
-#include "pipeline.h"
-#include "redis_link.h"
 #include "sink.h"
-#include "store.h"
-#include "ws_deflate.h"
 
 /*
  * /metrics writers. Each family gets its HELP and TYPE lines once, then its
@@ -69,31 +63,31 @@ metric_labeled(FILE *f, const char *name, const char *label, const char *value,
 }
 
 static void
-metrics_connections(struct server *s, FILE *f)
+metrics_connections(const struct server_figures *fig, FILE *f)
 {
-	struct session_hub_stats hs;
+	const struct session_hub_stats *hs = &fig->hub;
+	const struct server_metrics *m = &fig->transport;
 	size_t i;
 
-	session_hub_get_stats(s->hub, &hs);
 	metric_u64(f, "publisher_start_time_seconds", "gauge",
 	           "When the server started, in seconds since the epoch.",
-	           (uint64_t)s->started);
+	           (uint64_t)fig->started);
 	metric_u64(f, "publisher_connections", "gauge",
 	           "Clients: open WebSocket connections and Server-Sent "
 	           "Events and long-poll sessions.",
-	           s->connections);
+	           fig->connections);
 	metric_family(f, "publisher_stream_sessions", "gauge",
 	              "Of those, the sessions over plain HTTP, by the transport "
 	              "that last carried them (lingering ones included).");
 	metric_labeled(f, "publisher_stream_sessions", "transport", "sse",
-	               s->stream_count[0]);
+	               fig->sse_sessions);
 	metric_labeled(f, "publisher_stream_sessions", "transport", "poll",
-	               s->stream_count[1]);
+	               fig->poll_sessions);
 	metric_u64(f, "publisher_connections_max", "gauge",
-	           "The --max-connections limit.", s->opt->max_connections);
+	           "The --max-connections limit.", fig->connections_max);
 	metric_u64(f, "publisher_connections_opened_total", "counter",
 	           "Clients admitted (WebSocket, SSE and long-poll).",
-	           hs.opened);
+	           hs->opened);
 	metric_family(f, "publisher_handshakes_refused_total", "counter",
 	              "WebSocket upgrades and new SSE or long-poll sessions "
 	              "refused, by reason.");
@@ -101,182 +95,176 @@ metrics_connections(struct server *s, FILE *f)
 		if (i != REFUSED_FORBIDDEN)
 			metric_labeled(f, "publisher_handshakes_refused_total",
 			               "reason", refusal_label(i),
-			               s->m.refused_ws[i]);
+			               m->refused_ws[i]);
 	metric_family(f, "publisher_api_refused_total", "counter",
 	              "/api requests refused, by reason.");
 	metric_labeled(f, "publisher_api_refused_total", "reason",
 	               refusal_label(REFUSED_UNAUTHORIZED),
-	               s->m.refused_api[REFUSED_UNAUTHORIZED]);
+	               m->refused_api[REFUSED_UNAUTHORIZED]);
 	metric_labeled(f, "publisher_api_refused_total", "reason",
 	               refusal_label(REFUSED_ORIGIN),
-	               s->m.refused_api[REFUSED_ORIGIN]);
+	               m->refused_api[REFUSED_ORIGIN]);
 	metric_labeled(f, "publisher_api_refused_total", "reason",
 	               refusal_label(REFUSED_FORBIDDEN),
-	               s->m.refused_api[REFUSED_FORBIDDEN]);
+	               m->refused_api[REFUSED_FORBIDDEN]);
 	metric_family(f, "publisher_auth_failures_total", "counter",
 	              "Requests refused for a missing, bad or expired token.");
 	metric_labeled(f, "publisher_auth_failures_total", "endpoint", "ws",
-	               s->m.refused_ws[REFUSED_UNAUTHORIZED]);
+	               m->refused_ws[REFUSED_UNAUTHORIZED]);
 	metric_labeled(f, "publisher_auth_failures_total", "endpoint", "api",
-	               s->m.refused_api[REFUSED_UNAUTHORIZED]);
+	               m->refused_api[REFUSED_UNAUTHORIZED]);
 	metric_u64(f, "publisher_tokens_expired_total", "counter",
 	           "Connections closed with 4001 because their token expired.",
-	           hs.tokens_expired);
+	           hs->tokens_expired);
 }
 
 static void
-metrics_stream(struct server *s, FILE *f)
+metrics_stream(const struct server_figures *fig, FILE *f)
 {
-	struct session_hub_stats hs;
-	struct engine_stats es;
-	struct pipeline_stats ps;
+	const struct session_hub_stats *hs = &fig->hub;
+	const struct engine_stats *es = &fig->engine;
+	const struct pipeline_stats *ps = &fig->pipeline;
+	const struct server_metrics *m = &fig->transport;
 	uint64_t cumulative = 0;
 	size_t i;
 
-	session_hub_get_stats(s->hub, &hs);
-	engine_get_stats(s->engine, &es);
-	pipeline_get_stats(s->pipeline, &ps);
 	metric_u64(f, "publisher_symbols", "gauge", "Symbols with data.",
-	           es.symbols);
+	           es->symbols);
 	metric_u64(f, "publisher_symbols_max", "gauge",
 	           "The --max-symbols-total limit on symbols with data.",
-	           s->opt->max_symbols_total);
+	           fig->symbols_max);
 	metric_u64(f, "publisher_symbols_refused_total", "counter",
 	           "Ticks refused because their symbol would have been one "
 	           "more with data than --max-symbols-total.",
-	           es.symbols_refused);
+	           es->symbols_refused);
 	metric_u64(f, "publisher_symbols_pending", "gauge",
-	           "Symbols subscribed to that have no data yet.", es.pending);
+	           "Symbols subscribed to that have no data yet.", es->pending);
 	metric_u64(f, "publisher_symbols_pending_max", "gauge",
 	           "The --max-pending-symbols-total limit.",
-	           s->opt->max_pending_symbols_total);
+	           fig->pending_symbols_max);
 	metric_family(f, "publisher_subscribes_refused_total", "counter",
 	              "Subscribes refused with too_many_symbols, by the limit "
 	              "they met.");
 	for (i = 0; i < SESSION_BOUNDS; i++)
 		metric_labeled(f, "publisher_subscribes_refused_total", "limit",
 		               session_bound_names[i],
-		               hs.subscribes_refused[i]);
+		               hs->subscribes_refused[i]);
 	metric_u64(f, "publisher_memory_trims_total", "counter",
 	           "Times memory freed after clients left was handed back to "
 	           "the system.",
-	           s->m.memory_trims);
+	           m->memory_trims);
 	metric_u64(f, "publisher_subscriptions", "gauge", "Subscriptions held.",
-	           es.subscriptions);
+	           es->subscriptions);
 	metric_u64(f, "publisher_ticks_applied_total", "counter",
-	           "Ticks applied by the engine.", es.ticks_applied);
-	if (s->parts.store) {
-		struct store_stats ss;
-
-		store_get_stats(s->parts.store, &ss);
+	           "Ticks applied by the engine.", es->ticks_applied);
+	if (fig->has_store)
 		metric_u64(f, "publisher_ticks_stored_total", "counter",
 		           "Ticks committed to the store; applied minus stored "
 		           "is queued, dropped (gaps) or lost.",
-		           ss.ticks_written);
-	}
+		           fig->store.ticks_written);
 	metric_u64(f, "publisher_ticks_rejected_total", "counter",
-	           "Ticks the engine refused.", es.ticks_rejected);
-	if (ps.seq_gated) {
+	           "Ticks the engine refused.", es->ticks_rejected);
+	if (ps->seq_gated) {
 		metric_u64(f, "publisher_epoch_durable", "gauge",
 		           "1 when the epoch is the store's and survives a "
 		           "crash; 0 while a new one is not stored yet.",
-		           ps.epoch_durable);
+		           ps->epoch_durable);
 		metric_u64(f, "publisher_epoch_changes_total", "counter",
 		           "New epochs begun because the store could not "
 		           "reserve seqs.",
-		           ps.epoch_changes);
+		           ps->epoch_changes);
 		metric_u64(f, "publisher_seq_holds_total", "counter",
 		           "Times ticks waited for their symbol's seqs to be "
 		           "reserved.",
-		           ps.seq_holds);
+		           ps->seq_holds);
 		metric_u64(f, "publisher_seq_reservations_total", "counter",
 		           "Seq reservations the store committed.",
-		           ps.seq_grants);
+		           ps->seq_grants);
 	}
 	metric_u64(f, "publisher_engine_batches_total", "counter",
 	           "Drains of the tick queue that moved ticks into the "
 	           "engine.",
-	           ps.drains);
+	           ps->drains);
 	metric_u64(f, "publisher_engine_batch_ticks_total", "counter",
 	           "Ticks moved by those drains (divide by the batches for "
 	           "the mean batch).",
-	           ps.drained_ticks);
+	           ps->drained_ticks);
 	metric_u64(f, "publisher_updates_sent_total", "counter",
-	           "Snapshots and deltas written to clients.", es.updates_sent);
+	           "Snapshots and deltas written to clients.",
+	           es->updates_sent);
 	metric_u64(f, "publisher_ticks_conflated_total", "counter",
-	           "Ticks merged away by conflation.", es.ticks_conflated);
+	           "Ticks merged away by conflation.", es->ticks_conflated);
 	metric_u64(f, "publisher_encodings_total", "counter",
-	           "Snapshot and delta encodings made.", es.encodings);
+	           "Snapshot and delta encodings made.", es->encodings);
 	metric_u64(f, "publisher_encodings_shared_total", "counter",
 	           "Updates served from an encoding made for another client.",
-	           es.encodings_shared);
+	           es->encodings_shared);
 	metric_u64(f, "publisher_fanout_groups", "gauge",
 	           "Subscription groups: clients with the same subscriptions "
 	           "share one.",
-	           es.groups);
+	           es->groups);
 	metric_u64(f, "publisher_fanout_rounds_total", "counter",
 	           "Rounds closed by flushes (one per group with news).",
-	           es.rounds);
+	           es->rounds);
 	metric_u64(f, "publisher_fanout_frames_shared_total", "counter",
 	           "Update frames sent as the same bytes another client got.",
-	           es.frames_shared);
+	           es->frames_shared);
 	metric_u64(f, "publisher_fanout_catch_ups_total", "counter",
 	           "Times a client fell out of its group's rhythm and got a "
 	           "merged frame of its own.",
-	           es.catch_ups);
+	           es->catch_ups);
 	metric_u64(f, "publisher_ws_frames_sent_total", "counter",
 	           "WebSocket frames written (updates, replies, heartbeats).",
-	           s->m.ws_frames_sent);
+	           m->ws_frames_sent);
 	metric_u64(f, "publisher_ws_bytes_sent_total", "counter",
 	           "WebSocket payload bytes written (compressed when sent "
 	           "so).",
-	           s->m.ws_bytes_sent);
-	if (s->deflate) {
-		struct ws_deflate_stats ds;
+	           m->ws_bytes_sent);
+	if (fig->has_deflate) {
+		const struct ws_deflate_stats *ds = &fig->deflate;
 
-		ws_deflate_get_stats(s->deflate, &ds);
 		metric_u64(f, "publisher_deflate_shared_frames_total",
 		           "counter",
 		           "Frames shared by clients in step, compressed once.",
-		           ds.shared_frames);
+		           ds->shared_frames);
 		metric_u64(f, "publisher_deflate_shared_reused_total",
 		           "counter",
 		           "Times another client got such a frame already "
 		           "compressed.",
-		           ds.shared_reused);
+		           ds->shared_reused);
 		metric_u64(f, "publisher_deflate_solo_frames_total", "counter",
 		           "Frames of one client alone, compressed for it.",
-		           ds.solo_frames);
+		           ds->solo_frames);
 		metric_u64(f, "publisher_deflate_solo_over_budget_total",
 		           "counter",
 		           "Frames of one client alone sent as text: the "
 		           "compression budget for those was spent.",
-		           ds.solo_over_budget);
+		           ds->solo_over_budget);
 		metric_u64(f, "publisher_deflate_bytes_in_total", "counter",
-		           "Text bytes compressed.", ds.bytes_in);
+		           "Text bytes compressed.", ds->bytes_in);
 		metric_u64(f, "publisher_deflate_bytes_out_total", "counter",
-		           "What those bytes came to.", ds.bytes_out);
+		           "What those bytes came to.", ds->bytes_out);
 	}
 	metric_u64(f, "publisher_ws_input_paused_total", "counter",
 	           "Times a connection's input was held back while the kernel "
 	           "would not take its output.",
-	           s->m.rx_paused);
+	           m->rx_paused);
 	metric_u64(f, "publisher_http_bytes_sent_total", "counter",
 	           "HTTP body bytes written by /api, /metrics and /healthz.",
-	           s->m.http_bytes_sent);
+	           m->http_bytes_sent);
 	metric_family(f, "publisher_errors_sent_total", "counter",
 	              "Error replies sent to WebSocket clients, by code.");
 	for (i = 0; i <= SESSION_ERROR_CODES; i++)
 		metric_labeled(f, "publisher_errors_sent_total", "code",
 		               i < SESSION_ERROR_CODES ? session_error_codes[i]
 		                                       : "other",
-		               hs.errors[i]);
+		               hs->errors[i]);
 
 	metric_family(f, "publisher_update_latency_seconds", "histogram",
 	              "From the engine flush that gave an idle client "
 	              "something to send to the write that sent it.");
 	for (i = 0; i < SESSION_LATENCY_BUCKETS; i++) {
-		cumulative += hs.latency_le[i];
+		cumulative += hs->latency_le[i];
 		fprintf(f,
 		        "publisher_update_latency_seconds_bucket{le=\"%g\"} "
 		        "%llu\n",
@@ -287,158 +275,154 @@ metrics_stream(struct server *s, FILE *f)
 	        "publisher_update_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
 	        "publisher_update_latency_seconds_sum %.6f\n"
 	        "publisher_update_latency_seconds_count %llu\n",
-	        (unsigned long long)hs.latency_count, hs.latency_sum,
-	        (unsigned long long)hs.latency_count);
+	        (unsigned long long)hs->latency_count, hs->latency_sum,
+	        (unsigned long long)hs->latency_count);
 }
 
 static void
-metrics_feed_and_store(struct server *s, FILE *f)
+metrics_feed_and_store(const struct server_figures *fig, FILE *f)
 {
-	struct feed_status fs;
-	struct store_stats ss;
-	struct pipeline_stats ps;
-	const char *kind;
+	const struct feed_status *fs = &fig->feed;
+	const struct store_stats *ss = &fig->store;
+	const char *kind = fs->kind;
 
-	memset(&fs, 0, sizeof fs);
-	if (pipeline_feed(s->pipeline))
-		feed_get_status(pipeline_feed(s->pipeline), &fs);
-	pipeline_get_stats(s->pipeline, &ps);
-	kind = fs.kind ? fs.kind : "none";
 	metric_family(f, "publisher_feed_running", "gauge",
 	              "1 while the feed's thread is alive and producing.");
-	metric_labeled(f, "publisher_feed_running", "kind", kind, fs.running);
+	metric_labeled(f, "publisher_feed_running", "kind", kind, fs->running);
 	metric_family(f, "publisher_feed_finished", "gauge",
 	              "1 once the feed reached its end (a replay without "
 	              "loop).");
-	metric_labeled(f, "publisher_feed_finished", "kind", kind, fs.finished);
+	metric_labeled(f, "publisher_feed_finished", "kind", kind,
+	               fs->finished);
 	metric_u64(f, "publisher_feed_ticks_total", "counter",
-	           "Ticks the feed produced.", fs.ticks);
+	           "Ticks the feed produced.", fs->ticks);
 	metric_u64(f, "publisher_feed_bad_lines_total", "counter",
-	           "Input lines the feed skipped.", fs.bad_lines);
+	           "Input lines the feed skipped.", fs->bad_lines);
 	metric_u64(f, "publisher_tick_queue_depth", "gauge",
-	           "Ticks waiting between feed and engine.", ps.queue_depth);
+	           "Ticks waiting between feed and engine.",
+	           fig->pipeline.queue_depth);
 	metric_u64(f, "publisher_log_lines_suppressed_total", "counter",
 	           "Log lines held back by the per-site rate limits.",
-	           log_suppressed_total());
-	if (!s->parts.store)
+	           fig->log_suppressed);
+	if (!fig->has_store)
 		return;
-	store_get_stats(s->parts.store, &ss);
 	metric_u64(f, "publisher_store_ticks_written_total", "counter",
-	           "Ticks committed to SQLite.", ss.ticks_written);
+	           "Ticks committed to SQLite.", ss->ticks_written);
 	metric_u64(f, "publisher_store_commits_total", "counter",
-	           "Store transactions committed.", ss.commits);
+	           "Store transactions committed.", ss->commits);
 	metric_u64(f, "publisher_store_last_batch", "gauge",
-	           "Ticks in the last commit.", ss.last_batch);
+	           "Ticks in the last commit.", ss->last_batch);
 	metric_u64(f, "publisher_store_queued", "gauge",
-	           "Ticks waiting for the store writer.", ss.queued);
+	           "Ticks waiting for the store writer.", ss->queued);
 	metric_double(f, "publisher_store_lag_seconds", "gauge",
 	              "Age of the oldest tick waiting for the writer.",
-	              (double)ss.lag_us / 1e6);
+	              (double)ss->lag_us / 1e6);
 	metric_u64(f, "publisher_store_write_errors_total", "counter",
-	           "Failed store commits.", ss.write_errors);
+	           "Failed store commits.", ss->write_errors);
 	metric_u64(f, "publisher_store_ticks_refused_total", "counter",
 	           "Ticks the store did not keep (invalid, or seq not after "
 	           "the stored one).",
-	           ss.ticks_refused);
+	           ss->ticks_refused);
 	metric_u64(f, "publisher_store_failing", "gauge",
-	           "1 while the last commit attempt failed.", ss.failing);
+	           "1 while the last commit attempt failed.", ss->failing);
 	metric_u64(f, "publisher_store_ticks_dropped_total", "counter",
 	           "Ticks served live that the store did not keep (it was "
 	           "behind or failing); recorded as gaps.",
-	           ss.ticks_dropped);
+	           ss->ticks_dropped);
 	metric_u64(f, "publisher_store_gaps_started_total", "counter",
-	           "Times the store began dropping ticks.", ss.gaps_started);
+	           "Times the store began dropping ticks.", ss->gaps_started);
 	metric_u64(f, "publisher_store_gaps_written_total", "counter",
 	           "Gap rows (one symbol's dropped seqs) committed.",
-	           ss.gaps_written);
+	           ss->gaps_written);
 }
 
 /* The Redis link of an ingest or an edge (publisher/redis_link.h). */
 static void
-metrics_redis(struct server *s, FILE *f)
+metrics_redis(const struct server_figures *fig, FILE *f)
 {
-	if (s->parts.redis_pub) {
-		struct redis_publisher_stats ps;
+	if (fig->has_redis_publisher) {
+		const struct redis_publisher_stats *ps = &fig->redis_publisher;
 
-		redis_publisher_get_stats(s->parts.redis_pub, &ps);
 		metric_family(f, "publisher_redis_connected", "gauge",
 		              "1 while the link to Redis is up.");
 		metric_labeled(f, "publisher_redis_connected", "role", "ingest",
-		               ps.connected);
+		               ps->connected);
 		metric_double(f, "publisher_redis_lag_seconds", "gauge",
 		              "Ingest: age of the oldest tick waiting to be "
 		              "published.",
-		              (double)ps.lag_us / 1e6);
+		              (double)ps->lag_us / 1e6);
 		metric_u64(f, "publisher_redis_reconnects_total", "counter",
 		           "Connections to Redis after the first.",
-		           ps.reconnects);
+		           ps->reconnects);
 		metric_u64(f, "publisher_redis_resyncs_total", "counter",
 		           "Ingest: full state rewrites (runs started).",
-		           ps.full_syncs);
+		           ps->full_syncs);
 		metric_u64(f, "publisher_redis_ticks_published_total",
 		           "counter", "Ticks published as stream entries.",
-		           ps.ticks_published);
+		           ps->ticks_published);
 		metric_u64(f, "publisher_redis_ticks_folded_total", "counter",
 		           "Ticks folded into the state while Redis was "
 		           "unreachable.",
-		           ps.ticks_folded);
+		           ps->ticks_folded);
 		metric_u64(f, "publisher_redis_ticks_dropped_total", "counter",
 		           "Live ticks not queued while Redis was behind: they "
 		           "reached the edges as state.",
-		           ps.ticks_dropped);
+		           ps->ticks_dropped);
 		metric_u64(f, "publisher_redis_state_resyncs_total", "counter",
 		           "Runs started to carry the states of dropped ticks.",
-		           ps.state_resyncs);
+		           ps->state_resyncs);
 		metric_u64(f, "publisher_redis_queued", "gauge",
-		           "Ticks waiting for the Redis publisher.", ps.queued);
+		           "Ticks waiting for the Redis publisher.",
+		           ps->queued);
 		metric_u64(f, "publisher_redis_errors_total", "counter",
 		           "Failed connects, I/O errors and error replies.",
-		           ps.errors);
+		           ps->errors);
 	}
-	if (pipeline_follower(s->pipeline)) {
-		struct redis_follower_stats fs;
+	if (fig->has_redis_follower) {
+		const struct redis_follower_stats *fs = &fig->redis_follower;
 
-		redis_follower_get_stats(pipeline_follower(s->pipeline), &fs);
 		metric_family(f, "publisher_redis_connected", "gauge",
 		              "1 while the link to Redis is up.");
 		metric_labeled(f, "publisher_redis_connected", "role", "edge",
-		               fs.connected);
+		               fs->connected);
 		metric_u64(f, "publisher_redis_synced", "gauge",
 		           "Edge: 1 while holding the ingest's state.",
-		           fs.synced);
+		           fs->synced);
 		metric_double(f, "publisher_redis_lag_seconds", "gauge",
 		              "Edge: how long the last entry read had been in "
 		              "the stream.",
-		              (double)fs.lag_us / 1e6);
+		              (double)fs->lag_us / 1e6);
 		metric_u64(f, "publisher_redis_reconnects_total", "counter",
 		           "Connections to Redis after the first.",
-		           fs.reconnects);
+		           fs->reconnects);
 		metric_u64(f, "publisher_redis_resyncs_total", "counter",
-		           "Edge: states taken from Redis.", fs.resyncs);
+		           "Edge: states taken from Redis.", fs->resyncs);
 		metric_u64(f, "publisher_redis_entries_read_total", "counter",
-		           "Edge: stream entries read.", fs.entries_read);
+		           "Edge: stream entries read.", fs->entries_read);
 		metric_u64(f, "publisher_redis_ticks_pushed_total", "counter",
 		           "Edge: ticks handed to the engine.",
-		           fs.ticks_pushed);
+		           fs->ticks_pushed);
 		metric_u64(f, "publisher_redis_errors_total", "counter",
 		           "Failed connects, I/O errors and error replies.",
-		           fs.errors);
+		           fs->errors);
 	}
 }
 
 int
 http_metrics(struct server *s, struct http_request *h)
 {
+	struct server_figures fig;
 	char *body = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&body, &len);
 
 	if (!f)
 		return http_respond_text(h, 500, "out of memory\n");
-	metrics_connections(s, f);
-	metrics_stream(s, f);
-	metrics_feed_and_store(s, f);
-	metrics_redis(s, f);
+	server_figures_read(s, &fig);
+	metrics_connections(&fig, f);
+	metrics_stream(&fig, f);
+	metrics_feed_and_store(&fig, f);
+	metrics_redis(&fig, f);
 	if (fclose(f)) {
 		free(body);
 		return http_respond_text(h, 500, "out of memory\n");
@@ -467,34 +451,23 @@ health_sink(struct server *s, FILE *f, const char *name, bool *degraded)
 }
 
 /*
- * 503 only when live data itself is affected: the feed is not running
- * (and is not done, or absent by choice), or an edge is not following a
- * live ingest. A sink that is behind, failing or detached (the store, an
- * ingest's Redis publisher) does not stop the live stream: 200, with the
- * sink's state on its own line, so that a load balancer does not pull a
- * node that serves fresh prices. The first line says "ok", "ok, degraded"
- * (a sink) or "degraded: <why>" (503).
+ * 503 only when live data itself is affected (server_live_degraded()). A
+ * sink that is behind, failing or detached (the store, an ingest's Redis
+ * publisher) does not stop the live stream: 200, with the sink's state on
+ * its own line, so that a load balancer does not pull a node that serves
+ * fresh prices. The first line says "ok", "ok, degraded" (a sink) or
+ * "degraded: <why>" (503).
  */
 int
 http_healthz(struct server *s, struct http_request *h)
 {
-	struct redis_follower *follower = pipeline_follower(s->pipeline);
-	struct feed *feed = pipeline_feed(s->pipeline);
-	struct feed_status fs;
 	char why[512] = "", *sinks = NULL;
 	size_t sinks_len = 0;
 	bool sink_degraded = false;
 	FILE *f;
 	int rc;
 
-	if (follower && redis_follower_degraded(follower, why, sizeof why)) {
-		/* why says it */
-	} else if (feed) {
-		feed_get_status(feed, &fs);
-		if (!fs.running && !fs.finished && strcmp(fs.kind, "none"))
-			snprintf(why, sizeof why, "feed '%s' is not running",
-			         fs.kind);
-	}
+	server_live_degraded(s, why, sizeof why);
 	f = open_memstream(&sinks, &sinks_len);
 	if (!f)
 		return http_respond_text(h, 500, "out of memory\n");

@@ -8,11 +8,13 @@
  *   http_stream.c the protocol over plain HTTP: /stream/ (Server-Sent
  *                Events, long-poll, requests by POST)
  *   metrics.c    /metrics and /healthz
+ *   http_status.c /api/status, the figures of the status page
+ *   server_figures.c one reading of the figures both of those write
  *
  * The protocol itself (ops, replies, what to send next) is session.c's,
  * which knows nothing of libwebsockets.
  *
- * Included by those six files only. It owns nothing itself: it defines
+ * Included by those files only. It owns nothing itself: it defines
  * struct server, whose fields are what server.h says the server owns,
  * made by server_create() and freed by server_destroy().
  */
@@ -299,5 +301,13 @@ void http_stream_destroy_all(struct server *s);
 
 int http_metrics(struct server *s, struct http_request *h);
 int http_healthz(struct server *s, struct http_request *h);
+
+/* ------------------------------------------------------- http_status.c */
+
+/* GET /api/status. claims: the request's token (NULL without
+ * --auth-secret), which must carry the admin claim. Returns what
+ * http_respond() returns. */
+int http_status(struct server *s, struct http_request *h,
+                const struct auth_claims *claims);
 
 #endif
