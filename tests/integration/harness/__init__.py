@@ -23,6 +23,12 @@ name lives in one module of this package:
     client     Client, Closed; raw sockets: raw_ws_connect, raw_ws_handshake,
                read_ws_frame, ws_frame
     http_api   http_request, http_get, qs, metric
+    http_stream_client
+               SseClient, PollClient (the HTTP stream transports with the
+               Client interface), stream_request, Refused, CURSOR_RE
+    transports connect_transport, over_transports, WsClient, get_ticket,
+               TRANSPORTS, HTTP_TRANSPORTS: a case written once, run over
+               WebSocket, SSE and long-poll
     store      history, wait_stored, ingest, make_db, snapshots,
                symbol_seqs, snap_fields, check_ticks, check_same_snapshot;
                export files: CSV_HEADER, parse_csv, parse_jsonl, rows_of,
@@ -40,6 +46,7 @@ stays in that file.
 from .checks import Decimal, assert_fields, check, summary
 from .client import Client, Closed, raw_ws_connect, raw_ws_handshake, read_ws_frame, ws_frame
 from .http_api import http_get, http_request, metric, qs
+from .http_stream_client import CURSOR_RE, PollClient, Refused, SseClient, stream_request
 from .registry import cleanup, kill_all_now, reset, server_problems
 from .scaleout import (REDIS_SERVER, SKIP, Node, Redis, cluster, converged, counts,
 		       redis_command, snapshot_view, view, wait_all, wait_published)
@@ -50,15 +57,18 @@ from .store import (CSV_HEADER, check_rows, check_same_snapshot, check_ticks, hi
 from .ticks import (BASE, DERIVED_FIELDS, INPUT_FIELDS, STATE_FIELDS, UPDATE_ENVELOPE, exact,
 		    gen_ticks, hist_ticks, model_states, next_ts, now_us, price, tick, tick_fields,
 		    tick_line)
+from .transports import (HTTP_TRANSPORTS, TRANSPORTS, WsClient, connect_transport, get_ticket,
+			 over_transports)
 
 __all__ = ["assert_fields", "BASE", "binary", "check", "check_rows", "check_same_snapshot",
-	   "check_ticks", "cleanup", "Client", "Closed", "cluster", "converged", "counts",
-	   "CSV_HEADER", "Decimal", "DERIVED_FIELDS", "exact", "free_port", "gen_ticks", "Helper",
-	   "hist_ticks", "history", "http_get", "http_request", "ingest", "INPUT_FIELDS",
-	   "kill_all_now", "make_db", "metric", "model_states", "next_ts", "Node", "now_us",
-	   "parse_csv", "parse_jsonl", "price", "qs", "raw_ws_connect", "raw_ws_handshake",
-	   "read_ws_frame", "Redis", "redis_command", "REDIS_SERVER", "REPO", "reset", "rows_of",
-	   "run_cli", "Server", "server_problems", "SKIP", "snap_fields", "snapshot_view",
-	   "snapshots", "start_server", "STATE_FIELDS", "summary", "symbol_seqs", "tick",
-	   "tick_fields", "tick_line", "UPDATE_ENVELOPE", "view", "wait_all", "wait_published",
-	   "wait_stored", "WEB_DIR", "ws_frame"]
+	   "check_ticks", "cleanup", "Client", "Closed", "cluster", "connect_transport", "converged",
+	   "counts", "CSV_HEADER", "CURSOR_RE", "Decimal", "DERIVED_FIELDS", "exact", "free_port",
+	   "gen_ticks", "get_ticket", "Helper", "hist_ticks", "history", "http_get", "http_request",
+	   "HTTP_TRANSPORTS", "ingest", "INPUT_FIELDS", "kill_all_now", "make_db", "metric",
+	   "model_states", "next_ts", "Node", "now_us", "over_transports", "parse_csv", "parse_jsonl",
+	   "PollClient", "price", "qs", "raw_ws_connect", "raw_ws_handshake", "read_ws_frame",
+	   "Redis", "redis_command", "REDIS_SERVER", "Refused", "REPO", "reset", "rows_of", "run_cli",
+	   "Server", "server_problems", "SKIP", "snap_fields", "snapshot_view", "snapshots",
+	   "SseClient", "start_server", "STATE_FIELDS", "stream_request", "summary", "symbol_seqs",
+	   "tick", "tick_fields", "tick_line", "TRANSPORTS", "UPDATE_ENVELOPE", "view", "wait_all",
+	   "wait_published", "wait_stored", "WEB_DIR", "ws_frame", "WsClient"]

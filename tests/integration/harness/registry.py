@@ -48,6 +48,10 @@ async def cleanup():
 	"""Drop every client and kill every server of the current test.
 	Returns [(server name, stderr tail)] for the report."""
 	for c in list(clients):
+		abort = getattr(c, "abort", None)
+		if abort is not None:
+			abort()  # a client of its own kind (the HTTP stream clients)
+			continue
 		if c.ws is not None:
 			try:
 				c.ws.transport.abort()
