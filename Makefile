@@ -337,13 +337,15 @@ vendor:
 	} > $(LWC_DIR)/NOTICE && \
 	echo "vendored lightweight-charts $$ver into $(LWC_DIR)"
 
-# The dashboard in real headless Chromium (Debian's /usr/bin/chromium; npm
-# playwright-core, which never downloads a browser). npm ci runs only when
-# node_modules is missing or older than the lockfile.
+# The dashboard (run.mjs) and the status page (status.mjs) in real headless
+# Chromium (Debian's /usr/bin/chromium; npm playwright-core, which never
+# downloads a browser). npm ci runs only when node_modules is missing or
+# older than the lockfile.
 .PHONY: browser
 browser: all
 	@cd tests/browser && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || \
 		npm ci --silent --no-audit --no-fund; }
 	@cd tests/browser && PUBLISHER_BIN=$(CURDIR)/$(BIN) node run.mjs
+	@cd tests/browser && PUBLISHER_BIN=$(CURDIR)/$(BIN) node status.mjs
 
 -include $(shell find build* -name '*.d' 2>/dev/null)

@@ -18,8 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
+#include "clock.h"
 #include "jsonbuf.h"
 #include "log.h"
 #include "version.h"
@@ -86,19 +86,11 @@ open_object(struct jsonbuf *b, const char *key)
 	jsonbuf_append_char(b, '{');
 }
 
-static int64_t
-wall_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static void
 status_server(struct server *s, const struct server_figures *fig,
-              struct jsonbuf *b, int64_t now_ms)
+              struct jsonbuf *b, int64_t now_us)
 {
+	int64_t now_s = now_us / 1000000;
 	char why[512];
 	bool degraded = server_live_degraded(s, why, sizeof why);
 
@@ -107,12 +99,10 @@ status_server(struct server *s, const struct server_figures *fig,
 	key_str(b, "epoch", fig->epoch ? fig->epoch : "");
 	key_u64(b, "started", (uint64_t)fig->started);
 	jsonbuf_append_key(b, "now_ms");
-	jsonbuf_append_i64(b, now_ms);
+	jsonbuf_append_i64(b, now_us / 1000);
 	jsonbuf_append_char(b, ',');
 	key_u64(b, "uptime_s",
-	        now_ms / 1000 > fig->started
-	                ? (uint64_t)(now_ms / 1000 - fig->started)
-	                : 0);
+	        now_s > fig->started ? (uint64_t)(now_s - fig->started) : 0);
 	key_bool(b, "auth", s->auth != NULL);
 	/* /healthz's verdict on live data: "" while it answers 200. */
 	key_str(b, "degraded", degraded ? why : "");
@@ -170,7 +160,7 @@ status_traffic(const struct server_figures *fig, struct jsonbuf *b)
 }
 
 static void
-status_feed(const struct server_figures *fig, struct jsonbuf *b, int64_t now_ms)
+status_feed(const struct server_figures *fig, struct jsonbuf *b, int64_t now_us)
 {
 	const struct feed_status *fs = &fig->feed;
 	const char *state;
@@ -192,10 +182,7 @@ status_feed(const struct server_figures *fig, struct jsonbuf *b, int64_t now_ms)
 	key_u64(b, "bad_lines", fs->bad_lines);
 	/* Since the feed last pushed a tick; absent when it never has. */
 	if (fs->last_tick_us > 0)
-		key_seconds(b, "idle_s",
-		            now_ms * 1000 > fs->last_tick_us
-		                    ? now_ms * 1000 - fs->last_tick_us
-		                    : 0);
+		key_seconds(b, "idle_s", now_us - fs->last_tick_us);
 	close_object(b);
 }
 
@@ -312,7 +299,7 @@ http_status(struct server *s, struct http_request *h,
 {
 	struct server_figures fig;
 	struct jsonbuf b;
-	int64_t now_ms = wall_ms();
+	int64_t now_us = clock_wall_us();
 	char *body;
 	size_t len;
 
@@ -321,10 +308,10 @@ http_status(struct server *s, struct http_request *h,
 	server_figures_read(s, &fig);
 	jsonbuf_init(&b, 0);
 	jsonbuf_append_char(&b, '{');
-	status_server(s, &fig, &b, now_ms);
+	status_server(s, &fig, &b, now_us);
 	status_clients(&fig, &b);
 	status_traffic(&fig, &b);
-	status_feed(&fig, &b, now_ms);
+	status_feed(&fig, &b, now_us);
 	status_store(&fig, &b);
 	status_redis(&fig, &b);
 	status_errors(&fig, &b);

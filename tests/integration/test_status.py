@@ -200,3 +200,18 @@ async def test_status_needs_a_token_with_the_admin_claim():
 	check("no admin claim" in log and "sub 'trader'" in log,
 	      "the 403 is logged with the token's sub")
 
+
+async def test_status_page_is_served_at_status_and_status_html():
+	srv = await Server(feed="stdin").start()
+	for path in ("/status", "/status/", "/status?token=x"):
+		code, hdrs, body = await http_request(srv.port, path)
+		check(code == 200 and hdrs.get("content-type", "").startswith("text/html"),
+		      "GET %s: %s %r" % (path, code, hdrs.get("content-type")))
+		check(b"/js/status-page.js" in body, "GET %s is not the status page" % path)
+		csp = hdrs.get("content-security-policy", "")
+		check("script-src 'self'" in csp, "GET %s: no strict CSP (%r)" % (path, csp))
+	code, hdrs, body = await http_request(srv.port, "/status.html")
+	check(code == 200 and b"/js/status-page.js" in body, "GET /status.html: %s" % code)
+	for path in ("/js/status-page.js", "/status.css"):
+		code, _, _ = await http_request(srv.port, path)
+		check(code == 200, "GET %s: %s" % (path, code))
