@@ -204,6 +204,21 @@ decimal_sub(struct decimal a, struct decimal b, struct decimal *out)
 	return store_result(aligned(a, s) - aligned(b, s), s, out);
 }
 
+int
+decimal_mid(struct decimal a, struct decimal b, struct decimal *out)
+{
+	unsigned s = max_scale(a, b);
+	__int128 sum = aligned(a, s) + aligned(b, s);
+
+	/* Half of an even sum keeps the scale; half of an odd one needs
+	 * one digit more (x.5 is x5 at the next scale). */
+	if (sum % 2 == 0)
+		return store_result(sum / 2, s, out);
+	if (s == DECIMAL_MAX_SCALE)
+		return -1;
+	return store_result(sum * 5, s + 1, out);
+}
+
 double
 decimal_to_double(struct decimal d)
 {

@@ -12,8 +12,9 @@
  *
  * Who calls it: every place a price or size crosses a boundary or is
  * combined: tick_file_read.c and redis_wire.c parse them, jsonbuf.c and
- * engine_encode.c write them, symbol_state.c (the fold) and store_read.c
- * (bars) compare and add them. tick.h carries them in every tick.
+ * engine_encode.c write them, symbol_state.c (the fold, and a quote-only
+ * symbol's close as its mid price) and store_read.c (bars) compare and
+ * add them. tick.h carries them in every tick.
  */
 #ifndef PUBLISHER_DECIMAL_H
 #define PUBLISHER_DECIMAL_H
@@ -66,6 +67,15 @@ decimal_add(struct decimal a, struct decimal b, struct decimal *out);
  */
 int
 decimal_sub(struct decimal a, struct decimal b, struct decimal *out);
+
+/*
+ * *out = (a + b) / 2 exactly: at the larger of the two scales, or one digit
+ * more when the sum is odd there ((189.33 + 189.36) / 2 = 189.345).
+ * Returns 0, or -1 when that does not fit (a mantissa past int64, or a
+ * scale past DECIMAL_MAX_SCALE) with *out untouched.
+ */
+int
+decimal_mid(struct decimal a, struct decimal b, struct decimal *out);
 
 /* Nearest double, for display maths only (never for storage or the wire). */
 double

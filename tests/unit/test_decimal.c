@@ -332,6 +332,37 @@ test_add_sub_overflow_refused(void **state)
 }
 
 static void
+test_mid_is_exact(void **state)
+{
+	struct decimal r = {42, 7};
+
+	assert_int_equal(decimal_mid(parse_ok("189.33"), parse_ok("189.36"), &r),
+	                 0);
+	assert_string_equal(fmt(r), "189.345");
+	assert_int_equal(decimal_mid(parse_ok("1.0850"), parse_ok("1.0852"), &r),
+	                 0);
+	assert_string_equal(fmt(r), "1.0851");
+	assert_int_equal(decimal_mid(parse_ok("1.10"), parse_ok("1.1"), &r), 0);
+	assert_string_equal(fmt(r), "1.10");
+	assert_int_equal(decimal_mid(parse_ok("1"), parse_ok("2"), &r), 0);
+	assert_string_equal(fmt(r), "1.5");
+	assert_int_equal(decimal_mid(parse_ok("-3"), parse_ok("0"), &r), 0);
+	assert_string_equal(fmt(r), "-1.5");
+	assert_int_equal(decimal_mid(dec(INT64_MAX, 0), dec(INT64_MAX, 0), &r),
+	                 0);
+	assert_true(r.mantissa == INT64_MAX && r.scale == 0);
+	/* An odd sum at the largest scale, or a half past int64: refused,
+	 * *out untouched. */
+	r = (struct decimal){42, 7};
+	assert_int_equal(decimal_mid(dec(1, 18), dec(0, 18), &r), -1);
+	assert_int_equal(decimal_mid(dec(INT64_MAX, 0), dec(INT64_MAX - 1, 0),
+	                             &r),
+	                 -1);
+	assert_int_equal(r.mantissa, 42);
+	assert_int_equal(r.scale, 7);
+}
+
+static void
 test_to_double_is_nearest(void **state)
 {
 	assert_true(decimal_to_double(parse_ok("189.35")) == 189.35);
@@ -356,6 +387,7 @@ main(void)
 	        cmocka_unit_test(test_cmp_extremes_do_not_overflow),
 	        cmocka_unit_test(test_add_sub_across_scales),
 	        cmocka_unit_test(test_add_sub_overflow_refused),
+	        cmocka_unit_test(test_mid_is_exact),
 	        cmocka_unit_test(test_to_double_is_nearest),
 	};
 
