@@ -13,7 +13,8 @@ import os
 import sys
 import time
 
-from harness import Client, Server, check, http_request, tick, REPO
+from harness import REDIS_SERVER, SKIP, Client, Node, Redis, Server, check, http_request, tick, \
+	REPO
 
 sys.path.insert(0, os.path.join(REPO, "tests", "tools"))
 import mint_jwt  # noqa: E402
@@ -199,6 +200,26 @@ async def test_status_needs_a_token_with_the_admin_claim():
 	log = srv.stderr_text()
 	check("no admin claim" in log and "sub 'trader'" in log,
 	      "the 403 is logged with the token's sub")
+
+
+async def test_status_of_an_ingest_and_an_edge_shows_the_redis_link():
+	if not REDIS_SERVER:
+		return SKIP
+	r = await Redis().start()
+	ing = await Node("ingest", r, "ingest").start()
+	edge = await Node("edge", r, "edge").start()
+	await ing.send_ticks([tick("AAPL", bid="1.%02d" % i) for i in range(1, 21)])
+	si = await wait_status(ing, lambda s: s["redis"]["connected"] and s["redis"]["ticks"] >= 20,
+			       "the ingest published 20 ticks")
+	se = await wait_status(edge, lambda s: s["redis"]["synced"] and s["ticks"]["applied"] >= 20,
+			       "the edge applied 20 ticks from Redis")
+	check(si["redis"]["role"] == "ingest" and se["redis"]["role"] == "edge",
+	      "roles %r, %r" % (si["redis"], se["redis"]))
+	check(se["feed"]["kind"] == "none" and se["store"] is None,
+	      "an edge without a db has no feed of its own and no store: %r, %r" % (se["feed"], se["store"]))
+	check(se["server"]["epoch"] == si["server"]["epoch"], "the edge is in another epoch")
+	check(se["server"]["degraded"] == "", "edge degraded: %r" % se["server"]["degraded"])
+	return "edge lag %.3f s" % se["redis"]["lag_s"]
 
 
 async def test_status_page_is_served_at_status_and_status_html():

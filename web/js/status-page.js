@@ -133,7 +133,8 @@ const FIGURES = [
 		id: 'feed', label: 'Feed',
 		help: 'What the feed is doing, and the ticks it produced per second (the line).',
 		level: (c, p, dt) => rate(c, p, dt, (s) => s.feed.ticks),
-		text: (v, c) => c.feed.state,
+		// An edge has no feed of its own: its ticks come from Redis.
+		text: (v, c) => (c.feed.state === 'none' && c.redis && c.redis.role === 'edge' ? 'from Redis' : c.feed.state),
 		detail: (c, p, dt) => c.feed.kind + ' · ' + perSecond(rate(c, p, dt, (s) => s.feed.ticks)) + ' ticks/s' +
 			(c.feed.idle_s !== undefined ? ' · last tick ' + millis(c.feed.idle_s * 1000) + ' ago' : '') +
 			(c.feed.bad_lines ? ' · ' + count(c.feed.bad_lines) + ' bad lines' : ''),
