@@ -163,6 +163,8 @@ BENCH_TOOLS := $(BUILD)/bench/tickgen $(BUILD)/bench/subload $(BUILD)/bench/nats
 # zlib: subload inflates compressed frames (--deflate).
 $(BENCH_TOOLS): $(BUILD)/bench/%: $(BUILD)/bench/%.o
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lz -lm
+# subload reads Server-Sent Events (--transport sse) with subload_sse.c.
+$(BUILD)/bench/subload: $(BUILD)/bench/subload_sse.o
 
 .PHONY: bench-suite bench-tools
 bench-tools: $(BENCH_TOOLS)

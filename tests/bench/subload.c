@@ -1,11 +1,12 @@
 /*
- * subload: many WebSocket subscribers in one process, for the benchmark suite.
+ * subload: many WebSocket (or Server-Sent Events) subscribers in one process,
+ * for the benchmark suite.
  *
  *   subload --port P [--host 127.0.0.1] [--path /ws] [--proto publisher]
  *           [--conns N] [--symbols M] [--per-conn K|all] [--open-rate R]
  *           [--settle S] [--warmup W] [--duration D] [--server-pid P[,P...]]
  *           [--rss-limit-mb MB] [--label TEXT] [--shm FILE] [--chaos F]
- *           [--deflate] [--max-hz H]
+ *           [--deflate] [--max-hz H] [--transport ws|sse]
  *           [-- TICKGEN ARGV...]
  *
  * One thread, epoll, level-triggered, N non-blocking connections opened at
@@ -32,6 +33,22 @@
  *              /sub/S0001,S0042,... (at most 255 per connection, nchan's
  *              limit), so a connection is subscribed from its opening; one
  *              JSON tick per message, as plain.
+ *
+ * Transports (--transport), for this project's protocol:
+ *   ws   the default: the WebSocket upgrade at --path (/ws).
+ *   sse  the stream transports' Server-Sent Events (subload_sse.c reads
+ *        them): GET --path (/stream/events) on each connection, one frame
+ *        per data line, parsed and counted as a WebSocket message is. The
+ *        stream frame names the session and the hello follows it; the
+ *        subscribe goes in a POST /stream/send?session=KEY on a connection
+ *        of its own, closed once the server has answered (202), so a
+ *        client holds one connection, and two while a request is on its
+ *        way. Frames are events; the wire bytes are the body's bytes as
+ *        received (id and data lines, blank lines, any chunked coding),
+ *        where a WebSocket cell counts its messages' payload and leaves
+ *        out the 2 to 4 bytes of each frame's header. What departs from
+ *        the wire (ids out of order, a missing header, ...) is counted
+ *        with the protocol errors and listed, once each, on stderr.
  *
  * Symbols are named S0000 ... S<M-1>, as tickgen names them. Connection i
  * subscribes to the K symbols (i*K + j) mod M, j < K, so together the
@@ -115,6 +132,7 @@
 #include <zlib.h>
 
 #include "clock.h"
+#include "subload_sse.h"
 #include "tick_shm.h"
 
 #include "support/proc_stats.h"
@@ -218,6 +236,7 @@ hist_pct(const struct hist *h, double pct)
 /* ------------------------------------------------------------ state */
 
 enum proto { P_PUBLISHER, P_PLAIN, P_NATS, P_SOCKETIO, P_NCHAN };
+enum transport { T_WS, T_SSE };
 
 enum cstate {
 	C_CONNECTING,
@@ -257,12 +276,32 @@ struct conn {
 	char *nbuf; /* nats: protocol bytes not yet a whole line or payload */
 	size_t nbuf_len, nbuf_cap;
 	struct held *held; /* [symbols], from the subscribe on */
+	/* sse: the event stream being read, and the request on its way */
+	struct sse_stream *sse;
+	struct sse_post *post;
+};
+
+/* sse: a request in a POST of its own. Its epoll events carry the
+ * connection's index with POST_TAG set. */
+#define POST_TAG 0x80000000u
+struct sse_post {
+	int fd;
+	bool connected;
+	bool sent;
+	bool waiting; /* in the queue of requests not yet started */
+	char *body;   /* the request */
+	size_t body_len, body_cap;
+	char *out; /* the request, head and body */
+	size_t out_len, out_off, out_cap;
+	char in[2048]; /* the reply's head */
+	size_t in_len;
 };
 
 struct options {
 	const char *host, *path, *label;
 	int port;
 	enum proto proto;
+	enum transport transport;
 	unsigned conns, symbols, per_conn; /* per_conn 0 = all */
 	double open_rate, settle, warmup, duration;
 	pid_t server_pids[MAX_PIDS];
@@ -1321,11 +1360,14 @@ ws_parse(struct conn *c, char *buf, size_t len)
 
 /* ------------------------------------------------------------ connections */
 
+static void post_end(struct conn *c);
+
 static void
 conn_close(struct conn *c, bool by_server)
 {
 	if (c->state == C_CLOSED)
 		return;
+	post_end(c);
 	if (c->state == C_READY)
 		ready_count--;
 	if (c->state < C_READY)
@@ -1406,12 +1448,24 @@ conn_open(struct conn *c)
 	epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
 	c->epollout = true;
 
-	/* The upgrade request, sent once the connect completes. */
+	/* The upgrade request (or the event stream's GET), sent once the
+	 * connect completes. */
 	{
 		char req[8192], path[4096];
 		int n;
 
 		conn_path(c, path, sizeof path);
+		if (opt.transport == T_SSE) {
+			if (!c->sse && !(c->sse = malloc(sizeof *c->sse))) {
+				fprintf(stderr, "subload: out of memory\n");
+				exit(1);
+			}
+			sse_stream_init(c->sse);
+			conn_send(c, req,
+			          sse_get_request(req, sizeof req, opt.host,
+			                          opt.port, path));
+			return;
+		}
 		n = snprintf(req, sizeof req,
 		             "GET %s HTTP/1.1\r\n"
 		             "Host: %s:%d\r\n"
@@ -1475,6 +1529,321 @@ handshake_parse(struct conn *c, char *buf, size_t len)
 	return (size_t)(end + 4 - buf);
 }
 
+/* ------------------------------------------------------------ sse */
+
+/*
+ * The SSE transport's side of a connection: subload_sse.c reads the event
+ * stream; here its frames go where a WebSocket message goes, and each
+ * request is POSTed on a connection of its own.
+ */
+
+/* What departed from the wire, once each on stderr at the end. */
+#define SSE_PROBLEM_KINDS 16
+static struct {
+	const char *what;
+	uint64_t count;
+	char example[160];
+} sse_problems[SSE_PROBLEM_KINDS];
+static uint64_t posts_sent, posts_accepted;
+
+static void
+sse_problem(void *arg, const char *what, const char *text, size_t len)
+{
+	unsigned i;
+
+	(void)arg;
+	note_error(what, ": ", 2);
+	for (i = 0; i < SSE_PROBLEM_KINDS; i++) {
+		if (!sse_problems[i].what) {
+			sse_problems[i].what = what;
+			snprintf(sse_problems[i].example,
+			         sizeof sse_problems[i].example, "%.*s",
+			         (int)len, text);
+		}
+		if (sse_problems[i].what == what) {
+			sse_problems[i].count++;
+			return;
+		}
+	}
+}
+
+static void
+sse_problems_print(void)
+{
+	unsigned i;
+
+	for (i = 0; i < SSE_PROBLEM_KINDS && sse_problems[i].what; i++)
+		fprintf(stderr, "subload: sse: %llu x %s, first: %s\n",
+		        (unsigned long long)sse_problems[i].count,
+		        sse_problems[i].what, sse_problems[i].example);
+	if (opt.transport == T_SSE)
+		fprintf(stderr,
+		        "subload: sse: %llu requests posted, %llu "
+		        "accepted (202)\n",
+		        (unsigned long long)posts_sent,
+		        (unsigned long long)posts_accepted);
+}
+
+/* One frame of the event stream: a WebSocket message's worth. */
+static void
+sse_frame(void *arg, const char *json, size_t len)
+{
+	struct conn *c = arg;
+
+	cnt_total.frames++;
+	if (measuring && c->chaos == CH_NONE)
+		cnt.frames++;
+	if (c->sse->frames == 1 && c->sse->resumed)
+		sse_problem(c, "a new stream's first frame says resumed", json,
+		            len);
+	on_frame_message(c, 0x1, false, json, len);
+}
+
+static struct sse_handler
+sse_handler_of(struct conn *c)
+{
+	return (struct sse_handler){sse_frame, sse_problem, c};
+}
+
+/* The event stream's head: what handshake_parse() is to an upgrade. */
+static size_t
+sse_head_parse(struct conn *c, char *buf, size_t len)
+{
+	struct sse_handler h = sse_handler_of(c);
+	long n = sse_stream_head(c->sse, buf, len, &h);
+
+	if (n < 0) {
+		conn_close(c, false);
+		return len;
+	}
+	if (n > 0)
+		c->state = C_OPEN; /* the stream frame and hello to come */
+	return (size_t)n;
+}
+
+/* The body in buf[0, *len), buf[0, done) taken in by an earlier read;
+ * returns the bytes used, *len what is left of them once decoded. */
+static size_t
+sse_on_body(struct conn *c, char *buf, size_t done, size_t *len)
+{
+	struct sse_handler h = sse_handler_of(c);
+	size_t used;
+
+	if (measuring && c->chaos == CH_NONE)
+		cnt.wire_bytes += *len - done;
+	used = sse_stream_body(c->sse, buf, done, len, &h);
+	if (c->sse->close_code) {
+		char code[32];
+
+		snprintf(code, sizeof code, "%d", c->sse->close_code);
+		note_error("the server closed the stream with code ", code,
+		           strlen(code));
+		conn_close(c, true);
+	} else if (c->sse->ended) {
+		conn_close(c, true);
+	}
+	return used;
+}
+
+/*
+ * At most this many requests are on their way at once; the others wait
+ * their turn in a queue. 1,000 clients subscribing in the same moment
+ * would otherwise open 1,000 connections in a burst: more than a listen
+ * backlog may take (a refused SYN is tried again a second later), and
+ * twice the connections the cell is about.
+ */
+#define POSTS_IN_FLIGHT 64
+static unsigned posts_in_flight;
+static uint32_t *post_queue; /* [conns]: indexes of waiting connections */
+static unsigned post_queue_head, post_queue_len;
+
+static void post_connect(struct conn *c);
+
+static void
+post_end(struct conn *c)
+{
+	struct sse_post *p = c->post;
+
+	if (!p || p->fd < 0)
+		return;
+	epoll_ctl(epfd, EPOLL_CTL_DEL, p->fd, NULL);
+	close(p->fd);
+	p->fd = -1;
+	posts_in_flight--;
+	/* The next in the queue whose connection is still there. */
+	while (post_queue_len && posts_in_flight < POSTS_IN_FLIGHT) {
+		struct conn *next = &conns[post_queue[post_queue_head]];
+
+		post_queue_head = (post_queue_head + 1) % opt.conns;
+		post_queue_len--;
+		next->post->waiting = false;
+		if (next->state == C_READY && next->sse->session[0])
+			post_connect(next);
+	}
+}
+
+/* POST one request to the connection's session, now or in its turn. */
+static void
+post_start(struct conn *c, const char *body, size_t len)
+{
+	struct sse_post *p = c->post;
+
+	if (!c->sse->session[0]) {
+		note_error("no session key to post a request to (no stream "
+		           "frame came)",
+		           "", 0);
+		return;
+	}
+	if (!p) {
+		p = c->post = calloc(1, sizeof *p);
+		if (!p) {
+			fprintf(stderr, "subload: out of memory\n");
+			exit(1);
+		}
+		p->fd = -1;
+	}
+	if (p->fd >= 0) {
+		note_error("a request while the last is still on its way", "",
+		           0);
+		return;
+	}
+	buf_reserve(&p->body, &p->body_cap, len);
+	memcpy(p->body, body, len);
+	p->body_len = len;
+	if (posts_in_flight < POSTS_IN_FLIGHT) {
+		post_connect(c);
+	} else if (!p->waiting) {
+		if (!post_queue) {
+			post_queue = calloc(opt.conns, sizeof *post_queue);
+			if (!post_queue) {
+				fprintf(stderr, "subload: out of memory\n");
+				exit(1);
+			}
+		}
+		/* A connection waits at most once: the queue never holds
+		 * more than opt.conns. */
+		post_queue[(post_queue_head + post_queue_len) % opt.conns] =
+		        c->idx;
+		post_queue_len++;
+		p->waiting = true;
+	}
+}
+
+static void
+post_connect(struct conn *c)
+{
+	struct sse_post *p = c->post;
+	struct sockaddr_in sa;
+	struct epoll_event ev;
+	char head[512];
+	size_t hl;
+	int one = 1;
+
+	hl = sse_post_head(head, sizeof head, opt.host, opt.port,
+	                   c->sse->session, p->body_len);
+	buf_reserve(&p->out, &p->out_cap, hl + p->body_len);
+	memcpy(p->out, head, hl);
+	memcpy(p->out + hl, p->body, p->body_len);
+	p->out_len = hl + p->body_len;
+	p->out_off = p->in_len = 0;
+	p->connected = p->sent = false;
+	p->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (p->fd < 0) {
+		note_error("socket() for a request: ", strerror(errno),
+		           strlen(strerror(errno)));
+		return;
+	}
+	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	memset(&sa, 0, sizeof sa);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)opt.port);
+	inet_pton(AF_INET, opt.host, &sa.sin_addr);
+	if (connect(p->fd, (struct sockaddr *)&sa, sizeof sa) &&
+	    errno != EINPROGRESS) {
+		note_error("connect() for a request: ", strerror(errno),
+		           strlen(strerror(errno)));
+		close(p->fd);
+		p->fd = -1;
+		return;
+	}
+	ev.events = EPOLLIN | EPOLLOUT;
+	ev.data.u32 = c->idx | POST_TAG;
+	epoll_ctl(epfd, EPOLL_CTL_ADD, p->fd, &ev);
+	posts_in_flight++;
+	posts_sent++;
+}
+
+/* The request's connection is ready: connected, writable, or its reply
+ * came. The reply's status is all that is read; then it is closed. */
+static void
+post_on_event(struct conn *c, uint32_t events)
+{
+	struct sse_post *p = c->post;
+	ssize_t n;
+	int status;
+
+	if (!p || p->fd < 0)
+		return;
+	if (!p->connected) {
+		int err = 0;
+		socklen_t l = sizeof err;
+
+		getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+		if (err) {
+			note_error("connect for a request: ", strerror(err),
+			           strlen(strerror(err)));
+			post_end(c);
+			return;
+		}
+		p->connected = true;
+	}
+	while (p->out_off < p->out_len) {
+		n = send(p->fd, p->out + p->out_off, p->out_len - p->out_off,
+		         MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n < 0) {
+			note_error("a request could not be sent: ",
+			           strerror(errno), strlen(strerror(errno)));
+			post_end(c);
+			return;
+		}
+		p->out_off += (size_t)n;
+	}
+	if (p->out_off == p->out_len && !p->sent) {
+		struct epoll_event ev = {.events = EPOLLIN,
+		                         .data.u32 = c->idx | POST_TAG};
+
+		p->sent = true;
+		epoll_ctl(epfd, EPOLL_CTL_MOD, p->fd, &ev);
+	}
+	if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+		return;
+	n = recv(p->fd, p->in + p->in_len, sizeof p->in - p->in_len,
+	         MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0)
+		p->in_len += (size_t)n;
+	status = sse_reply_status(p->in, p->in_len);
+	if (status == 202) {
+		posts_accepted++;
+		post_end(c);
+	} else if (status || n <= 0 || p->in_len == sizeof p->in) {
+		const char *eol = memchr(p->in, '\r', p->in_len);
+
+		note_error("a request was not accepted: ",
+		           p->in_len ? p->in : "(no reply)",
+		           p->in_len
+		                   ? (size_t)((eol ? eol : p->in + p->in_len) -
+		                              p->in)
+		                   : 10);
+		post_end(c);
+	}
+}
+
 /*
  * Read what the socket has (at most limit bytes) and parse the whole frames.
  * A frame cut by the read is kept in c->in; the next read then goes straight
@@ -1485,7 +1854,8 @@ handshake_parse(struct conn *c, char *buf, size_t len)
 static void
 conn_on_readable(struct conn *c, size_t limit)
 {
-	size_t want = limit < READ_CHUNK ? limit : READ_CHUNK, used = 0, have;
+	size_t want = limit < READ_CHUNK ? limit : READ_CHUNK, used = 0, have,
+	       carried;
 	char *buf;
 	ssize_t n;
 
@@ -1498,6 +1868,7 @@ conn_on_readable(struct conn *c, size_t limit)
 		buf = scratch;
 		have = 0;
 	}
+	carried = have;
 	n = recv(c->fd, buf + have, want, MSG_DONTWAIT);
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -1508,7 +1879,10 @@ conn_on_readable(struct conn *c, size_t limit)
 	recv_now_us = clock_wall_us();
 	have += (size_t)n;
 	if (c->state == C_HANDSHAKE) {
-		used = handshake_parse(c, buf, have);
+		used = opt.transport == T_SSE ? sse_head_parse(c, buf, have)
+		                              : handshake_parse(c, buf, have);
+		/* What follows the head came in this read. */
+		carried = used;
 		if (!used) {
 			if (buf == scratch) {
 				buf_reserve(&c->in, &c->in_cap, have);
@@ -1518,8 +1892,16 @@ conn_on_readable(struct conn *c, size_t limit)
 			return;
 		}
 	}
-	if (c->state != C_CLOSED)
+	if (c->state != C_CLOSED && opt.transport == T_SSE) {
+		/* The event stream's bytes shrink as they are decoded. */
+		size_t start = used, body = have - start;
+
+		used = start +
+		       sse_on_body(c, buf + start, carried - start, &body);
+		have = start + body;
+	} else if (c->state != C_CLOSED) {
 		used += ws_parse(c, buf + used, have - used);
+	}
 	if (c->state == C_CLOSED)
 		return;
 	c->in_len = have - used;
@@ -1596,7 +1978,10 @@ conn_subscribe(struct conn *c)
 		} else {
 			APPEND("]}", 2);
 		}
-		ws_send_text(c, msg, len);
+		if (opt.transport == T_SSE)
+			post_start(c, msg, len);
+		else
+			ws_send_text(c, msg, len);
 		break;
 	case P_NATS:
 		if (all) {
@@ -1633,7 +2018,7 @@ usage(void)
 	        "  [--settle S] [--warmup W] [--duration D]\n"
 	        "  [--server-pid P[,P...]] [--rss-limit-mb MB] [--label TEXT]\n"
 	        "  [--shm FILE] [--chaos FRACTION] [--deflate] [--max-hz H]\n"
-	        "  [-- TICKGEN ARGV...]\n");
+	        "  [--transport ws|sse] [-- TICKGEN ARGV...]\n");
 	exit(2);
 }
 
@@ -1703,7 +2088,14 @@ parse_args(int argc, char **argv)
 			opt.chaos = strtod(v, NULL);
 		else if (!strcmp(a, "--max-hz"))
 			opt.max_hz = strtod(v, NULL);
-		else if (!strcmp(a, "--server-pid")) {
+		else if (!strcmp(a, "--transport")) {
+			if (!strcmp(v, "ws"))
+				opt.transport = T_WS;
+			else if (!strcmp(v, "sse"))
+				opt.transport = T_SSE;
+			else
+				usage();
+		} else if (!strcmp(a, "--server-pid")) {
 			char *copy = strdup(v), *tok, *save = NULL;
 
 			for (tok = strtok_r(copy, ",", &save);
@@ -1719,8 +2111,17 @@ parse_args(int argc, char **argv)
 		usage();
 	if (opt.per_conn >= opt.symbols)
 		opt.per_conn = 0;
+	if (opt.transport == T_SSE &&
+	    (opt.proto != P_PUBLISHER || opt.deflate)) {
+		fprintf(stderr,
+		        "subload: --transport sse speaks this "
+		        "project's protocol (--proto publisher), without "
+		        "--deflate\n");
+		exit(2);
+	}
 	if (!opt.path)
-		opt.path = opt.proto == P_SOCKETIO
+		opt.path = opt.transport == T_SSE ? "/stream/events"
+		           : opt.proto == P_SOCKETIO
 		                   ? "/socket.io/?EIO=4&transport=websocket"
 		           : opt.proto == P_NATS  ? "/"
 		           : opt.proto == P_NCHAN ? "/sub/"
@@ -1998,8 +2399,13 @@ main(int argc, char **argv)
 
 		n = epoll_wait(epfd, events, 1024, timeout);
 		for (k = 0; k < n; k++) {
-			struct conn *c = &conns[events[k].data.u32];
+			uint32_t tag = events[k].data.u32;
+			struct conn *c = &conns[tag & ~POST_TAG];
 
+			if (tag & POST_TAG) {
+				post_on_event(c, events[k].events);
+				continue;
+			}
 			if (c->state == C_CLOSED)
 				continue;
 			if (c->state == C_CONNECTING &&
@@ -2224,7 +2630,8 @@ main(int argc, char **argv)
 		else if (ready_at_end < well_behaved)
 			invalid = "connections_lost";
 
-		printf("RESULT label=%s proto=%s conns=%u ready=%u "
+		printf("RESULT label=%s proto=%s transport=%s conns=%u "
+		       "ready=%u "
 		       "ready_end=%u failed=%u symbols=%u per_conn=%s%u "
 		       "open_s=%.2f window_s=%.2f updates=%llu "
 		       "upd_per_s=%.0f ticks_per_s=%.0f snapshots=%llu "
@@ -2247,7 +2654,8 @@ main(int argc, char **argv)
 		       "bytes_per_upd=%.1f text_bytes_per_upd=%.1f "
 		       "upd_per_frame=%.2f deflate=%s inflated_per_s=%.0f "
 		       "chaos=%.3f well_behaved=%u invalid=%s\n",
-		       *opt.label ? opt.label : "-", proto_name(), opt.conns,
+		       *opt.label ? opt.label : "-", proto_name(),
+		       opt.transport == T_SSE ? "sse" : "ws", opt.conns,
 		       ready_at_subscribe, ready_at_end, failed_count,
 		       opt.symbols, opt.per_conn ? "" : "all", opt.per_conn,
 		       open_secs, win_secs, (unsigned long long)cnt.updates,
@@ -2291,6 +2699,7 @@ main(int argc, char **argv)
 		if (first_error[0])
 			fprintf(stderr, "subload: first problem: %s\n",
 			        first_error);
+		sse_problems_print();
 		fflush(stdout);
 	}
 	return 0;
