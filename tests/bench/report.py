@@ -96,7 +96,9 @@ def variant(d):
     """How a publisher cell was run: compressed or text, and options."""
     opts = d.get("options", "-")
     parts = []
-    if d.get("server") == "publisher":
+    if d.get("server") == "publisher" and d.get("transport") == "sse":
+        parts.append("SSE")
+    elif d.get("server") == "publisher":
         parts.append("compressed" if d.get("deflate") == "on" else "text")
     if "max-hz" in opts:
         parts.append("max_hz " + opts.split("max-hz,")[1].split(",")[0])
@@ -153,6 +155,39 @@ def checks(d):
     if not converged(d):
         out.append(f"{num(d, 'unconverged'):,.0f} pairs unconverged")
     return "; ".join(out) if out else "valid"
+
+
+def spread(vals, fmt):
+    """The median of a few runs, and their range."""
+    vals = sorted(vals)
+    if not vals:
+        return "–"
+    if len(vals) == 1:
+        return fmt(vals[0])
+    return f"{fmt(statistics.median(vals))} ({fmt(vals[0])}–{fmt(vals[-1])})"
+
+
+SSE_SHAPES = (("sse-narrow", "narrow: 1,000 clients on all of 10 symbols"),
+              ("sse-wide-10hz", 'wide: 1,000 clients on "*" over 1,000 symbols, max_hz 10'))
+
+
+def sse_pairs(res):
+    """The sse group's runs by shape and feed rate: (label, text, rate,
+    WebSocket runs, SSE runs)."""
+    out = []
+    for label, text in SSE_SHAPES:
+        runs = [r for r in res if r.get("label") == label and r.get("server") == "publisher"]
+        for rate in sorted({num(r, "rate") for r in runs}):
+            at = [r for r in runs if num(r, "rate") == rate]
+            ws = [r for r in at if r.get("transport", "ws") != "sse"]
+            sse = [r for r in at if r.get("transport") == "sse"]
+            if ws or sse:
+                out.append((label, text, rate, ws, sse))
+    return out
+
+
+def med(runs, key):
+    return statistics.median(num(r, key) for r in runs) if runs else 0.0
 
 
 def table(w, head, rows):
@@ -321,6 +356,22 @@ def main():
                      f"\"{h.get('status_line', '?').replace('_', ' ')}\"",
                      yes(num(s_stop, "lat_p99_us") <= bound and
                          h.get("status_line", "").startswith("ok"))))
+    for label, text, rate, ws, sse in sse_pairs(res):
+        if not ws or not sse:
+            continue
+        cpu_ratio = med(sse, "srv_cpu_s_per_mupd") / max(med(ws, "srv_cpu_s_per_mupd"), 1e-9)
+        crit.append((f"SSE against WebSocket (text), {text}, {fmt_rate(rate)} ticks/s: "
+                     f"server CPU-s per million updates (medians of {len(sse)} and {len(ws)} runs)",
+                     f"SSE {spread([num(r, 'srv_cpu_s_per_mupd') for r in sse], lambda v: f'{v:.2f}')} "
+                     f"vs WebSocket {spread([num(r, 'srv_cpu_s_per_mupd') for r in ws], lambda v: f'{v:.2f}')}"
+                     f" = {cpu_ratio:.2f}×; delivered {fmt_rate(med(sse, 'upd_per_s'))} vs "
+                     f"{fmt_rate(med(ws, 'upd_per_s'))} updates/s; "
+                     f"{med(sse, 'bytes_per_upd'):.0f} vs {med(ws, 'bytes_per_upd'):.0f} B/update; "
+                     f"staleness p99 {fmt_ms(med(sse, 'stale_src_p99_us'))} vs "
+                     f"{fmt_ms(med(ws, 'stale_src_p99_us'))} ms; valid "
+                     f"{sum(checks(r) == 'valid' for r in sse)}/{len(sse)} and "
+                     f"{sum(checks(r) == 'valid' for r in ws)}/{len(ws)}",
+                     "–"))
     table(w, ["target", "measured", "met"], crit)
 
     # ---------------------------------------------------------- wide
@@ -444,6 +495,58 @@ def main():
                 f"{num(r, 'applied_per_s'):,.0f}", f"{num(r, 'stored_per_s'):,.0f}",
                 f"{num(r, 'store_dropped'):,.0f}",
                 f"{num(r, 'srv_cpu_s'):.2f}", f"{num(r, 'secs'):.1f}"] for r in ing])
+
+    pairs = sse_pairs(res)
+    if pairs:
+        w("## SSE against WebSocket: 1,000 clients, text frames, store on")
+        w("")
+        w("The same server and feed; clients over Server-Sent Events "
+          "(`GET /stream/events`, the subscribe in a `POST /stream/send`) or "
+          "over WebSocket without compression (SSE frames are text). The "
+          "runs are interleaved, the two transports' order swapped each "
+          "round; each figure is the median of the runs, with their range. "
+          "*B/upd wire*: an SSE response's body bytes (`id:` and `data:` "
+          "lines, blank lines) per update, a WebSocket message's payload "
+          "per update (the 2–4 bytes of frame header not counted); *B/upd "
+          "JSON*: the frames' JSON alone, the same on both.")
+        w("")
+        rows_ = []
+        for label, text, rate, ws, sse in pairs:
+            for name, runs in (("WebSocket", ws), ("SSE", sse)):
+                if not runs:
+                    continue
+
+                def col(key, fmt, runs=runs):
+                    return spread([num(r, key, -1) for r in runs], fmt)
+
+                rows_.append([f"{text}, {fmt_rate(rate)} ticks/s", name,
+                              f"{sum(checks(r) == 'valid' for r in runs)}/{len(runs)}",
+                              col("upd_per_s", lambda v: f"{v:,.0f}"),
+                              col("srv_cpu_s_per_mupd", lambda v: f"{v:.2f}"),
+                              col("bytes_per_upd", lambda v: f"{v:.0f}"),
+                              col("text_bytes_per_upd", lambda v: f"{v:.0f}"),
+                              col("upd_per_frame", lambda v: f"{v:.1f}"),
+                              col("stale_src_p50_us", fmt_ms), col("stale_src_p99_us", fmt_ms),
+                              col("srv_cpu_frac", lambda v: f"{v:.2f}"),
+                              col("load_cpu_frac", lambda v: f"{v:.2f}")])
+        table(w, ["cell", "transport", "valid", "delivered/s", "server CPU-s / M upd",
+                  "B/upd wire", "B/upd JSON", "upd/frame", "stale p50 ms", "stale p99 ms",
+                  "srv cores", "load core"], rows_)
+        for label, text, rate, ws, sse in pairs:
+            if ws and sse:
+                w(f"- {text}, {fmt_rate(rate)} ticks/s, SSE ÷ WebSocket (medians): server "
+                  f"CPU-s per M updates "
+                  f"{med(sse, 'srv_cpu_s_per_mupd') / max(med(ws, 'srv_cpu_s_per_mupd'), 1e-9):.2f}×, "
+                  f"delivered updates/s "
+                  f"{med(sse, 'upd_per_s') / max(med(ws, 'upd_per_s'), 1e-9):.2f}×, bytes per "
+                  f"update on the wire "
+                  f"{med(sse, 'bytes_per_upd') / max(med(ws, 'bytes_per_upd'), 1e-9):.2f}×.")
+        loads = [float(r.get("loadavg", "0").split("/")[0]) for _, _, _, ws, sse in pairs
+                 for r in ws + sse if r.get("loadavg")]
+        if loads:
+            w(f"- 1-minute load average as these cells started: {min(loads):.2f}–{max(loads):.2f} "
+              f"(the suite's own two processes make about 2).")
+        w("")
 
     # ---------------------------------------------------------- every cell
     w("## Every cell")

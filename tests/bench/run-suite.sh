@@ -22,6 +22,8 @@
 #            none, interleaved
 #   sink     an ingest whose Redis is stopped, against a standalone server
 #   ingest   publisher with no subscriber, with and without the store
+#   sse      1,000 clients over Server-Sent Events against WebSocket, in the
+#            narrow and wide shapes, three interleaved rounds
 #
 # Environment:
 #   BENCH_FULL=1        also the whole N x M x R x K matrix on every server
@@ -29,14 +31,16 @@
 #   BENCH_BUDGET=1500   no cell starts after this many seconds (the cells
 #                       left are listed as skipped)
 #   BENCH_SERVERS="publisher nats nchan ws socketio"   which servers run
-#   BENCH_GROUPS="wide narrow same scale chaos sink ingest"   which groups
+#   BENCH_GROUPS="wide narrow same scale chaos sink ingest sse"   which groups
+#   BENCH_SSE_ROUNDS=3  rounds of the sse group
 #   BENCH_OUT=tests/bench/results                      where results go
 #   BENCH_BUILD=build   where publisher and build/bench/* are (make
 #                       bench-suite sets it)
 #
 # Output: tests/bench/results/results-YYYY-MM-DD.md (tables) and
 # raw-YYYY-MM-DD.txt (one RESULT/TICKGEN/SENDBASE/INGEST line per run,
-# key=value).
+# key=value); a run of some groups only (BENCH_GROUPS) adds their names,
+# results-YYYY-MM-DD-sse.md, so that it never overwrites a whole run's.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -51,7 +55,8 @@ FULL=${BENCH_FULL:-}
 BUDGET=${BENCH_BUDGET:-1500}
 [ -n "$FULL" ] && BUDGET=${BENCH_BUDGET:-9000}
 SERVERS=${BENCH_SERVERS:-publisher nats nchan ws socketio}
-GROUPS_ON=${BENCH_GROUPS:-wide narrow same scale chaos sink ingest}
+GROUPS_ON=${BENCH_GROUPS:-wide narrow same scale chaos sink ingest sse}
+SSE_ROUNDS=${BENCH_SSE_ROUNDS:-3}
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
 SRV_CPU=0
 LOAD_CPU=1
@@ -59,8 +64,10 @@ PY=/usr/bin/python3
 [ -x $PY ] || PY=python3
 
 DATE=$(date +%F)
-RAW=$OUT/raw-$DATE.txt
-MD=$OUT/results-$DATE.md
+TAG=
+[ -n "${BENCH_GROUPS:-}" ] && TAG=-$(echo $BENCH_GROUPS | tr ' ' '-')
+RAW=$OUT/raw-$DATE$TAG.txt
+MD=$OUT/results-$DATE$TAG.md
 WORK=$(mktemp -d /tmp/bench-suite.XXXXXX)
 T0=$(date +%s)
 SRV_PIDS=()  # what stop_server stops
@@ -548,7 +555,31 @@ on ingest && want publisher && {
 	ingest "$WORK/ingest.db" sqlite
 }
 
-# 8. The whole matrix, on request.
+# 8. SSE: fan-out over Server-Sent Events (GET /stream/events, each
+#    request in a POST /stream/send) against WebSocket, 1,000 clients, store
+#    on: the narrow shape, and the wide one with max_hz 10 at both feed
+#    rates (uncapped, the wide shape measures the load client: see 1.).
+#    SSE frames are text, so the WebSocket clients take text too. Rounds
+#    interleaved, the two transports' order swapped each round, so that a
+#    busy machine weighs on both alike; the report gives medians and
+#    ranges.
+on sse && want publisher && for ((round = 1; round <= SSE_ROUNDS; round++)); do
+	order="ws sse"
+	((round % 2)) || order="sse ws"
+	for t in $order; do
+		SUB_EXTRA=(--transport "$t")
+		run_cell sse-narrow publisher 1000 10 10000 all store
+	done
+	for r in 20000 200000; do
+		for t in $order; do
+			SUB_EXTRA=(--transport "$t" --max-hz 10)
+			run_cell sse-wide-10hz publisher 1000 1000 $r all store
+		done
+	done
+done
+SUB_EXTRA=()
+
+# 9. The whole matrix, on request.
 if [ -n "$FULL" ]; then
 	for kind in $SERVERS; do
 		for n in 100 1000 10000; do
@@ -583,7 +614,7 @@ $PY "$ROOT/tests/bench/report.py" "$RAW" \
 	--date "$DATE" \
 	--machine "$(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)" \
 	--versions "$VERSIONS" \
-	--command "make bench-suite${FULL:+ BENCH_FULL=1} (BENCH_SECS=$SECS, BENCH_WARMUP=$WARMUP)" \
+	--command "${BENCH_GROUPS:+BENCH_GROUPS=\"$BENCH_GROUPS\" }make bench-suite${FULL:+ BENCH_FULL=1} (BENCH_SECS=$SECS, BENCH_WARMUP=$WARMUP)" \
 	--load "start $LOAD_START; end $LOAD_END" \
 	--elapsed "$ELAPSED" >"$MD" || die "report.py failed"
 log "results: $MD"
