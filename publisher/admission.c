@@ -347,8 +347,13 @@ write_refusal(struct lws *wsi, enum refusal r, bool upgrade)
 	                                 (const unsigned char *)clen, n, &p,
 	                                 end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-	                                 (const unsigned char *)"no-store", 8,
-	                                 &p, end))
+	                                 (const unsigned char *)"no-store, no-cache",
+	                                 18, &p, end) ||
+	    /* A proxy that buffers (nginx) passes a refusal of a stream on
+	     * at once, as it would the stream. */
+	    lws_add_http_header_by_name(wsi,
+	                                (const unsigned char *)"x-accel-buffering:",
+	                                (const unsigned char *)"no", 2, &p, end))
 		return -1;
 	if (r == REFUSED_UNAUTHORIZED &&
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_WWW_AUTHENTICATE,

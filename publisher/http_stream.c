@@ -31,6 +31,8 @@
 #include "server_private.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -523,6 +525,31 @@ stream_respond(struct server *s, struct http_request *h, unsigned status,
 	return 0;
 }
 
+/* A short text answer (a refusal of the request itself), with the
+ * headers of every stream answer. */
+static int stream_respond_text(struct server *s, struct http_request *h,
+                               unsigned status, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static int
+stream_respond_text(struct server *s, struct http_request *h, unsigned status,
+                    const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	if ((size_t)n >= sizeof text)
+		n = sizeof text - 1;
+	return stream_respond(s, h, status, "text/plain; charset=utf-8", text,
+	                      (size_t)n);
+}
+
 static int
 respond_unknown_session(struct server *s, struct http_request *h)
 {
@@ -944,7 +971,7 @@ begin_send(struct server *s, struct http_request *h)
 	}
 	v = url_arg(h->wsi, "session=", arg, sizeof arg);
 	if (!v || !is_key(v, strlen(v)))
-		return http_respond_text(h, 400,
+		return stream_respond_text(s, h, 400,
 		                         "POST /stream/send needs ?session=KEY, "
 		                         "the session of the stream frame\n");
 	memcpy(r->key, v, STREAM_KEY_LEN + 1);
@@ -952,11 +979,11 @@ begin_send(struct server *s, struct http_request *h)
 	                 WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
 		len = strtoull(len_text, NULL, 10);
 	if (!len)
-		return http_respond_text(h, 400,
+		return stream_respond_text(s, h, 400,
 		                         "POST /stream/send needs the request "
 		                         "as its body, with a Content-Length\n");
 	if (len > s->opt->max_message_bytes)
-		return http_respond_text(h, 413,
+		return stream_respond_text(s, h, 413,
 		                         "request of %llu bytes, over the %zu "
 		                         "byte limit\n",
 		                         len, s->opt->max_message_bytes);
@@ -995,10 +1022,10 @@ http_stream_body_done(struct server *s, struct http_request *h)
 	if (!r || r->kind != REQ_SEND || h->answered)
 		return 0;
 	if (r->body_too_large)
-		rc = http_respond_text(h, 413, "body longer than its "
+		rc = stream_respond_text(s, h, 413, "body longer than its "
 		                               "Content-Length\n");
 	else if (!utf8_valid(r->body, r->body_len))
-		rc = http_respond_text(h, 400, "the request is not UTF-8\n");
+		rc = stream_respond_text(s, h, 400, "the request is not UTF-8\n");
 	else if (!(st = stream_find(s, r->key)))
 		rc = respond_unknown_session(s, h);
 	else {
@@ -1036,7 +1063,7 @@ http_stream_request(struct server *s, struct http_request *h, const char *path,
 		r->kind = REQ_TICKET;
 		return issue_ticket(s, h);
 	}
-	return http_respond_text(h, 404,
+	return stream_respond_text(s, h, 404,
 	                         "no such stream endpoint '%s' (GET "
 	                         "/stream/events, GET /stream/poll, POST "
 	                         "/stream/send, POST /stream/ticket)\n",
