@@ -47,6 +47,9 @@ ENGINE_SRC := publisher/decimal.c publisher/tick.c publisher/jsonbuf.c publisher
 CODEC_SRC := publisher/time_parse.c publisher/tick_file_read.c publisher/tick_file_write.c \
 	publisher/progress.c
 PROTOCOL_SRC := publisher/protocol.c
+# Trading sessions: the --session rules and the time zone files they read
+# (no lws, no SQL; the engine folds with their rule, knowing nothing of them).
+SESSION_SRC := publisher/time_zone.c
 FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/feed_stdin.c \
 	feeds/feed_replay.c feeds/replay_read.c feeds/replay_pace.c \
 	feeds/replay_seek.c feeds/feed_tcp.c
@@ -69,7 +72,7 @@ STORE_CORE_SRC := publisher/store.c publisher/store_sql.c publisher/store_sink.c
 	publisher/store_write.c publisher/store_read.c publisher/store_import.c \
 	publisher/store_rewind.c
 STORE_SRC := $(STORE_CORE_SRC) publisher/export.c publisher/import.c
-ALL_SRC := $(ENGINE_SRC) $(CODEC_SRC) $(PROTOCOL_SRC) $(FEED_SRC) $(SERVER_SRC) $(MAIN_SRC) $(STORE_SRC)
+ALL_SRC := $(ENGINE_SRC) $(CODEC_SRC) $(PROTOCOL_SRC) $(SESSION_SRC) $(FEED_SRC) $(SERVER_SRC) $(MAIN_SRC) $(STORE_SRC)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
