@@ -49,7 +49,7 @@ CODEC_SRC := publisher/time_parse.c publisher/tick_file_read.c publisher/tick_fi
 PROTOCOL_SRC := publisher/protocol.c
 # Trading sessions: the --session rules and the time zone files they read
 # (no lws, no SQL; the engine folds with their rule, knowing nothing of them).
-SESSION_SRC := publisher/time_zone.c
+SESSION_SRC := publisher/time_zone.c publisher/trading_session.c
 FEED_SRC := publisher/tick_queue.c feeds/feed.c feeds/feed_synthetic.c feeds/feed_stdin.c \
 	feeds/feed_replay.c feeds/replay_read.c feeds/replay_pace.c \
 	feeds/replay_seek.c feeds/feed_tcp.c

@@ -279,7 +279,7 @@ engine_apply_tick(struct engine *e, const struct tick *t)
 	 * group for nothing. */
 	if (first && e->wildcards && engine__attach_wildcards(e, sym) != 0)
 		goto refuse_release;
-	seq = symbol_state_apply(&sym->st, t);
+	seq = symbol_state_apply(&sym->st, t, &e->config.sessions);
 	if (!seq)
 		goto refuse_release;
 	if (first)
@@ -340,10 +340,14 @@ state_goes_on(const struct symbol_state *cur, const struct symbol_state *next)
 	int f;
 
 	if (cur->seq == 0 || next->seq < cur->seq ||
-	    (cur->present & ~next->present) ||
 	    (next->seq == cur->seq && next->ts != cur->ts))
 		return false;
 	for (f = 0; f < STATE_FIELD_COUNT; f++) {
+		/* A field cur has and next lacks was taken away after cur's
+		 * seq (a new session), or next is another history. */
+		if ((((cur->present & ~next->present) >> f) & 1u) &&
+		    next->changed_seq[f] <= cur->seq)
+			return false;
 		if (!((next->present >> f) & 1u) ||
 		    next->changed_seq[f] > cur->seq)
 			continue;

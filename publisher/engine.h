@@ -79,6 +79,9 @@ struct engine_config {
 	/* Bytes kept writable in front of every frame engine_client_frame()
 	 * returns, for the transport's own header (LWS_PRE). */
 	size_t frame_headroom;
+	/* Where each symbol's trading sessions begin (symbol_state.h); its
+	 * ctx is borrowed and must outlive the engine. Zero: UTC days. */
+	struct session_rule sessions;
 };
 
 struct engine_stats {
@@ -115,7 +118,8 @@ void engine_destroy(struct engine *e);
 /*
  * Apply one tick: fold it into its symbol's state by the rules of
  * symbol_state_apply() (seqs, unchanged values, open/high/low, trades,
- * volume). With t->seq == 0 the engine assigns the symbol's next seq; with
+ * volume, and a new trading session by the config's rule, which sends
+ * prev_close, and null for open/high/low until the session's first trade). With t->seq == 0 the engine assigns the symbol's next seq; with
  * t->seq set (an edge following an ingest node) that seq is used and must
  * be greater than the symbol's current seq.
  * Returns the seq applied (> 0), or 0 when the tick is refused (invalid
@@ -138,7 +142,8 @@ int engine_restore_symbol(struct engine *e, const struct symbol_state *s);
  * subscribers keep their place: one that holds s's seq gets nothing, one
  * at an older seq a delta of the fields s says changed after it (its
  * per-field change seqs are trusted for that). s goes on from the engine's
- * state when it is at or past its seq, has every field it has, and each
+ * state when it is at or past its seq, has every field it has (or says
+ * it was taken away after the engine's seq), and each
  * field s says last changed at or before the engine's seq has the value
  * the engine holds (so at the same seq, the same state). Anything else,
  * or a symbol without data, is engine_restore_symbol(): snapshots.

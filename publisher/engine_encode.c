@@ -37,8 +37,10 @@ put_i64(char *p, int64_t v)
 /*
  * Write the update that brings a client holding `from` to the symbol's
  * current seq: a snapshot of every field with a value when from is 0, else a
- * delta of the fields that changed after from. ts changes with every tick,
- * so it is always there. out must hold ENCODING_MAX bytes. Returns the length.
+ * delta of the fields that changed after from, where a field taken away
+ * (open/high/low when a trading session begins) is null. ts changes with
+ * every tick, so it is always there. out must hold ENCODING_MAX bytes.
+ * Returns the length.
  */
 static size_t
 encode_update(const struct engine *e, const struct symbol *sym, uint64_t from,
@@ -65,13 +67,17 @@ encode_update(const struct engine *e, const struct symbol *sym, uint64_t from,
 	p = PUT_LITERAL(p, ",\"ts\":");
 	p = put_i64(p, st->ts);
 	for (f = 0; f < STATE_FIELD_COUNT; f++) {
-		if (!((st->present >> f) & 1u))
-			continue;
-		if (from != 0 && st->changed_seq[f] <= from)
+		bool has = (st->present >> f) & 1u;
+
+		/* A field that never had a value has change seq 0. */
+		if (from != 0 ? st->changed_seq[f] <= from : !has)
 			continue;
 		memcpy(p, e->key[f], KEY_MAX);
 		p += e->key_len[f];
-		p += decimal_format(st->value[f], p);
+		if (has)
+			p += decimal_format(st->value[f], p);
+		else
+			p = PUT_LITERAL(p, "null");
 	}
 	*p++ = '}';
 	return (size_t)(p - out);

@@ -635,7 +635,7 @@ import_run(const struct import_options *opt, struct import_result *res,
 	r.buf = malloc(READ_BUF);
 	if (!r.buf)
 		return errf(err, errlen, "out of memory");
-	r.im = store_import_open(opt->db, err, errlen);
+	r.im = store_import_open(opt->db, &opt->sessions, err, errlen);
 	if (!r.im) {
 		free(r.buf);
 		return -1;

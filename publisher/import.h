@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "symbol_state.h"
+
 #define IMPORT_MAX_FILES 256
 
 struct import_options {
@@ -45,6 +47,10 @@ struct import_options {
 	const char *files[IMPORT_MAX_FILES]; /* "-": standard input */
 	size_t file_count;
 	bool progress; /* draw the progress line on stderr */
+	/* Where trading sessions begin, for the stored states (the rule a
+	 * server on this database folds with; its ctx must outlive the
+	 * run). Zero: UTC days. */
+	struct session_rule sessions;
 };
 
 /* What one run did. */

@@ -281,6 +281,7 @@ pipeline_create(const struct pipeline_options *opt, char *err, size_t errlen)
 	memset(&ec, 0, sizeof ec);
 	ec.frame_headroom = opt->frame_headroom;
 	ec.frame_cap = opt->frame_cap;
+	ec.sessions = opt->sessions;
 	p->engine = engine_create(&ec);
 	p->batch = malloc(DRAIN_BUDGET * sizeof *p->batch);
 	p->queue_wake = wake_new(p->loop, pipeline__drain, p);

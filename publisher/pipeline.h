@@ -79,6 +79,9 @@ struct pipeline_options {
 	/* The engine's frames (engine_config): the transport's header room
 	 * in front of each, and the largest; 0: the engine's defaults. */
 	size_t frame_headroom, frame_cap;
+	/* Where trading sessions begin (engine_config; its ctx must outlive
+	 * the pipeline). Zero: UTC days. */
+	struct session_rule sessions;
 };
 
 /* What the transport is told. All run on the loop's thread. */

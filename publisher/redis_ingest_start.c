@@ -95,7 +95,10 @@ floor_contradicts(const struct symbol_state *ours,
 		if (!((theirs->present >> f) & 1u) ||
 		    ours->changed_seq[f] > theirs->seq)
 			continue;
-		if (ours->value[f].mantissa != theirs->value[f].mantissa ||
+		/* Ours has had none since before theirs' seq (a session took
+		 * it away), or another value. */
+		if (!((ours->present >> f) & 1u) ||
+		    ours->value[f].mantissa != theirs->value[f].mantissa ||
 		    ours->value[f].scale != theirs->value[f].scale)
 			return true;
 	}
@@ -109,7 +112,9 @@ redis_link_floor(const struct symbol_state *ours,
 	uint64_t seq;
 	int f;
 
-	if (!ours || (theirs->present & ~ours->present))
+	/* A session's fields are the exception: a delta takes them away. */
+	if (!ours ||
+	    (theirs->present & ~ours->present & ~SYMBOL_STATE_SESSION_FIELDS))
 		return REDIS_FLOOR_LOST;
 	if (theirs->seq < ours->seq && !floor_contradicts(ours, theirs))
 		return REDIS_FLOOR_KEEP;
@@ -121,6 +126,9 @@ redis_link_floor(const struct symbol_state *ours,
 	*out = *ours;
 	out->seq = seq;
 	for (f = 0; f < STATE_FIELD_COUNT; f++)
-		out->changed_seq[f] = (out->present >> f) & 1u ? seq : 0;
+		out->changed_seq[f] =
+		        ((out->present | SYMBOL_STATE_SESSION_FIELDS) >> f) & 1u
+		                ? seq
+		                : 0;
 	return REDIS_FLOOR_PAST;
 }

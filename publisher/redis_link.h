@@ -52,8 +52,13 @@
  *
  * A state value is one line of text, exact decimals, a format tag first:
  *
- *   s1 <seq> <ts> <feed_sends_volume 0|1> <field>=<decimal>@<changed_seq> …
- *   s1 1042 1709303400123456 0 bid=189.33@1040 ask=189.35@1042 trades=7@1041
+ *   s2 <seq> <ts> <feed_sends_volume 0|1> <session> <field>=<decimal>@<changed_seq> …
+ *   s2 1042 1709303400123456 0 1709256600000000 bid=189.33@1040 ask=189.35@1042 trades=7@1041 open=@1039
+ *
+ * <session> is the start (µs) of the trading session the state is in;
+ * a field without a decimal ("open=@1039") was taken away at that seq by
+ * a new session. The s1 format of older versions (no session, no field
+ * taken away) is still read.
  *
  * ------------------------------------------------------------ consistency
  * Runs. Every (re)connect of the publisher starts a new run R (64 random
@@ -195,6 +200,10 @@ struct redis_publisher_options {
 	 * without it the publisher waits, degraded, for an epoch change. */
 	void (*need_epoch)(const char *epoch, const char *why, void *ctx);
 	void *need_epoch_ctx;
+	/* Where trading sessions begin, for the states it folds: the
+	 * serving engine's rule (symbol_state.h; its ctx must outlive the
+	 * publisher). Zero: UTC days. */
+	struct session_rule sessions;
 };
 
 struct redis_publisher_stats {
@@ -311,7 +320,8 @@ enum redis_floor {
  * where ours says it had another: then *out is ours at one past both
  * seqs, every field changed there, so that a client holding any seq of
  * either gets a delta of every field. LOST when theirs has a field ours
- * lacks. Else KEEP.
+ * lacks (a session's open/high/low/prev_close aside: ours at one past
+ * both, with those it lacks taken away there, is PAST). Else KEEP.
  */
 enum redis_floor redis_link_floor(const struct symbol_state *ours,
                                   const struct symbol_state *theirs,

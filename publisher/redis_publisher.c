@@ -83,6 +83,7 @@ redis_publisher_create(const struct redis_publisher_options *opt, char *err,
 		redis_publisher_destroy(p);
 		return NULL;
 	}
+	state_table_set_sessions(p->states, &opt->sessions);
 	return p;
 }
 

@@ -313,24 +313,32 @@ redis__tick_from_line(const char *s, size_t len, uint64_t seq, struct tick *out,
 	return 0;
 }
 
-/* "s1 <seq> <ts> <fsv> <field>=<decimal>@<changed_seq> …" (see the header) */
+/* "s2 <seq> <ts> <fsv> <session> <field>=[<decimal>]@<changed_seq> …"
+ * (see the header) */
 void
 redis__state_encode(struct jsonbuf *b, const struct symbol_state *st)
 {
 	int f;
 
-	jsonbuf_append_str(b, "s1 ");
+	jsonbuf_append_str(b, "s2 ");
 	jsonbuf_append_u64(b, st->seq);
 	jsonbuf_append_char(b, ' ');
 	jsonbuf_append_i64(b, st->ts);
-	jsonbuf_append_str(b, st->feed_sends_volume ? " 1" : " 0");
+	jsonbuf_append_str(b, st->feed_sends_volume ? " 1 " : " 0 ");
+	if (st->session == SYMBOL_STATE_SESSION_UNKNOWN)
+		jsonbuf_append_char(b, '-');
+	else
+		jsonbuf_append_i64(b, st->session);
 	for (f = 0; f < STATE_FIELD_COUNT; f++) {
-		if (!((st->present >> f) & 1u))
+		bool has = (st->present >> f) & 1u;
+
+		if (!has && !st->changed_seq[f])
 			continue;
 		jsonbuf_append_char(b, ' ');
 		jsonbuf_append_str(b, tick_field_name((enum tick_field)f));
 		jsonbuf_append_char(b, '=');
-		jsonbuf_append_decimal(b, st->value[f]);
+		if (has)
+			jsonbuf_append_decimal(b, st->value[f]);
 		jsonbuf_append_char(b, '@');
 		jsonbuf_append_u64(b, st->changed_seq[f]);
 	}
@@ -374,6 +382,7 @@ redis__state_decode(const char *name, size_t namelen, const char *s, size_t len,
 {
 	const char *p = s, *end = s + len, *tok;
 	size_t tlen;
+	bool s2;
 
 	memset(out, 0, sizeof *out);
 	if (!tick_symbol_valid(name, namelen)) {
@@ -382,10 +391,12 @@ redis__state_decode(const char *name, size_t namelen, const char *s, size_t len,
 	}
 	memcpy(out->symbol, name, namelen);
 	if (!next_token(&p, end, &tok, &tlen) || tlen != 2 ||
-	    memcmp(tok, "s1", 2) != 0) {
-		*why = "not in the s1 format (written by another version?)";
+	    (memcmp(tok, "s1", 2) != 0 && memcmp(tok, "s2", 2) != 0)) {
+		*why = "not in the s2 or s1 format (written by another "
+		       "version?)";
 		return -1;
 	}
+	s2 = tok[1] == '2';
 	if (!next_token(&p, end, &tok, &tlen) ||
 	    redis__parse_u64(tok, tlen, &out->seq) || out->seq == 0 ||
 	    !next_token(&p, end, &tok, &tlen) ||
@@ -396,21 +407,35 @@ redis__state_decode(const char *name, size_t namelen, const char *s, size_t len,
 		return -1;
 	}
 	out->feed_sends_volume = tok[0] == '1';
+	/* s1 was written before states knew their session. */
+	out->session = SYMBOL_STATE_SESSION_UNKNOWN;
+	if (s2 && (!next_token(&p, end, &tok, &tlen) ||
+	           (!(tlen == 1 && tok[0] == '-') &&
+	            (parse_i64(tok, tlen, &out->session) ||
+	             out->session == SYMBOL_STATE_SESSION_UNKNOWN)))) {
+		*why = "bad session";
+		return -1;
+	}
 	while (next_token(&p, end, &tok, &tlen)) {
 		const char *eq = memchr(tok, '=', tlen);
 		const char *at =
 		        eq ? memchr(eq, '@', tlen - (size_t)(eq - tok)) : NULL;
 		int f = eq ? state_field_lookup(tok, (size_t)(eq - tok)) : -1;
+		/* s2: no decimal, a field a session took away */
+		bool has = at && at > eq + 1;
 
 		if (f < 0 || !at || ((out->present >> f) & 1u) ||
-		    decimal_parse(eq + 1, (size_t)(at - eq - 1),
-		                  &out->value[f]) ||
+		    out->changed_seq[f] || (!has && !s2) ||
+		    (has && decimal_parse(eq + 1, (size_t)(at - eq - 1),
+		                          &out->value[f])) ||
 		    redis__parse_u64(at + 1, tlen - (size_t)(at + 1 - tok),
-		                     &out->changed_seq[f])) {
+		                     &out->changed_seq[f]) ||
+		    (!has && !out->changed_seq[f])) {
 			*why = "bad field";
 			return -1;
 		}
-		out->present |= (uint16_t)(1u << f);
+		if (has)
+			out->present |= (uint16_t)(1u << f);
 	}
 	if (p != end) {
 		*why = "stray spaces";

@@ -30,6 +30,7 @@ struct state_table {
 	struct symbol_state *states;
 	size_t n, cap;
 	size_t ndata; /* states with seq > 0 */
+	struct session_rule sessions;
 };
 
 struct state_table *
@@ -46,6 +47,15 @@ state_table_create(void)
 	}
 	t->mask = SLOTS_MIN - 1;
 	return t;
+}
+
+void
+state_table_set_sessions(struct state_table *t, const struct session_rule *rule)
+{
+	if (rule)
+		t->sessions = *rule;
+	else
+		memset(&t->sessions, 0, sizeof t->sessions);
 }
 
 void
@@ -151,7 +161,7 @@ state_table_apply(struct state_table *t, const struct tick *tick)
 	/* A state made just now has no data, and such a state never refuses
 	 * a tick: a refused tick leaves no new symbol behind. */
 	first = st->seq == 0;
-	seq = symbol_state_apply(st, tick);
+	seq = symbol_state_apply(st, tick, &t->sessions);
 	if (seq && first)
 		t->ndata++;
 	return seq;

@@ -36,6 +36,13 @@ struct state_table *state_table_create(void);
 /* NULL is a no-op. */
 void state_table_destroy(struct state_table *t);
 
+/* Where trading sessions begin for the folds of state_table_apply()
+ * (copied; its ctx is borrowed and must outlive the table). NULL, the
+ * default: UTC days. Set it before the first tick, to the rule the
+ * engine folds with. */
+void state_table_set_sessions(struct state_table *t,
+                              const struct session_rule *rule);
+
 /*
  * Fold the tick into the state of its symbol (made, empty, on its first
  * tick) by symbol_state_apply(). Returns the seq applied (> 0), or 0 when

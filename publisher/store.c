@@ -201,12 +201,13 @@ static const char *const writer_sql[W_COUNT] = {
                   "ts_min) VALUES (?1, ?2, ?3, ?4, ?5)",
         [W_STATE] = "INSERT OR REPLACE INTO state (symbol_id, seq, ts, "
                     "feed_sends_volume, bid, ask, bid_size, ask_size, last, "
-                    "last_size, volume, open, high, low, trades, scales, "
-                    "bid_seq, ask_seq, bid_size_seq, ask_size_seq, "
-                    "last_seq, last_size_seq, volume_seq, open_seq, "
-                    "high_seq, low_seq, trades_seq, max_ts, max_lag) "
+                    "last_size, volume, open, high, low, trades, "
+                    "prev_close, scales, bid_seq, ask_seq, bid_size_seq, "
+                    "ask_size_seq, last_seq, last_size_seq, volume_seq, "
+                    "open_seq, high_seq, low_seq, trades_seq, "
+                    "prev_close_seq, max_ts, max_lag, session) "
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                    "?,?,?,?,?,?)",
+                    "?,?,?,?,?,?,?,?,?)",
         [W_COMMIT_ROW] = "INSERT INTO commits (first_id, count, ts_min, "
                          "max_ts, committed_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         [W_META] = "UPDATE meta SET next_tick_id = ?1, max_ts = ?2, "
@@ -358,8 +359,8 @@ state_from_row(sqlite3_stmt *q, int col, struct symbol_state *st)
 	int64_t scales;
 	int f;
 
-	/* columns from col: seq, ts, feed_sends_volume, 11 values, scales,
-	 * 11 change seqs */
+	/* columns from col: seq, ts, feed_sends_volume, the values (enum
+	 * tick_field order), scales, their change seqs, session */
 	st->seq = (uint64_t)sqlite3_column_int64(q, col);
 	st->ts = sqlite3_column_int64(q, col + 1);
 	st->feed_sends_volume = sqlite3_column_int64(q, col + 2) != 0;
@@ -369,25 +370,33 @@ state_from_row(sqlite3_stmt *q, int col, struct symbol_state *st)
 		int vc = col + 3 + f;
 		int sc = col + 4 + STATE_FIELD_COUNT + f;
 
+		/* A field without a value may still say when a session
+		 * took it away. */
+		st->changed_seq[f] = (uint64_t)sqlite3_column_int64(q, sc);
 		if (sqlite3_column_type(q, vc) == SQLITE_NULL) {
 			st->value[f].mantissa = 0;
 			st->value[f].scale = 0;
-			st->changed_seq[f] = 0;
 			continue;
 		}
 		st->present |= (uint16_t)(1u << f);
 		st->value[f].mantissa = sqlite3_column_int64(q, vc);
 		st->value[f].scale = store__scale_of(scales, f);
-		st->changed_seq[f] = (uint64_t)sqlite3_column_int64(q, sc);
 	}
+	/* NULL in a row written before states knew their session. */
+	st->session = sqlite3_column_type(q, col + 4 + 2 * STATE_FIELD_COUNT) ==
+	                              SQLITE_NULL
+	                      ? SYMBOL_STATE_SESSION_UNKNOWN
+	                      : sqlite3_column_int64(
+	                                q, col + 4 + 2 * STATE_FIELD_COUNT);
 }
 
 #define STATE_SELECT                                                           \
 	"st.seq, st.ts, st.feed_sends_volume, st.bid, st.ask, st.bid_size, "   \
 	"st.ask_size, st.last, st.last_size, st.volume, st.open, st.high, "    \
-	"st.low, st.trades, st.scales, st.bid_seq, st.ask_seq, "               \
-	"st.bid_size_seq, st.ask_size_seq, st.last_seq, st.last_size_seq, "    \
-	"st.volume_seq, st.open_seq, st.high_seq, st.low_seq, st.trades_seq"
+	"st.low, st.trades, st.prev_close, st.scales, st.bid_seq, "            \
+	"st.ask_seq, st.bid_size_seq, st.ask_size_seq, st.last_seq, "          \
+	"st.last_size_seq, st.volume_seq, st.open_seq, st.high_seq, "          \
+	"st.low_seq, st.trades_seq, st.prev_close_seq, st.session"
 
 /* Load meta, symbols and states: the writer continues from them. */
 static int
@@ -400,6 +409,7 @@ load(struct store *s, char *err, size_t errlen)
 	s->states = state_table_create();
 	if (!s->states)
 		return errf(err, errlen, "out of memory");
+	state_table_set_sessions(s->states, &s->sessions);
 
 	rc = sqlite3_prepare_v2(s->db,
 	                        "SELECT epoch, next_tick_id, max_ts, max_lag "
@@ -560,6 +570,7 @@ store_open(const struct store_options *opt, char *err, size_t errlen)
 	s->retain_rows = opt->retain_rows;
 	s->wake = opt->wake;
 	s->wake_ctx = opt->wake_ctx;
+	s->sessions = opt->sessions;
 	s->cap = opt->queue_capacity ? opt->queue_capacity
 	                             : DEFAULT_QUEUE_CAPACITY;
 	s->next_retain_us = s->retain_age_us || s->retain_rows ? clock_mono_us()

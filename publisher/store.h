@@ -137,6 +137,11 @@ struct store_options {
 	 * another epoch is refused (its ticks belong to another life of the
 	 * data). NULL: a new database gets a fresh epoch. */
 	const char *epoch;
+	/* Where trading sessions begin, for the states the store folds
+	 * (the writer's, a rewind's, an import's): the rule the engine
+	 * folds with (symbol_state.h; its ctx must outlive the store).
+	 * Zero: UTC days. */
+	struct session_rule sessions;
 };
 
 struct store_stats {
@@ -396,11 +401,14 @@ struct store_import_mark {
 	bool done;          /* the whole input was taken */
 };
 
-/* Open path (created if missing) for importing. NULL with err when it
- * cannot be opened, is in use ("db 'x' is in use by another publisher"),
- * or is not a publisher database this build knows. */
+/* Open path (created if missing) for importing, its states folded with
+ * the trading sessions of `sessions` (as store_options.sessions; NULL: UTC
+ * days). NULL with err when it cannot be opened, is in use ("db 'x' is in
+ * use by another publisher"), or is not a publisher database this build
+ * knows. */
 struct store_import *
-store_import_open(const char *path, char *err, size_t errlen);
+store_import_open(const char *path, const struct session_rule *sessions,
+                  char *err, size_t errlen);
 
 /* The mark of the input whose content hash is hash (64 hex digits).
  * Returns 1 with *out set, 0 when it was never imported, -1 with err. */

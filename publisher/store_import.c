@@ -91,13 +91,16 @@ set_bulk_mode(sqlite3 *db)
 
 /* Open the store as the server does, without its writer or its queue. */
 static int
-open_store(struct store_import *im, char *err, size_t errlen)
+open_store(struct store_import *im, const struct session_rule *sessions,
+           char *err, size_t errlen)
 {
 	struct store_options so;
 
 	memset(&so, 0, sizeof so);
 	so.path = im->path;
 	so.queue_capacity = 1; /* unused: the import writes itself */
+	if (sessions)
+		so.sessions = *sessions;
 	im->s = store_open(&so, err, errlen);
 	if (!im->s)
 		return -1;
@@ -140,7 +143,8 @@ close_store(struct store_import *im)
 }
 
 struct store_import *
-store_import_open(const char *path, char *err, size_t errlen)
+store_import_open(const char *path, const struct session_rule *sessions,
+                  char *err, size_t errlen)
 {
 	struct store_import *im = calloc(1, sizeof *im);
 
@@ -157,7 +161,7 @@ store_import_open(const char *path, char *err, size_t errlen)
 		store_import_close(im);
 		return NULL;
 	}
-	if (open_store(im, err, errlen)) {
+	if (open_store(im, sessions, err, errlen)) {
 		store_import_close(im);
 		return NULL;
 	}

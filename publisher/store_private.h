@@ -258,6 +258,8 @@ struct store {
 	void (*wake)(void *ctx);
 	void *wake_ctx;
 
+	struct session_rule sessions; /* store_options.sessions */
+
 	/* Writer thread only (and store_open before it starts). */
 	struct state_table *states; /* each symbol's state, as stored */
 	struct sym_table syms;

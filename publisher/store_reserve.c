@@ -17,6 +17,10 @@
 #include "epoch.h"
 
 #define FIELD_MASK ((uint16_t)((1u << STATE_FIELD_COUNT) - 1u))
+/* A new trading session changes fields the reservations cannot say (the
+ * seq gate does not know which tick begins a session), and need not: a
+ * delta takes such a field from a client (as null) or gives it one. */
+#define SESSION_FIELDS SYMBOL_STATE_SESSION_FIELDS
 
 /* ---------------------------------------------------------------- lists */
 
@@ -149,15 +153,18 @@ store__resv_asked(struct store *s)
 
 /* -------------------------------------------------------------- opening */
 
-/* st past its reservation: at reserved + 1, every field changed there. */
+/* st past its reservation: at reserved + 1, every field changed there,
+ * and the session's fields it lacks taken away there (a client may hold
+ * one the store never saw). */
 static void
 bump(struct symbol_state *st, uint64_t reserved)
 {
+	uint16_t changed = st->present | SESSION_FIELDS;
 	int f;
 
 	st->seq = reserved + 1;
 	for (f = 0; f < STATE_FIELD_COUNT; f++)
-		st->changed_seq[f] = (st->present >> f) & 1u ? st->seq : 0;
+		st->changed_seq[f] = (changed >> f) & 1u ? st->seq : 0;
 }
 
 static int
@@ -239,7 +246,8 @@ store__resv_load(struct store *s, bool edge, char *err, size_t errlen)
 		if (y->reserved > st.seq) {
 			/* Not stopped cleanly: seqs up to the reservation
 			 * may have been seen, with values not stored. */
-			if (y->resv_fields & ~st.present & FIELD_MASK) {
+			if (y->resv_fields & ~st.present & FIELD_MASK &
+			    (uint16_t)~SESSION_FIELDS) {
 				if (!lost++)
 					snprintf(lost_name, sizeof lost_name,
 					         "%s", y->name);

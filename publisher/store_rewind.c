@@ -249,7 +249,7 @@ fold(struct job *j, const struct sym *y, struct symbol_state *st)
 			t.value[f].scale = store__scale_of(scales, f);
 			t.present |= (uint16_t)(1u << f);
 		}
-		if (!symbol_state_apply(st, &t))
+		if (!symbol_state_apply(st, &t, &j->s->sessions))
 			log_warn(
 			        "store: rewind: the stored tick of '%s' at seq "
 			        "%llu does not fold into its state; left out",

@@ -230,20 +230,28 @@ store__bind_state(sqlite3_stmt *q, const struct group *gr)
 	sqlite3_bind_int64(q, 3, st->ts);
 	sqlite3_bind_int(q, 4, st->feed_sends_volume ? 1 : 0);
 	for (f = 0; f < STATE_FIELD_COUNT; f++) {
-		if ((st->present >> f) & 1u) {
+		if ((st->present >> f) & 1u)
 			sqlite3_bind_int64(q, 5 + f, st->value[f].mantissa);
+		else
+			sqlite3_bind_null(q, 5 + f);
+		/* A field without a value keeps the seq a session took it
+		 * away at, so that a client resuming after a restart is
+		 * told. */
+		if (st->changed_seq[f])
 			sqlite3_bind_int64(q, 6 + STATE_FIELD_COUNT + f,
 			                   (sqlite3_int64)st->changed_seq[f]);
-		} else {
-			sqlite3_bind_null(q, 5 + f);
+		else
 			sqlite3_bind_null(q, 6 + STATE_FIELD_COUNT + f);
-		}
 	}
 	sqlite3_bind_int64(
 	        q, 5 + STATE_FIELD_COUNT,
 	        store__scales_pack(st->value, st->present, STATE_FIELD_COUNT));
 	sqlite3_bind_int64(q, 6 + 2 * STATE_FIELD_COUNT, gr->max_ts);
 	sqlite3_bind_int64(q, 7 + 2 * STATE_FIELD_COUNT, gr->max_lag);
+	if (st->session != SYMBOL_STATE_SESSION_UNKNOWN)
+		sqlite3_bind_int64(q, 8 + 2 * STATE_FIELD_COUNT, st->session);
+	else
+		sqlite3_bind_null(q, 8 + 2 * STATE_FIELD_COUNT);
 }
 
 /* ---------------------------------------------------------- the rows */

@@ -12,7 +12,7 @@ static const char *const field_names[STATE_FIELD_COUNT] = {
         [FIELD_LAST] = "last",         [FIELD_LAST_SIZE] = "last_size",
         [FIELD_VOLUME] = "volume",     [FIELD_OPEN] = "open",
         [FIELD_HIGH] = "high",         [FIELD_LOW] = "low",
-        [FIELD_TRADES] = "trades",
+        [FIELD_TRADES] = "trades",     [FIELD_PREV_CLOSE] = "prev_close",
 };
 
 const char *

@@ -36,11 +36,14 @@ enum tick_field {
 	FIELD_LAST_SIZE,
 	FIELD_VOLUME,
 	TICK_FIELD_COUNT,
-	/* Derived fields: computed by the engine, never sent by a feed. */
+	/* Derived fields: computed by the engine, never sent by a feed.
+	 * open/high/low/volume/trades are of the trading session under way;
+	 * prev_close is the close of the session before it. */
 	FIELD_OPEN = TICK_FIELD_COUNT,
 	FIELD_HIGH,
 	FIELD_LOW,
 	FIELD_TRADES,
+	FIELD_PREV_CLOSE,
 	STATE_FIELD_COUNT
 };
 

@@ -75,10 +75,13 @@ async def test_older_schema_db_is_migrated_on_open_keeping_data():
 	      % (latest, views))
 	for v in views:
 		con.execute('drop view "%s"' % v)
-	# ... and no table of a later migration (003_gaps, 004_seq_reservations).
+	# ... and no table or column of a later migration (003_gaps,
+	# 004_seq_reservations, 005_imports, 006_sessions).
 	con.execute("drop table if exists gaps")
 	con.execute("drop table if exists reservations")
 	con.execute("drop table if exists imports")  # 005_imports
+	for col in ("prev_close", "prev_close_seq", "session"):  # 006_sessions
+		con.execute("alter table state drop column %s" % col)
 	con.execute("pragma user_version = 1")
 	con.commit()
 	con.close()

@@ -18,8 +18,8 @@ import signal
 import tempfile
 import time
 
-from harness import REPO, Client, Closed, Decimal, Server, assert_fields, check, http_get, \
-	parse_csv, qs, run_cli, summary
+from harness import DAY_US, REPO, Client, Closed, Decimal, Server, assert_fields, check, \
+	http_get, new_session, parse_csv, qs, run_cli, summary
 
 USDTHB = os.path.join(REPO, "tests", "data", "usdthb-1997.csv")
 
@@ -53,20 +53,27 @@ def cut_index(rows, target):
 def state_of(rows, symbol, n):
 	"""(seq, fields) of symbol after the first n rows: the latest value of
 	each field the file names, and the derived volume (the sum of
-	last_size, when the file has no volume column) and trades."""
-	seq, fields, volume, trades = 0, {}, Decimal(0), 0
+	last_size, when the file has no volume column), trades and
+	prev_close, with a trading session per UTC day (the server's default;
+	a row of an earlier day than its symbol's session is folded into it).
+	USD/THB has only quotes, so its prev_close is the mid price."""
+	seq, fields, session = 0, {}, None
+	summed = not any("volume" in r[2] for r in rows)
 	for ts, sym, f in rows[:n]:
 		if sym != symbol:
 			continue
+		day = ts // DAY_US
+		if session is not None and day > session:
+			new_session(fields)
+		if session is None or day > session:
+			session = day
 		seq += 1
 		fields.update(f)
 		if "last" in f:
-			trades += 1
-			volume += Decimal(f.get("last_size", "0"))
-	if trades and not any("volume" in r[2] for r in rows):
-		fields["volume"] = volume
-	if trades:
-		fields["trades"] = trades
+			fields["trades"] = fields.get("trades", 0) + 1
+			if summed:
+				fields["volume"] = Decimal(fields.get("volume", 0)) + \
+					Decimal(f.get("last_size", "0"))
 	return seq, fields
 
 
@@ -159,6 +166,12 @@ async def _check_state_at(rp, rows, target, who):
 		check(held["seq"] == seq, "%s: %s held at seq %s, want %d (rows before the cut)"
 		      % (who, sym, held["seq"], seq))
 		assert_fields(held["fields"], fields, "%s: %s at seq %d" % (who, sym, seq))
+		# The close of the session before, as the rewind folded it again
+		# from the stored ticks: the exact text.
+		if "prev_close" in fields:
+			check(str(held["fields"].get("prev_close")) == str(fields["prev_close"]),
+			      "%s: %s prev_close %s, want %s" % (who, sym, held["fields"].get("prev_close"),
+								 fields["prev_close"]))
 		extra = set(held["fields"]) - set(fields) - {"open", "high", "low"}
 		check(not extra, "%s: %s has fields %s that the rows before the cut never set"
 		      % (who, sym, sorted(extra)))

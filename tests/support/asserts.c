@@ -64,11 +64,11 @@ assert_state_equal(const struct symbol_state *a, const struct symbol_state *b)
 	assert_int_equal(a->ts, b->ts);
 	assert_int_equal(a->present, b->present);
 	assert_int_equal(a->feed_sends_volume, b->feed_sends_volume);
+	assert_int_equal(a->session, b->session);
 	for (f = 0; f < STATE_FIELD_COUNT; f++) {
-		if (!((a->present >> f) & 1u))
-			continue;
-		assert_decimal_exact(a->value[f], b->value[f]);
 		assert_int_equal(a->changed_seq[f], b->changed_seq[f]);
+		if ((a->present >> f) & 1u)
+			assert_decimal_exact(a->value[f], b->value[f]);
 	}
 }
 

@@ -196,6 +196,12 @@ parse_update(const char *obj, size_t len, struct update *u)
 		if (f < 0)
 			fail_msg("unknown key \"%s\" in %.*s", key, (int)len,
 			         obj);
+		if (json_is_null(v)) {
+			/* Taken away (a new session): deltas only. */
+			assert_true(u->is_delta);
+			u->removed |= (uint16_t)(1u << f);
+			continue;
+		}
 		assert_true(json_is_number(v));
 		if (f == FIELD_TRADES)
 			assert_true(json_is_integer(v));
@@ -301,6 +307,8 @@ model_apply(struct model *m, const struct update *u)
 		m->present = 0;
 	}
 	for (f = 0; f < STATE_FIELD_COUNT; f++) {
+		if ((u->removed >> f) & 1u)
+			m->present &= (uint16_t)~(1u << f);
 		if (!((u->present >> f) & 1u))
 			continue;
 		m->value[f] = u->value[f];

@@ -37,6 +37,7 @@ struct update {
 	uint64_t seq;
 	int64_t ts;
 	uint16_t present;
+	uint16_t removed; /* fields sent as null: taken away */
 	struct decimal value[STATE_FIELD_COUNT];
 };
 

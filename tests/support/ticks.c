@@ -60,13 +60,16 @@ states_equal(const struct symbol_state *a, const struct symbol_state *b)
 
 	if (strcmp(a->symbol, b->symbol) || a->seq != b->seq ||
 	    a->ts != b->ts || a->present != b->present ||
-	    a->feed_sends_volume != b->feed_sends_volume)
+	    a->feed_sends_volume != b->feed_sends_volume ||
+	    a->session != b->session)
 		return false;
 	for (f = 0; f < STATE_FIELD_COUNT; f++) {
-		if (!((a->present >> f) & 1u))
-			continue;
-		if (!same_decimal(a->value[f], b->value[f]) ||
-		    a->changed_seq[f] != b->changed_seq[f])
+		/* A field without a value still says when it was taken
+		 * away. */
+		if (a->changed_seq[f] != b->changed_seq[f])
+			return false;
+		if (((a->present >> f) & 1u) &&
+		    !same_decimal(a->value[f], b->value[f]))
 			return false;
 	}
 	return true;

@@ -29,7 +29,8 @@ struct tick tick_trade(const char *symbol, int64_t ts, struct decimal last,
                        struct decimal size);
 
 /* Everything the engine keeps of a symbol, each field with the seq it last
- * changed at: what a restart or an edge must reproduce exactly. */
+ * changed at (or was taken away at), and the trading session it is in:
+ * what a restart or an edge must reproduce exactly. */
 bool states_equal(const struct symbol_state *a, const struct symbol_state *b);
 
 /* An engine_config.client_ready that does nothing. */

@@ -190,6 +190,187 @@ test_delta_from_any_earlier_seq_rebuilds_current_state(void **state)
 	engine_destroy(e);
 }
 
+/* Trading sessions of 50 µs, so that random ticks cross many. */
+static void
+every_50_us(const void *ctx, const char *symbol, int64_t ts,
+            struct session_span *out)
+{
+	int64_t k = ts / 50 - (ts % 50 < 0);
+
+	out->start = k * 50;
+	out->end = out->start + 50;
+}
+
+static struct engine *
+engine_with_sessions(void)
+{
+	struct engine_config cfg = {.client_ready = on_ready,
+	                            .frame_cap = FRAME_CAP,
+	                            .sessions = {every_50_us, NULL}};
+	struct engine *e = engine_create(&cfg);
+
+	assert_non_null(e);
+	return e;
+}
+
+static uint16_t
+taken_after(const struct symbol_state *s, uint64_t k)
+{
+	uint16_t mask = 0;
+	int f;
+
+	for (f = 0; f < STATE_FIELD_COUNT; f++)
+		if (!((s->present >> f) & 1u) && s->changed_seq[f] > k)
+			mask |= (uint16_t)(1u << f);
+	return mask;
+}
+
+/*
+ * Across trading sessions the delta from any earlier seq still rebuilds
+ * the current state: a field a session took away comes as null (and only
+ * in a delta), prev_close as a field like any other.
+ */
+static void
+test_delta_across_sessions_takes_fields_away(void **state)
+{
+	enum { N = 400 };
+	static struct symbol_state history[N + 1];
+	struct engine *e = engine_with_sessions();
+	struct engine_client *c;
+	struct update u[4];
+	struct model m;
+	int ready = 0, nulls = 0;
+	uint64_t k;
+
+	rng_seed(5);
+	for (k = 1; k <= N; k++) {
+		struct tick t =
+		        tick_random("AAPL", (int64_t)(10 * k), k > N - 60);
+
+		assert_int_equal(engine_apply_tick(e, &t), k);
+		assert_int_equal(engine_get_state(e, "AAPL", &history[k]), 0);
+	}
+	assert_true((history[N].present >> FIELD_PREV_CLOSE) & 1u);
+	engine_flush(e);
+	c = engine_client_create(e, &ready);
+	assert_non_null(c);
+	for (k = 1; k < N; k++) {
+		assert_int_equal(engine_client_subscribe(c, "AAPL", true, k),
+		                 0);
+		engine_flush(e);
+		assert_int_equal(drain(c, 0, u, 4), 1);
+		assert_true(u[0].is_delta);
+		assert_int_equal(u[0].from, k);
+		assert_int_equal(u[0].present, changed_after(&history[N], k));
+		assert_int_equal(u[0].removed, taken_after(&history[N], k));
+		nulls += u[0].removed != 0;
+		model_from_state(&m, &history[k]);
+		model_apply(&m, &u[0]);
+		assert_model_equals_state(&m, &history[N]);
+	}
+	/* The last session has had no trade: the deltas take its open,
+	 * high and low away. */
+	assert_false((history[N].present >> FIELD_OPEN) & 1u);
+	assert_true(nulls > 0);
+	assert_int_equal(engine_client_subscribe(c, "AAPL", false, 0), 0);
+	assert_int_equal(drain(c, 0, u, 4), 1);
+	assert_false(u[0].is_delta);
+	assert_int_equal(u[0].removed, 0);
+	memset(&m, 0, sizeof m);
+	model_apply(&m, &u[0]);
+	assert_model_equals_state(&m, &history[N]);
+	engine_destroy(e);
+}
+
+/* A delta at a boundary that a quote began: open/high/low null, trades
+ * and volume 0, prev_close the last trade; the next trade brings them. */
+static void
+test_session_boundary_delta_on_the_wire(void **state)
+{
+	struct engine *e = engine_with_sessions();
+	struct engine_client *c;
+	struct update u[4];
+	int ready = 0;
+	static char buf[FRAME_CAP + 1];
+	size_t n;
+
+	c = engine_client_create(e, &ready);
+	assert_int_equal(engine_client_subscribe(c, "AAPL", false, 0), 0);
+	assert_int_equal(apply_trade(e, "AAPL", 10, "189.30", "100"), 1);
+	assert_int_equal(apply_trade(e, "AAPL", 20, "189.50", "50"), 2);
+	engine_flush(e);
+	assert_int_equal(drain(c, 0, u, 4), 1);
+	assert_int_equal(apply_quote(e, "AAPL", 60, "189.40", "189.60"), 3);
+	engine_flush(e);
+	n = engine_client_write(c, 0, buf, FRAME_CAP, NULL);
+	buf[n] = '\0';
+	assert_string_equal(buf, "{\"type\":\"delta\",\"symbol\":\"AAPL\","
+	                         "\"from\":2,\"seq\":3,\"ts\":60,"
+	                         "\"bid\":189.40,\"ask\":189.60,"
+	                         "\"volume\":0,\"open\":null,\"high\":null,"
+	                         "\"low\":null,\"trades\":0,"
+	                         "\"prev_close\":189.50}");
+	assert_int_equal(apply_trade(e, "AAPL", 70, "189.45", "5"), 4);
+	engine_flush(e);
+	assert_int_equal(drain(c, 0, u, 4), 1);
+	assert_decimal_text(u[0].value[FIELD_OPEN], "189.45");
+	assert_int_equal(u[0].removed, 0);
+	assert_false((u[0].present >> FIELD_PREV_CLOSE) & 1u);
+	/* a new client's snapshot has prev_close and no null */
+	assert_int_equal(engine_client_subscribe(c, "AAPL", false, 0), 0);
+	n = engine_client_write(c, 0, buf, FRAME_CAP, NULL);
+	buf[n] = '\0';
+	assert_null(strstr(buf, "null"));
+	assert_non_null(strstr(buf, "\"prev_close\":189.50}"));
+	engine_destroy(e);
+}
+
+/* An edge takes a state further on in which a session took fields away
+ * (engine_advance_symbol): its clients keep their place and get a delta
+ * with nulls, not a snapshot. */
+static void
+test_advance_across_a_session_keeps_clients_in_place(void **state)
+{
+	struct engine *ingest = engine_with_sessions();
+	struct engine *edge = engine_with_sessions();
+	struct symbol_state at2, at4, wrong;
+	struct engine_client *c;
+	struct update u[4];
+	struct model m;
+	int ready = 0;
+
+	apply_trade(ingest, "X", 10, "10", "1");
+	apply_trade(ingest, "X", 20, "11", "1");
+	assert_int_equal(engine_get_state(ingest, "X", &at2), 0);
+	apply_quote(ingest, "X", 60, "10.9", "11.1");
+	apply_quote(ingest, "X", 70, "10.8", "11.2");
+	assert_int_equal(engine_get_state(ingest, "X", &at4), 0);
+	assert_int_equal(engine_restore_symbol(edge, &at2), 0);
+	c = engine_client_create(edge, &ready);
+	assert_int_equal(engine_client_subscribe(c, "X", true, 2), 0);
+	engine_flush(edge);
+	assert_int_equal(drain(c, 0, u, 4), 0);
+	assert_int_equal(engine_advance_symbol(edge, &at4), 0);
+	engine_flush(edge);
+	assert_int_equal(drain(c, 0, u, 4), 1);
+	assert_true(u[0].is_delta);
+	assert_int_equal(u[0].removed, (1u << FIELD_OPEN) |
+	                                       (1u << FIELD_HIGH) |
+	                                       (1u << FIELD_LOW));
+	model_from_state(&m, &at2);
+	model_apply(&m, &u[0]);
+	assert_model_equals_state(&m, &at4);
+	/* A state that lacks a field the edge has without saying it was
+	 * taken away after the edge's seq is another history: snapshots. */
+	wrong = at4;
+	wrong.seq = 5;
+	wrong.present &= (uint16_t)~(1u << FIELD_LAST);
+	wrong.changed_seq[FIELD_LAST] = 1;
+	assert_int_equal(engine_advance_symbol(edge, &wrong), 1);
+	engine_destroy(ingest);
+	engine_destroy(edge);
+}
+
 /*
  * Clients that write at random moments receive merged deltas; applying them
  * as a client would keeps each one equal to the server, and no update ever
@@ -871,6 +1052,10 @@ test_frame_never_exceeds_cap(void **state)
 				         dec_raw(INT64_MIN + f, 18));
 			tick_set(&t, FIELD_LAST_SIZE, dec_raw(-1, 18));
 			assert_int_equal(engine_apply_tick(e, &t), 1);
+			/* The same in the next trading session: prev_close
+			 * as well, and every field. */
+			t.ts = 0;
+			assert_int_equal(engine_apply_tick(e, &t), 2);
 		}
 		engine_flush(e);
 		assert_int_equal(engine_client_subscribe_all(b, NULL, NULL), 0);
@@ -1435,6 +1620,10 @@ main(void)
 	                test_delta_from_any_earlier_seq_rebuilds_current_state),
 	        cmocka_unit_test(
 	                test_random_conflation_keeps_clients_equal_to_server),
+	        cmocka_unit_test(test_delta_across_sessions_takes_fields_away),
+	        cmocka_unit_test(test_session_boundary_delta_on_the_wire),
+	        cmocka_unit_test(
+	                test_advance_across_a_session_keeps_clients_in_place),
 	        cmocka_unit_test(test_derived_open_high_low_trades_volume),
 	        cmocka_unit_test(test_decimals_round_trip_exactly),
 	        cmocka_unit_test(

@@ -342,7 +342,7 @@ test_resumes_from_the_mark_a_killed_import_left(void **state)
 	write_file(f->file, text);
 	sha256_hex(text, hash);
 
-	im = store_import_open(f->db, err, sizeof err);
+	im = store_import_open(f->db, NULL, err, sizeof err);
 	assert_non_null(im);
 	tick_parser_init(&p, TICK_FORMAT_UNKNOWN);
 	line = text;

@@ -10,7 +10,9 @@
  * the queue into the edge's engine). They check that ticks arrive with their
  * seqs exactly, that a late edge comes up warm, that an edge converges after
  * Redis is killed and restarted empty, after the stream was trimmed past it,
- * and after an epoch change; and the /healthz reasons.
+ * and after an epoch change; and the /healthz reasons. The state format
+ * (trading sessions in it) and the floor of an ingest's start are checked
+ * without Redis.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -27,8 +29,10 @@
 #include <hiredis/hiredis.h>
 
 #include "engine.h"
+#include "jsonbuf.h"
 #include "log.h"
 #include "redis_link.h"
+#include "redis_private.h" /* the state format */
 #include "tick_queue.h"
 
 #include "support/asserts.h"
@@ -728,7 +732,7 @@ test_ingest_behind_redis_publishes_nothing_until_a_new_epoch(void **state)
 	/* Redis still holds what it held. */
 	r = redis_server_command(&srv, "HGET t7:state X0");
 	assert_non_null(r);
-	assert_non_null(strstr(r->str, "s1 10 "));
+	assert_non_null(strstr(r->str, "s2 10 "));
 	freeReplyObject(r);
 
 	/* The ingest's new epoch: published, the old one replaced. */
@@ -743,7 +747,7 @@ test_ingest_behind_redis_publishes_nothing_until_a_new_epoch(void **state)
 	freeReplyObject(r);
 	r = redis_server_command(&srv, "HGET t7:state X0");
 	assert_non_null(r);
-	assert_non_null(strstr(r->str, "s1 5 "));
+	assert_non_null(strstr(r->str, "s2 5 "));
 	freeReplyObject(r);
 	redis_publisher_get_stats(b.pub, &ps);
 	assert_int_equal(ps.epoch_changes, 1);
@@ -867,6 +871,87 @@ test_peek_and_floor(void **state)
 	engine_destroy(eng);
 }
 
+/* A state as Redis holds it (s2): the trading session it is in, its
+ * prev_close, and the fields a session took away with the seq they went
+ * at; one of an older version (s1) reads with its session unknown. No
+ * Redis needed. */
+static void
+test_state_format_carries_sessions(void **state)
+{
+	struct symbol_state st, back;
+	struct jsonbuf b;
+	const char *why = NULL;
+	const char *s1 = "s1 7 1500 0 bid=1.5@7 last=2@3";
+	struct tick t;
+
+	symbol_state_init(&st, "S", 1);
+	t = tick_trade("S", 100, dec("10.50"), dec("3"));
+	symbol_state_apply(&st, &t, NULL);
+	t = tick_quote("S", 86400000000 + 5, dec("10.4"), dec("10.6"));
+	symbol_state_apply(&st, &t, NULL);
+	jsonbuf_init(&b, 0);
+	redis__state_encode(&b, &st);
+	jsonbuf_append_char(&b, '\0');
+	assert_string_equal(jsonbuf_data(&b),
+	                    "s2 2 86400000005 0 86400000000 bid=10.4@2 "
+	                    "ask=10.6@2 last=10.50@1 last_size=3@1 volume=0@2 "
+	                    "open=@2 high=@2 low=@2 trades=0@2 "
+	                    "prev_close=10.50@2");
+	assert_int_equal(redis__state_decode("S", 1, jsonbuf_data(&b),
+	                                     b.len - 1, &back, &why),
+	                 0);
+	back.session_end = st.session_end;
+	assert_true(states_equal(&back, &st));
+	assert_int_equal(redis__state_decode("S", 1, s1, strlen(s1), &back,
+	                                     &why),
+	                 0);
+	assert_true(back.session == SYMBOL_STATE_SESSION_UNKNOWN);
+	assert_int_equal(back.present,
+	                 (1u << FIELD_BID) | (1u << FIELD_LAST));
+	/* s1 has no field without a value; s2 none with change seq 0 */
+	assert_int_equal(redis__state_decode("S", 1, "s1 7 1 0 open=@5", 16,
+	                                     &back, &why),
+	                 -1);
+	assert_int_equal(redis__state_decode("S", 1, "s2 7 1 0 0 open=@0", 18,
+	                                     &back, &why),
+	                 -1);
+	assert_int_equal(redis__state_decode("S", 1, "s2 7 1 0 x bid=1@7", 18,
+	                                     &back, &why),
+	                 -1);
+	assert_string_equal(why, "bad session");
+	jsonbuf_free(&b);
+}
+
+/* The floor of an ingest's start: a field Redis has that a session took
+ * from ours after Redis's seq is no loss; one ours has had without since
+ * before is another history, and going past both takes it away (null). */
+static void
+test_floor_with_a_field_a_session_took_away(void **state)
+{
+	struct symbol_state ours, theirs, out;
+	struct tick t;
+
+	symbol_state_init(&ours, "S", 1);
+	t = tick_trade("S", 100, dec("10"), dec("1"));
+	symbol_state_apply(&ours, &t, NULL);
+	theirs = ours;
+	t = tick_quote("S", 86400000000, dec("9"), dec("11"));
+	symbol_state_apply(&ours, &t, NULL);
+	assert_false((ours.present >> FIELD_OPEN) & 1u);
+	assert_int_equal(redis_link_floor(&ours, &theirs, &out),
+	                 REDIS_FLOOR_KEEP);
+	/* Redis further on with open; ours has been without it since seq 2,
+	 * before Redis's 3 */
+	theirs.seq = 3;
+	assert_int_equal(redis_link_floor(&ours, &theirs, &out),
+	                 REDIS_FLOOR_PAST);
+	assert_int_equal(out.seq, 4);
+	assert_false((out.present >> FIELD_OPEN) & 1u);
+	assert_int_equal(out.changed_seq[FIELD_OPEN], 4);
+	assert_int_equal(out.changed_seq[FIELD_PREV_CLOSE], 4);
+	assert_int_equal(out.changed_seq[FIELD_BID_SIZE], 0);
+}
+
 static int
 ingest_state(const char *symbol, struct symbol_state *out, void *ctx)
 {
@@ -959,6 +1044,8 @@ main(void)
 	        cmocka_unit_test(
 	                test_epoch_op_reaches_the_edge_in_order_with_the_ticks),
 	        cmocka_unit_test(test_peek_and_floor),
+	        cmocka_unit_test(test_state_format_carries_sessions),
+	        cmocka_unit_test(test_floor_with_a_field_a_session_took_away),
 	        cmocka_unit_test(
 	                test_sink_drops_while_redis_is_slow_then_edges_get_the_state),
 	};

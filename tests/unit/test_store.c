@@ -555,6 +555,9 @@ test_migrates_older_schema(void **state)
 	sql(f->path, "DROP VIEW tick_view; DROP VIEW state_view; "
 	             "DROP TABLE gaps; DROP TABLE IF EXISTS imports; "
 	             "DROP TABLE IF EXISTS reservations; "
+	             "ALTER TABLE state DROP COLUMN prev_close; "
+	             "ALTER TABLE state DROP COLUMN prev_close_seq; "
+	             "ALTER TABLE state DROP COLUMN session; "
 	             "PRAGMA user_version = 1");
 
 	/* A reader takes it as it is (the tables are those of version 1). */

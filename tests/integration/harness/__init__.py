@@ -17,7 +17,8 @@ name lives in one module of this package:
     checks     check, assert_fields, summary, Decimal
     ticks      tick, tick_line, tick_fields, exact, now_us, BASE, the field
                names; gen_ticks, hist_ticks, price and model_states: a
-               deterministic stream and the state it makes
+               deterministic stream and the state it makes; DAY_US,
+               new_session and mid_price: what a trading session does
     server     Server, start_server, run_cli, binary, free_port, REPO,
                WEB_DIR; Helper, the base of other programs a test starts
     client     Client, Closed; raw sockets: raw_ws_connect, raw_ws_handshake,
@@ -54,13 +55,13 @@ from .server import REPO, WEB_DIR, Helper, Server, binary, free_port, run_cli, s
 from .store import (CSV_HEADER, check_rows, check_same_snapshot, check_ticks, history, ingest,
 		    make_db, parse_csv, parse_jsonl, rows_of, snap_fields, snapshots, symbol_seqs,
 		    wait_stored)
-from .ticks import (BASE, DERIVED_FIELDS, INPUT_FIELDS, STATE_FIELDS, UPDATE_ENVELOPE, exact,
-		    gen_ticks, hist_ticks, model_states, next_ts, now_us, price, tick, tick_fields,
-		    tick_line)
+from .ticks import (BASE, DAY_US, DERIVED_FIELDS, INPUT_FIELDS, STATE_FIELDS, UPDATE_ENVELOPE,
+		    exact, gen_ticks, hist_ticks, mid_price, model_states, new_session, next_ts, now_us,
+		    price, tick, tick_fields, tick_line)
 from .transports import (HTTP_TRANSPORTS, TRANSPORTS, WsClient, connect_transport, get_ticket,
 			 over_transports)
 
-__all__ = ["assert_fields", "BASE", "binary", "check", "check_rows", "check_same_snapshot",
+__all__ = ["assert_fields", "BASE", "binary", "DAY_US", "mid_price", "new_session", "check", "check_rows", "check_same_snapshot",
 	   "check_ticks", "cleanup", "Client", "Closed", "cluster", "connect_transport", "converged",
 	   "counts", "CSV_HEADER", "CURSOR_RE", "Decimal", "DERIVED_FIELDS", "exact", "free_port",
 	   "gen_ticks", "get_ticket", "Helper", "hist_ticks", "history", "http_get", "http_request",

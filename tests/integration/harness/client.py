@@ -137,6 +137,8 @@ class Client:
 		fields = {k: v for k, v in m.items() if k not in UPDATE_ENVELOPE}
 		held = self.state.get(sym)
 		if m["type"] == "snapshot":
+			if any(v is None for v in fields.values()):
+				self.problems.append("null in a snapshot: %s" % summary(m))
 			if held is not None and seq < held["seq"]:
 				self.problems.append("snapshot seq %d older than held %d for %s"
 						     % (seq, held["seq"], sym))
@@ -149,7 +151,11 @@ class Client:
 		if held is None or held["seq"] != frm:
 			self.gaps.append((sym, None if held is None else held["seq"], frm, seq))
 			return
-		held["fields"].update(fields)
+		for k, v in fields.items():
+			if v is None:  # taken away (a new trading session)
+				held["fields"].pop(k, None)
+			else:
+				held["fields"][k] = v
 		held["seq"] = seq
 		if "ts" in m:
 			held["ts"] = m["ts"]

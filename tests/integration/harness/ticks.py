@@ -13,7 +13,7 @@ from .checks import Decimal
 # Field names a symbol state may carry (publisher/tick.h); anything else in a
 # snapshot or delta, apart from the envelope keys, is a protocol error.
 INPUT_FIELDS = ("bid", "ask", "bid_size", "ask_size", "last", "last_size", "volume")
-DERIVED_FIELDS = ("open", "high", "low", "volume", "trades")
+DERIVED_FIELDS = ("open", "high", "low", "volume", "trades", "prev_close")
 STATE_FIELDS = set(INPUT_FIELDS) | set(DERIVED_FIELDS)
 UPDATE_ENVELOPE = {"type", "symbol", "seq", "from", "ts"}
 
@@ -125,14 +125,50 @@ def hist_ticks():
 	return out
 
 
-def model_states(ticks):
+DAY_US = 86400 * 1_000_000
+
+
+def mid_price(bid, ask):
+	"""(bid + ask) / 2 as the server writes it: at the larger scale of the
+	two, one digit more when the sum is odd there."""
+	scale = max(-Decimal(bid).as_tuple().exponent, -Decimal(ask).as_tuple().exponent, 0)
+	total = int((Decimal(bid) + Decimal(ask)).scaleb(scale))
+	if total % 2 == 0:
+		return Decimal(total // 2).scaleb(-scale)
+	return Decimal(total * 5).scaleb(-scale - 1)
+
+
+def new_session(f):
+	"""What a new trading session does to the fields f: prev_close is the
+	last trade (or the mid price of a symbol that never traded), open, high
+	and low go, trades and volume start again."""
+	if "last" in f:
+		f["prev_close"] = f["last"]
+	elif "bid" in f and "ask" in f:
+		f["prev_close"] = mid_price(f["bid"], f["ask"])
+	for k in ("open", "high", "low"):
+		f.pop(k, None)
+	for k in ("trades", "volume"):
+		if k in f:
+			f[k] = 0
+
+
+def model_states(ticks, session_us=DAY_US):
 	"""The state these ticks make: per symbol seq, ts and every field
-	(inputs, open/high/low of last, volume = sum of last_size, trades).
+	(inputs, open/high/low of last, volume = sum of last_size, trades),
+	with a trading session per UTC day (the server's default): a tick of a
+	later day than its symbol's session begins one (new_session()).
 	Ticks that carry `volume` themselves are not modelled (avoid them here)."""
 	st = {}
 	for t in ticks:
-		s = st.setdefault(t["symbol"], {"seq": 0, "ts": None, "fields": {}})
+		s = st.setdefault(t["symbol"], {"seq": 0, "ts": None, "fields": {}, "session": None})
 		f = s["fields"]
+		day = t["ts"] // session_us
+		if s["session"] is None:
+			s["session"] = day
+		elif day > s["session"]:
+			new_session(f)
+			s["session"] = day
 		s["seq"] += 1
 		s["ts"] = t["ts"]
 		for k in INPUT_FIELDS:
