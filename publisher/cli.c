@@ -21,6 +21,7 @@
 #include "settings.h"
 #include "tick.h"
 #include "time_parse.h"
+#include "trading_session.h"
 #include "version.h"
 
 const char cli_version_string[] = PUBLISHER_NAME_VERSION;
@@ -269,6 +270,13 @@ parse_time(const char *v, void *target, char *w, size_t wl)
 	            "like 2024-03-01T14:30:00Z");
 }
 
+/* PATTERN=ZONE@HH:MM, its zone loaded (trading_session.h). */
+static int
+check_session(const char *v, void *target, char *w, size_t wl)
+{
+	return trading_session_check(v, w, wl);
+}
+
 /* A number > 0 (1 = as recorded), or max: 0, as fast as possible. */
 static int
 parse_speed(const char *v, void *target, char *w, size_t wl)
@@ -320,6 +328,7 @@ static const struct setting_choice formats[] = {
 #define SERVING "Serving (serve and replay)"
 #define SCALING "Scale-out through Redis (serve and replay)"
 #define GUARDS  "Security and limits (serve and replay)"
+#define SESSION "Trading sessions (serve, replay and import)"
 #define REPLAY  "Replay"
 #define EXPORT  "Export"
 #define IMPORT  "Import"
@@ -503,6 +512,19 @@ static const struct setting rows[] = {
         SETTING_CHOICE("log-level", "LEVEL", FOR_IMPORT, IMPORT, struct cli,
                        node.log_level, log_levels, "info",
                        "error, warn, info or debug"),
+
+        SETTING_LIST("session", "PATTERN=ZONE@HH:MM", FOR_SERVING | FOR_IMPORT,
+                     SESSION, struct cli, sessions.specs, sessions.count,
+                     check_session, NULL,
+                     "the trading sessions of the symbols PATTERN matches "
+                     "begin at HH:MM local time in ZONE, an IANA time zone "
+                     "such as America/New_York (its daylight saving time "
+                     "followed); PATTERN is a symbol, or the start of "
+                     "symbols followed by *; repeat for more, the first "
+                     "that matches wins (default: 00:00 UTC for every "
+                     "symbol). Each session starts open, high, low, volume "
+                     "and trades again; prev_close is the last session's "
+                     "close"),
 };
 #define N_ROWS (sizeof rows / sizeof rows[0])
 

@@ -12,7 +12,8 @@
  * Every option is one row of the settings table in cli.c (see settings.h):
  * its name is the flag without "--" and the name in a config file, and its
  * target a field of server_options, store_options, feed_replay_options,
- * export_options, import_options or node_options below. A config file is read
+ * export_options, import_options, trading_session_options or
+ * node_options below. A config file is read
  * first and the flags override it.
  *
  * What it owns: no state of its own. cli_parse() fills the caller's struct
@@ -38,6 +39,7 @@
 #include "log.h"
 #include "server.h"
 #include "store.h"
+#include "trading_session.h"
 
 /* The largest config file read, in bytes. */
 #define CLI_CONFIG_MAX (64 * 1024)
@@ -85,6 +87,7 @@ struct cli {
 	struct feed_replay_options replay; /* replay's FILE, --speed, --loop */
 	struct export_options export;
 	struct import_options import;     /* FILE... (argv), --db */
+	struct trading_session_options sessions; /* --session, repeated */
 	char config_text[CLI_CONFIG_MAX]; /* the --config file's lines */
 };
 

@@ -32,6 +32,7 @@
 #include "redis_link.h"
 #include "server.h"
 #include "store.h"
+#include "trading_session.h"
 #include "wake.h"
 
 #define EXIT_USAGE 2
@@ -239,7 +240,7 @@ take_redis_floor(const struct node_options *opt, struct pipeline *p,
  * or NULL with the cause printed. */
 static struct redis_publisher *
 start_publisher(const struct node_options *opt, struct pipeline *p,
-                struct store *store)
+                struct store *store, const struct session_rule *sessions)
 {
 	struct redis_publisher_options po;
 	struct redis_publisher *pub;
@@ -257,6 +258,7 @@ start_publisher(const struct node_options *opt, struct pipeline *p,
 	po.wake_ctx = wake;
 	po.need_epoch = need_epoch;
 	po.need_epoch_ctx = p;
+	po.sessions = *sessions;
 	pub = redis_publisher_create(&po, err, sizeof err);
 	if (!pub) {
 		fprintf(stderr, "publisher: %s\n", err);
@@ -412,6 +414,8 @@ serve(const struct cli *cli)
 	/* A file may wait for the store; a market cannot. */
 	po.file_source = !strncmp(feed_name, "replay", 6);
 	po.frame_headroom = server_frame_headroom();
+	/* The engine folds with the store's rule, so they agree. */
+	po.sessions = cli->store.sessions;
 	p = pipeline_create(&po, err, sizeof err);
 	if (!p) {
 		fprintf(stderr, "publisher: %s\n", err);
@@ -429,7 +433,8 @@ serve(const struct cli *cli)
 	if (strcmp(db, "none") && opt->role != ROLE_EDGE &&
 	    !(store = open_store(&cli->store, p, false)))
 		goto out;
-	if (opt->role == ROLE_INGEST && !(pub = start_publisher(opt, p, store)))
+	if (opt->role == ROLE_INGEST &&
+	    !(pub = start_publisher(opt, p, store, &cli->store.sessions)))
 		goto out;
 	if (opt->role == ROLE_EDGE) {
 		if (start_follower(opt, p))
@@ -513,11 +518,41 @@ out:
 	return rc;
 }
 
+/*
+ * The trading sessions of --session, whose rule every fold of serve,
+ * replay and import takes (the engine's, the store's, the Redis
+ * publisher's). cli.c checked the settings, so a failure here is out of
+ * memory or a zone file that went away since. Returns 0, or -1 with the
+ * cause printed.
+ */
+static int
+make_sessions(struct cli *cli, struct trading_sessions **out)
+{
+	struct session_rule rule;
+	char err[512], text[1024];
+
+	*out = trading_sessions_create(&cli->sessions, err, sizeof err);
+	if (!*out) {
+		fprintf(stderr, "publisher: %s\n", err);
+		return -1;
+	}
+	rule = trading_sessions_rule(*out);
+	cli->store.sessions = rule;
+	cli->import.sessions = rule;
+	if (cli->sessions.count) {
+		trading_sessions_describe(*out, text, sizeof text);
+		log_info("trading sessions begin: %s", text);
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	static struct cli cli;
+	struct trading_sessions *sessions = NULL;
 	char err[512];
+	int rc;
 
 	if (cli_parse(argc, argv, &cli, err, sizeof err)) {
 		fprintf(stderr, "publisher: %s\n(see publisher --help)\n", err);
@@ -541,16 +576,23 @@ main(int argc, char **argv)
 	case CLI_IMPORT:
 		log_set_level(cli.node.log_level);
 		cli.import.progress = isatty(STDERR_FILENO);
-		if (import_run(&cli.import, NULL, err, sizeof err)) {
-			fprintf(stderr, "publisher: import: %s\n", err);
+		if (make_sessions(&cli, &sessions))
 			return 1;
-		}
-		return 0;
+		rc = import_run(&cli.import, NULL, err, sizeof err);
+		if (rc)
+			fprintf(stderr, "publisher: import: %s\n", err);
+		trading_sessions_destroy(sessions);
+		return rc ? 1 : 0;
 	case CLI_SERVE:
 	case CLI_REPLAY:
 		/* A progress line on a terminal; never in a log file. */
 		cli.replay.progress = isatty(STDERR_FILENO);
-		return serve(&cli);
+		log_set_level(cli.node.log_level);
+		if (make_sessions(&cli, &sessions))
+			return 1;
+		rc = serve(&cli);
+		trading_sessions_destroy(sessions);
+		return rc;
 	}
 	return EXIT_USAGE;
 }

@@ -731,6 +731,50 @@ config_file(const char *text)
 	return path;
 }
 
+/* --session PATTERN=ZONE@HH:MM: repeatable, in serve, replay and import and
+ * in a config file; a bad pattern, zone or time is refused naming it. */
+static void
+test_sessions(void **state)
+{
+	const char *path;
+
+	OK("serve");
+	assert_int_equal(cli.sessions.count, 0);
+	OK("serve", "--session", "AAPL=America/New_York@09:30", "--session",
+	   "EUR/*=America/New_York@17:00");
+	assert_int_equal(cli.sessions.count, 2);
+	assert_string_equal(cli.sessions.specs[1],
+	                    "EUR/*=America/New_York@17:00");
+	OK("replay", "t.csv", "--session=*=UTC@00:00");
+	assert_int_equal(cli.sessions.count, 1);
+	OK("import", "a.csv", "--db", "x.db", "--session",
+	   "*=Europe/London@08:00");
+	assert_int_equal(cli.sessions.count, 1);
+	BAD("--session 'AAPL=America/New_Yrok@09:30': unknown time zone "
+	    "'America/New_Yrok'",
+	    "serve", "--session", "AAPL=America/New_Yrok@09:30");
+	BAD("--session 'AAPL=America/New_York@24:00': the start time '24:00' "
+	    "is not HH:MM",
+	    "serve", "--session", "AAPL=America/New_York@24:00");
+	BAD("expected PATTERN=ZONE@HH:MM", "serve", "--session", "AAPL");
+	BAD("--session does not apply to 'export'", "export", "--db", "x.db",
+	    "--session", "*=UTC@00:00");
+
+	path = config_file("session AAPL=America/New_York@09:30\n"
+	                   "session *=Asia/Tokyo@09:00\n");
+	OK("serve", "--config", path);
+	assert_int_equal(cli.sessions.count, 2);
+	assert_string_equal(cli.sessions.specs[1], "*=Asia/Tokyo@09:00");
+	/* flags replace the file's list */
+	OK("serve", "--config", path, "--session", "X=UTC@00:00");
+	assert_int_equal(cli.sessions.count, 1);
+	unlink(path);
+	path = config_file("session AAPL=America/New_York@9:61\n");
+	BAD("line 1: session 'AAPL=America/New_York@9:61'", "serve",
+	    "--config", path);
+	unlink(path);
+}
+
 /* A config file sets what the flags would, line by line; flags override
  * it; a list given by flags replaces the file's. */
 static void
@@ -990,6 +1034,7 @@ main(void)
 	        cmocka_unit_test(test_too_many_origins),
 	        cmocka_unit_test(test_help_text),
 	        cmocka_unit_test(test_roles),
+	        cmocka_unit_test(test_sessions),
 	        cmocka_unit_test(test_config_file),
 	        cmocka_unit_test(test_config_errors),
 	        cmocka_unit_test(test_command_help),
