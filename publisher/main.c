@@ -49,6 +49,10 @@
  * so (README, Storage). */
 static uint64_t unstored_ticks;
 
+/* The --session settings in words, as the Redis link compares them
+ * between an ingest and its edges (make_sessions()). */
+static char sessions_text[1024];
+
 static int
 write_port_file(const char *path, int port)
 {
@@ -259,6 +263,7 @@ start_publisher(const struct node_options *opt, struct pipeline *p,
 	po.need_epoch = need_epoch;
 	po.need_epoch_ctx = p;
 	po.sessions = *sessions;
+	po.sessions_text = sessions_text;
 	pub = redis_publisher_create(&po, err, sizeof err);
 	if (!pub) {
 		fprintf(stderr, "publisher: %s\n", err);
@@ -308,6 +313,7 @@ start_follower(const struct node_options *opt, struct pipeline *p)
 	fo.wake = wake_signal;
 	fo.ctx = p;
 	fo.wake_ctx = wake;
+	fo.sessions_text = sessions_text;
 	f = redis_follower_create(&fo, err, sizeof err);
 	if (!f) {
 		fprintf(stderr, "publisher: %s\n", err);
@@ -529,7 +535,7 @@ static int
 make_sessions(struct cli *cli, struct trading_sessions **out)
 {
 	struct session_rule rule;
-	char err[512], text[1024];
+	char err[512];
 
 	*out = trading_sessions_create(&cli->sessions, err, sizeof err);
 	if (!*out) {
@@ -539,10 +545,9 @@ make_sessions(struct cli *cli, struct trading_sessions **out)
 	rule = trading_sessions_rule(*out);
 	cli->store.sessions = rule;
 	cli->import.sessions = rule;
-	if (cli->sessions.count) {
-		trading_sessions_describe(*out, text, sizeof text);
-		log_info("trading sessions begin: %s", text);
-	}
+	trading_sessions_describe(*out, sessions_text, sizeof sessions_text);
+	if (cli->sessions.count)
+		log_info("trading sessions begin: %s", sessions_text);
 	return 0;
 }
 

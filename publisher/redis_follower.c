@@ -20,6 +20,8 @@ struct redis_follower {
 	int port;
 	char prefix[REDIS_LINK_PREFIX_MAX + 1];
 	char key_ticks[KEY_MAX], key_state[KEY_MAX], key_epoch[KEY_MAX];
+	char key_sessions[KEY_MAX];
+	char *sessions_text; /* options.sessions_text, or NULL */
 	struct tick_queue *queue;
 	void (*epoch_cb)(const char *epoch, void *ctx);
 	void (*restore_cb)(const struct symbol_state *st, void *ctx);
@@ -50,6 +52,9 @@ struct redis_follower {
 	pthread_cond_t cond;
 	bool stopping;
 	bool waiting_for_ingest; /* Redis holds no state for the prefix */
+	/* The ingest's P:sessions at the last resync, when it differs from
+	 * sessions_text ("" when they agree, or either is not known). */
+	char sessions_differ[SESSIONS_TEXT_MAX];
 	int fd;                  /* the live socket, for a quick stop */
 	struct pending_sync pend;
 	bool pend_ready;
@@ -90,6 +95,8 @@ redis_follower_create(const struct redis_follower_options *opt, char *err,
 	f->port = opt->port;
 	snprintf(f->prefix, sizeof f->prefix, "%s", prefix);
 	redis__keys_init(prefix, f->key_ticks, f->key_state, f->key_epoch);
+	snprintf(f->key_sessions, sizeof f->key_sessions, "%s:sessions",
+	         prefix);
 	f->queue = opt->ticks;
 	f->epoch_cb = opt->epoch;
 	f->restore_cb = opt->restore;
@@ -107,6 +114,12 @@ redis_follower_create(const struct redis_follower_options *opt, char *err,
 	        (int64_t)(opt->backoff_max_ms ? opt->backoff_max_ms
 	                                      : DEFAULT_BACKOFF_MAX_MS) *
 	        1000;
+	if (opt->sessions_text &&
+	    !(f->sessions_text = strdup(opt->sessions_text))) {
+		errf(err, errlen, "out of memory");
+		free(f);
+		return NULL;
+	}
 	f->rng = redis__random_seed();
 	f->need_sync = true;
 	f->fd = -1;
@@ -297,6 +310,36 @@ follower_advance(struct redis_follower *f, const struct entry *e)
 }
 
 /*
+ * The ingest's trading sessions (its P:sessions, x) against the edge's own:
+ * the edge folds the ingest's ticks with its own rule, so other sessions
+ * would make other states under the same seqs. Said once per change, and
+ * kept for redis_follower_degraded().
+ */
+static void
+follower_check_sessions(struct redis_follower *f, const redisReply *x)
+{
+	char differ[SESSIONS_TEXT_MAX] = "";
+	bool changed;
+
+	if (f->sessions_text && x->type == REDIS_REPLY_STRING &&
+	    strcmp(x->str, f->sessions_text) != 0)
+		snprintf(differ, sizeof differ, "%s", x->str);
+	pthread_mutex_lock(&f->mu);
+	changed = strcmp(differ, f->sessions_differ) != 0;
+	snprintf(f->sessions_differ, sizeof f->sessions_differ, "%s", differ);
+	pthread_mutex_unlock(&f->mu);
+	if (changed && differ[0])
+		log_error("redis: the ingest's trading sessions (%s) are not "
+		          "this edge's (%s): its prev_close, open, high, low, "
+		          "volume and trades would differ here; give both the "
+		          "same --session settings",
+		          differ, f->sessions_text);
+	else if (changed)
+		log_info("redis: the ingest's trading sessions are this "
+		         "edge's again");
+}
+
+/*
  * Take the epoch, every symbol's state and the newest entry in one MULTI,
  * so that the state is exactly the stream up to that entry (or a little
  * further: see "Batches" in the header). Hand them to the service thread
@@ -319,8 +362,9 @@ follower_sync(struct redis_follower *f)
 	redisAppendCommand(f->rc, "GET %s", f->key_epoch);
 	redisAppendCommand(f->rc, "HGETALL %s", f->key_state);
 	redisAppendCommand(f->rc, "XREVRANGE %s + - COUNT 1", f->key_ticks);
+	redisAppendCommand(f->rc, "GET %s", f->key_sessions);
 	redisAppendCommand(f->rc, "EXEC");
-	for (k = 0; k < 5; k++) {
+	for (k = 0; k < 6; k++) {
 		if (r)
 			freeReplyObject(r);
 		if (redisGetReply(f->rc, (void **)&r) != REDIS_OK || !r) {
@@ -336,7 +380,7 @@ follower_sync(struct redis_follower *f)
 			return -1;
 		}
 	}
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
 		follower_note_error(f, true, "resync: unexpected EXEC reply");
 		freeReplyObject(r);
 		return -1;
@@ -380,6 +424,7 @@ follower_sync(struct redis_follower *f)
 			         why);
 	}
 
+	follower_check_sessions(f, r->element[3]);
 	x = r->element[2];
 	if (x->type == REDIS_REPLY_ARRAY && x->elements == 1)
 		have_entry = entry_parse(x->element[0], &e) == 0;
@@ -732,7 +777,7 @@ redis_follower_degraded(struct redis_follower *f, char *reason, size_t len)
 {
 	struct redis_follower_stats s;
 	char since[32];
-	bool waiting;
+	bool waiting, differ;
 
 	redis_follower_get_stats(f, &s);
 	pthread_mutex_lock(&f->mu);
@@ -760,6 +805,16 @@ redis_follower_degraded(struct redis_follower *f, char *reason, size_t len)
 		         f->host, f->port, f->prefix);
 		return true;
 	}
+	pthread_mutex_lock(&f->mu);
+	differ = f->sessions_differ[0] != '\0';
+	if (differ)
+		snprintf(reason, len,
+		         "the ingest's trading sessions (%s) are not this "
+		         "edge's (%s)",
+		         f->sessions_differ, f->sessions_text);
+	pthread_mutex_unlock(&f->mu);
+	if (differ)
+		return true;
 	if (s.idle_us > f->silent_us) {
 		snprintf(reason, len,
 		         "ingest silent for %lld s (no ticks or heartbeats "
@@ -790,5 +845,6 @@ redis_follower_destroy(struct redis_follower *f)
 	pthread_cond_destroy(&f->cond);
 	pthread_mutex_destroy(&f->mu);
 	free(f->batch);
+	free(f->sessions_text);
 	free(f);
 }

@@ -33,9 +33,11 @@
  * ------------------------------------------------------------ the keys
  * Under a prefix P (default "publisher"; several markets may share a Redis):
  *
- *   P:epoch   string  the ingest's epoch
- *   P:state   hash    symbol -> its full state (format below)
- *   P:ticks   stream  one entry per applied tick, bounded by XADD MAXLEN ~ N
+ *   P:epoch     string  the ingest's epoch
+ *   P:state     hash    symbol -> its full state (format below)
+ *   P:ticks     stream  one entry per applied tick, bounded by XADD MAXLEN ~ N
+ *   P:sessions  string  the ingest's trading sessions, as
+ *                       trading_sessions_describe() says them
  *
  * Stream entries (field names are stored once per stream node by Redis):
  *
@@ -204,6 +206,9 @@ struct redis_publisher_options {
 	 * serving engine's rule (symbol_state.h; its ctx must outlive the
 	 * publisher). Zero: UTC days. */
 	struct session_rule sessions;
+	/* The same in words (copied), written to P:sessions with every run
+	 * so that an edge can tell when its own differ. NULL: not written. */
+	const char *sessions_text;
 };
 
 struct redis_publisher_stats {
@@ -359,6 +364,13 @@ struct redis_follower_options {
 	void (*wake)(void *ctx);
 	void *ctx;                   /* for epoch and restore */
 	void *wake_ctx;              /* for wake; NULL: ctx */
+	/* The edge's trading sessions in words (copied), compared with the
+	 * ingest's P:sessions at every resync: an edge folds the ingest's
+	 * ticks with its own rule, so with other sessions it would serve
+	 * other states under the same seqs. When they differ the follower
+	 * logs it and is degraded (redis_follower_degraded()) until they
+	 * agree. NULL, or an ingest that writes none: not compared. */
+	const char *sessions_text;
 	unsigned connect_timeout_ms; /* default 500 */
 	unsigned backoff_max_ms;     /* default 5000 */
 	unsigned silent_ms;          /* "ingest silent" after; default 3000 */

@@ -77,7 +77,9 @@
 
 #define RUN_BYTES 8
 #define RUN_LEN   (2 * RUN_BYTES)
-#define KEY_MAX   (REDIS_LINK_PREFIX_MAX + 8)
+#define KEY_MAX   (REDIS_LINK_PREFIX_MAX + 16)
+/* The longest trading sessions text compared (P:sessions). */
+#define SESSIONS_TEXT_MAX 1024
 #define HOST_MAX  256
 
 /*
@@ -192,7 +194,9 @@ struct redis_publisher {
 	int port;
 	char prefix[REDIS_LINK_PREFIX_MAX + 1];
 	char key_ticks[KEY_MAX], key_state[KEY_MAX], key_epoch[KEY_MAX];
+	char key_sessions[KEY_MAX];
 	char epoch[REDIS_LINK_EPOCH_MAX + 1];
+	char *sessions_text; /* options.sessions_text, or NULL */
 	uint64_t maxlen;
 	int64_t connect_us, io_us;
 	void (*wake)(void *ctx);

@@ -44,6 +44,8 @@ redis_publisher_create(const struct redis_publisher_options *opt, char *err,
 	p->port = opt->port;
 	snprintf(p->prefix, sizeof p->prefix, "%s", prefix);
 	redis__keys_init(prefix, p->key_ticks, p->key_state, p->key_epoch);
+	snprintf(p->key_sessions, sizeof p->key_sessions, "%s:sessions",
+	         prefix);
 	snprintf(p->epoch, sizeof p->epoch, "%s", opt->epoch);
 	p->maxlen =
 	        opt->stream_maxlen ? opt->stream_maxlen : DEFAULT_STREAM_MAXLEN;
@@ -84,6 +86,12 @@ redis_publisher_create(const struct redis_publisher_options *opt, char *err,
 		return NULL;
 	}
 	state_table_set_sessions(p->states, &opt->sessions);
+	if (opt->sessions_text &&
+	    !(p->sessions_text = strdup(opt->sessions_text))) {
+		errf(err, errlen, "out of memory");
+		redis_publisher_destroy(p);
+		return NULL;
+	}
 	return p;
 }
 
@@ -568,6 +576,13 @@ rewrite:
 	redis__resp_str(&p->out, p->key_epoch);
 	redis__resp_str(&p->out, p->epoch);
 	p->commands++;
+	if (p->sessions_text) {
+		redis__resp_array(&p->out, 3);
+		redis__resp_str(&p->out, "SET");
+		redis__resp_str(&p->out, p->key_sessions);
+		redis__resp_str(&p->out, p->sessions_text);
+		p->commands++;
+	}
 	publisher_xadd(p, 4);
 	redis__resp_str(&p->out, "g");
 	redis__resp_str(&p->out, "0");
@@ -864,6 +879,7 @@ redis_publisher_destroy(struct redis_publisher *p)
 	jsonbuf_free(&p->scratch);
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->mu);
+	free(p->sessions_text);
 	free(p->ring);
 	free(p->enq_us);
 	free(p->batch);

@@ -15,8 +15,12 @@ import signal
 import sqlite3
 import tempfile
 
-from harness import DAY_US, Client, Server, assert_fields, check, exact, gen_ticks, \
-	ingest, model_states, run_cli, snap_fields, snapshots, summary, tick, tick_line
+import asyncio
+import time
+
+from harness import DAY_US, REDIS_SERVER, SKIP, Client, Node, Redis, Server, assert_fields, \
+	check, converged, exact, gen_ticks, http_get, ingest, model_states, run_cli, snap_fields, \
+	snapshots, summary, tick, tick_line, wait_published
 
 SESSIONS = ["AAPL=America/New_York@09:30", "MSFT=America/New_York@09:30",
 	    "EUR/*=America/New_York@17:00"]
@@ -253,3 +257,45 @@ async def test_import_folds_with_the_same_sessions():
 		      "%s imported: %s, live: %s" % (s, summary(got[s], 300), summary(want[s], 300)))
 	check(exact(snap_fields(got["EUR/USD"])).get("prev_close") == "1.08525",
 	      "imported EUR/USD prev_close: %s" % summary(got["EUR/USD"], 300))
+
+
+async def test_edges_carry_the_sessions_and_tell_other_settings():
+	"""Through Redis an edge folds the ingest's ticks with its own rule: one
+	with the ingest's --session settings serves the same prev_close, open
+	and session as the ingest, across a boundary and a resync; one with
+	other settings says so in /healthz (503, both named) and its log."""
+	if not REDIS_SERVER:
+		return SKIP
+	args = []
+	for s in SESSIONS:
+		args += ["--session", s]
+	r = await Redis().start()
+	ing = await Node("ingest", r, "ingest", args=args).start()
+	same = await Node("edge", r, "edge-same", args=args).start()
+	other = await Node("edge", r, "edge-other",
+			   args=["--session", "*=Asia/Tokyo@09:00"]).start()
+	await ingest(ing, friday())
+	await wait_published(ing, 7)
+	await ingest(ing, monday())
+	await wait_published(ing, 10)
+	want = await converged([same], ing, SYMS, timeout=10)
+	check(want[1]["EUR/USD"][2].get("prev_close") == "1.08525",
+	      "the ingest's EUR/USD: %s" % (want[1]["EUR/USD"],))
+	# A late edge resyncs from Redis's states (s2): the same.
+	late = await Node("edge", r, "edge-late", args=args).start()
+	await converged([late], ing, SYMS, timeout=10)
+	deadline = time.monotonic() + 10
+	while True:
+		status, _, body = await http_get(other, "/healthz")
+		if status == 503 and b"trading sessions" in body:
+			break
+		check(time.monotonic() < deadline, "the edge with other sessions: /healthz %s %r"
+		      % (status, body[:300]))
+		await asyncio.sleep(0.1)
+	check(b"America/New_York@09:30" in body and b"Asia/Tokyo@09:00" in body,
+	      "/healthz does not name both settings: %r" % body[:300])
+	status, _, body = await http_get(same, "/healthz")
+	check(status == 200, "the edge with the same sessions: /healthz %s %r" % (status, body[:300]))
+	with open(other.stderr_path, "rb") as f:
+		log = f.read()
+	check(b"are not this edge's" in log, "the edge with other sessions logged nothing of it")
