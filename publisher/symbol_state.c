@@ -127,8 +127,8 @@ symbol_state_session_of(const struct session_rule *rule, const char *symbol,
 	/* UTC days; the first and last days of int64 are cut short. */
 	day = ts / DAY_US - (ts % DAY_US < 0);
 	out->start = day > INT64_MIN / DAY_US ? day * DAY_US : INT64_MIN + 1;
-	out->end = day < INT64_MAX / DAY_US - 1 ? (day + 1) * DAY_US
-	                                        : INT64_MAX;
+	out->end =
+	        day < INT64_MAX / DAY_US - 1 ? (day + 1) * DAY_US : INT64_MAX;
 }
 
 /*

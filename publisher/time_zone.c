@@ -42,9 +42,9 @@ struct rule {
 
 struct time_zone {
 	char name[NAME_MAX_LEN + 1];
-	size_t n;     /* transitions */
-	int64_t *at;  /* from at[i] (UTC seconds) on ... */
-	int32_t *off; /* ... the offset is off[i] */
+	size_t n;           /* transitions */
+	int64_t *at;        /* from at[i] (UTC seconds) on ... */
+	int32_t *off;       /* ... the offset is off[i] */
 	int32_t off_before; /* before the first transition */
 	bool has_rule;      /* after the last one: the rule */
 	struct rule rule;
@@ -332,8 +332,8 @@ header(const unsigned char *p, size_t len, char *version, struct counts *c)
 	c->chars = be32(p + 40);
 	/* Bounds that keep the sums below far from overflow. */
 	return c->type >= 1 && c->type <= 256 && c->time <= 1000000 &&
-	       c->leap <= 100000 && c->chars <= 100000 &&
-	       c->isut <= c->type && c->isstd <= c->type;
+	       c->leap <= 100000 && c->chars <= 100000 && c->isut <= c->type &&
+	       c->isstd <= c->type;
 }
 
 static size_t

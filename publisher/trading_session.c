@@ -20,17 +20,17 @@
 
 #define EXAMPLE                                                                \
 	"expected PATTERN=ZONE@HH:MM, e.g. AAPL=America/New_York@09:30 or "    \
-	"EUR/" "*=America/New_York@17:00 (PATTERN: a symbol, or the start of "    \
+	"EUR/*=America/New_York@17:00 (PATTERN: a symbol, or the start of "    \
 	"symbols followed by *; ZONE: an IANA time zone; HH:MM: when its "     \
 	"sessions begin there)"
 
 struct rule {
 	char pattern[TICK_SYMBOL_MAX + 1]; /* without the '*' */
 	size_t len;
-	bool prefix;                       /* ended with '*' */
-	const struct time_zone *zone;      /* NULL: UTC */
-	int start_min;                     /* minutes after local midnight */
-	char text[TICK_SYMBOL_MAX + 300];  /* as given */
+	bool prefix;                      /* ended with '*' */
+	const struct time_zone *zone;     /* NULL: UTC */
+	int start_min;                    /* minutes after local midnight */
+	char text[TICK_SYMBOL_MAX + 300]; /* as given */
 };
 
 struct trading_sessions {

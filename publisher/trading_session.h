@@ -66,9 +66,8 @@ trading_sessions_create(const struct trading_session_options *opt, char *err,
 void trading_sessions_destroy(struct trading_sessions *s);
 
 /* The session of symbol that ts (µs) falls in. */
-void trading_sessions_span(const struct trading_sessions *s,
-                           const char *symbol, int64_t ts,
-                           struct session_span *out);
+void trading_sessions_span(const struct trading_sessions *s, const char *symbol,
+                           int64_t ts, struct session_span *out);
 
 /* s as the rule a fold takes (symbol_state.h); valid while s lives. */
 struct session_rule trading_sessions_rule(const struct trading_sessions *s);

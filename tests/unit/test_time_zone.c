@@ -182,8 +182,8 @@ test_refused(void **state)
 	assert_true(time_zone_name_valid("America/Port-au-Prince"));
 
 	/* Not TZif; cut short; a rule that does not parse. */
-	assert_null(time_zone_parse("x", (const unsigned char *)"hello", 5,
-	                            err, sizeof err));
+	assert_null(time_zone_parse("x", (const unsigned char *)"hello", 5, err,
+	                            sizeof err));
 	assert_non_null(strstr(err, "not a TZif"));
 	n = slim_file(buf, 0, "EST5EDT,M3.2.0,M11.1.0");
 	assert_null(time_zone_parse("x", buf, n - 30, err, sizeof err));

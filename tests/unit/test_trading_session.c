@@ -192,10 +192,9 @@ test_settings_refused_and_accepted(void **state)
 	refused("AAPL=@09:30", "no time zone");
 	assert_int_equal(trading_session_check("*=UTC@00:00", why, sizeof why),
 	                 0);
-	assert_int_equal(
-	        trading_session_check("BRK.B=America/New_York@9:30", why,
-	                              sizeof why),
-	        0);
+	assert_int_equal(trading_session_check("BRK.B=America/New_York@9:30",
+	                                       why, sizeof why),
+	                 0);
 
 	/* create() names the setting that failed */
 	memset(&o, 0, sizeof o);
