@@ -508,7 +508,10 @@ def main():
           "*B/upd wire*: an SSE response's body bytes (`id:` and `data:` "
           "lines, blank lines) per update, a WebSocket message's payload "
           "per update (the 2–4 bytes of frame header not counted); *B/upd "
-          "JSON*: the frames' JSON alone, the same on both.")
+          "JSON*: the frames' JSON alone, the same on both; *server RSS*: "
+          "at the end of the window (a stream session keeps up to 256 KiB "
+          "of the frames it sent, for a client that comes back with its "
+          "cursor).")
         w("")
         rows_ = []
         for label, text, rate, ws, sse in pairs:
@@ -528,10 +531,11 @@ def main():
                               col("upd_per_frame", lambda v: f"{v:.1f}"),
                               col("stale_src_p50_us", fmt_ms), col("stale_src_p99_us", fmt_ms),
                               col("srv_cpu_frac", lambda v: f"{v:.2f}"),
+                              col("rss_loaded_kb", lambda v: f"{v / 1024:.0f}"),
                               col("load_cpu_frac", lambda v: f"{v:.2f}")])
         table(w, ["cell", "transport", "valid", "delivered/s", "server CPU-s / M upd",
                   "B/upd wire", "B/upd JSON", "upd/frame", "stale p50 ms", "stale p99 ms",
-                  "srv cores", "load core"], rows_)
+                  "srv cores", "server RSS MiB", "load core"], rows_)
         for label, text, rate, ws, sse in pairs:
             if ws and sse:
                 w(f"- {text}, {fmt_rate(rate)} ticks/s, SSE ÷ WebSocket (medians): server "

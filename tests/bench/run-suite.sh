@@ -614,7 +614,7 @@ $PY "$ROOT/tests/bench/report.py" "$RAW" \
 	--date "$DATE" \
 	--machine "$(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)" \
 	--versions "$VERSIONS" \
-	--command "${BENCH_GROUPS:+BENCH_GROUPS=\"$BENCH_GROUPS\" }make bench-suite${FULL:+ BENCH_FULL=1} (BENCH_SECS=$SECS, BENCH_WARMUP=$WARMUP)" \
+	--command "${BENCH_GROUPS:+BENCH_GROUPS=\"$BENCH_GROUPS\" }${BENCH_SERVERS:+BENCH_SERVERS=\"$BENCH_SERVERS\" }make bench-suite${FULL:+ BENCH_FULL=1} (BENCH_SECS=$SECS, BENCH_WARMUP=$WARMUP)" \
 	--load "start $LOAD_START; end $LOAD_END" \
 	--elapsed "$ELAPSED" >"$MD" || die "report.py failed"
 log "results: $MD"
