@@ -90,7 +90,6 @@ struct http_stream_request {
 	/* Another request took the session over: a poll is answered with
 	 * no frames (at `cursor`), an SSE response ends. */
 	bool superseded;
-	bool rx_paused; /* input held while lws holds output (sse_writeable) */
 	char cursor[STREAM_KEY_LEN + 24];
 	int64_t poll_deadline_us; /* wall; 0: not a waiting poll */
 	char key[STREAM_KEY_LEN + 1]; /* POST /stream/send: whose */
@@ -636,11 +635,11 @@ finish(struct http_request *h)
  * client that reads nothing is written nothing more, and its updates
  * merge in the engine meanwhile.
  *
- * While lws holds output the kernel would not take, the connection's
- * input is not read (as for a WebSocket, see after_write in ws.c): a peer
- * that half-closes then would make the socket readable for ever, and
- * libwebsockets 4.1.6 would re-read the end of file on every loop turn
- * instead of serving anyone else.
+ * Unlike a WebSocket (after_write in ws.c), the connection's input is
+ * left alone while lws holds output: with it paused, libwebsockets 4.1.6
+ * never sent the rest of an HTTP response it held (a third of the slow
+ * readers of big frames stalled for good), and a peer that half-closes an
+ * HTTP response does not make it spin as it does a WebSocket.
  */
 static int
 sse_writeable(struct server *s, struct http_request *h)
@@ -650,10 +649,6 @@ sse_writeable(struct server *s, struct http_request *h)
 	struct jsonbuf *b = &s->stream_out;
 	struct stream_frame f;
 
-	if (r->rx_paused) {
-		r->rx_paused = false;
-		lws_rx_flow_control(h->wsi, 1);
-	}
 	if (!st)
 		return finish(h); /* superseded, or the session is gone */
 	jsonbuf_reset(b);
@@ -681,11 +676,6 @@ sse_writeable(struct server *s, struct http_request *h)
 		s->m.http_bytes_sent += b->len;
 		lws_set_timeout(h->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
 		                SSE_STALL_SECS);
-		if (lws_partial_buffered(h->wsi)) {
-			r->rx_paused = true;
-			s->m.rx_paused++;
-			lws_rx_flow_control(h->wsi, 0);
-		}
 	}
 	if (st->closed && !stream_outbox_unsent_bytes(st->outbox))
 		return finish(h); /* the close frame went: the end */

@@ -730,3 +730,70 @@ async def sigterm_sends_close_1001_and_exits_0(transport):
 	check(rc is not None, "still running 5 s after SIGTERM")
 	check(rc == 0, "exit code %s after SIGTERM, want 0" % rc)
 	return "exited in %.2f s" % dt
+
+
+def _slow_then_fast_sse_readers(port, n, slow_s, fast_s):
+	"""n SSE clients on "*" with small receive buffers: they read a
+	little now and then for slow_s (so the server's writes are cut short
+	and it holds the rest), then everything for fast_s. Returns, per
+	client, how long before the end it last received a byte, and bytes."""
+	import http.client
+	import select
+	import socket
+	socks = []
+	for _ in range(n):
+		s = socket.create_connection(("127.0.0.1", port))
+		s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+		s.sendall(b"GET /stream/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+		data = b""
+		while b'"session"' not in data:
+			chunk = s.recv(4096)
+			if not chunk:
+				raise AssertionError("the event stream ended before its stream frame")
+			data += chunk
+		key = re.search(rb'"session":"([0-9a-f]+)"', data).group(1).decode()
+		c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+		c.request("POST", "/stream/send?session=" + key, body='{"op":"subscribe","symbols":["*"]}')
+		check(c.getresponse().status == 202, "the subscribe was not taken")
+		c.close()
+		socks.append(s)
+	end = time.time() + slow_s
+	while time.time() < end:
+		for s in socks:
+			try:
+				s.recv(2048, socket.MSG_DONTWAIT)
+			except BlockingIOError:
+				pass
+		time.sleep(0.05)
+	last = {s: time.time() for s in socks}
+	got = {s: 0 for s in socks}
+	end = time.time() + fast_s
+	while time.time() < end:
+		ready, _, _ = select.select(socks, [], [], 0.1)
+		for s in ready:
+			d = s.recv(1 << 20)
+			if d:
+				last[s] = time.time()
+				got[s] += len(d)
+	now = time.time()
+	result = [(now - last[s], got[s]) for s in socks]
+	for s in socks:
+		s.close()
+	return result
+
+
+async def test_sse_readers_slow_then_fast_all_catch_up():
+	"""Frames of every symbol (1,000) are bigger than what a slow reader's
+	socket takes, so the server's writes are cut short and it holds the
+	rest until the socket drains. Once the readers read again, every one
+	of them must keep receiving. (Input paused while such output was held
+	kept libwebsockets 4.1.6 from ever sending the rest of an HTTP
+	response: 11 of 30 readers stalled for good.)"""
+	srv = await start_server(feed="synthetic:symbols=1000,rate=20000,seed=3", args=["--db", "none"])
+	await asyncio.sleep(1.5)  # every symbol has data: each first frame is big
+	result = await asyncio.to_thread(_slow_then_fast_sse_readers, srv.port, 30, 3.0, 8.0)
+	stalled = [round(quiet, 1) for quiet, _ in result if quiet > 3.0]
+	least = min(got for _, got in result)
+	check(not stalled, "%d of %d SSE readers got nothing for the last %s s of 8"
+	      % (len(stalled), len(result), stalled[:5]))
+	return "30 readers; the least got %d bytes in the 8 s of reading" % least
