@@ -293,7 +293,15 @@ integration: all
 js:
 	@node --test --test-reporter=spec tests/web/*.test.mjs
 
-test: unit integration browser js
+# The client library (web/client/publisher.js) against the real binary over
+# WebSocket, SSE and long-poll, and its choice of transport behind proxies
+# that get in the way (tests/client/). Node 20 needs the flag for its
+# WebSocket.
+.PHONY: client-test
+client-test: all
+	@PUBLISHER_BIN=$(CURDIR)/$(BIN) node --experimental-websocket --test --test-reporter=spec tests/client/*.test.mjs
+
+test: unit integration browser js client-test
 
 # Line coverage of publisher/ and feeds/ by the unit, integration and
 # browser tests (gcov): a line per file, then the total.

@@ -33,9 +33,12 @@
  *               each field that changed to the direction it moved (-1, 1, or
  *               0 for a new, removed or non-numeric value), previous to its
  *               former text.
- *   connection  {state, transport, attempt, rtt, retryAt, everOpen}: state is
- *               'connecting', 'open', 'waiting' (backing off) or 'closed';
- *               transport 'ws', 'sse' or 'poll' (TRANSPORT_LABELS names them).
+ *   connection  {state, transport, attempt, rtt, retryAt, everOpen, code,
+ *               reason}: state is 'connecting', 'open', 'waiting' (backing
+ *               off) or 'closed'; transport 'ws', 'sse' or 'poll'
+ *               (TRANSPORT_LABELS names them); while waiting, code and reason
+ *               say why the last connection ended (a WebSocket close code or
+ *               a stream's close frame; null code for a network failure).
  *   session     {hello, reconnect, epochChanged, resumed, symbols}: a new
  *               protocol session began (a hello) and was resubscribed,
  *               resuming `resumed` of `symbols` symbols.
@@ -503,7 +506,14 @@ class WsLink {
 			if (this.up) c.linkDown(this, { code: ev.code, reason: ev.reason });
 			else c.linkFailed(this, { fallback: true, reason: 'the WebSocket closed before it opened (' + ev.code + ')' });
 		};
-		ws.onerror = () => { /* onclose follows with the details */ };
+		ws.onerror = () => {
+			// Once open, onclose follows with the details. Before open, a
+			// browser follows with onclose too, but Node 20's WebSocket
+			// stays CONNECTING for ever after a refused upgrade.
+			if (this.up) return;
+			this.close();
+			c.linkFailed(this, { fallback: true, reason: 'the WebSocket failed before it opened' });
+		};
 	}
 
 	detach() {
@@ -765,6 +775,10 @@ class PollLink {
 			}
 			const msgs = [];
 			for (const f of answer.frames) msgs.push(...messagesOf(f));
+			// A poll that goes on from its cursor is answered without a
+			// stream frame: the session is the same.
+			const first = msgs.length ? msgs[0].type : null;
+			if (this.session.key !== null && first !== 'stream' && first !== 'close') c.streamResumed(this.session);
 			c.linkFrames(this, msgs);
 		}
 	}
@@ -861,6 +875,7 @@ export class PublisherClient {
 		this.rtt = null;
 		this.heartbeatMs = 5000;
 		this.lastRx = 0;
+		this.lastClose = { code: null, reason: '' }; // why the last link ended
 		this.sessions = 0; // hellos seen
 		this.forgetBook = false; // the next hello starts from an empty book
 
@@ -1057,7 +1072,7 @@ export class PublisherClient {
 			this.tryTransport();
 			return;
 		}
-		this.linkEnded({});
+		this.linkEnded({ reason: info.reason });
 	}
 
 	linkDown(link, info) {
@@ -1082,6 +1097,7 @@ export class PublisherClient {
 	/* The link ended (or never came up): keep what a stream session can
 	 * still resume, and try again, soon or after a backoff. */
 	linkEnded(info) {
+		this.lastClose = { code: info.code ?? null, reason: info.reason || '' };
 		clearTimeout(this.stableTimer);
 		clearInterval(this.pingTimer);
 		this.stableTimer = this.pingTimer = 0;
@@ -1123,9 +1139,10 @@ export class PublisherClient {
 
 	setState(state) {
 		this.state = state;
+		const why = state === 'waiting' ? this.lastClose : { code: null, reason: '' };
 		this.emit('connection', {
 			state, transport: this.transport, attempt: this.attempt, rtt: this.rtt,
-			retryAt: this.retryAt, everOpen: this.everOpen,
+			retryAt: this.retryAt, everOpen: this.everOpen, code: why.code, reason: why.reason,
 		});
 	}
 
@@ -1193,19 +1210,24 @@ export class PublisherClient {
 		if (!s) return;
 		s.key = m.session;
 		if (m.resumed) {
-			// The same session: subscriptions and pending replies are still
-			// there, and the frames after our cursor follow.
-			s.pump();
-			if (this.state === 'open') return;
-			this.markWorked();
-			this.opened();
-			this.catchUp();
+			this.streamResumed(s);
 			return;
 		}
 		// A new session (a hello follows): the old one's replies are lost.
 		this.rejectPending('the stream session was lost');
 		s.queue = [];
 		s.pump();
+	}
+
+	/* The same stream session goes on: subscriptions and pending replies are
+	 * still there, and the frames after our cursor follow. */
+	streamResumed(s) {
+		if (s !== this.stream) return;
+		s.pump();
+		if (this.state === 'open') return;
+		this.markWorked();
+		this.opened();
+		this.catchUp();
 	}
 
 	/* A stream session resumed: what was subscribed and unsubscribed while it
