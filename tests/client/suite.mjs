@@ -156,6 +156,34 @@ export function defineSuite(transport) {
 			assert.equal(c.state, 'open');
 		});
 
+		test('a new trading session: the fields the server takes away leave the book too', async () => {
+			// Sessions begin at 00:00 UTC by default; the ticks' own ts decide.
+			const day = Date.UTC(2024, 2, 1) * 1000;
+			const at = (h, m) => day + (h * 3600 + m * 60) * 1e6;
+			server.send([
+				{ ts: at(23, 58), symbol: 'SESS', bid: '70.10', ask: '70.12' },
+				{ ts: at(23, 59), symbol: 'SESS', last: '70.11', last_size: 5 },
+			]);
+			const c = open(server.url);
+			const ev = record(c);
+			c.connect();
+			await c.subscribe(['SESS']);
+			await waitFor(() => c.book.get('SESS').seq === '2', 10000, 'no SESS');
+			assert.equal(c.book.get('SESS').fields.open, '70.11');
+			const mark = ev.length;
+			server.send([{ ts: at(24, 1), symbol: 'SESS', bid: '70.20', ask: '70.22' }]);
+			await waitFor(() => c.book.get('SESS').seq === '3', 10000, 'no delta for the new session');
+			const f = c.book.get('SESS').fields;
+			assert.equal(f.prev_close, '70.11');
+			assert.equal(f.open, undefined, 'open still held: ' + JSON.stringify(f));
+			assert.equal(f.high, undefined);
+			assert.equal(f.low, undefined);
+			const [e] = ev.of('state', mark);
+			assert.equal(e.snapshot, false);
+			assert.equal(e.previous.open, '70.11');
+			await converges(c, server, ['SESS'], 'in the new session');
+		});
+
 		test('a dropped connection resumes: only what changed comes, and the book equals the server\'s', async () => {
 			const symbols = ['DROP1', 'DROP2', 'DROP3'];
 			server.send(symbols.flatMap((s, i) => [quote(s, (20 + i) + '.10'), quote(s, (20 + i) + '.20')]));

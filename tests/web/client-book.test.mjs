@@ -115,6 +115,15 @@ test('a snapshot replaces everything: fields it lacks are dropped, and reported'
 	assert.deepEqual(r.previous, { ask: '1.20', last: '1.15', bid: '1.10' });
 });
 
+test('a delta that sets a field to null takes it away (a new trading session)', () => {
+	const { b, apply } = book('X');
+	apply('{"type":"snapshot","symbol":"X","seq":1,"last":10.05,"open":10.00,"high":10.10,"low":9.90,"prev_close":9.80}');
+	const r = apply('{"type":"delta","symbol":"X","from":1,"seq":2,"prev_close":10.05,"open":null,"high":null,"low":null,"volume":null}');
+	assert.deepEqual({ ...b.get('X').fields }, { last: '10.05', prev_close: '10.05' });
+	assert.deepEqual(r.changed, { prev_close: 1, open: 0, high: 0, low: 0 }); // volume was never there
+	assert.deepEqual(r.previous, { prev_close: '9.80', open: '10.00', high: '10.10', low: '9.90' });
+});
+
 test('a value that did not change is not reported', () => {
 	const { apply } = book('X');
 	apply('{"type":"snapshot","symbol":"X","seq":1,"bid":10.00,"ask":10.10,"last":10.05}');

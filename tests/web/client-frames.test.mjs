@@ -32,7 +32,7 @@ test('whitespace around the colon is allowed', () => {
 });
 
 test('every protocol member listed is kept as text', () => {
-	const names = ['bid', 'ask', 'last', 'open', 'high', 'low', 'close', 'bid_size', 'ask_size',
+	const names = ['bid', 'ask', 'last', 'open', 'high', 'low', 'close', 'prev_close', 'bid_size', 'ask_size',
 		'last_size', 'volume', 'trades', 'seq', 'from', 'ts', 't', 'id'];
 	const m = parseFrame('{' + names.map((k) => '"' + k + '":1.0').join(',') + '}');
 	for (const k of names) assert.equal(m[k], '1.0', k);

@@ -55,6 +55,16 @@ test('a fall: typographic minus, down and neg classes', () => {
 	assert.equal(v.chgClass, 'q-chg neg');
 });
 
+test('the change is against the previous session\'s close; the open while there is none', () => {
+	const v = quoteView('X', quote({ last: '101.25', open: '100.50', prev_close: '100.00' }));
+	assert.equal(v.chg, '+1.25  +1.25%');
+	assert.equal(v.details.open, '100.50');
+	// A new session: open, high and low are gone until its first trade.
+	const w = quoteView('X', quote({ last: '101.25', prev_close: '101.25' }));
+	assert.equal(w.chg, '0.00  0.00%');
+	assert.equal(w.details.open, DASH);
+});
+
 test('no change: no sign, no colour', () => {
 	const v = quoteView('X', quote({ last: '100.00', open: '100.00' }));
 	assert.equal(v.chg, '0.00  0.00%');

@@ -106,7 +106,7 @@ const worked = new Map();
 // pattern can only match a real member name, never text inside a string.
 
 const NUMERIC = [
-	'bid', 'ask', 'last', 'open', 'high', 'low', 'close',
+	'bid', 'ask', 'last', 'open', 'high', 'low', 'close', 'prev_close',
 	'bid_size', 'ask_size', 'last_size', 'volume', 'trades',
 	'seq', 'from', 'ts', 't', 'id',
 ];
@@ -216,9 +216,11 @@ export function compact(s) {
 /* ---- the book ---------------------------------------------------------------- */
 
 // The protocol's rules for updates: a snapshot replaces what is held; a delta
-// applies when its `from` equals the seq held; a delta whose `from` is newer
-// than what is held means ticks are missing (a gap), and the symbol is
-// resubscribed with `resume`.
+// applies when its `from` equals the seq held, and a field it sets to null is
+// taken away (as a new trading session does to open, high and low: a
+// snapshot leaves them out); a delta whose `from` is newer than what is held
+// means ticks are missing (a gap), and the symbol is resubscribed with
+// `resume`.
 //
 // Two more cases follow from what a delta is (every field changed after
 // `from`, valued as of `seq`), and both happen when a gap resubscribe crosses
@@ -334,6 +336,13 @@ export class Book {
 			if (META.has(k)) continue;
 			const v = m[k];
 			const old = f[k];
+			if (v === null) {
+				if (old === undefined) continue;
+				delete f[k];
+				previous[k] = old;
+				changed[k] = 0;
+				continue;
+			}
 			if (old === v) continue;
 			f[k] = v;
 			previous[k] = old;

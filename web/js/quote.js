@@ -1,6 +1,7 @@
 // The quote panel above the chart: the selected symbol's name, last price and
-// change on the day, and the detail list under the chart (sizes, spread, the
-// day's open, high and low, trades, seq, time of the last update).
+// change against the previous session's close, and the detail list under the
+// chart (sizes, spread, the session's open, high and low, trades, seq, time of
+// the last update).
 //
 // It owns those elements and nothing else. app.js calls draw() when the
 // selection changes, when a hello arrives, and in the animation frame when
@@ -9,6 +10,7 @@
 
 import { group, sub, sign, signed, percent } from '../client/publisher.js';
 import { setText, setClass } from './dom.js';
+import { changeBasis } from './view-model.js';
 import { stampText } from './timetext.js';
 
 const DASH = '\u2014';
@@ -24,8 +26,9 @@ export function quoteView(symbol, q, now = Date.now()) {
 	const f = q ? q.f : {};
 	const px = (s) => (s === undefined ? DASH : s);
 	const size = (s) => (s === undefined ? DASH : group(s));
-	const chg = sub(f.last, f.open);
-	const pct = percent(chg, f.open); // null when the open is zero
+	const basis = changeBasis(f);
+	const chg = sub(f.last, basis);
+	const pct = percent(chg, basis); // null when the basis is zero
 	const spread = sub(f.ask, f.bid);
 	return {
 		symbol: symbol ?? DASH,

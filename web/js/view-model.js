@@ -17,6 +17,14 @@ const PRICES = new Set(['bid', 'ask', 'last', 'open', 'high', 'low']);
  * chart's source when the server has no history, bounded whatever the rate. */
 const RING_SECONDS = 600;
 
+/**
+ * What a change is measured against (exact text, or undefined): the close of
+ * the previous trading session, or while there is none the session's open.
+ */
+export function changeBasis(f) {
+	return f.prev_close !== undefined ? f.prev_close : f.open;
+}
+
 /** The mid of a bid and an ask (for the chart: a double is fine there). */
 export function midPrice(bid, ask) {
 	return (Number(bid) + Number(ask)) / 2;

@@ -5,6 +5,7 @@
 // scroll back in), so a long list costs little more than the visible part.
 
 import { sub, sign, signed, percent, group } from '../client/publisher.js';
+import { changeBasis } from './view-model.js';
 
 const COLS = ['bid', 'ask', 'last', 'chg', 'pct', 'volume'];
 const DASH = '\u2014';
@@ -16,9 +17,10 @@ function sortValue(q, key) {
 	if (key === 'symbol') return q.symbol;
 	const f = q.f;
 	if (key === 'chg' || key === 'pct') {
-		const last = Number(f.last), open = Number(f.open);
-		if (f.last === undefined || f.open === undefined || !isFinite(last) || !isFinite(open)) return NaN;
-		return key === 'chg' ? last - open : open ? (last - open) / open : NaN;
+		const basis = changeBasis(f);
+		const last = Number(f.last), base = Number(basis);
+		if (f.last === undefined || basis === undefined || !isFinite(last) || !isFinite(base)) return NaN;
+		return key === 'chg' ? last - base : base ? (last - base) / base : NaN;
 	}
 	return f[key] === undefined ? NaN : Number(f[key]);
 }
@@ -240,10 +242,11 @@ export class Watchlist {
 		this.cell(r, 0, price(f.bid), fl && fl.bid, '');
 		this.cell(r, 1, price(f.ask), fl && fl.ask, '');
 		this.cell(r, 2, price(f.last), fl && fl.last, q.tick > 0 ? 'up' : q.tick < 0 ? 'down' : '');
-		const chg = sub(f.last, f.open);
+		const basis = changeBasis(f);
+		const chg = sub(f.last, basis);
 		const tone = sign(chg) > 0 ? 'pos' : sign(chg) < 0 ? 'neg' : '';
 		this.cell(r, 3, chg === null ? DASH : signed(chg), undefined, tone);
-		this.cell(r, 4, percent(chg, f.open) ?? DASH, undefined, tone);
+		this.cell(r, 4, percent(chg, basis) ?? DASH, undefined, tone);
 		this.cell(r, 5, f.volume === undefined ? DASH : group(f.volume), fl && fl.volume !== undefined ? 2 : undefined, '');
 	}
 
