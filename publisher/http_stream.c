@@ -54,8 +54,11 @@
 #define POLL_WAIT_DEFAULT_MS 25000
 #define POLL_WAIT_MAX_MS     60000
 /* An SSE client that takes nothing for this long is dropped (its session
- * lingers). */
-#define SSE_STALL_SECS 60
+ * lingers). The deadline is pushed back at most every SSE_STALL_REFRESH_US:
+ * libwebsockets keeps its deadlines in one sorted list, so setting one
+ * walks the list, a cost per write that grew with the connections. */
+#define SSE_STALL_SECS       60
+#define SSE_STALL_REFRESH_US (10 * 1000000LL)
 /* Tickets: valid this long, at most this many outstanding. */
 #define TICKET_TTL_US (30 * 1000000LL)
 #define TICKETS_MAX   10000
@@ -79,6 +82,10 @@ struct http_stream {
 	int64_t wake_due_us;     /* max_hz: updates held until (wall) */
 	bool due;                /* the session may have output to take */
 	bool closed;             /* its close is taken: no frame after it */
+	/* On the server's list of SSE responses to write on the loop's idle
+	 * turn (see http_stream_work_run). */
+	bool work_queued;
+	struct http_stream *work_next;
 };
 
 /* What http_stream.c keeps of one request (http_request.stream). */
@@ -92,6 +99,7 @@ struct http_stream_request {
 	bool superseded;
 	char cursor[STREAM_KEY_LEN + 24];
 	int64_t poll_deadline_us; /* wall; 0: not a waiting poll */
+	int64_t stall_set_us;     /* monotonic: the stall deadline was set */
 	char key[STREAM_KEY_LEN + 1]; /* POST /stream/send: whose */
 	char *body;
 	size_t body_len, body_cap;
@@ -245,6 +253,14 @@ stream_destroy(struct http_stream *st)
 	if (*pp)
 		*pp = st->hash_next;
 	linger_stop(st);
+	if (st->work_queued) {
+		struct http_stream **wp = &s->stream_work;
+
+		while (*wp && *wp != st)
+			wp = &(*wp)->work_next;
+		if (*wp)
+			*wp = st->work_next;
+	}
 	if (st->req && st->req->stream) {
 		/* Its request ends: an SSE response at its next write. */
 		st->req->stream->stream = NULL;
@@ -276,14 +292,33 @@ arm_timer(struct http_request *h)
 	lws_set_timer_usecs(h->wsi, due > now ? due - now : 1);
 }
 
+/*
+ * Something is due. An SSE response is written on the loop's idle turn,
+ * without asking lws whether the socket is writable (as a WebSocket is,
+ * see "Writes" in ws.c): it almost always is, and every ask changes the
+ * socket's epoll interest twice. A waiting poll is answered from its
+ * writeable callback: it ends an HTTP transaction, which only a callback
+ * may do.
+ */
 static void
 transport_want_write(void *conn)
 {
 	struct http_stream *st = conn;
+	struct server *s = st->server;
 
 	st->due = true;
-	if (st->req)
+	if (!st->req)
+		return;
+	if (st->req->stream->kind != REQ_EVENTS) {
 		lws_callback_on_writable(st->req->wsi);
+		return;
+	}
+	if (!st->work_queued) {
+		st->work_queued = true;
+		st->work_next = s->stream_work;
+		s->stream_work = st;
+		server_work_soon(s);
+	}
 }
 
 static void
@@ -641,16 +676,16 @@ finish(struct http_request *h)
  * readers of big frames stalled for good), and a peer that half-closes an
  * HTTP response does not make it spin as it does a WebSocket.
  */
+/* Write what is due; -1 when the write failed. */
 static int
-sse_writeable(struct server *s, struct http_request *h)
+sse_write(struct server *s, struct http_request *h)
 {
 	struct http_stream_request *r = h->stream;
 	struct http_stream *st = r->stream;
 	struct jsonbuf *b = &s->stream_out;
 	struct stream_frame f;
+	int64_t now;
 
-	if (!st)
-		return finish(h); /* superseded, or the session is gone */
 	jsonbuf_reset(b);
 	if (r->greet) {
 		jsonbuf_append_str(b, "data: ");
@@ -669,19 +704,83 @@ sse_writeable(struct server *s, struct http_request *h)
 	}
 	if (jsonbuf_failed(b))
 		return -1;
-	if (b->len) {
-		if (lws_write(h->wsi, (unsigned char *)jsonbuf_data(b), b->len,
-		              LWS_WRITE_HTTP) < (int)b->len)
-			return -1;
-		s->m.http_bytes_sent += b->len;
+	if (!b->len)
+		return 0;
+	if (lws_write(h->wsi, (unsigned char *)jsonbuf_data(b), b->len,
+	              LWS_WRITE_HTTP) < (int)b->len)
+		return -1;
+	s->m.http_bytes_sent += b->len;
+	now = clock_mono_us();
+	if (now - r->stall_set_us >= SSE_STALL_REFRESH_US) {
+		r->stall_set_us = now;
 		lws_set_timeout(h->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
 		                SSE_STALL_SECS);
 	}
+	return 0;
+}
+
+/* Whether the response has more to write, or its end to make. */
+static bool
+sse_more(const struct http_stream *st)
+{
+	return st->due || st->closed ||
+	       stream_outbox_unsent_bytes(st->outbox) > 0;
+}
+
+static int
+sse_writeable(struct server *s, struct http_request *h)
+{
+	struct http_stream *st = h->stream->stream;
+
+	if (!st)
+		return finish(h); /* superseded, or the session is gone */
+	if (sse_write(s, h))
+		return -1;
 	if (st->closed && !stream_outbox_unsent_bytes(st->outbox))
 		return finish(h); /* the close frame went: the end */
-	if (st->due || stream_outbox_unsent_bytes(st->outbox))
+	if (sse_more(st))
 		lws_callback_on_writable(h->wsi);
 	return 0;
+}
+
+/* The idle turn's write of an SSE response (see transport_want_write).
+ * Outside a callback nothing may end the transaction or close the
+ * connection: that is left to the writeable callback. */
+static void
+sse_write_direct(struct server *s, struct http_stream *st)
+{
+	struct http_request *h = st->req;
+
+	if (lws_partial_buffered(h->wsi)) {
+		lws_callback_on_writable(h->wsi);
+		return;
+	}
+	if (sse_write(s, h)) {
+		lws_set_timeout(h->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+		                LWS_TO_KILL_ASYNC);
+		return;
+	}
+	if (sse_more(st))
+		lws_callback_on_writable(h->wsi);
+}
+
+void
+http_stream_work_run(struct server *s)
+{
+	struct http_stream *st = s->stream_work;
+
+	/* A stream the writes below queue again goes on a new list. */
+	s->stream_work = NULL;
+	while (st) {
+		struct http_stream *next = st->work_next;
+
+		st->work_queued = false;
+		st->work_next = NULL;
+		if (st->req && st->req->stream->kind == REQ_EVENTS &&
+		    !st->req->answered)
+			sse_write_direct(s, st);
+		st = next;
+	}
 }
 
 int
@@ -913,6 +1012,7 @@ open_stream(struct server *s, struct http_request *h, enum stream_transport t)
 		                   LWS_ILLEGAL_HTTP_CONTENT_LEN))
 			return -1;
 		h->later = true;
+		r->stall_set_us = clock_mono_us();
 		lws_set_timeout(h->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
 		                SSE_STALL_SECS);
 		lws_callback_on_writable(h->wsi);

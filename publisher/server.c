@@ -183,6 +183,25 @@ check_readable(const char *option, const char *path, char *err, size_t errlen)
 }
 
 /* While stopping: done once every client has gone, or at the deadline. */
+/* The loop's idle turn, while connections have work (see "Writes" in
+ * ws.c): written after the events that made it due, in one go. */
+static void
+work_idle(uv_idle_t *h)
+{
+	struct server *s = h->data;
+
+	ws_work_run(s);
+	http_stream_work_run(s);
+	if (!s->work && !s->stream_work)
+		uv_idle_stop(h);
+}
+
+void
+server_work_soon(struct server *s)
+{
+	uv_idle_start(&s->work_idle, work_idle);
+}
+
 static void
 stop_check(uv_timer_t *t)
 {

@@ -173,10 +173,12 @@ struct server {
 
 	uv_signal_t sigint, sigterm;
 	uv_timer_t stop_timer;
-	/* WebSockets with work for the loop's idle turn (ws.c), and the
-	 * idle handle that runs while there are. */
+	/* Connections with work for the loop's idle turn: WebSockets (ws.c)
+	 * and SSE responses (http_stream.c), and the idle handle that runs
+	 * while there are (server_work_soon). */
 	uv_idle_t work_idle;
 	struct ws_conn *work;
+	struct http_stream *stream_work;
 	struct wake *stop_wake; /* server_stop() from another thread */
 	int handles_open;       /* of sigint, sigterm, stop_timer, work_idle */
 	bool stopping;
@@ -192,8 +194,9 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 /* sizeof the per-connection data of ws_callback. */
 size_t ws_conn_size(void);
 
-/* The loop's idle turn for WebSockets with work (work_idle's callback). */
-void ws_work_idle(uv_idle_t *h);
+/* On the loop's idle turn: the WebSockets with work (see "Writes" in
+ * ws.c). */
+void ws_work_run(struct server *s);
 
 /* --------------------------------------------------------- admission.c */
 
@@ -269,7 +272,14 @@ int http_respond(struct http_request *h, unsigned status,
 int http_respond_text(struct http_request *h, unsigned status, const char *fmt,
                       ...) __attribute__((format(printf, 3, 4)));
 
+/* Have the loop's next idle turn run ws_work_run and http_stream_work_run
+ * (server.c). */
+void server_work_soon(struct server *s);
+
 /* -------------------------------------------------------- http_stream.c */
+
+/* On the loop's idle turn: the SSE responses with frames due. */
+void http_stream_work_run(struct server *s);
 
 /* LWS_CALLBACK_HTTP for a path under /stream/ (h is the new request).
  * Returns what http_request_start returns: -1 hangs up. */

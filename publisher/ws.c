@@ -31,7 +31,7 @@
 /* Frames written at once to one connection before the others have their
  * turn; beyond them it waits for a writeable callback. */
 #define DIRECT_FRAMES_MAX 4
-/* Work for a connection on the loop's idle turn (see ws_work_idle). */
+/* Work for a connection on the loop's idle turn (see ws_work_run). */
 enum { WORK_WRITE = 1, WORK_INFLATE = 2 };
 
 /* Per WebSocket connection: lws's per-session data. lws zeroes it. */
@@ -278,7 +278,7 @@ conn_work(struct ws_conn *c, unsigned work)
 	if (!c->work) {
 		c->work_next = s->work;
 		s->work = c;
-		uv_idle_start(&s->work_idle, ws_work_idle);
+		server_work_soon(s);
 	}
 	c->work |= work;
 }
@@ -310,9 +310,8 @@ work_forget(struct ws_conn *c)
  * message cut into frames by the client, finds nothing to read yet).
  */
 void
-ws_work_idle(uv_idle_t *h)
+ws_work_run(struct server *s)
 {
-	struct server *s = h->data;
 	struct ws_conn *c = s->work;
 
 	/* A connection the work below puts back goes on a new list. */
@@ -335,8 +334,6 @@ ws_work_idle(uv_idle_t *h)
 		}
 		c = next;
 	}
-	if (!s->work)
-		uv_idle_stop(h);
 }
 
 /* ----------------------------------------------------- the transport */
