@@ -1,6 +1,6 @@
 // The client library's choice of transport ('auto'), through a proxy that
 // gets in the way as real networks do: it refuses WebSocket upgrades, holds
-// SSE responses back (buffering them whole), or does not route /stream/events.
+// SSE responses back (buffering them whole), or refuses /stream/events.
 // What worked is remembered for the life of the process (a page's, in a
 // browser), so each test uses a proxy of its own, that is another address.
 
@@ -86,18 +86,20 @@ describe('transport fallback', () => {
 		console.log('# long-poll open ' + took + ' ms after connect() (Stream-Sense 4 s)');
 	});
 
-	test('/stream/events answered 404 (not routed): long-poll at once', async () => {
-		const p = await proxy({ refuseWebSocket: true, eventsStatus: 404 });
-		const c = open(p.url);
-		const ev = record(c);
-		const t0 = Date.now();
-		c.connect();
-		await c.subscribe(['FB']);
-		const took = Date.now() - t0;
-		assert.equal(c.transport, 'poll');
-		assert.ok(ev.of('error').some((e) => e.status === 404), 'the refusal was not reported');
-		console.log('# long-poll open ' + took + ' ms after connect() with /stream/events 404');
-	});
+	for (const status of [404, 403, 502]) {
+		test('/stream/events answered ' + status + ' by the proxy: long-poll at once', async () => {
+			const p = await proxy({ refuseWebSocket: true, eventsStatus: status });
+			const c = open(p.url);
+			const ev = record(c);
+			const t0 = Date.now();
+			c.connect();
+			await c.subscribe(['FB']);
+			const took = Date.now() - t0;
+			assert.equal(c.transport, 'poll');
+			assert.ok(ev.of('error').some((e) => e.status === status), 'the refusal was not reported');
+			console.log('# long-poll open ' + took + ' ms after connect() with /stream/events ' + status);
+		});
+	}
 
 	test('the better transport is tried again now and then, and resumes', async () => {
 		const p = await proxy({ refuseWebSocket: true });

@@ -631,10 +631,6 @@ async function refusalText(res) {
 	return 'HTTP ' + res.status + (t.trim() ? ': ' + t.trim().slice(0, 200) : '');
 }
 
-/* 401, 403 and 503 are the server's answer (token, origin, full), not a
- * blocked transport: trying the next transport would get the same. */
-const REFUSALS = new Set([401, 403, 503]);
-
 class SseLink {
 	constructor(client, session, token) {
 		this.client = client;
@@ -666,8 +662,11 @@ class SseLink {
 		}
 		if (this.done) return;
 		if (res.status !== 200) {
+			// A proxy that does not pass the event stream says so with any
+			// status (403 as often as 404 or 502); if it was the server's own
+			// refusal (a token, an origin, full), the poll hears it too.
 			const reason = await refusalText(res);
-			this.finish('failed', { fallback: !REFUSALS.has(res.status), status: res.status, reason });
+			this.finish('failed', { fallback: true, status: res.status, reason });
 			return;
 		}
 		const parser = new SseParser((ev) => this.event(ev));
@@ -894,6 +893,7 @@ export class PublisherClient {
 		this.serial = 0; // bumps on every attempt: a late token answer is ignored
 		this.stream = null; // StreamSession of the sse or poll link
 		this.fellBackAt = null; // a better transport failed in this attempt
+		this.tokenAsked = false; // a 'token' event was sent in this attempt
 
 		this.nextId = 1;
 		this.pending = new Map(); // id text -> request, sent
@@ -1021,6 +1021,7 @@ export class PublisherClient {
 		this.order = this.transportOrder();
 		this.orderIndex = 0;
 		this.fellBackAt = null;
+		this.tokenAsked = false;
 		this.tryTransport();
 	}
 
@@ -1069,7 +1070,9 @@ export class PublisherClient {
 		if (link !== this.link) return;
 		this.link = null;
 		link.close();
-		if (info.status === 401) this.emit('token', { status: 401, reason: info.reason });
+		// Once per attempt: the next transport may hear the same 401.
+		if (info.status === 401 && !this.tokenAsked) this.emit('token', { status: 401, reason: info.reason });
+		if (info.status === 401) this.tokenAsked = true;
 		if (info.status) {
 			const err = new Error('the server refused the connection: ' + info.reason);
 			err.status = info.status;
