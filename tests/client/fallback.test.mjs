@@ -120,6 +120,30 @@ describe('transport fallback', () => {
 		assert.equal(ev.of('session', mark)[0].resumed, 1);
 	});
 
+	test('while a fallback works, the better transport is probed now and then, and taken once it works', async () => {
+		const p = await proxy({ refuseWebSocket: true });
+		const c = open(p.url, { upgradeRetryMs: 1000 });
+		const ev = record(c);
+		c.connect();
+		await c.subscribe(['FB']);
+		assert.equal(c.transport, 'sse');
+		await waitFor(() => c.book.get('FB').seq !== null, 5000, 'no FB');
+		const tries = wsTries(p);
+		await sleep(2500);
+		assert.ok(wsTries(p) >= tries + 2, 'probed ' + (wsTries(p) - tries) + ' times in 2.5 s, every 1 s expected');
+		assert.ok(c.open && c.transport === 'sse', 'the fallback was left for a refused WebSocket');
+		p.opts.refuseWebSocket = false; // the network changed
+		const mark = ev.length;
+		const t0 = Date.now();
+		await waitFor(() => c.open && c.transport === 'ws', 5000, 'did not move to the WebSocket');
+		const took = Date.now() - t0;
+		server.send([quote('FB', '70.50')]);
+		await waitFor(() => c.book.get('FB').fields.bid === '70.50', 5000, 'FB not current over the WebSocket');
+		assert.ok(ev.of('state', mark).every((e) => !e.snapshot), 'a snapshot after moving: the book was not resumed');
+		assert.equal(ev.of('session', mark)[0].resumed, 1);
+		console.log('# moved to the WebSocket ' + took + ' ms after it was let through (probe every 1 s)');
+	});
+
 	test('a forced transport never falls back', async () => {
 		const p = await proxy({ refuseWebSocket: true });
 		const c = open(p.url, { transport: 'ws' });

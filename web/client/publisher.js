@@ -67,8 +67,9 @@ const WS_OPEN_TIMEOUT_MS = 10000; // a WebSocket still not open: try SSE
 /* The first SSE frame must arrive this soon, else a proxy is holding the
  * response back (buffering it whole) and long-poll is the way through. */
 const STREAM_SENSE_MS = 4000;
-/* After falling back, the better transports are tried again on a reconnect
- * at most this often (the network may have changed: another Wi-Fi, a VPN). */
+/* After falling back, the better transports are tried again this often: on a
+ * reconnect, and in the background while the fallback works (the network may
+ * have changed: another Wi-Fi, a VPN). */
 const UPGRADE_RETRY_MS = 5 * 60 * 1000;
 const POLL_WAIT_MS = 25000;
 const POLL_SLACK_MS = 15000; // a poll with no answer this long after its wait is dead
@@ -472,8 +473,7 @@ class WsLink {
 
 	start() {
 		const c = this.client;
-		const url = c.endpoint('ws');
-		url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+		const url = c.wsUrl();
 		let ws;
 		try {
 			// Node's WebSocket takes headers; a browser's cannot, and gets the
@@ -814,6 +814,60 @@ class PollLink {
 	}
 }
 
+/* ---- trying a better transport ------------------------------------------ */
+
+/* Whether a WebSocket to `url` opens within timeoutMs; closed at once. */
+function probeWebSocket(Ctor, url, token, timeoutMs) {
+	return new Promise((resolve) => {
+		let ws;
+		try {
+			if (token && isNode) ws = new Ctor(url, { headers: { Authorization: 'Bearer ' + token } });
+			else {
+				const u = new URL(url);
+				if (token) u.searchParams.set('token', token);
+				ws = new Ctor(u.href);
+			}
+		} catch (e) {
+			resolve(false);
+			return;
+		}
+		const done = (ok) => {
+			clearTimeout(timer);
+			ws.onopen = ws.onerror = ws.onclose = null;
+			try { ws.close(); } catch (e) { /* already closing */ }
+			resolve(ok);
+		};
+		const timer = setTimeout(() => done(false), timeoutMs);
+		ws.onopen = () => done(true);
+		ws.onerror = ws.onclose = () => done(false);
+	});
+}
+
+/* Whether an SSE response from `url` brings its first frame within
+ * timeoutMs (through a buffering proxy it does not); aborted at once. */
+async function probeEvents(fetchFn, url, token, timeoutMs) {
+	const abort = new AbortController();
+	const timer = setTimeout(() => abort.abort(), timeoutMs);
+	try {
+		const res = await fetchFn(url, { headers: authHeaders(token, { Accept: 'text/event-stream' }), cache: 'no-store', signal: abort.signal });
+		if (res.status !== 200) return false;
+		const reader = res.body.getReader();
+		const decoder = new TextDecoder();
+		let text = '';
+		for (;;) {
+			const { done, value } = await reader.read();
+			if (done) return false;
+			text += decoder.decode(value, { stream: true });
+			if (/"type":"stream"/.test(text)) return true;
+		}
+	} catch (e) {
+		return false;
+	} finally {
+		clearTimeout(timer);
+		abort.abort();
+	}
+}
+
 /* ---- the client ------------------------------------------------------------- */
 
 /** An error reply of the server: `code` says which ("bad_request", "forbidden", ...). */
@@ -906,6 +960,7 @@ export class PublisherClient {
 		this.stableTimer = 0;
 		this.pingTimer = 0;
 		this.watchTimer = 0;
+		this.probeTimer = 0;
 		this.gapTimer = 0;
 		this.onOnline = () => this.retryNow();
 	}
@@ -921,6 +976,13 @@ export class PublisherClient {
 	/** The URL of a server path, under the base URL. */
 	endpoint(path) {
 		return new URL(path, this.base);
+	}
+
+	/** The URL of the WebSocket. */
+	wsUrl() {
+		const url = this.endpoint('ws');
+		url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+		return url;
 	}
 
 	/* ---- events ---- */
@@ -973,7 +1035,8 @@ export class PublisherClient {
 		for (const t of [this.retryTimer, this.stableTimer, this.gapTimer]) clearTimeout(t);
 		clearInterval(this.pingTimer);
 		clearInterval(this.watchTimer);
-		this.retryTimer = this.stableTimer = this.gapTimer = this.pingTimer = this.watchTimer = 0;
+		clearInterval(this.probeTimer);
+		this.retryTimer = this.stableTimer = this.gapTimer = this.pingTimer = this.watchTimer = this.probeTimer = 0;
 		const link = this.link;
 		this.link = null;
 		if (link) link.close();
@@ -1112,7 +1175,8 @@ export class PublisherClient {
 		this.lastClose = { code: info.code ?? null, reason: info.reason || '' };
 		clearTimeout(this.stableTimer);
 		clearInterval(this.pingTimer);
-		this.stableTimer = this.pingTimer = 0;
+		clearInterval(this.probeTimer);
+		this.stableTimer = this.pingTimer = this.probeTimer = 0;
 		const resumable = this.stream !== null && this.stream.cursor !== null && !info.sessionEnded;
 		if (!resumable) this.sessionEnded();
 		if (info.code === 4001) this.emit('token', { code: 4001, reason: info.reason });
@@ -1293,9 +1357,48 @@ export class PublisherClient {
 		this.stableTimer = setTimeout(() => { this.attempt = 0; }, STABLE_MS);
 		clearInterval(this.pingTimer);
 		if (this.pingMs > 0) this.pingTimer = setInterval(() => this.ping().catch(() => {}), this.pingMs);
+		clearInterval(this.probeTimer);
+		this.probeTimer = 0;
+		if (this.transports.indexOf(this.transport) > 0) this.probeTimer = setInterval(() => this.probeBetter(), this.upgradeRetryMs);
 		this.setState('open');
 		for (const p of this.waiting.splice(0)) this.transmit(p);
 		if (this.pingMs > 0) this.ping().catch(() => {});
+	}
+
+	/* Open over a fallback: does a better transport work now? If so, move to
+	 * it (the move resumes like any reconnect). */
+	async probeBetter() {
+		if (this.probing || this.state !== 'open') return;
+		const at = this.transports.indexOf(this.transport);
+		if (at <= 0) return;
+		this.probing = true;
+		let better = null;
+		try {
+			const token = typeof this.token === 'function' ? await this.token() : this.token;
+			for (const name of this.transports.slice(0, at)) {
+				const ok = name === 'ws'
+					? await probeWebSocket(this.WebSocket, this.wsUrl().href, token, WS_OPEN_TIMEOUT_MS)
+					: await probeEvents(this.fetch, this.endpoint('stream/events').href, token, this.streamSenseMs);
+				if (ok) {
+					better = name;
+					break;
+				}
+			}
+		} catch (e) {
+			better = null;
+		} finally {
+			this.probing = false;
+		}
+		if (!better || this.state !== 'open' || this.transports.indexOf(this.transport) <= this.transports.indexOf(better)) return;
+		worked.set(this.memoryKey, { transport: better, fellBackAt: null });
+		const link = this.link;
+		this.link = null;
+		if (link) link.close();
+		clearInterval(this.probeTimer);
+		clearInterval(this.pingTimer);
+		this.probeTimer = this.pingTimer = 0;
+		this.sessionEnded();
+		this.attemptNow();
 	}
 
 	markWorked() {
