@@ -7,8 +7,10 @@
  *
  * It connects over the best transport the network allows: a WebSocket to
  * /ws, else Server-Sent Events (/stream/events, read with fetch() so it can
- * send a token header), else HTTP long-poll (/stream/poll and
- * /stream/send). It keeps a book of symbol states with every price as the
+ * send a token header), else HTTP long-poll (/stream/poll and /stream/send)
+ * when the event stream is refused or its first frame is held back by a
+ * buffering proxy. What worked is remembered for the life of the page, and
+ * the better transports are tried again every few minutes. It keeps a book of symbol states with every price as the
  * exact decimal text the server sent (never a float), applies deltas only on
  * the seq they start from, resubscribes a symbol whose deltas have a gap, and
  * after any reconnect resubscribes everything with `resume`, so the server
@@ -26,6 +28,13 @@
  *     client.connect();
  *     await client.subscribe(['AAPL', 'MSFT']);
  *     const { bars } = await client.bars('AAPL', '1m', { limit: 100 });
+ *
+ * Methods: connect(), close(), retryNow(), setToken(t); subscribe(symbols),
+ * unsubscribe(symbols), symbols(), history(symbol, {from, to, limit}),
+ * bars(symbol, interval, {from, to, limit}), ping() (resolves with the
+ * round trip in ms), request({op, ...}) for any other op. Properties: book
+ * (a Book: get(symbol) is the Quote), state, transport, open, attempt, rtt.
+ * Options: see the PublisherClient constructor.
  *
  * Events (client.on(name, fn) returns a function that removes fn):
  *   state       {symbol, state, changed, previous, snapshot}: a symbol's state
