@@ -1,0 +1,353 @@
+// Browser tests of the dashboard behind proxies that do not pass WebSocket:
+// a real nginx (Debian's) in front of the real publisher, the page in real
+// headless Chromium.
+//
+//   PUBLISHER_BIN=build/publisher node tests/browser/transports.mjs
+//
+// Three proxies, each a config of its own (nginxConfig below):
+//   no-websocket   refuses every WebSocket upgrade (403): the page must go
+//                  live over Server-Sent Events;
+//   no-streaming   refuses upgrades and /stream/events: long-poll;
+//   buffering      refuses upgrades and buffers every response whatever the
+//                  server says (proxy_ignore_headers X-Accel-Buffering), as
+//                  a virus-scanning corporate proxy does: an event stream
+//                  never arrives, so the client must notice and poll.
+// Behind the first two the publisher is restarted: the page must come back
+// with `resume` (its held seqs) and no price may go blank on the way.
+// Deadlines are generous; the times it actually took are printed.
+
+import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const BIN = path.resolve(ROOT, process.env.PUBLISHER_BIN || 'build/publisher');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const NGINX = process.env.NGINX || '/usr/sbin/nginx';
+const ARTIFACTS = path.join(ROOT, 'tests/artifacts');
+const FEED = 'synthetic:symbols=60,rate=600,seed=7';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+let passed = 0;
+let failed = 0;
+
+async function check(name, fn) {
+	try {
+		const info = await fn();
+		console.log('ok   ' + name + (info ? ' (' + info + ')' : ''));
+		passed++;
+	} catch (e) {
+		console.log('FAIL ' + name + ': ' + (e && e.message ? e.message : e));
+		failed++;
+	}
+}
+
+function assert(cond, msg) {
+	if (!cond) throw new Error(msg);
+}
+
+async function waitFor(fn, timeoutMs, what) {
+	const end = Date.now() + timeoutMs;
+	for (;;) {
+		try {
+			const v = await fn();
+			if (v) return v;
+		} catch (e) { /* not yet */ }
+		if (Date.now() > end) throw new Error(what + ' (waited ' + timeoutMs / 1000 + ' s)');
+		await sleep(100);
+	}
+}
+
+function freePort() {
+	return new Promise((resolve, reject) => {
+		const s = net.createServer();
+		s.on('error', reject);
+		s.listen(0, '127.0.0.1', () => {
+			const { port } = s.address();
+			s.close(() => resolve(port));
+		});
+	});
+}
+
+/* ---- the publisher ------------------------------------------------------ */
+
+class Publisher {
+	constructor(dir) {
+		this.dir = dir;
+		this.port = 0;
+		this.proc = null;
+		this.log = path.join(ARTIFACTS, 'publisher-transports.log');
+	}
+
+	async start(port = 0) {
+		const portFile = path.join(this.dir, 'port');
+		fs.rmSync(portFile, { force: true });
+		const out = fs.openSync(this.log, this.proc ? 'a' : 'w');
+		this.proc = spawn(BIN, [
+			'serve', '--listen', '127.0.0.1:' + port, '--port-file', portFile,
+			'--feed', FEED, '--db', path.join(this.dir, 'ticks.db'),
+			'--web', path.join(ROOT, 'web'), '--log-level', 'warn',
+		], { cwd: ROOT, stdio: ['ignore', out, out] });
+		fs.closeSync(out);
+		this.port = await waitFor(() => {
+			const t = fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').trim();
+			return t && Number(t) > 0 ? Number(t) : 0;
+		}, 10000, 'publisher wrote no port file');
+		return this.port;
+	}
+
+	async stop() {
+		const p = this.proc;
+		if (!p || p.exitCode !== null || p.signalCode !== null) return;
+		const done = once(p, 'exit');
+		p.kill('SIGTERM');
+		const t = setTimeout(() => p.kill('SIGKILL'), 5000);
+		await done;
+		clearTimeout(t);
+	}
+}
+
+/* ---- nginx -------------------------------------------------------------- */
+
+/*
+ * A proxy in front of the publisher at `upstream`. Every variant refuses
+ * WebSocket upgrades; `noEvents` refuses the event stream too; `buffering`
+ * holds every response until it ends (or its buffers fill), whatever the
+ * X-Accel-Buffering header says.
+ */
+function nginxConfig(dir, listen, upstream, { noEvents = false, buffering = false } = {}) {
+	const proxy = [
+		'proxy_pass http://127.0.0.1:' + upstream + ';',
+		'proxy_http_version 1.1;',
+		'proxy_set_header Connection "";',
+		// The publisher checks Origin against Host: keep the client's.
+		'proxy_set_header Host $http_host;',
+		'proxy_read_timeout 120s;',
+	].concat(buffering ? [
+		'proxy_buffering on;',
+		'proxy_ignore_headers X-Accel-Buffering;',
+		'proxy_buffer_size 64k;',
+		'proxy_buffers 32 64k;',
+		'proxy_busy_buffers_size 128k;',
+	] : []).join('\n\t\t\t');
+	return `
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path ${dir}/client_body;
+	proxy_temp_path ${dir}/proxy;
+	fastcgi_temp_path ${dir}/fastcgi;
+	uwsgi_temp_path ${dir}/uwsgi;
+	scgi_temp_path ${dir}/scgi;
+	server {
+		listen 127.0.0.1:${listen};
+		location / {
+			if ($http_upgrade) { return 403; }
+			${proxy}
+		}
+		location = /stream/events {
+			${noEvents ? 'return 403;' : proxy}
+		}
+	}
+}
+`;
+}
+
+class Nginx {
+	constructor(dir, upstream, opts) {
+		this.dir = dir;
+		this.upstream = upstream;
+		this.opts = opts;
+		this.port = 0;
+		this.proc = null;
+	}
+
+	async start() {
+		fs.mkdirSync(this.dir, { recursive: true });
+		this.port = await freePort();
+		const conf = path.join(this.dir, 'nginx.conf');
+		fs.writeFileSync(conf, nginxConfig(this.dir, this.port, this.upstream, this.opts));
+		this.proc = spawn(NGINX, ['-c', conf, '-g', 'daemon off; master_process off;'],
+			{ stdio: ['ignore', 'ignore', 'inherit'] });
+		await waitFor(() => new Promise((resolve) => {
+			const s = net.connect(this.port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+			s.on('error', () => resolve(false));
+		}), 10000, 'nginx did not listen');
+	}
+
+	async stop() {
+		const p = this.proc;
+		if (!p || p.exitCode !== null || p.signalCode !== null) return;
+		const done = once(p, 'exit');
+		p.kill('SIGTERM');
+		await done;
+	}
+
+	get url() {
+		return 'http://127.0.0.1:' + this.port + '/';
+	}
+}
+
+/* ---- page helpers ------------------------------------------------------- */
+
+const PRICE = /^\d+\.\d+$/;
+
+function pricedRows(page) {
+	return page.$$eval('#watchlist .wl-row', (trs) => trs.map((tr) => ({
+		sym: tr.children[0].textContent,
+		bid: tr.children[1].textContent,
+		last: tr.children[3].textContent,
+	}))).then((rs) => rs.filter((r) => PRICE.test(r.last) && PRICE.test(r.bid)));
+}
+
+const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
+const connState = (page) => page.$eval('#st-conn', (el) => el.dataset.state);
+
+/* A page that records what it sends (POST /stream/send bodies) and fails
+ * on console errors other than the refused transports it tries first. */
+async function openPage(context, url, problems) {
+	const page = await context.newPage();
+	const sent = [];
+	page.on('console', (m) => {
+		if (m.type() !== 'error') return;
+		const t = m.text();
+		// Chromium logs the refused upgrade, the refused event stream
+		// and the reconnects while the server restarts: all expected here.
+		if (/WebSocket connection to .* failed|status of 403|status of 502|Failed to load resource|net::ERR_/.test(t)) return;
+		problems.push('console: ' + t);
+	});
+	page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+	page.on('request', (r) => {
+		if (r.method() === 'POST' && r.url().includes('/stream/send')) sent.push(r.postData() || '');
+	});
+	const t0 = Date.now();
+	await page.goto(url, { waitUntil: 'load' });
+	return { page, sent, t0 };
+}
+
+/* Record any price that was shown and goes blank from now on. */
+function watchBlanks(page) {
+	return page.evaluate(() => {
+		const cells = () => [...document.querySelectorAll('#watchlist .wl-row')].map((r) => [r.children[0].textContent, r.children[3].textContent]);
+		const shown = new Set(cells().filter(([, v]) => v !== '\u2014').map(([s]) => s));
+		window.blanked = [];
+		setInterval(() => {
+			for (const [s, v] of cells()) if (v === '\u2014' && shown.has(s) && !window.blanked.includes(s)) window.blanked.push(s);
+		}, 10);
+	});
+}
+
+const subscribesWithResume = (sent) => sent.map((t) => { try { return JSON.parse(t); } catch (e) { return {}; } })
+	.filter((m) => m.op === 'subscribe' && m.resume);
+
+/* ---- the run ------------------------------------------------------------ */
+
+async function goesLive(p, want, what) {
+	const live = await waitFor(async () => (await connState(p.page)) === 'open' && (await pricedRows(p.page)).length >= 45,
+		30000, 'not live behind the ' + what + ' proxy');
+	const ms = Date.now() - p.t0;
+	const via = await text(p.page, '#st-transport');
+	assert(want.test(via), 'the status bar says "' + via + '", expected ' + want);
+	return { ms, via, live };
+}
+
+async function restartResumes(p, publisher) {
+	const epoch = await text(p.page, '#st-epoch');
+	await watchBlanks(p.page);
+	p.sent.length = 0;
+	const t0 = Date.now();
+	await publisher.stop();
+	await publisher.start(publisher.port);
+	await waitFor(() => subscribesWithResume(p.sent).length > 0, 30000, 'no subscribe with resume after the restart');
+	const before = new Map((await pricedRows(p.page)).map((r) => [r.sym, r.last + '|' + r.bid]));
+	await waitFor(async () => (await connState(p.page)) === 'open' &&
+		(await pricedRows(p.page)).filter((r) => before.get(r.sym) !== r.last + '|' + r.bid).length >= 10,
+		30000, 'not live again after the restart');
+	const ms = Date.now() - t0;
+	const sub = subscribesWithResume(p.sent)[0];
+	assert(sub.resume.epoch === epoch, 'resume names epoch ' + sub.resume.epoch + ', the page showed ' + epoch);
+	const held = Object.keys(sub.resume.seq || {});
+	assert(held.length >= 45, 'resume holds ' + held.length + ' seqs');
+	const blanked = await p.page.evaluate(() => window.blanked);
+	assert(blanked.length === 0, 'prices went blank for ' + blanked.join(', ') + ': redrawn from scratch');
+	return { ms, held: held.length };
+}
+
+async function main() {
+	fs.mkdirSync(ARTIFACTS, { recursive: true });
+	assert(fs.existsSync(BIN), 'no publisher binary at ' + BIN + ' (make all, or set PUBLISHER_BIN)');
+	assert(fs.existsSync(CHROMIUM), 'no Chromium at ' + CHROMIUM);
+	assert(fs.existsSync(NGINX), 'no nginx at ' + NGINX + ' (apt-get install nginx-light)');
+
+	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'publisher-transports-'));
+	fs.mkdirSync(path.join(tmp, 'server'));
+	const publisher = new Publisher(path.join(tmp, 'server'));
+	const proxies = [];
+	const problems = [];
+	let context;
+	try {
+		await publisher.start(0);
+		context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
+			executablePath: CHROMIUM,
+			headless: true,
+			viewport: { width: 1366, height: 768 },
+			args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+				'--disable-background-networking', '--disable-component-update', '--disable-sync'],
+		});
+		await context.addInitScript(() => {
+			document.addEventListener('securitypolicyviolation', (e) => {
+				console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline'));
+			});
+		});
+
+		const variants = [
+			{ name: 'no-websocket', opts: {}, want: /SSE|Server-Sent/i, restart: true },
+			{ name: 'no-streaming', opts: { noEvents: true }, want: /poll/i, restart: true },
+			{ name: 'buffering', opts: { buffering: true }, want: /poll/i, restart: false },
+		];
+		for (const v of variants) {
+			const nginx = new Nginx(path.join(tmp, 'nginx-' + v.name), publisher.port, v.opts);
+			proxies.push(nginx);
+			await nginx.start();
+			let p;
+			await check('behind nginx (' + v.name + '): the dashboard goes live, and says over what', async () => {
+				p = await openPage(context, nginx.url, problems);
+				const r = await goesLive(p, v.want, v.name);
+				await p.page.screenshot({ path: path.join(ARTIFACTS, 'transport-' + v.name + '.png') });
+				return 'live over "' + r.via + '" in ' + r.ms + ' ms';
+			});
+			if (v.restart && p) {
+				await check('behind nginx (' + v.name + '): a server restart resumes with held seqs, nothing redrawn', async () => {
+					const r = await restartResumes(p, publisher);
+					return 'live again ' + r.ms + ' ms after the restart began, ' + r.held + ' seqs held';
+				});
+			}
+			if (p) await p.page.close();
+			await nginx.stop();
+		}
+		await check('no console errors, page errors or CSP violations', async () => {
+			assert(problems.length === 0, problems.join(' | '));
+		});
+	} finally {
+		if (context) await context.close().catch(() => {});
+		for (const n of proxies) await n.stop().catch(() => {});
+		await publisher.stop().catch(() => {});
+		fs.rmSync(tmp, { recursive: true, force: true });
+	}
+	console.log(passed + ' passed, ' + failed + ' failed');
+	process.exit(failed ? 1 : 0);
+}
+
+main().catch((e) => {
+	console.error(e);
+	process.exit(1);
+});
