@@ -16,102 +16,17 @@
 // with `resume` (its held seqs) and no price may go blank on the way.
 // Deadlines are generous; the times it actually took are printed.
 
-import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.resolve(ROOT, process.env.PUBLISHER_BIN || 'build/publisher');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+import { ARTIFACTS, Server, assert, check, freePort, launch, summary, waitFor, watchProblems } from './harness.mjs';
+
 const NGINX = process.env.NGINX || '/usr/sbin/nginx';
-const ARTIFACTS = path.join(ROOT, 'tests/artifacts');
 const FEED = 'synthetic:symbols=60,rate=600,seed=7';
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-let passed = 0;
-let failed = 0;
-
-async function check(name, fn) {
-	try {
-		const info = await fn();
-		console.log('ok   ' + name + (info ? ' (' + info + ')' : ''));
-		passed++;
-	} catch (e) {
-		console.log('FAIL ' + name + ': ' + (e && e.message ? e.message : e));
-		failed++;
-	}
-}
-
-function assert(cond, msg) {
-	if (!cond) throw new Error(msg);
-}
-
-async function waitFor(fn, timeoutMs, what) {
-	const end = Date.now() + timeoutMs;
-	for (;;) {
-		try {
-			const v = await fn();
-			if (v) return v;
-		} catch (e) { /* not yet */ }
-		if (Date.now() > end) throw new Error(what + ' (waited ' + timeoutMs / 1000 + ' s)');
-		await sleep(100);
-	}
-}
-
-function freePort() {
-	return new Promise((resolve, reject) => {
-		const s = net.createServer();
-		s.on('error', reject);
-		s.listen(0, '127.0.0.1', () => {
-			const { port } = s.address();
-			s.close(() => resolve(port));
-		});
-	});
-}
-
-/* ---- the publisher ------------------------------------------------------ */
-
-class Publisher {
-	constructor(dir) {
-		this.dir = dir;
-		this.port = 0;
-		this.proc = null;
-		this.log = path.join(ARTIFACTS, 'publisher-transports.log');
-	}
-
-	async start(port = 0) {
-		const portFile = path.join(this.dir, 'port');
-		fs.rmSync(portFile, { force: true });
-		const out = fs.openSync(this.log, this.proc ? 'a' : 'w');
-		this.proc = spawn(BIN, [
-			'serve', '--listen', '127.0.0.1:' + port, '--port-file', portFile,
-			'--feed', FEED, '--db', path.join(this.dir, 'ticks.db'),
-			'--web', path.join(ROOT, 'web'), '--log-level', 'warn',
-		], { cwd: ROOT, stdio: ['ignore', out, out] });
-		fs.closeSync(out);
-		this.port = await waitFor(() => {
-			const t = fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').trim();
-			return t && Number(t) > 0 ? Number(t) : 0;
-		}, 10000, 'publisher wrote no port file');
-		return this.port;
-	}
-
-	async stop() {
-		const p = this.proc;
-		if (!p || p.exitCode !== null || p.signalCode !== null) return;
-		const done = once(p, 'exit');
-		p.kill('SIGTERM');
-		const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-		await done;
-		clearTimeout(t);
-	}
-}
 
 /* ---- nginx -------------------------------------------------------------- */
 
@@ -212,20 +127,15 @@ function pricedRows(page) {
 const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
 const connState = (page) => page.$eval('#st-conn', (el) => el.dataset.state);
 
-/* A page that records what it sends (POST /stream/send bodies) and fails
- * on console errors other than the refused transports it tries first. */
+/* A page that records what it sends (POST /stream/send bodies); its
+ * console errors are problems, except the refused transports it tries
+ * first and the reconnects while the server restarts. */
 async function openPage(context, url, problems) {
 	const page = await context.newPage();
 	const sent = [];
-	page.on('console', (m) => {
-		if (m.type() !== 'error') return;
-		const t = m.text();
-		// Chromium logs the refused upgrade, the refused event stream
-		// and the reconnects while the server restarts: all expected here.
-		if (/WebSocket connection to .* failed|status of 403|status of 502|Failed to load resource|net::ERR_/.test(t)) return;
-		problems.push('console: ' + t);
+	watchProblems(page, problems, {
+		ignore: (t) => /WebSocket connection to .* failed|status of 403|status of 502|Failed to load resource|net::ERR_/.test(t),
 	});
-	page.on('pageerror', (e) => problems.push('page error: ' + e.message));
 	page.on('request', (r) => {
 		if (r.method() === 'POST' && r.url().includes('/stream/send')) sent.push(r.postData() || '');
 	});
@@ -284,30 +194,17 @@ async function restartResumes(p, publisher) {
 
 async function main() {
 	fs.mkdirSync(ARTIFACTS, { recursive: true });
-	assert(fs.existsSync(BIN), 'no publisher binary at ' + BIN + ' (make all, or set PUBLISHER_BIN)');
-	assert(fs.existsSync(CHROMIUM), 'no Chromium at ' + CHROMIUM);
 	assert(fs.existsSync(NGINX), 'no nginx at ' + NGINX + ' (apt-get install nginx-light)');
 
 	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'publisher-transports-'));
 	fs.mkdirSync(path.join(tmp, 'server'));
-	const publisher = new Publisher(path.join(tmp, 'server'));
+	const publisher = new Server(path.join(tmp, 'server'), { feed: FEED, name: 'transports' });
 	const proxies = [];
 	const problems = [];
 	let context;
 	try {
 		await publisher.start(0);
-		context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
-			executablePath: CHROMIUM,
-			headless: true,
-			viewport: { width: 1366, height: 768 },
-			args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-				'--disable-background-networking', '--disable-component-update', '--disable-sync'],
-		});
-		await context.addInitScript(() => {
-			document.addEventListener('securitypolicyviolation', (e) => {
-				console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline'));
-			});
-		});
+		context = await launch(path.join(tmp, 'profile'));
 
 		const variants = [
 			{ name: 'no-websocket', opts: {}, want: /SSE|Server-Sent/i, restart: true },
@@ -343,8 +240,7 @@ async function main() {
 		await publisher.stop().catch(() => {});
 		fs.rmSync(tmp, { recursive: true, force: true });
 	}
-	console.log(passed + ' passed, ' + failed + ' failed');
-	process.exit(failed ? 1 : 0);
+	summary();
 }
 
 main().catch((e) => {
