@@ -381,7 +381,7 @@ make_feed(const struct cli *cli, struct tick_queue *queue, char *err,
 }
 
 static int
-serve(const struct cli *cli)
+serve(const struct cli *cli, const struct trading_sessions *sessions)
 {
 	const struct node_options *opt = &cli->node;
 	const struct server_options *so = &cli->server;
@@ -470,6 +470,7 @@ serve(const struct cli *cli)
 	feed_get_status(feed, &fs);
 	parts.feed_kind = opt->role == ROLE_EDGE ? "redis" : fs.kind;
 	parts.redis_pub = pub;
+	parts.sessions = sessions;
 	server = server_create(so, &parts, err, sizeof err);
 	if (!server) {
 		fprintf(stderr, "publisher: %s\n", err);
@@ -595,7 +596,7 @@ main(int argc, char **argv)
 		log_set_level(cli.node.log_level);
 		if (make_sessions(&cli, &sessions))
 			return 1;
-		rc = serve(&cli);
+		rc = serve(&cli, sessions);
 		trading_sessions_destroy(sessions);
 		return rc;
 	}

@@ -874,13 +874,14 @@ protocol_write_symbols_begin(struct jsonbuf *b, const char *id)
 
 void
 protocol_write_symbols_entry(struct jsonbuf *b, bool first, const char *symbol,
-                             uint64_t seq)
+                             uint64_t seq, const char *zone)
 {
 	if (!first)
 		jsonbuf_append_char(b, ',');
 	jsonbuf_append_str(b, "{\"symbol\":");
 	jsonbuf_append_quoted(b, symbol, strlen(symbol));
 	write_u64_member(b, "seq", seq);
+	write_str_member(b, "zone", zone);
 	jsonbuf_append_char(b, '}');
 }
 

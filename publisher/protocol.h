@@ -143,12 +143,16 @@ void
 protocol_write_unsubscribed(struct jsonbuf *b, const char *id,
 			    const char (*symbols)[TICK_SYMBOL_MAX + 1],
 			    size_t count);
-/* Starts {"type":"symbols","id":…,"symbols":[ ; add entries, then end. */
+/* Starts {"type":"symbols","id":…,"symbols":[ ; add entries, then end.
+ * An entry is {"symbol":…,"seq":…,"zone":…}: zone is the IANA time zone
+ * of the symbol's trading sessions ("America/New_York", "UTC"), which a
+ * dashboard shows the symbol's times in. */
 void
 protocol_write_symbols_begin(struct jsonbuf *b, const char *id);
 void
 protocol_write_symbols_entry(struct jsonbuf *b, bool first,
-			     const char *symbol, uint64_t seq);
+			     const char *symbol, uint64_t seq,
+			     const char *zone);
 void
 protocol_write_symbols_end(struct jsonbuf *b);
 void

@@ -36,6 +36,7 @@ struct server;
 struct pipeline;
 struct redis_publisher;
 struct store;
+struct trading_sessions;
 
 #define SERVER_MAX_ORIGINS 32
 #define SERVER_MAX_PROXIES 16
@@ -94,6 +95,9 @@ struct server_parts {
 	/* An ingest's publisher, for /metrics and /healthz; NULL else. (An
 	 * edge's follower is the pipeline's.) */
 	struct redis_publisher *redis_pub;
+	/* The --session rules: the symbols reply names each symbol's time
+	 * zone from them. NULL: UTC for every symbol. */
+	const struct trading_sessions *sessions;
 };
 
 /*

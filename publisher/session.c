@@ -27,6 +27,7 @@
 #include "protocol.h"
 #include "query.h"
 #include "sink.h"
+#include "trading_session.h"
 
 /* Replies a client may leave unread before it is dropped (1008). */
 #define CONTROL_QUEUE_MAX 256
@@ -590,8 +591,10 @@ handle_symbols(struct session *s, struct request *req)
 	if (b) {
 		protocol_write_symbols_begin(b, req->id);
 		for (i = 0; i < l.n; i++)
-			protocol_write_symbols_entry(b, i == 0, l.v[i].symbol,
-			                             l.v[i].seq);
+			protocol_write_symbols_entry(
+			        b, i == 0, l.v[i].symbol, l.v[i].seq,
+			        trading_sessions_zone(s->hub->cfg.sessions,
+			                              l.v[i].symbol));
 		protocol_write_symbols_end(b);
 	}
 	free(l.v);

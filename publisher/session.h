@@ -48,6 +48,7 @@ struct pipeline;
 struct query_worker;
 struct session;
 struct session_hub;
+struct trading_sessions;
 
 /* Error codes /metrics counts by name; anything else counts as "other"
  * (the last slot). */
@@ -79,6 +80,9 @@ struct session_hub_config {
 	 * max_pending_symbols_total in the engine. 0: no bound. */
 	size_t max_pending_symbols;
 	size_t max_pending_symbols_total;
+	/* The --session rules, for each symbol's time zone in the symbols
+	 * reply (NULL: every symbol's is UTC). */
+	const struct trading_sessions *sessions;
 };
 
 /* The bounds a subscribe can meet, for /metrics: their names are the

@@ -216,6 +216,14 @@ rule_of(const struct trading_sessions *s, const char *symbol)
 	return NULL;
 }
 
+const char *
+trading_sessions_zone(const struct trading_sessions *s, const char *symbol)
+{
+	const struct rule *r = s ? rule_of(s, symbol) : NULL;
+
+	return r && r->zone ? time_zone_name(r->zone) : "UTC";
+}
+
 static int64_t
 floor_div(int64_t a, int64_t b)
 {

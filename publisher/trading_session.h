@@ -25,8 +25,10 @@
  * trading_session_check(); main.c makes the sessions once at start-up and
  * hands their rule (trading_sessions_rule()) to the pipeline's engine (an
  * edge's too), the store (and an import's) and the Redis publisher, which
- * all fold ticks with it. Lookups take no lock and change nothing: the
- * rule is safe on every thread, for as long as the sessions live.
+ * all fold ticks with it, and the sessions themselves to the server,
+ * whose `symbols` reply names each symbol's zone (trading_sessions_zone()).
+ * Lookups take no lock and change nothing: the rule is safe on every
+ * thread, for as long as the sessions live.
  */
 #ifndef PUBLISHER_TRADING_SESSION_H
 #define PUBLISHER_TRADING_SESSION_H
@@ -68,6 +70,13 @@ void trading_sessions_destroy(struct trading_sessions *s);
 /* The session of symbol that ts (µs) falls in. */
 void trading_sessions_span(const struct trading_sessions *s, const char *symbol,
                            int64_t ts, struct session_span *out);
+
+/* The IANA name of the time zone symbol's sessions follow, as its setting
+ * gives it ("America/New_York"), or "UTC" for a symbol no setting matches
+ * (and for s NULL). Borrowed: valid while s lives. The `symbols` reply
+ * carries it, so a dashboard can show times in the instrument's zone. */
+const char *trading_sessions_zone(const struct trading_sessions *s,
+                                  const char *symbol);
 
 /* s as the rule a fold takes (symbol_state.h); valid while s lives. */
 struct session_rule trading_sessions_rule(const struct trading_sessions *s);

@@ -872,14 +872,17 @@ test_write_symbols(void **state)
 
 	jsonbuf_init(&b, 0);
 	protocol_write_symbols_begin(&b, "3");
-	protocol_write_symbols_entry(&b, true, "AAPL", 1042);
-	protocol_write_symbols_entry(&b, false, "MSFT", 7);
-	protocol_write_symbols_entry(&b, false, "BIG", UINT64_MAX);
+	protocol_write_symbols_entry(&b, true, "AAPL", 1042,
+	                             "America/New_York");
+	protocol_write_symbols_entry(&b, false, "MSFT", 7, "UTC");
+	protocol_write_symbols_entry(&b, false, "BIG", UINT64_MAX, "UTC");
 	protocol_write_symbols_end(&b);
 	assert_data(&b, "{\"type\":\"symbols\",\"id\":3,\"symbols\":["
-	                "{\"symbol\":\"AAPL\",\"seq\":1042},"
-	                "{\"symbol\":\"MSFT\",\"seq\":7},"
-	                "{\"symbol\":\"BIG\",\"seq\":18446744073709551615}]}");
+	                "{\"symbol\":\"AAPL\",\"seq\":1042,"
+	                "\"zone\":\"America/New_York\"},"
+	                "{\"symbol\":\"MSFT\",\"seq\":7,\"zone\":\"UTC\"},"
+	                "{\"symbol\":\"BIG\",\"seq\":18446744073709551615,"
+	                "\"zone\":\"UTC\"}]}");
 
 	protocol_write_symbols_begin(&b, "");
 	protocol_write_symbols_end(&b);

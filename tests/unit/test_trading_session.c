@@ -4,8 +4,8 @@
  * saving time (09:30 New York for equities, 17:00 New York for FX, Sydney
  * across its summer), on the days the clocks change (a 23- and a 25-hour
  * session, a start time the clocks jump over), which setting a symbol
- * takes (exact, prefix, first match, none: UTC days), and the settings
- * refused with what is wrong.
+ * takes (exact, prefix, first match, none: UTC days) and so which time
+ * zone it is named with, and the settings refused with what is wrong.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -144,6 +144,28 @@ test_which_setting_a_symbol_takes(void **state)
 }
 
 static void
+test_zone_of_a_symbol(void **state)
+{
+	const char *specs[] = {"AAPL=America/New_York@09:30",
+	                       "EUR/*=Europe/London@17:00", "X*=Etc/UTC@08:00"};
+	struct trading_sessions *s = make(specs, 3);
+	struct trading_sessions *none = make(NULL, 0);
+
+	assert_string_equal(trading_sessions_zone(s, "AAPL"),
+	                    "America/New_York");
+	assert_string_equal(trading_sessions_zone(s, "EUR/USD"),
+	                    "Europe/London");
+	/* Patterns match as sessions do: case and all. */
+	assert_string_equal(trading_sessions_zone(s, "aapl"), "UTC");
+	assert_string_equal(trading_sessions_zone(s, "AAPL2"), "UTC");
+	assert_string_equal(trading_sessions_zone(s, "XYZ"), "UTC");
+	assert_string_equal(trading_sessions_zone(none, "AAPL"), "UTC");
+	assert_string_equal(trading_sessions_zone(NULL, "AAPL"), "UTC");
+	trading_sessions_destroy(s);
+	trading_sessions_destroy(none);
+}
+
+static void
 test_extremes_stay_in_range(void **state)
 {
 	const char *specs[] = {"*=America/New_York@09:30"};
@@ -228,6 +250,7 @@ main(void)
 	        cmocka_unit_test(
 	                test_sydney_summer_and_a_start_the_clocks_jump_over),
 	        cmocka_unit_test(test_which_setting_a_symbol_takes),
+	        cmocka_unit_test(test_zone_of_a_symbol),
 	        cmocka_unit_test(test_extremes_stay_in_range),
 	        cmocka_unit_test(test_settings_refused_and_accepted),
 	        cmocka_unit_test(test_describe),

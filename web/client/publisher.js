@@ -1494,7 +1494,7 @@ export class PublisherClient {
 		return this.rtt;
 	}
 
-	/** {type:'symbols', symbols:[{symbol, seq}, …]}: what the server has. */
+	/** {type:'symbols', symbols:[{symbol, seq, zone}, …]}: what the server has (zone: the IANA time zone of the symbol's trading sessions). */
 	symbols() {
 		return this.request({ op: 'symbols' });
 	}
