@@ -502,6 +502,9 @@ server_create(const struct server_options *opt,
 	s->mount.origin = s->web_dir;
 	s->mount.def = "index.html";
 	s->mount.origin_protocol = LWSMPRO_FILE;
+	/* Files are served bound to protocols[0], whose callback adds the
+	 * headers some of them need (http_static_headers). */
+	s->mount.protocol = "publisher.v1";
 	/* Dynamic endpoints are mounts handled by http_callback. */
 	s->mount_api.mountpoint = "/api";
 	s->mount_metrics.mountpoint = "/metrics";

@@ -260,6 +260,10 @@ bool is_loopback(const char *host);
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                   void *in, size_t len);
 
+/* Headers of a file of the static mount (the client library may be
+ * imported from any origin). LWS_CALLBACK_ADD_HEADERS's answer. */
+int http_static_headers(struct lws *wsi, struct lws_process_html_args *args);
+
 /* lws has finished the HTTP request on wsi (it binds the connection back
  * to protocols[0]: ws_callback's HTTP_BIND_PROTOCOL), or closes the
  * connection: what the request held is freed. */

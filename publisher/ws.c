@@ -589,6 +589,10 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			break;
 		return on_peer_close(c, in, len);
 
+	case LWS_CALLBACK_ADD_HEADERS:
+		/* A file of the static mount (the mount is ours). */
+		return http_static_headers(wsi, in);
+
 	case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
 		/* lws has finished a plain HTTP request and binds the
 		 * connection back to protocols[0] to read the next one. */
