@@ -19,11 +19,12 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import { ARTIFACTS, Server, assert, check, freePort, launch, summary, waitFor, watchProblems } from './harness.mjs';
+import { ARTIFACTS, ROOT, Server, assert, check, freePort, launch, summary, waitFor, watchProblems } from './harness.mjs';
 
 const NGINX = process.env.NGINX || '/usr/sbin/nginx';
 const FEED = 'synthetic:symbols=60,rate=600,seed=7';
@@ -159,6 +160,27 @@ function watchBlanks(page) {
 const subscribesWithResume = (sent) => sent.map((t) => { try { return JSON.parse(t); } catch (e) { return {}; } })
 	.filter((m) => m.op === 'subscribe' && m.resume);
 
+/* ---- a page of another site ---------------------------------------------- */
+
+/* The README's example page, whole, pointed at `publisherUrl`. */
+function readmeExamplePage(publisherUrl) {
+	const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+	const m = /```html\n(<!doctype html>[\s\S]*?)```/.exec(readme);
+	assert(m, 'README.md has no ```html example page');
+	return m[1].replaceAll('http://127.0.0.1:8080/', publisherUrl);
+}
+
+/* A static site on a port of its own serving `html` at /: another origin. */
+async function serveSite(html) {
+	const site = http.createServer((req, res) => {
+		res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+		res.end(html);
+	});
+	const port = await freePort();
+	await new Promise((resolve) => site.listen(port, '127.0.0.1', resolve));
+	return { site, url: 'http://127.0.0.1:' + port + '/', origin: 'http://127.0.0.1:' + port };
+}
+
 /* ---- the run ------------------------------------------------------------ */
 
 async function goesLive(p, want, what) {
@@ -231,6 +253,39 @@ async function main() {
 			if (p) await p.page.close();
 			await nginx.stop();
 		}
+		await check('the README\'s example page, served by another site, imports /client/publisher.js and goes live', async () => {
+			const siteProbe = await serveSite('');
+			const origin = siteProbe.origin;
+			await new Promise((resolve) => siteProbe.site.close(resolve));
+			const dir = path.join(tmp, 'example-server');
+			fs.mkdirSync(dir);
+			const other = new Server(dir, { feed: FEED, name: 'transports-example', args: ['--allow-origin', origin] });
+			await other.start(0);
+			const html = readmeExamplePage(other.url('/'));
+			const site = http.createServer((req, res) => {
+				res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+				res.end(html);
+			});
+			await new Promise((resolve) => site.listen(Number(new URL(origin).port), '127.0.0.1', resolve));
+			const page = await context.newPage();
+			watchProblems(page, problems, { label: 'example page' });
+			try {
+				const t0 = Date.now();
+				await page.goto(origin + '/', { waitUntil: 'load' });
+				const rows = await waitFor(async () => {
+					const rs = await page.$$eval('#quotes tr', (trs) => trs.map((tr) => tr.textContent));
+					return rs.length === 2 && rs.every((t) => /^(AAPL|MSFT) \d+\.\d+ \/ \d+\.\d+$/.test(t)) ? rs : null;
+				}, 20000, 'the example page shows no live AAPL and MSFT quotes');
+				const first = rows.join(' | ');
+				await waitFor(async () => (await page.$$eval('#quotes tr', (trs) => trs.map((tr) => tr.textContent).join(' | '))) !== first,
+					10000, 'the example page\'s quotes do not move');
+				return 'live in ' + (Date.now() - t0) + ' ms: ' + first;
+			} finally {
+				await page.close();
+				await new Promise((resolve) => site.close(resolve));
+				await other.stop();
+			}
+		});
 		await check('no console errors, page errors or CSP violations', async () => {
 			assert(problems.length === 0, problems.join(' | '));
 		});
