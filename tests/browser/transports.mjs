@@ -170,17 +170,6 @@ function readmeExamplePage(publisherUrl) {
 	return m[1].replaceAll('http://127.0.0.1:8080/', publisherUrl);
 }
 
-/* A static site on a port of its own serving `html` at /: another origin. */
-async function serveSite(html) {
-	const site = http.createServer((req, res) => {
-		res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-		res.end(html);
-	});
-	const port = await freePort();
-	await new Promise((resolve) => site.listen(port, '127.0.0.1', resolve));
-	return { site, url: 'http://127.0.0.1:' + port + '/', origin: 'http://127.0.0.1:' + port };
-}
-
 /* ---- the run ------------------------------------------------------------ */
 
 async function goesLive(p, want, what) {
@@ -254,9 +243,7 @@ async function main() {
 			await nginx.stop();
 		}
 		await check('the README\'s example page, served by another site, imports /client/publisher.js and goes live', async () => {
-			const siteProbe = await serveSite('');
-			const origin = siteProbe.origin;
-			await new Promise((resolve) => siteProbe.site.close(resolve));
+			const origin = 'http://127.0.0.1:' + await freePort();
 			const dir = path.join(tmp, 'example-server');
 			fs.mkdirSync(dir);
 			const other = new Server(dir, { feed: FEED, name: 'transports-example', args: ['--allow-origin', origin] });
@@ -282,6 +269,7 @@ async function main() {
 				return 'live in ' + (Date.now() - t0) + ' ms: ' + first;
 			} finally {
 				await page.close();
+				site.closeAllConnections();
 				await new Promise((resolve) => site.close(resolve));
 				await other.stop();
 			}
