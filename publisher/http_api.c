@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "http_query.h"
 #include "jsonbuf.h"
@@ -48,23 +49,103 @@ store_detached(struct server *s, struct sink_status *ss)
 
 /* Write the status line and headers of an API answer (never cached). len
  * may be LWS_ILLEGAL_HTTP_CONTENT_LEN: the body then ends with the
- * connection. */
+ * connection. A file_name (or NULL) makes the answer a download saved
+ * under that name; it must need no quoting (export_file_name's do not). */
 static int
 http_write_headers(struct http_request *h, unsigned status,
-                   const char *content_type, lws_filepos_t len)
+                   const char *content_type, lws_filepos_t len,
+                   const char *file_name)
 {
 	unsigned char headers[LWS_PRE + 1024], *start = headers + LWS_PRE,
 	                                       *p = start,
 	                                       *end = headers + sizeof headers;
+	char disposition[256];
+	int n = 0;
 
+	if (file_name)
+		n = snprintf(disposition, sizeof disposition,
+		             "attachment; filename=\"%s\"", file_name);
+	if (n < 0 || (size_t)n >= sizeof disposition)
+		return -1;
 	if (lws_add_http_common_headers(h->wsi, status, content_type, len, &p,
 	                                end) ||
 	    lws_add_http_header_by_name(
 	            h->wsi, (const unsigned char *)"cache-control:",
 	            (const unsigned char *)"no-store", 8, &p, end) ||
+	    (file_name &&
+	     lws_add_http_header_by_name(
+	             h->wsi, (const unsigned char *)"content-disposition:",
+	             (const unsigned char *)disposition, n, &p, end)) ||
 	    lws_finalize_write_http_header(h->wsi, start, &p, end))
 		return -1;
 	return 0;
+}
+
+/* A time of an export's name: compact ISO 8601 in UTC, 20240301T143000Z,
+ * with the microseconds when there are any (20240301T143000.250000Z). */
+static void
+export_name_time(int64_t us, char *out, size_t len)
+{
+	int64_t secs = us / 1000000, frac = us % 1000000;
+	time_t t;
+	struct tm tm;
+
+	if (frac < 0) {
+		frac += 1000000;
+		secs--;
+	}
+	t = (time_t)secs;
+	if (!gmtime_r(&t, &tm)) {
+		snprintf(out, len, "%lld", (long long)us);
+		return;
+	}
+	if (frac)
+		snprintf(out, len, "%04d%02d%02dT%02d%02d%02d.%06lldZ",
+		         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		         tm.tm_min, tm.tm_sec, (long long)frac);
+	else
+		snprintf(out, len, "%04d%02d%02dT%02d%02d%02dZ",
+		         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		         tm.tm_min, tm.tm_sec);
+}
+
+/*
+ * The name an export is saved under: SYMBOL-FROM-TO.csv (or .jsonl) with
+ * the range as asked ("start" and "end" where it is open), symbols joined
+ * with '+' ("all" for none, the first and a count when they would make a
+ * long name). The '/' and ':' a symbol may hold are not for file names:
+ * they become '_'.
+ */
+static void
+export_file_name(const struct query_spec *q, char *out, size_t len)
+{
+	char syms[96] = "all", from[40] = "start", to[40] = "end";
+	size_t i, used = 0;
+	char *c;
+
+	for (i = 0; i < q->symbol_count; i++) {
+		size_t n = strlen(q->symbols[i]);
+
+		if (used + n + 2 > sizeof syms) {
+			snprintf(syms, sizeof syms, "%s+%zu-more", q->symbols[0],
+			         q->symbol_count - 1);
+			used = strlen(syms);
+			break;
+		}
+		if (used)
+			syms[used++] = '+';
+		memcpy(syms + used, q->symbols[i], n + 1);
+		used += n;
+	}
+	for (c = syms; *c; c++)
+		if (*c == '/' || *c == ':')
+			*c = '_';
+	if (q->from > 0)
+		export_name_time(q->from, from, sizeof from);
+	if (q->to != INT64_MAX)
+		export_name_time(q->to, to, sizeof to);
+	snprintf(out, len, "%s-%s-%s.%s", syms, from, to,
+	         q->jsonl ? "jsonl" : "csv");
 }
 
 int
@@ -77,7 +158,8 @@ http_respond(struct http_request *h, unsigned status, const char *content_type,
 
 	/* lws keeps what the kernel does not take at once and sends it
 	 * before the next request is read. */
-	rc = http_write_headers(h, status, content_type, (lws_filepos_t)len);
+	rc = http_write_headers(h, status, content_type, (lws_filepos_t)len,
+	                        NULL);
 	while (!rc && off < len) {
 		n = len - off < FRAME_CAP ? len - off : FRAME_CAP;
 		memcpy(s->frame + LWS_PRE, body + off, n);
@@ -164,7 +246,8 @@ http_read_query(struct http_request *h, struct http_query *q)
 
 static int
 http_start_job(struct server *s, struct http_request *h,
-               const struct query_spec *q, const char *content_type)
+               const struct query_spec *q, const char *content_type,
+               const char *file_name)
 {
 	struct query_spec capped = *q;
 
@@ -179,7 +262,7 @@ http_start_job(struct server *s, struct http_request *h,
 	/* The length is not known before the rows are read: the body ends
 	 * when the connection closes. */
 	if (http_write_headers(h, 200, content_type,
-	                       LWS_ILLEGAL_HTTP_CONTENT_LEN))
+	                       LWS_ILLEGAL_HTTP_CONTENT_LEN, file_name))
 		return -1;
 	lws_callback_on_writable(h->wsi);
 	return 0;
@@ -291,11 +374,15 @@ http_export(struct server *s, struct http_request *h,
 {
 	struct http_query hq;
 	struct query_spec *q = &hq.spec;
+	char file_name[200];
 	int rc;
 
 	http_query_init(&hq, QUERY_EXPORT);
 	if (http_read_query(h, &hq))
 		return 0;
+	/* Named as asked: an export of everything is "all" also for a token
+	 * that narrows it below to the symbols it grants. */
+	export_file_name(q, file_name, sizeof file_name);
 	if (http_check_entitled(s, h, claims, q))
 		return 0;
 	if (claims && !claims->allow_all && !q->symbol_count) {
@@ -305,7 +392,8 @@ http_export(struct server *s, struct http_request *h,
 	}
 	return http_start_job(s, h, q,
 	                      q->jsonl ? "application/x-ndjson"
-	                               : "text/csv; charset=utf-8");
+	                               : "text/csv; charset=utf-8",
+	                      file_name);
 }
 
 static int
@@ -319,7 +407,7 @@ http_bars(struct server *s, struct http_request *h,
 		return 0;
 	if (http_check_entitled(s, h, claims, &hq.spec))
 		return 0;
-	return http_start_job(s, h, &hq.spec, "application/json");
+	return http_start_job(s, h, &hq.spec, "application/json", NULL);
 }
 
 static void

@@ -85,6 +85,35 @@ async def test_api_export_symbol_and_time_filters():
 	      "export of an unknown symbol: %s %r; want 200 and the header alone" % (status, body[:200]))
 
 
+async def test_api_export_is_a_download_named_symbol_from_to():
+	"""A browser saves /api/export as SYMBOL-FROM-TO.csv: the range as asked,
+	compact UTC, 'start'/'end' where open, '/' and ':' of a symbol as '_'.
+	Other answers are no downloads."""
+	srv = await start_server()
+	ticks = _export_ticks()
+	await ingest(srv, ticks)
+	cases = [
+		(dict(symbol="AAPL", **{"from": BASE, "to": BASE + 60_000_000}), "AAPL-20240301T143000Z-20240301T143100Z.csv"),
+		(dict(symbol="EUR/USD", format="jsonl", **{"from": "2024-03-01T14:30:01Z", "to": BASE + 2_500_000}),
+		 "EUR_USD-20240301T143001Z-20240301T143002.500000Z.jsonl"),
+		(dict(symbol=["MSFT", "FUT.X"], **{"from": BASE}), "MSFT+FUT.X-20240301T143000Z-end.csv"),
+		(dict(), "all-start-end.csv"),
+	]
+	for args, name in cases:
+		status, headers, body = await http_get(srv, "/api/export" + ("?" + qs(**args) if args else ""))
+		check(status == 200, "export %r: %s %r" % (args, status, body[:200]))
+		got = headers.get("content-disposition")
+		check(got == 'attachment; filename="%s"' % name,
+		      "export %r: Content-Disposition %r; want attachment named %s" % (args, got, name))
+	# The body is the export as before.
+	status, headers, body = await http_get(srv, "/api/export?" + qs(symbol="AAPL", **{"from": BASE, "to": BASE + 60_000_000}))
+	check_rows(parse_csv(body.decode(), "named export"), rows_of([t for t in ticks if t["symbol"] == "AAPL"]), "AAPL, a minute")
+	for path in ("/api/bars?" + qs(symbol="AAPL"), "/api/export?" + qs(symbol="bad sym!")):
+		status, headers, _ = await http_get(srv, path)
+		check("content-disposition" not in headers, "%s (%s) is no download: %r" % (path, status, headers.get("content-disposition")))
+	return "e.g. " + cases[1][1]
+
+
 async def test_api_bad_arguments_are_400_with_reason():
 	srv = await start_server()
 	await ingest(srv, [tick("AAPL", ts=BASE, last=Decimal("1.5"), last_size=1)])
