@@ -798,7 +798,13 @@ async function main() {
 			// after the reconnect lies after it.
 			const cut = fileRows.findIndex((r) => r.ts >= last);
 			const at = fileRows[cut - 1];
-			await waitFor(async () => { const r = await quote(); return r && r.bid === at.bid && r.ask === at.ask; }, 10000,
+			// The file's text, padded with zeros to the most decimals the
+			// symbol has shown ("24.1" is shown "24.10" next to "24.82").
+			const padded = (shown, text) => {
+				const t = text.includes('.') ? text : text + '.';
+				return shown === text || (shown.startsWith(t) && /^0+$/.test(shown.slice(t.length)));
+			};
+			await waitFor(async () => { const r = await quote(); return r && padded(r.bid, at.bid) && padded(r.ask, at.ask); }, 10000,
 				'the quote is not the file\'s at the target (' + at.bid + '/' + at.ask + ')');
 			// The chart reloads on the new epoch: its history (bars of
 			// trades: none; then the ticks it draws the mid price from)

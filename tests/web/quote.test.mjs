@@ -104,6 +104,19 @@ test('the update time: a time of day today, a date before', () => {
 	assert.equal(quoteView('X', before, now).details.ts, '1997-06-02 00:27:00');
 });
 
+test('every price with the most decimals the symbol has shown, padded, never rounded', () => {
+	const q = quote({ bid: '25', ask: '25.2', last: '24.050', open: '24', high: '25.5', low: '23.95', prev_close: '24' }, { scale: 3 });
+	const v = quoteView('USDTHB', q);
+	assert.equal(v.last, '24.050');
+	assert.equal(v.details.open, '24.000');
+	assert.equal(v.details.high, '25.500');
+	assert.equal(v.details.low, '23.950');
+	assert.equal(v.details.spread, '0.200');
+	assert.equal(v.chg, '+0.050  +0.21%');
+	const fx = quote({ bid: '25', ask: '25.2' }, { scale: 3 });
+	assert.equal(quoteView('USDTHB', fx).last, '25.000 / 25.200');
+});
+
 test('a seq past 2^53 is shown as sent', () => {
 	assert.equal(quoteView('X', quote({}, { seq: '18446744073709551615' })).details.seq, '18446744073709551615');
 });

@@ -1,7 +1,8 @@
 // The quote panel above the chart: the selected symbol's name, last price and
 // change against the previous session's close, and the detail list under the
 // chart (sizes, spread, the session's open, high and low, trades, seq, time of
-// the last update).
+// the last update). Every price has the most decimals the symbol has shown
+// (precision.js).
 //
 // It owns those elements and nothing else. app.js calls draw() when the
 // selection changes, when a hello arrives, and in the animation frame when
@@ -12,6 +13,7 @@ import { group, sub, sign, signed, percent } from '../client/publisher.js';
 import { setText, setClass } from './dom.js';
 import { changeBasis } from './view-model.js';
 import { stampText } from './timetext.js';
+import { padDecimals } from './precision.js';
 
 const DASH = '\u2014';
 
@@ -19,12 +21,14 @@ const DASH = '\u2014';
  * What the panel shows for `symbol` and its quote (null or undefined when
  * nothing is selected or nothing is held): { symbol, last, lastClass, chg,
  * chgClass, details }, where details maps each detail's data-f name to its
- * text. Prices are the server's exact text; the change and the spread are
- * exact decimal arithmetic on it.
+ * text. Prices are the server's exact text, padded to the symbol's most
+ * decimals; the change and the spread are exact decimal arithmetic on it.
  */
 export function quoteView(symbol, q, now = Date.now()) {
 	const f = q ? q.f : {};
-	const px = (s) => (s === undefined ? DASH : s);
+	const scale = q ? q.scale : 0;
+	// Every price with the most decimals the symbol has shown.
+	const px = (s) => (s === undefined ? DASH : padDecimals(s, scale));
 	const size = (s) => (s === undefined ? DASH : group(s));
 	const basis = changeBasis(f);
 	const chg = sub(f.last, basis);
@@ -35,12 +39,12 @@ export function quoteView(symbol, q, now = Date.now()) {
 		// A symbol with quotes and no trades shows its bid and ask instead.
 		last: f.last === undefined && f.bid !== undefined ? px(f.bid) + ' / ' + px(f.ask) : px(f.last),
 		lastClass: 'q-last' + (q && q.tick > 0 ? ' up' : q && q.tick < 0 ? ' down' : ''),
-		chg: chg === null ? '' : pct === null ? signed(chg) : signed(chg) + '  ' + pct,
+		chg: chg === null ? '' : padDecimals(signed(chg), scale) + (pct === null ? '' : '  ' + pct),
 		chgClass: 'q-chg' + (sign(chg) > 0 ? ' pos' : sign(chg) < 0 ? ' neg' : ''),
 		details: {
 			bid_size: size(f.bid_size),
 			ask_size: size(f.ask_size),
-			spread: spread === null ? DASH : spread,
+			spread: spread === null ? DASH : padDecimals(spread, scale),
 			open: px(f.open),
 			high: px(f.high),
 			low: px(f.low),

@@ -1,15 +1,18 @@
 // What the views draw, taken from the client library's state events: for each
 // watched symbol its latest state (the library's Quote, exact decimal text),
 // which cells should flash and which way, the direction of the last trade,
-// the most decimals seen in a price (the chart's precision), and a ring of
-// one-second bars of recent trades. Nothing here touches the DOM, and the
-// protocol's rules (seqs, gaps, resume) are the library's; views read `dirty`
-// once per animation frame (see app.js).
+// the most decimals seen in a price (every price of the symbol is shown with
+// that many: precision.js), and a ring of one-second bars of recent trades.
+// Nothing here touches the DOM, and the protocol's rules (seqs, gaps,
+// resume) are the library's; views read `dirty` once per animation frame
+// (see app.js).
 //
 // app.js feeds update() from the library's 'state' event and calls clear()
 // when the epoch changes; symbols.js calls watch() and forget() as symbols
 // join and leave the watchlist (a view holds on to the ViewQuote from then
 // on, before any state arrives).
+
+import { decimalsOf } from './precision.js';
 
 const PRICES = new Set(['bid', 'ask', 'last', 'open', 'high', 'low']);
 
@@ -98,7 +101,7 @@ export class ViewQuote {
 		this.symbol = symbol;
 		this.state = null; // the library's Quote, once it sent one
 		this.flash = null; // field -> -1 | 0 | 1 changed since the last render
-		this.scale = 0; // most decimals seen in a price (the chart's precision)
+		this.scale = 0; // most decimals seen in a price: every price is shown with as many (precision.js)
 		this.tick = 0; // direction of the last change of `last`
 		this.bars = null; // SecondBars, from the first trade on
 	}
@@ -115,11 +118,6 @@ export class ViewQuote {
 	get ts() {
 		return this.state ? this.state.ts : null;
 	}
-}
-
-function scaleOf(s) {
-	const i = s.indexOf('.');
-	return i < 0 ? 0 : s.length - i - 1;
 }
 
 export class ViewModel {
@@ -154,7 +152,7 @@ export class ViewModel {
 			flash[k] = dir;
 			const v = q.f[k];
 			if (PRICES.has(k) && v !== undefined) {
-				const s = scaleOf(v);
+				const s = decimalsOf(v);
 				if (s > q.scale) q.scale = s;
 				if (k === 'last' && dir) q.tick = dir;
 			}

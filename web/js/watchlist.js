@@ -6,6 +6,7 @@
 
 import { sub, sign, signed, percent, group } from '../client/publisher.js';
 import { changeBasis } from './view-model.js';
+import { padDecimals } from './precision.js';
 
 const COLS = ['bid', 'ask', 'last', 'chg', 'pct', 'volume'];
 const DASH = '\u2014';
@@ -238,14 +239,15 @@ export class Watchlist {
 	render(r, q, animate) {
 		const f = q.f;
 		const fl = animate ? q.flash : null;
-		const price = (s) => (s === undefined ? DASH : s);
+		// Every price of a symbol with the most decimals it has shown.
+		const price = (s) => (s === undefined ? DASH : padDecimals(s, q.scale));
 		this.cell(r, 0, price(f.bid), fl && fl.bid, '');
 		this.cell(r, 1, price(f.ask), fl && fl.ask, '');
 		this.cell(r, 2, price(f.last), fl && fl.last, q.tick > 0 ? 'up' : q.tick < 0 ? 'down' : '');
 		const basis = changeBasis(f);
 		const chg = sub(f.last, basis);
 		const tone = sign(chg) > 0 ? 'pos' : sign(chg) < 0 ? 'neg' : '';
-		this.cell(r, 3, chg === null ? DASH : signed(chg), undefined, tone);
+		this.cell(r, 3, chg === null ? DASH : padDecimals(signed(chg), q.scale), undefined, tone);
 		this.cell(r, 4, percent(chg, basis) ?? DASH, undefined, tone);
 		this.cell(r, 5, f.volume === undefined ? DASH : group(f.volume), fl && fl.volume !== undefined ? 2 : undefined, '');
 	}
