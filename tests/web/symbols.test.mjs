@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SYMBOL_RE, validList, typedSymbol, firstVisitList } from '../../web/js/symbols.js';
+import { SYMBOL_RE, validList, typedSymbol, firstVisitList, spellingIndex, serverSpelling } from '../../web/js/symbols.js';
 
 test('SYMBOL_RE: 1 to 32 of A-Z a-z 0-9 . _ : / -', () => {
 	for (const s of ['AAPL', 'BRK.B', 'BTC/USD', 'ES:H26', 'a_b-c', 'X', 'A'.repeat(32)])
@@ -23,15 +23,31 @@ test('validList: anything but a list means nothing was stored (a first visit)', 
 		assert.equal(validList(v), null, JSON.stringify(v));
 });
 
-test('typedSymbol trims, and takes the upper case only when the server knows just that', () => {
-	const known = new Set(['AMD', 'BRK.B', 'btc']);
-	assert.equal(typedSymbol('  amd ', known), 'AMD');
-	assert.equal(typedSymbol('brk.b', known), 'BRK.B');
-	assert.equal(typedSymbol('btc', known), 'btc'); // known as typed
-	assert.equal(typedSymbol('xyz', known), 'xyz'); // unknown: as typed
-	assert.equal(typedSymbol('   ', known), '');
-	assert.equal(typedSymbol('a b', known), 'a b'); // not checked here
-	assert.equal(typedSymbol('amd', new Set()), 'amd');
+test('serverSpelling: the server\'s own spelling of a symbol in any case', () => {
+	const index = spellingIndex(['AMD', 'BRK.B', 'btc', 'Abc', 'ABC', 'xYz', 'XyZ', 'EUR/USD']);
+	assert.equal(serverSpelling('AMD', index), 'AMD');
+	assert.equal(serverSpelling('amd', index), 'AMD');
+	assert.equal(serverSpelling('brk.b', index), 'BRK.B');
+	assert.equal(serverSpelling('BTC', index), 'btc'); // case counts on the wire: the server's
+	assert.equal(serverSpelling('abc', index), 'ABC'); // of several, the upper-case one
+	assert.equal(serverSpelling('Abc', index), 'Abc'); // as typed, when it is one of them
+	assert.equal(serverSpelling('xyz', index), 'XyZ'); // else the first in order
+	assert.equal(serverSpelling('eur/usd', index), 'EUR/USD');
+	assert.equal(serverSpelling('zzz', index), undefined);
+	assert.equal(serverSpelling('amd', spellingIndex([])), undefined);
+});
+
+test('typedSymbol trims, takes the server\'s spelling, and upper-cases what it does not know', () => {
+	const index = spellingIndex(new Set(['AMD', 'BRK.B', 'btc']).keys());
+	assert.equal(typedSymbol('  amd ', index), 'AMD');
+	assert.equal(typedSymbol('brk.b', index), 'BRK.B');
+	assert.equal(typedSymbol('btc', index), 'btc'); // known as typed
+	assert.equal(typedSymbol('Btc', index), 'btc');
+	assert.equal(typedSymbol('zzz', index), 'ZZZ'); // unknown: never kept in lower case
+	assert.equal(typedSymbol('ZZZ', index), 'ZZZ');
+	assert.equal(typedSymbol('   ', index), '');
+	assert.equal(typedSymbol(' a b ', index), 'a b'); // not a symbol: as typed, for the server to refuse
+	assert.equal(typedSymbol('amd', spellingIndex([])), 'AMD');
 });
 
 test('firstVisitList: the first 50 valid symbols of a symbols reply', () => {

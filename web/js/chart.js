@@ -10,6 +10,9 @@
 // formats its labels in the viewer's local time (shifting the data instead
 // would make time run backwards at a daylight-saving change, which the
 // library refuses).
+//
+// A symbol the server has no data for yet says so ("No data yet for X");
+// one with data but no bar yet waits for its first trade (or quote).
 
 import { load, save } from './storage.js';
 import { group } from '../client/publisher.js';
@@ -383,6 +386,8 @@ export class ChartView {
 		if (!this.chart) return;
 		const q = this.quote;
 		if (q && q.scale !== this.scale) this.updatePrecision();
+		// The first state of a symbol that had no data: say what it waits for now.
+		if (!this.els.empty.hidden && q && this.els.empty.dataset.noData === 'true' && q.seq !== null) this.drawEmpty();
 		if (q && quoteOnly(q) !== this.mid) {
 			this.setMode(!this.mid);
 			this.redraw();
@@ -435,9 +440,21 @@ export class ChartView {
 		this.candles.setData(this.mid ? none : this.bars.map((b) => this.candle(b)));
 		this.volume.setData(this.mid ? none : this.bars.map((b) => this.vol(b)));
 		this.line.setData(this.mid ? this.bars.map((b) => this.point(b)) : none);
-		this.els.empty.hidden = this.bars.length > 0 || !this.symbol;
-		this.els.empty.textContent = 'Waiting for the first ' + (this.mid ? 'quote' : 'trade') + ' of ' + (this.symbol || '') + '…';
+		this.drawEmpty();
 		this.drawLegend();
+	}
+
+	/* Over an empty chart, why it is empty: the server has no data for the
+	 * symbol yet, or it has some but no bar to draw yet. */
+	drawEmpty() {
+		const q = this.quote;
+		const el = this.els.empty;
+		el.hidden = this.bars.length > 0 || !this.symbol;
+		if (el.hidden) return;
+		const text = !q || q.seq === null ? 'No data yet for ' + this.symbol
+			: 'Waiting for the first ' + (this.mid ? 'quote' : 'trade') + ' of ' + this.symbol + '…';
+		if (el.textContent !== text) el.textContent = text;
+		el.dataset.noData = String(!q || q.seq === null);
 	}
 
 	/* O H L C Vol of the hovered bar, else of the latest one. The spans are
