@@ -9,9 +9,12 @@
 // What each part does lives in its own module under js/: the view model
 // (view-model.js), the watchlist grid (watchlist.js), the chart (chart.js),
 // the quote panel (quote.js), the status bar and the banner (status.js), the
-// watched symbols (symbols.js), the replay controls (replay.js) and the theme
-// button (theme-toggle.js). This file creates them, routes the library's
-// events, and holds the one piece of state they share: the selected symbol.
+// watched symbols (symbols.js), the replay controls (replay.js), the time
+// basis every time is shown in and its control (time-basis.js,
+// time-basis-picker.js) and the theme button (theme-toggle.js). This file
+// creates them, routes the library's events, and holds the one piece of
+// state they share: the selected symbol (whose session zone the time basis
+// follows).
 
 import { PublisherClient } from './client/publisher.js';
 import { ViewModel, SecondBars } from './js/view-model.js';
@@ -22,6 +25,8 @@ import { StatusBar } from './js/status.js';
 import { Symbols } from './js/symbols.js';
 import { ReplayControls } from './js/replay.js';
 import { ThemeToggle } from './js/theme-toggle.js';
+import { TimeBasis } from './js/time-basis.js';
+import { TimeBasisPicker } from './js/time-basis-picker.js';
 import { load, save } from './js/storage.js';
 
 const $ = (id) => document.getElementById(id);
@@ -30,6 +35,22 @@ const client = new PublisherClient({ url: location.href });
 const model = new ViewModel();
 let selected = null;
 let frameQueued = false;
+
+/* ---- the time basis: every time on the page is on its clock -------------- */
+
+const basis = new TimeBasis(load('timeBasis', null));
+const picker = new TimeBasisPicker($('time-basis'), basis);
+/* The time the page shows: a replay's position, else now (ms). Zone names
+ * such as EDT or EST are those of that time. */
+let shownTime = null;
+basis.onChange(() => {
+	save('timeBasis', basis.basis);
+	chart.timeBasisChanged();
+	drawQuote();
+	status.drawClock();
+	replay.redraw();
+});
+setInterval(() => picker.draw(shownTime ?? Date.now()), 1000);
 
 /* ---- views -------------------------------------------------------------- */
 
@@ -48,6 +69,7 @@ view.setSort(load('sort', null));
 const chart = new ChartView(
 	{ chart: $('chart'), legend: $('legend'), note: $('chart-note'), empty: $('chart-empty') },
 	(msg) => client.request({ op: 'history', ...msg }),
+	basis,
 );
 chart.onIntervalChange = (iv) => {
 	for (const b of $('intervals').querySelectorAll('button'))
@@ -58,7 +80,7 @@ $('intervals').addEventListener('click', (e) => {
 	if (b) chart.setInterval(b.dataset.interval);
 });
 
-const quote = new QuotePanel({ symbol: $('q-symbol'), last: $('q-last'), chg: $('q-chg'), detail: $('detail') });
+const quote = new QuotePanel({ symbol: $('q-symbol'), last: $('q-last'), chg: $('q-chg'), detail: $('detail') }, basis);
 
 function drawQuote() {
 	quote.draw(selected, selected === null ? null : model.quotes.get(selected));
@@ -67,6 +89,7 @@ function drawQuote() {
 function selectSymbol(s) {
 	selected = s;
 	if (s !== null) save('selected', s);
+	basis.setSessionZone(s === null ? null : symbols.zoneOf(s));
 	chart.show(s === null ? null : model.quotes.get(s) || null);
 	drawQuote();
 }
@@ -112,7 +135,7 @@ const status = new StatusBar({
 	bannerText: $('banner-text'),
 	retry: $('retry-now'),
 	transport: $('st-transport'),
-}, client, model);
+}, client, model, basis);
 
 /* An op the server refused: say why. (A dropped connection has no code; the
  * banner says that already.) */
@@ -133,6 +156,7 @@ const symbols = new Symbols({
 	onCount: (n) => status.count(n),
 	selected: () => selected,
 	select: selectSymbol,
+	onZones: () => basis.setSessionZone(selected === null ? null : symbols.zoneOf(selected)),
 });
 
 /* ---- the library's events ---------------------------------------------- */
@@ -173,13 +197,14 @@ new ThemeToggle($('theme-toggle'), () => chart.applyTheme());
 const replay = new ReplayControls({
 	group: $('replay'),
 	toggle: $('replay-toggle'),
+	restart: $('replay-restart'),
 	speed: $('replay-speed'),
 	slider: $('replay-slider'),
 	pos: $('replay-pos'),
 	state: $('replay-state'),
 	seekForm: $('replay-seek'),
 	seekInput: $('replay-ts'),
-}, client, requestFailed);
+}, client, requestFailed, basis, (ms) => { shownTime = ms; });
 
 /* ---- start -------------------------------------------------------------- */
 

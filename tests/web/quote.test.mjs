@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { quoteView } from '../../web/js/quote.js';
 import { ViewQuote } from '../../web/js/view-model.js';
 import { Quote } from '../../web/client/publisher.js';
+import { ZonedTime } from '../../web/js/timetext.js';
 
 const DASH = '\u2014';
 const MINUS = '\u2212';
@@ -95,13 +96,17 @@ test('sizes and counts are grouped; missing ones are dashes', () => {
 	assert.equal(v.details.open, DASH);
 });
 
-test('the update time: a time of day today, a date before', () => {
-	const now = new Date(2026, 11, 7, 12, 0, 0).getTime();
-	const us = (ms) => String(ms * 1000);
-	const today = quote({}, { ts: us(new Date(2026, 11, 7, 9, 5, 3, 42).getTime()) });
-	assert.equal(quoteView('X', today, now).details.ts, '09:05:03.042');
-	const before = quote({}, { ts: us(new Date(1997, 5, 2, 0, 27, 0).getTime()) });
-	assert.equal(quoteView('X', before, now).details.ts, '1997-06-02 00:27:00');
+test('the update time, on the clock given: a time of day today, a date before', () => {
+	const utc = new ZonedTime('UTC');
+	const ny = new ZonedTime('America/New_York');
+	const now = Date.parse('2026-12-07T12:00:00Z');
+	const us = (iso) => String(Date.parse(iso) * 1000);
+	const today = quote({}, { ts: us('2026-12-07T09:05:03.042Z') });
+	assert.equal(quoteView('X', today, utc, now).details.ts, '09:05:03.042');
+	assert.equal(quoteView('X', today, ny, now).details.ts, '04:05:03.042');
+	const before = quote({}, { ts: us('1997-06-02T00:27:00Z') });
+	assert.equal(quoteView('X', before, utc, now).details.ts, '1997-06-02 00:27:00');
+	assert.equal(quoteView('X', before, ny, now).details.ts, '1997-06-01 20:27:00');
 });
 
 test('every price with the most decimals the symbol has shown, padded, never rounded', () => {

@@ -7,9 +7,11 @@
 // starting from the one-second ring every watched symbol keeps (view-model.js).
 //
 // Times: the protocol speaks UTC microseconds; the chart gets UTC seconds and
-// formats its labels in the viewer's local time (shifting the data instead
+// its axis and crosshair labels say them on the clock of the time basis
+// (time-basis.js), through the formatters of timetext.js that every other
+// time on the page goes through too. Shifting the data into the zone instead
 // would make time run backwards at a daylight-saving change, which the
-// library refuses).
+// library refuses.
 //
 // A symbol the server has no data for yet says so ("No data yet for X");
 // one with data but no bar yet waits for its first trade (or quote).
@@ -17,6 +19,7 @@
 import { load, save } from './storage.js';
 import { group } from '../client/publisher.js';
 import { midPrice } from './view-model.js';
+import { chartTickMark, chartCrosshair } from './timetext.js';
 
 export const INTERVALS = { '1s': 1, '1m': 60, '5m': 300, '1h': 3600, '1d': 86400 };
 const HISTORY_LIMIT = 500; // bars
@@ -30,27 +33,6 @@ const TRIM_TO = 4000;
 /* Live bars reach the chart at most ten times a second: each update repaints
  * the whole canvas, and a candle that moves faster than that is not read. */
 const UPDATE_MS = 100;
-
-const pad2 = (n) => String(n).padStart(2, '0');
-
-/* Axis labels, in local time. Types are the library's TickMarkType. */
-function tickMark(time, type) {
-	const d = new Date(time * 1000);
-	switch (type) {
-	case 0: return String(d.getFullYear());
-	case 1: return d.toLocaleString(undefined, { month: 'short' });
-	case 2: return String(d.getDate());
-	case 4: return pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds());
-	default: return pad2(d.getHours()) + ':' + pad2(d.getMinutes());
-	}
-}
-
-/* The crosshair's time label, in local time. */
-function crosshairTime(time) {
-	const d = new Date(time * 1000);
-	return d.getFullYear() + '-' + pad2(d.getMonth() + 1) + '-' + pad2(d.getDate()) + ' ' +
-		pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds());
-}
 
 /** A symbol that has quotes and has never traded. */
 function quoteOnly(q) {
@@ -88,11 +70,13 @@ export class ChartView {
 	/**
 	 * els: chart, legend, note, empty. history(msg) sends a history op
 	 * ({symbol, interval, limit} or {symbol, limit}) and returns a promise of
-	 * the server's reply.
+	 * the server's reply. basis: the TimeBasis its time labels follow
+	 * (call timeBasisChanged() when it changes).
 	 */
-	constructor(els, history) {
+	constructor(els, history, basis) {
 		this.els = els;
 		this.history = history;
+		this.basis = basis;
 		this.mid = false; // bars of the mid price: the symbol has no trades
 		this.lib = window.LightweightCharts;
 		this.symbol = null;
@@ -136,10 +120,10 @@ export class ChartView {
 			timeScale: {
 				timeVisible: true, secondsVisible: false, rightOffset: 6, barSpacing: 7, minBarSpacing: 1.5,
 				maxBarSpacing: 16,
-				tickMarkFormatter: tickMark,
 			},
-			localization: { priceFormatter: (p) => this.fmtPrice(p), timeFormatter: crosshairTime },
+			localization: { priceFormatter: (p) => this.fmtPrice(p) },
 		});
+		this.timeBasisChanged();
 		this.candles = this.chart.addSeries(L.CandlestickSeries, {
 			borderVisible: false,
 			priceLineStyle: L.LineStyle.Dotted,
@@ -162,6 +146,18 @@ export class ChartView {
 			this.drawLegend();
 		});
 		this.applyTheme();
+	}
+
+	/* The axis and crosshair labels on the time basis's clock. New functions
+	 * each time: the library redraws its labels when they change. */
+	timeBasisChanged() {
+		if (!this.chart) return;
+		const zt = this.basis.zt;
+		const daily = () => INTERVALS[this.interval] >= 86400;
+		this.chart.applyOptions({
+			timeScale: { tickMarkFormatter: (time, type) => chartTickMark(zt, time, type, daily()) },
+			localization: { timeFormatter: (time) => chartCrosshair(zt, time) },
+		});
 	}
 
 	applyTheme() {

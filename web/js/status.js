@@ -1,9 +1,9 @@
 // The status bar and the connection banner: whether the page is live, the
 // transport it is connected over, the round-trip time, updates per second,
-// the number of watched symbols, the server's epoch and name, the clock, and
-// the one-line toast for notices and errors; above the page, the banner shown
-// while the connection is down, with its countdown to the next attempt and
-// its "Reconnect now" button.
+// the number of watched symbols, the server's epoch and name, the clock (in
+// the page's time basis, time-basis.js), and the one-line toast for notices
+// and errors; above the page, the banner shown while the connection is down,
+// with its countdown to the next attempt and its "Reconnect now" button.
 //
 // It owns those elements, and two timers of its own: the updates/s and the
 // clock once a second, the banner's countdown four times a second. It reads
@@ -70,12 +70,13 @@ export class StatusBar {
 	 * els: conn, connText, transport, rtt, rate, count, epoch, server, clock,
 	 * toast (in the status bar), banner, bannerText, retry (the banner and
 	 * its button). client: the PublisherClient; model: the ViewModel (for
-	 * its update counter).
+	 * its update counter); basis: the TimeBasis the clock is on.
 	 */
-	constructor(els, client, model) {
+	constructor(els, client, model, basis) {
 		this.els = els;
 		this.client = client;
 		this.model = model;
+		this.basis = basis;
 		this.toastTimer = 0;
 		this.lastUpdates = 0;
 		this.lastTick = performance.now();
@@ -136,6 +137,11 @@ export class StatusBar {
 		this.lastUpdates = this.model.updates;
 		this.lastTick = now;
 		setText(this.els.rate, group(String(Math.round(rate))));
-		setText(this.els.clock, clockText(Date.now(), false));
+		this.drawClock();
+	}
+
+	/** The clock, now, on the time basis's clock (also when the basis changes). */
+	drawClock() {
+		setText(this.els.clock, clockText(Date.now(), false, this.basis.zt));
 	}
 }
