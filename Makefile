@@ -350,9 +350,10 @@ vendor:
 	} > $(LWC_DIR)/NOTICE && \
 	echo "vendored lightweight-charts $$ver into $(LWC_DIR)"
 
-# The dashboard (run.mjs), the status page (status.mjs) and the dashboard
+# The dashboard (run.mjs), the status page (status.mjs), the dashboard
 # behind nginx proxies that refuse WebSocket, refuse event streams or buffer
-# responses (transports.mjs) in real headless Chromium (Debian's
+# responses (transports.mjs) and the dashboard's one clock, replay controls,
+# symbols and decimals (clock.mjs) in real headless Chromium (Debian's
 # /usr/bin/chromium; npm playwright-core, which never downloads a browser).
 # Every script runs; the target fails if any did. npm ci runs only when
 # node_modules is missing or older than the lockfile.
@@ -360,7 +361,7 @@ vendor:
 browser: all
 	@cd tests/browser && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || \
 		npm ci --silent --no-audit --no-fund; }
-	@cd tests/browser && rc=0; for t in run.mjs status.mjs transports.mjs; do \
+	@cd tests/browser && rc=0; for t in run.mjs status.mjs transports.mjs clock.mjs; do \
 		echo "== tests/browser/$$t"; PUBLISHER_BIN=$(CURDIR)/$(BIN) node $$t || rc=1; done; exit $$rc
 
 -include $(shell find build* -name '*.d' 2>/dev/null)
