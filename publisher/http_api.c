@@ -559,13 +559,63 @@ http_request_done(struct lws *wsi)
 		http_request_free(s, h);
 }
 
+/*
+ * POST. libwebsockets 4.1.6 mishandles a request body in two ways that a
+ * client can set off: a POST that arrives behind another request in the
+ * same read has its own headers taken for its body, and once that request
+ * is answered lws loops for ever reading nothing from the rest (the whole
+ * server stops, SIGTERM too); and a POST without Content-Length is taken
+ * to have a 100 MiB body, which swallows the requests after it. Both need
+ * the connection to go on after the POST's answer, so it does not: every
+ * POST (only /stream/send and /stream/ticket take one) is answered with
+ * "Connection: close" and its connection closed, and no request is read
+ * after it. A browser opens another connection for the next one.
+ */
+
+const char *
+http_method_name(enum http_method m)
+{
+	static const char *const names[] = {"GET", "POST", "HEAD", "OPTIONS",
+	                                    "PUT", "DELETE", "PATCH"};
+
+	return names[m];
+}
+
+/* The request's method and path (lws keeps the path in the token of its
+ * method). */
+static void
+request_method_and_path(struct http_request *h, char *path, size_t len)
+{
+	static const struct {
+		enum lws_token_indexes token;
+		enum http_method method;
+	} tokens[] = {
+	        {WSI_TOKEN_GET_URI, HTTP_GET},
+	        {WSI_TOKEN_POST_URI, HTTP_POST},
+	        {WSI_TOKEN_OPTIONS_URI, HTTP_OPTIONS},
+	        {WSI_TOKEN_HEAD_URI, HTTP_HEAD},
+	        {WSI_TOKEN_PUT_URI, HTTP_PUT},
+	        {WSI_TOKEN_DELETE_URI, HTTP_DELETE},
+	        {WSI_TOKEN_PATCH_URI, HTTP_PATCH},
+	};
+	size_t i;
+
+	path[0] = '\0';
+	h->method = HTTP_GET;
+	for (i = 0; i < sizeof tokens / sizeof tokens[0]; i++)
+		if (lws_hdr_total_length(h->wsi, tokens[i].token) > 0) {
+			h->method = tokens[i].method;
+			lws_hdr_copy(h->wsi, path, (int)len, tokens[i].token);
+			return;
+		}
+}
+
 /* LWS_CALLBACK_HTTP on an API mount. */
 static int
 http_request_start(struct server *s, struct lws *wsi)
 {
 	struct http_request *h = lws_get_opaque_user_data(wsi);
 	char path[128];
-	bool post;
 	int rc;
 
 	if (h) {
@@ -586,15 +636,16 @@ http_request_start(struct server *s, struct lws *wsi)
 	client_address(s, wsi, h->peer, sizeof h->peer);
 	/* `in` is the path below the mount point; the mount point itself
 	 * tells which endpoint was asked for. */
-	post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
-	lws_hdr_copy(wsi, path, sizeof path,
-	             post ? WSI_TOKEN_POST_URI : WSI_TOKEN_GET_URI);
-	if (!strcmp(path, "/metrics"))
+	request_method_and_path(h, path, sizeof path);
+	if (!strncmp(path, "/stream/", 8))
+		rc = http_stream_request(s, h, path);
+	else if (h->method != HTTP_GET)
+		rc = http_respond_text(h, 405, "%s is not taken on %s: GET\n",
+		                       http_method_name(h->method), path);
+	else if (!strcmp(path, "/metrics"))
 		rc = http_metrics(s, h);
 	else if (!strcmp(path, "/healthz"))
 		rc = http_healthz(s, h);
-	else if (!strncmp(path, "/stream/", 8))
-		rc = http_stream_request(s, h, path, post);
 	else
 		rc = http_api(s, h, path);
 	if (rc)
@@ -603,6 +654,10 @@ http_request_start(struct server *s, struct lws *wsi)
 		return 0; /* written as it comes, from HTTP_WRITEABLE */
 	if (!h->answered)
 		return -1; /* even the error could not be written */
+	/* A POST answered at once (a refusal, a ticket, a bad request)
+	 * ends its connection: see "POST" above. */
+	if (h->method == HTTP_POST)
+		return -1;
 	/* Answered whole: the request ends now, and lws goes on to the next
 	 * one. This may free h. */
 	return lws_http_transaction_completed(wsi) ? -1 : 0;

@@ -106,12 +106,14 @@ struct http_stream_request {
 	 * no frames (at `cursor`), an SSE response ends. */
 	bool superseded;
 	char cursor[STREAM_KEY_LEN + 24];
+	const char *allow; /* the endpoint's methods, for 405 and OPTIONS */
 	int64_t poll_deadline_us; /* wall; 0: not a waiting poll */
 	int64_t stall_set_us;     /* monotonic: the stall deadline was set */
 	char key[STREAM_KEY_LEN + 1]; /* POST /stream/send: whose */
 	char *body;
 	size_t body_len, body_cap;
 	bool body_too_large;
+	bool body_misread; /* lws gave the head for the body */
 };
 
 struct stream_ticket {
@@ -188,8 +190,25 @@ url_arg(struct lws *wsi, const char *name, char *out, size_t outlen)
 
 	if (!v)
 		return NULL;
-	snprintf(out, outlen, "%s", v);
+	/* A value too long for out is not cut short: it is no value of
+	 * ours (a cursor with junk after its number, say). */
+	if (strlen(v) >= outlen) {
+		snprintf(out, outlen, "%s", "");
+		return out;
+	}
+	memcpy(out, v, strlen(v) + 1);
 	return out;
+}
+
+/* An SSE client that reads is written at least every heartbeat: it is
+ * dropped only when it has taken nothing for longer than both. */
+static int
+sse_stall_secs(const struct server *s)
+{
+	unsigned heartbeat_secs = s->opt->heartbeat_ms / 1000 + 1;
+
+	return (int)(heartbeat_secs * 2 > SSE_STALL_SECS ? heartbeat_secs * 2
+	                                                 : SSE_STALL_SECS);
 }
 
 /* --------------------------------------------------- the sessions */
@@ -531,6 +550,14 @@ stream_headers(struct http_request *h, unsigned status, const char *type,
 	    add_header(h->wsi, "cache-control:", "no-cache", &p, end) ||
 	    add_header(h->wsi, "x-accel-buffering:", "no", &p, end))
 		return -1;
+	/* A POST's connection ends with its answer (see "POST" in
+	 * http_api.c): say so. */
+	if (h->method == HTTP_POST &&
+	    add_header(h->wsi, "connection:", "close", &p, end))
+		return -1;
+	if (status == 405 &&
+	    add_header(h->wsi, "allow:", h->stream->allow, &p, end))
+		return -1;
 	if (lws_hdr_copy(h->wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) > 0 &&
 	    (add_header(h->wsi, "access-control-allow-origin:", origin, &p,
 	                end) ||
@@ -722,7 +749,7 @@ sse_write(struct server *s, struct http_request *h)
 	if (now - r->stall_set_us >= SSE_STALL_REFRESH_US) {
 		r->stall_set_us = now;
 		lws_set_timeout(h->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
-		                SSE_STALL_SECS);
+		                sse_stall_secs(s));
 	}
 	return 0;
 }
@@ -841,6 +868,18 @@ ticket_free(struct server *s, struct stream_ticket *t)
 	s->ticket_count--;
 }
 
+/* The ticket of that id, or NULL. */
+static struct stream_ticket *
+ticket_find(struct server *s, const char *id)
+{
+	struct stream_ticket *t;
+
+	for (t = s->tickets; t; t = t->next)
+		if (!strcmp(t->id, id))
+			return t;
+	return NULL;
+}
+
 /* Take the ticket's claims (it is used up). -1: no such ticket. */
 static int
 ticket_take(struct server *s, const char *id, struct auth_claims *claims)
@@ -930,7 +969,7 @@ admit_stream(struct server *s, struct http_request *h, enum stream_transport t)
 
 	memset(&claims, 0, sizeof claims);
 	if (url_arg(h->wsi, "ticket=", ticket, sizeof ticket)) {
-		if (!ticket_take(s, ticket, &claims))
+		if (ticket_find(s, ticket))
 			checked = true;
 		else if (s->auth) {
 			r = REFUSED_UNAUTHORIZED;
@@ -940,8 +979,13 @@ admit_stream(struct server *s, struct http_request *h, enum stream_transport t)
 		}
 	}
 	r = admit_client(s, h->wsi, h->peer, &claims, checked, why, sizeof why);
-	if (r == REFUSED_COUNT)
+	if (r == REFUSED_COUNT) {
+		/* Used up only now: a client refused for a full server
+		 * comes back with the same ticket after Retry-After. */
+		if (checked)
+			ticket_take(s, ticket, &claims);
 		return stream_create(s, t, h->peer, &claims);
+	}
 refused:
 	auth_claims_free(&claims);
 	s->m.refused_ws[r]++;
@@ -965,6 +1009,24 @@ request_cursor(struct lws *wsi, char *out, size_t len)
 	return n > 0;
 }
 
+/* ?wait_ms= of a poll into *ms (left alone when absent), bounded to
+ * POLL_WAIT_MAX_MS. -1 when it is there but not a whole number. */
+static int
+read_wait_ms(struct http_request *h, long *ms)
+{
+	char wait[32], *end;
+	long v;
+
+	if (!url_arg(h->wsi, "wait_ms=", wait, sizeof wait))
+		return 0;
+	errno = 0;
+	v = strtol(wait, &end, 10);
+	if (end == wait || *end || (errno && errno != ERANGE))
+		return -1; /* out of range is clamped below, as any */
+	*ms = v < 0 ? 0 : v > POLL_WAIT_MAX_MS ? POLL_WAIT_MAX_MS : v;
+	return 0;
+}
+
 /*
  * GET /stream/events and GET /stream/poll: continue the session the
  * cursor names when its frames after the cursor are still held, else
@@ -977,6 +1039,7 @@ open_stream(struct server *s, struct http_request *h, enum stream_transport t)
 	struct http_stream *st = NULL;
 	char cursor[STREAM_KEY_LEN + 40], key[STREAM_KEY_LEN + 1], why[300];
 	uint64_t n = 0;
+	long wait_ms = POLL_WAIT_DEFAULT_MS;
 
 	if (!origin_allowed(s, h->wsi, why, sizeof why)) {
 		char who[PEER_MAX + 16];
@@ -989,17 +1052,23 @@ open_stream(struct server *s, struct http_request *h, enum stream_transport t)
 		h->answered = true;
 		return 0;
 	}
+	if (t == STREAM_POLL && read_wait_ms(h, &wait_ms))
+		return stream_respond_text(
+		        s, h, 400,
+		        "wait_ms must be a whole number of milliseconds, 0 to "
+		        "%d\n",
+		        POLL_WAIT_MAX_MS);
 	if (request_cursor(h->wsi, cursor, sizeof cursor) &&
 	    parse_cursor(cursor, key, &n) && (st = stream_find(s, key))) {
-		if (t == STREAM_POLL)
-			stream_outbox_ack(st->outbox, n);
+		/* A cursor that cannot be continued changes nothing of the
+		 * session it names: its own client may still come back. */
 		if (!stream_outbox_rewind(st->outbox, n)) {
 			log_debug("stream %s: cursor %llu cannot be continued; "
 			          "a new session",
 			          key, (unsigned long long)n);
-			if (!st->req)
-				stream_destroy(st);
 			st = NULL;
+		} else if (t == STREAM_POLL) {
+			stream_outbox_ack(st->outbox, n);
 		}
 	}
 	if (st) {
@@ -1022,23 +1091,14 @@ open_stream(struct server *s, struct http_request *h, enum stream_transport t)
 		h->later = true;
 		r->stall_set_us = clock_mono_us();
 		lws_set_timeout(h->wsi, PENDING_TIMEOUT_HTTP_CONTENT,
-		                SSE_STALL_SECS);
+		                sse_stall_secs(s));
 		lws_callback_on_writable(h->wsi);
+		/* Updates max_hz held back while no request carried the
+		 * session go when they are due, not at the next tick. */
+		arm_timer(h);
 		return 0;
 	}
-	{
-		char wait[32];
-		long ms = POLL_WAIT_DEFAULT_MS;
-
-		if (url_arg(h->wsi, "wait_ms=", wait, sizeof wait)) {
-			ms = strtol(wait, NULL, 10);
-			if (ms < 0)
-				ms = 0;
-			if (ms > POLL_WAIT_MAX_MS)
-				ms = POLL_WAIT_MAX_MS;
-		}
-		r->poll_deadline_us = clock_wall_us() + ms * 1000;
-	}
+	r->poll_deadline_us = clock_wall_us() + wait_ms * 1000;
 	if (poll_has_news(h))
 		return poll_answer(s, h);
 	h->later = true;
@@ -1105,6 +1165,11 @@ http_stream_body(struct server *s, struct http_request *h, const void *in,
 		r->body_too_large = true; /* more than Content-Length said */
 		return 0;
 	}
+	/* A POST that came behind another request in one read gets its own
+	 * head for a body from libwebsockets 4.1.6 (see "POST" in
+	 * http_api.c): no request of ours starts so. */
+	if (!r->body_len && len >= 5 && !memcmp(in, "POST ", 5))
+		r->body_misread = true;
 	memcpy(r->body + r->body_len, in, len);
 	r->body_len += len;
 	return 0;
@@ -1119,12 +1184,18 @@ http_stream_body_done(struct server *s, struct http_request *h)
 
 	if (!r || r->kind != REQ_SEND || h->answered)
 		return 0;
-	if (r->body_too_large)
+	if (r->body_misread)
+		rc = stream_respond_text(s, h, 400,
+		                         "a POST that comes behind another "
+		                         "request on one connection cannot be "
+		                         "read here: send it on a connection of "
+		                         "its own\n");
+	else if (r->body_too_large)
 		rc = stream_respond_text(s, h, 413, "body longer than its "
 		                               "Content-Length\n");
 	else if (!utf8_valid(r->body, r->body_len))
 		rc = stream_respond_text(s, h, 400, "the request is not UTF-8\n");
-	else if (!(st = stream_find(s, r->key)))
+	else if (!(st = stream_find(s, r->key)) || st->closed)
 		rc = respond_unknown_session(s, h);
 	else {
 		/* Replies come on the stream, as on /ws. */
@@ -1133,39 +1204,109 @@ http_stream_body_done(struct server *s, struct http_request *h)
 	}
 	free(r->body);
 	r->body = NULL;
-	return rc ? -1 : finish(h);
+	/* A POST's connection ends with its answer (see "POST" in
+	 * http_api.c). */
+	(void)rc;
+	return -1;
+}
+
+/*
+ * OPTIONS: the preflight a browser sends before a request of another
+ * origin with headers of its own (Authorization on POST /stream/ticket,
+ * on an SSE read by fetch()). Answered for an origin the Origin check
+ * admits.
+ */
+static int
+answer_preflight(struct server *s, struct http_request *h)
+{
+	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+	                                   *end = buf + sizeof buf;
+	char why[300];
+
+	if (!origin_allowed(s, h->wsi, why, sizeof why)) {
+		s->m.refused_api[REFUSED_ORIGIN]++;
+		if (write_refusal(h->wsi, REFUSED_ORIGIN, false))
+			return -1;
+		h->answered = true;
+		return 0;
+	}
+	if (lws_add_http_common_headers(h->wsi, 204, NULL, 0, &p, end) ||
+	    add_header(h->wsi, "allow:", h->stream->allow, &p, end) ||
+	    add_header(h->wsi, "access-control-allow-methods:",
+	               h->stream->allow, &p, end) ||
+	    add_header(h->wsi, "access-control-allow-headers:",
+	               "Authorization, Content-Type, Last-Event-ID", &p, end) ||
+	    add_header(h->wsi, "access-control-max-age:", "600", &p, end) ||
+	    add_header(h->wsi, "cache-control:", "no-cache", &p, end) ||
+	    add_header(h->wsi, "x-accel-buffering:", "no", &p, end))
+		return -1;
+	{
+		char origin[256];
+
+		if (lws_hdr_copy(h->wsi, origin, sizeof origin,
+		                 WSI_TOKEN_ORIGIN) > 0 &&
+		    (add_header(h->wsi, "access-control-allow-origin:", origin,
+		                &p, end) ||
+		     add_header(h->wsi, "access-control-allow-credentials:",
+		                "true", &p, end) ||
+		     add_header(h->wsi, "vary:", "Origin", &p, end)))
+			return -1;
+	}
+	if (lws_finalize_write_http_header(h->wsi, start, &p, end))
+		return -1;
+	h->answered = true;
+	return 0;
 }
 
 int
-http_stream_request(struct server *s, struct http_request *h, const char *path,
-                    bool post)
+http_stream_request(struct server *s, struct http_request *h, const char *path)
 {
+	static const struct {
+		const char *path;
+		enum http_method method;
+		enum request_kind kind;
+		const char *allow;
+	} endpoints[] = {
+	        {"/stream/events", HTTP_GET, REQ_EVENTS, "GET, OPTIONS"},
+	        {"/stream/poll", HTTP_GET, REQ_POLL, "GET, OPTIONS"},
+	        {"/stream/send", HTTP_POST, REQ_SEND, "POST, OPTIONS"},
+	        {"/stream/ticket", HTTP_POST, REQ_TICKET, "POST, OPTIONS"},
+	};
 	struct http_stream_request *r = calloc(1, sizeof *r);
+	size_t i;
 
 	if (!r)
 		return -1;
 	h->stream = r;
-	if (!strcmp(path, "/stream/events") && !post) {
-		r->kind = REQ_EVENTS;
+	for (i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++)
+		if (!strcmp(path, endpoints[i].path))
+			break;
+	if (i == sizeof endpoints / sizeof endpoints[0])
+		return stream_respond_text(
+		        s, h, 404,
+		        "no such stream endpoint '%s' (GET "
+		        "/stream/events, GET /stream/poll, POST "
+		        "/stream/send, POST /stream/ticket)\n",
+		        path);
+	r->kind = endpoints[i].kind;
+	r->allow = endpoints[i].allow;
+	if (h->method == HTTP_OPTIONS)
+		return answer_preflight(s, h);
+	if (h->method != endpoints[i].method)
+		return stream_respond_text(s, h, 405, "%s is not taken on %s: %s\n",
+		                           http_method_name(h->method), path,
+		                           endpoints[i].allow);
+	switch (r->kind) {
+	case REQ_EVENTS:
 		return open_stream(s, h, STREAM_SSE);
-	}
-	if (!strcmp(path, "/stream/poll") && !post) {
-		r->kind = REQ_POLL;
+	case REQ_POLL:
 		return open_stream(s, h, STREAM_POLL);
-	}
-	if (!strcmp(path, "/stream/send") && post) {
-		r->kind = REQ_SEND;
+	case REQ_SEND:
 		return begin_send(s, h);
-	}
-	if (!strcmp(path, "/stream/ticket") && post) {
-		r->kind = REQ_TICKET;
+	case REQ_TICKET:
 		return issue_ticket(s, h);
 	}
-	return stream_respond_text(s, h, 404,
-	                         "no such stream endpoint '%s' (GET "
-	                         "/stream/events, GET /stream/poll, POST "
-	                         "/stream/send, POST /stream/ticket)\n",
-	                         path);
+	return -1;
 }
 
 void

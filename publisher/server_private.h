@@ -103,10 +103,26 @@ struct admission {
  * whenever it binds the connection to a protocol; the connection points
  * to it with lws_set_opaque_user_data() (see "Pipelining" in http_api.c).
  */
+/* The methods a request can come with (lws keeps its path in a token
+ * named for the method). */
+enum http_method {
+	HTTP_GET,
+	HTTP_POST,
+	HTTP_HEAD,
+	HTTP_OPTIONS,
+	HTTP_PUT,
+	HTTP_DELETE,
+	HTTP_PATCH,
+};
+
+/* "GET", "POST", … */
+const char *http_method_name(enum http_method m);
+
 struct http_request {
 	struct query_owner owner;  /* first: the job's owner */
 	struct http_request *next; /* the server's list of exports */
 	struct lws *wsi;
+	enum http_method method;
 	char peer[PEER_MAX];
 	struct query_job *job; /* export or bars, written as it comes */
 	bool listed;
@@ -285,10 +301,11 @@ void server_work_soon(struct server *s);
 /* On the loop's idle turn: the SSE responses with frames due. */
 void http_stream_work_run(struct server *s);
 
-/* LWS_CALLBACK_HTTP for a path under /stream/ (h is the new request).
- * Returns what http_request_start returns: -1 hangs up. */
+/* LWS_CALLBACK_HTTP for a path under /stream/ (h is the new request,
+ * h->method its method). Returns what http_request_start returns: -1
+ * hangs up. */
 int http_stream_request(struct server *s, struct http_request *h,
-                        const char *path, bool post);
+                        const char *path);
 
 /* The request's HTTP_WRITEABLE, HTTP_BODY, HTTP_BODY_COMPLETION and
  * TIMER callbacks. Each returns what the callback returns. */
