@@ -1127,11 +1127,18 @@ begin_send(struct server *s, struct http_request *h)
 		h->answered = true;
 		return 0;
 	}
-	v = url_arg(h->wsi, "session=", arg, sizeof arg);
+	/* The key in a header keeps it out of URLs, which proxies log;
+	 * ?session= is for curl. */
+	v = lws_hdr_custom_copy(h->wsi, arg, (int)sizeof arg,
+	                        "x-stream-session:", 17) > 0
+	            ? arg
+	            : url_arg(h->wsi, "session=", arg, sizeof arg);
 	if (!v || !is_key(v, strlen(v)))
 		return stream_respond_text(s, h, 400,
-		                         "POST /stream/send needs ?session=KEY, "
-		                         "the session of the stream frame\n");
+		                         "POST /stream/send needs the session "
+		                         "of the stream frame: an "
+		                         "X-Stream-Session: KEY header or "
+		                         "?session=KEY\n");
 	memcpy(r->key, v, STREAM_KEY_LEN + 1);
 	if (lws_hdr_copy(h->wsi, len_text, sizeof len_text,
 	                 WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
@@ -1235,7 +1242,9 @@ answer_preflight(struct server *s, struct http_request *h)
 	    add_header(h->wsi, "access-control-allow-methods:",
 	               h->stream->allow, &p, end) ||
 	    add_header(h->wsi, "access-control-allow-headers:",
-	               "Authorization, Content-Type, Last-Event-ID", &p, end) ||
+	               "Authorization, Content-Type, Last-Event-ID, "
+	               "X-Stream-Session",
+	               &p, end) ||
 	    add_header(h->wsi, "access-control-max-age:", "600", &p, end) ||
 	    add_header(h->wsi, "cache-control:", "no-cache", &p, end) ||
 	    add_header(h->wsi, "x-accel-buffering:", "no", &p, end))

@@ -137,12 +137,14 @@ async function openPage(context, url, problems) {
 	watchProblems(page, problems, {
 		ignore: (t) => /WebSocket connection to .* failed|status of 403|status of 502|Failed to load resource|net::ERR_/.test(t),
 	});
+	const urls = [];
 	page.on('request', (r) => {
+		urls.push(r.url());
 		if (r.method() === 'POST' && r.url().includes('/stream/send')) sent.push(r.postData() || '');
 	});
 	const t0 = Date.now();
 	await page.goto(url, { waitUntil: 'load' });
-	return { page, sent, t0 };
+	return { page, sent, urls, t0 };
 }
 
 /* Record any price that was shown and goes blank from now on. */
@@ -178,6 +180,9 @@ async function goesLive(p, want, what) {
 	const ms = Date.now() - p.t0;
 	const via = await text(p.page, '#st-transport');
 	assert(want.test(via), 'the status bar says "' + via + '", expected ' + want);
+	// Proxies log URLs: the session's key and cursor go in headers.
+	const leaky = p.urls.filter((u) => /[?&](session|cursor|ticket|token)=/.test(u));
+	assert(leaky.length === 0, 'URLs carry the session: ' + leaky.slice(0, 3).join(' '));
 	return { ms, via, live };
 }
 

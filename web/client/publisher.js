@@ -588,14 +588,15 @@ class StreamSession {
 		while (this.queue.length && !this.ended) {
 			const item = this.queue[0];
 			const url = c.endpoint('stream/send');
-			url.searchParams.set('session', this.key);
 			let status = 0, body = '';
 			try {
 				const res = await c.fetch(url.href, {
 					method: 'POST',
 					body: item.text,
-					// text/plain: a simple request, no CORS preflight.
-					headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
+					// The session key goes in a header, never in the
+					// URL: URLs end up in proxies' logs, and the key
+					// is what lets a request into the session.
+					headers: { 'Content-Type': 'text/plain;charset=UTF-8', 'X-Stream-Session': this.key },
 					cache: 'no-store',
 				});
 				status = res.status;
@@ -654,14 +655,16 @@ class SseLink {
 	async start() {
 		const c = this.client;
 		const url = c.endpoint('stream/events');
-		if (this.session.cursor) url.searchParams.set('cursor', this.session.cursor);
+		// The cursor names the session: a header, not the URL (see pump).
+		const more = { Accept: 'text/event-stream' };
+		if (this.session.cursor) more['Last-Event-ID'] = this.session.cursor;
 		this.timer = setTimeout(() => {
 			this.finish('failed', { fallback: true, reason: 'no stream frame within ' + c.streamSenseMs / 1000 + ' s: a proxy is holding the response back' });
 		}, c.streamSenseMs);
 		let res;
 		try {
 			res = await c.fetch(url.href, {
-				headers: authHeaders(this.token, { Accept: 'text/event-stream' }),
+				headers: authHeaders(this.token, more),
 				cache: 'no-store',
 				signal: this.abort.signal,
 			});
@@ -755,14 +758,15 @@ class PollLink {
 		const c = this.client;
 		while (!this.done) {
 			const url = c.endpoint('stream/poll');
-			if (this.session.cursor) url.searchParams.set('cursor', this.session.cursor);
 			url.searchParams.set('wait_ms', String(c.pollWaitMs));
+			const more = { Accept: 'application/json' };
+			if (this.session.cursor) more['Last-Event-ID'] = this.session.cursor;
 			this.abort = new AbortController();
 			this.timer = setTimeout(() => this.abort.abort(), c.pollWaitMs + POLL_SLACK_MS);
 			let answer;
 			try {
 				const res = await c.fetch(url.href, {
-					headers: authHeaders(this.token, { Accept: 'application/json' }),
+					headers: authHeaders(this.token, more),
 					cache: 'no-store',
 					signal: this.abort.signal,
 				});
