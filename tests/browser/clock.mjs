@@ -457,6 +457,7 @@ async function main() {
 			{ symbol: 'P2', last: '100.125', last_size: 5 },
 			{ symbol: 'AMD', last: '160.5', last_size: 1 },
 			{ symbol: 'EUR/USD', bid: '1.0851', ask: '1.0853' },
+			{ symbol: 'P3', bid: '1.0850', ask: '1.0853' },
 		]);
 
 		await check('every price of a symbol has the most decimals it has shown, as exact text', async () => {
@@ -486,7 +487,16 @@ async function main() {
 				return x[0] === 'P1' ? x : null;
 			}, 5000, 'the quote panel of P1');
 			assert(last[1] === '24.050 / 25.200' && last[2] === '1.150', 'P1 panel: ' + last.join(' '));
-			return 'P1 ' + p1.slice(0, 2).join(' / ') + ', P2 ' + [d.open, d.high, d.low, d.last, d.chg].join(' ');
+			// The chart draws a quote-only symbol's mid: exact, not rounded
+			// to its quotes' decimals (1.08515 of 1.0850 and 1.0853).
+			await add('P3');
+			const mid = await waitFor(() => sp.evaluate(() => {
+				const v = [...document.querySelectorAll('#legend .lg-v')].map((e) => e.textContent);
+				return document.getElementById('q-symbol').textContent === 'P3' && v.length >= 4 ? [document.getElementById('q-last').textContent, v[3]] : null;
+			}), 5000, 'no chart legend for P3');
+			assert(mid[0] === '1.0850 / 1.0853' && mid[1] === '1.08515', 'P3: quote ' + mid[0] + ', chart\'s mid ' + mid[1]);
+			await sp.click('#watchlist .wl-row[data-symbol="P3"] button.x');
+			return 'P1 ' + p1.slice(0, 2).join(' / ') + ', P2 ' + [d.open, d.high, d.low, d.last, d.chg].join(' ') + ', P3 ' + mid.join(', mid ');
 		});
 
 		await check('a symbol typed in another case is taken in the server\'s case', async () => {

@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decimalsOf, padDecimals } from '../../web/js/precision.js';
+import { decimalsOf, padDecimals, midDecimals } from '../../web/js/precision.js';
 import { ViewModel } from '../../web/js/view-model.js';
 import { Quote } from '../../web/client/publisher.js';
 
@@ -53,4 +53,32 @@ test('the view model keeps the most decimals a symbol has shown in any price', (
 	send({ volume: '1000.12345' });
 	assert.equal(q.scale, 3, 'a volume is not a price');
 	assert.deepEqual([q.f.bid, q.f.ask].map((p) => padDecimals(p, q.scale)), ['24.100', '25.000']);
+});
+
+test('midDecimals: the decimals of the exact mid of two prices', () => {
+	assert.equal(midDecimals('24.82', '25.02'), 2); // 24.92
+	assert.equal(midDecimals('24.82', '25.03'), 3); // 24.925
+	assert.equal(midDecimals('24.8', '24.85'), 3); // 24.825
+	assert.equal(midDecimals('1.0850', '1.0853'), 5); // 1.08515
+	assert.equal(midDecimals('24', '25'), 1); // 24.5
+	assert.equal(midDecimals('24', '26'), 0); // 25
+	assert.equal(midDecimals('-0.5', '0.5'), 1);
+});
+
+test('the view model keeps the most decimals of a quote-only symbol\'s mid, apart from its prices', () => {
+	const m = new ViewModel();
+	const st = new Quote('FX');
+	const send = (fields) => {
+		const changed = {};
+		for (const k in fields) changed[k] = 0;
+		Object.assign(st.fields, fields);
+		m.update({ symbol: 'FX', state: st, changed, previous: {}, snapshot: false });
+	};
+	send({ bid: '24.82', ask: '25.02' });
+	const q = m.quotes.get('FX');
+	assert.deepEqual([q.scale, q.midScale], [2, 2]);
+	send({ ask: '25.03' });
+	assert.deepEqual([q.scale, q.midScale], [2, 3]);
+	send({ ask: '25.04' });
+	assert.deepEqual([q.scale, q.midScale], [2, 3], 'it never shrinks');
 });

@@ -20,6 +20,7 @@ import { load, save } from './storage.js';
 import { group } from '../client/publisher.js';
 import { midPrice } from './view-model.js';
 import { chartTickMark, chartCrosshair } from './timetext.js';
+import { midDecimals } from './precision.js';
 
 export const INTERVALS = { '1s': 1, '1m': 60, '5m': 300, '1h': 3600, '1d': 86400 };
 const HISTORY_LIMIT = 500; // bars
@@ -44,15 +45,18 @@ function cssVar(name) {
 }
 
 /* Mid-price bars from history ticks (oldest first), carrying each side
- * forward when a tick has only one; shaped like the server's bars (t in µs). */
+ * forward when a tick has only one; shaped like the server's bars (t in µs).
+ * out.decimals: the most decimals an exact mid among them has. */
 function midBars(ticks, iv) {
 	const out = [];
+	out.decimals = 0;
 	let bid, ask, bar = null;
 	for (const t of ticks) {
-		if (t.bid !== undefined) bid = t.bid;
-		if (t.ask !== undefined) ask = t.ask;
+		if (t.bid !== undefined) bid = String(t.bid);
+		if (t.ask !== undefined) ask = String(t.ask);
 		if (bid === undefined || ask === undefined) continue;
 		const p = midPrice(bid, ask);
+		if (t.bid !== undefined || t.ask !== undefined) out.decimals = Math.max(out.decimals, midDecimals(bid, ask));
 		const sec = Math.floor(Number(t.ts) / 1e6 / iv) * iv;
 		if (bar && bar.sec === sec) {
 			bar.high = Math.max(bar.high, p);
@@ -94,6 +98,8 @@ export class ChartView {
 		this.lastUpdate = 0;
 		this.legend = null; // value spans, built once
 		this.onIntervalChange = () => {};
+		/* After a reload and after history came or was refused. */
+		this.onHistoryChange = () => {};
 		if (!this.lib) {
 			this.els.note.textContent = 'Chart library not loaded (web/vendor/lightweight-charts is missing: run make vendor).';
 			return;
@@ -255,11 +261,11 @@ export class ChartView {
 		this.bars = [];
 		this.pendingBars = [];
 		this.hover = null;
-		this.updatePrecision();
 		if (!this.chart) return;
 		this.chart.applyOptions({ timeScale: { secondsVisible: INTERVALS[iv] < 60 } });
 		const q = this.quote;
 		this.setMode(Boolean(q && quoteOnly(q)));
+		this.updatePrecision();
 		if (q && q.bars) this.bars = q.bars.aggregate(INTERVALS[iv]);
 		this.redraw();
 		this.frameView();
@@ -290,7 +296,9 @@ export class ChartView {
 			}
 			return this.history({ symbol: q.symbol, limit: TICKS_LIMIT }).then((t) => {
 				if (gen !== this.generation) return;
-				this.seed(midBars(t.ticks || [], INTERVALS[iv]));
+				const bars = midBars(t.ticks || [], INTERVALS[iv]);
+				if (bars.decimals > q.midScale) q.midScale = bars.decimals;
+				this.seed(bars);
 				this.note();
 			});
 		}).catch((err) => {
@@ -362,9 +370,16 @@ export class ChartView {
 		if (this.pendingBars[this.pendingBars.length - 1] !== last) this.pendingBars.push(last);
 	}
 
-	updatePrecision() {
+	/* The decimals prices are shown with: the most the symbol has shown,
+	 * or, for the mid price of a symbol with quotes only, the most its
+	 * exact mid has had (24.925 of 24.82 and 25.03), never rounded. */
+	get precision() {
 		const q = this.quote;
-		const scale = q ? Math.min(q.scale, 10) : 2;
+		return q ? Math.min(this.mid ? Math.max(q.scale, q.midScale) : q.scale, 10) : 2;
+	}
+
+	updatePrecision() {
+		const scale = this.precision;
 		if (scale === this.scale || !this.chart) return;
 		this.scale = scale;
 		const priceFormat = { type: 'price', precision: scale, minMove: 10 ** -scale };
@@ -381,11 +396,12 @@ export class ChartView {
 	frame(now) {
 		if (!this.chart) return;
 		const q = this.quote;
-		if (q && q.scale !== this.scale) this.updatePrecision();
+		if (q && this.precision !== this.scale) this.updatePrecision();
 		// The first state of a symbol that had no data: say what it waits for now.
 		if (!this.els.empty.hidden && q && this.els.empty.dataset.noData === 'true' && q.seq !== null) this.drawEmpty();
 		if (q && quoteOnly(q) !== this.mid) {
 			this.setMode(!this.mid);
+			this.updatePrecision();
 			this.redraw();
 			this.note();
 		}
@@ -495,5 +511,6 @@ export class ChartView {
 		}
 		this.els.note.textContent = text;
 		this.els.note.title = title;
+		this.onHistoryChange();
 	}
 }

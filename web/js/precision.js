@@ -5,8 +5,9 @@
 // zeros; nothing goes through a float, nothing is rounded.
 //
 // No DOM. view-model.js keeps each symbol's most decimals (ViewQuote.scale)
-// with decimalsOf(); the watchlist, the quote panel and the tape pad the
-// prices they show with padDecimals().
+// with decimalsOf(), and for a symbol with quotes only the most its mid
+// price has had (midDecimals(); the chart draws the mid); the watchlist, the
+// quote panel and the tape pad the prices they show with padDecimals().
 
 /** The decimals of a decimal text: '24.050' -> 3, '25' -> 0. */
 export function decimalsOf(text) {
@@ -29,4 +30,19 @@ export function padDecimals(text, scale) {
 	const c = s.charCodeAt(s.length - 1);
 	if (c < 48 || c > 57 || s.includes('e') || s.includes('E')) return s;
 	return (i < 0 ? s + '.' : s) + '0'.repeat(scale - have);
+}
+
+/*
+ * The decimals of the exact mid price (bid + ask) / 2 of two decimal
+ * texts: those of the longer, and one more when the sum in its last place
+ * is odd ('24.82', '25.02' -> 2: 24.92; '24.8', '24.85' -> 3: 24.825).
+ */
+export function midDecimals(bid, ask) {
+	const s = Math.max(decimalsOf(bid), decimalsOf(ask));
+	const units = (t) => BigInt(t.replace('.', '') + '0'.repeat(s - decimalsOf(t)));
+	try {
+		return (units(bid) + units(ask)) % 2n === 0n ? s : s + 1;
+	} catch (e) {
+		return s + 1; // not plain decimal text: room for any mid
+	}
 }

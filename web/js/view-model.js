@@ -12,7 +12,7 @@
 // join and leave the watchlist (a view holds on to the ViewQuote from then
 // on, before any state arrives).
 
-import { decimalsOf } from './precision.js';
+import { decimalsOf, midDecimals } from './precision.js';
 
 const PRICES = new Set(['bid', 'ask', 'last', 'open', 'high', 'low']);
 
@@ -102,6 +102,7 @@ export class ViewQuote {
 		this.state = null; // the library's Quote, once it sent one
 		this.flash = null; // field -> -1 | 0 | 1 changed since the last render
 		this.scale = 0; // most decimals seen in a price: every price is shown with as many (precision.js)
+		this.midScale = 0; // most decimals its exact mid price has had (quotes only: the chart's line)
 		this.tick = 0; // direction of the last change of `last`
 		this.bars = null; // SecondBars, from the first trade on
 	}
@@ -180,6 +181,8 @@ export class ViewModel {
 				this.onTrade(q, sec, Number(f.last), dv);
 			}
 		} else if (f.bid !== undefined && f.ask !== undefined && ('bid' in changed || 'ask' in changed)) {
+			const d = midDecimals(f.bid, f.ask);
+			if (d > q.midScale) q.midScale = d;
 			this.onTrade(q, sec, midPrice(f.bid, f.ask), 0);
 		}
 	}
