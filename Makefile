@@ -59,7 +59,8 @@ SERVER_SRC := publisher/cli.c publisher/settings.c publisher/log.c publisher/que
 	publisher/server.c publisher/ws.c publisher/admission.c publisher/http_api.c publisher/metrics.c \
 	publisher/server_figures.c publisher/http_status.c \
 	publisher/session.c publisher/http_query.c publisher/utf8.c \
-	publisher/http_stream.c publisher/stream_outbox.c \
+	publisher/http_stream.c publisher/http_stream_session.c publisher/http_stream_write.c \
+	publisher/http_stream_ticket.c publisher/stream_outbox.c \
 	publisher/pipeline.c publisher/pipeline_seqs.c publisher/pipeline_rewind.c \
 	publisher/seq_gate.c publisher/epoch.c publisher/wake.c \
 	publisher/ws_deflate.c \

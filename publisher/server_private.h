@@ -5,8 +5,9 @@
  *   ws.c         the /ws protocol: a session's bytes over WebSocket
  *   admission.c  who may connect: origin, token, connection caps
  *   http_api.c   /api/export and /api/bars, and HTTP answers in general
- *   http_stream.c the protocol over plain HTTP: /stream/ (Server-Sent
- *                Events, long-poll, requests by POST)
+ *   http_stream*.c the protocol over plain HTTP: /stream/ (Server-Sent
+ *                Events, long-poll, requests by POST); its own files share
+ *                http_stream_private.h
  *   metrics.c    /metrics and /healthz
  *   http_status.c /api/status, the figures of the status page
  *   server_figures.c one reading of the figures both of those write
@@ -127,17 +128,18 @@ struct http_request {
 	struct query_job *job; /* export or bars, written as it comes */
 	bool listed;
 	bool answered; /* written whole at once: the request is done */
-	/* Answered later, by http_stream.c: a stream, a poll that waits, a
+	/* Answered later, by http_stream*.c: a stream, a poll that waits, a
 	 * request whose body is still to come. */
 	bool later;
-	struct http_stream_request *stream; /* http_stream.c's, or NULL */
+	struct http_stream_request *stream; /* http_stream*.c's, or NULL */
 };
 
 struct ws_conn;
 struct http_stream;
 struct stream_ticket;
 
-/* Stream sessions by key (http_stream.c): buckets, a power of two. */
+/* Stream sessions by key (http_stream_session.c): buckets, a power of
+ * two. */
 #define STREAM_BUCKETS 4096
 
 struct server {
@@ -168,7 +170,7 @@ struct server {
 	uint64_t next_conn_id;
 	struct peer_count *peers[PEER_BUCKETS];
 
-	/* Stream sessions (http_stream.c): by key, those lingering without
+	/* Stream sessions (http_stream*.c): by key, those lingering without
 	 * a request (oldest first), tickets not yet used (oldest first), the
 	 * count of each transport, and the buffer responses are built in. */
 	struct http_stream *streams[STREAM_BUCKETS];
@@ -190,7 +192,7 @@ struct server {
 	uv_signal_t sigint, sigterm;
 	uv_timer_t stop_timer;
 	/* Connections with work for the loop's idle turn: WebSockets (ws.c)
-	 * and SSE responses (http_stream.c), and the idle handle that runs
+	 * and SSE responses (http_stream_write.c), and the idle handle that runs
 	 * while there are (server_work_soon). */
 	uv_idle_t work_idle;
 	struct ws_conn *work;
@@ -296,7 +298,7 @@ int http_respond_text(struct http_request *h, unsigned status, const char *fmt,
  * (server.c). */
 void server_work_soon(struct server *s);
 
-/* -------------------------------------------------------- http_stream.c */
+/* ------------------------------------------------------- http_stream*.c */
 
 /* On the loop's idle turn: the SSE responses with frames due. */
 void http_stream_work_run(struct server *s);

@@ -22,9 +22,9 @@ struct stream_outbox {
 	struct outbox_frame *unsent;      /* first not yet written, or NULL */
 	size_t written_bytes;             /* of the frames before unsent */
 	size_t unsent_bytes;
-	uint64_t last;       /* number of the newest finished frame */
-	uint64_t last_sent;  /* number of the newest frame written */
-	char *open;          /* the frame being put together */
+	uint64_t last;      /* number of the newest finished frame */
+	uint64_t last_sent; /* number of the newest frame written */
+	char *open;         /* the frame being put together */
 	size_t open_len, open_cap;
 };
 
