@@ -40,9 +40,6 @@ let frameQueued = false;
 
 const basis = new TimeBasis(load('timeBasis', null));
 const picker = new TimeBasisPicker($('time-basis'), basis);
-/* The time the page shows: a replay's position, else now (ms). Zone names
- * such as EDT or EST are those of that time. */
-let shownTime = null;
 basis.onChange(() => {
 	save('timeBasis', basis.basis);
 	chart.timeBasisChanged();
@@ -50,7 +47,9 @@ basis.onChange(() => {
 	status.drawClock();
 	replay.redraw();
 });
-setInterval(() => picker.draw(shownTime ?? Date.now()), 1000);
+// Zone names such as EDT or EST are those of the time shown (a replay's
+// position, which the replay controls give the basis, else now).
+setInterval(() => picker.draw(), 1000);
 
 /* ---- views -------------------------------------------------------------- */
 
@@ -204,7 +203,7 @@ const replay = new ReplayControls({
 	state: $('replay-state'),
 	seekForm: $('replay-seek'),
 	seekInput: $('replay-ts'),
-}, client, requestFailed, basis, (ms) => { shownTime = ms; });
+}, client, requestFailed, basis, (ms) => basis.showing(ms));
 
 /* ---- start -------------------------------------------------------------- */
 

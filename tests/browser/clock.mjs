@@ -244,7 +244,7 @@ async function main() {
 			await seek(page, IN_GAP);
 			await waitFor(async () => {
 				const t = await texts(page);
-				return t.state === 'playing' && t.pos >= '1997-06-02 13:45' && t.pos < '1997-06-02 15:00';
+				return t.state === 'playing' && t.pos >= '1997-06-02 13:45' && t.pos < '1997-06-02 16:00';
 			}, 15000, 'the replay does not play on from ' + IN_GAP);
 			const from = heard.replay.length;
 			// Sampled in the page, every 100 ms for 3 s.
@@ -416,14 +416,14 @@ async function main() {
 			await fp.click('#replay-restart');
 			const first = await waitFor(async () => {
 				const x = await texts(fp);
-				return x.state === 'playing' && x.pos >= '1997-06-01 19:28:00' && x.pos < '1997-06-02' ? x : null;
+				return x.state === 'playing' && x.pos >= '1997-06-01 19:28:00' && x.pos < '1997-06-03' ? x : null;
 			}, 15000, 'restart from playing: ' + JSON.stringify(await texts(fp)));
 			await seek(fp, '1997-07-01 00:00');
 			await waitFor(async () => (await texts(fp)).state === 'finished', 15000, 'not finished');
 			await fp.click('#replay-restart');
 			const second = await waitFor(async () => {
 				const x = await texts(fp);
-				return x.state === 'playing' && x.pos >= '1997-06-01 19:28:00' && x.pos < '1997-06-02' ? x : null;
+				return x.state === 'playing' && x.pos >= '1997-06-01 19:28:00' && x.pos < '1997-06-03' ? x : null;
 			}, 15000, 'restart from finished: ' + JSON.stringify(await texts(fp)));
 			const seeks = fast.sent.filter((m) => m.op === 'replay' && m.action === 'seek' && m.ts === FILE_START);
 			assert(seeks.length === 2, seeks.length + ' seeks to the first tick');

@@ -56,3 +56,16 @@ test('TimeBasis: a choice that changes the words but not the zone is told too', 
 	assert.equal(b.zone, 'UTC');
 	assert.equal(new TimeBasis('bogus', 'UTC').basis, 'local');
 });
+
+test('TimeBasis names its zone as of the time the page shows (a replay\'s), else now', () => {
+	const b = new TimeBasis('local', 'America/New_York');
+	b.showing(Date.parse('1997-01-15T12:00:00Z'));
+	assert.equal(b.text(), 'Local: New York (EST)');
+	b.showing(Date.parse('1997-06-15T12:00:00Z'));
+	assert.equal(b.text(), 'Local: New York (EDT)');
+	assert.equal(b.text('utc'), 'UTC');
+	b.showing(null);
+	const now = new Intl.DateTimeFormat('en-US', { timeZone: 'America/New_York', timeZoneName: 'short' })
+		.formatToParts(new Date()).find((x) => x.type === 'timeZoneName').value;
+	assert.equal(b.text(), 'Local: New York (' + now + ')');
+});

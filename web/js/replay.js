@@ -177,6 +177,7 @@ export class ReplayControls {
 		this.runClock();
 		if (!isReplay) {
 			this.last = null;
+			this.onPosition(null);
 			return;
 		}
 		// No speed is shown until the server has said which it is.

@@ -5,9 +5,9 @@
 //
 // It owns the <select> (its options are made here) and nothing else; it
 // changes the TimeBasis (time-basis.js) when the user picks, and app.js
-// stores the choice. Zone names such as EDT or EST depend on the date, so
-// draw(ms) names them as of the time the page shows (a replay's position,
-// else now); app.js calls it when the basis or that time changes.
+// stores the choice. Zone names such as EDT or EST depend on the date: they
+// are named as of the time the page shows (the basis's showing()); app.js
+// calls draw() once a second, and the basis's changes redraw it.
 
 import { BASES } from './time-basis.js';
 import { setText } from './dom.js';
@@ -17,7 +17,6 @@ export class TimeBasisPicker {
 	constructor(select, basis) {
 		this.select = select;
 		this.basis = basis;
-		this.ms = Date.now();
 		this.options = new Map();
 		select.textContent = '';
 		for (const b of BASES) {
@@ -27,14 +26,13 @@ export class TimeBasisPicker {
 			this.options.set(b, o);
 		}
 		select.addEventListener('change', () => basis.set(select.value));
-		basis.onChange(() => this.draw(this.ms));
-		this.draw(this.ms);
+		basis.onChange(() => this.draw());
+		this.draw();
 	}
 
-	/** Name the zones as of instant `ms` (ms since the epoch) and show the choice. */
-	draw(ms) {
-		this.ms = ms;
-		for (const [b, o] of this.options) setText(o, this.basis.text(b, ms));
+	/** Name the zones as of the time the page shows, and show the choice. */
+	draw() {
+		for (const [b, o] of this.options) setText(o, this.basis.text(b));
 		if (this.select.value !== this.basis.basis) this.select.value = this.basis.basis;
 		this.select.dataset.zone = this.basis.zone;
 		const title = 'Every time on this page is ' + (this.basis.zone === 'UTC' ? 'in UTC' : 'on the clock of ' + this.basis.zone);

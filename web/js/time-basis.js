@@ -9,8 +9,10 @@
 //
 // A TimeBasis holds the choice, the selected symbol's session zone and the
 // ZonedTime (timetext.js) of the zone they come to; the views take that
-// ZonedTime for every time they draw, and redraw when it changes. No DOM:
-// the control that switches it is time-basis-picker.js.
+// ZonedTime for every time they draw, and redraw when it changes. It also
+// holds the time the page shows (a replay's position, else now), as of
+// which its words name the zone: June 1997 in New York is EDT, whatever the
+// date today. No DOM: the control that switches it is time-basis-picker.js.
 
 import { ZonedTime, zoneLabel, browserZone } from './timetext.js';
 
@@ -44,6 +46,7 @@ export class TimeBasis {
 		this.basis = validBasis(basis);
 		this.localZone = localZone;
 		this.sessionZone = 'UTC';
+		this.shownMs = null; // the time the page shows; null: now
 		this.listeners = [];
 		this.zt = new ZonedTime(basisZone(this.basis, this.sessionZone, localZone));
 	}
@@ -74,8 +77,13 @@ export class TimeBasis {
 		this.rezone(false);
 	}
 
-	/** The basis in words, as of instant `ms` (see basisText). */
-	text(basis = this.basis, ms = Date.now()) {
+	/** The time the page shows (ms since the epoch; null: now), as of which the zone is named. */
+	showing(ms) {
+		this.shownMs = ms;
+	}
+
+	/** The basis in words, as of instant `ms` (the time shown; see basisText). */
+	text(basis = this.basis, ms = this.shownMs ?? Date.now()) {
 		return basisText(basis, basisZone(basis, this.sessionZone, this.localZone), ms);
 	}
 
