@@ -24,7 +24,8 @@ import urllib.parse
 
 import websockets
 
-from harness import Client, Server, binary, check, http_request, run_cli, tick, REPO
+from harness import Client, Server, binary, check, http_request, run_cli, tick, REPO, \
+	auth_server, mint_token, secret_for
 
 sys.path.insert(0, os.path.join(REPO, "tests", "tools"))
 import mint_jwt  # noqa: E402
@@ -35,31 +36,8 @@ LEEWAY_S = 30
 
 # ---------------------------------------------------------------- helpers
 
-def _secret_for(srv):
-	"""Write a fresh secret into the server's temporary directory and
-	return it (bytes); the server reads it from there."""
-	secret = os.urandom(24).hex().encode()  # 48 bytes, over the 32 minimum
-	path = os.path.join(srv.tmp, "secret.key")
-	with open(path, "wb") as f:
-		f.write(secret + b"\n")
-	os.chmod(path, 0o600)
-	srv.args += ["--auth-secret", path]
-	return secret
-
-
-async def auth_server(args=(), feed="stdin", name="server"):
-	"""A server that requires tokens. Returns (server, secret)."""
-	srv = Server(feed=feed, args=list(args), name=name)
-	secret = _secret_for(srv)
-	await srv.start()
-	return srv, secret
-
-
-def token(secret, symbols, exp_in=3600, sub="alice", alg="HS256", exp=None, **claims):
-	c = {"sub": sub, "exp": exp if exp is not None else int(time.time() + exp_in),
-	     "symbols": list(symbols)}
-	c.update(claims)
-	return mint_jwt.mint(secret, c, alg)
+def token(secret, symbols, **kw):
+	return mint_token(secret, symbols, **kw)
 
 
 def bearer(tok):
@@ -383,7 +361,7 @@ async def test_replay_control_needs_a_token_granting_everything():
 		for i in range(2000):  # 2000 s of file time: still playing at speed 1
 			f.write('{"ts":%d,"symbol":"AAPL","bid":1.%d}\n' % (base + i * 1_000_000, i % 10))
 	srv.feed = "replay:%s,speed=1" % path
-	secret = _secret_for(srv)
+	secret = secret_for(srv)
 	await srv.start()
 	viewer = await connect(srv, token(secret, ["AAPL"]), name="viewer")
 	r = await viewer.request({"op": "replay", "action": "status"})
@@ -786,7 +764,7 @@ async def test_valgrind_session_no_errors_no_definite_leaks():
 		return "skipped: PUBLISHER_BIN is built with a sanitizer, which valgrind cannot run"
 	srv = ValgrindServer(vg_log="", feed="stdin", name="valgrind")
 	srv.vg_log = os.path.join(srv.tmp, "valgrind.log")
-	secret = _secret_for(srv)
+	secret = secret_for(srv)
 	await srv.start(timeout=60)
 	tok = token(secret, ["AAPL", "FX:*"])
 	c = await connect(srv, tok)

@@ -14,10 +14,7 @@ import sys
 import time
 
 from harness import REDIS_SERVER, SKIP, Client, Node, Redis, Server, check, http_request, tick, \
-	REPO
-
-sys.path.insert(0, os.path.join(REPO, "tests", "tools"))
-import mint_jwt  # noqa: E402
+	REPO, auth_server, mint_token
 
 
 async def status(srv, headers=None, path="/api/status"):
@@ -157,20 +154,11 @@ async def test_status_figures_move_with_the_feed_and_match_metrics():
 
 
 def _token(secret, **claims):
-	c = {"sub": "ops", "exp": int(time.time() + 3600), "symbols": ["*"]}
-	c.update(claims)
-	return mint_jwt.mint(secret, c)
+	return mint_token(secret, **{"sub": "ops", **claims})
 
 
 async def test_status_needs_a_token_with_the_admin_claim():
-	srv = Server(feed="stdin")
-	secret = os.urandom(24).hex().encode()
-	path = os.path.join(srv.tmp, "secret.key")
-	with open(path, "wb") as f:
-		f.write(secret + b"\n")
-	os.chmod(path, 0o600)
-	srv.args += ["--auth-secret", path]
-	await srv.start()
+	srv, secret = await auth_server()
 
 	code, _, body = await http_request(srv.port, "/api/status")
 	check(code == 401, "no token: %s %r, want 401" % (code, body[:200]))

@@ -26,12 +26,8 @@ import urllib.parse
 
 from harness import (PollClient, Refused, Server, SseClient, check, connect_transport,
 		     get_ticket, http_request, over_transports, registry, start_server,
-		     stream_request, summary, tick)
-
-from harness.server import REPO
-
-sys.path.insert(0, os.path.join(REPO, "tests", "tools"))
-import mint_jwt  # noqa: E402
+		     stream_request, summary, tick, mint_token, REPO)
+from harness import auth_server as harness_auth_server
 
 
 # ------------------------------------------------------------ raw HTTP
@@ -252,21 +248,11 @@ def sanitized(srv):
 
 
 async def auth_server(args=(), feed="none"):
-	"""A server that requires tokens: (server, secret)."""
-	srv = Server(feed=feed, args=list(args))
-	secret = os.urandom(24).hex().encode()
-	path = os.path.join(srv.tmp, "secret.key")
-	with open(path, "wb") as f:
-		f.write(secret + b"\n")
-	os.chmod(path, 0o600)
-	srv.args += ["--auth-secret", path]
-	await srv.start()
-	return srv, secret
+	return await harness_auth_server(args=args, feed=feed)
 
 
 def token(secret, exp_in=3600, symbols=("*",)):
-	return mint_jwt.mint(secret, {"sub": "mallory", "exp": int(time.time() + exp_in),
-				      "symbols": list(symbols)}, "HS256")
+	return mint_token(secret, symbols, exp_in=exp_in, sub="mallory")
 
 
 def one_line(body):

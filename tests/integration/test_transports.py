@@ -18,10 +18,7 @@ import time
 from harness import (CURSOR_RE, HTTP_TRANSPORTS, REPO, TRANSPORTS, Closed, PollClient, Refused,
 		     Server, SseClient, assert_fields, check, connect_transport,
 		     get_ticket, over_transports, start_server, stream_request, summary, tick,
-		     tick_fields)
-
-sys.path.insert(0, os.path.join(REPO, "tests", "tools"))
-import mint_jwt  # noqa: E402
+		     tick_fields, auth_server, mint_token)
 
 
 # ---------------------------------------------------------------- helpers
@@ -41,22 +38,8 @@ async def open_stream(srv, transport, **kw):
 	return await cls.connect(srv, name=kw.pop("name", transport), **kw)
 
 
-async def auth_server(args=(), feed="stdin"):
-	"""A server that requires tokens: (server, secret)."""
-	srv = Server(feed=feed, args=list(args))
-	secret = os.urandom(24).hex().encode()
-	path = os.path.join(srv.tmp, "secret.key")
-	with open(path, "wb") as f:
-		f.write(secret + b"\n")
-	os.chmod(path, 0o600)
-	srv.args += ["--auth-secret", path]
-	await srv.start()
-	return srv, secret
-
-
 def token(secret, symbols, exp_in=3600, sub="alice"):
-	return mint_jwt.mint(secret, {"sub": sub, "exp": int(time.time() + exp_in),
-				      "symbols": list(symbols)}, "HS256")
+	return mint_token(secret, symbols, exp_in=exp_in, sub=sub)
 
 
 async def expect_refused(what, status, connecting):

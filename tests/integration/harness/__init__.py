@@ -36,6 +36,8 @@ name lives in one module of this package:
                check_rows
     scaleout   Redis, Node, cluster, counts, wait_all, view, snapshot_view,
                converged, wait_published, redis_command, REDIS_SERVER, SKIP
+    tokens     auth_server, secret_for, mint_token: servers that
+               require tokens, and tokens for them
     registry   what the runner uses between tests: reset, cleanup,
                server_problems, kill_all_now
 
@@ -55,6 +57,7 @@ from .server import REPO, WEB_DIR, Helper, Server, binary, free_port, run_cli, s
 from .store import (CSV_HEADER, check_rows, check_same_snapshot, check_ticks, history, ingest,
 		    make_db, parse_csv, parse_jsonl, rows_of, snap_fields, snapshots, symbol_seqs,
 		    wait_stored)
+from .tokens import auth_server, mint_token, secret_for
 from .ticks import (BASE, DAY_US, DERIVED_FIELDS, INPUT_FIELDS, STATE_FIELDS, UPDATE_ENVELOPE,
 		    exact, gen_ticks, hist_ticks, mid_price, model_states, new_session, next_ts, now_us,
 		    price, tick, tick_fields, tick_line)
