@@ -362,7 +362,7 @@ vendor:
 browser: all
 	@cd tests/browser && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || \
 		npm ci --silent --no-audit --no-fund; }
-	@cd tests/browser && rc=0; for t in run.mjs status.mjs transports.mjs clock.mjs; do \
+	@cd tests/browser && rc=0; for t in run.mjs status.mjs transports.mjs clock.mjs screens.mjs; do \
 		echo "== tests/browser/$$t"; PUBLISHER_BIN=$(CURDIR)/$(BIN) node $$t || rc=1; done; exit $$rc
 
 -include $(shell find build* -name '*.d' 2>/dev/null)

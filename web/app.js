@@ -25,6 +25,9 @@ import { StatusBar } from './js/status.js';
 import { Symbols } from './js/symbols.js';
 import { ReplayControls } from './js/replay.js';
 import { ThemeToggle } from './js/theme-toggle.js';
+import { TapeView } from './js/tape.js';
+import { AlertsPanel } from './js/alerts-panel.js';
+import { CsvDownload } from './js/csv-download.js';
 import { TimeBasis } from './js/time-basis.js';
 import { TimeBasisPicker } from './js/time-basis-picker.js';
 import { load, save } from './js/storage.js';
@@ -46,6 +49,8 @@ basis.onChange(() => {
 	drawQuote();
 	status.drawClock();
 	replay.redraw();
+	tape.redraw();
+	alerts.drawList();
 });
 // Zone names such as EDT or EST are those of the time shown (a replay's
 // position, which the replay controls give the basis, else now).
@@ -81,15 +86,45 @@ $('intervals').addEventListener('click', (e) => {
 
 const quote = new QuotePanel({ symbol: $('q-symbol'), last: $('q-last'), chg: $('q-chg'), detail: $('detail') }, basis);
 
+const csv = new CsvDownload($('csv-download'), chart, (text, level) => status.toast(text, level));
+chart.onHistoryChange = () => csv.draw();
+
+const tape = new TapeView({
+	list: $('tape'),
+	scroll: $('tape-scroll'),
+	empty: $('tape-empty'),
+	symbol: $('tape-symbol'),
+}, (msg) => client.request({ op: 'history', ...msg }), basis);
+
+const alerts = new AlertsPanel({
+	form: $('alert-form'),
+	kind: $('alert-kind'),
+	value: $('alert-value'),
+	target: $('alert-for'),
+	list: $('alerts'),
+	empty: $('alerts-empty'),
+	notify: $('alerts-notify'),
+	grid: $('watchlist'),
+}, {
+	selected: () => selected,
+	quote: (s) => model.quotes.get(s),
+	toast: (text, level) => status.toast(text, level),
+	basis,
+});
+
 function drawQuote() {
-	quote.draw(selected, selected === null ? null : model.quotes.get(selected));
+	const q = selected === null ? null : model.quotes.get(selected);
+	quote.draw(selected, q);
+	alerts.target(selected, q);
 }
 
 function selectSymbol(s) {
 	selected = s;
 	if (s !== null) save('selected', s);
 	basis.setSessionZone(s === null ? null : symbols.zoneOf(s));
-	chart.show(s === null ? null : model.quotes.get(s) || null);
+	const q = s === null ? null : model.quotes.get(s) || null;
+	chart.show(q);
+	tape.show(s, q);
 	drawQuote();
 }
 
@@ -106,6 +141,7 @@ function frame(now) {
 	const quoteDirty = q && model.dirty.has(q);
 	view.frame(now);
 	chart.frame(now);
+	tape.frame();
 	if (quoteDirty) drawQuote();
 	// A live re-sort, off-screen rows or a chart update are still due.
 	if (view.pending || chart.pending) scheduleFrame();
@@ -160,7 +196,11 @@ const symbols = new Symbols({
 
 /* ---- the library's events ---------------------------------------------- */
 
-client.on('state', (e) => model.update(e));
+client.on('state', (e) => {
+	model.update(e);
+	tape.state(e);
+	alerts.state(e);
+});
 client.on('connection', (c) => {
 	view.setLive(c.state === 'open' || !c.everOpen);
 	status.connection(c);
@@ -171,6 +211,7 @@ client.on('epoch', (e) => {
 	if (!e.dropped) return;
 	model.clear();
 	view.renderAll();
+	tape.clear();
 });
 client.on('session', (s) => {
 	const h = s.hello;
@@ -178,6 +219,8 @@ client.on('session', (s) => {
 	replay.start(h.feed === 'replay');
 	symbols.connected(s);
 	chart.serverChanged();
+	// Trades missed while the connection was down come with the history.
+	tape.show(selected, selected === null ? null : model.quotes.get(selected));
 	drawQuote();
 });
 // Replay states the server broadcasts to every dashboard.

@@ -1,10 +1,11 @@
 // web/js/tape.js, the parts without DOM: which state events are trades, the
 // trades among history ticks, the tick rule, the rows kept (history under
-// live trades, newest first, bounded) and what a row shows.
+// live trades, newest first, bounded), what a row shows, and which rows are
+// in view (only those are elements).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tickDirection, tradeFromState, tradesFromHistory, TapeRows, tapeCells, TAPE_ROWS } from '../../web/js/tape.js';
+import { tickDirection, tradeFromState, tradesFromHistory, TapeRows, tapeCells, rowWindow, ROW_PX, TAPE_ROWS } from '../../web/js/tape.js';
 import { ZonedTime } from '../../web/js/timetext.js';
 
 /* A state event as the client library sends it. */
@@ -109,4 +110,13 @@ test('cells: time on the time basis\'s clock, exact price, grouped size, merged 
 	assert.equal(d.cls, 'tp tp-down');
 	const ny = tapeCells({ ts: '1718000000123456', price: '1', merged: 1, dir: 0 }, new ZonedTime('America/New_York'));
 	assert.equal(ny.time, '02:13:20.123');
+});
+
+test('the rows in view: from the scroll position, one more than fits, never past the end', () => {
+	assert.deepEqual(rowWindow(200, 0, 10 * ROW_PX), { first: 0, count: 11 });
+	assert.deepEqual(rowWindow(200, 5 * ROW_PX + 3, 10 * ROW_PX), { first: 5, count: 11 });
+	assert.deepEqual(rowWindow(200, 195 * ROW_PX, 10 * ROW_PX), { first: 195, count: 5 });
+	assert.deepEqual(rowWindow(5, 0, 400), { first: 0, count: 5 });
+	assert.deepEqual(rowWindow(0, 0, 400), { first: 0, count: 0 });
+	assert.deepEqual(rowWindow(3, 9999, 400), { first: 2, count: 1 }); // scrolled past a list that shrank
 });

@@ -219,6 +219,15 @@ export class ChartView {
 		return null;
 	}
 
+	/**
+	 * What the chart shows: the times (UTC s) of the first and the last bar
+	 * in view and the bars' interval (s); null before it has drawn any.
+	 */
+	visibleRange() {
+		const r = this.chart && this.chart.timeScale().getVisibleRange();
+		return r ? { from: Number(r.from), to: Number(r.to), interval: INTERVALS[this.interval] } : null;
+	}
+
 	/* Candles and volume for a symbol with trades; a line of the mid price
 	 * for one that only has quotes. */
 	setMode(mid) {

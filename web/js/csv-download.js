@@ -51,9 +51,10 @@ export class CsvDownload {
 	draw() {
 		const off = this.chart.symbol === null || this.chart.historyOk !== true;
 		if (this.button.disabled !== off) this.button.disabled = off;
-		this.button.title = this.chart.historyOk === false
+		const title = this.chart.historyOk === false
 			? 'No CSV: the server keeps no history'
 			: 'Download the ticks of the chart\'s range as CSV';
+		if (this.button.title !== title) this.button.title = title;
 	}
 
 	download() {

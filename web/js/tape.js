@@ -21,7 +21,7 @@
 // tickDirection() are the parts without DOM.
 
 import { sub, sign, group } from '../client/publisher.js';
-import { setText } from './dom.js';
+import { setText, setClass } from './dom.js';
 import { clockText } from './timetext.js';
 
 export const TAPE_ROWS = 200; // trades kept and shown
@@ -143,12 +143,26 @@ export function tapeCells(row, zt) {
 	};
 }
 
+/* Rows are this tall (style.css: .tape > li); the list is drawn as a window
+ * of the rows in view over a list of the full height. */
+export const ROW_PX = 21;
+
+/**
+ * Which rows of `n` are in a view of `height` px scrolled to `top`: the
+ * first (index) and how many, one more than fits so a partly shown row at
+ * the bottom is drawn.
+ */
+export function rowWindow(n, top, height) {
+	const first = Math.max(0, Math.min(Math.floor(top / ROW_PX), n - 1));
+	return { first, count: Math.max(0, Math.min(n - first, Math.ceil(height / ROW_PX) + 1)) };
+}
+
 export class TapeView {
 	/**
-	 * els: list (the <ol>), scroll, empty, symbol (the label in the pane's
-	 * head). history(msg) sends a history op and returns a promise of the
-	 * server's reply. basis: the TimeBasis (time-basis.js) whose clock the
-	 * times are on; app.js calls redraw() when it changes.
+	 * els: list (the <ol>), scroll (its scroller), empty, symbol (the label
+	 * in the pane's head). history(msg) sends a history op and returns a
+	 * promise of the server's reply. basis: the TimeBasis (time-basis.js)
+	 * whose clock the times are on; app.js calls redraw() when it changes.
 	 */
 	constructor(els, history, basis) {
 		this.els = els;
@@ -157,10 +171,25 @@ export class TapeView {
 		this.rows = new TapeRows();
 		this.symbol = null;
 		this.quote = null; // the ViewQuote of the symbol, when held
-		this.pending = []; // live rows not drawn yet, oldest first
+		this.added = 0; // live rows not drawn yet
 		this.generation = 0;
 		this.timer = 0;
 		this.historyError = '';
+		this.pool = []; // the <li>s of the rows in view: {li, t, p, s, m, key}
+		this.scrollQueued = false;
+		// The scroller's position and height, kept from its events: read in
+		// the animation frame, after the other views' writes, they would
+		// force a layout there.
+		this.top = 0;
+		this.height = 0;
+		els.scroll.addEventListener('scroll', () => {
+			this.top = els.scroll.scrollTop;
+			this.queueDraw();
+		}, { passive: true });
+		new ResizeObserver((entries) => {
+			this.height = entries[entries.length - 1].contentRect.height;
+			this.queueDraw();
+		}).observe(els.scroll);
 	}
 
 	/** Show the trades of `symbol` (null: none), `q` its ViewQuote if held. */
@@ -168,9 +197,10 @@ export class TapeView {
 		const gen = ++this.generation;
 		this.symbol = symbol;
 		this.rows.clear();
-		this.pending = [];
+		this.added = 0;
 		this.historyError = '';
 		this.quote = q || null;
+		this.els.scroll.scrollTop = this.top = 0;
 		this.redraw();
 		clearTimeout(this.timer);
 		if (symbol === null) return;
@@ -178,7 +208,7 @@ export class TapeView {
 			this.history({ symbol, limit: HISTORY_TICKS }).then((reply) => {
 				if (gen !== this.generation) return;
 				this.rows.seed(tradesFromHistory(reply.ticks || []));
-				this.pending = [];
+				this.added = 0;
 				this.redraw();
 			}).catch((err) => {
 				if (gen !== this.generation) return;
@@ -199,58 +229,86 @@ export class TapeView {
 		if (e.symbol !== this.symbol) return;
 		const t = tradeFromState(e);
 		if (!t) return;
-		const row = this.rows.add(t);
-		if (row) this.pending.push(row);
+		if (this.rows.add(t)) this.added++;
 	}
 
-	/** Once per animation frame: new trades go in at the top. */
+	/**
+	 * Once per animation frame: new trades go in at the top. A reader
+	 * scrolled down keeps the rows he reads where they are.
+	 */
 	frame() {
-		if (!this.pending.length) return;
-		const list = this.els.list;
-		const frag = document.createDocumentFragment();
-		// Newest first: the last pending row goes on top.
-		for (let i = this.pending.length - 1; i >= Math.max(0, this.pending.length - TAPE_ROWS); i--)
-			frag.appendChild(this.rowElement(this.pending[i], true));
-		this.pending = [];
-		list.insertBefore(frag, list.firstChild);
-		while (list.childElementCount > TAPE_ROWS) list.lastElementChild.remove();
-		this.els.empty.hidden = true;
+		if (!this.added) return;
+		if (this.top > 0) this.els.scroll.scrollTop = this.top += this.added * ROW_PX;
+		this.added = 0;
+		this.draw();
 	}
 
-	rowElement(row, fresh) {
-		const c = tapeCells(row, this.basis.zt);
+	queueDraw() {
+		if (this.scrollQueued) return;
+		this.scrollQueued = true;
+		requestAnimationFrame(() => {
+			this.scrollQueued = false;
+			this.draw();
+		});
+	}
+
+	/*
+	 * Only the rows in view are elements, their text rewritten as trades
+	 * come: a new trade changes a screenful of cells, never moves hundreds
+	 * of rows (which cost most of the page's frame at ten trades a second).
+	 */
+	draw() {
+		const rows = this.rows.rows;
+		const list = this.els.list;
+		const { first, count } = rowWindow(rows.length, this.top, this.height);
+		while (this.pool.length < count) this.pool.push(this.rowElement());
+		while (this.pool.length > count) this.pool.pop().li.remove();
+		for (const r of this.pool) if (!r.li.parentNode) list.appendChild(r.li);
+		list.style.height = rows.length * ROW_PX + 'px';
+		list.style.paddingTop = first * ROW_PX + 'px';
+		const zt = this.basis.zt;
+		for (let k = 0; k < count; k++) this.fill(this.pool[k], rows[first + k], first + k === 0, zt);
+		this.els.empty.hidden = rows.length > 0;
+	}
+
+	rowElement() {
 		const li = document.createElement('li');
-		li.className = c.cls + (fresh ? ' tp-new' : '');
-		li.dataset.seq = row.seq;
 		const t = document.createElement('span');
 		t.className = 'tp-t';
-		t.textContent = c.time;
 		const p = document.createElement('span');
 		p.className = 'tp-p';
-		p.textContent = c.price;
 		const s = document.createElement('span');
 		s.className = 'tp-s';
-		s.textContent = c.size;
-		if (c.merged) {
-			const m = document.createElement('span');
-			m.className = 'tp-merged';
-			m.textContent = c.merged;
-			m.title = row.merged + ' trades in one update: the last of them is shown';
-			s.appendChild(m);
-		}
+		const m = document.createElement('span');
+		m.className = 'tp-merged';
 		li.append(t, p, s);
-		return li;
+		return { li, t, p, s, m, key: null };
 	}
 
-	/** Every row drawn again (the time basis changed, say). */
+	fill(el, row, newest, zt) {
+		const key = row.seq + (newest ? '*' : '');
+		if (el.key === key && el.zt === zt) return;
+		el.key = key;
+		el.zt = zt;
+		const c = tapeCells(row, zt);
+		setClass(el.li, c.cls + (newest ? ' tp-newest' : ''));
+		el.li.dataset.seq = row.seq;
+		setText(el.t, c.time);
+		setText(el.p, c.price);
+		el.s.textContent = c.size;
+		if (c.merged) {
+			el.m.textContent = c.merged;
+			el.m.title = row.merged + ' trades in one update: the last of them is shown';
+			el.s.appendChild(el.m);
+		}
+	}
+
+	/** Every row drawn again (another symbol, the history came, the time basis changed). */
 	redraw() {
-		const frag = document.createDocumentFragment();
-		for (const row of this.rows.rows) frag.appendChild(this.rowElement(row, false));
-		this.els.list.replaceChildren(frag);
+		for (const r of this.pool) r.key = null;
+		this.draw();
 		setText(this.els.symbol, this.symbol || '');
-		const n = this.rows.rows.length;
-		this.els.empty.hidden = n > 0;
-		if (!n) {
+		if (!this.rows.rows.length) {
 			const q = this.quote;
 			const quoteOnly = q && q.f.last === undefined && q.f.bid !== undefined;
 			setText(this.els.empty, this.symbol === null ? 'Select a symbol to see its trades.'
