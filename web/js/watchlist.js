@@ -12,6 +12,12 @@ const COLS = ['bid', 'ask', 'last', 'chg', 'pct', 'volume'];
 const DASH = '\u2014';
 const RESORT_MS = 1000; // a live sort reorders at most once a second
 const OFFSCREEN_MS = 1000; // rows out of view are refreshed this often
+/* A changed cell keeps its colour this long after its last change, then
+ * fades (style.css). A colour that stays put costs nothing per frame; an
+ * animated one repaints its cell on every frame, and at 5,000 ticks/s that
+ * was most of the page's time. */
+const FLASH_MS = 600;
+const UNFLASH_MS = 100; // how often colours that are due are taken off
 const ROW_PX = 24; // .wl-row height in style.css
 
 function sortValue(q, key) {
@@ -44,6 +50,9 @@ export class Watchlist {
 		this.lastSort = 0;
 		this.sortStale = false;
 		this.offscreen = new Set(); // rows out of view with changes not drawn
+		this.flashing = new Set(); // rows with a cell still coloured by a change
+		this.lastUnflash = 0;
+		this.now = 0; // the frame's time, for the flashes it starts
 		this.lastOffscreen = 0;
 		this.nextId = 1;
 		this.io = new IntersectionObserver((entries) => this.visibility(entries), {
@@ -133,6 +142,7 @@ export class Watchlist {
 		if (!r) return;
 		this.io.unobserve(r.el);
 		this.offscreen.delete(r);
+		this.flashing.delete(r);
 		r.el.remove();
 		this.rows.delete(symbol);
 		this.order = this.order.filter((s) => s !== symbol);
@@ -179,7 +189,8 @@ export class Watchlist {
 			text: COLS.map(() => DASH),
 			cls: COLS.map(() => 'num'),
 			flash: COLS.map(() => ''),
-			phase: COLS.map(() => 0),
+			until: COLS.map(() => 0), // when the flash is taken off
+			tone: COLS.map(() => ''),
 			visible: true,
 		};
 		this.rows.set(symbol, r);
@@ -211,6 +222,7 @@ export class Watchlist {
 
 	/** Draw what changed since the last frame. */
 	frame(now) {
+		this.now = now;
 		const dirty = this.model.dirty;
 		if (dirty.size) {
 			for (const q of dirty) {
@@ -234,6 +246,25 @@ export class Watchlist {
 		}
 		if (this.sortStale && this.sort.key && this.sort.key !== 'symbol' && now - this.lastSort >= RESORT_MS)
 			this.resort(false);
+		if (this.flashing.size && now - this.lastUnflash >= UNFLASH_MS) this.unflash(now);
+	}
+
+	/* Take the colour off the cells whose last change is FLASH_MS old. */
+	unflash(now) {
+		this.lastUnflash = now;
+		for (const r of this.flashing) {
+			let left = false;
+			for (let i = 0; i < COLS.length; i++) {
+				if (!r.flash[i]) continue;
+				if (r.until[i] > now) {
+					left = true;
+					continue;
+				}
+				r.flash[i] = '';
+				this.cell(r, i, r.text[i], 0, r.tone[i]);
+			}
+			if (!left) this.flashing.delete(r);
+		}
 	}
 
 	render(r, q, animate) {
@@ -252,18 +283,18 @@ export class Watchlist {
 		this.cell(r, 5, f.volume === undefined ? DASH : group(f.volume), fl && fl.volume !== undefined ? 2 : undefined, '');
 	}
 
-	/* dir: -1 / 1 flash red / green, 2 a neutral flash, 0 or undefined none.
-	 * Two keyframe names alternate so a second change restarts the animation
-	 * without forcing a reflow. */
+	/* dir: -1 / 1 flash red / green, 2 a neutral flash, 0 or undefined none. */
 	cell(r, i, text, dir, tone) {
 		const td = r.cells[i];
 		if (r.text[i] !== text) {
 			td.textContent = text;
 			r.text[i] = text;
 		}
+		r.tone[i] = tone;
 		if (dir) {
-			r.phase[i] ^= 1;
-			r.flash[i] = (dir === 2 ? 'fv' : dir > 0 ? 'fu' : 'fd') + r.phase[i];
+			r.flash[i] = dir === 2 ? 'fv' : dir > 0 ? 'fu' : 'fd';
+			r.until[i] = this.now + FLASH_MS;
+			this.flashing.add(r);
 		}
 		const cls = 'num' + (tone ? ' ' + tone : '') + (r.flash[i] ? ' ' + r.flash[i] : '');
 		if (r.cls[i] !== cls) {
@@ -274,7 +305,7 @@ export class Watchlist {
 
 	/** True while a later frame has work to do even with no new data. */
 	get pending() {
-		return this.offscreen.size > 0 || (this.sortStale && this.sort.key !== null && this.sort.key !== 'symbol');
+		return this.offscreen.size > 0 || this.flashing.size > 0 || (this.sortStale && this.sort.key !== null && this.sort.key !== 'symbol');
 	}
 
 	/** Every row redrawn from the model (after the model was cleared). */
