@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { scaleOf, sub, sign, signed, percent, group, compact } from '../../web/client/publisher.js';
+import { scaleOf, sub, mid, sign, signed, percent, group, compact } from '../../web/client/publisher.js';
 
 const MINUS = '\u2212';
 
@@ -100,4 +100,13 @@ test('compact shortens large volumes and groups small ones', () => {
 	assert.equal(compact('12345'), '12.3K');
 	assert.equal(compact('9999'), '9,999');
 	assert.equal(compact('not a number'), '');
+});
+
+test('mid is the exact (a + b) / 2, one more decimal when the sum is odd', () => {
+	assert.equal(mid('1.0850', '1.0853'), '1.08515');
+	assert.equal(mid('24.82', '25.02'), '24.92');
+	assert.equal(mid('24.8', '24.85'), '24.825');
+	assert.equal(mid('24', '25'), '24.5');
+	assert.equal(mid('-0.5', '0.5'), '0.0');
+	assert.equal(mid('189.30', undefined), null);
 });

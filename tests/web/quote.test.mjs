@@ -125,3 +125,14 @@ test('every price with the most decimals the symbol has shown, padded, never rou
 test('a seq past 2^53 is shown as sent', () => {
 	assert.equal(quoteView('X', quote({}, { seq: '18446744073709551615' })).details.seq, '18446744073709551615');
 });
+
+test('a symbol with quotes and no trades (FX): the change is its exact mid against the previous close', () => {
+	// The server's previous close of such a symbol is its mid at the
+	// session's end; the change now is today's mid against it.
+	const v = quoteView('EUR/USD', quote({ bid: '1.0850', ask: '1.0853', prev_close: '1.08415' }));
+	assert.equal(v.last, '1.0850 / 1.0853');
+	assert.equal(v.chg, '+0.00100  +0.09%');
+	assert.equal(v.chgClass, 'q-chg pos');
+	// Without a previous close (nor an open) there is no change to show.
+	assert.equal(quoteView('EUR/USD', quote({ bid: '1.0850', ask: '1.0853' })).chg, '');
+});

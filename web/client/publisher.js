@@ -178,6 +178,19 @@ export function sub(a, b) {
 	return fromMantissa(mantissa(a, scale) - mantissa(b, scale), scale);
 }
 
+/**
+ * (a + b) / 2 as an exact decimal string (one more decimal when the sum is
+ * odd in its last place: the mid of "1.0850" and "1.0853" is "1.08515"),
+ * or null when either is missing.
+ */
+export function mid(a, b) {
+	if (a === undefined || b === undefined) return null;
+	const scale = Math.max(scaleOf(a), scaleOf(b));
+	if (!plainDecimal(a) || !plainDecimal(b)) return String((Number(a) + Number(b)) / 2);
+	const sum = mantissa(a, scale) + mantissa(b, scale);
+	return sum % 2n === 0n ? fromMantissa(sum / 2n, scale) : fromMantissa(sum * 5n, scale + 1);
+}
+
 /** Sign of a decimal string: -1, 0 or 1. */
 export function sign(s) {
 	if (s === null || s === undefined) return 0;

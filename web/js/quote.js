@@ -12,7 +12,7 @@
 
 import { group, sub, sign, signed, percent } from '../client/publisher.js';
 import { setText, setClass } from './dom.js';
-import { changeBasis } from './view-model.js';
+import { changeBasis, changeValue } from './view-model.js';
 import { padDecimals } from './precision.js';
 
 const DASH = '\u2014';
@@ -32,7 +32,7 @@ export function quoteView(symbol, q, zt, now = Date.now()) {
 	const px = (s) => (s === undefined ? DASH : padDecimals(s, scale));
 	const size = (s) => (s === undefined ? DASH : group(s));
 	const basis = changeBasis(f);
-	const chg = sub(f.last, basis);
+	const chg = sub(changeValue(f), basis);
 	const pct = percent(chg, basis); // null when the basis is zero
 	const spread = sub(f.ask, f.bid);
 	return {

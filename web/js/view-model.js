@@ -12,6 +12,7 @@
 // join and leave the watchlist (a view holds on to the ViewQuote from then
 // on, before any state arrives).
 
+import { mid } from '../client/publisher.js';
 import { decimalsOf, midDecimals } from './precision.js';
 
 const PRICES = new Set(['bid', 'ask', 'last', 'open', 'high', 'low']);
@@ -26,6 +27,16 @@ const RING_SECONDS = 600;
  */
 export function changeBasis(f) {
 	return f.prev_close !== undefined ? f.prev_close : f.open;
+}
+
+/**
+ * What a change is measured on (exact text, or undefined): the last trade,
+ * or for a symbol with quotes and no trades (FX) the exact mid of its bid
+ * and ask, as the server takes for its previous close.
+ */
+export function changeValue(f) {
+	if (f.last !== undefined) return f.last;
+	return mid(f.bid, f.ask) ?? undefined;
 }
 
 /** The mid of a bid and an ask (for the chart: a double is fine there). */

@@ -5,7 +5,7 @@
 // scroll back in), so a long list costs little more than the visible part.
 
 import { sub, sign, signed, percent, group } from '../client/publisher.js';
-import { changeBasis } from './view-model.js';
+import { changeBasis, changeValue } from './view-model.js';
 import { padDecimals } from './precision.js';
 
 const COLS = ['bid', 'ask', 'last', 'chg', 'pct', 'volume'];
@@ -24,9 +24,9 @@ function sortValue(q, key) {
 	if (key === 'symbol') return q.symbol;
 	const f = q.f;
 	if (key === 'chg' || key === 'pct') {
-		const basis = changeBasis(f);
-		const last = Number(f.last), base = Number(basis);
-		if (f.last === undefined || basis === undefined || !isFinite(last) || !isFinite(base)) return NaN;
+		const basis = changeBasis(f), now = changeValue(f);
+		const last = Number(now), base = Number(basis);
+		if (now === undefined || basis === undefined || !isFinite(last) || !isFinite(base)) return NaN;
 		return key === 'chg' ? last - base : base ? (last - base) / base : NaN;
 	}
 	return f[key] === undefined ? NaN : Number(f[key]);
@@ -276,7 +276,7 @@ export class Watchlist {
 		this.cell(r, 1, price(f.ask), fl && fl.ask, '');
 		this.cell(r, 2, price(f.last), fl && fl.last, q.tick > 0 ? 'up' : q.tick < 0 ? 'down' : '');
 		const basis = changeBasis(f);
-		const chg = sub(f.last, basis);
+		const chg = sub(changeValue(f), basis);
 		const tone = sign(chg) > 0 ? 'pos' : sign(chg) < 0 ? 'neg' : '';
 		this.cell(r, 3, chg === null ? DASH : padDecimals(signed(chg), q.scale), undefined, tone);
 		this.cell(r, 4, percent(chg, basis) ?? DASH, undefined, tone);
