@@ -236,8 +236,13 @@ http_read_query(struct http_request *h, struct http_query *q)
 	for (i = 0; !rc && (n = lws_hdr_copy_fragment(h->wsi, arg, total + 1,
 	                                              WSI_TOKEN_HTTP_URI_ARGS,
 	                                              i)) >= 0;
-	     i++)
+	     i++) {
+		/* libwebsockets 4.1.6 hands an empty last argument ("?" or a
+		 * trailing "&") over as "/": no argument at all. */
+		if (n == 1 && arg[0] == '/')
+			continue;
 		rc = http_query_arg(q, arg, (size_t)n, err, sizeof err);
+	}
 	free(arg);
 	if (!rc)
 		rc = http_query_finish(q, err, sizeof err);

@@ -142,6 +142,24 @@ async def test_api_bad_arguments_are_400_with_reason():
 	return "e.g. %r" % notes[0]
 
 
+async def test_api_empty_query_or_trailing_ampersand_is_no_argument():
+	"""'?' with nothing after it, or a trailing '&', adds no argument: the
+	answer is that of the request without them (libwebsockets hands such an
+	empty argument over as '/', which was refused as "unknown argument
+	'/'")."""
+	srv = await start_server()
+	await ingest(srv, [tick("AAPL", ts=BASE, last=Decimal("1.5"), last_size=1)])
+	answers = {}
+	for path in ("/api/export", "/api/export?", "/api/export?symbol=AAPL&",
+		     "/api/bars?symbol=AAPL&interval=1m&"):
+		status, _, body = await http_get(srv, path)
+		check(status == 200, "GET %s: HTTP %s %r; want 200" % (path, status, body[:120]))
+		answers[path] = body
+	check(answers["/api/export?"] == answers["/api/export"],
+	      "GET /api/export? answered otherwise than GET /api/export")
+	return "%d bytes exported either way" % len(answers["/api/export"])
+
+
 def _round_trip_ticks():
 	rng = random.Random(6)
 	syms = ["AAPL", "MSFT", "BRK.B", "EUR/USD"]
