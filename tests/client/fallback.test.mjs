@@ -8,7 +8,9 @@ import { describe, test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { PublisherClient } from '../../web/client/publisher.js';
-import { Server, Proxy, tmpDir, quote, waitFor, record, sleep } from './support.mjs';
+import { Server, waitFor, sleep } from '../support/server.mjs';
+import { Proxy } from '../support/proxy.mjs';
+import { tmpDir, quote, record } from './support.mjs';
 
 describe('transport fallback', () => {
 	let dir, server;

@@ -10,7 +10,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PublisherClient, ServerError } from '../../web/client/publisher.js';
-import { Server, Proxy, tmpDir, quote, trade, fieldsOf, serverState, waitFor, record, sleep } from './support.mjs';
+import { Server, waitFor, sleep } from '../support/server.mjs';
+import { Proxy } from '../support/proxy.mjs';
+import { tmpDir, quote, trade, fieldsOf, serverState, record } from './support.mjs';
 
 const MAX_SYMBOLS = 20; // the server's --max-symbols, for too_many_symbols
 
@@ -72,7 +74,7 @@ export function defineSuite(transport) {
 
 		before(async () => {
 			dir = tmpDir(transport);
-			server = await new Server(dir, ['--max-symbols', String(MAX_SYMBOLS)]).start();
+			server = await new Server(dir, { args: ['--max-symbols', String(MAX_SYMBOLS)] }).start();
 			proxy = await new Proxy(() => server.port).start();
 		});
 
@@ -268,7 +270,7 @@ export function defineSuite(transport) {
 			const tdir = tmpDir(transport + '-auth');
 			const secret = crypto.randomBytes(32).toString('hex');
 			fs.writeFileSync(path.join(tdir, 'jwt.key'), secret, { mode: 0o600 });
-			const auth = await new Server(tdir, ['--auth-secret', path.join(tdir, 'jwt.key')]).start();
+			const auth = await new Server(tdir, { args: ['--auth-secret', path.join(tdir, 'jwt.key')] }).start();
 			try {
 				auth.send([quote('TOK', '50.10'), quote('TOK', '50.20')]);
 				// Expired 26 s ago: still inside the server's 30 s of leeway for
@@ -304,7 +306,7 @@ export function defineSuite(transport) {
 			const lines = [];
 			for (let i = 0; i < 60; i++) lines.push('{"ts":' + (t0 + i * 1000000) + ',"symbol":"R' + (i % 3) + '","bid":' + (10 + i / 100).toFixed(2) + '}');
 			fs.writeFileSync(file, lines.join('\n') + '\n');
-			const rs = await new Server(rdir, [], 'replay:' + file + ',speed=max').start();
+			const rs = await new Server(rdir, { feed: 'replay:' + file + ',speed=max' }).start();
 			try {
 				const c = open(rs.url);
 				const ev = record(c);
