@@ -25,19 +25,16 @@
 //   ZZZ" (then fills in), and a stored lower-case spelling is corrected;
 // - every price of a symbol with the most decimals it has shown.
 //
-// The shared helpers are harness.mjs's. Prints one line per check and ends
-// with "N passed, N failed"; exits 1 when anything failed. Screenshots go
-// to tests/artifacts/ (git-ignored). Deadlines are generous; the times it
-// took are printed.
+// The shared helpers are ../support/server.mjs's and harness.mjs's.
+// Prints one line per check and ends with "N passed, N failed"; exits 1
+// when anything failed. Screenshots go to tests/artifacts/ (git-ignored).
+// Deadlines are generous; the times it took are printed.
 
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { once } from 'node:events';
-import {
-	ROOT, ARTIFACTS, check, assert, summary, waitFor, sleep, freePort, Server, launch, watchProblems,
-} from './harness.mjs';
+import { ROOT, ARTIFACTS, waitFor, sleep, freePort, Server, tcpFeed } from '../support/server.mjs';
+import { check, assert, run, launch, watchProblems } from './harness.mjs';
 
 // The browser's own zone: set before Chromium starts, which inherits it.
 process.env.TZ = 'America/New_York';
@@ -190,20 +187,6 @@ async function catchCharts(context) {
 	});
 }
 
-/* ---- a tick producer for the tcp feed ----------------------------------- */
-
-async function producer(port) {
-	const sock = net.connect(port, '127.0.0.1');
-	await once(sock, 'connect');
-	return {
-		send(ticks) {
-			sock.write(ticks.map((t) => JSON.stringify({ ts: Date.now() * 1000, ...t })
-				.replace(/"(bid|ask|last)":"([0-9.]+)"/g, '"$1":$2') + '\n').join(''));
-		},
-		close() { sock.destroy(); },
-	};
-}
-
 /* ---- the checks --------------------------------------------------------- */
 
 async function main() {
@@ -228,7 +211,7 @@ async function main() {
 
 		const page = await newPage(context, problems, 'replay');
 		const heard = listen(page);
-		await page.goto(replayServer.url(), { waitUntil: 'load' });
+		await page.goto(replayServer.url, { waitUntil: 'load' });
 		await waitFor(() => page.$eval('#replay', (e) => !e.hidden), 10000, 'the replay controls stay hidden');
 		await waitFor(async () => (await texts(page)).state === 'playing', 10000, 'the replay is not shown playing');
 
@@ -386,7 +369,7 @@ async function main() {
 
 		const fp = await newPage(context, problems, 'fast replay');
 		const fast = listen(fp);
-		await fp.goto(fastServer.url(), { waitUntil: 'load' });
+		await fp.goto(fastServer.url, { waitUntil: 'load' });
 		await waitFor(async () => (await texts(fp)).state === 'playing', 10000, 'the fast replay is not shown playing');
 		await pickBasis(fp, 'utc');
 
@@ -434,13 +417,13 @@ async function main() {
 
 		/* -- symbols as the server knows them, and their decimals ----------- */
 
-		feed = await producer(tcpPort);
+		feed = await tcpFeed(tcpPort);
 		feed.send([
 			{ symbol: 'P1', bid: '25', ask: '25.2' },
 			{ symbol: 'P2', last: '101', last_size: 10 },
 		]);
 		const sp = await newPage(context, problems, 'symbols');
-		await sp.goto(symbolServer.url(), { waitUntil: 'load' });
+		await sp.goto(symbolServer.url, { waitUntil: 'load' });
 		const rowText = (s) => sp.evaluate((sym) => {
 			const r = document.querySelector('#watchlist .wl-row[data-symbol="' + CSS.escape(sym) + '"]');
 			return r ? [...r.children].slice(1, 7).map((c) => c.textContent) : null;
@@ -574,10 +557,6 @@ async function main() {
 		await Promise.all([replayServer.stop(), fastServer.stop(), symbolServer.stop()]);
 		fs.rmSync(tmp, { recursive: true, force: true });
 	}
-	summary();
 }
 
-main().catch(async (e) => {
-	await check('the test runs to its end', () => { throw e; });
-	summary();
-});
+await run(main);

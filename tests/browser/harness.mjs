@@ -1,34 +1,25 @@
-// What every browser test script shares: where things are, the checks and
-// their report, waiting, the publisher binary as a server, and headless
-// Chromium with the page's problems (console errors, page errors, CSP
-// violations) collected.
+// What every browser test script shares besides the server
+// (../support/server.mjs): the checks and their report, headless Chromium
+// with the page's problems (console errors, page errors, CSP violations,
+// failed requests) collected, and watching the watchlist's prices.
 //
-//   import { check, assert, waitFor, summary, Server, launch, watchProblems } from './harness.mjs';
-//   const server = new Server(dir, { feed: 'synthetic:symbols=40', name: 'x' });
-//   await server.start();
+//   import { check, assert, summary, launch, watchProblems } from './harness.mjs';
 //   const context = await launch(path.join(dir, 'profile'));
 //   const page = await context.newPage();
 //   watchProblems(page, problems);
 //   await check('the page loads', async () => { ... return 'info'; });
 //   summary();   // prints "N passed, N failed" and exits 1 on failures
 //
+// or, for the whole script: run(main), which reports a throw out of main()
+// as a failed check before the summary.
+//
 // Uses Debian's /usr/bin/chromium (CHROMIUM overrides) through npm
 // playwright-core, which never downloads a browser.
 
 import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const BIN = path.resolve(ROOT, process.env.PUBLISHER_BIN || 'build/publisher');
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-export const ARTIFACTS = path.join(ROOT, 'tests/artifacts');
-
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /* ---- checks ------------------------------------------------------------- */
 
@@ -59,125 +50,105 @@ export function summary() {
 	process.exit(failed ? 1 : 0);
 }
 
-/** Poll fn() until it returns a truthy value; throw `what` after timeoutMs. */
-export async function waitFor(fn, timeoutMs, what) {
-	const end = Date.now() + timeoutMs;
-	for (;;) {
-		try {
-			const v = await fn();
-			if (v) return v;
-		} catch (e) { /* not yet */ }
-		if (Date.now() > end) throw new Error(what + ' (waited ' + timeoutMs / 1000 + ' s)');
-		await sleep(100);
+/** Run the script's main(), a throw out of it failing one more check; then summary(). */
+export async function run(main) {
+	try {
+		await main();
+	} catch (e) {
+		await check('the test runs to its end', () => { throw e; });
 	}
-}
-
-/** A free TCP port on 127.0.0.1 (for a program that cannot pick its own). */
-export function freePort() {
-	return new Promise((resolve, reject) => {
-		const s = net.createServer();
-		s.on('error', reject);
-		s.listen(0, '127.0.0.1', () => {
-			const { port } = s.address();
-			s.close(() => resolve(port));
-		});
-	});
-}
-
-/* ---- the server --------------------------------------------------------- */
-
-/**
- * The publisher binary serving `feed` with a store in `dir`, logging to
- * tests/artifacts/publisher-<name>.log (a restart appends).
- */
-export class Server {
-	constructor(dir, { feed = 'synthetic:symbols=60,rate=600,seed=7', args = [], name } = {}) {
-		this.dir = dir;
-		this.feed = feed;
-		this.args = args;
-		this.port = 0;
-		this.proc = null;
-		this.log = path.join(ARTIFACTS, 'publisher-' + (name || path.basename(dir)) + '.log');
-	}
-
-	/** Start on `port` (0: any free port); resolves with it once it listens. */
-	async start(port = 0) {
-		fs.mkdirSync(ARTIFACTS, { recursive: true });
-		const portFile = path.join(this.dir, 'port');
-		fs.rmSync(portFile, { force: true });
-		const out = fs.openSync(this.log, this.proc ? 'a' : 'w');
-		this.proc = spawn(BIN, [
-			'serve', '--listen', '127.0.0.1:' + port, '--port-file', portFile,
-			'--feed', this.feed, '--db', path.join(this.dir, 'ticks.db'),
-			'--web', path.join(ROOT, 'web'), '--log-level', 'warn', ...this.args,
-		], { cwd: ROOT, stdio: ['ignore', out, out] });
-		fs.closeSync(out);
-		const exited = once(this.proc, 'exit').then(([code]) => {
-			throw new Error('publisher exited with status ' + code + ' (log: ' + this.log + ')');
-		});
-		exited.catch(() => {});
-		const ready = waitFor(() => {
-			const t = fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').trim();
-			return t && Number(t) > 0 ? Number(t) : 0;
-		}, 10000, 'publisher wrote no port file');
-		this.port = await Promise.race([ready, exited]);
-		return this.port;
-	}
-
-	/** SIGTERM, and SIGKILL after 5 s. */
-	async stop() {
-		const p = this.proc;
-		if (!p || p.exitCode !== null || p.signalCode !== null) return;
-		const done = once(p, 'exit');
-		p.kill('SIGTERM');
-		const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-		await done;
-		clearTimeout(t);
-	}
-
-	/** The URL of `p` ('/' by default) on this server. */
-	url(p = '/') {
-		return 'http://127.0.0.1:' + this.port + p;
-	}
+	summary();
 }
 
 /* ---- the browser -------------------------------------------------------- */
 
-/**
- * Headless Chromium with a profile in `profileDir` (so localStorage lives
- * across reloads). Every page reports CSP violations as console errors,
- * which watchProblems() collects.
- */
-export async function launch(profileDir, { viewport = { width: 1366, height: 768 }, colorScheme = 'dark' } = {}) {
-	assert(fs.existsSync(BIN), 'no publisher binary at ' + BIN + ' (make all, or set PUBLISHER_BIN)');
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+	'--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+function haveChromium() {
 	assert(fs.existsSync(CHROMIUM), 'no Chromium at ' + CHROMIUM + ' (apt-get install chromium)');
-	const context = await chromium.launchPersistentContext(profileDir, {
-		executablePath: CHROMIUM,
-		headless: true,
-		viewport,
-		colorScheme,
-		args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-			'--disable-background-networking', '--disable-component-update', '--disable-sync'],
-	});
-	// Runs before the page's own scripts (CDP bypasses the page's CSP).
+}
+
+/* Every page of `context` reports CSP violations as console errors, which
+ * watchProblems() collects. Runs before the page's own scripts (CDP
+ * bypasses the page's CSP). */
+async function reportCspViolations(context) {
 	await context.addInitScript(() => {
 		document.addEventListener('securitypolicyviolation', (e) => {
 			console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') +
 				' at ' + e.sourceFile + ':' + e.lineNumber);
 		});
 	});
+}
+
+/**
+ * Headless Chromium with a profile in `profileDir` (so localStorage lives
+ * across reloads), as one context whose pages report CSP violations.
+ */
+export async function launch(profileDir, { viewport = { width: 1366, height: 768 }, colorScheme = 'dark' } = {}) {
+	haveChromium();
+	const context = await chromium.launchPersistentContext(profileDir, {
+		executablePath: CHROMIUM,
+		headless: true,
+		viewport,
+		colorScheme,
+		args: CHROMIUM_ARGS,
+	});
+	await reportCspViolations(context);
+	return context;
+}
+
+/** Headless Chromium without a profile, for contexts of newContext(). */
+export async function launchBrowser() {
+	haveChromium();
+	return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}
+
+/** A fresh context of `browser` (nothing stored) whose pages report CSP violations. */
+export async function newContext(browser, { viewport = { width: 1366, height: 768 }, colorScheme = 'dark' } = {}) {
+	const context = await browser.newContext({ viewport, colorScheme });
+	await reportCspViolations(context);
 	return context;
 }
 
 /**
  * Collect the page's console errors and page errors into `problems`
- * (strings), except console errors `ignore(text)` says are expected.
+ * (strings), except console errors ignore(text, message) says are
+ * expected. With requests: true, also failed requests and answers of 400
+ * and above, except those ignoreFailure(request) and ignoreStatus(response)
+ * say are expected. `label` names the page in each problem.
  */
-export function watchProblems(page, problems, { ignore = () => false, label = '' } = {}) {
+export function watchProblems(page, problems, {
+	ignore = () => false, label = '', requests = false, ignoreFailure = () => false, ignoreStatus = () => false,
+} = {}) {
 	const where = label ? ' (' + label + ')' : '';
 	page.on('console', (m) => {
-		if (m.type() !== 'error' || ignore(m.text())) return;
+		if (m.type() !== 'error' || ignore(m.text(), m)) return;
 		problems.push('console' + where + ': ' + m.text());
 	});
 	page.on('pageerror', (e) => problems.push('page error' + where + ': ' + e.message));
+	if (!requests) return;
+	page.on('requestfailed', (r) => {
+		if (!ignoreFailure(r)) problems.push('request failed' + where + ': ' + r.url() + ' ' + (r.failure() || {}).errorText);
+	});
+	page.on('response', (r) => {
+		if (r.status() >= 400 && !ignoreStatus(r)) problems.push('HTTP ' + r.status() + where + ' for ' + r.url());
+	});
+}
+
+/* ---- the dashboard ------------------------------------------------------ */
+
+/**
+ * From now on, note in window.blanked each symbol whose last price the
+ * watchlist showed and then shows blank (a row redrawn from nothing).
+ */
+export function watchBlanks(page) {
+	return page.evaluate(() => {
+		const cells = () => [...document.querySelectorAll('#watchlist .wl-row')].map((r) => [r.children[0].textContent, r.children[3].textContent]);
+		const shown = new Set(cells().filter(([, v]) => v !== '\u2014').map(([s]) => s));
+		window.blanked = [];
+		setInterval(() => {
+			for (const [s, v] of cells()) if (v === '\u2014' && shown.has(s) && !window.blanked.includes(s)) window.blanked.push(s);
+		}, 10);
+	});
 }

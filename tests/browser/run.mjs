@@ -8,19 +8,13 @@
 // check and ends with "N passed, N failed"; exits 1 when anything failed.
 // Screenshots go to tests/artifacts/ (git-ignored).
 
-import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT, ARTIFACTS, waitFor, sleep, Server } from '../support/server.mjs';
+import { Proxy } from '../support/proxy.mjs';
+import { check, assert, run, launch, watchProblems, watchBlanks } from './harness.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.resolve(ROOT, process.env.PUBLISHER_BIN || 'build/publisher');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARTIFACTS = path.join(ROOT, 'tests/artifacts');
 const FEED = 'synthetic:symbols=60,rate=600,seed=7';
 const LOAD_FEED = 'synthetic:symbols=500,rate=5000,seed=11';
 // Real USD/THB quotes from June 1997 (tests/data): a month in about two minutes.
@@ -28,221 +22,6 @@ const USDTHB_FILE = path.join(ROOT, 'tests/data/usdthb-1997.csv');
 const REPLAY_FEED = 'replay:' + USDTHB_FILE + ',speed=20000,loop';
 // As the README replays it: 100,000 times faster than it happened, a store.
 const SEEK_FEED = 'replay:' + USDTHB_FILE + ',speed=100000';
-const VIEWPORT = { width: 1366, height: 768 };
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/* ---- checks ------------------------------------------------------------- */
-
-let passed = 0;
-let failed = 0;
-
-async function check(name, fn) {
-	try {
-		const info = await fn();
-		console.log('ok   ' + name + (info ? ' (' + info + ')' : ''));
-		passed++;
-	} catch (e) {
-		console.log('FAIL ' + name + ': ' + (e && e.message ? e.message : e));
-		failed++;
-	}
-}
-
-function assert(cond, msg) {
-	if (!cond) throw new Error(msg);
-}
-
-/** Poll fn() until it returns a truthy value; throw `what` after timeoutMs. */
-async function waitFor(fn, timeoutMs, what) {
-	const end = Date.now() + timeoutMs;
-	let last;
-	for (;;) {
-		try {
-			last = await fn();
-			if (last) return last;
-		} catch (e) {
-			last = e;
-		}
-		if (Date.now() > end) throw new Error(what + ' (waited ' + timeoutMs / 1000 + ' s)');
-		await sleep(100);
-	}
-}
-
-/* ---- the server --------------------------------------------------------- */
-
-class Server {
-	constructor(dir, feed) {
-		this.dir = dir;
-		this.feed = feed;
-		this.port = 0;
-		this.proc = null;
-		this.log = path.join(ARTIFACTS, 'publisher-' + path.basename(dir) + '.log');
-	}
-
-	/** Start on `port` (0: any free port); resolves once it listens. */
-	async start(port = 0) {
-		const portFile = path.join(this.dir, 'port');
-		fs.rmSync(portFile, { force: true });
-		// One log per run; a restart appends to it.
-		const out = fs.openSync(this.log, this.proc ? 'a' : 'w');
-		this.proc = spawn(BIN, [
-			'serve', '--listen', '127.0.0.1:' + port, '--port-file', portFile,
-			'--feed', this.feed, '--db', path.join(this.dir, 'ticks.db'),
-			'--web', path.join(ROOT, 'web'), '--log-level', 'warn',
-		], { cwd: ROOT, stdio: ['ignore', out, out] });
-		fs.closeSync(out);
-		const exited = once(this.proc, 'exit').then(([code]) => {
-			throw new Error('publisher exited with status ' + code + ' (log: ' + this.log + ')');
-		});
-		exited.catch(() => {});
-		const ready = waitFor(() => {
-			const t = fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').trim();
-			return t && Number(t) > 0 ? Number(t) : 0;
-		}, 10000, 'publisher wrote no port file');
-		this.port = await Promise.race([ready, exited]);
-		return this.port;
-	}
-
-	async stop() {
-		const p = this.proc;
-		if (!p || p.exitCode !== null || p.signalCode !== null) return;
-		const done = once(p, 'exit');
-		p.kill('SIGTERM');
-		const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-		await done;
-		clearTimeout(t);
-	}
-
-	get url() {
-		return 'http://127.0.0.1:' + this.port + '/';
-	}
-}
-
-/* ---- a TCP proxy for network faults ------------------------------------- */
-
-/** Bytes of the WebSocket frame at buf[off], or 0 if its header is incomplete. */
-function frameLength(buf, off) {
-	if (buf.length - off < 2) return 0;
-	const b1 = buf[off + 1];
-	let len = b1 & 0x7f, head = 2;
-	if (len === 126) {
-		if (buf.length - off < 4) return 0;
-		len = buf.readUInt16BE(off + 2);
-		head = 4;
-	} else if (len === 127) {
-		if (buf.length - off < 10) return 0;
-		len = Number(buf.readBigUInt64BE(off + 2));
-		head = 10;
-	}
-	return head + (b1 & 0x80 ? 4 : 0) + len;
-}
-
-function textFrame(text) {
-	const p = Buffer.from(text);
-	const head = p.length < 126 ? Buffer.from([0x81, p.length])
-		: Buffer.from([0x81, 126, p.length >> 8, p.length & 0xff]);
-	return Buffer.concat([head, p]);
-}
-
-/*
- * Sits between the browser and the server. dropAll() cuts every connection
- * (a network blip: the same server and epoch are there on reconnect);
- * inject(text) slips a text frame into each server-to-browser WebSocket
- * stream between two whole messages.
- */
-class FaultProxy {
-	constructor(targetPort) {
-		this.targetPort = targetPort;
-		this.pairs = new Set();
-	}
-
-	async start() {
-		this.server = net.createServer((c) => this.accept(c));
-		this.server.listen(0, '127.0.0.1');
-		await once(this.server, 'listening');
-		this.port = this.server.address().port;
-	}
-
-	get url() {
-		return 'http://127.0.0.1:' + this.port + '/';
-	}
-
-	accept(client) {
-		const up = net.connect(this.targetPort(), '127.0.0.1');
-		const pair = { client, up, head: true, ws: false, buf: Buffer.alloc(0), inMessage: false, queue: [] };
-		this.pairs.add(pair);
-		const end = () => {
-			client.destroy();
-			up.destroy();
-			this.pairs.delete(pair);
-		};
-		client.on('data', (d) => up.write(d));
-		up.on('data', (d) => this.down(pair, d));
-		for (const s of [client, up]) {
-			s.on('error', end);
-			s.on('close', end);
-		}
-	}
-
-	down(pair, d) {
-		if (pair.head) {
-			pair.buf = Buffer.concat([pair.buf, d]);
-			const i = pair.buf.indexOf('\r\n\r\n');
-			if (i < 0) return;
-			pair.head = false;
-			pair.ws = / 101 /.test(pair.buf.subarray(0, pair.buf.indexOf('\r\n')).toString('latin1'));
-			pair.client.write(pair.buf.subarray(0, i + 4));
-			d = pair.buf.subarray(i + 4);
-			pair.buf = Buffer.alloc(0);
-		}
-		if (!pair.ws) {
-			if (d.length) pair.client.write(d);
-			return;
-		}
-		// Forward whole frames only, so an injected frame lands between two.
-		pair.buf = Buffer.concat([pair.buf, d]);
-		let off = 0;
-		for (;;) {
-			const n = frameLength(pair.buf, off);
-			if (!n || off + n > pair.buf.length) break;
-			const op = pair.buf[off] & 0x0f, fin = pair.buf[off] & 0x80;
-			if (op < 8) pair.inMessage = !fin; // data frames; control frames may interleave
-			pair.client.write(pair.buf.subarray(off, off + n));
-			off += n;
-			if (!pair.inMessage) this.flush(pair);
-		}
-		pair.buf = pair.buf.subarray(off);
-	}
-
-	flush(pair) {
-		while (pair.queue.length) pair.client.write(textFrame(pair.queue.shift()));
-	}
-
-	/** Returns how many WebSocket streams the frame was queued on. */
-	inject(text) {
-		let n = 0;
-		for (const pair of this.pairs) {
-			if (!pair.ws) continue;
-			pair.queue.push(text);
-			n++;
-			if (!pair.inMessage && !pair.buf.length) this.flush(pair);
-		}
-		return n;
-	}
-
-	dropAll() {
-		for (const pair of this.pairs) {
-			pair.client.destroy();
-			pair.up.destroy();
-		}
-		this.pairs.clear();
-	}
-
-	close() {
-		this.dropAll();
-		if (this.server) this.server.close();
-	}
-}
 
 /* ---- page helpers ------------------------------------------------------- */
 
@@ -286,21 +65,17 @@ function chartColours(page) {
 /* ---- the run ------------------------------------------------------------ */
 
 async function main() {
-	fs.mkdirSync(ARTIFACTS, { recursive: true });
-	assert(fs.existsSync(BIN), 'no publisher binary at ' + BIN + ' (make all, or set PUBLISHER_BIN)');
-	assert(fs.existsSync(CHROMIUM), 'no Chromium at ' + CHROMIUM + ' (apt-get install chromium)');
-
 	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'publisher-browser-'));
 	const serverDir = path.join(tmp, 'server');
 	const loadDir = path.join(tmp, 'load');
 	const replayDir = path.join(tmp, 'replay');
 	const seekDir = path.join(tmp, 'replay-seek');
 	for (const d of [serverDir, loadDir, replayDir, seekDir]) fs.mkdirSync(d);
-	const server = new Server(serverDir, FEED);
-	const loadServer = new Server(loadDir, LOAD_FEED);
-	const replayServer = new Server(replayDir, REPLAY_FEED);
-	const seekServer = new Server(seekDir, SEEK_FEED);
-	const proxy = new FaultProxy(() => server.port);
+	const server = new Server(serverDir, { feed: FEED, name: 'server' });
+	const loadServer = new Server(loadDir, { feed: LOAD_FEED, name: 'load' });
+	const replayServer = new Server(replayDir, { feed: REPLAY_FEED, name: 'replay' });
+	const seekServer = new Server(seekDir, { feed: SEEK_FEED, name: 'replay-seek' });
+	const proxy = new Proxy(() => server.port);
 	let context;
 
 	const problems = []; // console errors, page errors, CSP violations, failed requests
@@ -308,39 +83,16 @@ async function main() {
 
 	try {
 		await server.start(0);
-		context = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
-			executablePath: CHROMIUM,
-			headless: true,
-			viewport: VIEWPORT,
-			colorScheme: 'dark',
-			args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-				'--disable-background-networking', '--disable-component-update', '--disable-sync'],
-		});
-		// Runs before the page's own scripts (CDP bypasses the page's CSP).
-		await context.addInitScript(() => {
-			document.addEventListener('securitypolicyviolation', (e) => {
-				console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') +
-					' at ' + e.sourceFile + ':' + e.lineNumber);
-			});
-		});
+		context = await launch(path.join(tmp, 'profile'));
 		const page = context.pages()[0] || await context.newPage();
-		page.on('console', (m) => {
-			if (m.type() !== 'error') return;
-			const text = m.text();
+		watchProblems(page, problems, {
 			// Chromium logs each refused WebSocket attempt, and each refused
 			// fetch of the SSE fallback the client library tries next;
 			// expected while down.
-			if (outage && /WebSocket connection to .* failed/.test(text)) return;
-			if (outage && /Failed to load resource/.test(text) && /\/stream\//.test((m.location() || {}).url || '')) return;
-			problems.push('console: ' + text);
-		});
-		page.on('pageerror', (e) => problems.push('page error: ' + e.message));
-		page.on('requestfailed', (r) => {
-			const fallback = /^(ws|http)s?:\/\/[^/]+\/(ws|stream\/)/.test(r.url());
-			if (!(outage && fallback)) problems.push('request failed: ' + r.url() + ' ' + (r.failure() || {}).errorText);
-		});
-		page.on('response', (r) => {
-			if (r.status() >= 400) problems.push('HTTP ' + r.status() + ' for ' + r.url());
+			ignore: (text, m) => outage && (/WebSocket connection to .* failed/.test(text) ||
+				(/Failed to load resource/.test(text) && /\/stream\//.test((m.location() || {}).url || ''))),
+			requests: true,
+			ignoreFailure: (r) => outage && /^(ws|http)s?:\/\/[^/]+\/(ws|stream\/)/.test(r.url()),
 		});
 
 		let cspHeader = '';
@@ -611,8 +363,7 @@ async function main() {
 		await check('a dropped connection (same server) resumes with the epoch and held seqs; no value is cleared', async () => {
 			await proxy.start();
 			pp = await context.newPage();
-			pp.on('console', (m) => { if (m.type() === 'error') problems.push('console (proxy page): ' + m.text()); });
-			pp.on('pageerror', (e) => problems.push('page error (proxy page): ' + e.message));
+			watchProblems(pp, problems, { label: 'proxy page' });
 			pp.on('websocket', (ws) => {
 				ws.on('framesent', (f) => sent.push(String(f.payload)));
 				ws.on('framereceived', (f) => { if (String(f.payload).includes('"from":1000000000000,')) sent.push('[received the gap]'); });
@@ -621,14 +372,7 @@ async function main() {
 			await waitFor(async () => priced(await rows(pp)).length >= 45, 15000, 'rows did not fill in through the proxy');
 			const epoch = await pp.$eval('#st-epoch', (e) => e.textContent);
 			// Watch for any price that was shown going blank from here on.
-			await pp.evaluate(() => {
-				const cells = () => [...document.querySelectorAll('#watchlist .wl-row')].map((r) => [r.children[0].textContent, r.children[3].textContent]);
-				const shown = new Set(cells().filter(([, v]) => v !== '\u2014').map(([s]) => s));
-				window.blanked = [];
-				setInterval(() => {
-					for (const [s, v] of cells()) if (v === '\u2014' && shown.has(s) && !window.blanked.includes(s)) window.blanked.push(s);
-				}, 10);
-			});
+			await watchBlanks(pp);
 			sent.length = 0;
 			proxy.dropAll();
 			await waitFor(async () => /resumed/.test(await pp.$eval('#toast', (e) => e.textContent)), 15000, 'no "resumed" notice after the blip');
@@ -650,7 +394,8 @@ async function main() {
 			const r0 = (await rows(pp))[0];
 			sent.length = 0;
 			// Ticks 1e12-1 and earlier "missing": `from` is ahead of any held seq.
-			const streams = proxy.inject(JSON.stringify({ type: 'delta', symbol: r0.sym, from: 1e12, seq: 1e12 + 1, ts: Date.now() * 1000, last: 0.01, bid: 0.01 }));
+			const streams = proxy.streams('ws');
+			proxy.inject(JSON.stringify({ type: 'delta', symbol: r0.sym, from: 1e12, seq: 1e12 + 1, ts: Date.now() * 1000, last: 0.01, bid: 0.01 }));
 			assert(streams === 1, 'the proxy carries ' + streams + ' WebSocket streams, expected 1');
 			const sub = await waitFor(() => subscribes().find((m) => m.symbols && m.symbols.includes(r0.sym) && m.resume), 5000,
 				'no resubscribe after the gap (sent: ' + sent.slice(0, 5).join(' ') + ')').catch(async (e) => {
@@ -671,8 +416,7 @@ async function main() {
 		await check('a replay feed shows replay controls: pause, resume, speed and seek work', async () => {
 			await replayServer.start(0);
 			const rp = await context.newPage();
-			rp.on('console', (m) => { if (m.type() === 'error') problems.push('console (replay page): ' + m.text()); });
-			rp.on('pageerror', (e) => problems.push('page error (replay page): ' + e.message));
+			watchProblems(rp, problems, { label: 'replay page' });
 			const states = [];
 			rp.on('websocket', (ws) => ws.on('framereceived', (f) => {
 				const t = String(f.payload);
@@ -724,8 +468,7 @@ async function main() {
 			});
 			await seekServer.start(0);
 			const sp = await context.newPage();
-			sp.on('console', (m) => { if (m.type() === 'error') problems.push('console (seek page): ' + m.text()); });
-			sp.on('pageerror', (e) => problems.push('page error (seek page): ' + e.message));
+			watchProblems(sp, problems, { label: 'seek page' });
 			const frames = []; // [connection number, text]
 			let conns = 0;
 			sp.on('websocket', (ws) => {
@@ -864,8 +607,7 @@ async function main() {
 			// One page at a time: two busy renderers would measure each other.
 			for (const p of context.pages()) await p.close();
 			const lp = await context.newPage();
-			lp.on('console', (m) => { if (m.type() === 'error') problems.push('console (load page): ' + m.text()); });
-			lp.on('pageerror', (e) => problems.push('page error (load page): ' + e.message));
+			watchProblems(lp, problems, { label: 'load page' });
 			await lp.goto(loadServer.url, { waitUntil: 'load' });
 			await waitFor(async () => (await rows(lp)).length === 50, 10000, 'no first-visit rows');
 			// Watch every symbol the server has, as a user who added them all.
@@ -941,11 +683,4 @@ async function main() {
 	}
 }
 
-try {
-	await main();
-} catch (e) {
-	console.log('FAIL setup: ' + (e && e.message ? e.message : e));
-	failed++;
-}
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+await run(main);

@@ -21,12 +21,10 @@
 // printed.
 
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import {
-	ROOT, ARTIFACTS, check, assert, summary, waitFor, sleep, freePort, Server, launch, watchProblems,
-} from './harness.mjs';
+import { ROOT, ARTIFACTS, waitFor, sleep, freePort, Server, tcpFeed } from '../support/server.mjs';
+import { check, assert, run, launch, watchProblems } from './harness.mjs';
 
 const LIVE_FEED = 'synthetic:symbols=40,rate=400,seed=5';
 const USDTHB_FILE = path.join(ROOT, 'tests/data/usdthb-1997.csv');
@@ -123,22 +121,6 @@ async function coveredControls() {
 	return { n, out };
 }
 
-/** A producer on the tcp feed: send(tick) writes one JSONL line. */
-async function producer(port) {
-	const sock = net.connect(port, '127.0.0.1');
-	await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
-	sock.on('data', (d) => console.log('     feed said: ' + String(d).trim()));
-	return {
-		/* Values go as written ("100.00" stays 100.00): the feed reads
-		 * decimals as their text. */
-		send(t) {
-			const members = Object.entries(t).map(([k, v]) => JSON.stringify(k) + ':' + (k === 'symbol' ? JSON.stringify(v) : String(v)));
-			sock.write('{' + members.join(',') + '}\n');
-		},
-		close() { sock.destroy(); },
-	};
-}
-
 /** The tape's rows as shown: { seq, time, price, size, cls }. */
 function tapeRows(page) {
 	return page.$$eval('#tape > li', (lis) => lis.map((li) => ({
@@ -192,7 +174,7 @@ async function main() {
 			for (const L of LAYOUTS) {
 				await check(`${which} at ${L.width}x${L.height}: nothing wider than the window, nothing cut off or overlapping, every control reachable`, async () => {
 					await page.setViewportSize({ width: L.width, height: L.height });
-					await page.goto(server.url(), { waitUntil: 'load' });
+					await page.goto(server.url, { waitUntil: 'load' });
 					await waitFor(() => page.$eval('#st-conn', (e) => e.dataset.state === 'open'), 10000, 'never connected');
 					if (which === 'replay') await waitFor(() => page.$eval('#replay', (e) => !e.hidden), 10000, 'no replay controls');
 					await waitFor(() => page.$$eval('#watchlist .wl-row', (r) => r.length > 0), 10000, 'no watchlist rows');
@@ -215,7 +197,7 @@ async function main() {
 		/* ---- the tape ------------------------------------------------------- */
 
 		await page.setViewportSize({ width: 1366, height: 768 });
-		const feed = await producer(tcpPort);
+		const feed = await tcpFeed(tcpPort);
 		const t0 = Date.now() * 1000;
 		let ts = t0 - 60_000_000;
 		const trade = (sym, last, size, extra = {}) => {
@@ -234,7 +216,7 @@ async function main() {
 		feed.send({ ts: (ts += 1000), symbol: 'OTHER', last: '55.5', last_size: 10 });
 
 		await check('the tape is seeded from history: trades only, newest first, price, size, time and tick direction', async () => {
-			await page.goto(tcp.url(), { waitUntil: 'load' });
+			await page.goto(tcp.url, { waitUntil: 'load' });
 			await page.evaluate(() => {
 				localStorage.setItem('publisher.watchlist', JSON.stringify(['TAPE', 'OTHER']));
 				localStorage.setItem('publisher.selected', JSON.stringify('TAPE'));
@@ -376,7 +358,7 @@ async function main() {
 
 		await check('the CSV button downloads the chart\'s range from /api/export, named SYMBOL-FROM-TO.csv, rows as in the file', async () => {
 			const fileRows = fs.readFileSync(USDTHB_FILE, 'utf8').trim().split('\n');
-			await page.goto(replay.url(), { waitUntil: 'load' });
+			await page.goto(replay.url, { waitUntil: 'load' });
 			await waitFor(() => page.$eval('#replay-state', (e) => e.textContent === 'finished'), 30000, 'the replay did not finish');
 			await page.reload({ waitUntil: 'load' }); // the chart's history now holds the whole file
 			await waitFor(() => page.$eval('#q-symbol', (e) => e.textContent === 'USDTHB'), 10000, 'USDTHB not selected');
@@ -424,9 +406,4 @@ async function main() {
 	}
 }
 
-try {
-	await main();
-} catch (e) {
-	await check('setup', () => { throw e; });
-}
-summary();
+await run(main);

@@ -19,20 +19,15 @@
 // tests/artifacts/ (git-ignored). Deadlines are generous; the times it
 // actually took are printed.
 
-import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT, ARTIFACTS, waitFor, sleep, Server } from '../support/server.mjs';
+import { check, assert, run, launchBrowser, newContext, watchProblems } from './harness.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.resolve(ROOT, process.env.PUBLISHER_BIN || 'build/publisher');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARTIFACTS = path.join(ROOT, 'tests/artifacts');
 const FEED = 'synthetic:symbols=40,rate=400,seed=5';
 const LAYOUTS = [
 	{ name: 'phone', width: 390, height: 844 },
@@ -40,91 +35,7 @@ const LAYOUTS = [
 	{ name: 'desktop', width: 1366, height: 768 },
 ];
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/* ---- checks ------------------------------------------------------------- */
-
-let passed = 0;
-let failed = 0;
-
-async function check(name, fn) {
-	const t0 = Date.now();
-	try {
-		const info = await fn();
-		const took = ((Date.now() - t0) / 1000).toFixed(1) + ' s';
-		console.log('ok   ' + name + ' (' + (info ? info + '; ' : '') + took + ')');
-		passed++;
-	} catch (e) {
-		console.log('FAIL ' + name + ': ' + (e && e.message ? e.message : e));
-		failed++;
-	}
-}
-
-function assert(cond, msg) {
-	if (!cond) throw new Error(msg);
-}
-
-/** Poll fn() until it returns a truthy value; throw `what` after timeoutMs. */
-async function waitFor(fn, timeoutMs, what) {
-	const end = Date.now() + timeoutMs;
-	let last;
-	for (;;) {
-		try {
-			last = await fn();
-			if (last) return last;
-		} catch (e) {
-			last = e;
-		}
-		if (Date.now() > end) throw new Error(what + ' (waited ' + timeoutMs / 1000 + ' s)');
-		await sleep(100);
-	}
-}
-
-/* ---- the server and its clients ----------------------------------------- */
-
-class Server {
-	constructor(dir, args = []) {
-		this.dir = dir;
-		this.args = args;
-		this.port = 0;
-		this.proc = null;
-		this.log = path.join(ARTIFACTS, 'publisher-status-' + path.basename(dir) + '.log');
-	}
-
-	async start() {
-		const portFile = path.join(this.dir, 'port');
-		const out = fs.openSync(this.log, 'w');
-		this.proc = spawn(BIN, [
-			'serve', '--listen', '127.0.0.1:0', '--port-file', portFile,
-			'--feed', FEED, '--db', path.join(this.dir, 'ticks.db'),
-			'--web', path.join(ROOT, 'web'), '--log-level', 'warn', ...this.args,
-		], { cwd: ROOT, stdio: ['ignore', out, out] });
-		fs.closeSync(out);
-		const exited = once(this.proc, 'exit').then(([code]) => {
-			throw new Error('publisher exited with status ' + code + ' (log: ' + this.log + ')');
-		});
-		exited.catch(() => {});
-		const ready = waitFor(() => {
-			const t = fs.existsSync(portFile) && fs.readFileSync(portFile, 'utf8').trim();
-			return t && Number(t) > 0 ? Number(t) : 0;
-		}, 10000, 'publisher wrote no port file');
-		this.port = await Promise.race([ready, exited]);
-	}
-
-	async stop() {
-		const p = this.proc;
-		if (!p || p.exitCode !== null || p.signalCode !== null) return;
-		const done = once(p, 'exit');
-		p.kill('SIGTERM');
-		const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-		await done;
-		clearTimeout(t);
-	}
-
-	url(p) {
-		return 'http://127.0.0.1:' + this.port + p;
-	}
-}
+/* ---- the server's clients ----------------------------------------------- */
 
 /**
  * A WebSocket client on a raw socket, subscribed to every symbol: it reads
@@ -224,9 +135,6 @@ function columns(page) {
 /* ---- the run ------------------------------------------------------------ */
 
 async function main() {
-	fs.mkdirSync(ARTIFACTS, { recursive: true });
-	assert(fs.existsSync(BIN), 'no publisher binary at ' + BIN + ' (make all, or set PUBLISHER_BIN)');
-	assert(fs.existsSync(CHROMIUM), 'no Chromium at ' + CHROMIUM + ' (apt-get install chromium)');
 	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'publisher-status-'));
 	const openDir = path.join(tmp, 'open');
 	const authDir = path.join(tmp, 'auth');
@@ -234,54 +142,31 @@ async function main() {
 	const secret = crypto.randomBytes(24).toString('hex');
 	const secretFile = path.join(authDir, 'secret.key');
 	fs.writeFileSync(secretFile, secret + '\n', { mode: 0o600 });
-	const server = new Server(openDir);
-	const authServer = new Server(authDir, ['--auth-secret', secretFile]);
+	const server = new Server(openDir, { feed: FEED, name: 'status-open' });
+	const authServer = new Server(authDir, { feed: FEED, args: ['--auth-secret', secretFile], name: 'status-auth' });
 	let browser, ws, sse;
 
 	const problems = []; // console errors, page errors, CSP violations, failed requests
 	let refusalsExpected = false; // while the page is refused on purpose
-	const watch = (page) => {
-		page.on('console', (m) => {
-			if (m.type() !== 'error') return;
-			const where = (m.location() || {}).url || '';
-			if (refusalsExpected && /Failed to load resource/.test(m.text()) && /\/api\/status/.test(where)) return;
-			problems.push('console: ' + m.text());
-		});
-		page.on('pageerror', (e) => problems.push('page error: ' + e.message));
-		page.on('requestfailed', (r) => problems.push('request failed: ' + r.url() + ' ' + (r.failure() || {}).errorText));
-		page.on('response', (r) => {
-			if (r.status() >= 400 && !(refusalsExpected && /\/api\/status/.test(r.url())))
-				problems.push('HTTP ' + r.status() + ' for ' + r.url());
-		});
-	};
 	const newPage = async (viewport) => {
-		const context = await browser.newContext({ viewport, colorScheme: 'dark' });
-		// Runs before the page's own scripts (CDP bypasses the page's CSP).
-		await context.addInitScript(() => {
-			document.addEventListener('securitypolicyviolation', (e) => {
-				console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') +
-					' at ' + e.sourceFile + ':' + e.lineNumber);
-			});
+		const page = await (await newContext(browser, { viewport })).newPage();
+		watchProblems(page, problems, {
+			ignore: (text, m) => refusalsExpected && /Failed to load resource/.test(text) && /\/api\/status/.test((m.location() || {}).url || ''),
+			requests: true,
+			ignoreStatus: (r) => refusalsExpected && /\/api\/status/.test(r.url()),
 		});
-		const page = await context.newPage();
-		watch(page);
 		return page;
 	};
 
 	try {
 		await Promise.all([server.start(), authServer.start()]);
-		browser = await chromium.launch({
-			executablePath: CHROMIUM,
-			headless: true,
-			args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-				'--disable-background-networking', '--disable-component-update', '--disable-sync'],
-		});
+		browser = await launchBrowser();
 		ws = await wsSubscriber(server.port);
 		sse = await sseSession(server.port);
 		const page = await newPage({ width: 1366, height: 768 });
 
 		await check('/status loads under the server\'s strict CSP with no console errors or CSP violations', async () => {
-			const resp = await page.goto(server.url('/status'), { waitUntil: 'load' });
+			const resp = await page.goto(server.url + 'status', { waitUntil: 'load' });
 			assert(resp && resp.ok(), 'GET /status answered ' + (resp && resp.status()));
 			const csp = resp.headers()['content-security-policy'] || '';
 			assert(/script-src 'self'/.test(csp) && /style-src 'self'/.test(csp),
@@ -354,7 +239,7 @@ async function main() {
 		});
 
 		await check('/status.html leads to /status with its query', async () => {
-			await page.goto(server.url('/status.html?from=old#x'), { waitUntil: 'load' });
+			await page.goto(server.url + 'status.html?from=old#x', { waitUntil: 'load' });
 			await waitFor(() => /\/status\?from=old#x$/.test(page.url()), 5000, 'still at ' + page.url());
 			await waitFor(async () => (await samples(page)) >= 1, 10000, 'no sample after the redirect');
 			assert(problems.length === 0, problems.join(' | '));
@@ -365,18 +250,18 @@ async function main() {
 			refusalsExpected = true;
 			const p = await newPage({ width: 390, height: 844 });
 			const exp = Math.floor(Date.now() / 1000) + 3600;
-			await p.goto(authServer.url('/status'), { waitUntil: 'load' });
+			await p.goto(authServer.url + 'status', { waitUntil: 'load' });
 			await waitFor(() => p.$eval('#sp-health', (e) => e.dataset.state === 'refused'), 10000, 'not refused without a token');
 			const noToken = await p.$eval('#sp-banner-text', (e) => e.textContent);
 			assert(/requires a token/.test(noToken) && /admin claim/.test(noToken), 'banner without a token: ' + noToken);
-			await p.goto(authServer.url('/status?token=' + mint(secret, { sub: 'trader', exp, symbols: ['*'] })), { waitUntil: 'load' });
+			await p.goto(authServer.url + 'status?token=' + mint(secret, { sub: 'trader', exp, symbols: ['*'] }), { waitUntil: 'load' });
 			await waitFor(async () => /refused this token/.test(await p.$eval('#sp-banner-text', (e) => e.textContent)),
 				10000, 'no 403 reason shown for a token without the admin claim');
 			const noAdmin = await p.$eval('#sp-banner-text', (e) => e.textContent);
 			assert(/\(\\?"admin\\?": true\)/.test(noAdmin), 'the 403 banner does not name the claim: ' + noAdmin);
 			await p.screenshot({ path: path.join(ARTIFACTS, 'status-refused.png'), fullPage: true });
 			refusalsExpected = false;
-			await p.goto(authServer.url('/status?token=' + mint(secret, { sub: 'ops', exp, symbols: [], admin: true })), { waitUntil: 'load' });
+			await p.goto(authServer.url + 'status?token=' + mint(secret, { sub: 'ops', exp, symbols: [], admin: true }), { waitUntil: 'load' });
 			await waitFor(async () => (await samples(p)) >= 2, 10000, 'an admin token did not go live');
 			const state = await p.$eval('#sp-health', (e) => e.dataset.state);
 			const hidden = await p.$eval('#sp-banner', (e) => e.hidden);
@@ -394,12 +279,6 @@ async function main() {
 		await Promise.all([server.stop(), authServer.stop()]);
 		fs.rmSync(tmp, { recursive: true, force: true });
 	}
-	console.log(passed + ' passed, ' + failed + ' failed');
-	process.exit(failed ? 1 : 0);
 }
 
-main().catch((e) => {
-	console.log('FAIL ' + (e && e.stack ? e.stack : e));
-	console.log(passed + ' passed, ' + (failed + 1) + ' failed');
-	process.exit(1);
-});
+await run(main);

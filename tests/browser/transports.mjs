@@ -24,7 +24,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import { ARTIFACTS, ROOT, Server, assert, check, freePort, launch, summary, waitFor, watchProblems } from './harness.mjs';
+import { ARTIFACTS, ROOT, Server, freePort, waitFor } from '../support/server.mjs';
+import { assert, check, launch, run, watchBlanks, watchProblems } from './harness.mjs';
 
 const NGINX = process.env.NGINX || '/usr/sbin/nginx';
 const FEED = 'synthetic:symbols=60,rate=600,seed=7';
@@ -147,18 +148,6 @@ async function openPage(context, url, problems) {
 	return { page, sent, urls, t0 };
 }
 
-/* Record any price that was shown and goes blank from now on. */
-function watchBlanks(page) {
-	return page.evaluate(() => {
-		const cells = () => [...document.querySelectorAll('#watchlist .wl-row')].map((r) => [r.children[0].textContent, r.children[3].textContent]);
-		const shown = new Set(cells().filter(([, v]) => v !== '\u2014').map(([s]) => s));
-		window.blanked = [];
-		setInterval(() => {
-			for (const [s, v] of cells()) if (v === '\u2014' && shown.has(s) && !window.blanked.includes(s)) window.blanked.push(s);
-		}, 10);
-	});
-}
-
 const subscribesWithResume = (sent) => sent.map((t) => { try { return JSON.parse(t); } catch (e) { return {}; } })
 	.filter((m) => m.op === 'subscribe' && m.resume);
 
@@ -253,7 +242,7 @@ async function main() {
 			fs.mkdirSync(dir);
 			const other = new Server(dir, { feed: FEED, name: 'transports-example', args: ['--allow-origin', origin] });
 			await other.start(0);
-			const html = readmeExamplePage(other.url('/'));
+			const html = readmeExamplePage(other.url);
 			const site = http.createServer((req, res) => {
 				res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
 				res.end(html);
@@ -288,10 +277,6 @@ async function main() {
 		await publisher.stop().catch(() => {});
 		fs.rmSync(tmp, { recursive: true, force: true });
 	}
-	summary();
 }
 
-main().catch((e) => {
-	console.error(e);
-	process.exit(1);
-});
+await run(main);
