@@ -48,6 +48,11 @@ const IN_GAP = '1997-06-02T13:45:00Z';
 
 /* ---- times as the test expects them, from Node's Intl ------------------- */
 
+/** The times (µs) of the file's ticks, in order. */
+function fileTimes() {
+	return fs.readFileSync(USDTHB, 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(',')[0]));
+}
+
 function parts(ms, zone) {
 	const p = {};
 	const f = new Intl.DateTimeFormat('en-US', {
@@ -149,10 +154,12 @@ async function chartLabels(page, sec) {
 	}, sec);
 }
 
-/** Seek by typing in the seek box. */
+/** Seek by typing in the seek box; resolves once the server has answered
+ * (the page empties the box then, so the next seek's text stays whole). */
 async function seek(page, text) {
 	await page.fill('#replay-ts', text);
 	await page.press('#replay-ts', 'Enter');
+	await waitFor(() => page.$eval('#replay-ts', (e) => e.value === ''), 10000, 'no answer to the seek to ' + text);
 }
 
 async function pickBasis(page, basis) {
@@ -269,8 +276,11 @@ async function main() {
 			assert(held === still, 'moved while paused: ' + held + ' -> ' + still);
 			assert(held > '1997-06-02 13:45:00', 'the pause set the clock back to the last tick: ' + held);
 			await page.click('#replay-toggle');
-			await waitFor(async () => (await texts(page)).pos > held, 5000, 'the clock does not run on after resume');
-			const after = (await texts(page)).pos;
+			// The first position shown after the resume.
+			const after = await waitFor(async () => {
+				const pos = (await texts(page)).pos;
+				return pos > held ? pos : null;
+			}, 5000, 'the clock does not run on after resume');
 			assert(Date.parse(after.replace(' ', 'T') + 'Z') - Date.parse(held.replace(' ', 'T') + 'Z') < 30 * 60e3,
 				'after resume it jumped from ' + held + ' to ' + after);
 			return 'held at ' + held + ', then ' + after;
@@ -305,12 +315,12 @@ async function main() {
 				const m = lastState(heard);
 				return m && m.state === 'paused' && Number(m.position) === tMs * 1000 && (await texts(page)).state === 'paused';
 			}, 15000, 'the replay does not stand paused at ' + T);
-			// "Updated" is the time of USDTHB's last tick before T.
-			await waitFor(() => {
-				const u = heard.updates.filter((x) => x.symbol === 'USDTHB' && Number(x.ts) / 1000 <= tMs);
-				updatedMs = u.length ? Number(u[u.length - 1].ts) / 1000 : 0;
-				return updatedMs > tMs - 86400e3;
-			}, 10000, 'no update of USDTHB before ' + T);
+			// "Updated" is the time of USDTHB's last tick before T, once the
+			// server has sent it: its update may come after the paused state.
+			const lastTick = Math.max(...fileTimes().filter((us) => us <= tMs * 1000));
+			await waitFor(() => heard.updates.some((x) => x.symbol === 'USDTHB' && Number(x.ts) === lastTick), 10000,
+				'no update of USDTHB at its last tick before ' + T + ' (' + new Date(lastTick / 1000).toISOString() + ')');
+			updatedMs = lastTick / 1000;
 			await waitFor(() => page.evaluate(() => window.__charts && window.__charts.length > 0), 5000, 'no chart made');
 			const want = {
 				utc: { zone: 'UTC', label: 'UTC' },
@@ -326,8 +336,14 @@ async function main() {
 					return t.pos === dateTime(tMs, zone) && t.updated === dateTime(updatedMs, zone) ? t : null;
 				}, 5000, basis + ': the position or "Updated" is not on the clock of ' + zone + ' (' + JSON.stringify(await texts(page)) + ')');
 				assert(got.label === label && got.zone === zone, basis + ': the label says "' + got.label + '" (' + got.zone + '), want "' + label + '"');
-				const now = Date.now();
-				assert([0, -1000, -2000, 1000].some((d) => clock(now + d, zone) === got.clock), basis + ': the status bar clock ' + got.clock + ' is not ' + clock(now, zone));
+				// The status bar clock is redrawn once a second: read it and
+				// the time now together.
+				let shown = got.clock;
+				await waitFor(async () => {
+					shown = (await texts(page)).clock;
+					const now = Date.now();
+					return [0, -1000, -2000, 1000].some((d) => clock(now + d, zone) === shown);
+				}, 5000, () => basis + ': the status bar clock ' + shown + ' is not ' + clock(Date.now(), zone));
 				const sec = Math.floor(updatedMs / 1000);
 				const c = await chartLabels(page, sec);
 				assert(c.crosshair === dateTime(sec * 1000, zone), basis + ': the crosshair says ' + c.crosshair + ', want ' + dateTime(sec * 1000, zone));
@@ -422,6 +438,10 @@ async function main() {
 			{ symbol: 'P1', bid: '25', ask: '25.2' },
 			{ symbol: 'P2', last: '101', last_size: 10 },
 		]);
+		// A first visit lists the symbols the server has then: P1 and P2, once stored.
+		const serverHas = async (sym) => (await (await fetch(symbolServer.url + 'api/export?symbol=' + sym + '&format=csv')).text())
+			.trim().split('\n').length > 1;
+		await waitFor(async () => (await serverHas('P1')) && (await serverHas('P2')), 10000, 'the server has not stored P1 and P2');
 		const sp = await newPage(context, problems, 'symbols');
 		await sp.goto(symbolServer.url, { waitUntil: 'load' });
 		const rowText = (s) => sp.evaluate((sym) => {
@@ -473,10 +493,15 @@ async function main() {
 			// The chart draws a quote-only symbol's mid: exact, not rounded
 			// to its quotes' decimals (1.08515 of 1.0850 and 1.0853).
 			await add('P3');
+			// P3's quote, and its chart's legend: hidden, with the text of the
+			// symbol shown before, until P3's history has come and its bars are drawn.
 			const mid = await waitFor(() => sp.evaluate(() => {
-				const v = [...document.querySelectorAll('#legend .lg-v')].map((e) => e.textContent);
-				return document.getElementById('q-symbol').textContent === 'P3' && v.length >= 4 ? [document.getElementById('q-last').textContent, v[3]] : null;
-			}), 5000, 'no chart legend for P3');
+				const legend = document.getElementById('legend');
+				const v = [...legend.querySelectorAll('.lg-v')].map((e) => e.textContent);
+				const quote = document.getElementById('q-last').textContent;
+				return document.getElementById('q-symbol').textContent === 'P3' && /\d/.test(quote) && !legend.hidden && v.length >= 4
+					? [quote, v[3]] : null;
+			}), 10000, 'no chart legend for P3');
 			assert(mid[0] === '1.0850 / 1.0853' && mid[1] === '1.08515', 'P3: quote ' + mid[0] + ', chart\'s mid ' + mid[1]);
 			await sp.click('#watchlist .wl-row[data-symbol="P3"] button.x');
 			return 'P1 ' + p1.slice(0, 2).join(' / ') + ', P2 ' + [d.open, d.high, d.low, d.last, d.chg].join(' ') + ', P3 ' + mid.join(', mid ');
