@@ -12,8 +12,9 @@
 //   chart's own formatters since it draws on a canvas) is on the clock of
 //   the zone the one label names, for UTC, local (New York) and the
 //   selected symbol's session zone (Bangkok, from --session through the
-//   symbols reply); switching changes all of them to the same instants, and
-//   the choice is kept across a reload;
+//   symbols reply); switching changes all of them to the same instants; so
+//   at 1366×768, 768×1024 and 390×844, the label and those times on screen;
+//   and the choice is kept across a reload;
 // - the replay clock runs on smoothly at the replay's speed through a gap
 //   between ticks, stops where it stands on a pause, never passes the end;
 // - the speed selector shows the server's speed (3,000×, not in its list);
@@ -194,6 +195,70 @@ async function catchCharts(context) {
 	});
 }
 
+/**
+ * At the page's size now, standing at tMs with USDTHB last updated at
+ * updatedMs: the one label and every time are on screen, and for each basis
+ * (UTC, local, the session zone) the label names the zone that the replay
+ * position, "Updated", the status bar clock and the chart's axis and
+ * crosshair are on, and no other label names another zone; every basis says
+ * the same instants. Returns what each basis showed.
+ */
+async function everyTimeOnOneClock(page, tMs, updatedMs) {
+	// On screen: drawn, with a box, inside the window's width (the page
+	// scrolls down on small screens).
+	const offScreen = await page.evaluate(() => ['#time-basis', '#replay-pos', '#detail [data-f="ts"]', '#st-clock', '#chart'].filter((sel) => {
+		const e = document.querySelector(sel);
+		const r = e.getBoundingClientRect();
+		return !(r.width > 0 && r.height > 0 && r.left >= -0.5 && r.right <= document.documentElement.clientWidth + 0.5 &&
+			getComputedStyle(e).visibility !== 'hidden');
+	}));
+	const size = page.viewportSize();
+	assert(offScreen.length === 0, 'not on screen at ' + size.width + '×' + size.height + ': ' + offScreen.join(', '));
+	const want = {
+		utc: { zone: 'UTC', label: 'UTC' },
+		local: { zone: 'America/New_York', label: 'Local: ' + zoneName('America/New_York', tMs) },
+		session: { zone: 'Asia/Bangkok', label: 'Session: ' + zoneName('Asia/Bangkok', tMs) },
+	};
+	const seen = [];
+	for (const basis of ['utc', 'local', 'session']) {
+		await pickBasis(page, basis);
+		const { zone, label } = want[basis];
+		const got = await waitFor(async () => {
+			const t = await texts(page);
+			return t.pos === dateTime(tMs, zone) && t.updated === dateTime(updatedMs, zone) ? t : null;
+		}, 5000, basis + ': the position or "Updated" is not on the clock of ' + zone + ' (' + JSON.stringify(await texts(page)) + ')');
+		assert(got.label === label && got.zone === zone, basis + ': the label says "' + got.label + '" (' + got.zone + '), want "' + label + '"');
+		// The status bar clock is redrawn once a second: read it and
+		// the time now together.
+		let shown = got.clock;
+		await waitFor(async () => {
+			shown = (await texts(page)).clock;
+			const now = Date.now();
+			return [0, -1000, -2000, 1000].some((d) => clock(now + d, zone) === shown);
+		}, 5000, () => basis + ': the status bar clock ' + shown + ' is not ' + clock(Date.now(), zone));
+		const sec = Math.floor(updatedMs / 1000);
+		const c = await chartLabels(page, sec);
+		assert(c.crosshair === dateTime(sec * 1000, zone), basis + ': the crosshair says ' + c.crosshair + ', want ' + dateTime(sec * 1000, zone));
+		assert(c.time === clock(sec * 1000, zone), basis + ': the axis says ' + c.time + ', want ' + clock(sec * 1000, zone));
+		const mid = Math.floor(sec / 86400) * 86400 * 1000;
+		const midWant = zone === 'UTC' ? String(new Date(mid).getUTCDate()) : clock(mid, zone).slice(0, 5);
+		assert(c.utcMidnight === midWant, basis + ': the axis\'s mark at 00:00 UTC says ' + c.utcMidnight + ', want ' + midWant);
+		// No other label on the page names another zone.
+		const others = await page.evaluate((l) => [...document.querySelectorAll('body *')]
+			.filter((e) => e.children.length === 0 && e.closest('#time-basis') === null &&
+				/\b(UTC|GMT[+-]\d+|E[SD]T|[A-Z][a-z]+ \((E[SD]T|GMT[+-]\d+)\))\b/.test(e.textContent) && !e.textContent.includes(l))
+			.map((e) => e.textContent), label.replace(/^(Local|Session): /, ''));
+		assert(others.length === 0, basis + ': other zone labels on the page: ' + others.join(' | '));
+		seen.push({ basis, zone, pos: got.pos, updated: got.updated, chart: c.crosshair });
+	}
+	// Every basis says the same instants.
+	for (const s of seen) {
+		assert(instantOf(s.pos, s.zone) === tMs, s.basis + ': ' + s.pos + ' is not ' + new Date(tMs).toISOString());
+		assert(instantOf(s.updated, s.zone) === updatedMs, s.basis + ': ' + s.updated + ' is not the update\'s time');
+	}
+	return seen;
+}
+
 /* ---- the checks --------------------------------------------------------- */
 
 async function main() {
@@ -322,50 +387,20 @@ async function main() {
 				'no update of USDTHB at its last tick before ' + T + ' (' + new Date(lastTick / 1000).toISOString() + ')');
 			updatedMs = lastTick / 1000;
 			await waitFor(() => page.evaluate(() => window.__charts && window.__charts.length > 0), 5000, 'no chart made');
-			const want = {
-				utc: { zone: 'UTC', label: 'UTC' },
-				local: { zone: 'America/New_York', label: 'Local: ' + zoneName('America/New_York', tMs) },
-				session: { zone: 'Asia/Bangkok', label: 'Session: ' + zoneName('Asia/Bangkok', tMs) },
-			};
-			const seen = [];
-			for (const basis of ['utc', 'local', 'session']) {
-				await pickBasis(page, basis);
-				const { zone, label } = want[basis];
-				const got = await waitFor(async () => {
-					const t = await texts(page);
-					return t.pos === dateTime(tMs, zone) && t.updated === dateTime(updatedMs, zone) ? t : null;
-				}, 5000, basis + ': the position or "Updated" is not on the clock of ' + zone + ' (' + JSON.stringify(await texts(page)) + ')');
-				assert(got.label === label && got.zone === zone, basis + ': the label says "' + got.label + '" (' + got.zone + '), want "' + label + '"');
-				// The status bar clock is redrawn once a second: read it and
-				// the time now together.
-				let shown = got.clock;
-				await waitFor(async () => {
-					shown = (await texts(page)).clock;
-					const now = Date.now();
-					return [0, -1000, -2000, 1000].some((d) => clock(now + d, zone) === shown);
-				}, 5000, () => basis + ': the status bar clock ' + shown + ' is not ' + clock(Date.now(), zone));
-				const sec = Math.floor(updatedMs / 1000);
-				const c = await chartLabels(page, sec);
-				assert(c.crosshair === dateTime(sec * 1000, zone), basis + ': the crosshair says ' + c.crosshair + ', want ' + dateTime(sec * 1000, zone));
-				assert(c.time === clock(sec * 1000, zone), basis + ': the axis says ' + c.time + ', want ' + clock(sec * 1000, zone));
-				const mid = Math.floor(sec / 86400) * 86400 * 1000;
-				const midWant = zone === 'UTC' ? String(new Date(mid).getUTCDate()) : clock(mid, zone).slice(0, 5);
-				assert(c.utcMidnight === midWant, basis + ': the axis\'s mark at 00:00 UTC says ' + c.utcMidnight + ', want ' + midWant);
-				// No other label on the page names another zone.
-				const others = await page.evaluate((l) => [...document.querySelectorAll('body *')]
-					.filter((e) => e.children.length === 0 && e.closest('#time-basis') === null &&
-						/\b(UTC|GMT[+-]\d+|E[SD]T|[A-Z][a-z]+ \((E[SD]T|GMT[+-]\d+)\))\b/.test(e.textContent) && !e.textContent.includes(l))
-					.map((e) => e.textContent), label.replace(/^(Local|Session): /, ''));
-				assert(others.length === 0, basis + ': other zone labels on the page: ' + others.join(' | '));
-				seen.push({ basis, zone, pos: got.pos, updated: got.updated, chart: c.crosshair });
-			}
-			// Every basis says the same instants.
-			for (const s of seen) {
-				assert(instantOf(s.pos, s.zone) === tMs, s.basis + ': ' + s.pos + ' is not ' + T);
-				assert(instantOf(s.updated, s.zone) === updatedMs, s.basis + ': ' + s.updated + ' is not the update\'s time');
-			}
+			const seen = await everyTimeOnOneClock(page, tMs, updatedMs);
 			return seen.map((s) => s.basis + ' ' + s.pos + ' / ' + s.updated).join('; ');
 		});
+		for (const { width, height } of [{ width: 768, height: 1024 }, { width: 390, height: 844 }]) {
+			await check(`at ${width}×${height} too: one label names the zone of every time on the page, for UTC, local and the session zone`, async () => {
+				assert(updatedMs, 'the replay does not stand at ' + T + ' (the check above failed)');
+				await page.setViewportSize({ width, height });
+				const seen = await everyTimeOnOneClock(page, tMs, updatedMs);
+				const shot = path.join(ARTIFACTS, `clock-${width}x${height}.png`);
+				await page.screenshot({ path: shot, fullPage: true });
+				return seen.map((s) => s.basis + ' ' + s.pos + ' / ' + s.updated).join('; ') + '; ' + path.relative(ROOT, shot);
+			});
+		}
+		await page.setViewportSize({ width: 1366, height: 768 });
 
 		await check('the chosen basis is kept across a reload', async () => {
 			await pickBasis(page, 'session');
