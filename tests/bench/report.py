@@ -509,7 +509,7 @@ def main():
           "lines, blank lines) per update, a WebSocket message's payload "
           "per update (the 2–4 bytes of frame header not counted); *B/upd "
           "JSON*: the frames' JSON alone, the same on both; *server RSS*: "
-          "at the end of the window (a stream session keeps up to 256 KiB "
+          "at the end of the window (a stream session keeps up to 64 KiB "
           "of the frames it sent, for a client that comes back with its "
           "cursor).")
         w("")
