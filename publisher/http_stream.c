@@ -117,6 +117,28 @@ read_wait_ms(struct http_request *h, long *ms)
 }
 
 /*
+ * The Origin check of a request under /stream/. True when the request was
+ * refused: the refusal is written (unless that failed: *rc is then -1),
+ * counted in *count and logged as `what`.
+ */
+static bool
+refused_origin(struct server *s, struct http_request *h, uint64_t *count,
+               const char *what, int *rc)
+{
+	char why[300], who[PEER_MAX + 16];
+
+	if (origin_allowed(s, h->wsi, why, sizeof why))
+		return false;
+	(*count)++;
+	snprintf(who, sizeof who, "http (%s)", h->peer);
+	log_refusal(who, what, REFUSED_ORIGIN, why);
+	*rc = write_refusal(h->wsi, REFUSED_ORIGIN, false) ? -1 : 0;
+	if (!*rc)
+		h->answered = true;
+	return true;
+}
+
+/*
  * GET /stream/events and GET /stream/poll: continue the session the
  * cursor names when its frames after the cursor are still held, else
  * open a new one.
@@ -126,21 +148,14 @@ open_stream(struct server *s, struct http_request *h, enum stream_transport t)
 {
 	struct http_stream_request *r = h->stream;
 	struct http_stream *st = NULL;
-	char cursor[STREAM_KEY_LEN + 40], key[STREAM_KEY_LEN + 1], why[300];
+	char cursor[STREAM_KEY_LEN + 40], key[STREAM_KEY_LEN + 1];
 	uint64_t n = 0;
 	long wait_ms = POLL_WAIT_DEFAULT_MS;
+	int rc;
 
-	if (!origin_allowed(s, h->wsi, why, sizeof why)) {
-		char who[PEER_MAX + 16];
-
-		s->m.refused_ws[REFUSED_ORIGIN]++;
-		snprintf(who, sizeof who, "http (%s)", h->peer);
-		log_refusal(who, "stream", REFUSED_ORIGIN, why);
-		if (write_refusal(h->wsi, REFUSED_ORIGIN, false))
-			return -1;
-		h->answered = true;
-		return 0;
-	}
+	if (refused_origin(s, h, &s->m.refused_ws[REFUSED_ORIGIN],
+	                   t == STREAM_SSE ? "SSE stream" : "long-poll", &rc))
+		return rc;
 	if (t == STREAM_POLL && read_wait_ms(h, &wait_ms))
 		return http_stream__respond_text(
 		        s, h, 400,
@@ -207,17 +222,14 @@ static int
 begin_send(struct server *s, struct http_request *h)
 {
 	struct http_stream_request *r = h->stream;
-	char arg[STREAM_KEY_LEN + 16], len_text[32], why[300];
+	char arg[STREAM_KEY_LEN + 16], len_text[32];
 	const char *v;
 	unsigned long long len = 0;
+	int rc;
 
-	if (!origin_allowed(s, h->wsi, why, sizeof why)) {
-		s->m.refused_api[REFUSED_ORIGIN]++;
-		if (write_refusal(h->wsi, REFUSED_ORIGIN, false))
-			return -1;
-		h->answered = true;
-		return 0;
-	}
+	if (refused_origin(s, h, &s->m.refused_api[REFUSED_ORIGIN],
+	                   "POST /stream/send", &rc))
+		return rc;
 	/* The key in a header keeps it out of URLs, which proxies log;
 	 * ?session= is for curl. */
 	v = lws_hdr_custom_copy(h->wsi, arg, (int)sizeof arg,
@@ -325,15 +337,11 @@ answer_preflight(struct server *s, struct http_request *h)
 {
 	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
 	                                   *end = buf + sizeof buf;
-	char why[300];
+	int rc;
 
-	if (!origin_allowed(s, h->wsi, why, sizeof why)) {
-		s->m.refused_api[REFUSED_ORIGIN]++;
-		if (write_refusal(h->wsi, REFUSED_ORIGIN, false))
-			return -1;
-		h->answered = true;
-		return 0;
-	}
+	if (refused_origin(s, h, &s->m.refused_api[REFUSED_ORIGIN],
+	                   "OPTIONS /stream/", &rc))
+		return rc;
 	if (lws_add_http_common_headers(h->wsi, 204, NULL, 0, &p, end) ||
 	    http_stream__add_header(h->wsi, "allow:", h->stream->allow, &p,
 	                            end) ||
