@@ -359,22 +359,8 @@ answer_preflight(struct server *s, struct http_request *h)
 	    http_stream__add_header(h->wsi, "x-accel-buffering:", "no", &p,
 	                            end))
 		return -1;
-	{
-		char origin[256];
-
-		if (lws_hdr_copy(h->wsi, origin, sizeof origin,
-		                 WSI_TOKEN_ORIGIN) > 0 &&
-		    (http_stream__add_header(
-		             h->wsi, "access-control-allow-origin:", origin, &p,
-		             end) ||
-		     http_stream__add_header(
-		             h->wsi, "access-control-allow-credentials:",
-		             "true", &p, end) ||
-		     http_stream__add_header(h->wsi, "vary:", "Origin", &p,
-		                             end)))
-			return -1;
-	}
-	if (lws_finalize_write_http_header(h->wsi, start, &p, end))
+	if (http_stream__add_cors_headers(h, &p, end) ||
+	    lws_finalize_write_http_header(h->wsi, start, &p, end))
 		return -1;
 	h->answered = true;
 	return 0;

@@ -188,6 +188,11 @@ int http_stream__add_header(struct lws *wsi, const char *name,
                             const char *value, unsigned char **p,
                             unsigned char *end);
 
+/* Access-Control-Allow-Origin and its company for a request that came
+ * with an (admitted) Origin; nothing without one. */
+int http_stream__add_cors_headers(struct http_request *h, unsigned char **p,
+                                  unsigned char *end);
+
 /* The headers of every answer under /stream/ (see the function). */
 int http_stream__headers(struct http_request *h, unsigned status,
                          const char *type, lws_filepos_t len);

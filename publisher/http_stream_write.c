@@ -36,6 +36,31 @@ http_stream__add_header(struct lws *wsi, const char *name, const char *value,
 }
 
 /*
+ * The request came with an Origin (one the Origin check admitted): its
+ * answer may be read by a page of that origin, with its cookies.
+ */
+int
+http_stream__add_cors_headers(struct http_request *h, unsigned char **p,
+                              unsigned char *end)
+{
+	char origin[256];
+
+	if (lws_hdr_copy(h->wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
+		return 0;
+	return http_stream__add_header(h->wsi,
+	                               "access-control-allow-origin:", origin,
+	                               p, end) ||
+	                       http_stream__add_header(
+	                               h->wsi,
+	                               "access-control-allow-credentials:",
+	                               "true", p, end) ||
+	                       http_stream__add_header(
+	                               h->wsi, "vary:", "Origin", p, end)
+	               ? -1
+	               : 0;
+}
+
+/*
  * The headers of a stream's answer: never cached, never held back by a
  * proxy that honours X-Accel-Buffering (nginx), and readable by a page of
  * an origin admitted by --allow-origin. len may be
@@ -47,7 +72,6 @@ http_stream__headers(struct http_request *h, unsigned status, const char *type,
 {
 	unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
 	                                   *end = buf + sizeof buf;
-	char origin[256];
 
 	if (lws_add_http_common_headers(h->wsi, status, type, len, &p, end) ||
 	    http_stream__add_header(h->wsi, "cache-control:", "no-cache", &p,
@@ -63,13 +87,7 @@ http_stream__headers(struct http_request *h, unsigned status, const char *type,
 	if (status == 405 && http_stream__add_header(h->wsi, "allow:",
 	                                             h->stream->allow, &p, end))
 		return -1;
-	if (lws_hdr_copy(h->wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) > 0 &&
-	    (http_stream__add_header(
-	             h->wsi, "access-control-allow-origin:", origin, &p, end) ||
-	     http_stream__add_header(
-	             h->wsi, "access-control-allow-credentials:", "true", &p,
-	             end) ||
-	     http_stream__add_header(h->wsi, "vary:", "Origin", &p, end)))
+	if (http_stream__add_cors_headers(h, &p, end))
 		return -1;
 	return lws_finalize_write_http_header(h->wsi, start, &p, end) ? -1 : 0;
 }
