@@ -211,6 +211,10 @@ transport_wake_at(void *conn, int64_t due_us)
 {
 	struct http_stream *st = conn;
 
+	/* Its timer stays armed for wake_due_us until that has passed
+	 * (http_stream_timer re-arms it). */
+	if (due_us == st->wake_due_us)
+		return;
 	st->wake_due_us = due_us;
 	if (st->req)
 		http_stream__arm_timer(st->req);

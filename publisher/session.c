@@ -103,7 +103,7 @@ struct session {
 	bool job_started;
 
 	int64_t last_write_us;
-	int64_t wake_due_us; /* max_hz wake asked for this time, 0 = none */
+	int64_t wake_due_us; /* updates held by max_hz until then, 0 = none */
 	int close_status;    /* nonzero: the next output is the close */
 	const char *close_reason;
 	bool closed; /* the close was taken */
@@ -948,13 +948,12 @@ take_updates(struct session *s, int64_t now, struct session_output *out)
 
 	n = engine_client_frame(s->client, now, s->hub->frame, &frame,
 	                        &next_due);
-	/* Updates held back by max_hz: the transport wakes us then. */
-	if (!next_due) {
-		s->wake_due_us = 0;
-	} else if (next_due != s->wake_due_us) {
-		s->wake_due_us = next_due;
+	/* Updates held back by max_hz: the transport wakes us then. Asked
+	 * every time, even for the time asked before: this call may be the
+	 * wake itself, come early (see wake_at in session.h). */
+	s->wake_due_us = next_due;
+	if (next_due)
 		s->t->wake_at(s->conn, next_due);
-	}
 	if (!n) {
 		s->ready_since_us = 0;
 		return false;

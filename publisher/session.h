@@ -135,7 +135,10 @@ struct session_transport {
 	 * connection can take it. */
 	void (*want_write)(void *conn);
 	/* Updates are held back by max_hz until due_us (CLOCK_REALTIME
-	 * µs): ask again then. */
+	 * µs): ask again then. Called each time the session finds them
+	 * held, often with the time it gave before: a transport whose timer
+	 * is armed for due_us keeps it, one whose timer has fired (maybe a
+	 * little early, on a clock of its own) arms it again. */
 	void (*wake_at)(void *conn, int64_t due_us);
 };
 

@@ -52,7 +52,8 @@ struct ws_conn {
 	bool deflate;          /* permessage-deflate agreed (ws_deflate.h) */
 	bool close_armed;      /* the timer closes it (see close_now) */
 	bool awaiting_destroy; /* closed, its close frame maybe not sent yet */
-	int64_t timer_due_us;  /* max_hz wake armed for this time, 0 = none */
+	/* The max_hz wake the timer is armed for, 0 = none (see timer_arm) */
+	int64_t timer_due_us;
 	/* Work for the loop's idle turn: on server->work while nonzero. */
 	unsigned work;
 	struct ws_conn *work_next;
@@ -149,6 +150,20 @@ discard_pending_input(struct lws *wsi)
 }
 
 /*
+ * A connection has one lws timer, for three things: a max_hz wake
+ * (transport_wake_at), the read window of ws_writeable and a close
+ * (close_now). Arming it for one forgets the time set for another, so the
+ * wake's time is forgotten too and the next wake_at arms it again (the
+ * timer's callback then writes whatever is due, whichever it was for).
+ */
+static void
+timer_arm(struct ws_conn *c, int64_t after_us, int64_t wake_due_us)
+{
+	c->timer_due_us = wake_due_us;
+	lws_set_timer_usecs(c->wsi, after_us > 0 ? after_us : 1);
+}
+
+/*
  * Close with a status the client is told in a close frame. From the
  * receive callback, returning -1 does it, except for a compressed message:
  * lws 4.1.6 ignores what the callback returns for the buffers it inflates
@@ -169,7 +184,7 @@ close_now(struct ws_conn *c, int status, const char *reason, bool from_receive)
 	if (from_receive && !c->deflate)
 		return -1;
 	c->close_armed = true;
-	lws_set_timer_usecs(c->wsi, 1);
+	timer_arm(c, 1, 0);
 	return 0;
 }
 
@@ -235,7 +250,7 @@ ws_writeable(struct ws_conn *c)
 	if (c->rx_paused) {
 		c->rx_paused = false;
 		lws_rx_flow_control(c->wsi, 1);
-		lws_set_timer_usecs(c->wsi, RX_WINDOW_US);
+		timer_arm(c, RX_WINDOW_US, 0);
 		return 0;
 	}
 	more = write_outputs(c, 1);
@@ -348,12 +363,9 @@ static void
 transport_wake_at(void *conn, int64_t due_us)
 {
 	struct ws_conn *c = conn;
-	int64_t now = clock_wall_us();
 
-	if (due_us == c->timer_due_us)
-		return;
-	c->timer_due_us = due_us;
-	lws_set_timer_usecs(c->wsi, due_us > now ? due_us - now : 1);
+	if (due_us != c->timer_due_us)
+		timer_arm(c, due_us - clock_wall_us(), due_us);
 }
 
 static const struct session_transport transport = {

@@ -31,6 +31,7 @@
 struct fake_conn {
 	int want_write;
 	int64_t wake_at;
+	int wakes_asked;
 };
 
 static void
@@ -43,6 +44,7 @@ static void
 fake_wake_at(void *conn, int64_t due)
 {
 	((struct fake_conn *)conn)->wake_at = due;
+	((struct fake_conn *)conn)->wakes_asked++;
 }
 
 static const struct session_transport fake = {fake_want_write, fake_wake_at};
@@ -491,6 +493,51 @@ test_max_hz_asks_to_be_woken_and_closing_all_comes_first(void **state)
 	fixture_free(f);
 }
 
+/*
+ * A wake can come a little early: the transport's timer runs on another
+ * clock than max_hz's (lws's monotonic one, off by a microsecond here and
+ * there). Still held, the session must ask for the same wake again: it
+ * once kept quiet because it had already asked for that time, and the
+ * client waited for its next heartbeat (seconds behind on a quiet feed).
+ */
+static void
+test_max_hz_wake_that_comes_early_is_asked_for_again(void **state)
+{
+	struct fixture *f = fixture_new(false, 100, 200);
+	struct fake_conn c = {0};
+	struct session *s = open_session(f, &c, NULL);
+	struct session_output out;
+	enum session_output_kind kind;
+	int64_t due;
+	json_t *j;
+
+	(void)state;
+	apply(f, "AAPL", "1");
+	expect_type(s, "hello");
+	send_text(s,
+	          "{\"op\":\"subscribe\",\"symbols\":[\"AAPL\"],\"max_hz\":2}");
+	expect_type(s, "subscribed");
+	expect_type(s, "snapshot");
+	apply(f, "AAPL", "2");
+	assert_null(next_json(s, &kind));
+	due = c.wake_at;
+	assert_true(due > clock_wall_us());
+	/* The timer fires a microsecond early: still held, and asked again. */
+	c.wakes_asked = 0;
+	assert_false(session_take_output(s, due - 1, &out));
+	assert_int_equal(c.wakes_asked, 1);
+	assert_int_equal(c.wake_at, due);
+	/* When due, the update goes. */
+	assert_true(session_take_output(s, due, &out));
+	assert_int_equal(out.kind, SESSION_OUT_UPDATES);
+	j = json_loadb(out.data, out.len, 0, NULL);
+	assert_non_null(j);
+	assert_string_equal(type_of(j), "delta");
+	json_decref(j);
+	session_close(s);
+	fixture_free(f);
+}
+
 static void
 test_quiet_session_gets_a_heartbeat(void **state)
 {
@@ -530,6 +577,8 @@ main(void)
 	                test_names_with_no_data_are_bounded_per_session_and_in_all),
 	        cmocka_unit_test(
 	                test_max_hz_asks_to_be_woken_and_closing_all_comes_first),
+	        cmocka_unit_test(
+	                test_max_hz_wake_that_comes_early_is_asked_for_again),
 	        cmocka_unit_test(test_quiet_session_gets_a_heartbeat),
 	};
 
