@@ -236,8 +236,9 @@ void engine_client_set_filter(struct engine_client *c,
 
 /*
  * Cap the update rate for this client; 0 = no cap. A client with a cap is
- * sent at most max_hz frames a second, so no symbol is updated more often
- * than that; what is held back is conflated, never queued.
+ * sent at most max_hz batches a second, so no symbol is updated more often
+ * than that; what is held back is conflated, never queued. A batch is one
+ * frame, or several back to back when its changes outgrow the frame cap.
  */
 void engine_client_set_max_hz(struct engine_client *c, double max_hz);
 

@@ -487,6 +487,8 @@ engine__rejoin(struct engine_client *c)
 	free(c->held);
 	c->held = NULL;
 	c->held_len = 0;
+	c->catch_next = 0;
+	c->batch_left = 0;
 	c->round = c->g->round;
 	engine__member_push(c, MEMBER_IDLE);
 }
@@ -582,6 +584,8 @@ write_merge_direct(struct engine *e, struct engine_client *c, char *buf)
 		for (i = 0; i < d.nwritten; i++)
 			c->held[d.written_idx[i]] =
 			        g->entries[d.written_idx[i]]->sym->st.seq;
+		/* What did not fit is the rest of this batch. */
+		c->batch_left = g->nentries;
 	} else {
 		/* Out of memory: nothing was sent after all. */
 		d.w.n = 0;
@@ -590,19 +594,27 @@ write_merge_direct(struct engine *e, struct engine_client *c, char *buf)
 	return engine__writer_end(&d.w);
 }
 
-/* A catching-up client: every entry whose seq it does not hold, in entry
- * order, as many as fit; back to the rhythm once it holds them all. */
+/*
+ * A catching-up client: every entry whose seq it does not hold, as many as
+ * fit, visited in turn from where the last frame stopped. In entry order
+ * from the first each time, a client whose changes outgrow a frame (a wide
+ * watchlist under max_hz) was sent the first entries again and again while
+ * the last waited for seconds. Back to the group's rhythm once one frame
+ * holds a whole pass.
+ */
 static size_t
 write_catching_up(struct engine *e, struct engine_client *c, char *buf)
 {
 	struct group *g = c->g;
 	struct frame_writer w;
 	char scratch[ENCODING_MAX];
-	bool complete = true;
-	uint32_t i;
+	uint32_t n = g->nentries, todo, k, i;
+	bool whole_pass = !c->batch_left || c->batch_left >= n;
 
+	todo = whole_pass ? n : c->batch_left;
+	i = c->catch_next < n ? c->catch_next : 0;
 	engine__writer_init(&w, buf, e->frame_cap);
-	for (i = 0; i < g->nentries; i++) {
+	for (k = 0; k < todo; k++, i = i + 1 < n ? i + 1 : 0) {
 		struct entry *en = g->entries[i];
 		uint64_t cur = en->sym->st.seq;
 		uint64_t held = i < c->held_len ? c->held[i] : 0;
@@ -614,30 +626,30 @@ write_catching_up(struct engine *e, struct engine_client *c, char *buf)
 		if (cur == 0 || held == cur)
 			continue;
 		enc = engine__update(e, en->sym, from, scratch, &len, &fresh);
-		if (!engine__writer_add(&w, enc, len)) {
-			complete = false;
+		if (!engine__writer_add(&w, enc, len))
 			break;
-		}
 		count_sent(e, 1, fresh, from ? cur - from - 1 : 0);
 		if (i >= c->held_len) {
-			uint64_t *p = realloc(c->held, g->nentries * sizeof *p);
+			uint64_t *p = realloc(c->held, n * sizeof *p);
 
-			if (!p) {
-				complete = false;
+			if (!p)
 				break;
-			}
 			memset(p + c->held_len, 0,
-			       (g->nentries - c->held_len) * sizeof *p);
+			       (n - c->held_len) * sizeof *p);
 			c->held = p;
-			c->held_len = g->nentries;
+			c->held_len = n;
 		}
 		c->held[i] = cur;
 	}
-	/* Rejoining needs the group's latest round to be what it holds: no
-	 * change waiting for the next flush, which wakes it again. */
-	if (complete && !g->dirty)
+	c->catch_next = i;
+	c->batch_left = todo - k;
+	/* Rejoining needs every entry held at its latest, which only a
+	 * whole pass in one frame shows, and the group's latest round to be
+	 * what it holds: no change waiting for the next flush, which wakes
+	 * it again. */
+	if (whole_pass && k == todo && !g->dirty)
 		engine__rejoin(c);
-	else if (complete)
+	else if (whole_pass && k == todo)
 		c->stalled = true;
 	return engine__writer_end(&w);
 }
@@ -650,6 +662,7 @@ engine_client_frame(struct engine_client *c, int64_t now_us, char *scratch,
 	struct group *g = c->g;
 	char *buf = scratch + e->headroom;
 	size_t n = 0;
+	bool continuing;
 
 	if (next_due_us)
 		*next_due_us = 0;
@@ -666,8 +679,9 @@ engine_client_frame(struct engine_client *c, int64_t now_us, char *scratch,
 		return frame_next_chunk(e, c, out);
 	if (!g || c->state == MEMBER_IDLE)
 		return 0;
+	continuing = c->batch_left != 0;
 	if (c->min_interval_us && c->last_frame_us != NEVER_SENT &&
-	    now_us - c->last_frame_us < c->min_interval_us) {
+	    !continuing && now_us - c->last_frame_us < c->min_interval_us) {
 		/* Held back: what waits keeps absorbing ticks, so when it
 		 * goes it is one merged frame. */
 		if (next_due_us)
@@ -695,7 +709,9 @@ engine_client_frame(struct engine_client *c, int64_t now_us, char *scratch,
 	} else {
 		n = write_catching_up(e, c, buf);
 	}
-	if (n)
+	/* max_hz counts batches: the frames that go on with one do not
+	 * start another interval. */
+	if (n && !continuing)
 		c->last_frame_us = now_us;
 	/* More left than one frame holds is due at once. */
 	if (next_due_us && engine_client_has_pending(c) && c->min_interval_us &&

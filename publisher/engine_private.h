@@ -206,6 +206,13 @@ struct engine_client {
 	uint64_t round; /* MEMBER_IDLE, MEMBER_BEHIND */
 	uint64_t *held; /* MEMBER_CATCHING_UP: seq held per entry */
 	uint32_t held_len;
+	/* MEMBER_CATCHING_UP: the entry its next frame starts at (entries
+	 * are visited in turn, so none waits while those before it keep
+	 * changing), and how many entries the batch under way still has to
+	 * visit: a batch cut by the frame cap goes on in the next frame at
+	 * once, max_hz or not (0: no batch under way). */
+	uint32_t catch_next;
+	uint32_t batch_left;
 	struct engine_client *prev, *next; /* in the group's list */
 
 	struct frame *frame; /* being sent chunk by chunk */
@@ -498,6 +505,8 @@ engine__member_drop(struct engine_client *c)
 	free(c->held);
 	c->held = NULL;
 	c->held_len = 0;
+	c->catch_next = 0;
+	c->batch_left = 0;
 }
 
 /* The group lets go of its frames (made for its latest round). */

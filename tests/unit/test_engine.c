@@ -605,6 +605,77 @@ test_max_hz_holds_back_then_releases_one_conflated_update(void **state)
 	engine_destroy(e);
 }
 
+/*
+ * A client on many symbols under max_hz whose changes outgrow a frame:
+ * each batch goes on in frames back to back until every symbol that
+ * changed is sent, once, visited in turn. It once got one frame per
+ * interval, filled from the first symbol each time, so the last symbols of
+ * a busy watchlist waited for seconds while the first kept changing.
+ */
+static void
+test_max_hz_batch_larger_than_a_frame_sends_every_symbol_once(void **state)
+{
+	enum { NSYM = 300 };
+	struct engine_config cfg = {.client_ready = on_ready,
+	                            .frame_cap = ENGINE_MIN_FRAME};
+	struct engine *e = engine_create(&cfg);
+	static struct update u[MAX_UPDATES];
+	static struct model m[NSYM];
+	static char buf[ENGINE_MIN_FRAME];
+	struct engine_client *c;
+	int64_t now = 1000000, due;
+	int ready = 0, k, round, seen[NSYM];
+	uint64_t s000 = 0, seq;
+	size_t n, i;
+	char name[16];
+
+	(void)state;
+	memset(m, 0, sizeof m);
+	c = engine_client_create(e, &ready);
+	engine_client_set_max_hz(c, 10);
+	assert_int_equal(engine_client_subscribe_all(c, NULL, NULL), 0);
+	for (round = 1; round <= 6; round++) {
+		for (k = 0; k < NSYM; k++) {
+			snprintf(name, sizeof name, "S%03d", k);
+			seq = apply_quote(e, name, round,
+			                  round % 2 ? "1.01" : "1.02", "1.03");
+			assert_true(seq > 0);
+			if (k == 0)
+				s000 = seq;
+		}
+		engine_flush(e);
+		n = drain(c, now, u, MAX_UPDATES);
+		/* Several frames' worth, and every symbol once. */
+		assert_true(n * 60 > ENGINE_MIN_FRAME);
+		memset(seen, 0, sizeof seen);
+		for (i = 0; i < n; i++) {
+			k = atoi(u[i].symbol + 1);
+			assert_true(k >= 0 && k < NSYM);
+			seen[k]++;
+			model_apply(&m[k], &u[i]);
+		}
+		for (k = 0; k < NSYM; k++) {
+			assert_int_equal(seen[k], 1);
+			assert_int_equal(m[k].seq, k ? (uint64_t)round : s000);
+		}
+		/* The next batch waits for its interval. */
+		assert_int_equal(apply_quote(e, "S000", round, "9.99", "9.99"),
+		                 s000 + 1);
+		engine_flush(e);
+		due = -1;
+		assert_int_equal(engine_client_write(c, now + 50000, buf,
+		                                     sizeof buf, &due),
+		                 0);
+		assert_int_equal(due, now + 100000);
+		now += 100000;
+		n = drain(c, now, u, MAX_UPDATES);
+		assert_int_equal(n, 1);
+		model_apply(&m[0], &u[0]);
+		now += 100000;
+	}
+	engine_destroy(e);
+}
+
 static bool
 deny_x(const char *symbol, void *ctx)
 {
@@ -1628,6 +1699,8 @@ main(void)
 	        cmocka_unit_test(test_decimals_round_trip_exactly),
 	        cmocka_unit_test(
 	                test_max_hz_holds_back_then_releases_one_conflated_update),
+	        cmocka_unit_test(
+	                test_max_hz_batch_larger_than_a_frame_sends_every_symbol_once),
 	        cmocka_unit_test(
 	                test_wildcard_picks_up_later_symbols_and_respects_filter),
 	        cmocka_unit_test(test_resume_same_seq_sends_nothing),
