@@ -984,6 +984,16 @@ session_take_output(struct session *s, int64_t now, struct session_output *out)
 	s->sent = NULL;
 	if (s->closed)
 		return false;
+	/* Replies queued before a close go out before it: a seek that began
+	 * a new epoch is answered, then closed with 1012. Not to a client
+	 * closed for leaving its replies unread (1008), and never inside a
+	 * history reply begun (only the close may cut into one). */
+	if (s->close_status && s->ctl_head && !s->job_started &&
+	    s->close_status != SESSION_CLOSE_POLICY && take_control(s, out)) {
+		session_wrote(s, now);
+		out->more = true;
+		return true;
+	}
 	if (s->close_status) {
 		out->kind = SESSION_OUT_CLOSE;
 		out->close_status = s->close_status;
