@@ -148,9 +148,11 @@ export_file_name(const struct query_spec *q, char *out, size_t len)
 	         q->jsonl ? "jsonl" : "csv");
 }
 
-int
-http_respond(struct http_request *h, unsigned status, const char *content_type,
-             char *body, size_t len)
+/* http_respond(), the answer a download saved as file_name (or NULL). */
+static int
+http_respond_file(struct http_request *h, unsigned status,
+                  const char *content_type, char *body, size_t len,
+                  const char *file_name)
 {
 	struct server *s = lws_context_user(lws_get_context(h->wsi));
 	size_t off = 0, n;
@@ -159,7 +161,7 @@ http_respond(struct http_request *h, unsigned status, const char *content_type,
 	/* lws keeps what the kernel does not take at once and sends it
 	 * before the next request is read. */
 	rc = http_write_headers(h, status, content_type, (lws_filepos_t)len,
-	                        NULL);
+	                        file_name);
 	while (!rc && off < len) {
 		n = len - off < FRAME_CAP ? len - off : FRAME_CAP;
 		memcpy(s->frame + LWS_PRE, body + off, n);
@@ -178,6 +180,13 @@ http_respond(struct http_request *h, unsigned status, const char *content_type,
 	/* As for an export: a client that takes nothing is dropped. */
 	lws_set_timeout(h->wsi, PENDING_TIMEOUT_HTTP_CONTENT, HTTP_STALL_SECS);
 	return 0;
+}
+
+int
+http_respond(struct http_request *h, unsigned status, const char *content_type,
+             char *body, size_t len)
+{
+	return http_respond_file(h, status, content_type, body, len, NULL);
 }
 
 int
@@ -330,13 +339,14 @@ compare_symbol(const void *a, const void *b)
  * An export without symbol= means "everything": for a token that does not
  * grant "*", everything it grants. Those are the engine's symbols (every
  * stored symbol has its state there) that the token allows. Returns 0 with
- * them in q; else the request has been answered (an empty export when
- * there are none, 400 when there are more than one export takes) and the
+ * them in q; else the request has been answered (an empty export saved
+ * as file_name when there are none, 400 when there are more than one
+ * export takes) and the
  * result is 1, or -1 when even the answer failed.
  */
 static int
 http_export_entitled(struct http_request *h, const struct auth_claims *claims,
-                     struct query_spec *q)
+                     struct query_spec *q, const char *file_name)
 {
 	struct server *s = lws_context_user(lws_get_context(h->wsi));
 	struct entitled_symbols e = {.claims = claims, .q = q};
@@ -365,10 +375,10 @@ http_export_entitled(struct http_request *h, const struct auth_claims *claims,
 	jsonbuf_free(&b);
 	if (!body)
 		return http_respond_text(h, 500, "out of memory\n") ? -1 : 1;
-	return http_respond(h, 200,
-	                    q->jsonl ? "application/x-ndjson"
-	                             : "text/csv; charset=utf-8",
-	                    body, strlen(body))
+	return http_respond_file(h, 200,
+	                         q->jsonl ? "application/x-ndjson"
+	                                  : "text/csv; charset=utf-8",
+	                         body, strlen(body), file_name)
 	               ? -1
 	               : 1;
 }
@@ -391,7 +401,7 @@ http_export(struct server *s, struct http_request *h,
 	if (http_check_entitled(s, h, claims, q))
 		return 0;
 	if (claims && !claims->allow_all && !q->symbol_count) {
-		rc = http_export_entitled(h, claims, q);
+		rc = http_export_entitled(h, claims, q, file_name);
 		if (rc)
 			return rc < 0 ? -1 : 0;
 	}

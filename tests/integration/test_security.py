@@ -325,9 +325,13 @@ async def test_history_export_and_bars_refused_outside_entitlements():
 	check(status == 200 and json.loads(body).get("bars"), "bars of AAPL: %s %r" % (status, body[:100]))
 	# A token that grants nothing with data exports an empty, well-formed file.
 	none = bearer(token(secret, ["ZZZ"]))
-	status, _, body = await http_request(srv.port, "/api/export", headers=none)
+	status, headers, body = await http_request(srv.port, "/api/export", headers=none)
 	check(status == 200 and body.decode().splitlines() == [lines[0]],
 	      "export for a token with no data: %s %r" % (status, body[:100]))
+	# ... and it is a download named like any other export.
+	got = {k.lower(): v for k, v in headers.items()}.get("content-disposition")
+	check(got == 'attachment; filename="all-start-end.csv"',
+	      "empty export's Content-Disposition: %r" % got)
 	return "history, export and bars refused for MSFT"
 
 
