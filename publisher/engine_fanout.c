@@ -479,16 +479,12 @@ count_sent(struct engine *e, uint32_t updates, uint32_t fresh,
 	e->stats.ticks_conflated += conflated;
 }
 
-/* The client holds every entry's latest seq: back to the group's rhythm. */
+/* The client holds every entry's latest seq: back to the group's rhythm.
+ * (A catching-up client has no frame under way to drop.) */
 void
 engine__rejoin(struct engine_client *c)
 {
-	engine__member_unlink(c);
-	free(c->held);
-	c->held = NULL;
-	c->held_len = 0;
-	c->catch_next = 0;
-	c->batch_left = 0;
+	engine__member_drop(c);
 	c->round = c->g->round;
 	engine__member_push(c, MEMBER_IDLE);
 }
